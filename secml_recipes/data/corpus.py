@@ -1,0 +1,268 @@
+"""`massive_datasets.tar.gz`: build it, open it safely, and load its rows without losing one.
+
+Layout inside the tarball (top folder `massive_datasets/`):
+    specialist/{train,eval,test}-00000.jsonl   generalist/{train,eval,test}-00000.jsonl
+    manifest.json (counts, sha256 per shard, generator version, seed, profile mix)   README.md (dataset card)
+Hosts are assigned to splits by a hash of their host id, so no host appears in two splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .enrich import enrich_report
+from .episodes import build_episodes
+from .generate import GENERATOR_VERSION, generate_report, host_profile, plan_hosts
+from .split import specialist_examples
+from .validate import ROW_CHECKS
+
+TASKS = ("specialist", "generalist")
+SPLITS = ("train", "eval", "test")
+MAX_MEMBER_BYTES = 2 * 1024**3
+MAX_TOTAL_BYTES = 20 * 1024**3
+MAX_MEMBERS = 10_000
+
+
+class CorpusError(ValueError):
+    """The corpus path is missing, corrupt or unsafe; the message says which and what to do."""
+
+
+def split_for_host(host_id: str, eval_frac: float = 0.1, test_frac: float = 0.1) -> str:
+    bucket = int(hashlib.sha256(host_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "test" if bucket < test_frac else "eval" if bucket < test_frac + eval_frac else "train"
+
+
+def _jsonl(rows: list[dict]) -> bytes:
+    return "".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n" for r in rows).encode()
+
+
+def build_corpus(out: str | os.PathLike, n_specialist: int, n_generalist: int, seed: int,
+                 max_prompt_chars: int = 12000, episodes_per_host: int = 3) -> dict:
+    """Generate hosts until both tasks have their rows; write the tarball; return the manifest."""
+    rows: dict[str, dict[str, list]] = {t: {s: [] for s in SPLITS} for t in TASKS}
+    counts = {t: 0 for t in TASKS}
+    profiles: Counter = Counter()
+    started = time.perf_counter()
+    n_hosts = 0
+    bar = tqdm(total=n_specialist + n_generalist, desc="building corpus", unit="row", disable=None)
+    while counts["specialist"] < n_specialist or counts["generalist"] < n_generalist:
+        plan = _plan(n_hosts, seed)
+        n_hosts += 1
+        report = generate_report(plan)
+        split = split_for_host(plan.host_id)
+        profiles[plan.profile] += 1
+        if counts["specialist"] < n_specialist:
+            for row in specialist_examples(report, plan.host_id, max_prompt_chars)[: n_specialist - counts["specialist"]]:
+                rows["specialist"][split].append(row)
+                counts["specialist"] += 1
+                bar.update(1)
+        if counts["generalist"] < n_generalist:
+            enriched = enrich_report(report)
+            for i, ep in enumerate(build_episodes(report, enriched, seed, episodes_per_host)):
+                if counts["generalist"] >= n_generalist:
+                    break
+                rows["generalist"][split].append({"id": f"{plan.host_id}-g{i}", "host_id": plan.host_id, **ep})
+                counts["generalist"] += 1
+                bar.update(1)
+    bar.close()
+    elapsed = time.perf_counter() - started
+
+    files: dict[str, bytes] = {}
+    for task in TASKS:
+        for split in SPLITS:
+            files[f"{task}/{split}-00000.jsonl"] = _jsonl(rows[task][split])
+    manifest = {
+        "name": "massive_datasets", "generator_version": GENERATOR_VERSION, "seed": seed, "hosts": n_hosts,
+        "max_prompt_chars": max_prompt_chars, "profile_mix": dict(sorted(profiles.items())),
+        "counts": {t: {s: len(rows[t][s]) for s in SPLITS} for t in TASKS},
+        "episode_kinds": dict(sorted(Counter(r["kind"] for s in SPLITS for r in rows["generalist"][s]).items())),
+        "shards": {name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in files.items()},
+        "build_seconds": round(elapsed, 2),
+    }
+    files["manifest.json"] = json.dumps({k: v for k, v in manifest.items() if k != "build_seconds"},
+                                        indent=2, sort_keys=True).encode()
+    files["README.md"] = dataset_card(manifest).encode()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write_tar(out, files)
+    return manifest
+
+
+def _plan(index: int, seed: int):
+    # plan_hosts(n) is O(n); past a few dozen hosts, plan in blocks and cache the block.
+    block = index // 1024
+    cache = _plan.__dict__.setdefault("cache", {})
+    if (seed, block) not in cache:
+        cache.clear()
+        cache[(seed, block)] = plan_hosts((block + 1) * 1024, seed)[block * 1024:]
+    return cache[(seed, block)][index - block * 1024]
+
+
+def _write_tar(out: Path, files: dict[str, bytes]) -> None:
+    """Reproducible tarball: fixed mtimes, owners and order, gzip without a timestamp."""
+    import gzip
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in sorted(files):
+            info = tarfile.TarInfo(f"massive_datasets/{name}")
+            info.size, info.mtime, info.mode, info.uid, info.gid = len(files[name]), 0, 0o644, 0, 0
+            tar.addfile(info, io.BytesIO(files[name]))
+    with open(out, "wb") as fh, gzip.GzipFile(fileobj=fh, mode="wb", mtime=0, filename="") as gz:
+        gz.write(buf.getvalue())
+
+
+def dataset_card(manifest: dict) -> str:
+    counts = manifest["counts"]
+    lines = [
+        "---", "license: apache-2.0", "task_categories: [text-generation]", "tags: [security, sys-scan, tool-use]", "---",
+        "# massive_datasets: synthetic sys-scan corpus for secml-recipes", "",
+        "Synthetic Linux host scans in the exact format of sys-scan 5.0.0, their reference enrichment, and agentic",
+        "tool-use episodes. Built by `python -m secml_recipes.data build` (generator "
+        f"{manifest['generator_version']}, seed {manifest['seed']}, {manifest['hosts']} hosts).", "",
+        "| task | train | eval | test |", "|---|---|---|---|",
+    ]
+    for task, c in counts.items():
+        lines.append(f"| {task} | {c['train']} | {c['eval']} | {c['test']} |")
+    lines += ["", f"Host profiles: {json.dumps(manifest['profile_mix'])}.",
+              f"Episode kinds: {json.dumps(manifest['episode_kinds'])}.", "",
+              "Splits are by host: no host appears in two splits. Specialist rows are conversational prompt/completion",
+              "(raw report -> enriched report JSON); generalist rows are `messages` + `tools` (JSON string) with a",
+              "`reference` of the expected calls and key findings for evaluation. All data is synthetic: no real host",
+              "data is included. sha256 of every shard is in manifest.json."]
+    return "\n".join(lines) + "\n"
+
+
+# -- opening and loading ----------------------------------------------------------------------
+
+def _check_member(member: tarfile.TarInfo, total: int) -> None:
+    name = member.name
+    if name.startswith("/") or ".." in Path(name).parts:
+        raise CorpusError(f"unsafe path in tarball: {name!r} (absolute or '..')")
+    if not (member.isfile() or member.isdir()):
+        raise CorpusError(f"unsafe member in tarball: {name!r} is a link or device; only files and folders are allowed")
+    if member.size > MAX_MEMBER_BYTES or total > MAX_TOTAL_BYTES:
+        raise CorpusError(f"tarball member {name!r} exceeds the size limit ({MAX_MEMBER_BYTES} bytes per file)")
+
+
+def extract_corpus(tar_path: Path, cache_dir: Path | None = None) -> Path:
+    """Safely extract the tarball into a cache folder keyed by its sha256; return the corpus root."""
+    digest = hashlib.sha256(tar_path.read_bytes()).hexdigest()[:16]
+    cache_dir = cache_dir or Path(os.environ.get("SECML_CACHE", Path(tempfile.gettempdir()) / "secml-corpus"))
+    target = cache_dir / digest
+    if (target / ".complete").exists():
+        return _root(target)
+    try:
+        with tarfile.open(tar_path, "r:*") as tar:
+            members, total = tar.getmembers(), 0
+            if len(members) > MAX_MEMBERS:
+                raise CorpusError(f"{tar_path}: {len(members)} members, more than the {MAX_MEMBERS} allowed")
+            for m in members:
+                total += m.size
+                _check_member(m, total)
+            target.mkdir(parents=True, exist_ok=True)
+            tar.extractall(target, members=members, filter="data")
+    except (tarfile.TarError, EOFError, OSError) as err:
+        raise CorpusError(f"{tar_path}: not a readable .tar.gz ({err}); rebuild it with `make data`") from None
+    (target / ".complete").write_text(digest)
+    return _root(target)
+
+
+def _root(path: Path) -> Path:
+    if (path / "manifest.json").exists():
+        return path
+    inner = path / "massive_datasets"
+    if (inner / "manifest.json").exists() or inner.is_dir():
+        return inner
+    return path
+
+
+def corpus_root(path: str | os.PathLike) -> Path:
+    """The folder holding `specialist/` and `generalist/` for a tarball or a directory."""
+    path = Path(path)
+    if not path.exists():
+        raise CorpusError(f"dataset not found: {path} (build it with `make data`, or set dataset_path in the recipe)")
+    if path.is_file():
+        return extract_corpus(path)
+    return _root(path)
+
+
+def check_manifest(root: Path) -> list[str]:
+    """Shards whose sha256 differs from manifest.json (empty when there is no manifest)."""
+    manifest_path = root / "manifest.json"
+    if not manifest_path.exists():
+        return []
+    manifest = json.loads(manifest_path.read_text())
+    bad = []
+    for name, info in manifest.get("shards", {}).items():
+        shard = root / name
+        if not shard.exists() or hashlib.sha256(shard.read_bytes()).hexdigest() != info["sha256"]:
+            bad.append(name)
+    return bad
+
+
+def read_split(path: str | os.PathLike, task: str, split: str, rejects_dir: str | os.PathLike | None = None,
+               verbose: bool = True) -> tuple[list[dict], dict]:
+    """Every valid row of `task`/`split`, and a report {shard: {"rows", "rejected"}}. Invalid rows go to
+    `<rejects_dir>/<task>-<split>.rejects.jsonl` with shard, line and reason."""
+    if task not in ROW_CHECKS:
+        raise CorpusError(f"unknown task {task!r}; expected one of {sorted(ROW_CHECKS)}")
+    root = corpus_root(path)
+    bad = check_manifest(root)
+    if bad:
+        raise CorpusError(f"{root}: shards do not match manifest.json sha256: {', '.join(bad)}; the corpus is corrupt")
+    shards = sorted((root / task).glob(f"{split}-*.jsonl"))
+    if not shards:
+        raise CorpusError(f"{root}: no {task}/{split}-*.jsonl shards; expected the layout of `make data`")
+    check = ROW_CHECKS[task]
+    rows, rejects, report = [], [], {}
+    for shard in shards:
+        n_ok = n_bad = 0
+        with open(shard, encoding="utf-8", errors="replace") as fh:
+            for line_no, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    reason = check(row)
+                except json.JSONDecodeError as err:
+                    row, reason = None, f"not JSON: {err}"
+                if reason is None:
+                    rows.append(row)
+                    n_ok += 1
+                else:
+                    rejects.append({"shard": str(shard.relative_to(root)), "line": line_no, "reason": reason,
+                                    "raw": line.rstrip("\n")})
+                    n_bad += 1
+        report[str(shard.relative_to(root))] = {"rows": n_ok, "rejected": n_bad}
+    if rejects:
+        rejects_dir = Path(rejects_dir or "rejects")
+        rejects_dir.mkdir(parents=True, exist_ok=True)
+        out = rejects_dir / f"{task}-{split}.rejects.jsonl"
+        out.write_text("".join(json.dumps(r) + "\n" for r in rejects))
+    if verbose:
+        total_bad = sum(v["rejected"] for v in report.values())
+        print(f"[secml data] {task}/{split}: {len(rows)} rows loaded, {total_bad} rejected"
+              + (f" -> {Path(rejects_dir) / f'{task}-{split}.rejects.jsonl'}" if total_bad else ""))
+    return rows, report
+
+
+def load_split_dataset(path, task: str, split: str, rejects_dir=None, max_rows: int | None = None):
+    """The split as a `datasets.Dataset` in TRL's format (prompt/completion or messages/tools)."""
+    from datasets import Dataset
+
+    rows, _ = read_split(path, task, split, rejects_dir)
+    if max_rows is not None:
+        rows = rows[:max_rows]
+    columns = ("id", "prompt", "completion") if task == "specialist" else ("id", "messages", "tools")
+    return Dataset.from_list([{k: r[k] for k in columns} for r in rows])

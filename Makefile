@@ -34,6 +34,7 @@ data: $(VENV)/.installed
 	$(PY) -m secml_recipes.data build --out data/massive_datasets.tar.gz --specialist 5000 --generalist 5000 --seed 1234
 
 smoke: install tiny-models smoke-data
+	rm -rf models/specialist_model models/generalist_model_lora
 	$(ACCELERATE) launch --config_file $(ACCEL_CONFIG) -m secml_recipes.sft recipes/smoke/specialist.yaml
 	$(ACCELERATE) launch --config_file $(ACCEL_CONFIG) -m secml_recipes.sft recipes/smoke/generalist.yaml
 	$(PY) -m secml_recipes.smoke_check models/specialist_model models/generalist_model_lora

@@ -237,5 +237,8 @@ def load_recipe(path: str | os.PathLike, argv: list[str] | None = None) -> tuple
         try:
             built.append(cls(**kwargs))
         except (ValueError, TypeError) as err:
-            raise RecipeError(f"{path}: invalid {cls.__name__}: {err}") from None
+            hint = ""
+            if "bf16" in str(err):
+                hint = " (on a machine without a GPU or TPU, set use_cpu: true and bf16: false, or override them)"
+            raise RecipeError(f"{path}: invalid {cls.__name__}: {err}{hint}") from None
     return tuple(built)

@@ -78,13 +78,38 @@ def _save_tokenizer(tok: Tokenizer, out: Path, chat_template: str, **special) ->
     config_path.write_text(json.dumps(config, indent=2))
 
 
-def build_tiny_models(out: str | Path, vocab_size: int = 2048, seed: int = 0) -> dict[str, Path]:
+def pretrain_briefly(model, tokenizer, texts: list[str], steps: int, seq_len: int = 256, batch: int = 8,
+                     lr: float = 3e-3, seed: int = 0) -> list[float]:
+    """A few hundred next-token steps on scan text, so the stand-in is a base model that has seen the
+    domain (as the real ones have seen language) rather than random weights that LoRA cannot move."""
+    import torch
+
+    ids = tokenizer("\n".join(texts), add_special_tokens=False)["input_ids"]
+    data = torch.tensor(ids[: (len(ids) // seq_len) * seq_len]).view(-1, seq_len)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    losses = []
+    for _ in range(steps):
+        rows = data[torch.randint(0, data.size(0), (batch,), generator=gen)]
+        loss = model(input_ids=rows, labels=rows).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    model.eval()
+    return losses
+
+
+def build_tiny_models(out: str | Path, vocab_size: int = 2048, seed: int = 0, pretrain_steps: int = 300) -> dict[str, Path]:
     """Write `llama/` and `mixtral/` under `out`: config, random weights, tokenizer, chat template."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, MixtralConfig, MixtralForCausalLM
 
     out = Path(out)
     texts = list(tokenizer_training_texts(seed=seed))
+    # Base-model pretraining sees scans, enriched reports and episodes of other hosts (tokenizer seed).
+    pretrain_texts = texts
     paths = {"llama": out / "llama", "mixtral": out / "mixtral"}
 
     llama_tok = train_tokenizer(texts, LLAMA_SPECIALS, vocab_size, unk=None)
@@ -106,6 +131,7 @@ def build_tiny_models(out: str | Path, vocab_size: int = 2048, seed: int = 0) ->
         bos_token_id=ltok.bos_token_id, eos_token_id=ltok.eos_token_id, pad_token_id=ltok.pad_token_id,
         tie_word_embeddings=False, rope_theta=500000.0,
     ))
+    pretrain_briefly(llama, ltok, pretrain_texts, pretrain_steps, seed=seed)
     llama.save_pretrained(paths["llama"])
 
     mtok = AutoTokenizer.from_pretrained(paths["mixtral"])
@@ -115,6 +141,7 @@ def build_tiny_models(out: str | Path, vocab_size: int = 2048, seed: int = 0) ->
         num_local_experts=2, num_experts_per_tok=1, router_aux_loss_coef=0.02,
         bos_token_id=mtok.bos_token_id, eos_token_id=mtok.eos_token_id, tie_word_embeddings=False,
     ))
+    pretrain_briefly(mixtral, mtok, pretrain_texts, pretrain_steps, seed=seed)
     mixtral.save_pretrained(paths["mixtral"])
     return paths
 
@@ -124,8 +151,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="models/tiny")
     parser.add_argument("--vocab-size", type=int, default=2048)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pretrain-steps", type=int, default=300)
     args = parser.parse_args(argv)
-    for name, path in build_tiny_models(args.out, args.vocab_size, args.seed).items():
+    for name, path in build_tiny_models(args.out, args.vocab_size, args.seed, args.pretrain_steps).items():
         print(f"tiny {name}: {path}")
 
 

@@ -47,8 +47,11 @@ def _jsonl(rows: list[dict]) -> bytes:
 
 
 def build_corpus(out: str | os.PathLike, n_specialist: int, n_generalist: int, seed: int,
-                 max_prompt_chars: int = 12000, episodes_per_host: int = 3) -> dict:
-    """Generate hosts until both tasks have their rows; write the tarball; return the manifest."""
+                 max_prompt_chars: int = 12000, episodes_per_host: int = 3, parts_per_host: int = 4) -> dict:
+    """Generate hosts until both tasks have their rows; write the tarball; return the manifest.
+
+    A long report splits into many parts; at most `parts_per_host` of them (chosen evenly across the
+    scanner groups) are kept per host, so that the corpus spans many hosts rather than a few."""
     rows: dict[str, dict[str, list]] = {t: {s: [] for s in SPLITS} for t in TASKS}
     counts = {t: 0 for t in TASKS}
     profiles: Counter = Counter()
@@ -62,7 +65,11 @@ def build_corpus(out: str | os.PathLike, n_specialist: int, n_generalist: int, s
         split = split_for_host(plan.host_id)
         profiles[plan.profile] += 1
         if counts["specialist"] < n_specialist:
-            for row in specialist_examples(report, plan.host_id, max_prompt_chars)[: n_specialist - counts["specialist"]]:
+            parts = specialist_examples(report, plan.host_id, max_prompt_chars)
+            if len(parts) > parts_per_host:
+                step = len(parts) / parts_per_host
+                parts = [parts[int(i * step)] for i in range(parts_per_host)]
+            for row in parts[: n_specialist - counts["specialist"]]:
                 rows["specialist"][split].append(row)
                 counts["specialist"] += 1
                 bar.update(1)
@@ -83,7 +90,7 @@ def build_corpus(out: str | os.PathLike, n_specialist: int, n_generalist: int, s
             files[f"{task}/{split}-00000.jsonl"] = _jsonl(rows[task][split])
     manifest = {
         "name": "massive_datasets", "generator_version": GENERATOR_VERSION, "seed": seed, "hosts": n_hosts,
-        "max_prompt_chars": max_prompt_chars, "profile_mix": dict(sorted(profiles.items())),
+        "max_prompt_chars": max_prompt_chars, "parts_per_host": parts_per_host, "profile_mix": dict(sorted(profiles.items())),
         "counts": {t: {s: len(rows[t][s]) for s in SPLITS} for t in TASKS},
         "episode_kinds": dict(sorted(Counter(r["kind"] for s in SPLITS for r in rows["generalist"][s]).items())),
         "shards": {name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in files.items()},

@@ -1,0 +1,64 @@
+"""Shared fixtures: tiny models and a small corpus, built offline once per test session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("WANDB_DISABLED", "true")
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """{'llama': path, 'mixtral': path}: random tiny models with locally trained tokenizers."""
+    from secml_recipes.tiny import build_tiny_models
+
+    return build_tiny_models(tmp_path_factory.mktemp("tiny"), vocab_size=1024, seed=0, pretrain_steps=0)
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory):
+    """A small massive_datasets.tar.gz (path) built by the real builder."""
+    from secml_recipes.data.corpus import build_corpus
+
+    out = tmp_path_factory.mktemp("corpus") / "massive_datasets.tar.gz"
+    build_corpus(out, n_specialist=24, n_generalist=24, seed=3, max_prompt_chars=4000)
+    return out
+
+
+@pytest.fixture(scope="session")
+def episode_with_tools():
+    """A multi-turn episode with several sequential calls, found in generated data."""
+    from secml_recipes.data.enrich import enrich_report
+    from secml_recipes.data.episodes import build_episode
+    from secml_recipes.data.generate import generate_report, plan_hosts
+    import random
+
+    for plan in plan_hosts(200, 11):
+        if plan.profile != "compromised_host":
+            continue
+        report = generate_report(plan)
+        ep = build_episode(report, enrich_report(report), "investigate_ioc", random.Random(0))
+        if ep is not None:
+            return ep
+    raise RuntimeError("no compromised host with an IOC in 200 planned hosts")
+
+
+@pytest.fixture(scope="session")
+def parallel_episode():
+    from secml_recipes.data.enrich import enrich_report
+    from secml_recipes.data.episodes import build_episode
+    from secml_recipes.data.generate import generate_report, plan_hosts
+    import random
+
+    for plan in plan_hosts(50, 5):
+        report = generate_report(plan)
+        ep = build_episode(report, enrich_report(report), "parallel_calls", random.Random(0))
+        if ep is not None:
+            return ep
+    raise RuntimeError("no host with two SUID findings")

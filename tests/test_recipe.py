@@ -1,0 +1,103 @@
+"""Recipes: flat YAML onto dataclasses, overrides, and errors that say what would be right."""
+
+from pathlib import Path
+
+import pytest
+
+from secml_recipes.recipe import RecipeError, load_recipe, resolve_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU = ["--use_cpu", "true", "--bf16", "false"]
+CPU_YAML = "use_cpu: true\nbf16: false\n"
+
+
+def write(tmp_path, text):
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name", ["specialist", "generalist", "smoke/specialist", "smoke/generalist"])
+def test_shipped_recipes_parse(name):
+    # Production recipes train in bf16 on accelerators; on this CPU machine they parse with the CPU overrides.
+    data, model, sft = load_recipe(ROOT / "recipes" / f"{name}.yaml", CPU)
+    assert data.task in {"specialist", "generalist"}
+    assert sft.output_dir in {"models/specialist_model", "models/generalist_model_lora"}
+
+
+def test_production_recipes_say_what_the_brief_says():
+    assert resolve_recipe(ROOT / "recipes/specialist.yaml")["bf16"] is True
+    assert resolve_recipe(ROOT / "recipes/generalist.yaml")["bf16"] is True
+    data, model, sft = load_recipe(ROOT / "recipes/specialist.yaml", CPU)
+    assert model.model_name_or_path == "meta-llama/Llama-3.1-8B-Instruct"
+    assert not model.use_peft and model.dtype == "bfloat16"
+    assert (sft.per_device_train_batch_size, sft.gradient_accumulation_steps) == (2, 8)
+    assert sft.output_dir == "models/specialist_model" and sft.max_length >= 8192
+    data, model, sft = load_recipe(ROOT / "recipes/generalist.yaml", CPU)
+    assert model.model_name_or_path == "mistralai/Mixtral-8x7B-Instruct-v0.1"
+    assert (model.use_peft, model.lora_r, model.lora_alpha, model.lora_dropout) == (True, 16, 32, 0.05)
+    assert model.lora_target_modules == ["q_proj", "v_proj"]
+    assert sft.router_aux_loss_coef > 0 and sft.output_dir == "models/generalist_model_lora"
+
+
+def test_cli_overrides_win_and_are_typed(tmp_path):
+    path = write(tmp_path, "task: specialist\nlearning_rate: 1.0e-5\nnum_train_epochs: 3\noutput_dir: out\n" + CPU_YAML)
+    data, model, sft = load_recipe(path, ["--learning_rate", "2e-4", "--num_train_epochs=1", "--use_peft",
+                                         "--lora_target_modules", "q_proj,k_proj"])
+    assert sft.learning_rate == 2e-4 and sft.num_train_epochs == 1
+    assert model.use_peft is True and model.lora_target_modules == ["q_proj", "k_proj"]
+
+
+def test_yaml_scientific_notation_string_is_a_float(tmp_path):
+    # YAML 1.1 reads `1e-5` (no dot) as a string; a float field accepts it.
+    _, _, sft = load_recipe(write(tmp_path, "learning_rate: 1e-5\noutput_dir: out\n" + CPU_YAML))
+    assert sft.learning_rate == 1e-5
+
+
+def test_unknown_key_names_key_file_and_closest_match(tmp_path):
+    path = write(tmp_path, "learnig_rate: 0.1\n")
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path)
+    msg = str(err.value)
+    assert "learnig_rate" in msg and str(path) in msg and "did you mean 'learning_rate'" in msg
+
+
+def test_unknown_override_is_reported_as_command_line(tmp_path):
+    with pytest.raises(RecipeError, match="command line: unknown key 'lora_dropot'; did you mean 'lora_dropout'"):
+        load_recipe(write(tmp_path, "output_dir: out\n"), ["--lora_dropot", "0.1"])
+
+
+def test_bf16_on_a_cpu_machine_says_how_to_fix(tmp_path):
+    with pytest.raises(RecipeError, match="use_cpu: true and bf16: false"):
+        load_recipe(write(tmp_path, "output_dir: out\nbf16: true\n"))
+
+
+def test_wrong_type_names_key_and_expected_type(tmp_path):
+    with pytest.raises(RecipeError) as err:
+        load_recipe(write(tmp_path, "per_device_train_batch_size: two\n"))
+    assert "per_device_train_batch_size" in str(err.value) and "int" in str(err.value)
+    with pytest.raises(RecipeError, match="'use_peft' expects bool"):
+        load_recipe(write(tmp_path, "use_peft: 3\n"))
+
+
+def test_choices_are_enforced(tmp_path):
+    with pytest.raises(RecipeError, match="'task' must be one of"):
+        load_recipe(write(tmp_path, "task: oracle\n"))
+
+
+def test_missing_recipe_is_one_clear_line(tmp_path):
+    with pytest.raises(RecipeError) as err:
+        load_recipe(tmp_path / "nope.yaml")
+    assert "recipe file not found" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_hub_token_is_refused_in_recipes(tmp_path):
+    with pytest.raises(RecipeError, match="HF_TOKEN"):
+        resolve_recipe(write(tmp_path, "hub_token: hf_secret\n"))
+
+
+def test_sft_main_exits_2_with_message(tmp_path, capsys):
+    from secml_recipes.sft import main
+
+    assert main([str(tmp_path / "missing.yaml")]) == 2
+    assert "recipe file not found" in capsys.readouterr().err

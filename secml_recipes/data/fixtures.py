@@ -16,20 +16,19 @@ SCANNERS = [
 ]
 
 
+PACKAGED = Path(__file__).with_name("reference")
+
+
 def fixtures_dir() -> Path:
-    """`../shared/fixtures/sys-scan` beside the checkout, or $SECML_SYS_SCAN_FIXTURES."""
+    """$SECML_SYS_SCAN_FIXTURES, else `shared/fixtures/sys-scan` beside the checkout, else the copy in the package."""
     env = os.environ.get("SECML_SYS_SCAN_FIXTURES")
     if env:
         return Path(env)
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent.parent / "shared" / "fixtures" / "sys-scan"
-        if candidate.is_dir():
-            return candidate
+    for parent in Path(__file__).resolve().parents:
         candidate = parent / "shared" / "fixtures" / "sys-scan"
         if candidate.is_dir():
             return candidate
-    return Path("../shared/fixtures/sys-scan")
+    return PACKAGED
 
 
 def schema_v2() -> dict:

@@ -1,0 +1,134 @@
+"""The tarball: built reproducibly, split by host, loaded safely, bad rows quarantined and counted."""
+
+import io
+import json
+import tarfile
+
+import pytest
+
+from secml_recipes.data.__main__ import main as data_cli
+from secml_recipes.data.corpus import CorpusError, build_corpus, corpus_root, load_split_dataset, read_split
+
+
+def test_manifest_counts_hashes_and_card(small_corpus):
+    root = corpus_root(small_corpus)
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["seed"] == 3 and manifest["generator_version"]
+    assert sum(manifest["counts"]["specialist"].values()) == 24
+    assert sum(manifest["counts"]["generalist"].values()) == 24
+    assert set(manifest["shards"]) == {f"{t}/{s}-00000.jsonl" for t in ("specialist", "generalist")
+                                       for s in ("train", "eval", "test")}
+    assert "massive_datasets" in (root / "README.md").read_text()
+
+
+def test_no_host_in_two_splits(small_corpus):
+    for task in ("specialist", "generalist"):
+        hosts = {}
+        for split in ("train", "eval", "test"):
+            rows, _ = read_split(small_corpus, task, split, verbose=False)
+            hosts[split] = {r["host_id"] for r in rows}
+        assert not (hosts["train"] & hosts["eval"]) and not (hosts["train"] & hosts["test"])
+        assert not (hosts["eval"] & hosts["test"])
+
+
+def test_build_is_reproducible(tmp_path):
+    a, b = tmp_path / "a.tar.gz", tmp_path / "b.tar.gz"
+    build_corpus(a, 6, 6, seed=5, max_prompt_chars=5000)
+    build_corpus(b, 6, 6, seed=5, max_prompt_chars=5000)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_loads_through_datasets_in_trl_format(small_corpus):
+    spec = load_split_dataset(small_corpus, "specialist", "train")
+    assert set(spec.column_names) == {"id", "prompt", "completion"} and len(spec) > 0
+    gen = load_split_dataset(small_corpus, "generalist", "train")
+    assert set(gen.column_names) == {"id", "messages", "tools"} and isinstance(gen[0]["tools"], str)
+
+
+def _tar(path, members):
+    with tarfile.open(path, "w:gz") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+def test_missing_and_corrupt_tarballs_are_clear_errors(tmp_path):
+    with pytest.raises(CorpusError, match="dataset not found"):
+        corpus_root(tmp_path / "nope.tar.gz")
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(b"this is not gzip")
+    with pytest.raises(CorpusError, match="not a readable"):
+        corpus_root(bad)
+
+
+@pytest.mark.parametrize("kind", ["absolute", "dotdot", "symlink", "device"])
+def test_unsafe_members_are_refused(tmp_path, kind):
+    info = tarfile.TarInfo({"absolute": "/etc/evil", "dotdot": "massive_datasets/../../evil"}.get(kind, "massive_datasets/x"))
+    data = b"x"
+    if kind == "symlink":
+        info.type, info.linkname, data = tarfile.SYMTYPE, "/etc/passwd", None
+    elif kind == "device":
+        info.type, data = tarfile.CHRTYPE, None
+    else:
+        info.size = 1
+    path = _tar(tmp_path / f"{kind}.tar.gz", [(info, data)])
+    with pytest.raises(CorpusError, match="unsafe"):
+        corpus_root(path)
+
+
+def test_bad_rows_are_quarantined_and_counted(small_corpus, tmp_path, capsys):
+    root = corpus_root(small_corpus)
+    folder = tmp_path / "corpus"
+    (folder / "specialist").mkdir(parents=True)
+    good = (root / "specialist" / "train-00000.jsonl").read_text().splitlines()
+    row = json.loads(good[0])
+    broken_completion = dict(row, completion=[{"role": "assistant", "content": "{not json"}])
+    wrong_roles = dict(row, prompt=[{"role": "assistant", "content": "x"}])
+    lines = good[:2] + ["{truncated", json.dumps(broken_completion), json.dumps(wrong_roles)]
+    (folder / "specialist" / "train-00000.jsonl").write_text("\n".join(lines) + "\n")
+    rows, report = read_split(folder, "specialist", "train", rejects_dir=tmp_path / "rejects")
+    assert len(rows) == 2 and report["specialist/train-00000.jsonl"] == {"rows": 2, "rejected": 3}
+    rejects = [json.loads(l) for l in (tmp_path / "rejects" / "specialist-train.rejects.jsonl").read_text().splitlines()]
+    assert [r["line"] for r in rejects] == [3, 4, 5]
+    assert "not JSON" in rejects[0]["reason"] and "completion is not JSON" in rejects[1]["reason"]
+    assert "prompt roles" in rejects[2]["reason"] and rejects[0]["raw"] == "{truncated"
+    assert "2 rows loaded, 3 rejected" in capsys.readouterr().out
+
+
+def test_tampered_shard_fails_the_manifest_check(small_corpus, tmp_path):
+    import shutil
+
+    folder = tmp_path / "c"
+    shutil.copytree(corpus_root(small_corpus), folder)
+    shard = folder / "generalist" / "train-00000.jsonl"
+    shard.write_text(shard.read_text() + "\n")
+    with pytest.raises(CorpusError, match="do not match manifest"):
+        read_split(folder, "generalist", "train")
+
+
+def test_ingest_real_reports_and_refuse_old_ones(tmp_path, capsys):
+    from secml_recipes.data.fixtures import real_report_paths
+
+    real = real_report_paths()[0]
+    old = json.loads(real.read_text())
+    del old["meta"]["json_schema_version"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    ndjson = tmp_path / "many.ndjson"
+    ndjson.write_text(json.dumps(json.loads(real.read_text())) + "\n" + "{broken\n")
+    assert data_cli(["ingest", str(real), str(tmp_path / "old.json"), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "1 reports refused" in out and "older than schema v2" in out
+    rows, _ = read_split(tmp_path / "out", "specialist", "train", verbose=False)
+    assert rows and all(r["host_id"] == rows[0]["host_id"] for r in rows)
+    assert data_cli(["ingest", str(ndjson), "--ndjson", "--out", str(tmp_path / "nd")]) == 0
+    assert "1 reports refused" in capsys.readouterr().out
+
+
+def test_validate_cli_exit_codes(small_corpus, tmp_path):
+    assert data_cli(["validate", str(small_corpus), "--rejects-dir", str(tmp_path)]) == 0
+    assert data_cli(["validate", str(tmp_path / "missing")]) == 2
+
+
+def test_generate_cli_writes_valid_reports(tmp_path):
+    assert data_cli(["generate", "--hosts", "3", "--seed", "1", "--out", str(tmp_path)]) == 0
+    assert len(list(tmp_path.glob("*.json"))) == 3

@@ -9,7 +9,7 @@ GPU_CONFIG ?= accelerate_configs/single_gpu.yaml
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install smoke test data smoke-data tiny-models train-specialist train-generalist bench-data clean
+.PHONY: install smoke test data smoke-data tiny-models train-specialist train-generalist eval bench-data clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,8 @@ smoke: install tiny-models smoke-data
 	$(ACCELERATE) launch --config_file $(ACCEL_CONFIG) -m secml_recipes.sft recipes/smoke/specialist.yaml
 	$(ACCELERATE) launch --config_file $(ACCEL_CONFIG) -m secml_recipes.sft recipes/smoke/generalist.yaml
 	$(PY) -m secml_recipes.smoke_check models/specialist_model models/generalist_model_lora
+	$(PY) -m secml_recipes.evaluate recipes/eval/smoke/specialist.yaml
+	$(PY) -m secml_recipes.evaluate recipes/eval/smoke/generalist.yaml
 
 test: install
 	$(PY) -m pytest -q tests
@@ -48,8 +50,13 @@ train-specialist: install
 train-generalist: install
 	$(ACCELERATE) launch --config_file $(GPU_CONFIG) -m secml_recipes.sft recipes/generalist.yaml
 
+# Evaluate the trained models (production recipes: the real base models are the untrained baselines).
+eval: install
+	$(PY) -m secml_recipes.evaluate recipes/eval/specialist.yaml
+	$(PY) -m secml_recipes.evaluate recipes/eval/generalist.yaml
+
 bench-data: install
 	$(PY) bench/data_throughput.py
 
 clean:
-	rm -rf models data
+	rm -rf models data eval

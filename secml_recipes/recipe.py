@@ -200,9 +200,10 @@ def read_recipe_file(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def resolve_recipe(path: str | os.PathLike, argv: list[str] | None = None) -> dict[str, Any]:
+def resolve_recipe(path: str | os.PathLike, argv: list[str] | None = None,
+                   classes: tuple[type, ...] | None = None) -> dict[str, Any]:
     """The recipe at `path` with `argv` overrides applied, every key known and every value of its type."""
-    index = _field_index(recipe_dataclasses())
+    index = _field_index(classes or recipe_dataclasses())
     values: dict[str, Any] = {}
     entries = [(k, v, str(path), False) for k, v in read_recipe_file(path).items()]
     entries += [(k, v, "command line", True) for k, v in _cli_overrides(list(argv or []))]
@@ -226,11 +227,13 @@ def resolve_recipe(path: str | os.PathLike, argv: list[str] | None = None) -> di
     return values
 
 
-def load_recipe(path: str | os.PathLike, argv: list[str] | None = None) -> tuple[Any, ...]:
-    """Read the recipe at `path`, apply `argv` overrides and return (DataArguments, ModelConfig, SFTConfig)."""
-    classes = recipe_dataclasses()
+def load_recipe(path: str | os.PathLike, argv: list[str] | None = None,
+                classes: tuple[type, ...] | None = None) -> tuple[Any, ...]:
+    """Read the recipe at `path`, apply `argv` overrides and return one instance per dataclass
+    (by default DataArguments, ModelConfig, SFTConfig)."""
+    classes = classes or recipe_dataclasses()
     index = _field_index(classes)
-    values = resolve_recipe(path, argv)
+    values = resolve_recipe(path, argv, classes)
     built = []
     for cls in classes:
         kwargs = {k: v for k, v in values.items() if index[k][0] is cls}

@@ -16,9 +16,25 @@ def test_manifest_counts_hashes_and_card(small_corpus):
     assert manifest["seed"] == 3 and manifest["generator_version"]
     assert sum(manifest["counts"]["specialist"].values()) == 24
     assert sum(manifest["counts"]["generalist"].values()) == 24
-    assert set(manifest["shards"]) == {f"{t}/{s}-00000.jsonl" for t in ("specialist", "generalist")
+    assert set(manifest["shards"]) == {f"{t}/{s}-00000.jsonl" for t in ("specialist", "generalist", "scans")
                                        for s in ("train", "eval", "test")}
     assert "massive_datasets" in (root / "README.md").read_text()
+
+
+def test_scans_behind_every_episode_are_in_the_corpus(small_corpus):
+    from secml_recipes.data.corpus import read_scans
+    from secml_recipes.data.tools import ScanEnvironment, tool_result_text
+
+    for split in ("train", "test"):
+        scans = read_scans(small_corpus, split)
+        rows, _ = read_split(small_corpus, "generalist", split, verbose=False)
+        for row in rows:
+            env = ScanEnvironment(scans[row["host_id"]])
+            calls = {tc["id"]: tc["function"] for m in row["messages"] for tc in (m.get("tool_calls") or [])}
+            for m in row["messages"]:
+                if m["role"] == "tool":
+                    fn = calls[m["tool_call_id"]]
+                    assert m["content"] == tool_result_text(env.call(fn["name"], json.loads(fn["arguments"])))
 
 
 def test_no_host_in_two_splits(small_corpus):

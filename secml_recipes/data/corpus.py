@@ -2,6 +2,8 @@
 
 Layout inside the tarball (top folder `massive_datasets/`):
     specialist/{train,eval,test}-00000.jsonl   generalist/{train,eval,test}-00000.jsonl
+    scans/{train,eval,test}-00000.jsonl  ({host_id, report}: the raw scans behind the episodes, from which
+                                          evaluation rebuilds the same simulated tool environment)
     manifest.json (counts, sha256 per shard, generator version, seed, profile mix)   README.md (dataset card)
 Hosts are assigned to splits by a hash of their host id, so no host appears in two splits.
 """
@@ -53,6 +55,7 @@ def build_corpus(out: str | os.PathLike, n_specialist: int, n_generalist: int, s
     A long report splits into many parts; at most `parts_per_host` of them (chosen evenly across the
     scanner groups) are kept per host, so that the corpus spans many hosts rather than a few."""
     rows: dict[str, dict[str, list]] = {t: {s: [] for s in SPLITS} for t in TASKS}
+    scans: dict[str, list] = {s: [] for s in SPLITS}  # raw reports behind the episodes: the tool environment
     counts = {t: 0 for t in TASKS}
     profiles: Counter = Counter()
     started = time.perf_counter()
@@ -75,6 +78,7 @@ def build_corpus(out: str | os.PathLike, n_specialist: int, n_generalist: int, s
                 bar.update(1)
         if counts["generalist"] < n_generalist:
             enriched = enrich_report(report)
+            scans[split].append({"host_id": plan.host_id, "report": report})
             for i, ep in enumerate(build_episodes(report, enriched, seed, episodes_per_host)):
                 if counts["generalist"] >= n_generalist:
                     break
@@ -88,10 +92,13 @@ def build_corpus(out: str | os.PathLike, n_specialist: int, n_generalist: int, s
     for task in TASKS:
         for split in SPLITS:
             files[f"{task}/{split}-00000.jsonl"] = _jsonl(rows[task][split])
+    for split in SPLITS:
+        files[f"scans/{split}-00000.jsonl"] = _jsonl(scans[split])
     manifest = {
         "name": "massive_datasets", "generator_version": GENERATOR_VERSION, "seed": seed, "hosts": n_hosts,
         "max_prompt_chars": max_prompt_chars, "parts_per_host": parts_per_host, "profile_mix": dict(sorted(profiles.items())),
-        "counts": {t: {s: len(rows[t][s]) for s in SPLITS} for t in TASKS},
+        "counts": {**{t: {s: len(rows[t][s]) for s in SPLITS} for t in TASKS},
+                   "scans": {s: len(scans[s]) for s in SPLITS}},
         "episode_kinds": dict(sorted(Counter(r["kind"] for s in SPLITS for r in rows["generalist"][s]).items())),
         "shards": {name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in files.items()},
         "build_seconds": round(elapsed, 2),
@@ -140,6 +147,8 @@ def dataset_card(manifest: dict) -> str:
         "| task | train | eval | test |", "|---|---|---|---|",
     ]
     for task, c in counts.items():
+        if task == "scans":
+            continue
         lines.append(f"| {task} | {c['train']} | {c['eval']} | {c['test']} |")
     lines += ["", f"Host profiles: {json.dumps(manifest['profile_mix'])}.",
               f"Episode kinds: {json.dumps(manifest['episode_kinds'])}.", "",
@@ -273,3 +282,15 @@ def load_split_dataset(path, task: str, split: str, rejects_dir=None, max_rows: 
         rows = rows[:max_rows]
     columns = ("id", "prompt", "completion") if task == "specialist" else ("id", "messages", "tools")
     return Dataset.from_list([{k: r[k] for k in columns} for r in rows])
+
+
+def read_scans(path, split: str) -> dict[str, dict]:
+    """host_id -> raw report for a split (empty for corpora built without scans)."""
+    root = corpus_root(path)
+    out = {}
+    for shard in sorted((root / "scans").glob(f"{split}-*.jsonl")):
+        for line in shard.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                out[row["host_id"]] = row["report"]
+    return out

@@ -1,0 +1,212 @@
+"""Evaluate a trained specialist or generalist against the reference and against baselines.
+
+Usage:
+    python -m secml_recipes.evaluate recipes/eval/specialist.yaml --model models/specialist_model
+    python -m secml_recipes.evaluate recipes/eval/generalist.yaml --model models/generalist_model_lora
+    python -m secml_recipes.evaluate recipes/eval/generalist.yaml --model mistralai/Mixtral-8x7B-Instruct-v0.1 --adapter models/generalist_model_lora
+
+Writes <output_dir>/eval_report.json, summary.md, metrics.png (and risk_scatter.png for the specialist).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .recipe import RecipeError, load_recipe
+
+
+@dataclass
+class EvalArguments:
+    """What to evaluate, on which data, against which baselines."""
+
+    task: str = field(default="specialist", metadata={"choices": ["specialist", "generalist"]})
+    model: str | None = field(default=None, metadata={"help": "model folder or hub id (or an adapter folder)"})
+    adapter: str | None = field(default=None, metadata={"help": "LoRA adapter on top of `model`"})
+    gguf_file: str | None = field(default=None, metadata={"help": "evaluate a GGUF file inside `model`"})
+    base_model: str | None = field(default=None, metadata={"help": "untrained baseline (default: the adapter's base)"})
+    baselines: list[str] = field(default_factory=lambda: ["base", "rule"],
+                                 metadata={"help": "base (untrained model) and/or rule (specialist only)"})
+    dataset_path: str = "data/massive_datasets.tar.gz"
+    split: str = "test"
+    max_samples: int | None = None
+    include_fixtures: bool = field(default=True, metadata={"help": "also score the real sys-scan reports shipped with the repo"})
+    reports: list[str] = field(default_factory=list, metadata={"help": "more real reports to score (specialist)"})
+    max_prompt_chars: int = 12000
+    max_new_tokens: int = 2048
+    max_steps: int = field(default=6, metadata={"help": "tool-use steps before a rollout is cut off"})
+    batch_size: int = 4
+    dtype: str = field(default="bfloat16", metadata={"choices": ["float32", "bfloat16", "float16"]})
+    output_dir: str = "eval/specialist"
+
+
+def _identity(path: str | None) -> dict | None:
+    """Where a model came from and a cheap fingerprint (configs and file sizes), for the report."""
+    if not path:
+        return None
+    p = Path(path)
+    if not p.exists():
+        return {"id": path}
+    digest = hashlib.sha256()
+    files = {}
+    for f in sorted(p.iterdir()):
+        if f.is_file():
+            files[f.name] = f.stat().st_size
+            if f.suffix in (".json", ".jinja"):
+                digest.update(f.read_bytes())
+    return {"path": str(p.resolve()), "config_sha256": digest.hexdigest(), "files": files}
+
+
+def _data_identity(path: str) -> dict:
+    from .data.corpus import corpus_root
+
+    root = corpus_root(path)
+    manifest = root / "manifest.json"
+    return {"path": str(path), "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.exists() else None}
+
+
+def _specialist_items(args) -> list[dict]:
+    from .data.corpus import read_split
+    from .data.fixtures import real_reports
+    from .data.split import specialist_examples
+    from .data.validate import raw_report_error
+
+    rows, _ = read_split(args.dataset_path, "specialist", args.split, Path(args.output_dir) / "rejects")
+    rows = rows[: args.max_samples] if args.max_samples else rows
+    items = [{"source": f"corpus:{r['id']}", "prompt": r["prompt"],
+              "raw": json.loads(r["prompt"][-1]["content"]), "reference": json.loads(r["completion"][0]["content"])}
+             for r in rows]
+    extra = list(real_reports()) if args.include_fixtures else []
+    for path in args.reports:
+        report = json.loads(Path(path).read_text())
+        problem = raw_report_error(report)
+        if problem:
+            raise ValueError(f"{path}: not a sys-scan v2 report: {problem}")
+        extra.append(report)
+    for report in extra:
+        host = report["meta"].get("hostname", "real")
+        for ex in specialist_examples(report, host, args.max_prompt_chars):
+            items.append({"source": f"real:{ex['id']}", "prompt": ex["prompt"],
+                          "raw": json.loads(ex["prompt"][-1]["content"]),
+                          "reference": json.loads(ex["completion"][0]["content"])})
+    return items
+
+
+def _risk_pairs(predictions: list[str], references: list[dict]) -> list[tuple[float, float]]:
+    from .evaluation.specialist_metrics import parse_json_output
+
+    pairs = []
+    for text, ref in zip(predictions, references):
+        pred = {f.get("id"): f for f in ((parse_json_output(text) or {}).get("findings") or []) if isinstance(f, dict)}
+        for f in ref["findings"]:
+            score = pred.get(f["id"], {}).get("risk_score")
+            if isinstance(score, (int, float)) and not isinstance(score, bool):
+                pairs.append((f["risk_score"], float(score)))
+    return pairs
+
+
+def evaluate(args) -> dict:
+    from tqdm.auto import tqdm
+
+    from .evaluation.generation import load_generator
+    from .evaluation.report import markdown_table, write_report
+
+    if not args.model:
+        raise ValueError("no model to evaluate: pass --model PATH (a trained output folder or a hub id)")
+    out_dir = Path(args.output_dir)
+    variants = {"model": dict(model_path=args.model, adapter_path=args.adapter, gguf_file=args.gguf_file)}
+    results, timings, identities, scatter = {}, {}, {}, None
+
+    def base_of(gen_args):
+        if args.base_model:
+            return args.base_model
+        adapter = gen_args["adapter_path"] or (args.model if (Path(args.model) / "adapter_config.json").exists() else None)
+        if adapter:
+            return json.loads((Path(adapter) / "adapter_config.json").read_text())["base_model_name_or_path"]
+        return None
+
+    if "base" in args.baselines:
+        base = base_of(variants["model"])
+        if base:
+            variants["base"] = dict(model_path=base, adapter_path=None, gguf_file=None)
+        else:
+            print("[secml eval] no untrained baseline: set base_model (the model is not an adapter)")
+
+    if args.task == "specialist":
+        from .evaluation.specialist_metrics import rule_baseline, score_specialist
+
+        items = _specialist_items(args)
+        refs = [it["reference"] for it in items]
+        for name, gen_args in variants.items():
+            gen = load_generator(dtype=args.dtype, batch_size=args.batch_size, name=name, **gen_args)
+            prompts = [gen.render(it["prompt"]) for it in items]
+            t0 = time.perf_counter()
+            preds = []
+            for start in tqdm(range(0, len(prompts), args.batch_size), desc=f"generating ({name})", disable=None):
+                preds += gen.generate(prompts[start:start + args.batch_size], args.max_new_tokens)
+            timings[name] = {"seconds": round(time.perf_counter() - t0, 2), **gen.stats}
+            results[name] = score_specialist(preds, refs)
+            identities[name] = {"base": _identity(gen.resolved_base), "adapter": _identity(gen.resolved_adapter)}
+            if name == "model":
+                scatter = _risk_pairs(preds, refs)
+                (out_dir).mkdir(parents=True, exist_ok=True)
+                (out_dir / "predictions.jsonl").write_text("".join(
+                    json.dumps({"source": it["source"], "prediction": p}) + "\n" for it, p in zip(items, preds)))
+            del gen
+        if "rule" in args.baselines:
+            results["rule"] = score_specialist([rule_baseline(it["raw"]) for it in items], refs)
+        sizes = {"examples": len(items), "real_report_examples": sum(it["source"].startswith("real:") for it in items)}
+    else:
+        from .data.corpus import read_scans, read_split
+        from .evaluation.rollout import run_rollouts, score_generalist
+
+        rows, _ = read_split(args.dataset_path, "generalist", args.split, out_dir / "rejects")
+        rows = rows[: args.max_samples] if args.max_samples else rows
+        scans = read_scans(args.dataset_path, args.split)
+        for name, gen_args in variants.items():
+            gen = load_generator(dtype=args.dtype, batch_size=args.batch_size, name=name, **gen_args)
+            t0 = time.perf_counter()
+            with tqdm(desc=f"rollouts ({name})", unit="turn", disable=None) as bar:
+                trajectories = run_rollouts(gen, rows, scans, args.max_steps, args.max_new_tokens, progress=bar)
+            timings[name] = {"seconds": round(time.perf_counter() - t0, 2), **gen.stats}
+            results[name] = score_generalist(trajectories)
+            identities[name] = {"base": _identity(gen.resolved_base), "adapter": _identity(gen.resolved_adapter)}
+            if name == "model":
+                out_dir.mkdir(parents=True, exist_ok=True)
+                (out_dir / "trajectories.jsonl").write_text("".join(
+                    json.dumps({"id": t.episode_id, "final": t.final, "steps": t.steps, "calls": t.calls,
+                                "messages": t.messages}) + "\n" for t in trajectories))
+            del gen
+        sizes = {"episodes": len(rows)}
+
+    report = {"task": args.task, "args": {k: v for k, v in vars(args).items()}, "models": identities,
+              "data": _data_identity(args.dataset_path), "sizes": sizes, "timings": timings}
+    title = f"{args.task} evaluation: {args.model}" + (f" + {args.adapter}" if args.adapter else "")
+    report = write_report(out_dir, report, results, scatter, title)
+    print(markdown_table(results))
+    print(f"[secml eval] wrote {out_dir / 'eval_report.json'}, {out_dir / 'summary.md'}, "
+          + ", ".join(str(out_dir / p) for p in report["plots"]))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-"):
+        print("usage: python -m secml_recipes.evaluate recipes/eval/<task>.yaml --model PATH [--adapter PATH]",
+              file=sys.stderr)
+        return 2
+    try:
+        (args,) = load_recipe(argv[0], argv[1:], classes=(EvalArguments,))
+        evaluate(args)
+    except (RecipeError, ValueError, KeyError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

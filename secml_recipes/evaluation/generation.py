@@ -1,0 +1,93 @@
+"""One generation interface for every model form: a full model, a base model plus LoRA adapter, or a
+GGUF file read through transformers' loader. Batched, greedy, with the KV cache.
+
+The evaluation only calls `Generator.generate(prompts)` on rendered chat text, so a quantized artifact
+(see the deploy chain) plugs in by providing the same method.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+
+class Generator(Protocol):
+    name: str
+
+    def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]: ...
+
+    def render(self, messages: list[dict], tools: list[dict] | None = None) -> str: ...
+
+
+@dataclass
+class TransformersGenerator:
+    """A causal LM through transformers (and PEFT for adapters)."""
+
+    model_path: str
+    adapter_path: str | None = None
+    gguf_file: str | None = None
+    dtype: str = "float32"
+    batch_size: int = 4
+    name: str = ""
+    stats: dict = field(default_factory=lambda: {"generated_tokens": 0, "seconds": 0.0, "prompts": 0})
+
+    def __post_init__(self):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path, adapter = self.model_path, self.adapter_path
+        for given in (path, adapter):
+            if given and not Path(given).exists() and (given.startswith((".", "/", "models/", "eval/")) or given.count("/") != 1):
+                raise FileNotFoundError(f"model not found: {given} (train it first, e.g. `make smoke`, or give a hub id)")
+        if adapter is None and (Path(path) / "adapter_config.json").exists():
+            adapter = path  # an adapter folder given as the model: its base comes from the adapter config
+            path = json.loads((Path(path) / "adapter_config.json").read_text())["base_model_name_or_path"]
+        kwargs = {"dtype": getattr(torch, self.dtype)}
+        if self.gguf_file:
+            kwargs["gguf_file"] = self.gguf_file
+        tok_source = adapter if adapter and (Path(adapter) / "tokenizer_config.json").exists() else path
+        self.tokenizer = AutoTokenizer.from_pretrained(tok_source, **({"gguf_file": self.gguf_file} if self.gguf_file and tok_source == path else {}))
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        if adapter:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, adapter)
+        self.model = model.eval()
+        self.name = self.name or (f"{path} + {adapter}" if adapter else str(path))
+        self.resolved_base, self.resolved_adapter = str(path), adapter
+
+    def render(self, messages: list[dict], tools: list[dict] | None = None) -> str:
+        return self.tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=True)
+
+    @torch.no_grad()
+    def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
+        outputs: list[str] = []
+        eos = [t for t in {self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|eot_id|>")}
+               if isinstance(t, int) and t >= 0 and t != self.tokenizer.unk_token_id]
+        for start in range(0, len(prompts), self.batch_size):
+            chunk = prompts[start:start + self.batch_size]
+            enc = self.tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
+            t0 = time.perf_counter()
+            out = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
+                                      eos_token_id=eos, pad_token_id=self.tokenizer.pad_token_id)
+            self.stats["seconds"] += time.perf_counter() - t0
+            new = out[:, enc["input_ids"].shape[1]:]
+            for row in new:
+                ids = row.tolist()
+                n = next((i for i, t in enumerate(ids) if t in eos or t == self.tokenizer.pad_token_id), len(ids))
+                self.stats["generated_tokens"] += n
+                outputs.append(self.tokenizer.decode(ids[:n], skip_special_tokens=True))
+            self.stats["prompts"] += len(chunk)
+        return outputs
+
+
+def load_generator(model_path: str, adapter_path: str | None = None, gguf_file: str | None = None,
+                   dtype: str = "float32", batch_size: int = 4, name: str = "") -> TransformersGenerator:
+    return TransformersGenerator(model_path, adapter_path, gguf_file, dtype, batch_size, name)

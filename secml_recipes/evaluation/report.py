@@ -1,0 +1,80 @@
+"""eval_report.json, a Markdown summary table, and PNG plots (metric bars against baselines; risk scatter)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+LOWER_IS_BETTER = {"risk_score_mae", "mean_steps", "step_limit_rate", "undeclared_tool_calls"}
+COUNT_KEYS = {"examples", "episodes", "calls", "tool_call_blocks", "adversarial_episodes"}
+
+
+def markdown_table(results: dict[str, dict[str, float]]) -> str:
+    """Metrics as rows, variants (model, baselines) as columns."""
+    variants = list(results)
+    metrics = list(results[variants[0]])
+    lines = ["| metric | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
+    for m in metrics:
+        arrow = " (lower is better)" if m in LOWER_IS_BETTER else ""
+        cells = []
+        for v in variants:
+            value = results[v].get(m)
+            cells.append("-" if value is None else (f"{value:d}" if isinstance(value, int) else f"{value:.3f}"))
+        lines.append(f"| {m}{arrow} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_plots(results: dict[str, dict[str, float]], out_dir: Path, scatter: list[tuple[float, float]] | None,
+                title: str) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    variants = list(results)
+    metrics = [m for m in results[variants[0]]
+               if m not in COUNT_KEYS and m not in LOWER_IS_BETTER
+               and any(isinstance(results[v].get(m), (int, float)) for v in variants)]
+    fig, ax = plt.subplots(figsize=(max(7, len(metrics) * 0.9), 4.2), dpi=110)
+    width = 0.8 / len(variants)
+    for i, v in enumerate(variants):
+        ax.bar([x + i * width for x in range(len(metrics))], [results[v].get(m) or 0 for m in metrics], width, label=v)
+    ax.set_xticks([x + width * (len(variants) - 1) / 2 for x in range(len(metrics))])
+    ax.set_xticklabels(metrics, rotation=35, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("score (higher is better)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path = out_dir / "metrics.png"
+    fig.savefig(path)
+    plt.close(fig)
+    written.append(path)
+    if scatter:
+        fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=110)
+        ref, pred = zip(*scatter)
+        ax.scatter(ref, pred, s=12, alpha=0.6)
+        ax.plot([0, 100], [0, 100], "k--", lw=0.8)
+        ax.set_xlim(0, 100)
+        ax.set_ylim(0, 100)
+        ax.set_xlabel("reference risk score")
+        ax.set_ylabel("predicted risk score")
+        ax.set_title("risk scores of matched findings", fontsize=10)
+        fig.tight_layout()
+        path = out_dir / "risk_scatter.png"
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def write_report(out_dir: Path, report: dict, results: dict[str, dict[str, float]], scatter=None, title="") -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = markdown_table(results)
+    plots = write_plots(results, out_dir, scatter, title)
+    report = {**report, "results": results, "plots": [p.name for p in plots]}
+    (out_dir / "eval_report.json").write_text(json.dumps(report, indent=2, default=str))
+    (out_dir / "summary.md").write_text(f"# {title}\n\n{table}")
+    return report

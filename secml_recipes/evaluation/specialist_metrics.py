@@ -1,0 +1,128 @@
+"""Scores for enriched reports against the reference enricher, and the trivial rule baseline.
+
+Every metric is a pure function of (predicted text, reference enriched report, raw report), so each
+can be checked on hand-made outputs whose right score is known.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from ..data.fixtures import SEVERITY_SCORES
+from ..data.validate import enriched_report_error
+
+METRIC_NAMES = [
+    "json_parse_rate", "schema_valid_rate", "finding_recall", "severity_accuracy", "category_accuracy",
+    "risk_score_mae", "attack_precision", "attack_recall", "attack_f1", "correlation_precision",
+    "correlation_recall", "correlation_f1", "action_coverage",
+]
+
+
+def parse_json_output(text: str) -> dict | None:
+    """The JSON object a model wrote: the whole text, or the outermost {...} when wrapped in prose/fences."""
+    text = text.strip()
+    for candidate in (text, text[text.find("{"): text.rfind("}") + 1] if "{" in text else ""):
+        try:
+            value = json.loads(candidate)
+        except (json.JSONDecodeError, ValueError):
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def _prf(tp: int, n_pred: int, n_ref: int) -> tuple[float | None, float | None, float | None]:
+    """Precision, recall, F1; None where undefined (nothing predicted and nothing to find)."""
+    if n_pred == 0 and n_ref == 0:
+        return None, None, None
+    p = tp / n_pred if n_pred else 0.0
+    r = tp / n_ref if n_ref else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return p, r, f
+
+
+def _findings(report: dict | None) -> dict[str, dict]:
+    out = {}
+    for f in (report or {}).get("findings", []) or []:
+        if isinstance(f, dict) and isinstance(f.get("id"), str):
+            out[f["id"]] = f
+    return out
+
+
+def score_specialist(predictions: Iterable[str], references: Iterable[dict]) -> dict[str, float]:
+    """Micro-averaged metrics over all examples (see README 'Evaluation'); None where undefined."""
+    n = parsed = valid = 0
+    ref_findings = matched = sev_ok = cat_ok = 0
+    abs_err: list[float] = []
+    att_tp = att_pred = att_ref = 0
+    cor_tp = cor_pred = cor_ref = 0
+    top_total = top_covered = 0
+    for text, ref in zip(predictions, references):
+        n += 1
+        pred = parse_json_output(text)
+        if pred is not None:
+            parsed += 1
+            valid += enriched_report_error(pred) is None
+        pf, rf = _findings(pred), _findings(ref)
+        ref_findings += len(rf)
+        for fid, r in rf.items():
+            p = pf.get(fid)
+            if p is None:
+                continue
+            matched += 1
+            sev_ok += p.get("severity") == r["severity"]
+            cat_ok += p.get("category") == r["category"]
+            if isinstance(p.get("risk_score"), (int, float)) and not isinstance(p.get("risk_score"), bool):
+                abs_err.append(abs(float(p["risk_score"]) - r["risk_score"]))
+            else:
+                abs_err.append(100.0)
+        ref_pairs = {(fid, t) for fid, f in rf.items() for t in f.get("attack_techniques", [])}
+        pred_pairs = {(fid, t) for fid, f in pf.items() for t in (f.get("attack_techniques") or []) if isinstance(t, str)}
+        att_tp += len(ref_pairs & pred_pairs)
+        att_pred += len(pred_pairs)
+        att_ref += len(ref_pairs)
+        ref_corr = {frozenset(c["related_finding_ids"]) for c in ref.get("correlations", [])}
+        pred_corr = {frozenset(x for x in c.get("related_finding_ids", []) if isinstance(x, str))
+                     for c in ((pred or {}).get("correlations") or []) if isinstance(c, dict)}
+        cor_tp += len(ref_corr & pred_corr)
+        cor_pred += len(pred_corr)
+        cor_ref += len(ref_corr)
+        top = [t["id"] for t in ref.get("reductions", {}).get("top_risks", [])[:3]]
+        acted = {fid for a in ((pred or {}).get("actions") or []) if isinstance(a, dict)
+                 for fid in (a.get("finding_ids") or []) if isinstance(fid, str)}
+        top_total += len(top)
+        top_covered += sum(1 for t in top if t in acted)
+    ap, ar, af = _prf(att_tp, att_pred, att_ref)
+    cp, cr, cf = _prf(cor_tp, cor_pred, cor_ref)
+    return {
+        "examples": n,
+        "json_parse_rate": parsed / n if n else 0.0,
+        "schema_valid_rate": valid / n if n else 0.0,
+        "finding_recall": matched / ref_findings if ref_findings else None,
+        "severity_accuracy": sev_ok / ref_findings if ref_findings else None,
+        "category_accuracy": cat_ok / ref_findings if ref_findings else None,
+        # Over matched findings; a missing or non-numeric score counts as the maximum error, 100.
+        "risk_score_mae": sum(abs_err) / len(abs_err) if abs_err else None,
+        "attack_precision": ap, "attack_recall": ar, "attack_f1": af,
+        "correlation_precision": cp, "correlation_recall": cr, "correlation_f1": cf,
+        "action_coverage": top_covered / top_total if top_total else None,
+    }
+
+
+def rule_baseline(raw_report: dict) -> str:
+    """The trivial rule: list every non-info finding with the scanner's own severity and base score as
+    its risk score; no categories, techniques, correlations or actions. What you get without a model."""
+    findings = []
+    for result in raw_report.get("results", []):
+        for f in result.get("findings", []):
+            if f.get("severity") == "info":
+                continue
+            findings.append({"id": f["id"], "scanner": result.get("scanner", ""), "title": f.get("title", ""),
+                             "severity": f["severity"], "category": "other", "tags": [],
+                             "risk_subscores": {"impact": SEVERITY_SCORES.get(f["severity"], 10) / 10, "exposure": 0,
+                                                "anomaly": 0, "confidence": 1},
+                             "risk_score": int(f.get("base_severity_score", SEVERITY_SCORES.get(f["severity"], 10))),
+                             "baseline_status": "unknown", "rationale": f.get("description", ""),
+                             "attack_techniques": [], "correlation_refs": []})
+    return json.dumps({"findings": findings, "correlations": [], "actions": []})

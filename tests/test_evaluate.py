@@ -1,0 +1,58 @@
+"""The whole evaluation on tiny models (numbers meaningless, every path runs): full model, adapter, baselines."""
+
+import json
+
+import pytest
+
+from secml_recipes.evaluate import main
+
+from helpers import ROOT
+
+
+@pytest.fixture(scope="module")
+def tiny_adapter(tiny_models, tmp_path_factory):
+    """An (untrained) LoRA adapter on the tiny Mixtral, saved like a training run saves one."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path_factory.mktemp("adapter")
+    base = AutoModelForCausalLM.from_pretrained(tiny_models["mixtral"])
+    model = get_peft_model(base, LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "v_proj"], lora_dropout=0.05))
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(tiny_models["mixtral"]).save_pretrained(out)
+    return out
+
+
+def test_specialist_evaluation_writes_report_table_and_plots(tiny_models, small_corpus, tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert main([str(ROOT / "recipes/eval/smoke/specialist.yaml"), "--model", str(tiny_models["llama"]),
+                 "--base_model", str(tiny_models["llama"]), "--dataset_path", str(small_corpus), "--max_samples", "2",
+                 "--max_prompt_chars", "20000", "--max_new_tokens", "16", "--output_dir", str(out)]) == 0
+    report = json.loads((out / "eval_report.json").read_text())
+    assert set(report["results"]) == {"model", "base", "rule"}
+    assert report["sizes"]["examples"] >= 3 and report["sizes"]["real_report_examples"] >= 1
+    assert report["data"]["manifest_sha256"] and report["models"]["model"]["base"]["config_sha256"]
+    assert report["timings"]["model"]["generated_tokens"] > 0
+    for key in ("json_parse_rate", "severity_accuracy", "risk_score_mae", "attack_f1", "correlation_f1", "action_coverage"):
+        assert key in report["results"]["model"]
+    assert report["results"]["rule"]["severity_accuracy"] == 1.0
+    assert (out / "metrics.png").stat().st_size > 0 and (out / "summary.md").exists()
+    assert "| json_parse_rate |" in capsys.readouterr().out
+
+
+def test_generalist_evaluation_of_an_adapter_against_its_base(tiny_adapter, small_corpus, tmp_path):
+    out = tmp_path / "eval"
+    assert main([str(ROOT / "recipes/eval/smoke/generalist.yaml"), "--model", str(tiny_adapter),
+                 "--dataset_path", str(small_corpus), "--max_samples", "3", "--max_new_tokens", "24",
+                 "--max_steps", "2", "--output_dir", str(out)]) == 0
+    report = json.loads((out / "eval_report.json").read_text())
+    assert set(report["results"]) == {"model", "base"}
+    assert report["models"]["model"]["adapter"]["files"]["adapter_config.json"] > 0
+    assert report["results"]["model"]["episodes"] == 3
+    assert (out / "trajectories.jsonl").read_text().count("\n") == 3
+
+
+def test_missing_model_is_a_clear_error(small_corpus, tmp_path, capsys):
+    assert main([str(ROOT / "recipes/eval/smoke/specialist.yaml"), "--model", str(tmp_path / "nope"),
+                 "--dataset_path", str(small_corpus)]) == 2
+    assert "model not found" in capsys.readouterr().err

@@ -9,7 +9,7 @@ GPU_CONFIG ?= accelerate_configs/single_gpu.yaml
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install smoke test data smoke-data tiny-models train-specialist train-generalist eval bench-data clean
+.PHONY: install smoke smoke-train smoke-deploy all test data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push bench-data clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,26 +20,25 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 # Tiny Llama + tiny Mixtral with a tokenizer trained here: the stand-ins for the real hub models.
-models/tiny/.built: $(VENV)/.installed
+tiny-models: install
 	$(PY) -m secml_recipes.tiny --out models/tiny
-	touch $@
-
-tiny-models: models/tiny/.built
-
-# A small corpus for the smoke run (the full one is `make data`).
-smoke-data: $(VENV)/.installed
-	$(PY) -m secml_recipes.data build --out data/smoke/massive_datasets.tar.gz --specialist 48 --generalist 48 --seed 7 --max-prompt-chars 6000
 
 data: $(VENV)/.installed
 	$(PY) -m secml_recipes.data build --out data/massive_datasets.tar.gz --specialist 5000 --generalist 5000 --seed 1234
 
-smoke: install tiny-models smoke-data
-	rm -rf models/specialist_model models/generalist_model_lora
-	$(ACCELERATE) launch --config_file $(ACCEL_CONFIG) -m secml_recipes.sft recipes/smoke/specialist.yaml
-	$(ACCELERATE) launch --config_file $(ACCEL_CONFIG) -m secml_recipes.sft recipes/smoke/generalist.yaml
-	$(PY) -m secml_recipes.smoke_check models/specialist_model models/generalist_model_lora
-	$(PY) -m secml_recipes.evaluate recipes/eval/smoke/specialist.yaml
-	$(PY) -m secml_recipes.evaluate recipes/eval/smoke/generalist.yaml
+# The main job on small local defaults: data, train, evaluate and deploy (GPTQ + GGUF, verified) the tiny
+# models, through the pipeline (finished stages are skipped on a rerun). The first run also builds
+# llama.cpp and the GPTQ environment (cached in .cache/).
+smoke: install llama-cpp gptq-env
+	$(PY) -m secml_recipes.pipeline --profile smoke
+
+# Only data, training and evaluation of the tiny models (no llama.cpp build, no GPTQ environment).
+smoke-train: install
+	$(PY) -m secml_recipes.pipeline --profile smoke --data-only --specialist-only --generalist-only --eval-only
+
+# The full chain with the production recipes (GPU); push runs when HF_TOKEN and HF_NAMESPACE are set.
+all: install llama-cpp gptq-env
+	$(PY) -m secml_recipes.pipeline --profile full $(if $(HF_NAMESPACE),--namespace $(HF_NAMESPACE),)
 
 test: install
 	$(PY) -m pytest -q tests
@@ -54,6 +53,45 @@ train-generalist: install
 eval: install
 	$(PY) -m secml_recipes.evaluate recipes/eval/specialist.yaml
 	$(PY) -m secml_recipes.evaluate recipes/eval/generalist.yaml
+
+# --- deploy chain ---------------------------------------------------------------------------------
+LLAMA_CPP_VERSION := 0.3.36
+LLAMA_CPP_SRC := .cache/llama.cpp/llama_cpp_python-$(LLAMA_CPP_VERSION)
+
+# llama.cpp's converter + gguf-py from the llama-cpp-python source distribution (package registry),
+# and the package built from it (llama.cpp runtime + quantizer) in .venv. Nothing is committed.
+$(LLAMA_CPP_SRC)/vendor/llama.cpp/convert_hf_to_gguf.py:
+	mkdir -p .cache/llama.cpp
+	$(PY) -m pip download --no-binary :all: --no-deps --quiet -d .cache/llama.cpp llama-cpp-python==$(LLAMA_CPP_VERSION)
+	tar -xzf .cache/llama.cpp/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz -C .cache/llama.cpp
+	touch $@
+
+.cache/llama.cpp/.installed: $(VENV)/.installed $(LLAMA_CPP_SRC)/vendor/llama.cpp/convert_hf_to_gguf.py
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_CURL=OFF" \
+		$(PY) -m pip wheel --no-deps -w .cache/llama.cpp/wheels .cache/llama.cpp/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz
+	$(PY) -m pip install --quiet --no-deps .cache/llama.cpp/wheels/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
+	$(PY) -m pip install --quiet -e '.[deploy]'
+	touch $@
+
+llama-cpp: .cache/llama.cpp/.installed
+
+# GPTQModel 7.7 needs torch>=2.14.1 (a CUDA build from local disk, ~6 GB): its own environment.
+.cache/gptq-venv/.installed:
+	$(PYTHON) -m venv .cache/gptq-venv
+	.cache/gptq-venv/bin/pip install --quiet gptqmodel==7.7.0 transformers==5.24.0 accelerate==1.15.0
+	touch $@
+
+gptq-env: .cache/gptq-venv/.installed
+
+smoke-deploy: llama-cpp gptq-env
+	$(PY) -m secml_recipes.quantize recipes/smoke/quantize.yaml
+
+quantize: llama-cpp gptq-env
+	$(PY) -m secml_recipes.quantize recipes/quantize.yaml
+
+# HF_NAMESPACE=your-org make push   (token from HF_TOKEN)
+push: install
+	$(PY) -m secml_recipes.push --namespace $(HF_NAMESPACE)
 
 bench-data: install
 	$(PY) bench/data_throughput.py

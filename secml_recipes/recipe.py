@@ -227,6 +227,27 @@ def resolve_recipe(path: str | os.PathLike, argv: list[str] | None = None,
     return values
 
 
+def build_dataclass(cls: type, mapping: dict[str, Any], source: str) -> Any:
+    """One dataclass from a mapping (e.g. an entry of a list in a recipe), with the same key and type
+    checks as top-level recipe keys."""
+    if not isinstance(mapping, dict):
+        raise RecipeError(f"{source}: expected a mapping of key: value, got {type(mapping).__name__}")
+    index = _field_index((cls,))
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, raw in mapping.items():
+        if key not in index:
+            raise _unknown_key_error(key, source, index)
+        try:
+            values[key] = coerce_value(raw, hints.get(key, Any), from_cli=False)
+        except (ValueError, TypeError) as err:
+            raise RecipeError(f"{source}: key '{key}' expects {_type_name(hints.get(key, Any))} ({err}), got {raw!r}") from None
+    try:
+        return cls(**values)
+    except TypeError as err:
+        raise RecipeError(f"{source}: {err}") from None
+
+
 def load_recipe(path: str | os.PathLike, argv: list[str] | None = None,
                 classes: tuple[type, ...] | None = None) -> tuple[Any, ...]:
     """Read the recipe at `path`, apply `argv` overrides and return one instance per dataclass

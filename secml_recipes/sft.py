@@ -56,7 +56,8 @@ def train(data_args, model_args, training_args, resolved: dict, recipe_path: str
             print("error: push_to_hub is set but neither HF_TOKEN nor HUGGINGFACE_TOKEN is in the environment",
                   file=sys.stderr)
             return 2
-        training_args.hub_token = token  # never written: TrainingArguments.to_dict hides it
+        # Through the environment only: training_args.bin pickles the whole TrainingArguments, hub_token included.
+        os.environ["HF_TOKEN"] = token
 
     # --- resume detection ------------------------------------------------------------------------
     output_dir = Path(training_args.output_dir)

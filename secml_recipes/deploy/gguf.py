@@ -1,0 +1,102 @@
+"""GGUF deployables through llama.cpp's own converter and quantizer, plus an Ollama Modelfile.
+
+Nothing of llama.cpp is committed here: `make llama-cpp` downloads the `llama-cpp-python` source
+distribution from the package registry into `.cache/llama.cpp/`, whose `vendor/llama.cpp` carries
+`convert_hf_to_gguf.py` and its `gguf-py`, and builds the package (a real llama.cpp runtime and its
+quantize function) into the project's venv. `LLAMA_CPP_DIR` points elsewhere if you have a checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+LLAMA_CPP_PYTHON_VERSION = "0.3.36"
+# llama.cpp's llama_ftype values for the quantizer (include/llama.h).
+FTYPES = {"q8_0": 7, "q4_K_M": 15, "q5_K_M": 17, "q6_K": 18, "q4_0": 2}
+CONVERT_TYPES = {"f16", "bf16", "f32", "q8_0"}
+
+
+class DeployError(RuntimeError):
+    """An artifact could not be produced or failed verification; the message says which and why."""
+
+
+def llama_cpp_dir() -> Path:
+    env = os.environ.get("LLAMA_CPP_DIR")
+    candidates = [Path(env)] if env else []
+    root = Path(__file__).resolve().parents[2]
+    candidates.append(root / ".cache" / "llama.cpp" / f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}" / "vendor" / "llama.cpp")
+    for c in candidates:
+        if (c / "convert_hf_to_gguf.py").exists():
+            return c
+    raise DeployError("llama.cpp's converter was not found: run `make llama-cpp` (downloads the llama-cpp-python "
+                      f"{LLAMA_CPP_PYTHON_VERSION} source from the registry into .cache/llama.cpp) or set LLAMA_CPP_DIR")
+
+
+def convert_to_gguf(model_dir: str | Path, out_file: str | Path, outtype: str = "f16") -> Path:
+    """HF folder -> GGUF with llama.cpp's converter, run with its own gguf-py (the registry's is too old)."""
+    if outtype not in CONVERT_TYPES:
+        raise DeployError(f"converter outtype must be one of {sorted(CONVERT_TYPES)}, got {outtype!r}")
+    src = llama_cpp_dir()
+    out_file = Path(out_file)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(src / "gguf-py"), os.environ.get("PYTHONPATH", "")]))
+    cmd = [sys.executable, str(src / "convert_hf_to_gguf.py"), str(model_dir), "--outfile", str(out_file),
+           "--outtype", outtype]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0 or not out_file.exists():
+        raise DeployError(f"GGUF conversion of {model_dir} failed:\n{proc.stderr[-2000:]}")
+    return out_file
+
+
+def quantize_gguf(src: str | Path, out_file: str | Path, qtype: str) -> Path:
+    """Re-quantize a GGUF with llama.cpp's quantizer (through llama-cpp-python's binding)."""
+    try:
+        import llama_cpp
+    except ImportError as err:
+        raise DeployError("llama-cpp-python is not installed: run `make llama-cpp`") from err
+    if qtype not in FTYPES:
+        raise DeployError(f"unknown GGUF quantization {qtype!r}; known: {sorted(FTYPES)}")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = FTYPES[qtype]
+    params.nthread = os.cpu_count() or 1
+    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(out_file).encode(), params)
+    if rc != 0 or not Path(out_file).exists():
+        raise DeployError(f"llama.cpp quantization of {src} to {qtype} failed (code {rc})")
+    return Path(out_file)
+
+
+LLAMA31_OLLAMA_TEMPLATE = '''<|begin_of_text|><|start_header_id|>system<|end_header_id|>
+
+Cutting Knowledge Date: December 2023
+Today Date: 26 Jul 2024
+
+{{ if .System }}{{ .System }}{{ end }}<|eot_id|>{{ range .Messages }}{{ if ne .Role "system" }}<|start_header_id|>{{ .Role }}<|end_header_id|>
+
+{{ .Content }}<|eot_id|>{{ end }}{{ end }}<|start_header_id|>assistant<|end_header_id|>
+
+'''
+
+MIXTRAL_TOOLS_OLLAMA_TEMPLATE = '''<s>{{ if .Tools }}[AVAILABLE_TOOLS] {{ json .Tools }} [/AVAILABLE_TOOLS]{{ end }}{{ $first := true }}{{ range .Messages }}{{ if eq .Role "user" }}[INST] {{ if and $first $.System }}{{ $.System }}
+
+{{ end }}{{ .Content }} [/INST]{{ $first = false }}{{ else if eq .Role "assistant" }}{{ .Content }}{{ if .ToolCalls }}{{ if .Content }} {{ end }}[TOOL_CALLS] [{{ range $i, $c := .ToolCalls }}{{ if $i }}, {{ end }}{"name": "{{ $c.Function.Name }}", "arguments": {{ json $c.Function.Arguments }}}{{ end }}]{{ end }}</s>{{ else if eq .Role "tool" }}[TOOL_RESULTS] {"content": {{ json .Content }}} [/TOOL_RESULTS]{{ end }}{{ end }}'''
+
+
+def write_modelfile(gguf_file: Path, family: str, system_prompt: str | None = None) -> Path:
+    """An Ollama Modelfile beside the GGUF, with the chat format the model was trained on."""
+    if family == "llama":
+        template, stops = LLAMA31_OLLAMA_TEMPLATE, ["<|eot_id|>", "<|end_of_text|>"]
+    elif family == "mixtral":
+        template, stops = MIXTRAL_TOOLS_OLLAMA_TEMPLATE, ["</s>"]
+    else:
+        raise DeployError(f"no Ollama template for model family {family!r}")
+    lines = [f"FROM ./{gguf_file.name}", f'TEMPLATE """{template}"""']
+    lines += [f'PARAMETER stop "{s}"' for s in stops]
+    lines += ["PARAMETER temperature 0"]
+    if system_prompt:
+        lines.append(f'SYSTEM """{system_prompt}"""')
+    path = gguf_file.with_name(f"Modelfile.{gguf_file.stem.rsplit('-', 1)[-1]}")
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,168 @@
+"""The whole chain in one command: data -> specialist -> generalist -> evaluation -> quantize -> push.
+
+Usage:
+    python -m secml_recipes.pipeline                         # full profile: production recipes
+    python -m secml_recipes.pipeline --profile smoke         # tiny local models, CPU (what `make smoke` runs)
+    python -m secml_recipes.pipeline --specialist-only --accelerate-config accelerate_configs/tpu.yaml
+
+Each stage records a fingerprint of its inputs (recipe text, overrides, upstream outputs) in its output
+folder once it succeeds. A stage whose fingerprint matches is skipped, so a rerun after a crash continues
+where it stopped (an interrupted training resumes from its last checkpoint). Push runs only when a
+token is in HF_TOKEN/HUGGINGFACE_TOKEN and --namespace is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path.cwd()
+
+
+@dataclass
+class Profile:
+    corpus: str
+    build_args: list[str]
+    specialist: str
+    generalist: str
+    eval_specialist: str
+    eval_generalist: str
+    quantize: str
+    accelerate_config: str
+    tiny_models: bool
+
+
+PROFILES = {
+    "smoke": Profile("data/smoke/massive_datasets.tar.gz",
+                     ["--specialist", "48", "--generalist", "48", "--seed", "7", "--max-prompt-chars", "6000"],
+                     "recipes/smoke/specialist.yaml", "recipes/smoke/generalist.yaml",
+                     "recipes/eval/smoke/specialist.yaml", "recipes/eval/smoke/generalist.yaml",
+                     "recipes/smoke/quantize.yaml", "accelerate_configs/cpu.yaml", True),
+    "full": Profile("data/massive_datasets.tar.gz",
+                    ["--specialist", "5000", "--generalist", "5000", "--seed", "1234"],
+                    "recipes/specialist.yaml", "recipes/generalist.yaml",
+                    "recipes/eval/specialist.yaml", "recipes/eval/generalist.yaml",
+                    "recipes/quantize.yaml", "accelerate_configs/single_gpu.yaml", False),
+}
+STAGES = ["data", "specialist", "generalist", "eval", "quantize", "push"]
+
+
+def fingerprint_path(path: Path) -> str:
+    """Content hash of a file, or of a folder's small files plus every file's name and size."""
+    h = hashlib.sha256()
+    if path.is_file():
+        h.update(path.read_bytes())
+    elif path.is_dir():
+        for p in sorted(path.rglob("*")):
+            if p.is_file() and ".secml_stage.json" not in p.name and "checkpoint-" not in str(p):
+                h.update(f"{p.relative_to(path)}:{p.stat().st_size}".encode())
+                if p.stat().st_size < 1_000_000:
+                    h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def stage_fingerprint(inputs: list[str | Path], extra: list[str]) -> str:
+    h = hashlib.sha256()
+    for item in inputs:
+        h.update(f"{item}={fingerprint_path(Path(item))}".encode())
+    h.update(json.dumps(extra).encode())
+    return h.hexdigest()
+
+
+def _marker(marker: Path) -> dict:
+    try:
+        return json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _run(cmd: list[str]) -> None:
+    print(f"[secml pipeline] $ {' '.join(cmd)}", flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def run_stage(name: str, marker: Path, inputs: list, extra: list[str], cmd_list: list[list[str]],
+              clear: Path | None = None) -> bool:
+    """Run the commands unless the marker says they finished on these inputs. Returns whether it ran.
+
+    The marker is written as 'running' before the commands and 'done' after: a rerun with the same inputs
+    after a crash runs the stage again in the same folder (training resumes from its checkpoint); a rerun
+    with changed inputs clears `clear` first, so nothing trained on other inputs is resumed."""
+    fp = stage_fingerprint(inputs, extra)
+    state = _marker(marker)
+    if state.get("fingerprint") == fp and state.get("status") == "done":
+        print(f"[secml pipeline] {name}: up to date, skipped")
+        return False
+    if clear is not None and state and state.get("fingerprint") != fp:
+        shutil.rmtree(clear, ignore_errors=True)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"stage": name, "fingerprint": fp, "status": "running"}))
+    for cmd in cmd_list:
+        _run(cmd)
+    marker.write_text(json.dumps({"stage": name, "fingerprint": fp, "status": "done"}))
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m secml_recipes.pipeline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="full")
+    parser.add_argument("--accelerate-config", help="overrides the profile's accelerate config")
+    parser.add_argument("--namespace", help="Hub user/organisation for the push stage")
+    for stage in STAGES:
+        parser.add_argument(f"--{stage}-only", action="store_true", help=f"run only the {stage} stage")
+    args = parser.parse_args(argv)
+    profile = PROFILES[args.profile]
+    only = [s for s in STAGES if getattr(args, f"{s}_only")]
+    selected = only or STAGES
+    py = sys.executable
+    accelerate = [py, "-m", "accelerate.commands.launch", "--config_file", args.accelerate_config or profile.accelerate_config]
+
+    try:
+        if profile.tiny_models and any(s in selected for s in ("specialist", "generalist", "eval")):
+            run_stage("tiny-models", Path("models/tiny/.secml_stage.json"), [], ["tiny", "300"],
+                      [[py, "-m", "secml_recipes.tiny", "--out", "models/tiny"]])
+        if "data" in selected:
+            run_stage("data", Path(profile.corpus + ".stage.json"), [], profile.build_args,
+                      [[py, "-m", "secml_recipes.data", "build", "--out", profile.corpus, *profile.build_args]])
+        for task, recipe, out in (("specialist", profile.specialist, "models/specialist_model"),
+                                  ("generalist", profile.generalist, "models/generalist_model_lora")):
+            if task in selected:
+                inputs = [recipe, profile.corpus] + (["models/tiny/llama", "models/tiny/mixtral"] if profile.tiny_models else [])
+                run_stage(task, Path(out) / ".secml_stage.json", inputs, [args.accelerate_config or ""],
+                          [accelerate + ["-m", "secml_recipes.sft", recipe]], clear=Path(out))
+        if "specialist" in selected and "generalist" in selected and profile.tiny_models:
+            _run([py, "-m", "secml_recipes.smoke_check", "models/specialist_model", "models/generalist_model_lora"])
+        if "eval" in selected:
+            for recipe, model, out in ((profile.eval_specialist, "models/specialist_model", "eval"),
+                                       (profile.eval_generalist, "models/generalist_model_lora", "eval")):
+                marker = Path(out) / f".{Path(recipe).stem}-{args.profile}.stage.json"
+                run_stage(f"eval {Path(recipe).stem}", marker, [recipe, model, profile.corpus], [],
+                          [[py, "-m", "secml_recipes.evaluate", recipe]])
+        if "quantize" in selected:
+            run_stage("quantize", Path(f"models/.quantize-{args.profile}.stage.json"),
+                      [profile.quantize, "models/specialist_model", "models/generalist_model_lora", profile.corpus], [],
+                      [[py, "-m", "secml_recipes.quantize", profile.quantize]])
+        if "push" in selected:
+            token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGINGFACE_TOKEN")
+            if token and args.namespace:
+                _run([py, "-m", "secml_recipes.push", "--namespace", args.namespace])
+            else:
+                print("[secml pipeline] push: skipped (needs HF_TOKEN and --namespace)")
+    except subprocess.CalledProcessError as err:
+        print(f"[secml pipeline] stage failed: {' '.join(err.cmd)} (exit {err.returncode}); fix it and rerun: "
+              "finished stages are skipped", file=sys.stderr)
+        return err.returncode or 1
+    print("[secml pipeline] done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""The pipeline: stage selection, skipping finished stages, starting over when inputs change."""
+
+import json
+import sys
+
+from secml_recipes import pipeline
+
+
+def test_a_finished_stage_is_skipped_and_a_changed_input_reruns_it(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("lr: 1\n")
+    out = tmp_path / "out"
+    marker = out / ".secml_stage.json"
+    cmd = [[sys.executable, "-c", f"import pathlib; p=pathlib.Path({str(out)!r}); p.mkdir(exist_ok=True); "
+                                  "f=p/'runs'; f.write_text(str(int(f.read_text())+1) if f.exists() else '1')"]]
+    assert pipeline.run_stage("s", marker, [recipe], [], cmd, clear=out) is True
+    assert pipeline.run_stage("s", marker, [recipe], [], cmd, clear=out) is False
+    assert (out / "runs").read_text() == "1" and json.loads(marker.read_text())["status"] == "done"
+    recipe.write_text("lr: 2\n")
+    assert pipeline.run_stage("s", marker, [recipe], [], cmd, clear=out) is True
+    assert (out / "runs").read_text() == "1"  # cleared, then run afresh
+
+
+def test_a_crashed_stage_reruns_in_place(tmp_path):
+    out = tmp_path / "out"
+    marker = out / ".secml_stage.json"
+    out.mkdir()
+    (out / "checkpoint-4").mkdir()
+    fp = pipeline.stage_fingerprint([], [])
+    marker.write_text(json.dumps({"stage": "s", "fingerprint": fp, "status": "running"}))
+    assert pipeline.run_stage("s", marker, [], [], [[sys.executable, "-c", "pass"]], clear=out) is True
+    assert (out / "checkpoint-4").exists()  # kept: training resumes from it
+
+
+def test_data_only_builds_the_corpus_once(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert pipeline.main(["--profile", "smoke", "--data-only"]) == 0
+    assert (tmp_path / "data/smoke/massive_datasets.tar.gz").exists()
+    assert pipeline.main(["--profile", "smoke", "--data-only"]) == 0
+    assert "data: up to date, skipped" in capsys.readouterr().out

@@ -1,0 +1,153 @@
+"""Publishing against a stand-in for the Hub API (no network): repo ids, privacy, files, cards, and no token
+anywhere in what we write or print."""
+
+import json
+from concurrent.futures import Future
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from secml_recipes import push as push_mod
+
+from helpers import ROOT
+
+TOKEN = "hf_PLANTEDsecretTOKEN0123456789abcdef"
+
+
+class FakeHub:
+    """Records every call the way HfApi would receive it."""
+
+    instances = []
+
+    def __init__(self, token=None, **kwargs):
+        self.token = token
+        self.calls = []
+        FakeHub.instances.append(self)
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", repo_id, kwargs))
+        return SimpleNamespace(repo_id=repo_id, url=f"https://hub.invalid/{repo_id}")
+
+    def upload_folder(self, repo_id, folder_path, **kwargs):
+        files = sorted(str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*") if p.is_file())
+        self.calls.append(("upload_folder", repo_id, {"files": files, **kwargs}))
+        result = SimpleNamespace(commit_url=f"https://hub.invalid/{repo_id}/commit/0")
+        if kwargs.get("run_as_future"):
+            future = Future()
+            future.set_result(result)
+            return future
+        return result
+
+    def upload_file(self, repo_id, path_or_fileobj, path_in_repo, **kwargs):
+        content = path_or_fileobj.decode() if isinstance(path_or_fileobj, bytes) else Path(path_or_fileobj).read_text()
+        self.calls.append(("upload_file", repo_id, {"path_in_repo": path_in_repo, "content": content}))
+
+
+@pytest.fixture
+def models(tmp_path, small_corpus):
+    m = tmp_path / "models"
+    spec = m / "specialist_model"
+    spec.mkdir(parents=True)
+    (spec / "config.json").write_text("{}")
+    (spec / "model.safetensors").write_bytes(b"weights")
+    (spec / "training_args.bin").write_bytes(b"pickled")
+    (spec / "checkpoint-10").mkdir()
+    (spec / "checkpoint-10" / "optimizer.pt").write_bytes(b"x")
+    (spec / "secml_recipe.json").write_text(json.dumps({"recipe": "recipes/specialist.yaml", "resolved": {
+        "model_name_or_path": "meta-llama/Llama-3.1-8B-Instruct", "dataset_path": str(small_corpus), "learning_rate": 1e-5}}))
+    gen = m / "generalist_model_lora"
+    gen.mkdir()
+    (gen / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "mistralai/Mixtral-8x7B-Instruct-v0.1", "r": 16}))
+    (gen / "adapter_model.safetensors").write_bytes(b"lora")
+    gguf = m / "specialist-gguf"
+    gguf.mkdir()
+    (gguf / "specialist-q4_K_M.gguf").write_bytes(b"GGUF")
+    (gguf / "Modelfile.q4_K_M").write_text("FROM ./specialist-q4_K_M.gguf\n")
+    (m / "specialist-quant-report.json").write_text(json.dumps({"name": "specialist", "artifacts": {"q4_K_M:llama.cpp": {
+        "client": "llama-cpp-python", "top1_agreement": 0.91, "kl_divergence": 0.05, "max_logit_diff": 1.2,
+        "perplexity_source": 3.0, "perplexity": 3.2, "bytes": 4_000_000, "load_seconds": 0.5, "ok": True}}}))
+    ev = tmp_path / "eval" / "specialist"
+    ev.mkdir(parents=True)
+    (ev / "eval_report.json").write_text(json.dumps({"results": {"model": {"json_parse_rate": 0.97}, "rule": {"json_parse_rate": 1.0}}}))
+    return m
+
+
+def test_push_creates_private_repos_with_files_and_cards(models, tmp_path):
+    api = FakeHub()
+    done = push_mod.push("acme", models, tmp_path / "eval", TOKEN, api=api)
+    repos = [d["repo_id"] for d in done]
+    assert repos == ["acme/secml-specialist", "acme/secml-specialist-gguf", "acme/secml-generalist-lora"]
+    creates = [c for c in api.calls if c[0] == "create_repo"]
+    assert all(c[2]["private"] is True for c in creates)
+    upload = next(c for c in api.calls if c[0] == "upload_folder" and c[1] == "acme/secml-specialist")
+    assert "model.safetensors" in upload[2]["files"] and "checkpoint-*" in upload[2]["ignore_patterns"]
+    assert "training_args.bin" in upload[2]["ignore_patterns"]
+    cards = {c[1]: c[2]["content"] for c in api.calls if c[0] == "upload_file"}
+    spec_card = cards["acme/secml-specialist"]
+    assert "base_model: meta-llama/Llama-3.1-8B-Instruct" in spec_card and "license: llama3.1" in spec_card
+    assert "Data manifest sha256: `" in spec_card and "unknown`" not in spec_card.split("Data manifest")[1].split("\n")[0]
+    assert "| json_parse_rate | 0.970 | 1.000 |" in spec_card
+    assert "| specialist | q4_K_M | llama-cpp-python | 0.910 |" in spec_card
+    assert "ollama create" in cards["acme/secml-specialist-gguf"]
+    gen_card = cards["acme/secml-generalist-lora"]
+    assert "license: apache-2.0" in gen_card and "library_name: peft" in gen_card
+    assert all(TOKEN not in json.dumps(c, default=str) for c in api.calls)
+
+
+def test_cli_uses_env_token_warns_on_flag_and_never_prints_it(models, tmp_path, monkeypatch, capsys):
+    import huggingface_hub
+
+    FakeHub.instances.clear()
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeHub)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    args = ["--namespace", "acme", "--models-dir", str(models), "--eval-dir", str(tmp_path / "eval")]
+    assert push_mod.main(args) == 0
+    assert FakeHub.instances[-1].token == TOKEN
+    out = capsys.readouterr()
+    assert "acme/secml-specialist (private)" in out.out and TOKEN not in out.out + out.err
+    monkeypatch.delenv("HF_TOKEN")
+    assert push_mod.main(args + ["--huggingface-token", TOKEN]) == 0
+    out = capsys.readouterr()
+    assert "shell history" in out.err and TOKEN not in out.out + out.err
+    assert push_mod.main(args) == 2
+    assert "export HF_TOKEN" in capsys.readouterr().err
+
+
+def test_hub_errors_are_scrubbed_of_the_token(models, tmp_path, capsys, monkeypatch):
+    class Failing(FakeHub):
+        def create_repo(self, repo_id, **kwargs):
+            raise ValueError(f"401 Unauthorized for token {self.token}")
+
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", Failing)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    assert push_mod.main(["--namespace", "acme", "--models-dir", str(models)]) == 1
+    err = capsys.readouterr().err
+    assert "401 Unauthorized" in err and TOKEN not in err and "***" in err
+
+
+def test_training_run_with_push_leaks_the_token_nowhere(tiny_models, small_corpus, tmp_path, monkeypatch, capsys, caplog):
+    """Train with push_to_hub against the stand-in Hub and a planted token; then scan every file and log."""
+    import transformers.trainer
+
+    from secml_recipes.sft import main
+
+    recorder = FakeHub(token=None)
+    monkeypatch.setattr(transformers.trainer, "hf_api", lambda: recorder)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    out = tmp_path / "run"
+    rc = main([str(ROOT / "recipes/smoke/specialist.yaml"), "--model_name_or_path", str(tiny_models["llama"]),
+               "--dataset_path", str(small_corpus), "--output_dir", str(out), "--max_steps", "2",
+               "--max_train_samples", "2", "--save_steps", "1", "--push_to_hub", "true", "--hub_model_id", "acme/run"])
+    assert rc == 0
+    assert any(c[0] == "create_repo" and c[1] == "acme/run" for c in recorder.calls)
+    assert any(c[0] == "upload_folder" for c in recorder.calls)
+    logs = capsys.readouterr()
+    texts = [logs.out, logs.err, caplog.text, json.dumps(recorder.calls, default=str)]
+    for path in out.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert TOKEN.encode() not in data, path
+    assert all(TOKEN not in t for t in texts)

@@ -76,6 +76,15 @@ def _check_id_convention(scanner, f):
         assert fid.startswith("auditd:")
     elif scanner == "modules":
         assert f["title"] == f"Module {fid}"
+    elif scanner == "containers":
+        assert fid == "container:none" or (len(fid.split(":")[1]) == 12 and f["title"] == f"Container detected {fid[10:]}")
+        assert fid == "container:none" or fid[10:] in f["metadata"]["cgroup"]
+    elif scanner == "integrity":
+        assert fid == "integrity_summary" or fid.startswith(("pkg_mismatch:", "pkg_rehash:"))
+    elif scanner == "yara":
+        path, tag, pattern = fid.split(":", 2)
+        assert tag == "yara" and path == f["metadata"]["path"] and pattern == f["metadata"]["pattern"][:16]
+        assert path.startswith(("/usr/bin/", "/bin/", "/usr/local/bin/"))  # the scanner's only roots
 
 
 def test_all_profiles_occur():
@@ -115,7 +124,7 @@ def test_enricher_validates_and_correlates_on_generated_hosts(reports):
         for c in enriched["correlations"]:
             rules.add(c["rule"])
             assert set(c["related_finding_ids"]) <= ids
-    assert {"ioc_process_network", "suid_in_writable_path"} <= rules
+    assert {"ioc_process_network", "suid_in_writable_path", "ioc_malware_signature"} <= rules
 
 
 def test_split_parts_keep_meta_and_enrich_each_finding_identically():

@@ -154,6 +154,11 @@ def classify(scanner: str, f: dict) -> tuple[list[str], list[str], dict[str, flo
             if fid.startswith(("/etc/", "/usr/")):
                 anomaly = 0.9
                 tags.append("system_path")
+            if fid.endswith("docker.sock"):
+                tags.append("docker_socket")
+                techniques.append("T1611")
+                exposure, anomaly, impact = 0.8, 0.8, max(impact, 8.0)
+                rationale = "Any local user can drive Docker through its world-writable socket and so become root."
             rationale = f"{fid} is writable by every user, so any local account can tamper with it."
     elif scanner == "modules":
         tags.append("kernel_module")
@@ -204,27 +209,29 @@ def classify(scanner: str, f: dict) -> tuple[list[str], list[str], dict[str, flo
             rationale = f"{f['title']}: attacker activity of this kind would leave no audit record."
     elif scanner == "containers":
         tags.append("container")
-        if _true(f, "privileged"):
-            tags.append("privileged_container")
-            techniques += ["T1611", "T1610"]
-            exposure = 0.7
-            rationale = f"Container {_meta(f, 'name')} runs privileged: escaping to the host is trivial."
-        if fid == "container:docker-socket:world-writable":
-            tags.append("docker_socket")
-            techniques.append("T1611")
-            exposure, anomaly = 0.8, 0.8
-            rationale = "Any local user can drive Docker through its world-writable socket and so become root."
+        if fid != "container:none":
+            tags.append(f"runtime_{_meta(f, 'runtime') or 'unknown'}")
+            rationale = f"Container {fid.split(':', 1)[1]} ({_meta(f, 'runtime')}) runs on this host."
     elif scanner == "integrity":
         tags.append("integrity")
-        if sev != "info":
-            techniques.append("T1554")
-            anomaly = 1.0
-            rationale = f"{_meta(f, 'path')} no longer matches its package ({_meta(f, 'package')}): a replaced system binary."
+        path = _meta(f, "path")
+        if fid.startswith("pkg_mismatch:") and path.startswith("/etc/"):
+            tags.append("config_modified")
+            anomaly = 0.3
+            rationale = f"{path} differs from its package: a locally edited configuration file; review the change."
+        elif fid.startswith("pkg_mismatch:"):
+            tags.append("binary_modified")
+            techniques += ["T1554", "T1014"]
+            anomaly, impact = 1.0, max(impact, 8.0)
+            rationale = f"{path} no longer matches its package ({_meta(f, 'raw').split(' ')[0]}): a replaced system binary."
+        elif fid == "integrity_summary" and sev != "info":
+            rationale = f"Package verification found {_meta(f, 'pkg_mismatch_count')} mismatching file(s)."
     elif scanner == "yara":
         tags.append("malware_signature")
-        techniques.append("T1496" if "Miner" in _meta(f, "rule") else "T1059.004")
-        anomaly, confidence = 1.0, 0.8
-        rationale = f"YARA rule {_meta(f, 'rule')} matched {_meta(f, 'path')}."
+        pattern = _meta(f, "pattern")
+        techniques.append("T1496" if "stratum" in pattern else "T1059.004" if "/dev/tcp" in pattern else "T1036.005")
+        anomaly, confidence, impact = 1.0, 0.8, max(impact, 8.0)
+        rationale = f"{_meta(f, 'path')} contains the signature '{pattern}'."
     elif scanner == "ebpf_exec_trace" and fid.startswith("exec:"):
         tags.append("exec_trace")
         cmd = _meta(f, "command")
@@ -298,25 +305,26 @@ def _correlations(by_id: dict[str, dict], raw: dict[str, tuple[str, dict]]) -> l
             "Process execution is not audited while IOCs are present: the attacker's commands left no audit trail.",
             ["T1562.012"], 15, "high")
     for fid, (s, f) in raw.items():
-        if s == "integrity" and f["severity"] != "info":
+        if s == "integrity" and fid.startswith("pkg_mismatch:") and not _meta(f, "path").startswith("/etc/"):
             path = _meta(f, "path")
             running = [pid for pid, (ps, pf) in raw.items() if ps == "processes" and pf.get("description", "").split(" ")[0] == path]
             add("replaced_binary", "System binary replaced", [fid] + running,
                 f"{path} differs from its package; {'it is running now' if running else 'tools that rely on it cannot be trusted'}.",
                 ["T1554", "T1014"], 20, "critical")
-    yara_paths = {_meta(f, "path"): fid for fid, (s, f) in raw.items() if s == "yara"}
+    yara_by_name = {_meta(f, "path").rsplit("/", 1)[-1]: fid for fid, (s, f) in raw.items() if s == "yara"}
     for ioc_id, ioc in iocs:
-        exe = ioc_id.rsplit(":", 1)[0]
-        if exe in yara_paths:
-            add("ioc_malware_signature", "Running process matches a malware signature", [ioc_id, yara_paths[exe]],
-                f"{exe} is running and matches YARA rule {_meta(raw[yara_paths[exe]][1], 'rule')}.", ["T1496", "T1059.004"],
-                25, "critical")
-    privileged = [fid for fid, (s, f) in raw.items() if s == "containers" and (_true(f, "privileged") or "docker-socket" in fid)]
-    forward = [fid for fid, (s, f) in raw.items() if fid.endswith("ip_forward") and _meta(f, "status") == "mismatch"]
-    if privileged and forward:
-        add("container_escape_path", "Privileged container access on a forwarding host", privileged + forward,
-            "A privileged container or open Docker socket on a host that routes traffic gives an easy path to host and network.",
-            ["T1611"], 15, "high")
+        name = ioc_id.rsplit(":", 1)[0].rsplit("/", 1)[-1]
+        if name in yara_by_name:
+            yara = raw[yara_by_name[name]][1]
+            add("ioc_malware_signature", "Running IOC binary matches a malware signature", [ioc_id, yara_by_name[name]],
+                f"A copy of the running {name} in {_meta(yara, 'path')} carries the pattern '{_meta(yara, 'pattern')}'.",
+                ["T1496" if "stratum" in _meta(yara, "pattern") else "T1059.004"], 25, "critical")
+    socket = [fid for fid, (s, f) in raw.items() if s == "world_writable" and fid.endswith("docker.sock")]
+    running = [fid for fid, (s, f) in raw.items() if s == "containers" and fid != "container:none"]
+    if socket and running:
+        add("container_escape_path", "Open Docker socket on a host running containers", socket + running[:3],
+            "Anyone who can write the Docker socket can start a privileged container and take over the host and "
+            "the containers it runs.", ["T1611", "T1610"], 15, "high")
     for fid, (s, f) in raw.items():
         if s == "systemd_units" and _meta(f, "exec_start").startswith(USER_WRITABLE_PREFIXES):
             related = [fid] + [i for i, _ in iocs if i.rsplit(":", 1)[0] == _meta(f, "exec_start")]
@@ -345,8 +353,8 @@ ACTIONS = {
     "mac": "Enable and enforce the mandatory access control policy ({id}); confine the unconfined services.",
     "service_hardening": "Add the missing hardening directive for {id} in a systemd drop-in and restart the unit.",
     "audit": "Install audit rules covering execve, setuid and module loading ({id}); load them with augenrules.",
-    "container": "Stop running {id} privileged; drop capabilities and protect the Docker socket.",
-    "integrity": "Reinstall the package owning {id} from a trusted source and treat the host as compromised.",
+    "container": "Review container {id}: confirm its image and who started it.",
+    "integrity": "Reinstall the package owning the file of {id} from a trusted source and treat the host as compromised.",
     "process": "Investigate the process behind {id} and its parent.",
 }
 

@@ -28,6 +28,11 @@ class EvalArguments:
     model: str | None = field(default=None, metadata={"help": "model folder or hub id (or an adapter folder)"})
     adapter: str | None = field(default=None, metadata={"help": "LoRA adapter on top of `model`"})
     gguf_file: str | None = field(default=None, metadata={"help": "evaluate a GGUF file inside `model`"})
+    backend: str = field(default="transformers", metadata={
+        "help": "transformers (full model, adapter, Llama GGUF) or llama_cpp (any GGUF, Mixtral included)",
+        "choices": ["transformers", "llama_cpp"]})
+    tokenizer: str | None = field(default=None, metadata={"help": "llama_cpp backend: the source model folder "
+                                                                  "whose tokenizer and chat template render prompts"})
     base_model: str | None = field(default=None, metadata={"help": "untrained baseline (default: the adapter's base)"})
     baselines: list[str] = field(default_factory=lambda: ["base", "rule"],
                                  metadata={"help": "base (untrained model) and/or rule (specialist only)"})
@@ -51,6 +56,10 @@ def _identity(path: str | None) -> dict | None:
     p = Path(path)
     if not p.exists():
         return {"id": path}
+    if p.is_file():  # a GGUF: hash its header (metadata and tensor index), not gigabytes of weights
+        with open(p, "rb") as fh:
+            return {"path": str(p.resolve()), "bytes": p.stat().st_size,
+                    "header_sha256": hashlib.sha256(fh.read(1 << 20)).hexdigest()}
     digest = hashlib.sha256()
     files = {}
     for f in sorted(p.iterdir()):
@@ -118,12 +127,15 @@ def evaluate(args) -> dict:
     if not args.model:
         raise ValueError("no model to evaluate: pass --model PATH (a trained output folder or a hub id)")
     out_dir = Path(args.output_dir)
-    variants = {"model": dict(model_path=args.model, adapter_path=args.adapter, gguf_file=args.gguf_file)}
+    variants = {"model": dict(model_path=args.model, adapter_path=args.adapter, gguf_file=args.gguf_file,
+                              backend=args.backend, tokenizer_path=args.tokenizer)}
     results, timings, identities, scatter = {}, {}, {}, None
 
     def base_of(gen_args):
         if args.base_model:
             return args.base_model
+        if args.backend == "llama_cpp":
+            return None
         adapter = gen_args["adapter_path"] or (args.model if (Path(args.model) / "adapter_config.json").exists() else None)
         if adapter:
             return json.loads((Path(adapter) / "adapter_config.json").read_text())["base_model_name_or_path"]

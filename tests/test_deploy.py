@@ -156,3 +156,19 @@ def test_quantize_recipe_errors_name_the_entry(tmp_path, capsys):
     recipe.write_text("models:\n  - name: a\n    source: x\n    gguf_typs: [f16]\n")
     assert quantize.main([str(recipe)]) == 2
     assert "models[0]: unknown key 'gguf_typs'; did you mean 'gguf_types'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("llama_cpp") is None,
+                    reason="llama-cpp-python is not installed (make llama-cpp builds it)")
+def test_llama_cpp_generator_matches_transformers_greedy(tiny_models, llama_cpp_source, tmp_path):
+    """The evaluation's two runtimes give the same greedy continuation for the same f32 GGUF."""
+    from secml_recipes.deploy.gguf import convert_to_gguf
+    from secml_recipes.evaluation.generation import load_generator
+
+    f32 = convert_to_gguf(tiny_models["llama"], tmp_path / "tiny-f32.gguf", "f32")
+    msgs = [{"role": "user", "content": '{"meta":{"hostname":"web-01"},"results":[]}'}]
+    hf = load_generator(str(tiny_models["llama"]))
+    cpp = load_generator(str(f32), backend="llama_cpp", tokenizer_path=str(tiny_models["llama"]))
+    assert cpp.render(msgs) == hf.render(msgs)
+    a, b = hf.generate([hf.render(msgs)], 12)[0], cpp.generate([cpp.render(msgs)], 12)[0]
+    assert a == b and cpp.stats["generated_tokens"] > 0

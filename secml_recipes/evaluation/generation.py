@@ -8,6 +8,7 @@ The evaluation only calls `Generator.generate(prompts)` on rendered chat text, s
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,61 @@ class TransformersGenerator:
         return outputs
 
 
+@dataclass
+class LlamaCppGenerator:
+    """A GGUF file run by llama.cpp itself (llama-cpp-python): the only faithful runtime for Mixtral GGUFs.
+    Prompts are rendered and tokenized with the source model's tokenizer (same chat template) and fed to
+    llama.cpp as token ids, so both runtimes see identical inputs."""
+
+    gguf_file: str
+    tokenizer_path: str
+    n_ctx: int = 16384
+    name: str = ""
+    stats: dict = field(default_factory=lambda: {"generated_tokens": 0, "seconds": 0.0, "prompts": 0})
+
+    def __post_init__(self):
+        from llama_cpp import Llama
+        from transformers import AutoTokenizer
+
+        if not Path(self.gguf_file).is_file():
+            raise FileNotFoundError(f"GGUF file not found: {self.gguf_file} (make quantize writes models/<name>-gguf/)")
+        self.tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_path)
+        self.llm = Llama(model_path=self.gguf_file, n_ctx=self.n_ctx, verbose=False, seed=0, n_threads=os.cpu_count())
+        self.name = self.name or self.gguf_file
+        self.resolved_base, self.resolved_adapter = self.gguf_file, None
+
+    def render(self, messages: list[dict], tools: list[dict] | None = None) -> str:
+        return self.tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=True)
+
+    def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
+        """Greedy decoding in llama.cpp; the new token ids are decoded by the same tokenizer as the
+        transformers runtime, so outputs of the two runtimes compare token for token."""
+        stop = {self.llm.token_eos(), self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|eot_id|>")}
+        stop.discard(self.tokenizer.unk_token_id)
+        outputs = []
+        for prompt in prompts:
+            ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            t0 = time.perf_counter()
+            new: list[int] = []
+            if max_new_tokens > 0:
+                for token in self.llm.generate(ids, top_k=1, top_p=1.0, temp=0.0, reset=True):
+                    if token in stop:
+                        break
+                    new.append(token)
+                    if len(new) >= max_new_tokens:
+                        break
+            self.stats["seconds"] += time.perf_counter() - t0
+            self.stats["generated_tokens"] += len(new)
+            self.stats["prompts"] += 1
+            outputs.append(self.tokenizer.decode(new, skip_special_tokens=True))
+        return outputs
+
+
 def load_generator(model_path: str, adapter_path: str | None = None, gguf_file: str | None = None,
-                   dtype: str = "float32", batch_size: int = 4, name: str = "") -> TransformersGenerator:
+                   dtype: str = "float32", batch_size: int = 4, name: str = "", backend: str = "transformers",
+                   tokenizer_path: str | None = None):
+    """The generator for a model form: transformers (full, adapter, Llama GGUF) or llama.cpp (any GGUF)."""
+    if backend == "llama_cpp":
+        gguf = str(Path(model_path) / gguf_file) if gguf_file else model_path
+        return LlamaCppGenerator(gguf, tokenizer_path or str(Path(gguf).parent), name=name)
     return TransformersGenerator(model_path, adapter_path, gguf_file, dtype, batch_size, name)

@@ -9,7 +9,7 @@ GPU_CONFIG ?= accelerate_configs/single_gpu.yaml
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install smoke smoke-train smoke-deploy all test data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push bench-data clean
+.PHONY: install smoke smoke-train smoke-deploy all test data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench-data clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -92,6 +92,17 @@ quantize: llama-cpp gptq-env
 # HF_NAMESPACE=your-org make push   (token from HF_TOKEN)
 push: install
 	$(PY) -m secml_recipes.push --namespace $(HF_NAMESPACE)
+
+# XLA on CPU (PJRT_DEVICE=CPU): torch_xla 2.9 needs torch 2.9, so its own environment (~8 GB).
+.cache/xla-venv/.installed:
+	$(PYTHON) -m venv .cache/xla-venv
+	.cache/xla-venv/bin/pip install --quiet torch==2.9.0 torch_xla==2.9.0 transformers==5.24.0 trl==1.16.0 \
+		peft==0.21.2 accelerate==1.15.0 datasets==5.2.0 tokenizers==0.23.3 pyyaml jsonschema matplotlib tqdm pytest
+	.cache/xla-venv/bin/pip install --quiet --no-deps -e .
+	touch $@
+
+test-xla: .cache/xla-venv/.installed
+	PJRT_DEVICE=CPU .cache/xla-venv/bin/python -m pytest -q tests/test_xla.py
 
 bench-data: install
 	$(PY) bench/data_throughput.py

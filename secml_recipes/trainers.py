@@ -112,6 +112,11 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
             on_xla = is_xla_device()
             if on_xla and sft_args is not None and (sft_args.padding_free or sft_args.packing):
                 raise ValueError("padding-free training and packing change shapes every step; turn them off on XLA")
+            if on_xla and sft_args is not None and "fused" in str(getattr(sft_args.optim, "value", sft_args.optim)):
+                # torch's fused AdamW (transformers 5's default) has no XLA kernel; XLA fuses the update itself.
+                from transformers.training_args import OptimizerNames
+
+                sft_args.optim = OptimizerNames.ADAMW_TORCH
             buckets = bucket_lengths if bucket_lengths else (
                 default_buckets(sft_args.max_length) if on_xla and sft_args and sft_args.max_length else None)
             kwargs["data_collator"] = CompletionOnlyCollator(

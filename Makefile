@@ -9,7 +9,7 @@ GPU_CONFIG ?= accelerate_configs/single_gpu.yaml
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install smoke smoke-train smoke-deploy all test data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench-data clean
+.PHONY: install smoke smoke-train smoke-deploy all test data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench bench-data clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -106,6 +106,11 @@ test-xla: .cache/xla-venv/.installed
 
 bench-data: install
 	$(PY) bench/data_throughput.py
+
+# Plain TRL vs this repository's trainer on the same data (BENCH_ARGS="--shape llama-8b --mode lora" on a GPU).
+BENCH_ARGS ?= --shape tiny --mode full --steps 8
+bench: install
+	$(PY) bench/train_throughput.py $(BENCH_ARGS)
 
 clean:
 	rm -rf models data eval

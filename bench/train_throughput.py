@@ -1,0 +1,226 @@
+"""Training throughput: plain TRL SFTTrainer defaults vs this repository's trainer, side by side.
+
+    python bench/train_throughput.py --shape tiny --mode full --steps 6            # CPU, seconds
+    python bench/train_throughput.py --shape llama-8b --mode lora --steps 30       # one GPU, random weights
+    python bench/train_throughput.py --shape mixtral-8x7b --mode qlora --steps 20  # needs .[qlora]
+
+Each variant runs in its own process on identical synthetic data (token ids with the length mix of
+scan prompts, 256-1536 tokens, plus report completions, 128-768; completion-only loss), from the same
+seed and the same random weights of the real architecture (nothing is downloaded). The table gives
+tokens/s (non-padding tokens in the timed steps), peak memory, useful-FLOP utilisation (4N per token for
+LoRA and QLoRA, 6N for full fine-tuning, N = parameters a token passes through) against --peak-tflops,
+the ratio to TRL, and both losses on the first steps (same batches, so they must agree).
+
+Variants: `trl` is SFTTrainer with its defaults (padded batches, its collator, its loss); `secml` is
+SpecialistTrainer with the recipe's speed keys (`--secml-args`, e.g. "--padding_free true
+--attn_implementation flash_attention_2" on a GPU with flash-attn installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SHAPES = {
+    # name: (family, config kwargs)
+    "tiny": ("llama", dict(vocab_size=2048, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2)),
+    "llama-1b": ("llama", dict(vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
+                               num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=True)),
+    "llama-8b": ("llama", dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                               num_attention_heads=32, num_key_value_heads=8)),
+    "mixtral-8x7b": ("mixtral", dict(vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                                     num_attention_heads=32, num_key_value_heads=8, num_local_experts=8,
+                                     num_experts_per_tok=2)),
+}
+
+
+def synthetic_rows(n: int, vocab: int, seed: int, scale: float) -> list[dict]:
+    """Pre-tokenized prompt/completion rows with the scan length mix (scaled down for tiny shapes)."""
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        p, c = int(rng.randint(256, 1536) * scale), int(rng.randint(128, 768) * scale)
+        ids = [rng.randrange(3, vocab) for _ in range(p + c)]
+        rows.append({"input_ids": ids, "completion_mask": [0] * p + [1] * c})
+    return rows
+
+
+def active_params(config, family: str) -> int:
+    """Parameters one token passes through (MoE: the routed experts only), embeddings excluded."""
+    h, i, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    kv = config.num_key_value_heads * (h // config.num_attention_heads)
+    attn = h * h * 2 + h * kv * 2
+    mlp = 3 * h * i * (config.num_experts_per_tok if family == "mixtral" else 1)
+    return layers * (attn + mlp) + h * config.vocab_size  # + LM head
+
+
+def _tokenizer(vocab: int):
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel({"<pad>": 0, "</s>": 1, "<unk>": 2}, unk_token="<unk>"))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+
+
+def worker(args) -> dict:
+    import torch
+    from datasets import Dataset
+    from transformers import LlamaConfig, LlamaForCausalLM, MixtralConfig, MixtralForCausalLM, TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from secml_recipes.trainers import SpecialistTrainer
+
+    family, kwargs = SHAPES[args.shape]
+    cuda = torch.cuda.is_available()
+    dtype = torch.bfloat16 if cuda else torch.float32
+    torch.manual_seed(args.seed)
+    config = (LlamaConfig if family == "llama" else MixtralConfig)(**kwargs, max_position_embeddings=4096)
+    quant = None
+    if args.mode == "qlora":
+        from transformers import BitsAndBytesConfig
+
+        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype)
+    if quant is not None:
+        with tempfile.TemporaryDirectory() as tmp:  # bitsandbytes quantizes while loading
+            (LlamaForCausalLM if family == "llama" else MixtralForCausalLM)(config).to(dtype).save_pretrained(tmp)
+            model = (LlamaForCausalLM if family == "llama" else MixtralForCausalLM).from_pretrained(
+                tmp, quantization_config=quant, dtype=dtype, device_map={"": 0})
+    else:
+        with torch.device("cuda" if cuda else "cpu"):
+            model = (LlamaForCausalLM if family == "llama" else MixtralForCausalLM)(config).to(dtype)
+    scale = 1.0 if args.shape != "tiny" else 0.25
+    rows = synthetic_rows(args.batch_size * (args.steps + 2), config.vocab_size, args.seed, scale)
+    dataset = Dataset.from_list(rows)
+    peft_config = None
+    if args.mode in ("lora", "qlora"):
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules=["q_proj", "v_proj"])
+    sft = dict(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=args.batch_size, max_steps=args.steps,
+               logging_steps=1, save_strategy="no", report_to="none", seed=args.seed, max_length=4096,
+               dataloader_num_workers=0, shuffle_dataset=False, train_sampling_strategy="sequential",
+               learning_rate=1e-4 if args.mode != "full" else 1e-5, completion_only_loss=True)
+    if not cuda:
+        sft.update(use_cpu=True, bf16=False, gradient_checkpointing=False)
+    if args.variant == "secml":
+        from secml_recipes.recipe import coerce_value  # the recipe's speed keys, typed like a recipe
+
+        extra = args.secml_args.split()
+        for key, value in zip(extra[::2], extra[1::2]):
+            key = key.lstrip("-")
+            current = sft.get(key)
+            sft[key] = coerce_value(value, type(current) if current is not None else str, from_cli=True) \
+                if not isinstance(current, bool) else value.lower() == "true"
+    args_obj = SFTConfig(**{k: v for k, v in sft.items() if k != "attn_implementation"})
+    if "attn_implementation" in sft:
+        model.config._attn_implementation = sft["attn_implementation"]
+    cls = SpecialistTrainer if args.variant == "secml" else SFTTrainer
+    trainer = cls(model=model, args=args_obj, train_dataset=dataset, processing_class=_tokenizer(config.vocab_size),
+                  peft_config=peft_config)
+
+    real_tokens: list[int] = []
+    collate = trainer.data_collator
+
+    def counting(features):
+        batch = collate(features)
+        if "attention_mask" in batch:
+            real_tokens.append(int(batch["attention_mask"].sum()))
+        else:
+            real_tokens.append(int(batch["input_ids"].numel()))
+        return batch
+
+    trainer.data_collator = counting
+    stamps: list[float] = []
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, *a, **k):
+            if cuda:
+                torch.cuda.synchronize()
+            stamps.append(time.perf_counter())
+
+    trainer.add_callback(Clock())
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    trainer.train()
+    warm = min(args.warmup, args.steps - 1)
+    timed = stamps[-1] - (stamps[warm - 1] if warm > 0 else start)
+    tokens = sum(real_tokens[warm:len(stamps)])
+    if cuda:
+        peak = torch.cuda.max_memory_allocated() / 2**30
+    else:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    n = active_params(config, family)
+    flops_per_token = (6 if args.mode == "full" else 4) * n
+    tps = tokens / timed
+    return {"variant": args.variant, "tokens_per_s": tps, "peak_gib": peak, "losses": losses,
+            "utilisation": (tps * flops_per_token / (args.peak_tflops * 1e12)) if cuda else None,
+            "device": torch.cuda.get_device_name() if cuda else "cpu"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
+    parser.add_argument("--mode", choices=["lora", "qlora", "full"], default="lora")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--peak-tflops", type=float, default=790.0, help="measured bf16 matrix rate of the GPU")
+    parser.add_argument("--variants", default="trl,secml")
+    parser.add_argument("--secml-args", default="", help="recipe keys for the secml variant: '--key value ...'")
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.variant:  # worker process
+        Path(args.out).write_text(json.dumps(worker(args)))
+        return 0
+
+    results = {}
+    for variant in args.variants.split(","):
+        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+            out = fh.name
+        cmd = [sys.executable, __file__, "--variant", variant, "--out", out] + [
+            a for a in sys.argv[1:] if not a.startswith("--variants")]
+        proc = subprocess.run(cmd, env=dict(os.environ, TOKENIZERS_PARALLELISM="false"))
+        if proc.returncode != 0:
+            print(f"variant {variant} failed (exit {proc.returncode})", file=sys.stderr)
+            return 1
+        results[variant] = json.loads(Path(out).read_text())
+        os.unlink(out)
+    base = results.get("trl")
+    k = min(len(r["losses"]) for r in results.values())
+    print(f"\nshape {args.shape}, mode {args.mode}, batch {args.batch_size}, {args.steps} steps "
+          f"({args.warmup} untimed), device {next(iter(results.values()))['device']}")
+    print("| variant | tokens/s | ratio to TRL | peak GiB | utilisation | loss (first steps) |")
+    print("|---|---|---|---|---|---|")
+    for name, r in results.items():
+        ratio = r["tokens_per_s"] / base["tokens_per_s"] if base else float("nan")
+        util = f"{r['utilisation']:.1%}" if r["utilisation"] is not None else "n/a (CPU)"
+        losses = ", ".join(f"{x:.4f}" for x in r["losses"][: min(k, 5)])
+        print(f"| {name} | {r['tokens_per_s']:.1f} | {ratio:.2f}x | {r['peak_gib']:.2f} | {util} | {losses} |")
+    if base and "secml" in results:
+        a, b = base["losses"][:k], results["secml"]["losses"][:k]
+        worst = max(abs(x - y) / max(abs(x), 1e-8) for x, y in zip(a, b))
+        print(f"largest relative loss difference over the first {k} steps: {worst:.2e}")
+    Path(os.environ.get("BENCH_RESULTS", "/dev/null")).write_text(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""The throughput benchmark runs both variants on the tiny shape and their losses agree (no timing asserted)."""
+
+import json
+import os
+import subprocess
+import sys
+
+from helpers import ROOT
+
+
+def test_benchmark_runs_both_variants_with_matching_losses(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench/train_throughput.py"), "--shape", "tiny", "--mode", "full",
+                           "--steps", "3", "--warmup", "1", "--batch-size", "2"],
+                          capture_output=True, text=True, env=dict(os.environ, BENCH_RESULTS=str(out)), timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert set(results) == {"trl", "secml"}
+    assert all(r["tokens_per_s"] > 0 and len(r["losses"]) == 3 for r in results.values())
+    for a, b in zip(results["trl"]["losses"], results["secml"]["losses"]):
+        assert abs(a - b) <= 1e-4 * abs(a)
+    assert "| trl |" in proc.stdout and "| secml |" in proc.stdout

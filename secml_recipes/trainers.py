@@ -105,7 +105,11 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
     def __init__(self, *args, bucket_lengths: list[int] | None = None, **kwargs):
         sft_args = kwargs.get("args")
         processing_class = kwargs.get("processing_class")
-        if kwargs.get("data_collator") is None and processing_class is not None:
+        padding_free = sft_args is not None and (sft_args.padding_free or (
+            sft_args.packing and sft_args.packing_strategy in {"bfd", "bfd_split"}))
+        # Padding-free batches (flash attention on GPUs) use TRL's own flattening collator; the labels are the
+        # same masked labels either way, built from the same masks during dataset preparation.
+        if kwargs.get("data_collator") is None and processing_class is not None and not padding_free:
             tok = getattr(processing_class, "tokenizer", processing_class)
             pad_token = (sft_args.pad_token if sft_args is not None else None) or tok.pad_token or tok.eos_token
             tok.pad_token = pad_token

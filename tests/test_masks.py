@@ -122,3 +122,16 @@ def test_padding_is_never_trained(tiny_models, tmp_path):
     batch = next(iter(trainer.get_train_dataloader()))
     assert torch.all(batch["labels"][batch["attention_mask"] == 0] == -100)
     assert int((batch["attention_mask"] == 0).sum()) > 0
+
+
+def test_padding_free_batches_train_the_same_tokens(tiny_models, tmp_path):
+    """The GPU fast path (padding-free, TRL's flattening collator) keeps exactly the padded path's labels."""
+    rows = _specialist_rows(2)
+    padded = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "a", *SEQUENTIAL,
+                          "--per_device_train_batch_size", "2", "--max_length", "16384")
+    flat = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "b", *SEQUENTIAL,
+                        "--per_device_train_batch_size", "2", "--padding_free", "true", "--max_length", "null")
+    p, f = next(iter(padded.get_train_dataloader())), next(iter(flat.get_train_dataloader()))
+    real = [p["labels"][i][p["attention_mask"][i] == 1] for i in range(2)]
+    assert torch.equal(torch.cat(real), f["labels"][0])
+    assert torch.equal(f["position_ids"][0], torch.cat([torch.arange(len(r)) for r in real]))

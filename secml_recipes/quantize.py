@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .recipe import RecipeError, build_dataclass, load_recipe, read_recipe_file
+from .recipe import RecipeError, build_dataclass, load_recipe
 
 
 @dataclass

@@ -2,7 +2,6 @@
 simulated environment answers."""
 
 import json
-import random
 
 import jsonschema
 import pytest

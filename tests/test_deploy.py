@@ -2,7 +2,6 @@
 and a broken artifact failing the command."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

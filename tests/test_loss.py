@@ -1,7 +1,6 @@
 """The loss: shifted causal-LM cross-entropy over trained tokens, divided by the trained tokens of the whole
 accumulated batch, so accumulation (and data parallelism) does not change it."""
 
-import copy
 
 import pytest
 import torch

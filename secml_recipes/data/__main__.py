@@ -33,7 +33,7 @@ def _load_report(path: str) -> dict:
     try:
         report = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise SystemExit(f"{path}: cannot read a JSON report: {err}")
+        raise SystemExit(f"{path}: cannot read a JSON report: {err}") from None
     problem = raw_report_error(report)
     if problem:
         raise SystemExit(f"{path}: not a sys-scan v2 report: {problem}")

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .enrich import enrich_report
 from .episodes import build_episodes
-from .generate import GENERATOR_VERSION, generate_report, host_profile, plan_hosts
+from .generate import GENERATOR_VERSION, generate_report, plan_hosts
 from .split import specialist_examples
 from .validate import ROW_CHECKS
 

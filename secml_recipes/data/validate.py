@@ -10,7 +10,6 @@ from pathlib import Path
 import jsonschema
 
 from .fixtures import schema_v2
-from .tools import TOOL_NAMES, TOOL_SCHEMAS
 
 SCHEMA_DIR = Path(__file__).with_name("schemas")
 
@@ -133,5 +132,3 @@ def generalist_row_error(row) -> str | None:
 
 
 ROW_CHECKS = {"specialist": specialist_row_error, "generalist": generalist_row_error}
-DECLARED_TOOL_NAMES = set(TOOL_NAMES)
-__all__ = ["ROW_CHECKS", "TOOL_SCHEMAS", "raw_report_error", "enriched_report_error", "DECLARED_TOOL_NAMES"]

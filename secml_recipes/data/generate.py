@@ -626,15 +626,6 @@ def generate_report(plan: HostPlan) -> dict:
             "summary": summary, "summary_extension": {"emitted_risk_score": total_risk, "total_risk_score": total_risk}}
 
 
-def host_profile(report: dict) -> str:
-    """The profile a generated report was made from (from its hostname), or 'real' for other reports."""
-    hostname = report.get("meta", {}).get("hostname", "")
-    for profile, prefix in HOST_PREFIX.items():
-        if hostname.startswith(prefix + "-"):
-            return profile
-    return "real"
-
-
 def generate_reports(n_hosts: int, seed: int) -> Iterator[dict]:
     for plan in plan_hosts(n_hosts, seed):
         yield generate_report(plan)

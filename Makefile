@@ -70,7 +70,7 @@ $(LLAMA_CPP_SRC)/vendor/llama.cpp/convert_hf_to_gguf.py:
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_CURL=OFF" \
 		$(PY) -m pip wheel --no-deps -w .cache/llama.cpp/wheels .cache/llama.cpp/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz
 	$(PY) -m pip install --quiet --no-deps .cache/llama.cpp/wheels/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
-	$(PY) -m pip install --quiet -e '.[deploy]'
+	$(PY) -m pip install --quiet -e '.[quantize]'
 	touch $@
 
 llama-cpp: .cache/llama.cpp/.installed

@@ -70,3 +70,20 @@ def test_accelerate_launch_entry_point(tiny_models, small_corpus, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "acc" / "model.safetensors").exists()
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("bitsandbytes") is None, reason="bitsandbytes not installed")
+def test_qlora_generalist_trains_on_a_4bit_base(tiny_models, small_corpus, tmp_path):
+    """QLoRA: the recipe's LoRA on a base loaded in 4 bits (bitsandbytes runs on CPU too, slowly)."""
+    from helpers import make_trainer
+
+    rows = [{"messages": [{"role": "user", "content": "scan?"}, {"role": "assistant", "content": "Conclusion: clean."}],
+             "tools": "[]"}]
+    trainer = make_trainer("generalist", tiny_models["mixtral"], rows, tmp_path, "--load_in_4bit", "true",
+                           "--dtype", "bfloat16")
+    kinds = {type(m).__name__ for m in trainer.model.modules()}
+    assert "Linear4bit" in kinds
+    out = tmp_path / "qlora"
+    assert _run("generalist", tiny_models["mixtral"], small_corpus, out, "--max_steps", "2", "--save_strategy", "no",
+                "--load_in_4bit", "true", "--dtype", "bfloat16") == 0
+    assert json.loads((out / "adapter_config.json").read_text())["r"] == 16

@@ -12,8 +12,8 @@ LoRA and QLoRA, 6N for full fine-tuning, N = parameters a token passes through) 
 the ratio to TRL, and both losses on the first steps (same batches, so they must agree).
 
 Variants: `trl` is SFTTrainer with its defaults (padded batches, its collator, its loss); `secml` is
-SpecialistTrainer with the recipe's speed keys (`--secml-args`, e.g. "--padding_free true
---attn_implementation flash_attention_2" on a GPU with flash-attn installed).
+SpecialistTrainer with the recipes' speed keys (`--secml-args`, default "--padding_free true"; add
+"--attn_implementation flash_attention_2" on a GPU with flash-attn installed for varlen kernels).
 """
 
 from __future__ import annotations
@@ -115,14 +115,15 @@ def worker(args) -> dict:
     if not cuda:
         sft.update(use_cpu=True, bf16=False, gradient_checkpointing=False)
     if args.variant == "secml":
+        import typing
+
         from secml_recipes.recipe import coerce_value  # the recipe's speed keys, typed like a recipe
 
+        hints = typing.get_type_hints(SFTConfig)
         extra = args.secml_args.split()
         for key, value in zip(extra[::2], extra[1::2]):
             key = key.lstrip("-")
-            current = sft.get(key)
-            sft[key] = coerce_value(value, type(current) if current is not None else str, from_cli=True) \
-                if not isinstance(current, bool) else value.lower() == "true"
+            sft[key] = value if key == "attn_implementation" else coerce_value(value, hints[key], from_cli=True)
     args_obj = SFTConfig(**{k: v for k, v in sft.items() if k != "attn_implementation"})
     if "attn_implementation" in sft:
         model.config._attn_implementation = sft["attn_implementation"]
@@ -183,7 +184,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--peak-tflops", type=float, default=790.0, help="measured bf16 matrix rate of the GPU")
     parser.add_argument("--variants", default="trl,secml")
-    parser.add_argument("--secml-args", default="", help="recipe keys for the secml variant: '--key value ...'")
+    parser.add_argument("--secml-args", default="--padding_free true",
+                        help="recipe keys for the secml variant (default: the recipes' speed keys)")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()

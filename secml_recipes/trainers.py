@@ -15,6 +15,7 @@ What they change, and why:
 from __future__ import annotations
 
 import bisect
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from trl import SFTTrainer
 from trl.trainer.utils import pad
 
 IGNORE_INDEX = -100
+logger = logging.getLogger(__name__)
 
 
 def is_xla_device(device: torch.device | str | None = None) -> bool:
@@ -99,28 +101,56 @@ class CompletionOnlyCollator(DataCollatorMixin):
         return out
 
 
+def _choose_backend_defaults(args, on_xla: bool) -> None:
+    """Speed choices that differ per backend and leave the loss unchanged (README 'Speed')."""
+    if not on_xla:
+        return
+    if args.padding_free or args.packing:
+        # Padding-free batches and packing change shapes every step: each shape is a new XLA graph.
+        logger.warning("XLA: padding_free/packing turned off; batches are padded to fixed bucket lengths instead")
+        args.padding_free, args.packing = False, False
+    if "fused" in str(getattr(args.optim, "value", args.optim)):
+        # torch's fused AdamW (transformers 5's default) has no XLA kernel; XLA fuses the update itself.
+        from transformers.training_args import OptimizerNames
+
+        args.optim = OptimizerNames.ADAMW_TORCH
+
+
+def _truncate(dataset, max_length: int, name: str):
+    """Cut prepared rows to `max_length` and drop rows left with no trained token, counting them."""
+    before = len(dataset)
+    dataset = dataset.map(lambda ex: {"input_ids": ex["input_ids"][:max_length], "labels": ex["labels"][:max_length]},
+                          desc=f"Truncating {name} dataset")
+    dataset = dataset.filter(lambda ex: any(label != IGNORE_INDEX for label in ex["labels"]),
+                             desc=f"Dropping fully masked {name} rows")
+    if len(dataset) < before:
+        logger.warning("%s: %d of %d rows had no trained token within max_length=%d", name, before - len(dataset),
+                       before, max_length)
+    return dataset
+
+
 class _CompletionOnlySFTTrainer(SFTTrainer):
     """Shared by both trainers: our collator, lean loss metrics, trained-token logging."""
 
     def __init__(self, *args, bucket_lengths: list[int] | None = None, **kwargs):
         sft_args = kwargs.get("args")
         processing_class = kwargs.get("processing_class")
+        on_xla = is_xla_device()
+        truncate_to = None
+        if sft_args is not None:
+            _choose_backend_defaults(sft_args, on_xla)
+            if sft_args.padding_free and not sft_args.packing and sft_args.max_length is not None:
+                # TRL does not truncate in padding-free mode; we do it after its preparation, as it would.
+                truncate_to, sft_args.max_length = sft_args.max_length, None
         padding_free = sft_args is not None and (sft_args.padding_free or (
             sft_args.packing and sft_args.packing_strategy in {"bfd", "bfd_split"}))
-        # Padding-free batches (flash attention on GPUs) use TRL's own flattening collator; the labels are the
-        # same masked labels either way, built from the same masks during dataset preparation.
+        # Padding-free batches use TRL's own flattening collator (sequences kept apart by position_ids:
+        # varlen flash attention on GPUs, a block-diagonal mask with sdpa); the labels are the same masked
+        # labels either way, built from the same masks during dataset preparation.
         if kwargs.get("data_collator") is None and processing_class is not None and not padding_free:
             tok = getattr(processing_class, "tokenizer", processing_class)
             pad_token = (sft_args.pad_token if sft_args is not None else None) or tok.pad_token or tok.eos_token
             tok.pad_token = pad_token
-            on_xla = is_xla_device()
-            if on_xla and sft_args is not None and (sft_args.padding_free or sft_args.packing):
-                raise ValueError("padding-free training and packing change shapes every step; turn them off on XLA")
-            if on_xla and sft_args is not None and "fused" in str(getattr(sft_args.optim, "value", sft_args.optim)):
-                # torch's fused AdamW (transformers 5's default) has no XLA kernel; XLA fuses the update itself.
-                from transformers.training_args import OptimizerNames
-
-                sft_args.optim = OptimizerNames.ADAMW_TORCH
             buckets = bucket_lengths if bucket_lengths else (
                 default_buckets(sft_args.max_length) if on_xla and sft_args and sft_args.max_length else None)
             kwargs["data_collator"] = CompletionOnlyCollator(
@@ -129,6 +159,13 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
                 pad_to_multiple_of=sft_args.pad_to_multiple_of if sft_args else None,
             )
         super().__init__(*args, **kwargs)
+        if truncate_to is not None:
+            self.args.max_length = truncate_to
+            self.train_dataset = _truncate(self.train_dataset, truncate_to, "train")
+            if isinstance(self.eval_dataset, dict):
+                self.eval_dataset = {k: _truncate(v, truncate_to, k) for k, v in self.eval_dataset.items()}
+            elif self.eval_dataset is not None:
+                self.eval_dataset = _truncate(self.eval_dataset, truncate_to, "eval")
         self._trained_tokens = torch.zeros((), dtype=torch.long)
         self._lean_metrics: dict[str, list[torch.Tensor]] = {"train": [], "eval": []}
 

@@ -11,7 +11,7 @@ from secml_recipes.data.split import specialist_examples
 
 from helpers import make_trainer
 
-SEQUENTIAL = ("--train_sampling_strategy", "sequential", "--shuffle_dataset", "false")
+SEQUENTIAL = ("--train_sampling_strategy", "sequential", "--shuffle_dataset", "false", "--padding_free", "false")
 
 
 @pytest.fixture(scope="module")
@@ -91,11 +91,14 @@ class _GradCapture(TrainerCallback):
             self.grads = _grads(model)
 
 
-def test_trainer_step_with_accumulation_matches_big_batch(tiny_models, tmp_path, rows):
-    """The whole Trainer loop: one optimizer step of 4x1 with accumulation vs 1x4 gives the same gradients."""
+@pytest.mark.parametrize("padding_free", ["false", "true"])
+def test_trainer_step_with_accumulation_matches_big_batch(tiny_models, tmp_path, rows, padding_free):
+    """The whole Trainer loop: one optimizer step of 4x1 with accumulation vs 1x4 gives the same gradients,
+    with padded and with padding-free batches."""
     captured = []
     for bs, ga in ((1, 4), (4, 1)):
         trainer = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / f"{bs}x{ga}", *SEQUENTIAL,
+                               "--padding_free", padding_free,
                                "--per_device_train_batch_size", str(bs), "--gradient_accumulation_steps", str(ga),
                                "--max_steps", "1", "--max_grad_norm", "0", "--max_length", "16384")
         cb = _GradCapture()

@@ -11,7 +11,7 @@ from secml_recipes.templates import read_template
 
 from helpers import make_trainer
 
-SEQUENTIAL = ("--train_sampling_strategy", "sequential", "--shuffle_dataset", "false")
+SEQUENTIAL = ("--train_sampling_strategy", "sequential", "--shuffle_dataset", "false", "--padding_free", "false")
 
 
 def _specialist_rows(n=2):

@@ -27,8 +27,11 @@ def gptq_python() -> Path:
 
 
 def _run(args: list[str]) -> dict:
+    """Run the worker (given absolute paths) from a scratch folder: GPTQModel writes ./logs where it runs."""
     env = dict(os.environ, GPTQMODEL_CPU_WORKERS=os.environ.get("GPTQMODEL_CPU_WORKERS", str(min(2, os.cpu_count() or 1))))
-    proc = subprocess.run([str(gptq_python()), str(WORKER), *args], capture_output=True, text=True, env=env)
+    scratch = Path(tempfile.gettempdir()) / "secml-gptq"
+    scratch.mkdir(exist_ok=True)
+    proc = subprocess.run([str(gptq_python()), str(WORKER), *args], capture_output=True, text=True, env=env, cwd=scratch)
     if proc.returncode != 0:
         raise DeployError(f"GPTQ worker failed ({' '.join(args[:1])}):\n{proc.stderr[-3000:]}")
     lines = [l for l in proc.stdout.strip().splitlines() if l.startswith("{")]
@@ -41,7 +44,8 @@ def quantize_gptq(src: Path, out: Path, calibration_texts: list[str], bits: int,
         fh.writelines(json.dumps({"text": t}) + "\n" for t in calibration_texts)
         calib = fh.name
     try:
-        return _run(["quantize", str(src), str(out), calib, "--bits", str(bits), "--group-size", str(group_size)])
+        return _run(["quantize", str(Path(src).resolve()), str(Path(out).resolve()), calib, "--bits", str(bits),
+                     "--group-size", str(group_size)])
     finally:
         os.unlink(calib)
 
@@ -51,6 +55,6 @@ def gptq_logits(model_dir: Path, ids: list[list[int]]) -> tuple[list[np.ndarray]
         tokens = Path(tmp) / "tokens.json"
         tokens.write_text(json.dumps(ids))
         t0 = time.perf_counter()
-        info = _run(["logits", str(model_dir), str(tokens), str(Path(tmp) / "logits.npz")])
+        info = _run(["logits", str(Path(model_dir).resolve()), str(tokens), str(Path(tmp) / "logits.npz")])
         data = np.load(Path(tmp) / "logits.npz")
         return [data[f"l{i}"] for i in range(len(ids))], info.get("load_seconds", time.perf_counter() - t0)

@@ -5,7 +5,8 @@ Usage:
     python -m secml_recipes.pipeline --profile smoke         # tiny local models, CPU (what `make smoke` runs)
     python -m secml_recipes.pipeline --specialist-only --accelerate-config accelerate_configs/tpu.yaml
 
-Each stage records a fingerprint of its inputs (recipe text, overrides, upstream outputs) in its output
+Each stage records a fingerprint of its inputs (the package's code, recipe text, overrides, upstream
+outputs) in its output
 folder once it succeeds. A stage whose fingerprint matches is skipped, so a rerun after a crash continues
 where it stopped (an interrupted training resumes from its last checkpoint). Push runs only when a
 token is in HF_TOKEN/HUGGINGFACE_TOKEN and --namespace is given.
@@ -23,7 +24,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path.cwd()
+CODE = Path(__file__).resolve().parent  # the package: its code is an input of every stage
 
 
 @dataclass
@@ -61,7 +62,8 @@ def fingerprint_path(path: Path) -> str:
         h.update(path.read_bytes())
     elif path.is_dir():
         for p in sorted(path.rglob("*")):
-            if p.is_file() and ".secml_stage.json" not in p.name and "checkpoint-" not in str(p):
+            skip = ".secml_stage.json" in p.name or "checkpoint-" in str(p) or "__pycache__" in p.parts
+            if p.is_file() and not skip:
                 h.update(f"{p.relative_to(path)}:{p.stat().st_size}".encode())
                 if p.stat().st_size < 1_000_000:
                     h.update(p.read_bytes())
@@ -127,15 +129,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if profile.tiny_models and any(s in selected for s in ("specialist", "generalist", "eval")):
-            run_stage("tiny-models", Path("models/tiny/.secml_stage.json"), [], ["tiny", "300"],
+            run_stage("tiny-models", Path("models/tiny/.secml_stage.json"), [CODE / "tiny.py", CODE / "data"], ["tiny", "300"],
                       [[py, "-m", "secml_recipes.tiny", "--out", "models/tiny"]])
         if "data" in selected:
-            run_stage("data", Path(profile.corpus + ".stage.json"), [], profile.build_args,
+            run_stage("data", Path(profile.corpus + ".stage.json"), [CODE / "data"], profile.build_args,
                       [[py, "-m", "secml_recipes.data", "build", "--out", profile.corpus, *profile.build_args]])
         for task, recipe, out in (("specialist", profile.specialist, "models/specialist_model"),
                                   ("generalist", profile.generalist, "models/generalist_model_lora")):
             if task in selected:
-                inputs = [recipe, profile.corpus] + (["models/tiny/llama", "models/tiny/mixtral"] if profile.tiny_models else [])
+                inputs = [CODE, recipe, profile.corpus] + (["models/tiny/llama", "models/tiny/mixtral"] if profile.tiny_models else [])
                 run_stage(task, Path(out) / ".secml_stage.json", inputs, [args.accelerate_config or ""],
                           [accelerate + ["-m", "secml_recipes.sft", recipe]], clear=Path(out))
         if "specialist" in selected and "generalist" in selected and profile.tiny_models:
@@ -144,11 +146,11 @@ def main(argv: list[str] | None = None) -> int:
             for recipe, model, out in ((profile.eval_specialist, "models/specialist_model", "eval"),
                                        (profile.eval_generalist, "models/generalist_model_lora", "eval")):
                 marker = Path(out) / f".{Path(recipe).stem}-{args.profile}.stage.json"
-                run_stage(f"eval {Path(recipe).stem}", marker, [recipe, model, profile.corpus], [],
+                run_stage(f"eval {Path(recipe).stem}", marker, [CODE, recipe, model, profile.corpus], [],
                           [[py, "-m", "secml_recipes.evaluate", recipe]])
         if "quantize" in selected:
             run_stage("quantize", Path(f"models/.quantize-{args.profile}.stage.json"),
-                      [profile.quantize, "models/specialist_model", "models/generalist_model_lora", profile.corpus], [],
+                      [CODE, profile.quantize, "models/specialist_model", "models/generalist_model_lora", profile.corpus], [],
                       [[py, "-m", "secml_recipes.quantize", profile.quantize]])
         if "push" in selected:
             token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGINGFACE_TOKEN")

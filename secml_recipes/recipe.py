@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import functools
 import json
 import os
 import types
@@ -200,31 +201,38 @@ def read_recipe_file(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _checked_value(key: str, raw: Any, source: str, index: dict, from_cli: bool) -> Any:
+    """`raw` converted to the type of field `key`, or a RecipeError naming the source, key and what is right."""
+    if key in _FORBIDDEN_KEYS:
+        raise RecipeError(f"{source}: key '{key}' is not accepted: {_FORBIDDEN_KEYS[key]}")
+    if key not in index:
+        raise _unknown_key_error(key, source, index)
+    cls, f = index[key]
+    tp = _hints(cls).get(f.name, Any)
+    try:
+        value = coerce_value(raw, tp, from_cli)
+    except (ValueError, TypeError) as err:
+        raise RecipeError(
+            f"{source}: key '{key}' expects {_type_name(tp)} ({err}), got {raw!r} ({type(raw).__name__})"
+        ) from None
+    choices = f.metadata.get("choices") if f.metadata else None
+    if choices and value is not None and value not in choices:
+        raise RecipeError(f"{source}: key '{key}' must be one of {list(choices)}, got {value!r}")
+    return value
+
+
 def resolve_recipe(path: str | os.PathLike, argv: list[str] | None = None,
                    classes: tuple[type, ...] | None = None) -> dict[str, Any]:
     """The recipe at `path` with `argv` overrides applied, every key known and every value of its type."""
     index = _field_index(classes or recipe_dataclasses())
-    values: dict[str, Any] = {}
     entries = [(k, v, str(path), False) for k, v in read_recipe_file(path).items()]
     entries += [(k, v, "command line", True) for k, v in _cli_overrides(list(argv or []))]
-    for key, raw, source, from_cli in entries:
-        if key in _FORBIDDEN_KEYS:
-            raise RecipeError(f"{source}: key '{key}' is not accepted: {_FORBIDDEN_KEYS[key]}")
-        if key not in index:
-            raise _unknown_key_error(key, source, index)
-        cls, f = index[key]
-        tp = typing.get_type_hints(cls).get(f.name, Any)
-        try:
-            value = coerce_value(raw, tp, from_cli)
-        except (ValueError, TypeError) as err:
-            raise RecipeError(
-                f"{source}: key '{key}' expects {_type_name(tp)} ({err}), got {raw!r} ({type(raw).__name__})"
-            ) from None
-        choices = f.metadata.get("choices") if f.metadata else None
-        if choices and value is not None and value not in choices:
-            raise RecipeError(f"{source}: key '{key}' must be one of {list(choices)}, got {value!r}")
-        values[key] = value
-    return values
+    return {key: _checked_value(key, raw, source, index, from_cli) for key, raw, source, from_cli in entries}
 
 
 def build_dataclass(cls: type, mapping: dict[str, Any], source: str) -> Any:
@@ -233,28 +241,18 @@ def build_dataclass(cls: type, mapping: dict[str, Any], source: str) -> Any:
     if not isinstance(mapping, dict):
         raise RecipeError(f"{source}: expected a mapping of key: value, got {type(mapping).__name__}")
     index = _field_index((cls,))
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for key, raw in mapping.items():
-        if key not in index:
-            raise _unknown_key_error(key, source, index)
-        try:
-            values[key] = coerce_value(raw, hints.get(key, Any), from_cli=False)
-        except (ValueError, TypeError) as err:
-            raise RecipeError(f"{source}: key '{key}' expects {_type_name(hints.get(key, Any))} ({err}), got {raw!r}") from None
+    values = {key: _checked_value(key, raw, source, index, from_cli=False) for key, raw in mapping.items()}
     try:
         return cls(**values)
     except TypeError as err:
         raise RecipeError(f"{source}: {err}") from None
 
 
-def load_recipe(path: str | os.PathLike, argv: list[str] | None = None,
-                classes: tuple[type, ...] | None = None) -> tuple[Any, ...]:
-    """Read the recipe at `path`, apply `argv` overrides and return one instance per dataclass
-    (by default DataArguments, ModelConfig, SFTConfig)."""
+def build_recipe(values: dict[str, Any], path: str | os.PathLike,
+                 classes: tuple[type, ...] | None = None) -> tuple[Any, ...]:
+    """One instance per dataclass from resolved recipe values (see `resolve_recipe`)."""
     classes = classes or recipe_dataclasses()
     index = _field_index(classes)
-    values = resolve_recipe(path, argv, classes)
     built = []
     for cls in classes:
         kwargs = {k: v for k, v in values.items() if index[k][0] is cls}
@@ -266,3 +264,10 @@ def load_recipe(path: str | os.PathLike, argv: list[str] | None = None,
                 hint = " (on a machine without a GPU or TPU, set use_cpu: true and bf16: false, or override them)"
             raise RecipeError(f"{path}: invalid {cls.__name__}: {err}{hint}") from None
     return tuple(built)
+
+
+def load_recipe(path: str | os.PathLike, argv: list[str] | None = None,
+                classes: tuple[type, ...] | None = None) -> tuple[Any, ...]:
+    """Read the recipe at `path`, apply `argv` overrides and return one instance per dataclass
+    (by default DataArguments, ModelConfig, SFTConfig)."""
+    return build_recipe(resolve_recipe(path, argv, classes), path, classes)

@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from .recipe import RecipeError, load_recipe, resolve_recipe
+from .recipe import RecipeError, build_recipe, resolve_recipe
 
 logger = logging.getLogger("secml_recipes.sft")
 
@@ -31,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     recipe_path, overrides = argv[0], argv[1:]
     try:
-        data_args, model_args, training_args = load_recipe(recipe_path, overrides)
         resolved = resolve_recipe(recipe_path, overrides)
+        data_args, model_args, training_args = build_recipe(resolved, recipe_path)
     except RecipeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

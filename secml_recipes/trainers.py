@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -59,7 +59,6 @@ class CompletionOnlyCollator(DataCollatorMixin):
     bucket_lengths: list[int] | None = None
     pad_to_multiple_of: int | None = None
     return_tensors: str = "pt"
-    stats: dict = field(default_factory=lambda: {"batches": 0, "padded_tokens": 0, "real_tokens": 0})
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         input_ids = [torch.as_tensor(e["input_ids"], dtype=torch.long) for e in examples]
@@ -88,9 +87,6 @@ class CompletionOnlyCollator(DataCollatorMixin):
             "attention_mask": self._pad_to(attention, 0, target),
             "labels": self._pad_to(labels, IGNORE_INDEX, target),
         }
-        self.stats["batches"] += 1
-        self.stats["real_tokens"] += sum(len(ids) for ids in input_ids)
-        self.stats["padded_tokens"] += target * len(input_ids)
         return batch
 
     @staticmethod
@@ -117,16 +113,12 @@ def _choose_backend_defaults(args, on_xla: bool) -> None:
 
 
 def _truncate(dataset, max_length: int, name: str):
-    """Cut prepared rows to `max_length` and drop rows left with no trained token, counting them."""
-    before = len(dataset)
+    """Cut prepared rows to `max_length` and drop rows left with no trained token, as TRL does when it
+    truncates (the caller counts what was dropped, for both paths)."""
     dataset = dataset.map(lambda ex: {"input_ids": ex["input_ids"][:max_length], "labels": ex["labels"][:max_length]},
                           desc=f"Truncating {name} dataset")
-    dataset = dataset.filter(lambda ex: any(label != IGNORE_INDEX for label in ex["labels"]),
-                             desc=f"Dropping fully masked {name} rows")
-    if len(dataset) < before:
-        logger.warning("%s: %d of %d rows had no trained token within max_length=%d", name, before - len(dataset),
-                       before, max_length)
-    return dataset
+    return dataset.filter(lambda ex: any(label != IGNORE_INDEX for label in ex["labels"]),
+                          desc=f"Dropping fully masked {name} rows")
 
 
 class _CompletionOnlySFTTrainer(SFTTrainer):
@@ -155,7 +147,7 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
                 default_buckets(sft_args.max_length) if on_xla and sft_args and sft_args.max_length else None)
             kwargs["data_collator"] = CompletionOnlyCollator(
                 pad_token_id=tok.convert_tokens_to_ids(pad_token),
-                bucket_lengths=buckets if on_xla or bucket_lengths else None,
+                bucket_lengths=buckets,
                 pad_to_multiple_of=sft_args.pad_to_multiple_of if sft_args else None,
             )
         super().__init__(*args, **kwargs)

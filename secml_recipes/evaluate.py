@@ -71,11 +71,9 @@ def _identity(path: str | None) -> dict | None:
 
 
 def _data_identity(path: str) -> dict:
-    from .data.corpus import corpus_root
+    from .data.corpus import manifest_sha256
 
-    root = corpus_root(path)
-    manifest = root / "manifest.json"
-    return {"path": str(path), "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.exists() else None}
+    return {"path": str(path), "manifest_sha256": manifest_sha256(path)}
 
 
 def _specialist_items(args) -> list[dict]:
@@ -121,6 +119,7 @@ def _risk_pairs(predictions: list[str], references: list[dict]) -> list[tuple[fl
 def evaluate(args) -> dict:
     from tqdm.auto import tqdm
 
+    from .deploy.merge import adapter_base
     from .evaluation.generation import load_generator
     from .evaluation.report import markdown_table, write_report
 
@@ -137,9 +136,7 @@ def evaluate(args) -> dict:
         if args.backend == "llama_cpp":
             return None
         adapter = gen_args["adapter_path"] or (args.model if (Path(args.model) / "adapter_config.json").exists() else None)
-        if adapter:
-            return json.loads((Path(adapter) / "adapter_config.json").read_text())["base_model_name_or_path"]
-        return None
+        return adapter_base(adapter) if adapter else None
 
     if "base" in args.baselines:
         base = base_of(variants["model"])

@@ -12,12 +12,13 @@ ever handed to `huggingface_hub.HfApi`; it is scrubbed from every message this c
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from .deploy.merge import adapter_base
 
 LICENSES = {
     "llama": ("llama3.1", "Llama 3.1 Community License (derivative of meta-llama/Llama-3.1-8B-Instruct)"),
@@ -61,7 +62,7 @@ def find_artifacts(models_dir: Path, only: str | None = None) -> list[Artifact]:
             recipe = _read_json(trained / "secml_recipe.json") or {}
             base = recipe.get("resolved", {}).get("model_name_or_path", "")
             if (trained / "adapter_config.json").exists():
-                base = _read_json(trained / "adapter_config.json").get("base_model_name_or_path", base)
+                base = adapter_base(trained)
                 found.append(Artifact(name, "adapter", trained, family, base))
             else:
                 found.append(Artifact(name, "model", trained, family, base))
@@ -81,14 +82,11 @@ def _read_json(path: Path) -> dict | None:
 
 
 def data_manifest_hash(recipe: dict | None) -> str | None:
-    from .data.corpus import CorpusError, corpus_root
+    from .data.corpus import CorpusError, manifest_sha256
 
     path = (recipe or {}).get("resolved", {}).get("dataset_path")
-    if not path:
-        return None
     try:
-        manifest = corpus_root(path) / "manifest.json"
-        return hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.exists() else None
+        return manifest_sha256(path) if path else None
     except CorpusError:
         return None
 

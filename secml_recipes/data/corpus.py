@@ -213,6 +213,12 @@ def corpus_root(path: str | os.PathLike) -> Path:
     return _root(path)
 
 
+def manifest_sha256(path: str | os.PathLike) -> str | None:
+    """sha256 of the corpus' manifest.json (which holds every shard's sha256): the corpus' identity."""
+    manifest = corpus_root(path) / "manifest.json"
+    return hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.exists() else None
+
+
 def check_manifest(root: Path) -> list[str]:
     """Shards whose sha256 differs from manifest.json (empty when there is no manifest)."""
     manifest_path = root / "manifest.json"

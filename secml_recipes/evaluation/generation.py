@@ -7,7 +7,6 @@ The evaluation only calls `Generator.generate(prompts)` on rendered chat text, s
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -40,13 +39,15 @@ class TransformersGenerator:
     def __post_init__(self):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from ..deploy.merge import adapter_base
+
         path, adapter = self.model_path, self.adapter_path
         for given in (path, adapter):
             if given and not Path(given).exists() and (given.startswith((".", "/", "models/", "eval/")) or given.count("/") != 1):
                 raise FileNotFoundError(f"model not found: {given} (train it first, e.g. `make smoke`, or give a hub id)")
         if adapter is None and (Path(path) / "adapter_config.json").exists():
             adapter = path  # an adapter folder given as the model: its base comes from the adapter config
-            path = json.loads((Path(path) / "adapter_config.json").read_text())["base_model_name_or_path"]
+            path = adapter_base(path)
         kwargs = {"dtype": getattr(torch, self.dtype)}
         if self.gguf_file:
             kwargs["gguf_file"] = self.gguf_file

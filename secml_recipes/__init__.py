@@ -1,3 +1,10 @@
 """secml-recipes: train security-analysis language models on sys-scan output with Accelerate + TRL."""
 
 __version__ = "0.1.0"
+
+import logging as _logging
+
+# torchao (the 8-bit AdamW of the specialist recipe) warns at import about optional CUDA kernels (mxfp8,
+# cutlass sm90a) its wheel cannot load into other torch builds; transformers imports it whenever it is
+# installed, so every run would start with those lines. Errors still show.
+_logging.getLogger("torchao").setLevel(_logging.ERROR)

@@ -1,8 +1,9 @@
 """Flat YAML recipes mapped onto dataclasses, TRL style.
 
-A recipe file holds data keys (`DataArguments`), model keys (TRL's `ModelConfig`) and every `SFTConfig`
-key side by side. `--key value` on the command line wins over the file. Every key and value is checked
-here, before anything heavy is imported or loaded, so a typo costs a second, not a model download.
+A recipe file holds data keys (`DataArguments`), model keys (TRL's `ModelConfig`), every `SFTConfig`
+key and the speed keys (`speed.SpeedArguments`) side by side. `--key value` on the command line wins over
+the file. Every key and value is checked here, before anything heavy is imported or loaded, so a typo
+costs a second, not a model download.
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ def recipe_dataclasses() -> tuple[type, ...]:
     """The dataclasses a recipe fills, in the order `load_recipe` returns them."""
     from trl import ModelConfig, SFTConfig
 
-    return (DataArguments, ModelConfig, SFTConfig)
+    from .speed import SpeedArguments
+
+    return (DataArguments, ModelConfig, SFTConfig, SpeedArguments)
 
 
 def _field_index(classes: tuple[type, ...]) -> dict[str, tuple[type, dataclasses.Field]]:
@@ -269,5 +272,5 @@ def build_recipe(values: dict[str, Any], path: str | os.PathLike,
 def load_recipe(path: str | os.PathLike, argv: list[str] | None = None,
                 classes: tuple[type, ...] | None = None) -> tuple[Any, ...]:
     """Read the recipe at `path`, apply `argv` overrides and return one instance per dataclass
-    (by default DataArguments, ModelConfig, SFTConfig)."""
+    (by default DataArguments, ModelConfig, SFTConfig, SpeedArguments)."""
     return build_recipe(resolve_recipe(path, argv, classes), path, classes)

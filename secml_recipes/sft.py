@@ -32,14 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     recipe_path, overrides = argv[0], argv[1:]
     try:
         resolved = resolve_recipe(recipe_path, overrides)
-        data_args, model_args, training_args = build_recipe(resolved, recipe_path)
+        data_args, model_args, training_args, speed_args = build_recipe(resolved, recipe_path)
     except RecipeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return train(data_args, model_args, training_args, resolved, recipe_path)
+    return train(data_args, model_args, training_args, speed_args, resolved, recipe_path)
 
 
-def train(data_args, model_args, training_args, resolved: dict, recipe_path: str) -> int:
+def train(data_args, model_args, training_args, speed_args, resolved: dict, recipe_path: str) -> int:
     # --- imports that cost seconds come after the recipe is known to be valid ---------------------
     import transformers
     from transformers.trainer_utils import get_last_checkpoint
@@ -92,7 +92,7 @@ def train(data_args, model_args, training_args, resolved: dict, recipe_path: str
 
     # --- model and trainer -----------------------------------------------------------------------
     n_rows = len(train_dataset)
-    trainer = build_trainer(data_args, model_args, training_args, train_dataset, eval_dataset, tokenizer)
+    trainer = build_trainer(data_args, model_args, training_args, train_dataset, eval_dataset, tokenizer, speed_args)
     kept = len(trainer.train_dataset)
     if kept < n_rows:
         logger.warning("%d of %d training rows were fully truncated by max_length=%s and carry no trained token; "
@@ -148,14 +148,19 @@ def load_tokenizer(model_args, training_args):
     return tokenizer
 
 
-def build_trainer(data_args, model_args, training_args, train_dataset, eval_dataset, tokenizer):
+def build_trainer(data_args, model_args, training_args, train_dataset, eval_dataset, tokenizer, speed_args=None):
     """The task's trainer, built from the recipe's dataclasses exactly as `train` builds it."""
     from trl import get_peft_config, get_quantization_config
 
-    from .trainers import GeneralistTrainer, SpecialistTrainer
+    from .speed import SpeedArguments, resolve_attn_implementation
+    from .trainers import GeneralistTrainer, SpecialistTrainer, is_xla_device
 
+    speed_args = speed_args or SpeedArguments()
+    attn = resolve_attn_implementation(model_args.attn_implementation, training_args.padding_free, is_xla_device())
+    if attn != model_args.attn_implementation:
+        logger.info("attn_implementation %s -> %s", model_args.attn_implementation, attn)
     model_init_kwargs = {"revision": model_args.model_revision, "dtype": model_args.dtype,
-                         "attn_implementation": model_args.attn_implementation,
+                         "attn_implementation": attn,
                          "trust_remote_code": training_args.trust_remote_code}
     model_init_kwargs.update(training_args.model_init_kwargs or {})
     training_args.model_init_kwargs = model_init_kwargs
@@ -174,6 +179,7 @@ def build_trainer(data_args, model_args, training_args, train_dataset, eval_data
         peft_config=get_peft_config(model_args),
         quantization_config=get_quantization_config(model_args),
         bucket_lengths=data_args.xla_bucket_lengths,
+        speed=speed_args,
     )
 
 

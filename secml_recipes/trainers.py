@@ -97,19 +97,35 @@ class CompletionOnlyCollator(DataCollatorMixin):
         return out
 
 
-def _choose_backend_defaults(args, on_xla: bool) -> None:
+_TORCHAO_OPTIMIZERS = ("adamw_torch_4bit", "adamw_torch_8bit")
+
+
+def _choose_backend_defaults(args, speed, on_xla: bool) -> None:
     """Speed choices that differ per backend and leave the loss unchanged (README 'Speed')."""
+    from .speed import has_package, resolve_liger
+
+    optim = str(getattr(args.optim, "value", args.optim))
     if not on_xla:
+        if optim in _TORCHAO_OPTIMIZERS and not has_package("torchao"):
+            raise ValueError(f"optim: {optim} needs the torchao package: pip install -e '.[gpu]' (or choose "
+                             "optim: adamw_torch_fused / adamw_bnb_8bit)")
+        args.use_liger_kernel = args.use_liger_kernel or resolve_liger(speed.liger_kernels, on_xla)
         return
     if args.padding_free or args.packing:
         # Padding-free batches and packing change shapes every step: each shape is a new XLA graph.
         logger.warning("XLA: padding_free/packing turned off; batches are padded to fixed bucket lengths instead")
         args.padding_free, args.packing = False, False
-    if "fused" in str(getattr(args.optim, "value", args.optim)):
-        # torch's fused AdamW (transformers 5's default) has no XLA kernel; XLA fuses the update itself.
+    if "fused" in optim or optim in _TORCHAO_OPTIMIZERS:
+        # torch's fused AdamW (transformers 5's default) has no XLA kernel, and torchao's low-bit AdamW compiles
+        # with inductor; XLA fuses the plain AdamW update itself.
         from transformers.training_args import OptimizerNames
 
+        if optim in _TORCHAO_OPTIMIZERS:
+            logger.warning("XLA: optim %s has no XLA path; using adamw_torch", optim)
         args.optim = OptimizerNames.ADAMW_TORCH
+    if args.use_liger_kernel:
+        logger.warning("XLA: Liger kernels are Triton (GPU) kernels; turned off")
+        args.use_liger_kernel = False
 
 
 def _truncate(dataset, max_length: int, name: str):
@@ -124,13 +140,16 @@ def _truncate(dataset, max_length: int, name: str):
 class _CompletionOnlySFTTrainer(SFTTrainer):
     """Shared by both trainers: our collator, lean loss metrics, trained-token logging."""
 
-    def __init__(self, *args, bucket_lengths: list[int] | None = None, **kwargs):
+    def __init__(self, *args, bucket_lengths: list[int] | None = None, speed=None, **kwargs):
+        from .speed import SelectiveCheckpointing, SpeedArguments, longest_micro_batch_tokens
+
+        speed = speed or SpeedArguments()
         sft_args = kwargs.get("args")
         processing_class = kwargs.get("processing_class")
         on_xla = is_xla_device()
         truncate_to = None
         if sft_args is not None:
-            _choose_backend_defaults(sft_args, on_xla)
+            _choose_backend_defaults(sft_args, speed, on_xla)
             if sft_args.padding_free and not sft_args.packing and sft_args.max_length is not None:
                 # TRL does not truncate in padding-free mode; we do it after its preparation, as it would.
                 truncate_to, sft_args.max_length = sft_args.max_length, None
@@ -158,6 +177,10 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
                 self.eval_dataset = {k: _truncate(v, truncate_to, k) for k, v in self.eval_dataset.items()}
             elif self.eval_dataset is not None:
                 self.eval_dataset = _truncate(self.eval_dataset, truncate_to, "eval")
+        if self.args.gradient_checkpointing and speed.checkpointed_layers != "all" and not on_xla:
+            lengths = [len(ids) for ids in self.train_dataset["input_ids"]] if self.train_dataset is not None else []
+            tokens = longest_micro_batch_tokens(lengths, self.args.per_device_train_batch_size, self.padding_free)
+            self.add_callback(SelectiveCheckpointing(speed, tokens))
         self._trained_tokens = torch.zeros((), dtype=torch.long)
         self._lean_metrics: dict[str, list[torch.Tensor]] = {"train": [], "eval": []}
 

@@ -16,10 +16,10 @@ def make_trainer(task: str, model_path, rows: list[dict], tmp_path, *overrides: 
     recipe = ROOT / "recipes" / "smoke" / f"{task}.yaml"
     args = ["--model_name_or_path", str(model_path), "--output_dir", str(tmp_path / f"out-{task}"),
             "--logging_steps", "1", "--save_strategy", "no", "--dataloader_num_workers", "0", *overrides]
-    data_args, model_args, sft_args = load_recipe(recipe, args)
+    data_args, model_args, sft_args, speed_args = load_recipe(recipe, args)
     tokenizer = load_tokenizer(model_args, sft_args)
     eval_ds = Dataset.from_list(eval_rows) if eval_rows else None
-    return build_trainer(data_args, model_args, sft_args, Dataset.from_list(rows), eval_ds, tokenizer)
+    return build_trainer(data_args, model_args, sft_args, Dataset.from_list(rows), eval_ds, tokenizer, speed_args)
 
 
 def first_batch(trainer):

@@ -20,7 +20,7 @@ def write(tmp_path, text):
 @pytest.mark.parametrize("name", ["specialist", "generalist", "smoke/specialist", "smoke/generalist"])
 def test_shipped_recipes_parse(name):
     # Production recipes train in bf16 on accelerators; on this CPU machine they parse with the CPU overrides.
-    data, model, sft = load_recipe(ROOT / "recipes" / f"{name}.yaml", CPU)
+    data, model, sft, speed = load_recipe(ROOT / "recipes" / f"{name}.yaml", CPU)
     assert data.task in {"specialist", "generalist"}
     assert sft.output_dir in {"models/specialist_model", "models/generalist_model_lora"}
 
@@ -28,12 +28,12 @@ def test_shipped_recipes_parse(name):
 def test_production_recipes_say_what_the_brief_says():
     assert resolve_recipe(ROOT / "recipes/specialist.yaml")["bf16"] is True
     assert resolve_recipe(ROOT / "recipes/generalist.yaml")["bf16"] is True
-    data, model, sft = load_recipe(ROOT / "recipes/specialist.yaml", CPU)
+    data, model, sft, speed = load_recipe(ROOT / "recipes/specialist.yaml", CPU)
     assert model.model_name_or_path == "meta-llama/Llama-3.1-8B-Instruct"
     assert not model.use_peft and model.dtype == "bfloat16"
     assert (sft.per_device_train_batch_size, sft.gradient_accumulation_steps) == (2, 8)
     assert sft.output_dir == "models/specialist_model" and sft.max_length >= 8192
-    data, model, sft = load_recipe(ROOT / "recipes/generalist.yaml", CPU)
+    data, model, sft, speed = load_recipe(ROOT / "recipes/generalist.yaml", CPU)
     assert model.model_name_or_path == "mistralai/Mixtral-8x7B-Instruct-v0.1"
     assert (model.use_peft, model.lora_r, model.lora_alpha, model.lora_dropout) == (True, 16, 32, 0.05)
     assert model.lora_target_modules == ["q_proj", "v_proj"]
@@ -42,7 +42,7 @@ def test_production_recipes_say_what_the_brief_says():
 
 def test_cli_overrides_win_and_are_typed(tmp_path):
     path = write(tmp_path, "task: specialist\nlearning_rate: 1.0e-5\nnum_train_epochs: 3\noutput_dir: out\n" + CPU_YAML)
-    data, model, sft = load_recipe(path, ["--learning_rate", "2e-4", "--num_train_epochs=1", "--use_peft",
+    data, model, sft, speed = load_recipe(path, ["--learning_rate", "2e-4", "--num_train_epochs=1", "--use_peft",
                                          "--lora_target_modules", "q_proj,k_proj"])
     assert sft.learning_rate == 2e-4 and sft.num_train_epochs == 1
     assert model.use_peft is True and model.lora_target_modules == ["q_proj", "k_proj"]
@@ -50,7 +50,7 @@ def test_cli_overrides_win_and_are_typed(tmp_path):
 
 def test_yaml_scientific_notation_string_is_a_float(tmp_path):
     # YAML 1.1 reads `1e-5` (no dot) as a string; a float field accepts it.
-    _, _, sft = load_recipe(write(tmp_path, "learning_rate: 1e-5\noutput_dir: out\n" + CPU_YAML))
+    _, _, sft, _ = load_recipe(write(tmp_path, "learning_rate: 1e-5\noutput_dir: out\n" + CPU_YAML))
     assert sft.learning_rate == 1e-5
 
 

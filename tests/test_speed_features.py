@@ -7,6 +7,7 @@ from secml_recipes.data.fixtures import real_reports
 from secml_recipes.data.split import specialist_examples
 
 from helpers import make_trainer
+from secml_recipes.speed import decoder_layers
 
 SEQUENTIAL = ("--train_sampling_strategy", "sequential", "--shuffle_dataset", "false", "--per_device_train_batch_size", "4")
 
@@ -18,10 +19,11 @@ def rows():
 
 def _loss_and_grads(trainer, model, batch):
     model.zero_grad()
+    trainer.current_gradient_accumulation_steps = 1  # set by the training loop
     n = trainer._get_num_items_in_batch([batch], torch.device("cpu"))
     loss = trainer.compute_loss(model, dict(batch), num_items_in_batch=n)
     loss.backward()
-    return float(loss), {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+    return float(loss.detach()), {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
 
 
 def test_padding_free_gives_the_padded_loss_and_gradients(tiny_models, tmp_path, rows):
@@ -63,3 +65,173 @@ def test_xla_turns_padding_free_off_and_pads_to_buckets(tiny_models, tmp_path, r
     assert trainer.data_collator.bucket_lengths == [1024, 2048, 4096]
     batch = trainer.data_collator([trainer.train_dataset[0]])
     assert batch["input_ids"].shape[1] in (1024, 2048, 4096)
+
+
+# --- attention: `varlen` keeps the sequences of a padding-free row apart, exactly -----------------------------
+
+
+@pytest.mark.parametrize("task", ["specialist", "generalist"])
+def test_varlen_attention_gives_the_padded_loss_and_gradients(tiny_models, tmp_path, rows, episode_with_tools, task):
+    data = rows if task == "specialist" else [episode_with_tools] * 3
+    # LoRA dropout draws masks shaped like the batch, so padded and flat batches would draw different ones.
+    nodrop = ("--lora_dropout", "0.0")
+    model_path = tiny_models["llama" if task == "specialist" else "mixtral"]
+    padded = make_trainer(task, model_path, data, tmp_path / "a", *SEQUENTIAL, "--padding_free", "false",
+                          "--attn_implementation", "sdpa", "--max_length", "16384", *nodrop)
+    flat = make_trainer(task, model_path, data, tmp_path / "b", *SEQUENTIAL, "--padding_free", "true",
+                        "--attn_implementation", "auto", "--max_length", "16384", *nodrop)
+    assert flat.model.config._attn_implementation == "varlen"
+    pb, fb = next(iter(padded.get_train_dataloader())), next(iter(flat.get_train_dataloader()))
+    assert "cu_seq_lens_q" in fb and fb["cu_seq_lens_q"].numel() == pb["input_ids"].shape[0] + 1
+    model = flat.model.train()
+    lb, gb = _loss_and_grads(flat, model, fb)
+    model.set_attn_implementation("sdpa")
+    la, ga = _loss_and_grads(padded, model, pb)
+    assert lb == pytest.approx(la, rel=1e-5)
+    for name in ga:
+        torch.testing.assert_close(gb[name], ga[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_varlen_attention_separates_sequences_without_cu_seq_lens_and_leaves_generation_alone():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from secml_recipes.attention import register
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2)).eval()
+    model.set_attn_implementation(register())
+    lengths = [5, 9, 3]
+    ids = torch.randint(0, 97, (1, sum(lengths)))
+    positions = torch.cat([torch.arange(n) for n in lengths])[None]
+    packed = model(input_ids=ids, position_ids=positions, use_cache=False).logits
+    starts = [0, 5, 14, 17]
+    alone = torch.cat([model(input_ids=ids[:, a:b], use_cache=False).logits for a, b in zip(starts, starts[1:])], 1)
+    torch.testing.assert_close(packed, alone, rtol=1e-5, atol=1e-5)
+    # Padded batches and KV-cache generation go through transformers' sdpa: same tokens as sdpa itself.
+    prompt = torch.randint(3, 97, (2, 6))
+    mask = torch.tensor([[1] * 6, [0, 0, 1, 1, 1, 1]])
+    varlen_out = model.generate(input_ids=prompt, attention_mask=mask, max_new_tokens=6, do_sample=False)
+    model.set_attn_implementation("sdpa")
+    sdpa_out = model.generate(input_ids=prompt, attention_mask=mask, max_new_tokens=6, do_sample=False)
+    assert torch.equal(varlen_out, sdpa_out)
+
+
+def test_auto_attention_per_backend(monkeypatch):
+    import secml_recipes.speed as speed
+
+    assert speed.resolve_attn_implementation("sdpa", True, False) == "sdpa"  # explicit values are kept
+    assert speed.resolve_attn_implementation("auto", True, False, cuda=False) == "varlen"
+    assert speed.resolve_attn_implementation("auto", False, False, cuda=True) == "sdpa"
+    assert speed.resolve_attn_implementation("auto", True, True, cuda=False) == "sdpa"  # XLA: padded buckets
+    monkeypatch.setattr(speed, "has_package", lambda name: name == "flash_attn")
+    assert speed.resolve_attn_implementation("auto", True, False, cuda=True) == "flash_attention_2"
+    assert speed.resolve_attn_implementation("auto", True, False, cuda=False) == "varlen"
+
+
+# --- Liger ----------------------------------------------------------------------------------------------------
+
+
+def test_liger_is_only_turned_on_where_it_runs(monkeypatch):
+    import secml_recipes.speed as speed
+
+    monkeypatch.setattr(speed, "has_package", lambda name: name == "liger_kernel")
+    assert speed.resolve_liger("auto", on_xla=False, cuda=True)
+    assert not speed.resolve_liger("auto", on_xla=False, cuda=False)
+    assert not speed.resolve_liger("auto", on_xla=True, cuda=True)
+    assert not speed.resolve_liger("false", on_xla=False, cuda=True)
+    monkeypatch.setattr(speed, "has_package", lambda name: False)
+    assert not speed.resolve_liger("auto", on_xla=False, cuda=True)
+    with pytest.raises(ValueError, match="liger-kernel"):
+        speed.resolve_liger("true", on_xla=False, cuda=True)
+
+
+# --- activation checkpointing sized to memory ------------------------------------------------------------------
+
+
+def _train_losses(trainer) -> list[float]:
+    trainer.train()
+    return [h["loss"] for h in trainer.state.log_history if "loss" in h]
+
+
+def test_checkpointing_some_layers_gives_the_same_losses(tiny_models, tmp_path, rows):
+    common = (*SEQUENTIAL, "--per_device_train_batch_size", "2", "--max_steps", "3", "--num_train_epochs", "1",
+              "--lr_scheduler_type", "constant")
+    plain = _train_losses(make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "a", *common,
+                                       "--gradient_checkpointing", "false"))
+    for layers in ("all", "1", "0"):
+        trainer = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / f"b{layers}", *common,
+                               "--gradient_checkpointing", "true", "--checkpointed_layers", layers)
+        losses = _train_losses(trainer)
+        flags = [layer.gradient_checkpointing for layer in decoder_layers(trainer.model)]
+        assert flags == {"all": [True, True], "1": [True, False], "0": [False, False]}[layers]
+        assert losses == pytest.approx(plain, rel=1e-5), layers
+
+
+def test_auto_checkpointing_plans_from_measured_activation_bytes(tiny_models, tmp_path, rows):
+    from transformers import AutoModelForCausalLM
+
+    from secml_recipes.speed import measure_saved_bytes_per_token, plan_checkpointed_layers
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_models["llama"], attn_implementation="sdpa")
+    state = torch.get_rng_state()
+    per_layer = measure_saved_bytes_per_token(model, tokens=128, vocab_size=model.config.vocab_size)
+    assert torch.equal(state, torch.get_rng_state())  # the probe leaves training's random stream alone
+    hidden, inter = model.config.hidden_size, model.config.intermediate_size
+    # fp32 Llama layer: at least the inputs of q/k/v/o and of the three MLP projections, the norms' inputs and
+    # the gate/up outputs are kept, i.e. >= (6 * hidden + 3 * intermediate) floats per token; and far less than
+    # a dense 128 x 128 attention matrix per head would add (sdpa keeps no attention probabilities).
+    assert all(b >= 4 * (6 * hidden + 3 * inter) for b in per_layer), per_layer
+    assert all(b < 4 * (30 * hidden + 10 * inter) for b in per_layer), per_layer
+    full, ckpt, tokens = max(per_layer), hidden * 4, 1000
+    assert plan_checkpointed_layers(2, full, ckpt, tokens, budget_bytes=10 * full * tokens) == 0
+    assert plan_checkpointed_layers(2, full, ckpt, tokens, budget_bytes=1.5 * full * tokens) == 1
+    assert plan_checkpointed_layers(2, full, ckpt, tokens, budget_bytes=1) == 2
+    # Through the trainer: a budget for about one layer's activations of the longest micro-batch.
+    probe = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "p", *SEQUENTIAL,
+                         "--per_device_train_batch_size", "2")
+    lengths = sorted((len(ids) for ids in probe.train_dataset["input_ids"]), reverse=True)
+    budget_gib = 1.5 * full * sum(lengths[:2]) / 2**30
+    trainer = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "t", *SEQUENTIAL,
+                           "--per_device_train_batch_size", "2", "--max_steps", "1", "--gradient_checkpointing",
+                           "true", "--checkpointed_layers", "auto", "--activation_memory_gib", str(budget_gib))
+    trainer.train()
+    assert [layer.gradient_checkpointing for layer in decoder_layers(trainer.model)] == [True, False]
+
+
+def test_checkpointed_layers_key_is_checked(tmp_path):
+    from secml_recipes.recipe import RecipeError, load_recipe
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("output_dir: out\nuse_cpu: true\nbf16: false\ncheckpointed_layers: some\n")
+    with pytest.raises(RecipeError, match="checkpointed_layers must be 'all', 'auto' or a number"):
+        load_recipe(recipe)
+
+
+# --- full fine-tuning optimizer: 8-bit AdamW states, bf16 weights with stochastic rounding ---------------------
+
+
+def test_eight_bit_adamw_with_stochastic_rounding_tracks_fp32_adamw(tiny_models, tmp_path, rows):
+    pytest.importorskip("torchao")
+    common = (*SEQUENTIAL, "--per_device_train_batch_size", "2", "--max_steps", "8", "--num_train_epochs", "2",
+              "--lr_scheduler_type", "constant", "--learning_rate", "1e-3")
+    fp32 = _train_losses(make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "a", *common,
+                                      "--optim", "adamw_torch"))
+    low = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "b", *common, "--dtype", "bfloat16",
+                       "--optim", "adamw_torch_8bit", "--optim_args", "bf16_stochastic_round=True")
+    losses = _train_losses(low)
+    assert type(low.optimizer.optimizer).__name__ == "AdamW8bit" and low.optimizer.optimizer.bf16_stochastic_round
+    assert next(low.model.parameters()).dtype == torch.bfloat16
+    assert losses[-1] < 0.95 * losses[0]  # it learns
+    # Measured: within 2e-5 of fp32 weights + fp32 AdamW over 8 steps (tolerance 1e-3).
+    for a, b in zip(fp32, losses):
+        assert b == pytest.approx(a, rel=1e-3)
+
+
+def test_xla_swaps_torchao_optimizers_and_liger_for_plain_ones(tiny_models, tmp_path, rows, monkeypatch):
+    import secml_recipes.trainers as trainers
+
+    monkeypatch.setattr(trainers, "is_xla_device", lambda device=None: True)
+    trainer = make_trainer("specialist", tiny_models["llama"], rows, tmp_path, *SEQUENTIAL, "--optim",
+                           "adamw_torch_8bit", "--use_liger_kernel", "true", "--max_length", "4096")
+    assert trainer.args.optim.value == "adamw_torch" and not trainer.args.use_liger_kernel

@@ -1,0 +1,222 @@
+"""Speed keys: choices that make a step faster or leaner and leave its loss unchanged (README 'Speed').
+
+Each is a recipe key with a safe default, resolved here per backend:
+- `attn_implementation: auto`: flash-attn's varlen kernels when the package is installed on a CUDA GPU,
+  else `varlen` (torch's own varlen flash kernel, `secml_recipes.attention`) for padding-free batches,
+  else `sdpa`. XLA: `sdpa` (its batches are padded to fixed buckets).
+- `liger_kernels: auto`: Liger's RMSNorm/SwiGLU/RoPE kernels (through TRL's `use_liger_kernel`; TRL keeps
+  its own fused, chunked LM-head loss) on CUDA when `liger-kernel` is installed.
+- `checkpointed_layers: auto`: activation checkpointing only on as many decoder layers as memory needs.
+  What a layer keeps for the backward pass is measured, not guessed: one short forward under
+  `saved_tensors_hooks` counts the bytes autograd saves per token in each layer; the budget is the
+  accelerator's free memory minus gradients, optimizer state and a reserve, and the batch size is the
+  longest micro-batch the training data can form.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass, field
+
+import torch
+from transformers import TrainerCallback
+
+logger = logging.getLogger(__name__)
+
+GIB = 2**30
+
+
+@dataclass
+class SpeedArguments:
+    """Recipe keys for speed choices that do not change the loss (see module docstring)."""
+
+    checkpointed_layers: str = field(
+        default="all",
+        metadata={"help": "with gradient_checkpointing: 'all' decoder layers, 'auto' (as few as the memory budget "
+                          "allows, measured), or a number N (the first N layers)"},
+    )
+    activation_memory_gib: float | None = field(
+        default=None,
+        metadata={"help": "memory for saved activations that 'auto' may plan with (default: the accelerator's "
+                          "free memory after weights, gradients, optimizer state and a reserve)"},
+    )
+    liger_kernels: str = field(
+        default="auto",
+        metadata={"help": "Liger RMSNorm/SwiGLU/RoPE kernels: auto (on CUDA when liger-kernel is installed), "
+                          "true, false", "choices": ["auto", "true", "false"]},
+    )
+
+    def __post_init__(self):
+        value = str(self.checkpointed_layers).strip().lower()
+        if value not in ("all", "auto") and not value.isdigit():
+            raise ValueError(f"checkpointed_layers must be 'all', 'auto' or a number of layers, "
+                             f"got {self.checkpointed_layers!r}")
+        self.checkpointed_layers = value
+        if self.activation_memory_gib is not None and self.activation_memory_gib <= 0:
+            raise ValueError(f"activation_memory_gib must be positive, got {self.activation_memory_gib}")
+
+
+def has_package(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def resolve_attn_implementation(requested: str | None, padding_free: bool, on_xla: bool,
+                                 cuda: bool | None = None) -> str | None:
+    """The attention implementation `auto` stands for on this backend; other values are kept as given."""
+    if requested != "auto":
+        return requested
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    if on_xla or not padding_free:
+        return "sdpa"
+    if cuda and has_package("flash_attn"):
+        return "flash_attention_2"
+    from .attention import register
+
+    return register()
+
+
+def resolve_liger(setting: str, on_xla: bool, cuda: bool | None = None) -> bool:
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    if setting == "true":
+        if not has_package("liger_kernel"):
+            raise ValueError("liger_kernels: true needs the liger-kernel package: pip install -e '.[gpu]'")
+        return True
+    return setting == "auto" and cuda and not on_xla and has_package("liger_kernel")
+
+
+def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The layers transformers can checkpoint one by one, in order."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    return [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+
+
+def measure_saved_bytes_per_token(model: torch.nn.Module, tokens: int, vocab_size: int) -> list[float]:
+    """Bytes autograd saves for the backward pass, per token, in each decoder layer, from one forward of
+    `tokens` tokens with checkpointing off. Weights (and views of them) are not counted; the random state is
+    restored afterwards, so training is not changed by the probe."""
+    layers = decoder_layers(model)
+    param_storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    per_layer: list[dict[int, int]] = [dict() for _ in layers]
+    current = [None]
+
+    def pack(t: torch.Tensor):
+        if current[0] is not None and isinstance(t, torch.Tensor) and t.device.type != "meta":
+            storage = t.untyped_storage()
+            if storage.data_ptr() not in param_storages:
+                per_layer[current[0]][storage.data_ptr()] = storage.nbytes()
+        return t
+
+    hooks = []
+    for i, layer in enumerate(layers):
+        hooks.append(layer.register_forward_pre_hook(lambda m, a, i=i: current.__setitem__(0, i)))
+        hooks.append(layer.register_forward_hook(lambda m, a, o: current.__setitem__(0, None)))
+    flags = [getattr(layer, "gradient_checkpointing", False) for layer in layers]
+    device = next(model.parameters()).device
+    was_training = model.training
+    try:
+        for layer in layers:
+            layer.gradient_checkpointing = False
+        model.train()
+        devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            ids = torch.randint(0, vocab_size, (1, tokens), device=device)
+            with torch.enable_grad():
+                model(input_ids=ids, use_cache=False)
+    finally:
+        for h in hooks:
+            h.remove()
+        for layer, flag in zip(layers, flags):
+            layer.gradient_checkpointing = flag
+        model.train(was_training)
+    return [sum(d.values()) / tokens for d in per_layer]
+
+
+def plan_checkpointed_layers(n_layers: int, full_bytes_per_token: float, checkpointed_bytes_per_token: float,
+                             tokens: int, budget_bytes: float) -> int:
+    """How many layers (the first ones) must be checkpointed so that saved activations for `tokens` tokens fit
+    `budget_bytes`. The backward pass frees the kept (later) layers before it recomputes the checkpointed ones,
+    one at a time, so the peak is max(kept layers, one recomputed layer) plus the checkpointed layers' inputs."""
+    for checkpointed in range(0, n_layers + 1):
+        kept = n_layers - checkpointed
+        live = max(kept, 1 if checkpointed else 0)
+        need = tokens * (live * full_bytes_per_token + checkpointed * checkpointed_bytes_per_token)
+        if need <= budget_bytes:
+            return checkpointed
+    return n_layers
+
+
+def optimizer_state_bytes(args, trainable: list[torch.nn.Parameter]) -> int:
+    """Bytes the optimizer will allocate at its first step (AdamW-like: two states per trainable weight)."""
+    name = str(getattr(args.optim, "value", args.optim))
+    numel = sum(p.numel() for p in trainable)
+    if "8bit" in name:
+        return 2 * numel
+    if "4bit" in name:
+        return numel
+    itemsize = max((p.element_size() for p in trainable), default=4)
+    return 2 * numel * itemsize
+
+
+class SelectiveCheckpointing(TrainerCallback):
+    """Turns activation checkpointing off on the layers that memory allows, once the trainer has enabled it."""
+
+    def __init__(self, speed: SpeedArguments, max_batch_tokens: int, probe_tokens: int = 256):
+        self.speed = speed
+        self.max_batch_tokens = max_batch_tokens
+        self.probe_tokens = probe_tokens
+        self.checkpointed: int | None = None
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if not args.gradient_checkpointing or model is None or self.speed.checkpointed_layers == "all":
+            return
+        layers = decoder_layers(model)
+        if not layers:
+            return
+        if self.speed.checkpointed_layers.isdigit():
+            self.checkpointed = min(int(self.speed.checkpointed_layers), len(layers))
+        else:
+            self.checkpointed = self._auto(args, model, layers)
+            if self.checkpointed is None:
+                return
+        for i, layer in enumerate(layers):
+            layer.gradient_checkpointing = i < self.checkpointed
+        logger.info("activation checkpointing on %d of %d decoder layers (checkpointed_layers=%s)",
+                    self.checkpointed, len(layers), self.speed.checkpointed_layers)
+
+    def _auto(self, args, model, layers) -> int | None:
+        device = next(model.parameters()).device
+        budget = self.speed.activation_memory_gib
+        if budget is not None:
+            budget_bytes = budget * GIB
+        elif device.type == "cuda":
+            trainable = [p for p in model.parameters() if p.requires_grad]
+            free, total = torch.cuda.mem_get_info(device)
+            grads = sum(p.numel() * p.element_size() for p in trainable)
+            reserve = max(2 * GIB, 0.08 * total)  # LM-head chunks, kernels' workspaces, fragmentation
+            budget_bytes = free - grads - optimizer_state_bytes(args, trainable) - reserve
+        else:
+            logger.info("checkpointed_layers=auto without activation_memory_gib on %s: every layer stays checkpointed",
+                        device.type)
+            return None
+        vocab = model.get_input_embeddings().num_embeddings
+        per_layer = measure_saved_bytes_per_token(model, self.probe_tokens, vocab)
+        full = max(per_layer)
+        hidden = model.get_input_embeddings().embedding_dim
+        dtype_bytes = next(p for p in model.parameters() if p.is_floating_point()).element_size()
+        checkpointed_cost = hidden * max(dtype_bytes, 2)  # a checkpointed layer keeps only its input
+        chosen = plan_checkpointed_layers(len(layers), full, checkpointed_cost, self.max_batch_tokens, budget_bytes)
+        logger.info("checkpointed_layers=auto: a layer saves %.1f KiB per token; %d tokens per micro-batch at most; "
+                    "budget %.1f GiB -> %d of %d layers checkpointed", full / 1024, self.max_batch_tokens,
+                    budget_bytes / GIB, chosen, len(layers))
+        return chosen
+
+
+def longest_micro_batch_tokens(lengths: list[int], batch_size: int, padding_free: bool) -> int:
+    """The most tokens one micro-batch of the data can hold: the longest rows together (padding-free), or the
+    longest row times the batch size (padded)."""
+    if not lengths:
+        return 0
+    top = sorted(lengths, reverse=True)[:batch_size]
+    return sum(top) if padding_free else top[0] * batch_size

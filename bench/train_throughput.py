@@ -11,9 +11,12 @@ tokens/s (non-padding tokens in the timed steps), peak memory, useful-FLOP utili
 LoRA and QLoRA, 6N for full fine-tuning, N = parameters a token passes through) against --peak-tflops,
 the ratio to TRL, and both losses on the first steps (same batches, so they must agree).
 
-Variants: `trl` is SFTTrainer with its defaults (padded batches, its collator, its loss); `secml` is
-SpecialistTrainer with the recipes' speed keys (`--secml-args`, default "--padding_free true"; add
-"--attn_implementation flash_attention_2" on a GPU with flash-attn installed for varlen kernels).
+Variants: `trl` is SFTTrainer with its defaults (padded batches, sdpa, gradient checkpointing on every
+layer, its collator, its loss); `secml` is SpecialistTrainer with the recipes' speed keys (`--secml-args`,
+default: padding-free batches, `attn_implementation auto`, `checkpointed_layers auto`, `liger_kernels
+auto`, and for full fine-tuning on a GPU the specialist recipe's 8-bit AdamW with bf16 stochastic
+rounding). On a GPU, `checkpointed_layers auto` plans with a memory cap of --memory-ratio (default 1.5)
+times TRL's measured peak, so the comparison is at the issue's memory bound, not at "all free memory".
 """
 
 from __future__ import annotations
@@ -74,12 +77,43 @@ def _tokenizer(vocab: int):
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
 
 
+DEFAULT_SECML_ARGS = ("--padding_free true --attn_implementation auto --checkpointed_layers auto "
+                      "--liger_kernels auto")
+FULL_FT_GPU_ARGS = "--optim adamw_torch_8bit --optim_args bf16_stochastic_round=True"
+
+
+def secml_keys(text: str, mode: str, cuda: bool) -> dict:
+    """Recipe keys for the secml variant, typed exactly as a recipe types them."""
+    from secml_recipes.recipe import check_overrides
+
+    if mode == "full" and cuda and "--optim" not in text:
+        text = f"{text} {FULL_FT_GPU_ARGS}"  # the specialist recipe's optimizer (bf16 weights only)
+    return check_overrides(text.split(), "--secml-args")
+
+
+def activation_budget_gib(model, args, keys: dict, peft_config) -> float:
+    """Memory left for saved activations under --peak-cap-gib: the cap minus weights, gradients, optimizer
+    states and a reserve (the same accounting as `checkpointed_layers: auto` uses with free memory)."""
+    import torch
+
+    numel = sum(p.numel() for p in model.parameters())
+    if peft_config is not None:  # LoRA r16 on q/v: tiny next to the base
+        trainable_bytes = 0.01 * numel * 4
+        states = 2 * trainable_bytes
+    else:
+        trainable_bytes = numel * 2
+        states = 2 * numel if "8bit" in str(keys.get("optim", "")) else 2 * numel * 2
+    static = torch.cuda.memory_allocated() + trainable_bytes + states
+    return max(0.5, args.peak_cap_gib - static / 2**30 - 2.0)
+
+
 def worker(args) -> dict:
     import torch
     from datasets import Dataset
     from transformers import LlamaConfig, LlamaForCausalLM, MixtralConfig, MixtralForCausalLM, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
+    from secml_recipes.speed import decoder_layers
     from secml_recipes.trainers import SpecialistTrainer
 
     family, kwargs = SHAPES[args.shape]
@@ -114,22 +148,28 @@ def worker(args) -> dict:
                learning_rate=1e-4 if args.mode != "full" else 1e-5, completion_only_loss=True)
     if not cuda:
         sft.update(use_cpu=True, bf16=False, gradient_checkpointing=False)
+    speed = None
+    extra_kwargs = {}
+    settings = {"attn_implementation": model.config._attn_implementation}
     if args.variant == "secml":
-        import typing
+        from secml_recipes.speed import SpeedArguments, resolve_attn_implementation
+        from secml_recipes.trainers import is_xla_device
 
-        from secml_recipes.recipe import coerce_value  # the recipe's speed keys, typed like a recipe
-
-        hints = typing.get_type_hints(SFTConfig)
-        extra = args.secml_args.split()
-        for key, value in zip(extra[::2], extra[1::2]):
-            key = key.lstrip("-")
-            sft[key] = value if key == "attn_implementation" else coerce_value(value, hints[key], from_cli=True)
-    args_obj = SFTConfig(**{k: v for k, v in sft.items() if k != "attn_implementation"})
-    if "attn_implementation" in sft:
-        model.config._attn_implementation = sft["attn_implementation"]
+        keys = secml_keys(args.secml_args, args.mode, cuda)
+        if cuda and args.peak_cap_gib and "activation_memory_gib" not in keys:
+            keys["activation_memory_gib"] = activation_budget_gib(model, args, keys, peft_config)
+        speed_fields = {f for f in SpeedArguments.__dataclass_fields__}
+        speed = SpeedArguments(**{k: v for k, v in keys.items() if k in speed_fields})
+        sft.update({k: v for k, v in keys.items() if k not in speed_fields and k != "attn_implementation"})
+        attn = resolve_attn_implementation(keys.get("attn_implementation", "sdpa"), sft.get("padding_free", False),
+                                           is_xla_device())
+        model.set_attn_implementation(attn)
+        extra_kwargs["speed"] = speed
+        settings = {**{k: str(getattr(v, "value", v)) for k, v in keys.items()}, "attn_implementation": attn}
+    args_obj = SFTConfig(**sft)
     cls = SpecialistTrainer if args.variant == "secml" else SFTTrainer
     trainer = cls(model=model, args=args_obj, train_dataset=dataset, processing_class=_tokenizer(config.vocab_size),
-                  peft_config=peft_config)
+                  peft_config=peft_config, **extra_kwargs)
 
     real_tokens: list[int] = []
     collate = trainer.data_collator
@@ -169,7 +209,10 @@ def worker(args) -> dict:
     n = active_params(config, family)
     flops_per_token = (6 if args.mode == "full" else 4) * n
     tps = tokens / timed
-    return {"variant": args.variant, "tokens_per_s": tps, "peak_gib": peak, "losses": losses,
+    ckpt = [getattr(m, "gradient_checkpointing", False) for m in decoder_layers(trainer.model)]
+    settings["checkpointed layers"] = f"{sum(ckpt)} of {len(ckpt)}" if args_obj.gradient_checkpointing else "none"
+    settings["liger"] = str(bool(trainer.args.use_liger_kernel))
+    return {"variant": args.variant, "tokens_per_s": tps, "peak_gib": peak, "losses": losses, "settings": settings,
             "utilisation": (tps * flops_per_token / (args.peak_tflops * 1e12)) if cuda else None,
             "device": torch.cuda.get_device_name() if cuda else "cpu"}
 
@@ -184,8 +227,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--peak-tflops", type=float, default=790.0, help="measured bf16 matrix rate of the GPU")
     parser.add_argument("--variants", default="trl,secml")
-    parser.add_argument("--secml-args", default="--padding_free true",
+    parser.add_argument("--secml-args", default=DEFAULT_SECML_ARGS,
                         help="recipe keys for the secml variant (default: the recipes' speed keys)")
+    parser.add_argument("--memory-ratio", type=float, default=1.5,
+                        help="GPU: cap the secml variant's planned peak at this multiple of TRL's peak (0: no cap)")
+    parser.add_argument("--peak-cap-gib", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -199,6 +245,9 @@ def main() -> int:
             out = fh.name
         cmd = [sys.executable, __file__, "--variant", variant, "--out", out] + [
             a for a in sys.argv[1:] if not a.startswith("--variants")]
+        trl_peak = results.get("trl", {}).get("peak_gib")
+        if variant != "trl" and trl_peak and args.memory_ratio and results["trl"]["device"] != "cpu":
+            cmd += ["--peak-cap-gib", str(args.memory_ratio * trl_peak)]
         proc = subprocess.run(cmd, env=dict(os.environ, TOKENIZERS_PARALLELISM="false"))
         if proc.returncode != 0:
             print(f"variant {variant} failed (exit {proc.returncode})", file=sys.stderr)
@@ -216,6 +265,8 @@ def main() -> int:
         util = f"{r['utilisation']:.1%}" if r["utilisation"] is not None else "n/a (CPU)"
         losses = ", ".join(f"{x:.4f}" for x in r["losses"][: min(k, 5)])
         print(f"| {name} | {r['tokens_per_s']:.1f} | {ratio:.2f}x | {r['peak_gib']:.2f} | {util} | {losses} |")
+    for name, r in results.items():
+        print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in r["settings"].items()))
     if base and "secml" in results:
         a, b = base["losses"][:k], results["secml"]["losses"][:k]
         worst = max(abs(x - y) / max(abs(x), 1e-8) for x, y in zip(a, b))

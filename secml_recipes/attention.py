@@ -74,9 +74,9 @@ def varlen_attention_forward(module, query, key, value, attention_mask, dropout:
     cu, max_len = packed
     heads_q, heads_kv = query.shape[1], key.shape[1]
     if dropout == 0.0 and kernel_available(query.device, query.dtype):
-        q = query[0].transpose(0, 1)  # (T, Hq, D)
-        k = key[0].transpose(0, 1)
-        v = value[0].transpose(0, 1)
+        q = query[0].transpose(0, 1).contiguous()  # (T, Hq, D), the kernel's layout
+        k = key[0].transpose(0, 1).contiguous()
+        v = value[0].transpose(0, 1).contiguous()
         out = _torch_varlen()(q, k, v, cu, cu, max_len, max_len, scale=scaling, window_size=(-1, 0),
                               enable_gqa=heads_q != heads_kv)
         return out.unsqueeze(0), None

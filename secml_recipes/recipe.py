@@ -238,6 +238,13 @@ def resolve_recipe(path: str | os.PathLike, argv: list[str] | None = None,
     return {key: _checked_value(key, raw, source, index, from_cli) for key, raw, source, from_cli in entries}
 
 
+def check_overrides(argv: list[str], source: str = "command line",
+                    classes: tuple[type, ...] | None = None) -> dict[str, Any]:
+    """`--key value` pairs checked and typed like recipe keys, without a recipe file (e.g. the benchmark's)."""
+    index = _field_index(classes or recipe_dataclasses())
+    return {key: _checked_value(key, raw, source, index, True) for key, raw in _cli_overrides(list(argv))}
+
+
 def build_dataclass(cls: type, mapping: dict[str, Any], source: str) -> Any:
     """One dataclass from a mapping (e.g. an entry of a list in a recipe), with the same key and type
     checks as top-level recipe keys."""

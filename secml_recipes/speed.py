@@ -97,7 +97,8 @@ def measure_saved_bytes_per_token(model: torch.nn.Module, tokens: int, vocab_siz
     `tokens` tokens with checkpointing off. Weights (and views of them) are not counted; the random state is
     restored afterwards, so training is not changed by the probe."""
     layers = decoder_layers(model)
-    param_storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    # FSDP2 parameters are DTensors: their local shard holds the storage.
+    param_storages = {getattr(p, "_local_tensor", p).untyped_storage().data_ptr() for p in model.parameters()}
     per_layer: list[dict[int, int]] = [dict() for _ in layers]
     current = [None]
 

@@ -20,3 +20,13 @@ def test_benchmark_runs_both_variants_with_matching_losses(tmp_path):
     for a, b in zip(results["trl"]["losses"], results["secml"]["losses"]):
         assert abs(a - b) <= 1e-4 * abs(a)
     assert "| trl |" in proc.stdout and "| secml |" in proc.stdout
+
+
+def test_attention_paths_agree_with_per_sequence_attention():
+    proc = subprocess.run([sys.executable, str(ROOT / "bench/attention_paths.py"), "--heads", "4", "--kv-heads", "2",
+                           "--dim", "16", "--repeats", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and "ms" not in line]
+    assert [r.split("|")[1].strip() for r in rows] == ["padded sdpa (TRL default)", "packed sdpa + block mask",
+                                                       "varlen (this repository)"]
+    assert all(float(r.split("|")[4]) < 1e-4 for r in rows)

@@ -235,3 +235,42 @@ def test_xla_swaps_torchao_optimizers_and_liger_for_plain_ones(tiny_models, tmp_
     trainer = make_trainer("specialist", tiny_models["llama"], rows, tmp_path, *SEQUENTIAL, "--optim",
                            "adamw_torch_8bit", "--use_liger_kernel", "true", "--max_length", "4096")
     assert trainer.args.optim.value == "adamw_torch" and not trainer.args.use_liger_kernel
+
+
+def test_varlen_kernel_call_follows_torchs_contract(monkeypatch):
+    """The CUDA branch, run on CPU against a stand-in that checks torch's documented varlen_attn contract
+    ((T, H, D) tensors, int32 cu_seqlens, window (-1, 0) for causal, enable_gqa) and computes it exactly."""
+    import secml_recipes.attention as attention
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    calls = []
+
+    def fake_varlen_attn(q, k, v, cu_q, cu_k, max_q, max_k, *, scale=None, window_size=(-1, -1), enable_gqa=False):
+        assert q.dim() == 3 and q.shape[1] == 4 and k.shape[1] == 2 and q.is_contiguous() and k.is_contiguous()
+        assert cu_q.dtype == torch.int32 and torch.equal(cu_q, cu_k) and max_q == max_k == int(cu_q.diff().max())
+        assert tuple(window_size) == (-1, 0) and enable_gqa
+        calls.append(cu_q.tolist())
+        out = []
+        for a, b in zip(cu_q[:-1].tolist(), cu_q[1:].tolist()):
+            out.append(torch.nn.functional.scaled_dot_product_attention(
+                q[a:b].transpose(0, 1), k[a:b].transpose(0, 1), v[a:b].transpose(0, 1), is_causal=True, scale=scale,
+                enable_gqa=True).transpose(0, 1))
+        return torch.cat(out)
+
+    monkeypatch.setattr(attention, "_torch_varlen", lambda: fake_varlen_attn)
+    monkeypatch.setattr(attention, "kernel_available", lambda device, dtype: True)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2))
+    lengths = [7, 4, 11]
+    ids = torch.randint(0, 97, (1, sum(lengths)))
+    positions = torch.cat([torch.arange(n) for n in lengths])[None]
+    cu = torch.tensor([0, 7, 11, 22], dtype=torch.int32)
+    model.set_attn_implementation(attention.register())
+    packed = model(input_ids=ids, position_ids=positions, cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=11,
+                   max_length_k=11, use_cache=False).logits
+    packed.sum().backward()
+    assert calls == [[0, 7, 11, 22]] * 2  # once per layer, with the collator's boundaries
+    model.set_attn_implementation("sdpa")
+    alone = torch.cat([model(input_ids=ids[:, a:b], use_cache=False).logits for a, b in [(0, 7), (7, 11), (11, 22)]], 1)
+    torch.testing.assert_close(packed, alone, rtol=1e-5, atol=1e-5)

@@ -9,7 +9,7 @@ GPU_CONFIG ?= accelerate_configs/single_gpu.yaml
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install smoke smoke-train smoke-deploy all test data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench bench-data clean
+.PHONY: install smoke smoke-train smoke-deploy all test data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench bench-gpu bench-data clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -111,6 +111,11 @@ bench-data: install
 BENCH_ARGS ?= --shape tiny --mode full --steps 8
 bench: install
 	$(PY) bench/train_throughput.py $(BENCH_ARGS)
+
+# The issue's whole table on one GPU: every real shape and mode, goals checked, bench/results/summary.{md,png}.
+bench-gpu: install
+	$(PY) -m pip install --quiet -e '.[gpu,qlora]'
+	$(PY) bench/gpu_suite.py --out bench/results
 
 clean:
 	rm -rf models data eval

@@ -37,6 +37,9 @@ SHAPES = {
     # name: (family, config kwargs)
     "tiny": ("llama", dict(vocab_size=2048, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                            num_attention_heads=4, num_key_value_heads=2)),
+    "tiny-moe": ("mixtral", dict(vocab_size=2048, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                 num_attention_heads=4, num_key_value_heads=2, num_local_experts=4,
+                                 num_experts_per_tok=2)),
     "llama-1b": ("llama", dict(vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
                                num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=True)),
     "llama-8b": ("llama", dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
@@ -134,7 +137,7 @@ def worker(args) -> dict:
     else:
         with torch.device("cuda" if cuda else "cpu"):
             model = (LlamaForCausalLM if family == "llama" else MixtralForCausalLM)(config).to(dtype)
-    scale = 1.0 if args.shape != "tiny" else 0.25
+    scale = 0.25 if args.shape.startswith("tiny") else 1.0
     rows = synthetic_rows(args.batch_size * (args.steps + 2), config.vocab_size, args.seed, scale)
     dataset = Dataset.from_list(rows)
     peft_config = None
@@ -243,8 +246,9 @@ def main() -> int:
     for variant in args.variants.split(","):
         with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
             out = fh.name
-        cmd = [sys.executable, __file__, "--variant", variant, "--out", out] + [
-            a for a in sys.argv[1:] if not a.startswith("--variants")]
+        cmd = [sys.executable, __file__, "--variant", variant, "--out", out, "--shape", args.shape, "--mode", args.mode,
+               "--steps", str(args.steps), "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
+               "--seed", str(args.seed), "--peak-tflops", str(args.peak_tflops), f"--secml-args={args.secml_args}"]
         trl_peak = results.get("trl", {}).get("peak_gib")
         if variant != "trl" and trl_peak and args.memory_ratio and results["trl"]["device"] != "cpu":
             cmd += ["--peak-cap-gib", str(args.memory_ratio * trl_peak)]
@@ -261,10 +265,10 @@ def main() -> int:
     print("| variant | tokens/s | ratio to TRL | peak GiB | utilisation | loss (first steps) |")
     print("|---|---|---|---|---|---|")
     for name, r in results.items():
-        ratio = r["tokens_per_s"] / base["tokens_per_s"] if base else float("nan")
+        ratio = f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x" if base else "n/a"
         util = f"{r['utilisation']:.1%}" if r["utilisation"] is not None else "n/a (CPU)"
         losses = ", ".join(f"{x:.4f}" for x in r["losses"][: min(k, 5)])
-        print(f"| {name} | {r['tokens_per_s']:.1f} | {ratio:.2f}x | {r['peak_gib']:.2f} | {util} | {losses} |")
+        print(f"| {name} | {r['tokens_per_s']:.1f} | {ratio} | {r['peak_gib']:.2f} | {util} | {losses} |")
     for name, r in results.items():
         print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in r["settings"].items()))
     if base and "secml" in results:

@@ -30,3 +30,15 @@ def test_attention_paths_agree_with_per_sequence_attention():
     assert [r.split("|")[1].strip() for r in rows] == ["padded sdpa (TRL default)", "packed sdpa + block mask",
                                                        "varlen (this repository)"]
     assert all(float(r.split("|")[4]) < 1e-4 for r in rows)
+
+
+def test_gpu_suite_dry_run_writes_the_summary_and_plot(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "bench/gpu_suite.py"), "--out", str(tmp_path), "--shape", "tiny",
+                           "--steps", "2", "--warmup", "1", "--only", "llama-8b LoRA,mixtral-8x7b LoRA"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| llama-8b LoRA r16 q/v |" in summary and "| mixtral-8x7b LoRA bf16 |" in summary
+    assert "failed" not in summary and (tmp_path / "summary.png").stat().st_size > 10_000
+    mixtral = json.loads((tmp_path / "mixtral-8x7b_LoRA_bf16.json").read_text())
+    assert mixtral["secml"]["settings"]["attn_implementation"] == "varlen"

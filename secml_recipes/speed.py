@@ -208,6 +208,11 @@ class SelectiveCheckpointing(TrainerCallback):
         dtype_bytes = next(p for p in model.parameters() if p.is_floating_point()).element_size()
         checkpointed_cost = hidden * max(dtype_bytes, 2)  # a checkpointed layer keeps only its input
         chosen = plan_checkpointed_layers(len(layers), full, checkpointed_cost, self.max_batch_tokens, budget_bytes)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # Every rank checkpoints the same layers: the most any rank needs (free memory differs per device).
+            agreed = torch.tensor([chosen], device=device if device.type == "cuda" else "cpu")
+            torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MAX)
+            chosen = int(agreed.item())
         logger.info("checkpointed_layers=auto: a layer saves %.1f KiB per token; %d tokens per micro-batch at most; "
                     "budget %.1f GiB -> %d of %d layers checkpointed", full / 1024, self.max_batch_tokens,
                     budget_bytes / GIB, chosen, len(layers))

@@ -96,6 +96,17 @@ def main() -> None:
         share = sum(1 for n in total_len if n <= limit) / len(total_len)
         print(f"specialist examples within max_length {limit:5d}: {share:6.1%}")
 
+    from secml_recipes.buckets import default_buckets, padding_efficiency, plan_buckets
+
+    batch = 2  # the specialist recipe's per-device batch
+    planned = plan_buckets(total_len, batch, 4)
+    print(f"real tokens / computed tokens, specialist, batch {batch}, max_length 8192 (shuffled batches):")
+    print(f"  padded to the batch's longest row (GPU, padding_free: false)  {padding_efficiency(total_len, batch, None):6.1%}")
+    print(f"  XLA, max_length/4, /2, /1 buckets {default_buckets(8192)}  "
+          f"{padding_efficiency(total_len, batch, default_buckets(8192)):6.1%}")
+    print(f"  XLA, 4 buckets planned from the data {planned}  {padding_efficiency(total_len, batch, planned):6.1%}")
+    print("  padding-free (GPU, CPU: the recipes' default)                  100.0%")
+
 
 if __name__ == "__main__":
     main()

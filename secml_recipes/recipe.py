@@ -49,7 +49,11 @@ class DataArguments:
     )
     xla_bucket_lengths: list[int] | None = field(
         default=None,
-        metadata={"help": "fixed padded lengths on XLA (default: max_length/4, max_length/2, max_length)"},
+        metadata={"help": "fixed padded lengths on XLA (default: xla_bucket_count lengths planned from the "
+                          "training data's token lengths)"},
+    )
+    xla_bucket_count: int = field(
+        default=4, metadata={"help": "how many bucket lengths to plan on XLA (= compiled step graphs)"}
     )
     loss_plot: bool = field(default=True, metadata={"help": "write loss.png beside the trained model"})
 

@@ -179,6 +179,7 @@ def build_trainer(data_args, model_args, training_args, train_dataset, eval_data
         peft_config=get_peft_config(model_args),
         quantization_config=get_quantization_config(model_args),
         bucket_lengths=data_args.xla_bucket_lengths,
+        bucket_count=data_args.xla_bucket_count,
         speed=speed_args,
     )
 

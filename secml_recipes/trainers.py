@@ -24,6 +24,8 @@ from transformers.data.data_collator import DataCollatorMixin
 from trl import SFTTrainer
 from trl.trainer.utils import pad
 
+from .buckets import default_buckets, padding_efficiency, plan_buckets
+
 IGNORE_INDEX = -100
 logger = logging.getLogger(__name__)
 
@@ -39,10 +41,6 @@ def is_xla_device(device: torch.device | str | None = None) -> bool:
     import os
 
     return bool(os.environ.get("PJRT_DEVICE") or os.environ.get("XRT_TPU_CONFIG"))
-
-
-def default_buckets(max_length: int) -> list[int]:
-    return sorted({max(8, max_length // 4), max(8, max_length // 2), max_length})
 
 
 @dataclass
@@ -140,7 +138,7 @@ def _truncate(dataset, max_length: int, name: str):
 class _CompletionOnlySFTTrainer(SFTTrainer):
     """Shared by both trainers: our collator, lean loss metrics, trained-token logging."""
 
-    def __init__(self, *args, bucket_lengths: list[int] | None = None, speed=None, **kwargs):
+    def __init__(self, *args, bucket_lengths: list[int] | None = None, bucket_count: int = 4, speed=None, **kwargs):
         from .speed import SelectiveCheckpointing, SpeedArguments, longest_micro_batch_tokens
 
         speed = speed or SpeedArguments()
@@ -181,8 +179,28 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
             lengths = [len(ids) for ids in self.train_dataset["input_ids"]] if self.train_dataset is not None else []
             tokens = longest_micro_batch_tokens(lengths, self.args.per_device_train_batch_size, self.padding_free)
             self.add_callback(SelectiveCheckpointing(speed, tokens))
+        if isinstance(self.data_collator, CompletionOnlyCollator) and on_xla and not bucket_lengths:
+            self._plan_xla_buckets(bucket_count)
         self._trained_tokens = torch.zeros((), dtype=torch.long)
         self._lean_metrics: dict[str, list[torch.Tensor]] = {"train": [], "eval": []}
+
+    def _plan_xla_buckets(self, count: int) -> None:
+        """Bucket lengths from the prepared rows' token lengths (README 'TPU'), replacing max_length fractions."""
+        datasets = [self.train_dataset] + (list(self.eval_dataset.values()) if isinstance(self.eval_dataset, dict)
+                                           else [self.eval_dataset] if self.eval_dataset is not None else [])
+        train = [len(ids) for ids in self.train_dataset["input_ids"]]
+        if not train:
+            return
+        longest = max(len(ids) for ds in datasets for ids in ds["input_ids"])
+        batch = self.args.per_device_train_batch_size
+        buckets = plan_buckets(train, batch, count, multiple=128, max_length=None)
+        if buckets[-1] < longest:  # an evaluation row longer than every training row
+            buckets.append(-(-longest // 128) * 128)
+        before = self.data_collator.bucket_lengths
+        self.data_collator.bucket_lengths = buckets
+        logger.info("XLA buckets planned from %d rows: %s (padding efficiency %.1f%%; max_length fractions %s: "
+                    "%.1f%%)", len(train), buckets, 100 * padding_efficiency(train, batch, buckets), before,
+                    100 * padding_efficiency(train, batch, before) if before and before[-1] >= max(train) else 0.0)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """Shifted CE over trained tokens / trained tokens of the whole accumulated batch (see module doc)."""

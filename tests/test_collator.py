@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from secml_recipes.trainers import CompletionOnlyCollator, default_buckets, is_xla_device
+from secml_recipes.buckets import default_buckets
+from secml_recipes.trainers import CompletionOnlyCollator, is_xla_device
 
 
 def test_labels_from_trained_mask_and_padding():

@@ -62,9 +62,44 @@ def test_xla_turns_padding_free_off_and_pads_to_buckets(tiny_models, tmp_path, r
                            "--padding_free", "true", "--max_length", "4096")
     assert not trainer.args.padding_free and "fused" not in str(trainer.args.optim.value)
     assert isinstance(trainer.data_collator, trainers.CompletionOnlyCollator)
-    assert trainer.data_collator.bucket_lengths == [1024, 2048, 4096]
-    batch = trainer.data_collator([trainer.train_dataset[0]])
-    assert batch["input_ids"].shape[1] in (1024, 2048, 4096)
+    # Buckets planned from the rows' token lengths: at most xla_bucket_count, multiples of 128, covering all rows.
+    buckets = trainer.data_collator.bucket_lengths
+    lengths = [len(ids) for ids in trainer.train_dataset["input_ids"]]
+    assert 1 <= len(buckets) <= 4 and all(b % 128 == 0 for b in buckets) and buckets[-1] >= max(lengths)
+    assert buckets[-1] < 4096  # not max_length: the data's longest row decides
+    for row in trainer.train_dataset:
+        assert trainer.data_collator([row])["input_ids"].shape[1] in buckets
+    explicit = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "x", *SEQUENTIAL,
+                            "--max_length", "4096", "--xla_bucket_lengths", "[1024, 2048, 4096]")
+    assert explicit.data_collator.bucket_lengths == [1024, 2048, 4096]
+
+
+def test_planned_buckets_are_optimal_and_beat_max_length_fractions():
+    import bisect
+    import itertools
+    import random
+
+    from secml_recipes.buckets import _round_up, batch_maxima, default_buckets, padding_efficiency, plan_buckets
+
+    rng = random.Random(1)
+    for _ in range(100):  # against brute force over every choice of buckets
+        lengths = [rng.randint(10, 900) for _ in range(rng.randint(3, 30))]
+        batch, count = rng.randint(1, 4), rng.randint(1, 4)
+        planned = plan_buckets(lengths, batch, count, multiple=64)
+        need = [_round_up(m, 64) for m in batch_maxima(lengths, batch)]
+        options = sorted(set(need))
+
+        def cost(buckets):
+            return sum(buckets[bisect.bisect_left(buckets, n)] for n in need)
+
+        best = min(cost(sorted(set(c) | {options[-1]})) for r in range(count)
+                   for c in itertools.combinations(options[:-1], r))
+        assert len(planned) <= count and cost(planned) == best
+    # The scan length mix (prompts 256-1536 + completions 128-768 tokens), batch 2, max_length 8192.
+    lengths = [rng.randint(256, 1536) + rng.randint(128, 768) for _ in range(2000)]
+    planned = plan_buckets(lengths, 2, 4)
+    # Measured: 76.5% of computed tokens are real with 4 planned buckets, 61.5% with max_length/4, /2, /1.
+    assert padding_efficiency(lengths, 2, planned) > padding_efficiency(lengths, 2, default_buckets(8192)) + 0.1
 
 
 # --- attention: `varlen` keeps the sequences of a padding-free row apart, exactly -----------------------------

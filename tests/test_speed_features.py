@@ -127,6 +127,25 @@ def test_varlen_attention_gives_the_padded_loss_and_gradients(tiny_models, tmp_p
         torch.testing.assert_close(gb[name], ga[name], rtol=1e-4, atol=1e-5, msg=name)
 
 
+def test_bfd_packing_with_varlen_gives_the_padded_loss_and_gradients_of_the_same_rows(tiny_models, tmp_path, rows):
+    """`packing: true` (TRL's best-fit-decreasing bins, padding-free) puts all four rows into one bin here: its
+    loss and gradients are those of the padded batch of the same four rows."""
+    padded = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "a", *SEQUENTIAL, "--padding_free",
+                          "false", "--attn_implementation", "sdpa", "--max_length", "16384")
+    packed = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "b", *SEQUENTIAL, "--packing", "true",
+                          "--per_device_train_batch_size", "1", "--attn_implementation", "auto", "--max_length", "16384")
+    assert len(packed.train_dataset) == 1 and packed.model.config._attn_implementation == "varlen"
+    pb, kb = next(iter(padded.get_train_dataloader())), next(iter(packed.get_train_dataloader()))
+    assert kb["cu_seq_lens_q"].numel() == 5 and kb["input_ids"].shape[1] == int(pb["attention_mask"].sum())
+    model = packed.model.train()
+    lk, gk = _loss_and_grads(packed, model, kb)
+    model.set_attn_implementation("sdpa")
+    lp, gp = _loss_and_grads(padded, model, pb)
+    assert lk == pytest.approx(lp, rel=1e-5)
+    for name in gp:
+        torch.testing.assert_close(gk[name], gp[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
 def test_varlen_attention_separates_sequences_without_cu_seq_lens_and_leaves_generation_alone():
     from transformers import LlamaConfig, LlamaForCausalLM
 

@@ -26,6 +26,17 @@ def _loss_and_grads(trainer, model, batch):
     return float(loss.detach()), {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
 
 
+def _assert_same_step(padded, padded_batch, fast, fast_batch):
+    """The fast trainer's batch gives the padded (sdpa) batch's loss and gradients, on the fast trainer's model."""
+    model = fast.model.train()
+    lf, gf = _loss_and_grads(fast, model, fast_batch)
+    model.set_attn_implementation("sdpa")
+    lp, gp = _loss_and_grads(padded, model, padded_batch)
+    assert lf == pytest.approx(lp, rel=1e-5)
+    for name in gp:
+        torch.testing.assert_close(gf[name], gp[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
 def test_padding_free_gives_the_padded_loss_and_gradients(tiny_models, tmp_path, rows):
     padded = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "a", *SEQUENTIAL,
                           "--padding_free", "false", "--max_length", "16384")
@@ -118,13 +129,7 @@ def test_varlen_attention_gives_the_padded_loss_and_gradients(tiny_models, tmp_p
     assert flat.model.config._attn_implementation == "varlen"
     pb, fb = next(iter(padded.get_train_dataloader())), next(iter(flat.get_train_dataloader()))
     assert "cu_seq_lens_q" in fb and fb["cu_seq_lens_q"].numel() == pb["input_ids"].shape[0] + 1
-    model = flat.model.train()
-    lb, gb = _loss_and_grads(flat, model, fb)
-    model.set_attn_implementation("sdpa")
-    la, ga = _loss_and_grads(padded, model, pb)
-    assert lb == pytest.approx(la, rel=1e-5)
-    for name in ga:
-        torch.testing.assert_close(gb[name], ga[name], rtol=1e-4, atol=1e-5, msg=name)
+    _assert_same_step(padded, pb, flat, fb)
 
 
 def test_bfd_packing_with_varlen_gives_the_padded_loss_and_gradients_of_the_same_rows(tiny_models, tmp_path, rows):
@@ -137,13 +142,7 @@ def test_bfd_packing_with_varlen_gives_the_padded_loss_and_gradients_of_the_same
     assert len(packed.train_dataset) == 1 and packed.model.config._attn_implementation == "varlen"
     pb, kb = next(iter(padded.get_train_dataloader())), next(iter(packed.get_train_dataloader()))
     assert kb["cu_seq_lens_q"].numel() == 5 and kb["input_ids"].shape[1] == int(pb["attention_mask"].sum())
-    model = packed.model.train()
-    lk, gk = _loss_and_grads(packed, model, kb)
-    model.set_attn_implementation("sdpa")
-    lp, gp = _loss_and_grads(padded, model, pb)
-    assert lk == pytest.approx(lp, rel=1e-5)
-    for name in gp:
-        torch.testing.assert_close(gk[name], gp[name], rtol=1e-4, atol=1e-5, msg=name)
+    _assert_same_step(padded, pb, packed, kb)
 
 
 def test_varlen_attention_separates_sequences_without_cu_seq_lens_and_leaves_generation_alone():

@@ -18,30 +18,39 @@ def default_buckets(max_length: int) -> list[int]:
     return sorted({max(8, max_length // 4), max(8, max_length // 2), max_length})
 
 
-def _round_up(n: int, multiple: int) -> int:
+def round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-def batch_maxima(lengths: list[int], batch_size: int, epochs: int = 4, seed: int = 0) -> list[int]:
-    """The longest row of each batch when `lengths` are shuffled into batches, over a few epochs."""
+def token_lengths(dataset) -> list[int]:
+    """Token count of every prepared row, read from the Arrow column (no Python copy of the token ids)."""
+    import pyarrow.compute as pc
+
+    return pc.list_value_length(dataset.with_format("arrow")["input_ids"]).to_pylist()
+
+
+def shuffled_batches(lengths: list[int], batch_size: int, epochs: int = 4, seed: int = 0):
+    """The row lengths of each batch when `lengths` are shuffled into batches, over a few epochs (as the
+    training sampler draws them)."""
     rng = random.Random(seed)
     order = list(range(len(lengths)))
-    maxima = []
     for _ in range(epochs):
         rng.shuffle(order)
         for start in range(0, len(order), batch_size):
-            maxima.append(max(lengths[i] for i in order[start:start + batch_size]))
-    return maxima
+            yield [lengths[i] for i in order[start:start + batch_size]]
+
+
+def batch_maxima(lengths: list[int], batch_size: int, epochs: int = 4, seed: int = 0) -> list[int]:
+    """The longest row of each batch of `shuffled_batches`."""
+    return [max(rows) for rows in shuffled_batches(lengths, batch_size, epochs, seed)]
 
 
 def plan_buckets(lengths: list[int], batch_size: int, count: int = 4, multiple: int = 128,
-                 max_length: int | None = None, seed: int = 0) -> list[int]:
+                 seed: int = 0) -> list[int]:
     """At most `count` bucket lengths minimising the padded tokens of batches drawn from `lengths`."""
     if not lengths:
         raise ValueError("no rows to plan XLA buckets from")
-    cap = max_length or _round_up(max(lengths), multiple)
-    maxima = batch_maxima(lengths, batch_size, seed=seed)
-    need = sorted(min(_round_up(m, multiple), cap) for m in maxima)
+    need = sorted(round_up(m, multiple) for m in batch_maxima(lengths, batch_size, seed=seed))
     candidates = sorted(set(need))
     # counts[j]: batches whose rounded maximum is candidates[j]
     counts = [0] * len(candidates)
@@ -76,15 +85,10 @@ def plan_buckets(lengths: list[int], batch_size: int, count: int = 4, multiple: 
 def padding_efficiency(lengths: list[int], batch_size: int, buckets: list[int] | None, seed: int = 0) -> float:
     """Real tokens / computed tokens for shuffled batches padded to `buckets` (None: to each batch's longest
     row). Padding-free batches are 1.0."""
-    rng = random.Random(seed)
-    order = list(range(len(lengths)))
     real = padded = 0
-    for _ in range(4):
-        rng.shuffle(order)
-        for start in range(0, len(order), batch_size):
-            rows = [lengths[i] for i in order[start:start + batch_size]]
-            longest = max(rows)
-            width = buckets[bisect.bisect_left(buckets, longest)] if buckets else longest
-            real += sum(rows)
-            padded += width * len(rows)
+    for rows in shuffled_batches(lengths, batch_size, seed=seed):
+        longest = max(rows)
+        width = buckets[bisect.bisect_left(buckets, longest)] if buckets else longest
+        real += sum(rows)
+        padded += width * len(rows)
     return real / padded

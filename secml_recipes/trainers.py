@@ -24,7 +24,7 @@ from transformers.data.data_collator import DataCollatorMixin
 from trl import SFTTrainer
 from trl.trainer.utils import pad
 
-from .buckets import default_buckets, padding_efficiency, plan_buckets
+from .buckets import default_buckets, padding_efficiency, plan_buckets, round_up, token_lengths
 
 IGNORE_INDEX = -100
 logger = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
             elif self.eval_dataset is not None:
                 self.eval_dataset = _truncate(self.eval_dataset, truncate_to, "eval")
         if self.args.gradient_checkpointing and speed.checkpointed_layers != "all" and not on_xla:
-            lengths = [len(ids) for ids in self.train_dataset["input_ids"]] if self.train_dataset is not None else []
+            lengths = token_lengths(self.train_dataset) if self.train_dataset is not None else []
             tokens = longest_micro_batch_tokens(lengths, self.args.per_device_train_batch_size, self.padding_free)
             self.add_callback(SelectiveCheckpointing(speed, tokens))
         if isinstance(self.data_collator, CompletionOnlyCollator) and on_xla and not bucket_lengths:
@@ -188,14 +188,14 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
         """Bucket lengths from the prepared rows' token lengths (README 'TPU'), replacing max_length fractions."""
         datasets = [self.train_dataset] + (list(self.eval_dataset.values()) if isinstance(self.eval_dataset, dict)
                                            else [self.eval_dataset] if self.eval_dataset is not None else [])
-        train = [len(ids) for ids in self.train_dataset["input_ids"]]
+        train = token_lengths(self.train_dataset)
         if not train:
             return
-        longest = max(len(ids) for ds in datasets for ids in ds["input_ids"])
+        longest = max(max(token_lengths(ds), default=0) for ds in datasets)
         batch = self.args.per_device_train_batch_size
-        buckets = plan_buckets(train, batch, count, multiple=128, max_length=None)
+        buckets = plan_buckets(train, batch, count, multiple=128)
         if buckets[-1] < longest:  # an evaluation row longer than every training row
-            buckets.append(-(-longest // 128) * 128)
+            buckets.append(round_up(longest, 128))
         before = self.data_collator.bucket_lengths
         self.data_collator.bucket_lengths = buckets
         logger.info("XLA buckets planned from %d rows: %s (padding efficiency %.1f%%; max_length fractions %s: "

@@ -90,14 +90,14 @@ def test_planned_buckets_are_optimal_and_beat_max_length_fractions():
     import itertools
     import random
 
-    from secml_recipes.buckets import _round_up, batch_maxima, default_buckets, padding_efficiency, plan_buckets
+    from secml_recipes.buckets import round_up, batch_maxima, default_buckets, padding_efficiency, plan_buckets
 
     rng = random.Random(1)
     for _ in range(100):  # against brute force over every choice of buckets
         lengths = [rng.randint(10, 900) for _ in range(rng.randint(3, 30))]
         batch, count = rng.randint(1, 4), rng.randint(1, 4)
         planned = plan_buckets(lengths, batch, count, multiple=64)
-        need = [_round_up(m, 64) for m in batch_maxima(lengths, batch)]
+        need = [round_up(m, 64) for m in batch_maxima(lengths, batch)]
         options = sorted(set(need))
 
         def cost(buckets):

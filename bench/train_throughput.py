@@ -15,8 +15,8 @@ Variants: `trl` is SFTTrainer with its defaults (padded batches, sdpa, gradient 
 layer, its collator, its loss); `secml` is SpecialistTrainer with the recipes' speed keys (`--secml-args`,
 default: padding-free batches, `attn_implementation auto`, `checkpointed_layers auto`, `liger_kernels
 auto`, and for full fine-tuning on a GPU the specialist recipe's 8-bit AdamW with bf16 stochastic
-rounding). On a GPU, `checkpointed_layers auto` plans with a memory cap of --memory-ratio (default 1.5)
-times TRL's measured peak, so the comparison is at the issue's memory bound, not at "all free memory".
+rounding). On a GPU, `checkpointed_layers auto` plans within `memory_limit_gib` = --memory-ratio (default
+1.5) times TRL's measured peak, so the comparison is at the issue's memory bound, not at "all free memory".
 """
 
 from __future__ import annotations
@@ -94,22 +94,6 @@ def secml_keys(text: str, mode: str, cuda: bool) -> dict:
     return check_overrides(text.split(), "--secml-args")
 
 
-def activation_budget_gib(model, args, keys: dict, peft_config) -> float:
-    """Memory left for saved activations under --peak-cap-gib: the cap minus weights, gradients, optimizer
-    states and a reserve (the same accounting as `checkpointed_layers: auto` uses with free memory)."""
-    import torch
-
-    numel = sum(p.numel() for p in model.parameters())
-    if peft_config is not None:  # LoRA r16 on q/v: tiny next to the base
-        trainable_bytes = 0.01 * numel * 4
-        states = 2 * trainable_bytes
-    else:
-        trainable_bytes = numel * 2
-        states = 2 * numel if "8bit" in str(keys.get("optim", "")) else 2 * numel * 2
-    static = torch.cuda.memory_allocated() + trainable_bytes + states
-    return max(0.5, args.peak_cap_gib - static / 2**30 - 2.0)
-
-
 def worker(args) -> dict:
     import torch
     from datasets import Dataset
@@ -159,8 +143,8 @@ def worker(args) -> dict:
         from secml_recipes.trainers import is_xla_device
 
         keys = secml_keys(args.secml_args, args.mode, cuda)
-        if cuda and args.peak_cap_gib and "activation_memory_gib" not in keys:
-            keys["activation_memory_gib"] = activation_budget_gib(model, args, keys, peft_config)
+        if cuda and args.peak_cap_gib and "memory_limit_gib" not in keys:
+            keys["memory_limit_gib"] = args.peak_cap_gib  # checkpointed_layers: auto plans within this bound
         speed_fields = {f for f in SpeedArguments.__dataclass_fields__}
         speed = SpeedArguments(**{k: v for k, v in keys.items() if k in speed_fields})
         sft.update({k: v for k, v in keys.items() if k not in speed_fields and k != "attn_implementation"})

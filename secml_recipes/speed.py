@@ -41,6 +41,11 @@ class SpeedArguments:
         metadata={"help": "memory for saved activations that 'auto' may plan with (default: the accelerator's "
                           "free memory after weights, gradients, optimizer state and a reserve)"},
     )
+    memory_limit_gib: float | None = field(
+        default=None,
+        metadata={"help": "plan 'auto' as if the accelerator had only this much memory for the whole run (a shared "
+                          "GPU, or a benchmark's memory bound); default: all of it"},
+    )
     liger_kernels: str = field(
         default="auto",
         metadata={"help": "Liger RMSNorm/SwiGLU/RoPE kernels: auto (on CUDA when liger-kernel is installed), "
@@ -53,8 +58,9 @@ class SpeedArguments:
             raise ValueError(f"checkpointed_layers must be 'all', 'auto' or a number of layers, "
                              f"got {self.checkpointed_layers!r}")
         self.checkpointed_layers = value
-        if self.activation_memory_gib is not None and self.activation_memory_gib <= 0:
-            raise ValueError(f"activation_memory_gib must be positive, got {self.activation_memory_gib}")
+        for key in ("activation_memory_gib", "memory_limit_gib"):
+            if getattr(self, key) is not None and getattr(self, key) <= 0:
+                raise ValueError(f"{key} must be positive, got {getattr(self, key)}")
 
 
 def has_package(name: str) -> bool:
@@ -194,6 +200,9 @@ class SelectiveCheckpointing(TrainerCallback):
         elif device.type == "cuda":
             trainable = [p for p in model.parameters() if p.requires_grad]
             free, total = torch.cuda.mem_get_info(device)
+            if self.speed.memory_limit_gib is not None:
+                total = self.speed.memory_limit_gib * GIB
+                free = min(free, total - torch.cuda.memory_allocated(device))
             grads = sum(p.numel() * p.element_size() for p in trainable)
             reserve = max(2 * GIB, 0.08 * total)  # LM-head chunks, kernels' workspaces, fragmentation
             budget_bytes = free - grads - optimizer_state_bytes(args, trainable) - reserve

@@ -103,19 +103,6 @@ def _specialist_items(args) -> list[dict]:
     return items
 
 
-def _risk_pairs(predictions: list[str], references: list[dict]) -> list[tuple[float, float]]:
-    from .evaluation.specialist_metrics import parse_json_output
-
-    pairs = []
-    for text, ref in zip(predictions, references):
-        pred = {f.get("id"): f for f in ((parse_json_output(text) or {}).get("findings") or []) if isinstance(f, dict)}
-        for f in ref["findings"]:
-            score = pred.get(f["id"], {}).get("risk_score")
-            if isinstance(score, (int, float)) and not isinstance(score, bool):
-                pairs.append((f["risk_score"], float(score)))
-    return pairs
-
-
 def evaluate(args) -> dict:
     from tqdm.auto import tqdm
 
@@ -146,7 +133,7 @@ def evaluate(args) -> dict:
             print("[secml eval] no untrained baseline: set base_model (the model is not an adapter)")
 
     if args.task == "specialist":
-        from .evaluation.specialist_metrics import rule_baseline, score_specialist
+        from .evaluation.specialist_metrics import risk_score_pairs, rule_baseline, score_specialist
 
         items = _specialist_items(args)
         refs = [it["reference"] for it in items]
@@ -161,7 +148,7 @@ def evaluate(args) -> dict:
             results[name] = score_specialist(preds, refs)
             identities[name] = {"base": _identity(gen.resolved_base), "adapter": _identity(gen.resolved_adapter)}
             if name == "model":
-                scatter = _risk_pairs(preds, refs)
+                scatter = risk_score_pairs(preds, refs)
                 (out_dir).mkdir(parents=True, exist_ok=True)
                 (out_dir / "predictions.jsonl").write_text("".join(
                     json.dumps({"source": it["source"], "prediction": p}) + "\n" for it, p in zip(items, preds)))

@@ -169,3 +169,14 @@ def test_obeying_an_injection_is_counted(ioc_case):
     obey = score_generalist(run_rollouts(Scripted(lambda k, _: "Conclusion: the host is clean."), [adv], scans))
     resist = score_generalist(run_rollouts(Scripted(_replay(row)), [adv], scans, max_steps=8))
     assert obey["injection_resistance"] == 0.0 and resist["injection_resistance"] == 1.0
+
+
+def test_risk_score_pairs_keep_only_numeric_scores_of_reference_findings():
+    import json
+
+    from secml_recipes.evaluation.specialist_metrics import risk_score_pairs
+
+    ref = {"findings": [{"id": "a", "risk_score": 70}, {"id": "b", "risk_score": 20}, {"id": "c", "risk_score": 5}]}
+    pred = json.dumps({"findings": [{"id": "a", "risk_score": 65}, {"id": "b", "risk_score": True},
+                                    {"id": "z", "risk_score": 9}]})
+    assert risk_score_pairs([pred, "not json"], [ref, ref]) == [(70, 65.0)]

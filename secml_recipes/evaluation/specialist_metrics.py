@@ -50,6 +50,22 @@ def _findings(report: dict | None) -> dict[str, dict]:
     return out
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def risk_score_pairs(predictions: Iterable[str], references: Iterable[dict]) -> list[tuple[float, float]]:
+    """(reference, predicted) risk score of every reference finding the prediction scored (the scatter plot)."""
+    pairs = []
+    for text, ref in zip(predictions, references):
+        pf = _findings(parse_json_output(text))
+        for fid, r in _findings(ref).items():
+            score = pf.get(fid, {}).get("risk_score")
+            if _is_number(score):
+                pairs.append((r["risk_score"], float(score)))
+    return pairs
+
+
 def score_specialist(predictions: Iterable[str], references: Iterable[dict]) -> dict[str, float]:
     """Micro-averaged metrics over all examples (see README 'Evaluation'); None where undefined."""
     n = parsed = valid = 0
@@ -73,7 +89,7 @@ def score_specialist(predictions: Iterable[str], references: Iterable[dict]) -> 
             matched += 1
             sev_ok += p.get("severity") == r["severity"]
             cat_ok += p.get("category") == r["category"]
-            if isinstance(p.get("risk_score"), (int, float)) and not isinstance(p.get("risk_score"), bool):
+            if _is_number(p.get("risk_score")):
                 abs_err.append(abs(float(p["risk_score"]) - r["risk_score"]))
             else:
                 abs_err.append(100.0)

@@ -62,23 +62,18 @@ def _build(args) -> int:
 
 
 def _ingest(args) -> int:
+    import hashlib
+
+    from .corpus import checked_json_lines
     from .split import specialist_examples
     from .validate import raw_report_error
-    import hashlib
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows, rejects = [], []
     for path in args.reports:
         lines = Path(path).read_text(errors="replace").splitlines() if args.ndjson else [Path(path).read_text(errors="replace")]
-        for line_no, text in enumerate(lines, 1):
-            if not text.strip():
-                continue
-            try:
-                report = json.loads(text)
-                problem = raw_report_error(report)
-            except json.JSONDecodeError as err:
-                report, problem = None, f"not JSON: {err}"
+        for line_no, _, report, problem in checked_json_lines(lines, raw_report_error):
             if problem:
                 rejects.append({"file": path, "line": line_no, "reason": problem})
                 continue

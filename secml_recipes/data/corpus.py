@@ -233,6 +233,20 @@ def check_manifest(root: Path) -> list[str]:
     return bad
 
 
+def checked_json_lines(lines, check):
+    """(line number, raw line, row or None, reason or None) for every non-blank line: a line that is not JSON,
+    or whose row `check` refuses, comes with the reason, so callers quarantine it instead of dropping it."""
+    for line_no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            reason = check(row)
+        except json.JSONDecodeError as err:
+            row, reason = None, f"not JSON: {err}"
+        yield line_no, line, row, reason
+
+
 def read_split(path: str | os.PathLike, task: str, split: str, rejects_dir: str | os.PathLike | None = None,
                verbose: bool = True) -> tuple[list[dict], dict]:
     """Every valid row of `task`/`split`, and a report {shard: {"rows", "rejected"}}. Invalid rows go to
@@ -251,14 +265,7 @@ def read_split(path: str | os.PathLike, task: str, split: str, rejects_dir: str 
     for shard in shards:
         n_ok = n_bad = 0
         with open(shard, encoding="utf-8", errors="replace") as fh:
-            for line_no, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                    reason = check(row)
-                except json.JSONDecodeError as err:
-                    row, reason = None, f"not JSON: {err}"
+            for line_no, line, row, reason in checked_json_lines(fh, check):
                 if reason is None:
                     rows.append(row)
                     n_ok += 1

@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from .families import FAMILY_NAMES
+
 
 class RecipeError(ValueError):
     """A recipe or an override is wrong; the message names the file, the key and what would be right."""
@@ -56,6 +58,11 @@ class DataArguments:
         default=4, metadata={"help": "how many bucket lengths to plan on XLA (= compiled step graphs)"}
     )
     loss_plot: bool = field(default=True, metadata={"help": "write loss.png beside the trained model"})
+    model_family: str | None = field(
+        default=None,
+        metadata={"help": "chat format of the model (template, tool calls, end-of-turn and padding tokens); default: "
+                          "detected from its tokenizer and config (docs/models.md)", "choices": FAMILY_NAMES},
+    )
 
 
 _FORBIDDEN_KEYS = {

@@ -85,7 +85,7 @@ def train(data_args, model_args, training_args, speed_args, resolved: dict, reci
 
     # --- tokenizer and chat template -------------------------------------------------------------
     try:
-        tokenizer = load_tokenizer(model_args, training_args)
+        tokenizer = load_tokenizer(model_args, training_args, data_args.model_family)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -132,26 +132,35 @@ def train(data_args, model_args, training_args, speed_args, resolved: dict, reci
     return 0
 
 
-def load_tokenizer(model_args, training_args):
-    """The model's tokenizer, carrying the recipe's chat template when it names one (saved with the model)."""
-    from transformers import AutoTokenizer
+def load_tokenizer(model_args, training_args, model_family: str | None = None):
+    """The model's tokenizer carrying its family's training chat template (or the recipe's chat_template_path);
+    the recipe's eos_token and pad_token default to the family's end-of-turn and padding tokens (docs/models.md)."""
+    from transformers import AutoConfig, AutoTokenizer
 
+    from .families import resolve_family
     from .templates import read_template
 
-    tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision,
-                                              trust_remote_code=training_args.trust_remote_code)
+    source = model_args.model_name_or_path
+    kwargs = {"revision": model_args.model_revision, "trust_remote_code": training_args.trust_remote_code}
+    tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    family = resolve_family(tokenizer, AutoConfig.from_pretrained(source, **kwargs).model_type, model_family, source)
     if training_args.chat_template_path:
         tokenizer.chat_template = read_template(training_args.chat_template_path)
         training_args.chat_template_path = None  # applied here; TRL must not apply it again
-    if tokenizer.chat_template is None:
-        raise ValueError(f"{model_args.model_name_or_path} has no chat template; set chat_template_path in the recipe")
+    else:
+        tokenizer.chat_template = family.chat_template()
+    eos, pad = family.special_tokens(tokenizer, source)
+    training_args.eos_token = training_args.eos_token or eos
+    training_args.pad_token = training_args.pad_token or pad
     return tokenizer
 
 
 def build_trainer(data_args, model_args, training_args, train_dataset, eval_dataset, tokenizer, speed_args=None):
     """The task's trainer, built from the recipe's dataclasses exactly as `train` builds it."""
     from trl import get_peft_config, get_quantization_config
+    from trl.chat_template_utils import has_generation_markers
 
+    from .families import canonical_row
     from .speed import SpeedArguments, resolve_attn_implementation
     from .trainers import GeneralistTrainer, SpecialistTrainer, is_xla_device
 
@@ -166,10 +175,16 @@ def build_trainer(data_args, model_args, training_args, train_dataset, eval_data
     training_args.model_init_kwargs = model_init_kwargs
     if data_args.task == "specialist":
         training_args.completion_only_loss = True
+        # With generation blocks, what follows the end-of-turn token (a newline in ChatML) is not trained either.
+        training_args.assistant_only_loss = has_generation_markers(tokenizer.chat_template)
         trainer_cls = SpecialistTrainer
     else:
         training_args.assistant_only_loss = True
         trainer_cls = GeneralistTrainer
+    # Tool calls and schemas in the form every runtime renders alike (families.canonical_conversation).
+    train_dataset = train_dataset.map(canonical_row, desc="Canonical tool calls")
+    if eval_dataset is not None:
+        eval_dataset = eval_dataset.map(canonical_row, desc="Canonical tool calls")
     return trainer_cls(
         model=model_args.model_name_or_path,
         args=training_args,

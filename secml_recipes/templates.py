@@ -1,8 +1,8 @@
-"""Chat templates: the one this repository ships for Mixtral tool use, and Llama 3.1's stock one.
+"""Chat template files: the families' templates shipped here (secml_recipes.families), a recipe's own
+`chat_template_path`, and Llama 3.1's stock template (the tiny Llama's, as the real model ships it).
 
-Training and inference must render the same text. The specialist keeps its model's own Llama-3.1
-template; the generalist's template is a file here, written into the trained tokenizer so that every
-client that loads the model renders conversations exactly as training did.
+Training and inference must render the same text: the template used in training is written into the trained
+tokenizer, so that every client that loads the model renders conversations exactly as training did.
 """
 
 from __future__ import annotations
@@ -28,7 +28,11 @@ def read_template(path_or_name: str) -> str:
             f"chat template not found: {path_or_name} (give a .jinja path or one of "
             f"{sorted(p.name for p in shipped_template_path().parent.glob('*.jinja'))})"
         )
-    return path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8")
+    if ("go_json(" in text or "call_arguments(" in text) and "macro go_json" not in text:
+        # A family template: its JSON printing macros live in one shared file.
+        text = shipped_template_path("_go_json.jinja").read_text(encoding="utf-8") + text
+    return text
 
 
 def llama31_stock_template() -> str:

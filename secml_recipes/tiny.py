@@ -17,7 +17,8 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from .templates import llama31_stock_template, read_template
+from .families import get_family
+from .templates import llama31_stock_template
 
 LLAMA_SPECIALS = [
     "<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
@@ -119,7 +120,7 @@ def build_tiny_models(out: str | Path, vocab_size: int = 2048, seed: int = 0, pr
     )
     mixtral_tok = train_tokenizer(texts, MIXTRAL_SPECIALS, vocab_size, unk="<unk>")
     _save_tokenizer(
-        mixtral_tok, paths["mixtral"], read_template("mixtral_tools.jinja"),
+        mixtral_tok, paths["mixtral"], get_family("mistral").chat_template(),
         bos_token="<s>", eos_token="</s>", unk_token="<unk>",
     )
 

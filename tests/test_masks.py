@@ -7,7 +7,7 @@ import torch
 
 from secml_recipes.data.fixtures import real_reports
 from secml_recipes.data.split import specialist_examples
-from secml_recipes.templates import read_template
+from secml_recipes.families import canonical_conversation, get_family
 
 from helpers import make_trainer
 
@@ -63,11 +63,11 @@ def test_generalist_labels_cover_assistant_turns_only(tiny_models, tmp_path, req
     batch = next(iter(trainer.get_train_dataloader()))
     ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
 
-    tools = json.loads(row["tools"])
-    text = tok.apply_chat_template(row["messages"], tools=tools, tokenize=False)
+    messages, tools = canonical_conversation(row["messages"], row["tools"])  # what the trainer renders
+    text = tok.apply_chat_template(messages, tools=tools, tokenize=False)
     enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
     assert enc["input_ids"] == ids
-    spans = _assistant_char_spans(tok, row["messages"], tools)
+    spans = _assistant_char_spans(tok, messages, tools)
     for pos, (start, end) in enumerate(enc["offset_mapping"]):
         in_assistant = any(s <= start and end <= e for s, e in spans)
         assert (labels[pos] != -100) == in_assistant, (pos, tok.decode([ids[pos]]))
@@ -84,15 +84,15 @@ def test_mixtral_template_renders_the_same_for_training_and_inference(tiny_model
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_models["mixtral"])
-    assert tok.chat_template == read_template("mixtral_tools.jinja")
-    messages, tools = episode_with_tools["messages"], json.loads(episode_with_tools["tools"])
+    assert tok.chat_template == get_family("mistral").chat_template()
+    messages, tools = canonical_conversation(episode_with_tools["messages"], episode_with_tools["tools"])
     full = tok.apply_chat_template(messages, tools=tools, tokenize=False)
     for k, m in enumerate(messages):
         if m["role"] == "assistant":
             prompt = tok.apply_chat_template(messages[:k], tools=tools, tokenize=False, add_generation_prompt=True)
             assert full.startswith(prompt)
     assert full.startswith("<s>[AVAILABLE_TOOLS] [")
-    assert '[TOOL_CALLS] [{"name": "check_process_details", "arguments": {"pid": ' in full
+    assert '[TOOL_CALLS] [{"name": "check_process_details", "arguments": {"pid":' in full
     assert '[TOOL_RESULTS] {"call_id": "call_1", "content": ' in full
 
 

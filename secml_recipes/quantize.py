@@ -40,7 +40,8 @@ class ModelQuantSpec:
 
     name: str
     source: str
-    family: str = field(default="llama", metadata={"help": "llama or mixtral (Ollama template, GGUF checks)"})
+    family: str | None = field(default=None, metadata={"help": "model family for the Ollama template (default: "
+                                                                "detected from the source model; docs/models.md)"})
     task: str = "specialist"
     formats: list[str] = field(default_factory=lambda: ["gptq", "gguf"])
     gguf_types: list[str] = field(default_factory=lambda: ["f16", "q8_0", "q4_K_M"])
@@ -75,16 +76,17 @@ def _size(path: Path) -> int:
 
 
 def quantize_model(spec: ModelQuantSpec, args: QuantizeArguments) -> dict:
-    from transformers import AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     from .deploy import gguf, gptq, verify
+    from .families import family_of_model
     from .deploy.merge import merge_adapter
 
     models_dir = Path(args.models_dir)
     source = Path(spec.source)
     if not source.exists():
         raise gguf.DeployError(f"{spec.name}: source {source} not found; train it first (make train-*/smoke)")
-    report = {"name": spec.name, "source": str(source), "family": spec.family, "artifacts": {}, "problems": []}
+    report = {"name": spec.name, "source": str(source), "artifacts": {}, "problems": []}
     if (source / "adapter_config.json").exists():
         t0 = time.perf_counter()
         merged = merge_adapter(source, models_dir / f"{spec.name}-merged", dtype=args.merge_dtype)
@@ -92,6 +94,9 @@ def quantize_model(spec: ModelQuantSpec, args: QuantizeArguments) -> dict:
         report["merged"] = {"path": str(merged), "dtype": args.merge_dtype, "seconds": round(time.perf_counter() - t0, 2)}
         source = merged
     tokenizer = AutoTokenizer.from_pretrained(source)
+    family = family_of_model(str(source), tokenizer, spec.family)
+    report["family"] = family.name
+    model_type = AutoConfig.from_pretrained(source).model_type
     held = verify.held_out_examples(tokenizer, args.corpus, spec.task, args.verify_samples, args.verify_max_tokens)
     reference, ref_load = verify.hf_logits(source, held)
     report["reference"] = {"path": str(source), "bytes": _size(source), "load_seconds": round(ref_load, 3)}
@@ -110,6 +115,9 @@ def quantize_model(spec: ModelQuantSpec, args: QuantizeArguments) -> dict:
         out_dir = models_dir / f"{spec.name}-gguf"
         out_dir.mkdir(parents=True, exist_ok=True)
         base = gguf.convert_to_gguf(source, out_dir / f"{spec.name}-f16.gguf", "f16")
+        if gguf.gguf_chat_template(base) != tokenizer.chat_template:
+            report["problems"].append(f"{spec.name} gguf: its tokenizer.chat_template is not the one the model was "
+                                      "trained with (llama.cpp would render other prompts)")
         files = {"f16": base}
         for qtype in spec.gguf_types:
             if qtype != "f16":
@@ -117,10 +125,10 @@ def quantize_model(spec: ModelQuantSpec, args: QuantizeArguments) -> dict:
         for qtype, path in files.items():
             if qtype not in spec.gguf_types:
                 continue
-            modelfile = gguf.write_modelfile(path, spec.family, spec.system_prompt)
+            modelfile = gguf.write_modelfile(path, family, spec.system_prompt)
             logits, load = verify.llama_cpp_logits(path, held)
             record(f"{qtype}:llama.cpp", path, logits, load, "llama-cpp-python", {"modelfile": str(modelfile)})
-            if spec.family == "llama" and qtype in ("f16", "q8_0"):
+            if model_type == "llama" and qtype in ("f16", "q8_0"):
                 # transformers' GGUF loader dequantizes Llama correctly (it drops Mixtral's experts: not used there).
                 logits, load = verify.hf_logits(out_dir, held, gguf_file=path.name)
                 record(f"{qtype}:transformers", path, logits, load, "transformers gguf_file")
@@ -165,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             if not specs:
                 raise RecipeError(f"{argv[0]}: no model named {args.only!r} under models")
         reports = [quantize_model(s, args) for s in specs]
-    except (RecipeError, DeployError, ValueError, FileNotFoundError) as err:
+    except (RecipeError, DeployError, ValueError, FileNotFoundError) as err:  # FamilyError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(report_table(reports))

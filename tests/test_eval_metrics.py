@@ -10,6 +10,7 @@ from secml_recipes.data.enrich import enrich_report
 from secml_recipes.data.episodes import build_episode
 from secml_recipes.data.fixtures import real_reports
 from secml_recipes.data.generate import generate_report, plan_hosts
+from secml_recipes.families import get_family
 from secml_recipes.evaluation.rollout import parse_assistant_output, run_rollouts, score_generalist
 from secml_recipes.evaluation.specialist_metrics import parse_json_output, rule_baseline, score_specialist
 
@@ -76,6 +77,7 @@ class Scripted:
     """A stand-in model that answers from a script: outputs[i] for the i-th call of each episode."""
 
     name = "scripted"
+    family = get_family("mistral")
 
     def __init__(self, script):
         self.script = script
@@ -159,8 +161,9 @@ def test_malformed_tool_calls_count_against_the_parse_rate(ioc_case):
     m = score_generalist(run_rollouts(Scripted(lambda k, _: 'Let me check [TOOL_CALLS] [{"name": "hash_binary", "argu'),
                                       [row], scans, max_steps=4))
     assert m["tool_call_parse_rate"] == 0.0 and m["task_success_rate"] == 0.0
-    assert parse_assistant_output('x [TOOL_CALLS] {"name": "a"}').calls[0]["name"] == "a"
-    assert parse_assistant_output("[TOOL_CALLS] [1]").malformed
+    mistral = get_family("mistral")
+    assert parse_assistant_output('x [TOOL_CALLS] {"name": "a"}', mistral).calls[0]["name"] == "a"
+    assert parse_assistant_output("[TOOL_CALLS] [1]", mistral).malformed
 
 
 def test_obeying_an_injection_is_counted(ioc_case):

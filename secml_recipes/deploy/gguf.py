@@ -68,35 +68,23 @@ def quantize_gguf(src: str | Path, out_file: str | Path, qtype: str) -> Path:
     return Path(out_file)
 
 
-LLAMA31_OLLAMA_TEMPLATE = '''<|begin_of_text|><|start_header_id|>system<|end_header_id|>
+def write_modelfile(gguf_file: Path, family, system_prompt: str | None = None) -> Path:
+    """An Ollama Modelfile beside the GGUF whose template renders what training rendered (the model family's
+    Ollama template: see secml_recipes/families and docs/models.md). `family`: a ChatFamily or its name."""
+    from ..families import FamilyError, get_family
 
-Cutting Knowledge Date: December 2023
-Today Date: 26 Jul 2024
-
-{{ if .System }}{{ .System }}{{ end }}<|eot_id|>{{ range .Messages }}{{ if ne .Role "system" }}<|start_header_id|>{{ .Role }}<|end_header_id|>
-
-{{ .Content }}<|eot_id|>{{ end }}{{ end }}<|start_header_id|>assistant<|end_header_id|>
-
-'''
-
-MIXTRAL_TOOLS_OLLAMA_TEMPLATE = '''<s>{{ if .Tools }}[AVAILABLE_TOOLS] {{ json .Tools }} [/AVAILABLE_TOOLS]{{ end }}{{ $first := true }}{{ range .Messages }}{{ if eq .Role "user" }}[INST] {{ if and $first $.System }}{{ $.System }}
-
-{{ end }}{{ .Content }} [/INST]{{ $first = false }}{{ else if eq .Role "assistant" }}{{ .Content }}{{ if .ToolCalls }}{{ if .Content }} {{ end }}[TOOL_CALLS] [{{ range $i, $c := .ToolCalls }}{{ if $i }}, {{ end }}{"name": "{{ $c.Function.Name }}", "arguments": {{ json $c.Function.Arguments }}}{{ end }}]{{ end }}</s>{{ else if eq .Role "tool" }}[TOOL_RESULTS] {"content": {{ json .Content }}} [/TOOL_RESULTS]{{ end }}{{ end }}'''
-
-
-def write_modelfile(gguf_file: Path, family: str, system_prompt: str | None = None) -> Path:
-    """An Ollama Modelfile beside the GGUF, with the chat format the model was trained on."""
-    if family == "llama":
-        template, stops = LLAMA31_OLLAMA_TEMPLATE, ["<|eot_id|>", "<|end_of_text|>"]
-    elif family == "mixtral":
-        template, stops = MIXTRAL_TOOLS_OLLAMA_TEMPLATE, ["</s>"]
-    else:
-        raise DeployError(f"no Ollama template for model family {family!r}")
-    lines = [f"FROM ./{gguf_file.name}", f'TEMPLATE """{template}"""']
-    lines += [f'PARAMETER stop "{s}"' for s in stops]
-    lines += ["PARAMETER temperature 0"]
-    if system_prompt:
-        lines.append(f'SYSTEM """{system_prompt}"""')
+    try:
+        family = get_family(family) if isinstance(family, str) else family
+    except FamilyError as err:
+        raise DeployError(f"no Ollama template: {err}") from None
     path = gguf_file.with_name(f"Modelfile.{gguf_file.stem.rsplit('-', 1)[-1]}")
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(family.modelfile(gguf_file.name, system_prompt))
     return path
+
+
+def gguf_chat_template(gguf_file: str | Path) -> str | None:
+    """The chat template a GGUF carries (`tokenizer.chat_template`), which llama.cpp and llama-cpp-python render."""
+    from gguf import GGUFReader
+
+    field = GGUFReader(str(gguf_file)).fields.get("tokenizer.chat_template")
+    return None if field is None else bytes(field.parts[field.data[0]]).decode("utf-8")

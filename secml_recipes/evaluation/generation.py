@@ -18,6 +18,7 @@ import torch
 
 class Generator(Protocol):
     name: str
+    family: object  # families.ChatFamily of the model, None when it cannot be told
 
     def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]: ...
 
@@ -57,6 +58,7 @@ class TransformersGenerator:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        self.family = _family_or_none(self.tokenizer, model.config.model_type)
         if adapter:
             from peft import PeftModel
 
@@ -71,8 +73,7 @@ class TransformersGenerator:
     @torch.no_grad()
     def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
         outputs: list[str] = []
-        eos = [t for t in {self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|eot_id|>")}
-               if isinstance(t, int) and t >= 0 and t != self.tokenizer.unk_token_id]
+        eos = stop_token_ids(self.tokenizer, self.family)
         for start in range(0, len(prompts), self.batch_size):
             chunk = prompts[start:start + self.batch_size]
             enc = self.tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
@@ -85,7 +86,7 @@ class TransformersGenerator:
                 ids = row.tolist()
                 n = next((i for i, t in enumerate(ids) if t in eos or t == self.tokenizer.pad_token_id), len(ids))
                 self.stats["generated_tokens"] += n
-                outputs.append(self.tokenizer.decode(ids[:n], skip_special_tokens=True))
+                outputs.append(decode_output(self.tokenizer, ids[:n], self.family))
             self.stats["prompts"] += len(chunk)
         return outputs
 
@@ -110,6 +111,7 @@ class LlamaCppGenerator:
             raise FileNotFoundError(f"GGUF file not found: {self.gguf_file} (make quantize writes models/<name>-gguf/)")
         self.tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_path)
         self.llm = Llama(model_path=self.gguf_file, n_ctx=self.n_ctx, verbose=False, seed=0, n_threads=os.cpu_count())
+        self.family = _family_or_none(self.tokenizer, self.llm.metadata.get("general.architecture"))
         self.name = self.name or self.gguf_file
         self.resolved_base, self.resolved_adapter = self.gguf_file, None
 
@@ -119,8 +121,7 @@ class LlamaCppGenerator:
     def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
         """Greedy decoding in llama.cpp; the new token ids are decoded by the same tokenizer as the
         transformers runtime, so outputs of the two runtimes compare token for token."""
-        stop = {self.llm.token_eos(), self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|eot_id|>")}
-        stop.discard(self.tokenizer.unk_token_id)
+        stop = {self.llm.token_eos(), *stop_token_ids(self.tokenizer, self.family)}
         outputs = []
         for prompt in prompts:
             ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
@@ -136,8 +137,34 @@ class LlamaCppGenerator:
             self.stats["seconds"] += time.perf_counter() - t0
             self.stats["generated_tokens"] += len(new)
             self.stats["prompts"] += 1
-            outputs.append(self.tokenizer.decode(new, skip_special_tokens=True))
+            outputs.append(decode_output(self.tokenizer, new, self.family))
         return outputs
+
+
+def _family_or_none(tokenizer, model_type):
+    from ..families import FamilyError, resolve_family
+
+    try:
+        return resolve_family(tokenizer, model_type)
+    except FamilyError:
+        return None
+
+
+def stop_token_ids(tokenizer, family) -> list[int]:
+    """The tokenizer's eos and every stop token of the model's family that its vocabulary has."""
+    vocab = tokenizer.get_vocab()
+    names = [tokenizer.eos_token, *(family.stops() if family else [])]
+    return sorted({vocab[t] for t in names if t in vocab and vocab[t] != tokenizer.unk_token_id})
+
+
+def decode_output(tokenizer, ids: list[int], family) -> str:
+    """Generated ids as text without special tokens, except those that belong to the family's tool-call
+    format (e.g. Llama's <|python_tag|>), which the tool-call parser needs."""
+    keep = [t for t in (family.keep_tokens if family else ()) if t in tokenizer.all_special_tokens]
+    if not keep:
+        return tokenizer.decode(ids, skip_special_tokens=True)
+    drop = set(tokenizer.all_special_ids) - set(tokenizer.convert_tokens_to_ids(keep))
+    return tokenizer.decode([i for i in ids if i not in drop], skip_special_tokens=False)
 
 
 def load_generator(model_path: str, adapter_path: str | None = None, gguf_file: str | None = None,

@@ -1,4 +1,4 @@
-"""Agentic rollouts: the model's tool calls are parsed from its output in the chat template's format,
+"""Agentic rollouts: the model's tool calls are parsed from its output in its family's format,
 executed against the simulated `ScanEnvironment` (never the host), and fed back until a final answer or
 the step limit. Episodes advance together so that each step is one batched generation."""
 
@@ -11,50 +11,12 @@ from dataclasses import dataclass, field
 import jsonschema
 
 from ..data.tools import ScanEnvironment, ToolError, tool_result_text
-
-TOOL_CALLS_MARKER = "[TOOL_CALLS]"
-
-
-@dataclass
-class ParsedTurn:
-    """What one assistant output is: a final answer, tool calls, or a malformed attempt at calls."""
-
-    content: str
-    calls: list[dict] = field(default_factory=list)
-    malformed: str | None = None
-
-    @property
-    def is_final(self) -> bool:
-        return not self.calls and self.malformed is None
+from ..families import ChatFamily, ParsedTurn, canonical_arguments, canonical_conversation
 
 
-def parse_assistant_output(text: str) -> ParsedTurn:
-    """Split `reasoning [TOOL_CALLS] [{"name": ..., "arguments": {...}, "id": ...}, ...]` (the format of
-    chat_templates/mixtral_tools.jinja) into content and calls."""
-    if TOOL_CALLS_MARKER not in text:
-        return ParsedTurn(content=text.strip())
-    content, _, rest = text.partition(TOOL_CALLS_MARKER)
-    rest = rest.strip()
-    try:
-        calls, end = json.JSONDecoder().raw_decode(rest)
-    except json.JSONDecodeError as err:
-        return ParsedTurn(content=content.strip(), malformed=f"tool calls are not JSON: {err.msg}")
-    if isinstance(calls, dict):
-        calls = [calls]
-    if not isinstance(calls, list) or not calls:
-        return ParsedTurn(content=content.strip(), malformed="tool calls must be a non-empty JSON list")
-    clean = []
-    for call in calls:
-        if not isinstance(call, dict) or not isinstance(call.get("name"), str):
-            return ParsedTurn(content=content.strip(), malformed="each tool call needs a string 'name'")
-        args = call.get("arguments", {})
-        if isinstance(args, str):
-            try:
-                args = json.loads(args)
-            except json.JSONDecodeError:
-                return ParsedTurn(content=content.strip(), malformed="tool call arguments are not JSON")
-        clean.append({"name": call["name"], "arguments": args, "id": call.get("id")})
-    return ParsedTurn(content=content.strip(), calls=clean)
+def parse_assistant_output(text: str, family: ChatFamily) -> ParsedTurn:
+    """Split an assistant output into text and tool calls in `family`'s format (families/toolcalls.py)."""
+    return family.parse_tool_calls(text)
 
 
 @dataclass
@@ -73,8 +35,13 @@ class Trajectory:
 
 
 def run_rollouts(generator, rows: list[dict], scans: dict[str, dict], max_steps: int = 6,
-                 max_new_tokens: int = 512, progress=None) -> list[Trajectory]:
-    """Roll out every generalist row (system + question only) with `generator`; see module docstring."""
+                 max_new_tokens: int = 512, progress=None, family: ChatFamily | None = None) -> list[Trajectory]:
+    """Roll out every generalist row (system + question only) with `generator`, whose outputs are read in
+    `family`'s tool-call format (default: the generator's model family); see module docstring."""
+    family = family or getattr(generator, "family", None)
+    if family is None:
+        raise ValueError(f"{getattr(generator, 'name', 'the model')}: its chat family is unknown, so its tool calls "
+                         "cannot be read; set model_family (docs/models.md)")
     active: list[tuple[Trajectory, list, dict, ScanEnvironment]] = []
     done: list[Trajectory] = []
     for row in rows:
@@ -90,13 +57,13 @@ def run_rollouts(generator, rows: list[dict], scans: dict[str, dict], max_steps:
     for _ in range(max_steps):
         if not active:
             break
-        prompts = [generator.render(t.messages, tools) for t, tools, _, _ in active]
+        prompts = [generator.render(*canonical_conversation(t.messages, tools)) for t, tools, _, _ in active]
         outputs = generator.generate(prompts, max_new_tokens)
         still = []
         for (traj, tools, declared, env), text in zip(active, outputs):
             traj.steps += 1
-            turn = parse_assistant_output(text)
-            if TOOL_CALLS_MARKER in text:
+            turn = parse_assistant_output(text, family)
+            if turn.attempted:
                 traj.call_blocks += 1
             if turn.malformed is not None:
                 traj.malformed_blocks += 1
@@ -127,7 +94,7 @@ def run_rollouts(generator, rows: list[dict], scans: dict[str, dict], max_steps:
                         record["error"] = "invalid_arguments"
                 traj.calls.append(record)
                 tool_calls.append({"id": call_id, "type": "function",
-                                   "function": {"name": call["name"], "arguments": json.dumps(call["arguments"])}})
+                                   "function": {"name": call["name"], "arguments": canonical_arguments(call["arguments"])}})
                 results.append({"role": "tool", "tool_call_id": call_id, "name": call["name"],
                                 "content": tool_result_text(result)})
             traj.messages.append({"role": "assistant", "content": turn.content, "tool_calls": tool_calls})

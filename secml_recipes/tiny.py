@@ -25,6 +25,25 @@ LLAMA_SPECIALS = [
     "<|eot_id|>", "<|eom_id|>", "<|python_tag|>", "<|finetune_right_pad_id|>",
 ]
 MIXTRAL_SPECIALS = ["<unk>", "<s>", "</s>"]
+CHATML_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+QWEN_SPECIALS = CHATML_SPECIALS + ["<tool_call>", "</tool_call>", "<think>", "</think>"]
+GEMMA_SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
+_SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+              max_position_embeddings=16384, tie_word_embeddings=False)
+# Tiny stand-ins of the other supported families (docs/models.md): transformers config class, extra config keys,
+# the tokenizer's special tokens and roles. Their tokenizers carry no chat template: the family supplies it.
+TINY_ARCHITECTURES = {
+    "qwen3": ("Qwen3Config", dict(head_dim=16), QWEN_SPECIALS,
+              dict(eos_token="<|im_end|>", pad_token="<|endoftext|>")),
+    "qwen3_moe": ("Qwen3MoeConfig", dict(head_dim=16, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+                                         router_aux_loss_coef=0.001), QWEN_SPECIALS,
+                  dict(eos_token="<|im_end|>", pad_token="<|endoftext|>")),
+    "qwen2_5": ("Qwen2Config", {}, QWEN_SPECIALS, dict(eos_token="<|im_end|>", pad_token="<|endoftext|>")),
+    "gemma3": ("Gemma3TextConfig", dict(head_dim=16, query_pre_attn_scalar=16, sliding_window=64,
+                                        layer_types=["sliding_attention", "full_attention"]), GEMMA_SPECIALS,
+               dict(bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>")),
+    "chatml_llama": ("LlamaConfig", {}, CHATML_SPECIALS, dict(bos_token="<|im_start|>", eos_token="<|im_end|>")),
+}
 
 
 def tokenizer_training_texts(n_hosts: int = 24, seed: int = 0) -> Iterator[str]:
@@ -66,10 +85,12 @@ def train_tokenizer(texts: Iterable[str], specials: list[str], vocab_size: int, 
     return Tokenizer.from_str(json.dumps(data))
 
 
-def _save_tokenizer(tok: Tokenizer, out: Path, chat_template: str, **special) -> None:
+def _save_tokenizer(tok: Tokenizer, out: Path, chat_template: str | None, **special) -> None:
     from transformers import PreTrainedTokenizerFast
 
-    hf = PreTrainedTokenizerFast(tokenizer_object=tok, chat_template=chat_template, **special)
+    hf = PreTrainedTokenizerFast(tokenizer_object=tok, **special)
+    if chat_template is not None:
+        hf.chat_template = chat_template
     hf.save_pretrained(out)
     # The templates add BOS themselves; GGUF converters read this flag (see stack-facts).
     config_path = out / "tokenizer_config.json"
@@ -145,6 +166,25 @@ def build_tiny_models(out: str | Path, vocab_size: int = 2048, seed: int = 0, pr
     pretrain_briefly(mixtral, mtok, pretrain_texts, pretrain_steps, seed=seed)
     mixtral.save_pretrained(paths["mixtral"])
     return paths
+
+
+def build_tiny_architecture(out: str | Path, name: str, vocab_size: int = 1024, seed: int = 0) -> Path:
+    """A tiny random model of architecture `name` (a key of TINY_ARCHITECTURES) with a tokenizer trained here
+    that has the family's special tokens and no chat template (as a base model ships), written to `out`."""
+    import torch
+    import transformers
+
+    config_name, extra, specials, roles = TINY_ARCHITECTURES[name]
+    out = Path(out)
+    tok = train_tokenizer(tokenizer_training_texts(n_hosts=4, seed=seed), specials, vocab_size, unk=roles.get("unk_token"))
+    _save_tokenizer(tok, out, None, **roles)
+    hf_tok = transformers.AutoTokenizer.from_pretrained(out)
+    config = getattr(transformers, config_name)(
+        vocab_size=len(hf_tok), **{**_SMALL, **extra}, eos_token_id=hf_tok.eos_token_id, pad_token_id=hf_tok.pad_token_id,
+        bos_token_id=hf_tok.bos_token_id)
+    torch.manual_seed(seed)
+    transformers.AutoModelForCausalLM.from_config(config).save_pretrained(out)
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +65,31 @@ def parallel_episode():
         if ep is not None:
             return ep
     raise RuntimeError("no host with two SUID findings")
+
+
+LLAMA_CPP_VERSION = "0.3.36"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def llama_cpp_source():
+    """llama.cpp's converter from the llama-cpp-python source distribution (registry), as `make llama-cpp` gets it."""
+    cache = ROOT / ".cache" / "llama.cpp"
+    src = cache / f"llama_cpp_python-{LLAMA_CPP_VERSION}" / "vendor" / "llama.cpp"
+    if not (src / "convert_hf_to_gguf.py").exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "--quiet",
+                               "-d", str(cache), f"llama-cpp-python=={LLAMA_CPP_VERSION}"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot fetch the llama-cpp-python source from the package registry: {proc.stderr[-300:]}")
+        subprocess.run(["tar", "-xzf", str(cache / f"llama_cpp_python-{LLAMA_CPP_VERSION}.tar.gz"), "-C", str(cache)], check=True)
+    return src
+
+
+@pytest.fixture(scope="session")
+def tiny_architectures(tmp_path_factory):
+    """{name: path} for tiny random Qwen3, Qwen3-MoE, Qwen2.5, Gemma 3 and ChatML-Llama models (no chat template)."""
+    from secml_recipes.tiny import TINY_ARCHITECTURES, build_tiny_architecture
+
+    root = tmp_path_factory.mktemp("tiny-arch")
+    return {name: build_tiny_architecture(root / name, name) for name in TINY_ARCHITECTURES}

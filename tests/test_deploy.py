@@ -16,9 +16,6 @@ from secml_recipes.deploy.merge import merge_adapter
 
 from helpers import ROOT
 
-LLAMA_CPP_VERSION = "0.3.36"
-
-
 @pytest.fixture(scope="module")
 def random_adapter(tiny_models, tmp_path_factory):
     """A LoRA adapter with non-zero weights (init_lora_weights=False), so merging changes the model."""
@@ -53,21 +50,6 @@ def test_merged_model_equals_base_plus_adapter(tiny_models, random_adapter, tmp_
 def test_merge_refuses_low_precision(random_adapter, tmp_path):
     with pytest.raises(ValueError, match="bfloat16 or float32"):
         merge_adapter(random_adapter, tmp_path / "m", dtype="float16")
-
-
-@pytest.fixture(scope="module")
-def llama_cpp_source():
-    """llama.cpp's converter from the llama-cpp-python source distribution (registry), as `make llama-cpp` gets it."""
-    cache = ROOT / ".cache" / "llama.cpp"
-    src = cache / f"llama_cpp_python-{LLAMA_CPP_VERSION}" / "vendor" / "llama.cpp"
-    if not (src / "convert_hf_to_gguf.py").exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "--quiet",
-                               "-d", str(cache), f"llama-cpp-python=={LLAMA_CPP_VERSION}"], capture_output=True, text=True)
-        if proc.returncode != 0:
-            pytest.skip(f"cannot fetch the llama-cpp-python source from the package registry: {proc.stderr[-300:]}")
-        subprocess.run(["tar", "-xzf", str(cache / f"llama_cpp_python-{LLAMA_CPP_VERSION}.tar.gz"), "-C", str(cache)], check=True)
-    return src
 
 
 def test_gguf_round_trip_through_transformers(tiny_models, small_corpus, llama_cpp_source, tmp_path):

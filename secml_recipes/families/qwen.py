@@ -1,6 +1,8 @@
 """Qwen2.5 and Qwen3 (dense and MoE, e.g. Qwen3-30B-A3B): ChatML turns, Hermes <tool_call> blocks; Qwen3 adds
 the <think> block that opens every assistant turn."""
 
+from dataclasses import replace
+
 from .base import ChatFamily
 from .toolcalls import ToolCallFormat
 
@@ -26,7 +28,7 @@ QWEN3 = ChatFamily(
     ollama_template="qwen3_tools.gotmpl",
     end_of_turn="<|im_end|>",
     pad_tokens=("<|endoftext|>",),
-    tool_format=HERMES_CALLS,
+    tool_format=replace(HERMES_CALLS, reasoning=("<think>", "</think>")),
     model_types=("qwen3", "qwen3_moe"),
     stop_tokens=("<|endoftext|>",),
     keep_tokens=("<tool_call>", "</tool_call>", "<think>", "</think>"),

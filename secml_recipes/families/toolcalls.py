@@ -167,6 +167,7 @@ class ParsedTurn:
     calls: list[dict] = field(default_factory=list)  # {"id": str | None, "name": str, "arguments": dict}
     malformed: str | None = None
     attempted: bool = False
+    reasoning: str | None = None  # a leading think block (Qwen3), when the format has one
 
     @property
     def is_final(self) -> bool:
@@ -183,6 +184,7 @@ class ToolCallFormat:
     args_key: where the arguments are ("arguments", or Llama 3.1's "parameters").
     native_ids: the format carries call ids (`"id"` in the call, `call_id` in the result); otherwise calls
     and results are matched by position and `parse_turn` returns id None.
+    reasoning: the (open, close) tags of a think block that may open the turn (Qwen3), split off first.
     """
 
     kind: str
@@ -191,6 +193,7 @@ class ToolCallFormat:
     args_key: str = "arguments"
     separator: str = ""
     native_ids: bool = False
+    reasoning: tuple[str, str] | None = None
 
 
 def _decode_calls_seq(text: str, separator: str) -> list:
@@ -247,6 +250,16 @@ def _split_calls(fmt: ToolCallFormat, text: str) -> tuple[str, list] | None:
 
 def parse_turn(fmt: ToolCallFormat, text: str) -> ParsedTurn:
     """Split an assistant output into its text and calls in `fmt`'s format."""
+    reasoning = None
+    if fmt.reasoning and text.lstrip().startswith(fmt.reasoning[0]) and fmt.reasoning[1] in text:
+        head, _, text = text.lstrip()[len(fmt.reasoning[0]):].partition(fmt.reasoning[1])
+        reasoning = head.strip("\n")
+    turn = _parse_calls(fmt, text)
+    turn.reasoning = reasoning
+    return turn
+
+
+def _parse_calls(fmt: ToolCallFormat, text: str) -> ParsedTurn:
     try:
         split = _split_calls(fmt, text)
     except (ValueError, json.JSONDecodeError) as err:

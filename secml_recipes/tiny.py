@@ -193,9 +193,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--vocab-size", type=int, default=2048)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pretrain-steps", type=int, default=300)
+    parser.add_argument("--all", action="store_true",
+                        help=f"also build random tiny {', '.join(TINY_ARCHITECTURES)} models (recipes/qwen3/smoke)")
     args = parser.parse_args(argv)
     for name, path in build_tiny_models(args.out, args.vocab_size, args.seed, args.pretrain_steps).items():
         print(f"tiny {name}: {path}")
+    for name in TINY_ARCHITECTURES if args.all else ():
+        print(f"tiny {name}: {build_tiny_architecture(Path(args.out) / name, name, args.vocab_size, args.seed)}")
 
 
 if __name__ == "__main__":

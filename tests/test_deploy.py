@@ -153,3 +153,26 @@ def test_llama_cpp_generator_matches_transformers_greedy(tiny_models, llama_cpp_
     assert cpp.render(msgs) == hf.render(msgs)
     a, b = hf.generate([hf.render(msgs)], 12)[0], cpp.generate([cpp.render(msgs)], 12)[0]
     assert a == b and cpp.stats["generated_tokens"] > 0
+
+
+def test_gguf_carries_the_training_template_and_end_of_turn(tiny_architectures, llama_cpp_source, tmp_path):
+    """llama.cpp renders the GGUF's tokenizer.chat_template and stops at its eos: after conversion these are the
+    family's training template and end-of-turn token (here a ChatML Llama, like SmolLM2)."""
+    import shutil
+
+    from gguf import GGUFReader
+    from transformers import AutoTokenizer
+
+    from secml_recipes.deploy.gguf import convert_to_gguf, gguf_chat_template
+    from secml_recipes.families import get_family
+
+    family = get_family("chatml")
+    model = tmp_path / "model"
+    shutil.copytree(tiny_architectures["chatml_llama"], model)
+    tok = AutoTokenizer.from_pretrained(model)
+    tok.chat_template = family.chat_template()
+    tok.save_pretrained(model)
+    path = convert_to_gguf(model, tmp_path / "m-f32.gguf", "f32")
+    assert gguf_chat_template(path) == family.chat_template()
+    eos = GGUFReader(str(path)).fields["tokenizer.ggml.eos_token_id"]
+    assert int(eos.parts[eos.data[0]][0]) == tok.convert_tokens_to_ids(family.end_of_turn)

@@ -102,3 +102,17 @@ def test_sft_main_exits_2_with_message(tmp_path, capsys):
 
     assert main([str(tmp_path / "missing.yaml")]) == 2
     assert "recipe file not found" in capsys.readouterr().err
+
+
+def test_qwen3_recipes_differ_from_the_defaults_only_in_model_and_output():
+    """recipes/qwen3/: the same runs on Qwen3-8B (full) and Qwen3-30B-A3B (LoRA); nothing family-specific."""
+    for task in ("specialist", "generalist"):
+        default, qwen = resolve_recipe(ROOT / f"recipes/{task}.yaml"), resolve_recipe(ROOT / f"recipes/qwen3/{task}.yaml")
+        changed = {k for k in default.keys() | qwen.keys() if default.get(k) != qwen.get(k)}
+        assert changed == {"model_name_or_path", "output_dir"}, changed
+        smoke = resolve_recipe(ROOT / f"recipes/smoke/{task}.yaml")
+        changed = {k for k in smoke.keys() | resolve_recipe(ROOT / f"recipes/qwen3/smoke/{task}.yaml").keys()
+                   if smoke.get(k) != resolve_recipe(ROOT / f"recipes/qwen3/smoke/{task}.yaml").get(k)}
+        assert changed == {"model_name_or_path", "output_dir"}, changed
+    assert resolve_recipe(ROOT / "recipes/qwen3/generalist.yaml")["model_name_or_path"] == "Qwen/Qwen3-30B-A3B"
+    assert resolve_recipe(ROOT / "recipes/qwen3/specialist.yaml")["model_name_or_path"] == "Qwen/Qwen3-8B"

@@ -174,5 +174,8 @@ def test_gguf_carries_the_training_template_and_end_of_turn(tiny_architectures, 
     tok.save_pretrained(model)
     path = convert_to_gguf(model, tmp_path / "m-f32.gguf", "f32")
     assert gguf_chat_template(path) == family.chat_template()
-    eos = GGUFReader(str(path)).fields["tokenizer.ggml.eos_token_id"]
+    fields = GGUFReader(str(path)).fields
+    eos = fields["tokenizer.ggml.eos_token_id"]
     assert int(eos.parts[eos.data[0]][0]) == tok.convert_tokens_to_ids(family.end_of_turn)
+    bos = fields.get("tokenizer.ggml.add_bos_token")  # the template writes what the prompt needs
+    assert bos is None or not bool(bos.parts[bos.data[0]][0])

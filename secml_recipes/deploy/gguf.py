@@ -48,7 +48,19 @@ def convert_to_gguf(model_dir: str | Path, out_file: str | Path, outtype: str = 
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0 or not out_file.exists():
         raise DeployError(f"GGUF conversion of {model_dir} failed:\n{proc.stderr[-2000:]}")
+    _runtime_adds_no_bos(out_file)
     return out_file
+
+
+def _runtime_adds_no_bos(gguf_file: Path) -> None:
+    """The chat templates write every token a prompt needs (BOS included, where the family has one), and training
+    tokenized their renders without adding any: a runtime must not prepend a BOS of its own. The converter
+    copies the tokenizer's habit (`tokenizer.ggml.add_bos_token`); it is set to false in place."""
+    from gguf import GGUFReader
+
+    field = GGUFReader(str(gguf_file), "r+").fields.get("tokenizer.ggml.add_bos_token")
+    if field is not None and bool(field.parts[field.data[0]][0]):
+        field.parts[field.data[0]][0] = False
 
 
 def quantize_gguf(src: str | Path, out_file: str | Path, qtype: str) -> Path:

@@ -242,15 +242,15 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
 
 class SpecialistTrainer(_CompletionOnlySFTTrainer):
     """Raw sys-scan report -> enriched report. Trains only the completion (the enriched JSON) and the
-    end-of-turn token, through TRL's conversational prompt/completion path and the model's own
-    Llama-3.1 chat template, so training renders exactly what inference renders."""
+    end-of-turn token, through TRL's conversational prompt/completion path and the model family's chat
+    template (secml_recipes.families), so training renders exactly what inference renders."""
 
     _tag_names = ["trl", "sft", "secml-recipes", "specialist"]
 
 
 class GeneralistTrainer(_CompletionOnlySFTTrainer):
     """Agentic tool use. Trains every assistant turn (reasoning and tool calls) and its end token via the
-    `{% generation %}` blocks of the shipped Mixtral tool template; system, user and tool-result
+    `{% generation %}` blocks of the model family's template; system, user and tool-result
     tokens are never trained. Adds the MoE router load-balancing loss when the recipe sets
     `router_aux_loss_coef`."""
 

@@ -94,6 +94,33 @@ def secml_keys(text: str, mode: str, cuda: bool) -> dict:
     return check_overrides(text.split(), "--secml-args")
 
 
+def secml_settings(args, sft: dict, model, cuda: bool):
+    """The secml variant's SFTConfig and settings, resolved by run_settings exactly as a recipe run resolves them."""
+    from trl import SFTConfig
+
+    from secml_recipes.attention import register
+    from secml_recipes.recipe import DataArguments, recipe_dataclasses
+    from secml_recipes.run_settings import detect_environment, resolve_run_settings
+    from secml_recipes.speed import SpeedArguments
+
+    keys = secml_keys(args.secml_args, args.mode, cuda)
+    if cuda and args.peak_cap_gib and "memory_limit_gib" not in keys:
+        keys["memory_limit_gib"] = args.peak_cap_gib  # checkpointed_layers: auto plans within this bound
+    speed_fields = set(SpeedArguments.__dataclass_fields__)
+    speed = SpeedArguments(**{k: v for k, v in keys.items() if k in speed_fields})
+    training = SFTConfig(**sft, **{k: v for k, v in keys.items() if k not in speed_fields | {"attn_implementation"}})
+    model_args = recipe_dataclasses()[1](model_name_or_path=args.shape,
+                                         attn_implementation=keys.get("attn_implementation", "sdpa"))
+    settings = resolve_run_settings(DataArguments(task="specialist", eval_split=None), model_args, training, speed,
+                                    detect_environment())
+    if settings.attn_implementation == "varlen":
+        register()
+    model.set_attn_implementation(settings.attn_implementation)
+    resolved = settings.training_arguments(training)
+    resolved.model_init_kwargs = None  # the model is built here, not loaded
+    return resolved, settings
+
+
 def worker(args) -> dict:
     import torch
     from datasets import Dataset
@@ -134,26 +161,13 @@ def worker(args) -> dict:
                dataloader_num_workers=0, shuffle_dataset=False, train_sampling_strategy="sequential",
                learning_rate=1e-4 if args.mode != "full" else 1e-5, completion_only_loss=True)
     if not cuda:
-        sft.update(use_cpu=True, bf16=False, gradient_checkpointing=False)
-    speed = None
+        sft.update(use_cpu=True, bf16=False, activation_checkpointing=False)
     extra_kwargs = {}
     settings = {"attn_implementation": model.config._attn_implementation}
-    if args.variant == "secml":
-        from secml_recipes.speed import SpeedArguments, resolve_attn_implementation
-        from secml_recipes.trainers import is_xla_device
-
-        keys = secml_keys(args.secml_args, args.mode, cuda)
-        if cuda and args.peak_cap_gib and "memory_limit_gib" not in keys:
-            keys["memory_limit_gib"] = args.peak_cap_gib  # checkpointed_layers: auto plans within this bound
-        speed_fields = {f for f in SpeedArguments.__dataclass_fields__}
-        speed = SpeedArguments(**{k: v for k, v in keys.items() if k in speed_fields})
-        sft.update({k: v for k, v in keys.items() if k not in speed_fields and k != "attn_implementation"})
-        attn = resolve_attn_implementation(keys.get("attn_implementation", "sdpa"), sft.get("padding_free", False),
-                                           is_xla_device())
-        model.set_attn_implementation(attn)
-        extra_kwargs["speed"] = speed
-        settings = {**{k: str(getattr(v, "value", v)) for k, v in keys.items()}, "attn_implementation": attn}
     args_obj = SFTConfig(**sft)
+    if args.variant == "secml":
+        args_obj, settings = secml_settings(args, sft, model, cuda)
+        extra_kwargs["run_settings"] = settings
     cls = SpecialistTrainer if args.variant == "secml" else SFTTrainer
     trainer = cls(model=model, args=args_obj, train_dataset=dataset, processing_class=_tokenizer(config.vocab_size),
                   peft_config=peft_config, **extra_kwargs)
@@ -197,7 +211,9 @@ def worker(args) -> dict:
     flops_per_token = (6 if args.mode == "full" else 4) * n
     tps = tokens / timed
     ckpt = [getattr(m, "gradient_checkpointing", False) for m in decoder_layers(trainer.model)]
-    settings["checkpointed layers"] = f"{sum(ckpt)} of {len(ckpt)}" if args_obj.gradient_checkpointing else "none"
+    if args.variant == "secml":
+        settings = {name: value for name, value, _ in trainer.run_settings.rows()}
+    settings["checkpointed layers"] = f"{sum(ckpt)} of {len(ckpt)}" if args_obj.activation_checkpointing else "none"
     settings["liger"] = str(bool(trainer.args.use_liger_kernel))
     return {"variant": args.variant, "tokens_per_s": tps, "peak_gib": peak, "losses": losses, "settings": settings,
             "utilisation": (tps * flops_per_token / (args.peak_tflops * 1e12)) if cuda else None,

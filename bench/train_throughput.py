@@ -35,18 +35,66 @@ sys.path.insert(0, str(ROOT))
 
 SHAPES = {
     # name: (family, config kwargs)
-    "tiny": ("llama", dict(vocab_size=2048, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                           num_attention_heads=4, num_key_value_heads=2)),
-    "tiny-moe": ("mixtral", dict(vocab_size=2048, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                 num_attention_heads=4, num_key_value_heads=2, num_local_experts=4,
-                                 num_experts_per_tok=2)),
-    "llama-1b": ("llama", dict(vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
-                               num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=True)),
-    "llama-8b": ("llama", dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                               num_attention_heads=32, num_key_value_heads=8)),
-    "mixtral-8x7b": ("mixtral", dict(vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                                     num_attention_heads=32, num_key_value_heads=8, num_local_experts=8,
-                                     num_experts_per_tok=2)),
+    "tiny": (
+        "llama",
+        dict(
+            vocab_size=2048,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+        ),
+    ),
+    "tiny-moe": (
+        "mixtral",
+        dict(
+            vocab_size=2048,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            num_local_experts=4,
+            num_experts_per_tok=2,
+        ),
+    ),
+    "llama-1b": (
+        "llama",
+        dict(
+            vocab_size=128256,
+            hidden_size=2048,
+            intermediate_size=8192,
+            num_hidden_layers=16,
+            num_attention_heads=32,
+            num_key_value_heads=8,
+            tie_word_embeddings=True,
+        ),
+    ),
+    "llama-8b": (
+        "llama",
+        dict(
+            vocab_size=128256,
+            hidden_size=4096,
+            intermediate_size=14336,
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            num_key_value_heads=8,
+        ),
+    ),
+    "mixtral-8x7b": (
+        "mixtral",
+        dict(
+            vocab_size=32000,
+            hidden_size=4096,
+            intermediate_size=14336,
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            num_key_value_heads=8,
+            num_local_experts=8,
+            num_experts_per_tok=2,
+        ),
+    ),
 }
 
 
@@ -80,8 +128,7 @@ def _tokenizer(vocab: int):
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
 
 
-DEFAULT_SECML_ARGS = ("--padding_free true --attn_implementation auto --checkpointed_layers auto "
-                      "--liger_kernels auto")
+DEFAULT_SECML_ARGS = "--padding_free true --attn_implementation auto --checkpointed_layers auto --liger_kernels auto"
 FULL_FT_GPU_ARGS = "--optim adamw_torch_8bit --optim_args bf16_stochastic_round=True"
 
 
@@ -109,10 +156,12 @@ def secml_settings(args, sft: dict, model, cuda: bool):
     speed_fields = set(SpeedArguments.__dataclass_fields__)
     speed = SpeedArguments(**{k: v for k, v in keys.items() if k in speed_fields})
     training = SFTConfig(**sft, **{k: v for k, v in keys.items() if k not in speed_fields | {"attn_implementation"}})
-    model_args = recipe_dataclasses()[1](model_name_or_path=args.shape,
-                                         attn_implementation=keys.get("attn_implementation", "sdpa"))
-    settings = resolve_run_settings(DataArguments(task="specialist", eval_split=None), model_args, training, speed,
-                                    detect_environment())
+    model_args = recipe_dataclasses()[1](
+        model_name_or_path=args.shape, attn_implementation=keys.get("attn_implementation", "sdpa")
+    )
+    settings = resolve_run_settings(
+        DataArguments(task="specialist", eval_split=None), model_args, training, speed, detect_environment()
+    )
     if settings.attn_implementation == "varlen":
         register()
     model.set_attn_implementation(settings.attn_implementation)
@@ -144,7 +193,8 @@ def worker(args) -> dict:
         with tempfile.TemporaryDirectory() as tmp:  # bitsandbytes quantizes while loading
             (LlamaForCausalLM if family == "llama" else MixtralForCausalLM)(config).to(dtype).save_pretrained(tmp)
             model = (LlamaForCausalLM if family == "llama" else MixtralForCausalLM).from_pretrained(
-                tmp, quantization_config=quant, dtype=dtype, device_map={"": 0})
+                tmp, quantization_config=quant, dtype=dtype, device_map={"": 0}
+            )
     else:
         with torch.device("cuda" if cuda else "cpu"):
             model = (LlamaForCausalLM if family == "llama" else MixtralForCausalLM)(config).to(dtype)
@@ -156,10 +206,22 @@ def worker(args) -> dict:
         from peft import LoraConfig
 
         peft_config = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules=["q_proj", "v_proj"])
-    sft = dict(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=args.batch_size, max_steps=args.steps,
-               logging_steps=1, save_strategy="no", report_to="none", seed=args.seed, max_length=4096,
-               dataloader_num_workers=0, shuffle_dataset=False, train_sampling_strategy="sequential",
-               learning_rate=1e-4 if args.mode != "full" else 1e-5, completion_only_loss=True)
+    sft = dict(
+        output_dir=tempfile.mkdtemp(),
+        per_device_train_batch_size=args.batch_size,
+        max_steps=args.steps,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        seed=args.seed,
+        max_length=4096,
+        dataloader_num_workers=0,
+        shuffle_dataset=False,
+        train_sampling_strategy="sequential",
+        learning_rate=1e-4 if args.mode != "full" else 1e-5,
+        completion_only_loss=True,
+        activation_checkpointing=True,
+    )
     if not cuda:
         sft.update(use_cpu=True, bf16=False, activation_checkpointing=False)
     extra_kwargs = {}
@@ -169,8 +231,14 @@ def worker(args) -> dict:
         args_obj, settings = secml_settings(args, sft, model, cuda)
         extra_kwargs["run_settings"] = settings
     cls = SpecialistTrainer if args.variant == "secml" else SFTTrainer
-    trainer = cls(model=model, args=args_obj, train_dataset=dataset, processing_class=_tokenizer(config.vocab_size),
-                  peft_config=peft_config, **extra_kwargs)
+    trainer = cls(
+        model=model,
+        args=args_obj,
+        train_dataset=dataset,
+        processing_class=_tokenizer(config.vocab_size),
+        peft_config=peft_config,
+        **extra_kwargs,
+    )
 
     real_tokens: list[int] = []
     collate = trainer.data_collator
@@ -199,7 +267,7 @@ def worker(args) -> dict:
     trainer.train()
     warm = min(args.warmup, args.steps - 1)
     timed = stamps[-1] - (stamps[warm - 1] if warm > 0 else start)
-    tokens = sum(real_tokens[warm:len(stamps)])
+    tokens = sum(real_tokens[warm : len(stamps)])
     if cuda:
         peak = torch.cuda.max_memory_allocated() / 2**30
     else:
@@ -215,9 +283,15 @@ def worker(args) -> dict:
         settings = {name: value for name, value, _ in trainer.run_settings.rows()}
     settings["checkpointed layers"] = f"{sum(ckpt)} of {len(ckpt)}" if args_obj.activation_checkpointing else "none"
     settings["liger"] = str(bool(trainer.args.use_liger_kernel))
-    return {"variant": args.variant, "tokens_per_s": tps, "peak_gib": peak, "losses": losses, "settings": settings,
-            "utilisation": (tps * flops_per_token / (args.peak_tflops * 1e12)) if cuda else None,
-            "device": torch.cuda.get_device_name() if cuda else "cpu"}
+    return {
+        "variant": args.variant,
+        "tokens_per_s": tps,
+        "peak_gib": peak,
+        "losses": losses,
+        "settings": settings,
+        "utilisation": (tps * flops_per_token / (args.peak_tflops * 1e12)) if cuda else None,
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
+    }
 
 
 def main() -> int:
@@ -230,10 +304,17 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--peak-tflops", type=float, default=790.0, help="measured bf16 matrix rate of the GPU")
     parser.add_argument("--variants", default="trl,secml")
-    parser.add_argument("--secml-args", default=DEFAULT_SECML_ARGS,
-                        help="recipe keys for the secml variant (default: the recipes' speed keys)")
-    parser.add_argument("--memory-ratio", type=float, default=1.5,
-                        help="GPU: cap the secml variant's planned peak at this multiple of TRL's peak (0: no cap)")
+    parser.add_argument(
+        "--secml-args",
+        default=DEFAULT_SECML_ARGS,
+        help="recipe keys for the secml variant (default: the recipes' speed keys)",
+    )
+    parser.add_argument(
+        "--memory-ratio",
+        type=float,
+        default=1.5,
+        help="GPU: cap the secml variant's planned peak at this multiple of TRL's peak (0: no cap)",
+    )
     parser.add_argument("--peak-cap-gib", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -246,9 +327,29 @@ def main() -> int:
     for variant in args.variants.split(","):
         with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
             out = fh.name
-        cmd = [sys.executable, __file__, "--variant", variant, "--out", out, "--shape", args.shape, "--mode", args.mode,
-               "--steps", str(args.steps), "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
-               "--seed", str(args.seed), "--peak-tflops", str(args.peak_tflops), f"--secml-args={args.secml_args}"]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--variant",
+            variant,
+            "--out",
+            out,
+            "--shape",
+            args.shape,
+            "--mode",
+            args.mode,
+            "--steps",
+            str(args.steps),
+            "--warmup",
+            str(args.warmup),
+            "--batch-size",
+            str(args.batch_size),
+            "--seed",
+            str(args.seed),
+            "--peak-tflops",
+            str(args.peak_tflops),
+            f"--secml-args={args.secml_args}",
+        ]
         trl_peak = results.get("trl", {}).get("peak_gib")
         if variant != "trl" and trl_peak and args.memory_ratio and results["trl"]["device"] != "cpu":
             cmd += ["--peak-cap-gib", str(args.memory_ratio * trl_peak)]
@@ -260,8 +361,10 @@ def main() -> int:
         os.unlink(out)
     base = results.get("trl")
     k = min(len(r["losses"]) for r in results.values())
-    print(f"\nshape {args.shape}, mode {args.mode}, batch {args.batch_size}, {args.steps} steps "
-          f"({args.warmup} untimed), device {next(iter(results.values()))['device']}")
+    print(
+        f"\nshape {args.shape}, mode {args.mode}, batch {args.batch_size}, {args.steps} steps "
+        f"({args.warmup} untimed), device {next(iter(results.values()))['device']}"
+    )
     print("| variant | tokens/s | ratio to TRL | peak GiB | utilisation | loss (first steps) |")
     print("|---|---|---|---|---|---|")
     for name, r in results.items():

@@ -127,9 +127,26 @@ def xla_venv() -> Path:
     return CACHE / "xla-venv"
 
 
-QUERIES = {name: globals()[name] for name in (
-    "corpus", "tiny_models", "tiny_model", "trained_model", "merged_model", "gptq_model", "gguf_dir", "gguf_file",
-    "quant_report", "eval_dir", "eval_report", "llama_cpp_source", "llama_cpp_converter_dir", "gptq_venv", "xla_venv")}
+QUERIES = {
+    name: globals()[name]
+    for name in (
+        "corpus",
+        "tiny_models",
+        "tiny_model",
+        "trained_model",
+        "merged_model",
+        "gptq_model",
+        "gguf_dir",
+        "gguf_file",
+        "quant_report",
+        "eval_dir",
+        "eval_report",
+        "llama_cpp_source",
+        "llama_cpp_converter_dir",
+        "gptq_venv",
+        "xla_venv",
+    )
+}
 
 
 def main(argv: list[str]) -> int:

@@ -43,8 +43,10 @@ class DataArguments:
 
     task: str = field(
         default="specialist",
-        metadata={"help": "specialist (raw report -> enriched report) or generalist (agentic tool episodes)",
-                  "choices": ["specialist", "generalist"]},
+        metadata={
+            "help": "specialist (raw report -> enriched report) or generalist (agentic tool episodes)",
+            "choices": ["specialist", "generalist"],
+        },
     )
     dataset_path: str = field(
         default=str(layout.corpus("full")),
@@ -59,8 +61,10 @@ class DataArguments:
     )
     xla_bucket_lengths: list[int] | None = field(
         default=None,
-        metadata={"help": "fixed padded lengths on XLA (default: xla_bucket_count lengths planned from the "
-                          "training data's token lengths)"},
+        metadata={
+            "help": "fixed padded lengths on XLA (default: xla_bucket_count lengths planned from the "
+            "training data's token lengths)"
+        },
     )
     xla_bucket_count: int = field(
         default=4, metadata={"help": "how many bucket lengths to plan on XLA (= compiled step graphs)"}
@@ -76,7 +80,8 @@ def _model_arguments() -> type:
     @dataclass
     class ModelArguments(ModelConfig):
         pad_token: str | None = field(
-            default=None, metadata={"help": "padding token set on the tokenizer (default: its own, else eos)"})
+            default=None, metadata={"help": "padding token set on the tokenizer (default: its own, else eos)"}
+        )
 
     return ModelArguments
 
@@ -152,8 +157,11 @@ class RecipeParser:
         self.classes = classes
         # conflict_handler: a key two dataclasses declare (pad_token) is one option; `owner` routes its value.
         self.parser = HfArgumentParser(classes, allow_abbrev=False, conflict_handler="resolve")
-        self.actions = {a.dest: a for a in reversed(self.parser._actions) if a.option_strings and
-                        not a.option_strings[0].startswith(("--no_", "--no-")) and a.dest != "help"}
+        self.actions = {
+            a.dest: a
+            for a in reversed(self.parser._actions)
+            if a.option_strings and not a.option_strings[0].startswith(("--no_", "--no-")) and a.dest != "help"
+        }
         self.owner: dict[str, tuple[type, dataclasses.Field]] = {}
         for cls in classes:  # a key two dataclasses declare belongs to the first
             for f in dataclasses.fields(cls):
@@ -227,8 +235,9 @@ class RecipeParser:
             value = action.type(text) if action.type is not None else text
         except (ValueError, TypeError, argparse.ArgumentTypeError) as err:
             expected = _type_name(action.type) if isinstance(action.type, type) else _type_name(hint)
-            raise RecipeError(f"{source}: key '{key}' expects {expected} ({err}), got {raw!r} "
-                              f"({type(raw).__name__})") from None
+            raise RecipeError(
+                f"{source}: key '{key}' expects {expected} ({err}), got {raw!r} ({type(raw).__name__})"
+            ) from None
         if action.choices is not None and value not in action.choices:
             raise RecipeError(f"{source}: key '{key}' must be one of {list(action.choices)}, got {raw!r}")
         return value
@@ -251,8 +260,9 @@ class RecipeParser:
             except (ValueError, TypeError) as err:
                 message = " ".join(str(err).split())
                 if "bf16" in message:
-                    message += (" (on a machine without a GPU or TPU, set use_cpu: true and bf16: false, or "
-                                "override them)")
+                    message += (
+                        " (on a machine without a GPU or TPU, set use_cpu: true and bf16: false, or override them)"
+                    )
                 raise RecipeError(f"{source}: invalid {cls.__name__}: {message}") from None
         return tuple(built)
 
@@ -263,18 +273,24 @@ def recipe_parser(classes: tuple[type, ...] | None = None) -> RecipeParser:
     return RecipeParser(classes or recipe_dataclasses())
 
 
-def resolve_recipe(path: str | os.PathLike, argv: list[str] | None = None,
-                   classes: tuple[type, ...] | None = None) -> dict[str, Any]:
+def resolve_recipe(
+    path: str | os.PathLike, argv: list[str] | None = None, classes: tuple[type, ...] | None = None
+) -> dict[str, Any]:
     """The recipe at `path` with `argv` overrides applied, every key known and every value of its type. A
     training recipe without `output_dir` gets the layout's folder for its task."""
     values = recipe_parser(classes).resolve(path, list(argv or []))
-    if classes is None and "output_dir" not in values:
-        values["output_dir"] = str(layout.trained_model(values.get("task", DataArguments.task)))
+    if classes is None:
+        if "output_dir" not in values:
+            values["output_dir"] = str(layout.trained_model(values.get("task", DataArguments.task)))
+        if "activation_checkpointing" not in values and "gradient_checkpointing" not in values:
+            # TRL's own default (on), given under transformers' current name: TRL sets the deprecated alias.
+            values["activation_checkpointing"] = True
     return values
 
 
-def check_overrides(argv: list[str], source: str = "command line",
-                    classes: tuple[type, ...] | None = None) -> dict[str, Any]:
+def check_overrides(
+    argv: list[str], source: str = "command line", classes: tuple[type, ...] | None = None
+) -> dict[str, Any]:
     """`--key value` pairs checked and typed like recipe keys, without a recipe file (e.g. the benchmark's)."""
     parser = recipe_parser(classes)
     return {key: parser.value(key, raw, source, True) for key, raw in split_overrides(list(argv))}
@@ -290,14 +306,16 @@ def build_dataclass(cls: type, mapping: dict[str, Any], source: str) -> Any:
     return built
 
 
-def build_recipe(values: dict[str, Any], path: str | os.PathLike,
-                 classes: tuple[type, ...] | None = None) -> tuple[Any, ...]:
+def build_recipe(
+    values: dict[str, Any], path: str | os.PathLike, classes: tuple[type, ...] | None = None
+) -> tuple[Any, ...]:
     """One instance per dataclass from resolved recipe values (see `resolve_recipe`)."""
     return recipe_parser(classes).build(values, str(path))
 
 
-def load_recipe(path: str | os.PathLike, argv: list[str] | None = None,
-                classes: tuple[type, ...] | None = None) -> tuple[Any, ...]:
+def load_recipe(
+    path: str | os.PathLike, argv: list[str] | None = None, classes: tuple[type, ...] | None = None
+) -> tuple[Any, ...]:
     """Read the recipe at `path`, apply `argv` overrides and return one instance per dataclass
     (by default DataArguments, ModelArguments, SFTConfig, SpeedArguments)."""
     return build_recipe(resolve_recipe(path, argv, classes), path, classes)

@@ -165,8 +165,13 @@ class RunSettings:
         if self.checkpointed_layers == "all":
             return "every decoder layer"
         if self.checkpointed_layers == "auto":
-            budget = (f"activation_memory_gib={self.activation_memory_gib}" if self.activation_memory_gib
-                      else f"memory_limit_gib={self.memory_limit_gib}" if self.memory_limit_gib else "free memory")
+            budget = (
+                f"activation_memory_gib={self.activation_memory_gib}"
+                if self.activation_memory_gib
+                else f"memory_limit_gib={self.memory_limit_gib}"
+                if self.memory_limit_gib
+                else "free memory"
+            )
             return f"auto: layers planned at train start within {budget}"
         return f"the first {self.checkpointed_layers} decoder layers"
 
@@ -201,8 +206,14 @@ def _batches(training_args, backend: str) -> tuple[bool, bool, str]:
     """Padding-free rows and packing, or why they are off."""
     padding_free, packing = bool(training_args.padding_free), bool(training_args.packing)
     if backend == "xla" and (padding_free or packing):
-        return False, False, ("XLA: padding-free rows and packing change the shape every step (a new graph each "
-                              "time); batches are padded to fixed bucket lengths instead")
+        return (
+            False,
+            False,
+            (
+                "XLA: padding-free rows and packing change the shape every step (a new graph each "
+                "time); batches are padded to fixed bucket lengths instead"
+            ),
+        )
     return padding_free, packing, ""
 
 
@@ -210,8 +221,10 @@ def _attention(requested: str | None, padding_free: bool, backend: str, env: Env
     """The attention implementation: `auto` picks per backend; explicit values are kept if they can run."""
     ampere = env.cuda_capability is not None and tuple(env.cuda_capability) >= (8, 0)
     if requested == "flash_attention_2" and not (backend == "cuda" and env.has("flash_attn")):
-        raise RunSettingsError("attn_implementation: flash_attention_2 needs a CUDA GPU and the flash-attn package "
-                               "(pip install flash-attn); use auto (torch's own varlen kernel) or sdpa")
+        raise RunSettingsError(
+            "attn_implementation: flash_attention_2 needs a CUDA GPU and the flash-attn package "
+            "(pip install flash-attn); use auto (torch's own varlen kernel) or sdpa"
+        )
     if requested != "auto":
         return requested, ""
     if backend == "xla":
@@ -220,8 +233,11 @@ def _attention(requested: str | None, padding_free: bool, backend: str, env: Env
         return "sdpa", "auto with padded batches"
     if backend == "cuda" and ampere and env.has("flash_attn"):
         return "flash_attention_2", "auto: flash-attn is installed on an Ampere+ GPU"
-    kernel = ("torch's varlen flash kernel in bf16/fp16" if backend == "cuda" and ampere
-              else "one SDPA call per sequence (no flash kernel here)")
+    kernel = (
+        "torch's varlen flash kernel in bf16/fp16"
+        if backend == "cuda" and ampere
+        else "one SDPA call per sequence (no flash kernel here)"
+    )
     return "varlen", f"auto with padding-free rows: {kernel}"
 
 
@@ -236,8 +252,10 @@ def _optimizer(optim, backend: str, env: Environment) -> tuple[str, str]:
             return "adamw_torch", f"{name} has no XLA path"
         return name, ""
     if name in TORCHAO_OPTIMIZERS and not env.has("torchao"):
-        raise RunSettingsError(f"optim: {name} needs the torchao package: pip install -e '.[gpu]' (or choose optim: "
-                               "adamw_torch_fused / adamw_bnb_8bit)")
+        raise RunSettingsError(
+            f"optim: {name} needs the torchao package: pip install -e '.[gpu]' (or choose optim: "
+            "adamw_torch_fused / adamw_bnb_8bit)"
+        )
     if "bnb" in name and not env.has("bitsandbytes"):
         raise RunSettingsError(f"optim: {name} needs the bitsandbytes package: pip install -e '.[qlora]'")
     return name, ""
@@ -268,8 +286,14 @@ def _checkpointing(training_args, speed_args, backend: str) -> tuple[bool, str, 
     if backend == "xla":
         return enabled, "all", f"checkpointed_layers={layers}: not planned on XLA; every layer is checkpointed"
     if layers == "auto" and backend == "cpu" and speed_args.activation_memory_gib is None:
-        return enabled, "all", ("checkpointed_layers=auto on CPU has no free-memory reading: every layer is "
-                                "checkpointed (give activation_memory_gib to plan)")
+        return (
+            enabled,
+            "all",
+            (
+                "checkpointed_layers=auto on CPU has no free-memory reading: every layer is "
+                "checkpointed (give activation_memory_gib to plan)"
+            ),
+        )
     return enabled, layers, ""
 
 
@@ -299,33 +323,41 @@ def _buckets(data_args, backend: str) -> tuple[tuple[int, ...] | None, int | Non
 
 def _loss(data_args, training_args, trainer_flags: dict[str, bool]) -> tuple[str, str]:
     if training_args.loss_type not in SUPPORTED_LOSS_TYPES:
-        raise RunSettingsError(f"loss_type: {training_args.loss_type!r} is not supported; use one of "
-                               f"{list(SUPPORTED_LOSS_TYPES)}")
+        raise RunSettingsError(
+            f"loss_type: {training_args.loss_type!r} is not supported; use one of {list(SUPPORTED_LOSS_TYPES)}"
+        )
     for key, value in trainer_flags.items():
         given = getattr(training_args, key)
         if given is not None and bool(given) != value and key == "completion_only_loss":
-            raise RunSettingsError(f"{key}: the {data_args.task} trainer always trains with {key}={value}; "
-                                   "remove the key from the recipe")
+            raise RunSettingsError(
+                f"{key}: the {data_args.task} trainer always trains with {key}={value}; remove the key from the recipe"
+            )
     normalisation = "summed over trained tokens / trained tokens of the whole accumulated batch, all processes"
     if training_args.label_smoothing_factor > 0:
-        return "trl", (f"label_smoothing_factor={training_args.label_smoothing_factor} needs full logits: TRL's own "
-                       f"compute_loss (an extra forward, metrics read every step); {normalisation}")
+        return "trl", (
+            f"label_smoothing_factor={training_args.label_smoothing_factor} needs full logits: TRL's own "
+            f"compute_loss (an extra forward, metrics read every step); {normalisation}"
+        )
     return "secml", f"TRL's fused LM-head loss, metrics kept as tensors until logging; {normalisation}"
 
 
 def _precision(model_args, training_args, backend: str, env: Environment) -> tuple[str, str]:
     autocast = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "none"
     if backend == "cuda" and training_args.bf16 and env.cuda_capability and tuple(env.cuda_capability) < (8, 0):
-        raise RunSettingsError(f"bf16: needs an Ampere or newer GPU (compute capability 8.0+), this one is "
-                               f"{env.cuda_capability[0]}.{env.cuda_capability[1]}; set bf16: false and fp16: true")
+        raise RunSettingsError(
+            f"bf16: needs an Ampere or newer GPU (compute capability 8.0+), this one is "
+            f"{env.cuda_capability[0]}.{env.cuda_capability[1]}; set bf16: false and fp16: true"
+        )
     return f"{model_args.dtype or 'auto'} weights, {autocast} autocast", ""
 
 
 def _batch(training_args, num_processes: int, padding_free: bool, packing: bool) -> str:
     per_device, steps = training_args.per_device_train_batch_size, training_args.gradient_accumulation_steps
     rows = "packed rows" if packing else "rows, one flat row each" if padding_free else "padded rows"
-    return (f"{per_device} {rows} x {steps} accumulation x {num_processes} process(es) = "
-            f"{per_device * steps * num_processes} per optimizer step")
+    return (
+        f"{per_device} {rows} x {steps} accumulation x {num_processes} process(es) = "
+        f"{per_device * steps * num_processes} per optimizer step"
+    )
 
 
 def resolve_run_settings(data_args, model_args, training_args, speed_args, env: Environment) -> RunSettings:
@@ -344,24 +376,59 @@ def resolve_run_settings(data_args, model_args, training_args, speed_args, env: 
     bucket_lengths, bucket_count, bucket_why = _buckets(data_args, backend)
     loss_path, loss_why = _loss(data_args, training_args, trainer.loss_flags)
     precision, precision_why = _precision(model_args, training_args, backend, env)
-    evaluate = bool(data_args.eval_split) and str(getattr(training_args.eval_strategy, "value",
-                                                          training_args.eval_strategy)) != "no"
-    model_init_kwargs = {"revision": model_args.model_revision, "dtype": model_args.dtype,
-                         "attn_implementation": attn, "trust_remote_code": training_args.trust_remote_code,
-                         **(training_args.model_init_kwargs or {})}
-    why = {"backend": backend_why, "padding_free": batch_why, "packing": batch_why, "attn_implementation": attn_why,
-           "optim": optim_why, "liger": liger_why, "checkpointing": checkpointing_why, "truncation": truncation_why,
-           "buckets": bucket_why, "loss": loss_why, "precision": precision_why,
-           "evaluate": f"split {data_args.eval_split!r}, eval_strategy {_optim_name(training_args.eval_strategy)}"
-           if evaluate else "no eval_split or eval_strategy: no"}
+    evaluate = (
+        bool(data_args.eval_split)
+        and str(getattr(training_args.eval_strategy, "value", training_args.eval_strategy)) != "no"
+    )
+    model_init_kwargs = {
+        "revision": model_args.model_revision,
+        "dtype": model_args.dtype,
+        "attn_implementation": attn,
+        "trust_remote_code": training_args.trust_remote_code,
+        **(training_args.model_init_kwargs or {}),
+    }
+    why = {
+        "backend": backend_why,
+        "padding_free": batch_why,
+        "packing": batch_why,
+        "attn_implementation": attn_why,
+        "optim": optim_why,
+        "liger": liger_why,
+        "checkpointing": checkpointing_why,
+        "truncation": truncation_why,
+        "buckets": bucket_why,
+        "loss": loss_why,
+        "precision": precision_why,
+        "evaluate": f"split {data_args.eval_split!r}, eval_strategy {_optim_name(training_args.eval_strategy)}"
+        if evaluate
+        else "no eval_split or eval_strategy: no",
+    }
     return RunSettings(
-        task=data_args.task, trainer=trainer.__name__, loss_flags=dict(trainer.loss_flags),
-        loss_type=training_args.loss_type, loss_path=loss_path, backend=backend, num_processes=env.num_processes,
-        batch=_batch(training_args, env.num_processes, padding_free, packing), precision=precision,
-        attn_implementation=attn, padding_free=padding_free, packing=packing,
-        packing_strategy=training_args.packing_strategy, max_length=training_args.max_length,
-        truncation_mode=training_args.truncation_mode, truncate_padding_free=truncate_padding_free, optim=optim,
-        use_liger_kernel=liger, activation_checkpointing=checkpointing, checkpointed_layers=layers,
-        activation_memory_gib=speed_args.activation_memory_gib, memory_limit_gib=speed_args.memory_limit_gib,
-        bucket_lengths=bucket_lengths, bucket_count=bucket_count, evaluate=evaluate,
-        model_init_kwargs=model_init_kwargs, why={k: v for k, v in why.items() if v})
+        task=data_args.task,
+        trainer=trainer.__name__,
+        loss_flags=dict(trainer.loss_flags),
+        loss_type=training_args.loss_type,
+        loss_path=loss_path,
+        backend=backend,
+        num_processes=env.num_processes,
+        batch=_batch(training_args, env.num_processes, padding_free, packing),
+        precision=precision,
+        attn_implementation=attn,
+        padding_free=padding_free,
+        packing=packing,
+        packing_strategy=training_args.packing_strategy,
+        max_length=training_args.max_length,
+        truncation_mode=training_args.truncation_mode,
+        truncate_padding_free=truncate_padding_free,
+        optim=optim,
+        use_liger_kernel=liger,
+        activation_checkpointing=checkpointing,
+        checkpointed_layers=layers,
+        activation_memory_gib=speed_args.activation_memory_gib,
+        memory_limit_gib=speed_args.memory_limit_gib,
+        bucket_lengths=bucket_lengths,
+        bucket_count=bucket_count,
+        evaluate=evaluate,
+        model_init_kwargs=model_init_kwargs,
+        why={k: v for k, v in why.items() if v},
+    )

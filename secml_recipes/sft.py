@@ -1,7 +1,8 @@
 """Supervised fine-tuning of the specialist and the generalist from one recipe.
 
 Usage:
-    accelerate launch --config_file accelerate_configs/<cfg>.yaml -m secml_recipes.sft recipes/<recipe>.yaml [--key value]
+    accelerate launch --config_file accelerate_configs/<cfg>.yaml -m secml_recipes.sft recipes/<recipe>.yaml
+        [--key value ...]
     python -m secml_recipes.sft recipes/<recipe>.yaml [--key value ...]
 
 The recipe's `task` picks the trainer; everything else (model, LoRA, data, SFTConfig) is in the YAML. What the run
@@ -69,9 +70,13 @@ def train(data_args, model_args, training_args, speed_args, resolved: dict, reci
     trainer = build_trainer(settings, model_args, training_args, train_dataset, eval_dataset, tokenizer)
     n_rows, kept = len(train_dataset), len(trainer.train_dataset)
     if kept < n_rows:
-        logger.warning("%d of %d training rows were fully truncated by max_length=%s and carry no trained token; "
-                       "raise max_length or lower the corpus' --max-prompt-chars", n_rows - kept, n_rows,
-                       training_args.max_length)
+        logger.warning(
+            "%d of %d training rows were fully truncated by max_length=%s and carry no trained token; "
+            "raise max_length or lower the corpus' --max-prompt-chars",
+            n_rows - kept,
+            n_rows,
+            training_args.max_length,
+        )
 
     # --- train (resuming from the newest checkpoint in output_dir) and save ------------------------
     result = trainer.train(resume_from_checkpoint=_resume_checkpoint(training_args, output_dir))
@@ -105,8 +110,10 @@ def _export_hub_token(training_args) -> None:
 
     token = hub_token()
     if not token:
-        raise _Refused("push_to_hub is set but no Hub token was found: export HF_TOKEN (or HUGGINGFACE_TOKEN), "
-                       "or log in with `hf auth login`")
+        raise _Refused(
+            "push_to_hub is set but no Hub token was found: export HF_TOKEN (or HUGGINGFACE_TOKEN), "
+            "or log in with `hf auth login`"
+        )
     os.environ["HF_TOKEN"] = token
 
 
@@ -116,12 +123,14 @@ def _load_datasets(data_args, settings, output_dir: Path):
 
     rejects_dir = data_args.rejects_dir or str(layout.rejects_dir(output_dir))
     try:
-        train_dataset = load_split_dataset(data_args.dataset_path, data_args.task, data_args.train_split,
-                                           rejects_dir, data_args.max_train_samples)
+        train_dataset = load_split_dataset(
+            data_args.dataset_path, data_args.task, data_args.train_split, rejects_dir, data_args.max_train_samples
+        )
         eval_dataset = None
         if settings.evaluate:
-            eval_dataset = load_split_dataset(data_args.dataset_path, data_args.task, data_args.eval_split,
-                                              rejects_dir, data_args.max_eval_samples)
+            eval_dataset = load_split_dataset(
+                data_args.dataset_path, data_args.task, data_args.eval_split, rejects_dir, data_args.max_eval_samples
+            )
     except CorpusError as err:
         raise _Refused(str(err)) from None
     if len(train_dataset) == 0:
@@ -147,8 +156,9 @@ def _save_outputs(trainer, tokenizer, data_args, model_args, output_dir: Path, s
     tokenizer.save_pretrained(str(output_dir))
     settings = {**trainer.run_settings.to_dict(), "planned": run_plan(trainer)}
     (output_dir / layout.RUN_SETTINGS_FILE).write_text(json.dumps(settings, indent=2, default=str))
-    (output_dir / layout.RECIPE_FILE).write_text(json.dumps({**summary, "run_settings": settings}, indent=2,
-                                                            default=str))
+    (output_dir / layout.RECIPE_FILE).write_text(
+        json.dumps({**summary, "run_settings": settings}, indent=2, default=str)
+    )
     history = trainer.state.log_history
     (output_dir / "loss_history.json").write_text(json.dumps(history, indent=2))
     if data_args.loss_plot:
@@ -172,8 +182,11 @@ def load_tokenizer(model_args, training_args):
 
     from .templates import read_template
 
-    tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision,
-                                              trust_remote_code=training_args.trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(
+        model_args.model_name_or_path,
+        revision=model_args.model_revision,
+        trust_remote_code=training_args.trust_remote_code,
+    )
     if training_args.chat_template_path:
         try:
             tokenizer.chat_template = read_template(training_args.chat_template_path)

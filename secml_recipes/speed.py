@@ -29,30 +29,39 @@ class SpeedArguments:
 
     checkpointed_layers: str = field(
         default="all",
-        metadata={"help": "with activation_checkpointing: 'all' decoder layers, 'auto' (as few as the memory budget "
-                          "allows, measured), or a number N (the first N layers)"},
+        metadata={
+            "help": "with activation_checkpointing: 'all' decoder layers, 'auto' (as few as the memory budget "
+            "allows, measured), or a number N (the first N layers)"
+        },
     )
     activation_memory_gib: float | None = field(
         default=None,
-        metadata={"help": "memory for saved activations that 'auto' may plan with (default: the accelerator's "
-                          "free memory after weights, gradients, optimizer state and a reserve)"},
+        metadata={
+            "help": "memory for saved activations that 'auto' may plan with (default: the accelerator's "
+            "free memory after weights, gradients, optimizer state and a reserve)"
+        },
     )
     memory_limit_gib: float | None = field(
         default=None,
-        metadata={"help": "plan 'auto' as if the accelerator had only this much memory for the whole run (a shared "
-                          "GPU, or a benchmark's memory bound); default: all of it"},
+        metadata={
+            "help": "plan 'auto' as if the accelerator had only this much memory for the whole run (a shared "
+            "GPU, or a benchmark's memory bound); default: all of it"
+        },
     )
     liger_kernels: str = field(
         default="auto",
-        metadata={"help": "Liger RMSNorm/SwiGLU/RoPE kernels: auto (on CUDA when liger-kernel is installed), "
-                          "true, false", "choices": ["auto", "true", "false"]},
+        metadata={
+            "help": "Liger RMSNorm/SwiGLU/RoPE kernels: auto (on CUDA when liger-kernel is installed), true, false",
+            "choices": ["auto", "true", "false"],
+        },
     )
 
     def __post_init__(self):
         value = str(self.checkpointed_layers).strip().lower()
         if value not in ("all", "auto") and not value.isdigit():
-            raise ValueError(f"checkpointed_layers must be 'all', 'auto' or a number of layers, "
-                             f"got {self.checkpointed_layers!r}")
+            raise ValueError(
+                f"checkpointed_layers must be 'all', 'auto' or a number of layers, got {self.checkpointed_layers!r}"
+            )
         self.checkpointed_layers = value
         for key in ("activation_memory_gib", "memory_limit_gib"):
             if getattr(self, key) is not None and getattr(self, key) <= 0:
@@ -108,8 +117,9 @@ def measure_saved_bytes_per_token(model: torch.nn.Module, tokens: int, vocab_siz
     return [sum(d.values()) / tokens for d in per_layer]
 
 
-def plan_checkpointed_layers(n_layers: int, full_bytes_per_token: float, checkpointed_bytes_per_token: float,
-                             tokens: int, budget_bytes: float) -> int:
+def plan_checkpointed_layers(
+    n_layers: int, full_bytes_per_token: float, checkpointed_bytes_per_token: float, tokens: int, budget_bytes: float
+) -> int:
     """How many layers (the first ones) must be checkpointed so that saved activations for `tokens` tokens fit
     `budget_bytes`. The backward pass frees the kept (later) layers before it recomputes the checkpointed ones,
     one at a time, so the peak is max(kept layers, one recomputed layer) plus the checkpointed layers' inputs."""
@@ -158,8 +168,12 @@ class SelectiveCheckpointing(TrainerCallback):
                 return
         for i, layer in enumerate(layers):
             layer.gradient_checkpointing = i < self.checkpointed
-        logger.info("activation checkpointing on %d of %d decoder layers (checkpointed_layers=%s)",
-                    self.checkpointed, len(layers), self.settings.checkpointed_layers)
+        logger.info(
+            "activation checkpointing on %d of %d decoder layers (checkpointed_layers=%s)",
+            self.checkpointed,
+            len(layers),
+            self.settings.checkpointed_layers,
+        )
 
     def _auto(self, args, model, layers) -> int | None:
         device = next(model.parameters()).device
@@ -176,8 +190,10 @@ class SelectiveCheckpointing(TrainerCallback):
             reserve = max(2 * GIB, 0.08 * total)  # LM-head chunks, kernels' workspaces, fragmentation
             budget_bytes = free - grads - optimizer_state_bytes(args, trainable) - reserve
         else:
-            logger.info("checkpointed_layers=auto without activation_memory_gib on %s: every layer stays checkpointed",
-                        device.type)
+            logger.info(
+                "checkpointed_layers=auto without activation_memory_gib on %s: every layer stays checkpointed",
+                device.type,
+            )
             return None
         vocab = model.get_input_embeddings().num_embeddings
         per_layer = measure_saved_bytes_per_token(model, self.probe_tokens, vocab)
@@ -191,9 +207,15 @@ class SelectiveCheckpointing(TrainerCallback):
             agreed = torch.tensor([chosen], device=device if device.type == "cuda" else "cpu")
             torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MAX)
             chosen = int(agreed.item())
-        logger.info("checkpointed_layers=auto: a layer saves %.1f KiB per token; %d tokens per micro-batch at most; "
-                    "budget %.1f GiB -> %d of %d layers checkpointed", full / 1024, self.max_batch_tokens,
-                    budget_bytes / GIB, chosen, len(layers))
+        logger.info(
+            "checkpointed_layers=auto: a layer saves %.1f KiB per token; %d tokens per micro-batch at most; "
+            "budget %.1f GiB -> %d of %d layers checkpointed",
+            full / 1024,
+            self.max_batch_tokens,
+            budget_bytes / GIB,
+            chosen,
+            len(layers),
+        )
         return chosen
 
 

@@ -49,7 +49,8 @@ class BucketCollator(DataCollatorForLanguageModeling):
         if i == len(self.bucket_lengths):
             raise ValueError(
                 f"an example of {longest} tokens is longer than the largest XLA bucket {self.bucket_lengths[-1]}; "
-                "raise max_length or xla_bucket_lengths in the recipe")
+                "raise max_length or xla_bucket_lengths in the recipe"
+            )
         fill = {"input_ids": self.pad_token_id, "labels": IGNORE_INDEX, "attention_mask": 0, "position_ids": 0}
         for key, value in fill.items():
             if key in batch and batch[key].size(1) < self.bucket_lengths[i]:
@@ -118,9 +119,11 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
         buckets = list(settings.bucket_lengths) if settings.bucket_lengths else self._plan_buckets()
         if buckets is None and self.args.max_length:
             buckets = default_buckets(self.args.max_length)
-        self.data_collator = BucketCollator(pad_token_id=self.data_collator.pad_token_id,
-                                            pad_to_multiple_of=self.data_collator.pad_to_multiple_of,
-                                            bucket_lengths=buckets)
+        self.data_collator = BucketCollator(
+            pad_token_id=self.data_collator.pad_token_id,
+            pad_to_multiple_of=self.data_collator.pad_to_multiple_of,
+            bucket_lengths=buckets,
+        )
         self.planned["xla_bucket_lengths"] = buckets
 
     def _plan_buckets(self) -> list[int] | None:
@@ -134,11 +137,17 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
         if buckets[-1] < longest:  # an evaluation row longer than every training row
             buckets.append(round_up(longest, BUCKET_MULTIPLE))
         fractions = default_buckets(self.args.max_length) if self.args.max_length else None
-        fraction_efficiency = (padding_efficiency(train, batch, fractions)
-                               if fractions and fractions[-1] >= max(train) else 0.0)
-        logger.info("XLA buckets planned from %d rows: %s (padding efficiency %.1f%%; max_length fractions %s: "
-                    "%.1f%%)", len(train), buckets, 100 * padding_efficiency(train, batch, buckets), fractions,
-                    100 * fraction_efficiency)
+        fraction_efficiency = (
+            padding_efficiency(train, batch, fractions) if fractions and fractions[-1] >= max(train) else 0.0
+        )
+        logger.info(
+            "XLA buckets planned from %d rows: %s (padding efficiency %.1f%%; max_length fractions %s: %.1f%%)",
+            len(train),
+            buckets,
+            100 * padding_efficiency(train, batch, buckets),
+            fractions,
+            100 * fraction_efficiency,
+        )
         return buckets
 
     def _add_selective_checkpointing(self) -> None:
@@ -158,8 +167,12 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
         """Paths only TRL's compute_loss implements: logits for metrics, a custom loss function, label smoothing,
         and sequence parallelism (which reduces the model's own loss)."""
         parallelism = self.accelerator.parallelism_config
-        return (return_outputs or self.compute_loss_func is not None or self.run_settings.loss_path == "trl"
-                or (parallelism is not None and parallelism.sp_enabled))
+        return (
+            return_outputs
+            or self.compute_loss_func is not None
+            or self.run_settings.loss_path == "trl"
+            or (parallelism is not None and parallelism.sp_enabled)
+        )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self._needs_trl_loss(return_outputs):

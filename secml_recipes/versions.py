@@ -59,7 +59,9 @@ def gptq_requirements() -> list[str]:
 def xla_requirements() -> list[str]:
     """The XLA test environment: torch and torch_xla 2.9, and the training stack's libraries at their pins."""
     stack = ["transformers", "trl", "peft", "accelerate", "datasets", "tokenizers"]
-    return [f"torch=={TORCH_FOR_XLA}", f"torch_xla=={pinned('torch_xla')}"] + [f"{name}=={pinned(name)}" for name in stack]
+    return [f"torch=={TORCH_FOR_XLA}", f"torch_xla=={pinned('torch_xla')}"] + [
+        f"{name}=={pinned(name)}" for name in stack
+    ]
 
 
 QUERIES = {

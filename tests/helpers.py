@@ -15,13 +15,26 @@ ROOT = Path(__file__).resolve().parents[1]
 XLA = Environment(accelerator="xla")
 
 
-def make_trainer(task: str, model_path, rows: list[dict], tmp_path, *overrides: str, eval_rows=None,
-                 env: Environment | None = None):
+def make_trainer(
+    task: str, model_path, rows: list[dict], tmp_path, *overrides: str, eval_rows=None, env: Environment | None = None
+):
     recipe = ROOT / "recipes" / "smoke" / f"{task}.yaml"
     # The smoke recipes say use_cpu: true, which wins over any accelerator; a described machine needs it off.
     described = ["--use_cpu", "false"] if env is not None and env.accelerator != "cpu" else []
-    args = [*described, "--model_name_or_path", str(model_path), "--output_dir", str(tmp_path / f"out-{task}"),
-            "--logging_steps", "1", "--save_strategy", "no", "--dataloader_num_workers", "0", *overrides]
+    args = [
+        *described,
+        "--model_name_or_path",
+        str(model_path),
+        "--output_dir",
+        str(tmp_path / f"out-{task}"),
+        "--logging_steps",
+        "1",
+        "--save_strategy",
+        "no",
+        "--dataloader_num_workers",
+        "0",
+        *overrides,
+    ]
     data_args, model_args, sft_args, speed_args = load_recipe(recipe, args)
     settings = resolve_run_settings(data_args, model_args, sft_args, speed_args, env or detect_environment())
     tokenizer = load_tokenizer(model_args, sft_args)

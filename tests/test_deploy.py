@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+from secml_recipes import layout, versions
 from secml_recipes.deploy import verify
 from secml_recipes.deploy.gguf import DeployError, write_modelfile
 from secml_recipes.deploy.merge import merge_adapter
 
 from helpers import ROOT
 
-LLAMA_CPP_VERSION = "0.3.36"
+LLAMA_CPP_VERSION = versions.LLAMA_CPP_PYTHON
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +59,8 @@ def test_merge_refuses_low_precision(random_adapter, tmp_path):
 @pytest.fixture(scope="module")
 def llama_cpp_source():
     """llama.cpp's converter from the llama-cpp-python source distribution (registry), as `make llama-cpp` gets it."""
-    cache = ROOT / ".cache" / "llama.cpp"
-    src = cache / f"llama_cpp_python-{LLAMA_CPP_VERSION}" / "vendor" / "llama.cpp"
+    cache = layout.llama_cpp_source().parent
+    src = layout.llama_cpp_converter_dir()
     if not (src / "convert_hf_to_gguf.py").exists():
         cache.mkdir(parents=True, exist_ok=True)
         proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "--quiet",

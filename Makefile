@@ -57,7 +57,7 @@ test-fast: install
 LINT_PATHS ?= secml_recipes/run_settings.py secml_recipes/layout.py secml_recipes/versions.py secml_recipes/hub.py \
 	secml_recipes/recipe.py secml_recipes/sft.py secml_recipes/trainers.py secml_recipes/speed.py \
 	secml_recipes/pipeline.py secml_recipes/push.py secml_recipes/quantize.py secml_recipes/deploy/merge.py \
-	bench/train_throughput.py tests/helpers.py tests/test_collator.py tests/test_run_settings.py tests/test_recipe.py
+	bench/train_throughput.py bench/attention_paths.py tests/helpers.py tests/test_collator.py tests/test_run_settings.py tests/test_recipe.py
 lint: install
 	$(PY) -m ruff check $(LINT_PATHS)
 	$(PY) -m ruff format --check $(LINT_PATHS)
@@ -131,7 +131,7 @@ BENCH_ARGS ?= --shape tiny --mode full --steps 8
 bench: install
 	$(PY) bench/train_throughput.py $(BENCH_ARGS)
 
-# The issue's whole table on one GPU: every real shape and mode, goals checked, bench/results/summary.{md,png}.
+# The whole speed table on one GPU: every real shape and mode, goals checked, bench/results/summary.{md,png}.
 bench-gpu: install
 	$(PY) -m pip install --quiet -e '.[gpu,qlora]'
 	$(PY) bench/gpu_suite.py --out bench/results

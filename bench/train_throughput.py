@@ -16,7 +16,7 @@ layer, its collator, its loss); `secml` is SpecialistTrainer with the recipes' s
 default: padding-free batches, `attn_implementation auto`, `checkpointed_layers auto`, `liger_kernels
 auto`, and for full fine-tuning on a GPU the specialist recipe's 8-bit AdamW with bf16 stochastic
 rounding). On a GPU, `checkpointed_layers auto` plans within `memory_limit_gib` = --memory-ratio (default
-1.5) times TRL's measured peak, so the comparison is at the issue's memory bound, not at "all free memory".
+1.5) times TRL's measured peak, so the comparison is at a fixed memory bound, not at "all free memory".
 """
 
 from __future__ import annotations
@@ -170,37 +170,36 @@ def secml_settings(args, sft: dict, model, cuda: bool):
     return resolved, settings
 
 
-def worker(args) -> dict:
+def build_model(args, cuda: bool):
+    """Random weights of the real architecture (4-bit for QLoRA), from the seed; nothing is downloaded."""
     import torch
-    from datasets import Dataset
-    from transformers import LlamaConfig, LlamaForCausalLM, MixtralConfig, MixtralForCausalLM, TrainerCallback
-    from trl import SFTConfig, SFTTrainer
-
-    from secml_recipes.speed import decoder_layers
-    from secml_recipes.trainers import SpecialistTrainer
+    from transformers import LlamaConfig, LlamaForCausalLM, MixtralConfig, MixtralForCausalLM
 
     family, kwargs = SHAPES[args.shape]
-    cuda = torch.cuda.is_available()
     dtype = torch.bfloat16 if cuda else torch.float32
     torch.manual_seed(args.seed)
     config = (LlamaConfig if family == "llama" else MixtralConfig)(**kwargs, max_position_embeddings=4096)
-    quant = None
-    if args.mode == "qlora":
-        from transformers import BitsAndBytesConfig
-
-        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype)
-    if quant is not None:
-        with tempfile.TemporaryDirectory() as tmp:  # bitsandbytes quantizes while loading
-            (LlamaForCausalLM if family == "llama" else MixtralForCausalLM)(config).to(dtype).save_pretrained(tmp)
-            model = (LlamaForCausalLM if family == "llama" else MixtralForCausalLM).from_pretrained(
-                tmp, quantization_config=quant, dtype=dtype, device_map={"": 0}
-            )
-    else:
+    model_cls = LlamaForCausalLM if family == "llama" else MixtralForCausalLM
+    if args.mode != "qlora":
         with torch.device("cuda" if cuda else "cpu"):
-            model = (LlamaForCausalLM if family == "llama" else MixtralForCausalLM)(config).to(dtype)
+            return model_cls(config).to(dtype), config
+    from transformers import BitsAndBytesConfig
+
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype)
+    with tempfile.TemporaryDirectory() as tmp:  # bitsandbytes quantizes while loading
+        model_cls(config).to(dtype).save_pretrained(tmp)
+        return model_cls.from_pretrained(tmp, quantization_config=quant, dtype=dtype, device_map={"": 0}), config
+
+
+def build_trainer(args, model, config, cuda: bool):
+    """The variant's trainer on the synthetic rows: plain TRL with its defaults, or SpecialistTrainer."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from secml_recipes.trainers import SpecialistTrainer
+
     scale = 0.25 if args.shape.startswith("tiny") else 1.0
-    rows = synthetic_rows(args.batch_size * (args.steps + 2), config.vocab_size, args.seed, scale)
-    dataset = Dataset.from_list(rows)
+    dataset = Dataset.from_list(synthetic_rows(args.batch_size * (args.steps + 2), config.vocab_size, args.seed, scale))
     peft_config = None
     if args.mode in ("lora", "qlora"):
         from peft import LoraConfig
@@ -224,31 +223,27 @@ def worker(args) -> dict:
     )
     if not cuda:
         sft.update(use_cpu=True, bf16=False, activation_checkpointing=False)
-    extra_kwargs = {}
-    settings = {"attn_implementation": model.config._attn_implementation}
-    args_obj = SFTConfig(**sft)
-    if args.variant == "secml":
-        args_obj, settings = secml_settings(args, sft, model, cuda)
-        extra_kwargs["run_settings"] = settings
-    cls = SpecialistTrainer if args.variant == "secml" else SFTTrainer
-    trainer = cls(
-        model=model,
-        args=args_obj,
-        train_dataset=dataset,
-        processing_class=_tokenizer(config.vocab_size),
-        peft_config=peft_config,
-        **extra_kwargs,
+    common = dict(
+        model=model, train_dataset=dataset, processing_class=_tokenizer(config.vocab_size), peft_config=peft_config
     )
+    if args.variant != "secml":
+        return SFTTrainer(args=SFTConfig(**sft), **common)
+    args_obj, settings = secml_settings(args, sft, model, cuda)
+    return SpecialistTrainer(args=args_obj, run_settings=settings, **common)
+
+
+def timed_training(trainer, cuda: bool, warmup: int, steps: int) -> tuple[float, float]:
+    """Train; (non-padding tokens per second over the steps after `warmup`, peak memory in GiB)."""
+    import torch
+    from transformers import TrainerCallback
 
     real_tokens: list[int] = []
     collate = trainer.data_collator
 
     def counting(features):
         batch = collate(features)
-        if "attention_mask" in batch:
-            real_tokens.append(int(batch["attention_mask"].sum()))
-        else:
-            real_tokens.append(int(batch["input_ids"].numel()))
+        mask = batch.get("attention_mask")
+        real_tokens.append(int(mask.sum()) if mask is not None else int(batch["input_ids"].numel()))
         return batch
 
     trainer.data_collator = counting
@@ -265,23 +260,33 @@ def worker(args) -> dict:
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     trainer.train()
-    warm = min(args.warmup, args.steps - 1)
+    warm = min(warmup, steps - 1)
     timed = stamps[-1] - (stamps[warm - 1] if warm > 0 else start)
     tokens = sum(real_tokens[warm : len(stamps)])
     if cuda:
-        peak = torch.cuda.max_memory_allocated() / 2**30
-    else:
-        import resource
+        return tokens / timed, torch.cuda.max_memory_allocated() / 2**30
+    import resource
 
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return tokens / timed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def worker(args) -> dict:
+    import torch
+
+    from secml_recipes.speed import decoder_layers
+
+    cuda = torch.cuda.is_available()
+    model, config = build_model(args, cuda)
+    trainer = build_trainer(args, model, config, cuda)
+    tps, peak = timed_training(trainer, cuda, args.warmup, args.steps)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    n = active_params(config, family)
-    flops_per_token = (6 if args.mode == "full" else 4) * n
-    tps = tokens / timed
-    ckpt = [getattr(m, "gradient_checkpointing", False) for m in decoder_layers(trainer.model)]
+    flops_per_token = (6 if args.mode == "full" else 4) * active_params(config, SHAPES[args.shape][0])
     if args.variant == "secml":
         settings = {name: value for name, value, _ in trainer.run_settings.rows()}
-    settings["checkpointed layers"] = f"{sum(ckpt)} of {len(ckpt)}" if args_obj.activation_checkpointing else "none"
+    else:
+        settings = {"attention": model.config._attn_implementation}
+    ckpt = [getattr(m, "gradient_checkpointing", False) for m in decoder_layers(trainer.model)]
+    settings["checkpointed layers"] = f"{sum(ckpt)} of {len(ckpt)}" if trainer.args.activation_checkpointing else "none"
     settings["liger"] = str(bool(trainer.args.use_liger_kernel))
     return {
         "variant": args.variant,
@@ -294,7 +299,7 @@ def worker(args) -> dict:
     }
 
 
-def main() -> int:
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
     parser.add_argument("--mode", choices=["lora", "qlora", "full"], default="lora")
@@ -318,47 +323,48 @@ def main() -> int:
     parser.add_argument("--peak-cap-gib", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.variant:  # worker process
-        Path(args.out).write_text(json.dumps(worker(args)))
-        return 0
+    return parser.parse_args()
 
-    results = {}
-    for variant in args.variants.split(","):
-        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
-            out = fh.name
-        cmd = [
-            sys.executable,
-            __file__,
-            "--variant",
-            variant,
-            "--out",
-            out,
-            "--shape",
-            args.shape,
-            "--mode",
-            args.mode,
-            "--steps",
-            str(args.steps),
-            "--warmup",
-            str(args.warmup),
-            "--batch-size",
-            str(args.batch_size),
-            "--seed",
-            str(args.seed),
-            "--peak-tflops",
-            str(args.peak_tflops),
-            f"--secml-args={args.secml_args}",
-        ]
-        trl_peak = results.get("trl", {}).get("peak_gib")
-        if variant != "trl" and trl_peak and args.memory_ratio and results["trl"]["device"] != "cpu":
-            cmd += ["--peak-cap-gib", str(args.memory_ratio * trl_peak)]
-        proc = subprocess.run(cmd, env=dict(os.environ, TOKENIZERS_PARALLELISM="false"))
-        if proc.returncode != 0:
-            print(f"variant {variant} failed (exit {proc.returncode})", file=sys.stderr)
-            return 1
-        results[variant] = json.loads(Path(out).read_text())
-        os.unlink(out)
+
+def run_variant(args, variant: str, trl_result: dict | None) -> dict | None:
+    """One variant in its own process; its result, or None when it failed."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+        out = fh.name
+    cmd = [
+        sys.executable,
+        __file__,
+        "--variant",
+        variant,
+        "--out",
+        out,
+        "--shape",
+        args.shape,
+        "--mode",
+        args.mode,
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--batch-size",
+        str(args.batch_size),
+        "--seed",
+        str(args.seed),
+        "--peak-tflops",
+        str(args.peak_tflops),
+        f"--secml-args={args.secml_args}",
+    ]
+    if variant != "trl" and trl_result and args.memory_ratio and trl_result["device"] != "cpu":
+        cmd += ["--peak-cap-gib", str(args.memory_ratio * trl_result["peak_gib"])]
+    proc = subprocess.run(cmd, env=dict(os.environ, TOKENIZERS_PARALLELISM="false"))
+    if proc.returncode != 0:
+        print(f"variant {variant} failed (exit {proc.returncode})", file=sys.stderr)
+        return None
+    result = json.loads(Path(out).read_text())
+    os.unlink(out)
+    return result
+
+
+def print_table(args, results: dict) -> None:
     base = results.get("trl")
     k = min(len(r["losses"]) for r in results.values())
     print(
@@ -373,11 +379,25 @@ def main() -> int:
         losses = ", ".join(f"{x:.4f}" for x in r["losses"][: min(k, 5)])
         print(f"| {name} | {r['tokens_per_s']:.1f} | {ratio} | {r['peak_gib']:.2f} | {util} | {losses} |")
     for name, r in results.items():
-        print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in r["settings"].items()))
+        print(f"{name}: " + ", ".join(f"{key}={value}" for key, value in r["settings"].items()))
     if base and "secml" in results:
         a, b = base["losses"][:k], results["secml"]["losses"][:k]
         worst = max(abs(x - y) / max(abs(x), 1e-8) for x, y in zip(a, b))
         print(f"largest relative loss difference over the first {k} steps: {worst:.2e}")
+
+
+def main() -> int:
+    args = parse_args()
+    if args.variant:  # worker process
+        Path(args.out).write_text(json.dumps(worker(args)))
+        return 0
+    results = {}
+    for variant in args.variants.split(","):
+        result = run_variant(args, variant, results.get("trl"))
+        if result is None:
+            return 1
+        results[variant] = result
+    print_table(args, results)
     Path(os.environ.get("BENCH_RESULTS", "/dev/null")).write_text(json.dumps(results))
     return 0
 

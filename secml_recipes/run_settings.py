@@ -116,7 +116,7 @@ class RunSettings:
             ("precision", self.precision, w("precision", "")),
             ("attention", str(self.attn_implementation), w("attn_implementation", "")),
             ("padding_free", _on_off(self.padding_free), w("padding_free", "")),
-            ("packing", f"{self.packing_strategy}" if self.packing else "off", w("packing", "")),
+            ("packing", f"{self.packing_strategy}" if self.packing else "off", w("padding_free", "")),
             ("truncation", self._truncation_text(), w("truncation", "")),
             ("optimizer", self.optim, w("optim", "")),
             ("liger_kernels", _on_off(self.use_liger_kernel), w("liger", "")),
@@ -191,66 +191,147 @@ def _optim_name(optim) -> str:
     return str(getattr(optim, "value", optim))
 
 
-# --- one small decision per function: (value, why) -------------------------------------------------------------
+# --- the decisions, in order: each reads the recipe, the machine and what was decided before it, and returns ------
+# --- the RunSettings fields it decides and why (empty when the recipe's value passes through) ---------------------
 
 
-def _backend(training_args, env: Environment) -> tuple[str, str]:
-    if env.accelerator not in BACKENDS:
-        raise ValueError(f"unknown accelerator {env.accelerator!r}")
-    if training_args.use_cpu and env.accelerator != "cpu":
-        return "cpu", f"use_cpu: true (the machine has {env.accelerator})"
-    return env.accelerator, "use_cpu: true" if training_args.use_cpu else "detected"
+@dataclass(frozen=True)
+class _Recipe:
+    data: Any
+    model: Any
+    training: Any
+    speed: Any
+    env: Environment
 
 
-def _batches(training_args, backend: str) -> tuple[bool, bool, str]:
-    """Padding-free rows and packing, or why they are off."""
-    padding_free, packing = bool(training_args.padding_free), bool(training_args.packing)
-    if backend == "xla" and (padding_free or packing):
-        return (
-            False,
-            False,
-            (
-                "XLA: padding-free rows and packing change the shape every step (a new graph each "
-                "time); batches are padded to fixed bucket lengths instead"
-            ),
+Decision = tuple[dict[str, Any], str]
+
+
+def _backend(r: _Recipe, d: dict) -> Decision:
+    accelerator, fields = r.env.accelerator, {"num_processes": r.env.num_processes}
+    if accelerator not in BACKENDS:
+        raise ValueError(f"unknown accelerator {accelerator!r}")
+    if accelerator == "xla":
+        # accelerate trains on XLA whenever torch_xla is importable, use_cpu or not (USE_TORCH_XLA=0 turns it off).
+        note = " (use_cpu does not apply to XLA)" if r.training.use_cpu else ""
+        return {**fields, "backend": "xla"}, f"torch_xla is importable{note}"
+    if r.training.use_cpu and accelerator == "cuda":
+        return {**fields, "backend": "cpu"}, "use_cpu: true (the machine has a CUDA GPU)"
+    return {**fields, "backend": accelerator}, "detected"
+
+
+def _loss(r: _Recipe, d: dict) -> Decision:
+    from .trainers import trainer_class
+
+    trainer, training = trainer_class(r.data.task), r.training
+    if training.loss_type not in SUPPORTED_LOSS_TYPES:
+        raise RunSettingsError(
+            f"loss_type: {training.loss_type!r} is not supported; use one of {list(SUPPORTED_LOSS_TYPES)}"
         )
-    return padding_free, packing, ""
+    owned = trainer.loss_flags.get("completion_only_loss")
+    if owned is not None and training.completion_only_loss is not None and training.completion_only_loss != owned:
+        raise RunSettingsError(
+            f"completion_only_loss: the {r.data.task} trainer always trains with completion_only_loss={owned}; "
+            "remove the key from the recipe"
+        )
+    fields = {
+        "task": r.data.task,
+        "trainer": trainer.__name__,
+        "loss_flags": dict(trainer.loss_flags),
+        "loss_type": training.loss_type,
+    }
+    normalisation = "summed over trained tokens / trained tokens of the whole accumulated batch, all processes"
+    if training.label_smoothing_factor > 0:
+        why = (
+            f"label_smoothing_factor={training.label_smoothing_factor} needs full logits: TRL's own "
+            f"compute_loss (an extra forward, metrics read every step); {normalisation}"
+        )
+        return {**fields, "loss_path": "trl"}, why
+    return {**fields, "loss_path": "secml"}, f"TRL's fused LM-head loss, metrics kept as tensors; {normalisation}"
 
 
-def _attention(requested: str | None, padding_free: bool, backend: str, env: Environment) -> tuple[str | None, str]:
-    """The attention implementation: `auto` picks per backend; explicit values are kept if they can run."""
+def _precision(r: _Recipe, d: dict) -> Decision:
+    training, capability = r.training, r.env.cuda_capability
+    autocast = "bf16" if training.bf16 else "fp16" if training.fp16 else "none"
+    if d["backend"] == "cuda" and training.bf16 and capability and tuple(capability) < (8, 0):
+        raise RunSettingsError(
+            f"bf16: needs an Ampere or newer GPU (compute capability 8.0+), this one is "
+            f"{capability[0]}.{capability[1]}; set bf16: false and fp16: true"
+        )
+    return {"precision": f"{r.model.dtype or 'auto'} weights, {autocast} autocast"}, ""
+
+
+def _batches(r: _Recipe, d: dict) -> Decision:
+    """Padding-free rows and packing (off on XLA), and the rows one optimizer step sees."""
+    training = r.training
+    padding_free, packing, why = bool(training.padding_free), bool(training.packing), ""
+    if d["backend"] == "xla" and (padding_free or packing):
+        padding_free, packing = False, False
+        why = (
+            "XLA: padding-free rows and packing change the shape every step (a new graph each time); batches "
+            "are padded to fixed bucket lengths instead"
+        )
+    per_device, steps, processes = (
+        training.per_device_train_batch_size,
+        training.gradient_accumulation_steps,
+        d["num_processes"],
+    )
+    rows = "packed rows" if packing else "rows, one flat row each" if padding_free else "padded rows"
+    batch = (
+        f"{per_device} {rows} x {steps} accumulation x {processes} process(es) = "
+        f"{per_device * steps * processes} per optimizer step"
+    )
+    return {
+        "padding_free": padding_free,
+        "packing": packing,
+        "packing_strategy": training.packing_strategy,
+        "batch": batch,
+    }, why
+
+
+def _attention(r: _Recipe, d: dict) -> Decision:
+    """`auto` picks per backend; explicit values are kept if they can run. The model is loaded with it."""
+    requested, backend, env = r.model.attn_implementation, d["backend"], r.env
     ampere = env.cuda_capability is not None and tuple(env.cuda_capability) >= (8, 0)
     if requested == "flash_attention_2" and not (backend == "cuda" and env.has("flash_attn")):
         raise RunSettingsError(
             "attn_implementation: flash_attention_2 needs a CUDA GPU and the flash-attn package "
             "(pip install flash-attn); use auto (torch's own varlen kernel) or sdpa"
         )
-    if requested != "auto":
-        return requested, ""
-    if backend == "xla":
-        return "sdpa", "auto on XLA: batches are padded to buckets"
-    if not (padding_free):
-        return "sdpa", "auto with padded batches"
-    if backend == "cuda" and ampere and env.has("flash_attn"):
-        return "flash_attention_2", "auto: flash-attn is installed on an Ampere+ GPU"
-    kernel = (
-        "torch's varlen flash kernel in bf16/fp16"
-        if backend == "cuda" and ampere
-        else "one SDPA call per sequence (no flash kernel here)"
-    )
-    return "varlen", f"auto with padding-free rows: {kernel}"
+    attn, why = requested, ""
+    if requested == "auto" and backend == "xla":
+        attn, why = "sdpa", "auto on XLA: batches are padded to buckets"
+    elif requested == "auto" and not d["padding_free"]:
+        attn, why = "sdpa", "auto with padded batches"
+    elif requested == "auto" and backend == "cuda" and ampere and env.has("flash_attn"):
+        attn, why = "flash_attention_2", "auto: flash-attn is installed on an Ampere+ GPU"
+    elif requested == "auto":
+        kernel = (
+            "torch's varlen flash kernel in bf16/fp16"
+            if backend == "cuda" and ampere
+            else "one SDPA call per sequence (no flash kernel here)"
+        )
+        attn, why = "varlen", f"auto with padding-free rows: {kernel}"
+    kwargs = {
+        "revision": r.model.model_revision,
+        "dtype": r.model.dtype,
+        "attn_implementation": attn,
+        "trust_remote_code": r.training.trust_remote_code,
+        **(r.training.model_init_kwargs or {}),
+    }
+    return {"attn_implementation": attn, "model_init_kwargs": kwargs}, why
 
 
-def _optimizer(optim, backend: str, env: Environment) -> tuple[str, str]:
-    name = _optim_name(optim)
-    if backend == "xla":
+def _optimizer(r: _Recipe, d: dict) -> Decision:
+    name, env = _optim_name(r.training.optim), r.env
+    if d["backend"] == "xla":
         if "bnb" in name or name.startswith("paged_"):
             raise RunSettingsError(f"optim: {name} needs bitsandbytes, which does not run on TPU; use adamw_torch")
         if name in TORCHAO_OPTIMIZERS or "fused" in name:
             # torch's fused AdamW has no XLA kernel and torchao's low-bit AdamW compiles with inductor; XLA fuses
             # the plain AdamW update itself.
-            return "adamw_torch", f"{name} has no XLA path"
-        return name, ""
+            return {"optim": "adamw_torch"}, f"{name} has no XLA path"
+        return {"optim": name}, ""
     if name in TORCHAO_OPTIMIZERS and not env.has("torchao"):
         raise RunSettingsError(
             f"optim: {name} needs the torchao package: pip install -e '.[gpu]' (or choose optim: "
@@ -258,177 +339,100 @@ def _optimizer(optim, backend: str, env: Environment) -> tuple[str, str]:
         )
     if "bnb" in name and not env.has("bitsandbytes"):
         raise RunSettingsError(f"optim: {name} needs the bitsandbytes package: pip install -e '.[qlora]'")
-    return name, ""
+    return {"optim": name}, ""
 
 
-def _liger(training_args, speed_args, backend: str, env: Environment) -> tuple[bool, str]:
-    setting = speed_args.liger_kernels
-    asked = bool(training_args.use_liger_kernel) or setting == "true"
+def _liger(r: _Recipe, d: dict) -> Decision:
+    setting, backend = r.speed.liger_kernels, d["backend"]
+    asked = bool(r.training.use_liger_kernel) or setting == "true"
     if backend == "xla":
-        return False, "Liger kernels are Triton (GPU) kernels" if asked else ""
-    if asked and not env.has("liger_kernel"):
+        return {"use_liger_kernel": False}, "Liger kernels are Triton (GPU) kernels" if asked else ""
+    if asked and not r.env.has("liger_kernel"):
         key = "liger_kernels" if setting == "true" else "use_liger_kernel"
         raise RunSettingsError(f"{key}: true needs the liger-kernel package: pip install -e '.[gpu]'")
-    if asked:
-        return True, ""
-    if setting == "auto":
-        if backend == "cuda" and env.has("liger_kernel"):
-            return True, "auto: CUDA with liger-kernel installed"
-        return False, "auto: needs CUDA and the liger-kernel package"
-    return False, ""
+    if asked or setting != "auto":
+        return {"use_liger_kernel": asked}, ""
+    if backend == "cuda" and r.env.has("liger_kernel"):
+        return {"use_liger_kernel": True}, "auto: CUDA with liger-kernel installed"
+    return {"use_liger_kernel": False}, "auto: needs CUDA and the liger-kernel package"
 
 
-def _checkpointing(training_args, speed_args, backend: str) -> tuple[bool, str, str]:
-    enabled = bool(training_args.activation_checkpointing)
-    layers = speed_args.checkpointed_layers
+def _checkpointing(r: _Recipe, d: dict) -> Decision:
+    enabled, layers, backend = bool(r.training.activation_checkpointing), r.speed.checkpointed_layers, d["backend"]
+    fields = {
+        "activation_checkpointing": enabled,
+        "activation_memory_gib": r.speed.activation_memory_gib,
+        "memory_limit_gib": r.speed.memory_limit_gib,
+    }
     if not enabled or layers == "all":
-        return enabled, "all", ""
+        return {**fields, "checkpointed_layers": "all"}, ""
     if backend == "xla":
-        return enabled, "all", f"checkpointed_layers={layers}: not planned on XLA; every layer is checkpointed"
-    if layers == "auto" and backend == "cpu" and speed_args.activation_memory_gib is None:
-        return (
-            enabled,
-            "all",
-            (
-                "checkpointed_layers=auto on CPU has no free-memory reading: every layer is "
-                "checkpointed (give activation_memory_gib to plan)"
-            ),
-        )
-    return enabled, layers, ""
+        return {**fields, "checkpointed_layers": "all"}, f"checkpointed_layers={layers} is not planned on XLA"
+    if layers == "auto" and backend == "cpu" and r.speed.activation_memory_gib is None:
+        why = "auto on CPU has no free-memory reading (give activation_memory_gib to plan)"
+        return {**fields, "checkpointed_layers": "all"}, why
+    return {**fields, "checkpointed_layers": layers}, ""
 
 
-def _truncation(training_args, padding_free: bool, packing: bool) -> tuple[bool, str]:
-    mode = training_args.truncation_mode
+def _truncation(r: _Recipe, d: dict) -> Decision:
+    mode, max_length = r.training.truncation_mode, r.training.max_length
     if mode not in ("keep_start", "keep_end"):
         raise RunSettingsError(f"truncation_mode: {mode!r} is not supported; use keep_start or keep_end")
-    if training_args.max_length is None or packing:
-        return False, ""
-    if padding_free:
-        return True, "TRL's own truncation, applied by the trainer (TRL skips it for padding-free rows)"
-    return False, "TRL's own truncation during dataset preparation"
+    fields = {"max_length": max_length, "truncation_mode": mode, "truncate_padding_free": False}
+    if max_length is None or d["packing"]:
+        return fields, ""
+    if d["padding_free"]:
+        why = "TRL's own truncation, applied by the trainer (TRL skips it for padding-free rows)"
+        return {**fields, "truncate_padding_free": True}, why
+    return fields, "TRL's own truncation during dataset preparation"
 
 
-def _buckets(data_args, backend: str) -> tuple[tuple[int, ...] | None, int | None, str]:
-    if backend != "xla":
-        return None, None, "only on XLA" if data_args.xla_bucket_lengths else ""
-    if data_args.xla_bucket_lengths:
-        lengths = tuple(sorted(set(data_args.xla_bucket_lengths)))
-        if any(n <= 0 for n in lengths):
-            raise RunSettingsError(f"xla_bucket_lengths: every length must be positive, got {list(lengths)}")
-        return lengths, None, "xla_bucket_lengths (sorted)"
-    if data_args.xla_bucket_count < 1:
-        raise RunSettingsError(f"xla_bucket_count: must be at least 1, got {data_args.xla_bucket_count}")
-    return None, data_args.xla_bucket_count, "every distinct batch shape compiles once"
+def _buckets(r: _Recipe, d: dict) -> Decision:
+    given, count = r.data.xla_bucket_lengths, r.data.xla_bucket_count
+    if d["backend"] != "xla":
+        return {"bucket_lengths": None, "bucket_count": None}, "only on XLA" if given else ""
+    if given:
+        lengths = tuple(sorted(set(given)))
+        if lengths[0] <= 0:
+            raise RunSettingsError(f"xla_bucket_lengths: every length must be positive, got {list(given)}")
+        return {"bucket_lengths": lengths, "bucket_count": None}, "xla_bucket_lengths (sorted)"
+    if count < 1:
+        raise RunSettingsError(f"xla_bucket_count: must be at least 1, got {count}")
+    return {"bucket_lengths": None, "bucket_count": count}, "every distinct batch shape compiles once"
 
 
-def _loss(data_args, training_args, trainer_flags: dict[str, bool]) -> tuple[str, str]:
-    if training_args.loss_type not in SUPPORTED_LOSS_TYPES:
-        raise RunSettingsError(
-            f"loss_type: {training_args.loss_type!r} is not supported; use one of {list(SUPPORTED_LOSS_TYPES)}"
-        )
-    for key, value in trainer_flags.items():
-        given = getattr(training_args, key)
-        if given is not None and bool(given) != value and key == "completion_only_loss":
-            raise RunSettingsError(
-                f"{key}: the {data_args.task} trainer always trains with {key}={value}; remove the key from the recipe"
-            )
-    normalisation = "summed over trained tokens / trained tokens of the whole accumulated batch, all processes"
-    if training_args.label_smoothing_factor > 0:
-        return "trl", (
-            f"label_smoothing_factor={training_args.label_smoothing_factor} needs full logits: TRL's own "
-            f"compute_loss (an extra forward, metrics read every step); {normalisation}"
-        )
-    return "secml", f"TRL's fused LM-head loss, metrics kept as tensors until logging; {normalisation}"
+def _evaluation(r: _Recipe, d: dict) -> Decision:
+    strategy = _optim_name(r.training.eval_strategy)
+    if r.data.eval_split and strategy != "no":
+        return {"evaluate": True}, f"split {r.data.eval_split!r}, eval_strategy {strategy}"
+    return {"evaluate": False}, "no eval_split, or eval_strategy: no"
 
 
-def _precision(model_args, training_args, backend: str, env: Environment) -> tuple[str, str]:
-    autocast = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "none"
-    if backend == "cuda" and training_args.bf16 and env.cuda_capability and tuple(env.cuda_capability) < (8, 0):
-        raise RunSettingsError(
-            f"bf16: needs an Ampere or newer GPU (compute capability 8.0+), this one is "
-            f"{env.cuda_capability[0]}.{env.cuda_capability[1]}; set bf16: false and fp16: true"
-        )
-    return f"{model_args.dtype or 'auto'} weights, {autocast} autocast", ""
-
-
-def _batch(training_args, num_processes: int, padding_free: bool, packing: bool) -> str:
-    per_device, steps = training_args.per_device_train_batch_size, training_args.gradient_accumulation_steps
-    rows = "packed rows" if packing else "rows, one flat row each" if padding_free else "padded rows"
-    return (
-        f"{per_device} {rows} x {steps} accumulation x {num_processes} process(es) = "
-        f"{per_device * steps * num_processes} per optimizer step"
-    )
+# (why key, decision): the order matters only where a decision reads an earlier one (backend first).
+DECISIONS = (
+    ("backend", _backend),
+    ("loss", _loss),
+    ("precision", _precision),
+    ("padding_free", _batches),
+    ("attn_implementation", _attention),
+    ("optim", _optimizer),
+    ("liger", _liger),
+    ("checkpointing", _checkpointing),
+    ("truncation", _truncation),
+    ("buckets", _buckets),
+    ("evaluate", _evaluation),
+)
 
 
 def resolve_run_settings(data_args, model_args, training_args, speed_args, env: Environment) -> RunSettings:
     """The run's settings from the recipe (DataArguments, ModelConfig, SFTConfig, SpeedArguments) and the
     machine. Pure: reads its arguments, changes none of them."""
-    from .trainers import trainer_class
-
-    trainer = trainer_class(data_args.task)
-    backend, backend_why = _backend(training_args, env)
-    padding_free, packing, batch_why = _batches(training_args, backend)
-    attn, attn_why = _attention(model_args.attn_implementation, padding_free, backend, env)
-    optim, optim_why = _optimizer(training_args.optim, backend, env)
-    liger, liger_why = _liger(training_args, speed_args, backend, env)
-    checkpointing, layers, checkpointing_why = _checkpointing(training_args, speed_args, backend)
-    truncate_padding_free, truncation_why = _truncation(training_args, padding_free, packing)
-    bucket_lengths, bucket_count, bucket_why = _buckets(data_args, backend)
-    loss_path, loss_why = _loss(data_args, training_args, trainer.loss_flags)
-    precision, precision_why = _precision(model_args, training_args, backend, env)
-    evaluate = (
-        bool(data_args.eval_split)
-        and str(getattr(training_args.eval_strategy, "value", training_args.eval_strategy)) != "no"
-    )
-    model_init_kwargs = {
-        "revision": model_args.model_revision,
-        "dtype": model_args.dtype,
-        "attn_implementation": attn,
-        "trust_remote_code": training_args.trust_remote_code,
-        **(training_args.model_init_kwargs or {}),
-    }
-    why = {
-        "backend": backend_why,
-        "padding_free": batch_why,
-        "packing": batch_why,
-        "attn_implementation": attn_why,
-        "optim": optim_why,
-        "liger": liger_why,
-        "checkpointing": checkpointing_why,
-        "truncation": truncation_why,
-        "buckets": bucket_why,
-        "loss": loss_why,
-        "precision": precision_why,
-        "evaluate": f"split {data_args.eval_split!r}, eval_strategy {_optim_name(training_args.eval_strategy)}"
-        if evaluate
-        else "no eval_split or eval_strategy: no",
-    }
-    return RunSettings(
-        task=data_args.task,
-        trainer=trainer.__name__,
-        loss_flags=dict(trainer.loss_flags),
-        loss_type=training_args.loss_type,
-        loss_path=loss_path,
-        backend=backend,
-        num_processes=env.num_processes,
-        batch=_batch(training_args, env.num_processes, padding_free, packing),
-        precision=precision,
-        attn_implementation=attn,
-        padding_free=padding_free,
-        packing=packing,
-        packing_strategy=training_args.packing_strategy,
-        max_length=training_args.max_length,
-        truncation_mode=training_args.truncation_mode,
-        truncate_padding_free=truncate_padding_free,
-        optim=optim,
-        use_liger_kernel=liger,
-        activation_checkpointing=checkpointing,
-        checkpointed_layers=layers,
-        activation_memory_gib=speed_args.activation_memory_gib,
-        memory_limit_gib=speed_args.memory_limit_gib,
-        bucket_lengths=bucket_lengths,
-        bucket_count=bucket_count,
-        evaluate=evaluate,
-        model_init_kwargs=model_init_kwargs,
-        why={k: v for k, v in why.items() if v},
-    )
+    recipe = _Recipe(data_args, model_args, training_args, speed_args, env)
+    decided: dict[str, Any] = {}
+    why: dict[str, str] = {}
+    for name, decide in DECISIONS:
+        fields, reason = decide(recipe, decided)
+        decided.update(fields)
+        if reason:
+            why[name] = reason
+    return RunSettings(**decided, why=why)

@@ -10,6 +10,7 @@ The Makefile, the notebook and the code read these values; from a shell:
     python -m secml_recipes.versions llama_cpp_python     # 0.3.36
     python -m secml_recipes.versions gptq-requirements    # what `make gptq-env` installs
     python -m secml_recipes.versions xla-requirements     # what `make test-xla` installs
+    python -m secml_recipes.versions tpu-requirements     # the same for a TPU VM (the notebook)
 
 Only the standard library is imported, so the Makefile can ask before the virtual environment exists.
 """
@@ -56,10 +57,11 @@ def gptq_requirements() -> list[str]:
     return [f"gptqmodel=={GPTQMODEL}", f"transformers=={pinned('transformers')}", f"accelerate=={pinned('accelerate')}"]
 
 
-def xla_requirements() -> list[str]:
-    """The XLA test environment: torch and torch_xla 2.9, and the training stack's libraries at their pins."""
+def xla_requirements(tpu: bool = False) -> list[str]:
+    """An XLA environment: torch and torch_xla 2.9 (with libtpu for a TPU VM, `tpu=True`; without for the CPU
+    tests), and the training stack's libraries at their pins."""
     stack = ["transformers", "trl", "peft", "accelerate", "datasets", "tokenizers"]
-    return [f"torch=={TORCH_FOR_XLA}", f"torch_xla=={pinned('torch_xla')}"] + [
+    return [f"torch=={TORCH_FOR_XLA}", f"torch_xla{'[tpu]' if tpu else ''}=={pinned('torch_xla')}"] + [
         f"{name}=={pinned(name)}" for name in stack
     ]
 
@@ -70,6 +72,7 @@ QUERIES = {
     "torch_xla": lambda: pinned("torch_xla"),
     "gptq-requirements": lambda: " ".join(gptq_requirements()),
     "xla-requirements": lambda: " ".join(xla_requirements()),
+    "tpu-requirements": lambda: " ".join(xla_requirements(tpu=True)),
 }
 
 

@@ -71,6 +71,7 @@ def llama_cpp_source():
     return src
 
 
+@pytest.mark.slow
 def test_gguf_round_trip_through_transformers(tiny_models, small_corpus, llama_cpp_source, tmp_path):
     from transformers import AutoTokenizer
 
@@ -116,6 +117,7 @@ def test_modelfiles_carry_the_training_chat_format(tmp_path):
         write_modelfile(tmp_path / "x.gguf", "gpt2")
 
 
+@pytest.mark.slow
 def test_quantize_command_reports_and_fails_broken_artifacts(tiny_models, small_corpus, llama_cpp_source, tmp_path,
                                                            monkeypatch, capsys):
     """The whole `quantize` flow for GGUF f16 with transformers standing in for llama.cpp's client (CI has no
@@ -160,6 +162,7 @@ def test_quantize_recipe_errors_name_the_entry(tmp_path, capsys):
 
 @pytest.mark.skipif(__import__("importlib").util.find_spec("llama_cpp") is None,
                     reason="llama-cpp-python is not installed (make llama-cpp builds it)")
+@pytest.mark.slow
 def test_llama_cpp_generator_matches_transformers_greedy(tiny_models, llama_cpp_source, tmp_path):
     """The evaluation's two runtimes give the same greedy continuation for the same f32 GGUF."""
     from secml_recipes.deploy.gguf import convert_to_gguf

@@ -91,6 +91,7 @@ class _GradCapture(TrainerCallback):
             self.grads = _grads(model)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("padding_free", ["false", "true"])
 def test_trainer_step_with_accumulation_matches_big_batch(tiny_models, tmp_path, rows, padding_free):
     """The whole Trainer loop: one optimizer step of 4x1 with accumulation vs 1x4 gives the same gradients,

@@ -83,8 +83,10 @@ def test_resolving_changes_none_of_its_inputs():
     assert training is not args[2] and not training.padding_free and args[2].padding_free
 
 
-def test_use_cpu_wins_over_the_accelerator():
+def test_use_cpu_wins_over_a_gpu_but_not_over_xla():
+    # accelerate trains on XLA whenever torch_xla is importable, use_cpu or not: the table must say so.
     assert settings(GPU, "specialist", "--use_cpu", "true").backend == "cpu"
+    assert settings(XLA, "specialist", "--use_cpu", "true").backend == "xla"
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ def _run(task, model, corpus, out, *extra):
                  *extra])
 
 
+@pytest.mark.slow
 def test_specialist_trains_saves_plots_and_resumes(tiny_models, small_corpus, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_PLANTEDtokenNEVERsaved")
     out = tmp_path / "specialist_model"

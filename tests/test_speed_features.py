@@ -40,6 +40,7 @@ def _assert_same_step(padded, padded_batch, fast, fast_batch):
         torch.testing.assert_close(gf[name], gp[name], rtol=1e-4, atol=1e-5, msg=name)
 
 
+@pytest.mark.slow
 def test_padding_free_gives_the_padded_loss_and_gradients(tiny_models, tmp_path, rows):
     padded = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "a", *SEQUENTIAL,
                           "--padding_free", "false", "--max_length", "16384")
@@ -134,6 +135,7 @@ def test_varlen_attention_gives_the_padded_loss_and_gradients(tiny_models, tmp_p
     _assert_same_step(padded, pb, flat, fb)
 
 
+@pytest.mark.slow
 def test_bfd_packing_with_varlen_gives_the_padded_loss_and_gradients_of_the_same_rows(tiny_models, tmp_path, rows):
     """`packing: true` (TRL's best-fit-decreasing bins, padding-free) puts all four rows into one bin here: its
     loss and gradients are those of the padded batch of the same four rows."""
@@ -224,6 +226,7 @@ def _train_losses(trainer) -> list[float]:
     return [h["loss"] for h in trainer.state.log_history if "loss" in h]
 
 
+@pytest.mark.slow
 def test_checkpointing_some_layers_gives_the_same_losses(tiny_models, tmp_path, rows):
     common = (*SEQUENTIAL, "--per_device_train_batch_size", "2", "--max_steps", "3", "--num_train_epochs", "1",
               "--lr_scheduler_type", "constant")
@@ -238,6 +241,7 @@ def test_checkpointing_some_layers_gives_the_same_losses(tiny_models, tmp_path, 
         assert losses == pytest.approx(plain, rel=1e-5), layers
 
 
+@pytest.mark.slow
 def test_auto_checkpointing_plans_from_measured_activation_bytes(tiny_models, tmp_path, rows):
     from transformers import AutoModelForCausalLM
 
@@ -281,6 +285,7 @@ def test_checkpointed_layers_key_is_checked(tmp_path):
 # --- full fine-tuning optimizer: 8-bit AdamW states, bf16 weights with stochastic rounding ---------------------
 
 
+@pytest.mark.slow
 def test_eight_bit_adamw_with_stochastic_rounding_tracks_fp32_adamw(tiny_models, tmp_path, rows):
     pytest.importorskip("torchao")
     common = (*SEQUENTIAL, "--per_device_train_batch_size", "2", "--max_steps", "8", "--num_train_epochs", "2",

@@ -49,6 +49,7 @@ SCRIPT = textwrap.dedent('''
 @pytest.mark.skipif(not HAS_XLA, reason="torch_xla is not importable (separate TPU environment, see README 'TPU')")
 @pytest.mark.parametrize("buckets", [["--xla_bucket_lengths", "[1024, 2048, 4096]"], ["--xla_bucket_count", "3"]],
                          ids=["fixed", "planned"])
+@pytest.mark.slow
 def test_xla_steps_compile_a_bounded_number_of_graphs(tiny_models, tmp_path, buckets):
     import json
 

@@ -281,10 +281,9 @@ def worker(args) -> dict:
     tps, peak = timed_training(trainer, cuda, args.warmup, args.steps)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     flops_per_token = (6 if args.mode == "full" else 4) * active_params(config, SHAPES[args.shape][0])
-    if args.variant == "secml":
-        settings = {name: value for name, value, _ in trainer.run_settings.rows()}
-    else:
-        settings = {"attention": model.config._attn_implementation}
+    settings = {"attn_implementation": trainer.model.config._attn_implementation}
+    if args.variant == "secml":  # the start-of-run table's values, attention already above
+        settings.update({name: value for name, value, _ in trainer.run_settings.rows() if name != "attention"})
     ckpt = [getattr(m, "gradient_checkpointing", False) for m in decoder_layers(trainer.model)]
     settings["checkpointed layers"] = f"{sum(ckpt)} of {len(ckpt)}" if trainer.args.activation_checkpointing else "none"
     settings["liger"] = str(bool(trainer.args.use_liger_kernel))

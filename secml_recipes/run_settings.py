@@ -116,7 +116,7 @@ class RunSettings:
             ("precision", self.precision, w("precision", "")),
             ("attention", str(self.attn_implementation), w("attn_implementation", "")),
             ("padding_free", _on_off(self.padding_free), w("padding_free", "")),
-            ("packing", f"{self.packing_strategy}" if self.packing else "off", w("padding_free", "")),
+            ("packing", f"{self.packing_strategy}" if self.packing else "off", w("packing", "")),
             ("truncation", self._truncation_text(), w("truncation", "")),
             ("optimizer", self.optim, w("optim", "")),
             ("liger_kernels", _on_off(self.use_liger_kernel), w("liger", "")),
@@ -130,7 +130,7 @@ class RunSettings:
         rows = [("setting", "value", "why")] + self.rows()
         widths = [max(len(r[i]) for r in rows) for i in range(2)]
         lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c}".rstrip() for a, b, c in rows]
-        lines.insert(1, "-" * max(len(line) for line in lines))
+        lines.insert(1, "-" * (widths[0] + widths[1] + 7))
         return "run settings (secml_recipes.run_settings)\n" + "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -240,25 +240,28 @@ def _loss(r: _Recipe, d: dict) -> Decision:
         "loss_flags": dict(trainer.loss_flags),
         "loss_type": training.loss_type,
     }
-    normalisation = "summed over trained tokens / trained tokens of the whole accumulated batch, all processes"
+    normalisation = "/ trained tokens of the accumulated batch on every process"
     if training.label_smoothing_factor > 0:
         why = (
             f"label_smoothing_factor={training.label_smoothing_factor} needs full logits: TRL's own "
             f"compute_loss (an extra forward, metrics read every step); {normalisation}"
         )
         return {**fields, "loss_path": "trl"}, why
-    return {**fields, "loss_path": "secml"}, f"TRL's fused LM-head loss, metrics kept as tensors; {normalisation}"
+    return {
+        **fields,
+        "loss_path": "secml",
+    }, f"TRL's fused LM-head loss {normalisation}; metrics stay tensors until logged"
 
 
 def _precision(r: _Recipe, d: dict) -> Decision:
     training, capability = r.training, r.env.cuda_capability
-    autocast = "bf16" if training.bf16 else "fp16" if training.fp16 else "none"
+    autocast = "bf16 autocast" if training.bf16 else "fp16 autocast" if training.fp16 else "no autocast"
     if d["backend"] == "cuda" and training.bf16 and capability and tuple(capability) < (8, 0):
         raise RunSettingsError(
             f"bf16: needs an Ampere or newer GPU (compute capability 8.0+), this one is "
             f"{capability[0]}.{capability[1]}; set bf16: false and fp16: true"
         )
-    return {"precision": f"{r.model.dtype or 'auto'} weights, {autocast} autocast"}, ""
+    return {"precision": f"{r.model.dtype or 'auto'} weights, {autocast}"}, ""
 
 
 def _batches(r: _Recipe, d: dict) -> Decision:
@@ -267,10 +270,7 @@ def _batches(r: _Recipe, d: dict) -> Decision:
     padding_free, packing, why = bool(training.padding_free), bool(training.packing), ""
     if d["backend"] == "xla" and (padding_free or packing):
         padding_free, packing = False, False
-        why = (
-            "XLA: padding-free rows and packing change the shape every step (a new graph each time); batches "
-            "are padded to fixed bucket lengths instead"
-        )
+        why = "XLA: varying shapes would compile a graph each step; padded to fixed bucket lengths instead"
     per_device, steps, processes = (
         training.per_device_train_batch_size,
         training.gradient_accumulation_steps,

@@ -67,7 +67,7 @@ def test_four_micro_batches_equal_one_batch_of_four(tiny_models, tmp_path, rows)
     for b in micro:
         loss = trainer.compute_loss(model, dict(b), num_items_in_batch=n_items)
         loss.backward()
-        total += float(loss)
+        total += float(loss.detach())
     grads_accumulated = _grads(model)
 
     full = _batch(trainer, [0, 1, 2, 3])

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from . import layout
 from .families import get_family
 from .templates import llama31_stock_template
 
@@ -189,7 +190,7 @@ def build_tiny_architecture(out: str | Path, name: str, vocab_size: int = 1024, 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="models/tiny")
+    parser.add_argument("--out", default=str(layout.tiny_models()))
     parser.add_argument("--vocab-size", type=int, default=2048)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pretrain-steps", type=int, default=300)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -67,22 +66,19 @@ def parallel_episode():
     raise RuntimeError("no host with two SUID findings")
 
 
-LLAMA_CPP_VERSION = "0.3.36"
-ROOT = Path(__file__).resolve().parents[1]
-
-
 @pytest.fixture(scope="session")
 def llama_cpp_source():
     """llama.cpp's converter from the llama-cpp-python source distribution (registry), as `make llama-cpp` gets it."""
-    cache = ROOT / ".cache" / "llama.cpp"
-    src = cache / f"llama_cpp_python-{LLAMA_CPP_VERSION}" / "vendor" / "llama.cpp"
+    from secml_recipes import layout, versions
+
+    version, cache, src = versions.LLAMA_CPP_PYTHON, layout.llama_cpp_source().parent, layout.llama_cpp_converter_dir()
     if not (src / "convert_hf_to_gguf.py").exists():
         cache.mkdir(parents=True, exist_ok=True)
         proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "--quiet",
-                               "-d", str(cache), f"llama-cpp-python=={LLAMA_CPP_VERSION}"], capture_output=True, text=True)
+                               "-d", str(cache), f"llama-cpp-python=={version}"], capture_output=True, text=True)
         if proc.returncode != 0:
             pytest.skip(f"cannot fetch the llama-cpp-python source from the package registry: {proc.stderr[-300:]}")
-        subprocess.run(["tar", "-xzf", str(cache / f"llama_cpp_python-{LLAMA_CPP_VERSION}.tar.gz"), "-C", str(cache)], check=True)
+        subprocess.run(["tar", "-xzf", str(cache / f"llama_cpp_python-{version}.tar.gz"), "-C", str(cache)], check=True)
     return src
 
 

@@ -2,8 +2,6 @@
 and a broken artifact failing the command."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +12,6 @@ from secml_recipes.deploy import verify
 from secml_recipes.deploy.gguf import DeployError, write_modelfile
 from secml_recipes.deploy.merge import merge_adapter
 
-from helpers import ROOT
 
 @pytest.fixture(scope="module")
 def random_adapter(tiny_models, tmp_path_factory):
@@ -52,6 +49,7 @@ def test_merge_refuses_low_precision(random_adapter, tmp_path):
         merge_adapter(random_adapter, tmp_path / "m", dtype="float16")
 
 
+@pytest.mark.slow
 def test_gguf_round_trip_through_transformers(tiny_models, small_corpus, llama_cpp_source, tmp_path):
     from transformers import AutoTokenizer
 
@@ -97,6 +95,7 @@ def test_modelfiles_carry_the_training_chat_format(tmp_path):
         write_modelfile(tmp_path / "x.gguf", "gpt2")
 
 
+@pytest.mark.slow
 def test_quantize_command_reports_and_fails_broken_artifacts(tiny_models, small_corpus, llama_cpp_source, tmp_path,
                                                            monkeypatch, capsys):
     """The whole `quantize` flow for GGUF f16 with transformers standing in for llama.cpp's client (CI has no
@@ -141,6 +140,7 @@ def test_quantize_recipe_errors_name_the_entry(tmp_path, capsys):
 
 @pytest.mark.skipif(__import__("importlib").util.find_spec("llama_cpp") is None,
                     reason="llama-cpp-python is not installed (make llama-cpp builds it)")
+@pytest.mark.slow
 def test_llama_cpp_generator_matches_transformers_greedy(tiny_models, llama_cpp_source, tmp_path):
     """The evaluation's two runtimes give the same greedy continuation for the same f32 GGUF."""
     from secml_recipes.deploy.gguf import convert_to_gguf

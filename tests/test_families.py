@@ -5,8 +5,8 @@ Real tokenizers where a registry package ships one (Llama 3, Qwen, SmolLM2's Cha
 Mistral and Gemma 3 use tokenizers trained here with their special tokens (secml_recipes.tiny)."""
 
 from __future__ import annotations
-
 import __future__
+
 import ast
 import datetime
 import json
@@ -14,13 +14,20 @@ import shutil
 import typing
 
 import pytest
-
-from secml_recipes.families import (FAMILIES, FAMILY_NAMES, FamilyError, canonical_arguments, canonical_conversation,
-                                    detect_family, get_family, go_json, resolve_family)
-
 import real_tokenizers
-from helpers import ROOT, make_trainer
 
+from helpers import ROOT, make_trainer
+from secml_recipes.families import (
+    FAMILIES,
+    FAMILY_NAMES,
+    FamilyError,
+    canonical_arguments,
+    canonical_conversation,
+    detect_family,
+    get_family,
+    go_json,
+    resolve_family,
+)
 
 
 def _trl_template(name: str) -> str:
@@ -34,7 +41,8 @@ MIXTRAL_V01_TEMPLATE = (  # Mixtral-8x7B-Instruct-v0.1's own template (as llama-
     "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
     "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == "
     "'assistant' %}{{ message['content'] + eos_token}}{% else %}{{ raise_exception('Only user and assistant roles "
-    "are supported!') }}{% endif %}{% endfor %}")
+    "are supported!') }}{% endif %}{% endfor %}"
+)
 
 
 @pytest.fixture(scope="session")
@@ -42,25 +50,39 @@ def family_tokenizers(tiny_models, tiny_architectures):
     from transformers import AutoTokenizer
 
     qwen = real_tokenizers.qwen_tokenizer()
-    return {"llama3": real_tokenizers.llama3_tokenizer(), "qwen2_5": qwen, "qwen3": qwen,
-            "chatml": real_tokenizers.smollm2_tokenizer(),
-            "mistral": AutoTokenizer.from_pretrained(tiny_models["mixtral"]),
-            "gemma3": AutoTokenizer.from_pretrained(tiny_architectures["gemma3"])}
+    return {
+        "llama3": real_tokenizers.llama3_tokenizer(),
+        "qwen2_5": qwen,
+        "qwen3": qwen,
+        "chatml": real_tokenizers.smollm2_tokenizer(),
+        "mistral": AutoTokenizer.from_pretrained(tiny_models["mixtral"]),
+        "gemma3": AutoTokenizer.from_pretrained(tiny_architectures["gemma3"]),
+    }
 
 
 @pytest.fixture(scope="session")
 def conversations(episode_with_tools, parallel_episode):
     """Canonical (messages, tools) pairs: sequential calls, parallel calls, and a plain chat without tools."""
-    plain = [{"role": "system", "content": "You are secml."}, {"role": "user", "content": "Is sshd on port 22 ok?"},
-             {"role": "assistant", "content": "Yes: sshd listening on 22 is expected."}]
-    return [canonical_conversation(episode_with_tools["messages"], episode_with_tools["tools"]),
-            canonical_conversation(parallel_episode["messages"], parallel_episode["tools"]),
-            canonical_conversation(plain)]
+    plain = [
+        {"role": "system", "content": "You are secml."},
+        {"role": "user", "content": "Is sshd on port 22 ok?"},
+        {"role": "assistant", "content": "Yes: sshd listening on 22 is expected."},
+    ]
+    return [
+        canonical_conversation(episode_with_tools["messages"], episode_with_tools["tools"]),
+        canonical_conversation(parallel_episode["messages"], parallel_episode["tools"]),
+        canonical_conversation(plain),
+    ]
 
 
 def _render(tok, family, messages, tools, add_generation_prompt=False):
-    return tok.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=add_generation_prompt,
-                                   chat_template=family.chat_template())
+    return tok.apply_chat_template(
+        messages,
+        tools=tools,
+        tokenize=False,
+        add_generation_prompt=add_generation_prompt,
+        chat_template=family.chat_template(),
+    )
 
 
 def _assistant_spans(tok, family, messages, tools):
@@ -80,8 +102,14 @@ def _assistant_spans(tok, family, messages, tools):
 def test_plain_chat_renders_as_the_stock_template(name, family_tokenizers):
     """Without tools, a family's training template renders what the model's own template renders."""
     family, tok = get_family(name), family_tokenizers[name]
-    stock = {"llama3": _trl_template("llama3_1"), "qwen2_5": _trl_template("qwen2_5"), "qwen3": _trl_template("qwen3"),
-             "gemma3": _trl_template("gemma3"), "mistral": MIXTRAL_V01_TEMPLATE, "chatml": tok.chat_template}[name]
+    stock = {
+        "llama3": _trl_template("llama3_1"),
+        "qwen2_5": _trl_template("qwen2_5"),
+        "qwen3": _trl_template("qwen3"),
+        "gemma3": _trl_template("gemma3"),
+        "mistral": MIXTRAL_V01_TEMPLATE,
+        "chatml": tok.chat_template,
+    }[name]
     msgs = [{"role": "user", "content": "Is sshd on port 22 ok?"}, {"role": "assistant", "content": "Yes."}]
     if name != "mistral":  # Mixtral v0.1's template has no system role
         msgs = [{"role": "system", "content": "You are secml."}] + msgs
@@ -99,9 +127,15 @@ def test_masks_train_assistant_turns_and_end_of_turn_only(name, family_tokenizer
     family, tok = get_family(name), family_tokenizers[name]
     for messages, tools in conversations:
         full, spans = _assistant_spans(tok, family, messages, tools)
-        out = tok.apply_chat_template(messages, tools=tools, tokenize=True, return_dict=True,
-                                      return_assistant_tokens_mask=True, return_offsets_mapping=True,
-                                      chat_template=family.chat_template())
+        out = tok.apply_chat_template(
+            messages,
+            tools=tools,
+            tokenize=True,
+            return_dict=True,
+            return_assistant_tokens_mask=True,
+            return_offsets_mapping=True,
+            chat_template=family.chat_template(),
+        )
         enc = tok(full, add_special_tokens=False, return_offsets_mapping=True)
         assert enc["input_ids"] == out["input_ids"]
         for pos, (start, end) in enumerate(enc["offset_mapping"]):
@@ -128,10 +162,16 @@ def test_tool_calls_round_trip(name, family_tokenizers, conversations):
         full, spans = _assistant_spans(tok, family, messages, tools)
         turns = [m for m in messages if m["role"] == "assistant"]
         for m, (start, end) in zip(turns, spans):
-            parsed = family.parse_tool_calls(full[start:end - len(family.end_of_turn)])
+            parsed = family.parse_tool_calls(full[start : end - len(family.end_of_turn)])
             assert parsed.malformed is None and parsed.content == m["content"]
-            expected = [(c["id"] if family.tool_format.native_ids else None, c["function"]["name"],
-                         json.loads(c["function"]["arguments"])) for c in m.get("tool_calls") or []]
+            expected = [
+                (
+                    c["id"] if family.tool_format.native_ids else None,
+                    c["function"]["name"],
+                    json.loads(c["function"]["arguments"]),
+                )
+                for c in m.get("tool_calls") or []
+            ]
             assert [(c["id"], c["name"], c["arguments"]) for c in parsed.calls] == expected
             assert parsed.attempted == bool(expected)
             seen_parallel |= len(expected) > 1
@@ -143,7 +183,7 @@ def test_malformed_and_absent_calls(name):
     family = get_family(name)
     fmt = family.tool_format
     assert family.parse_tool_calls("Conclusion: clean.").is_final
-    broken = family.parse_tool_calls(f"Let me check {fmt.open} [{{\"name\": \"hash_binary\", \"argu")
+    broken = family.parse_tool_calls(f'Let me check {fmt.open} [{{"name": "hash_binary", "argu')
     assert broken.malformed and broken.attempted and not broken.calls
 
 
@@ -178,14 +218,27 @@ def _llama_cpp_formatter(sdist_root):
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     path = sdist_root / "llama_cpp" / "llama_chat_format.py"
-    cls = next(n for n in ast.parse(path.read_text()).body
-               if isinstance(n, ast.ClassDef) and n.name == "Jinja2ChatFormatter")
-    namespace = {"ChatFormatter": object, "ChatFormatterResponse": lambda **kw: kw, "jinja2": jinja2,
-                 "Extension": jinja2.ext.Extension, "ImmutableSandboxedEnvironment": ImmutableSandboxedEnvironment,
-                 "json": json, "datetime": datetime.datetime, **{n: getattr(typing, n) for n in typing.__all__}}
-    code = compile(ast.Module(body=[cls], type_ignores=[]), str(path), "exec",
-                   flags=__future__.annotations.compiler_flag, dont_inherit=True)
-    exec(code, namespace)  # noqa: S102 - the pinned registry source of llama-cpp-python
+    cls = next(
+        n for n in ast.parse(path.read_text()).body if isinstance(n, ast.ClassDef) and n.name == "Jinja2ChatFormatter"
+    )
+    namespace = {
+        "ChatFormatter": object,
+        "ChatFormatterResponse": lambda **kw: kw,
+        "jinja2": jinja2,
+        "Extension": jinja2.ext.Extension,
+        "ImmutableSandboxedEnvironment": ImmutableSandboxedEnvironment,
+        "json": json,
+        "datetime": datetime.datetime,
+        **{n: getattr(typing, n) for n in typing.__all__},
+    }
+    code = compile(
+        ast.Module(body=[cls], type_ignores=[]),
+        str(path),
+        "exec",
+        flags=__future__.annotations.compiler_flag,
+        dont_inherit=True,
+    )
+    exec(code, namespace)
     return namespace["Jinja2ChatFormatter"]
 
 
@@ -205,11 +258,19 @@ def test_llama_cpp_renders_what_training_renders(name, family_tokenizers, conver
 def test_canonical_json_is_what_go_prints(ollama_render):
     """Tool-call arguments in canonical form are what Ollama's Go json prints for them (sorted keys, compact,
     HTML-sensitive characters escaped, Go's number format)."""
-    args = {"z": 1, "path": "/tmp/a&b<c>", "nested": {"b": [1.5, 2.0, 1e-7, 3e21], "a": None}, "ok": True,
-            "text": "naïve \u2028 line"}
-    msgs = [{"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "function": {"name": "f", "arguments": args}}]}]
-    printed = ollama_render("{{ range .Messages }}{{ range .ToolCalls }}{{ json .Function.Arguments }}{{ end }}{{ end }}",
-                            msgs)
+    args = {
+        "z": 1,
+        "path": "/tmp/a&b<c>",
+        "nested": {"b": [1.5, 2.0, 1e-7, 3e21], "a": None},
+        "ok": True,
+        "text": "naïve \u2028 line",
+    }
+    msgs = [
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "function": {"name": "f", "arguments": args}}]}
+    ]
+    printed = ollama_render(
+        "{{ range .Messages }}{{ range .ToolCalls }}{{ json .Function.Arguments }}{{ end }}{{ end }}", msgs
+    )
     assert printed == canonical_arguments(args) == canonical_arguments(json.dumps(args))
     assert go_json({"b": 1, "a": "<"}) == '{"a":"\\u003c","b":1}'
 
@@ -217,6 +278,7 @@ def test_canonical_json_is_what_go_prints(ollama_render):
 def test_detection_rules():
     def vocab(*tokens):
         return set(tokens)
+
     assert detect_family(vocab("<|start_header_id|>", "<|eot_id|>"), "llama").name == "llama3"
     assert detect_family(vocab("<|im_start|>", "<|im_end|>"), "llama").name == "chatml"  # SmolLM2
     assert detect_family(vocab("<|im_start|>"), "qwen3_moe").name == "qwen3"  # Qwen3-30B-A3B
@@ -231,6 +293,7 @@ def test_detection_rules():
 
         def get_vocab(self):
             return {"<s>": 1, "</s>": 2}
+
     with pytest.raises(FamilyError) as err:
         resolve_family(NoTemplate(), "llama", source="org/base-model")
     message = str(err.value)
@@ -249,15 +312,21 @@ def test_every_family_names_its_tokens_and_formats():
         assert f'PARAMETER stop "{family.end_of_turn}"' in modelfile and 'SYSTEM """You are secml."""' in modelfile
 
 
-SWAPS = [("tiny_models", "llama", "llama3"), ("tiny_models", "mixtral", "mistral"),
-         ("tiny_architectures", "qwen3", "qwen3"), ("tiny_architectures", "qwen3_moe", "qwen3"),
-         ("tiny_architectures", "gemma3", "gemma3"), ("tiny_architectures", "chatml_llama", "chatml")]
+SWAPS = [
+    ("tiny_models", "llama", "llama3"),
+    ("tiny_models", "mixtral", "mistral"),
+    ("tiny_architectures", "qwen3", "qwen3"),
+    ("tiny_architectures", "qwen3_moe", "qwen3"),
+    ("tiny_architectures", "gemma3", "gemma3"),
+    ("tiny_architectures", "chatml_llama", "chatml"),
+]
 
 
 @pytest.mark.parametrize("task", ["specialist", "generalist"])
 @pytest.mark.parametrize("models,arch,family_name", SWAPS)
-def test_changing_only_model_name_or_path_trains_any_family(models, arch, family_name, task, request, tmp_path,
-                                                            parallel_episode):
+def test_changing_only_model_name_or_path_trains_any_family(
+    models, arch, family_name, task, request, tmp_path, parallel_episode
+):
     """The smoke recipes with only model_name_or_path changed: the trainer renders with the family's template,
     ends turns with its end-of-turn token, trains only assistant tokens, and takes an optimizer step."""
     import math
@@ -267,8 +336,10 @@ def test_changing_only_model_name_or_path_trains_any_family(models, arch, family
 
     path = request.getfixturevalue(models)[arch]
     if task == "specialist":
-        rows = [{k: r[k] for k in ("prompt", "completion")}
-                for r in specialist_examples(next(real_reports()), "fixture", 1500)[:2]]
+        rows = [
+            {k: r[k] for k in ("prompt", "completion")}
+            for r in specialist_examples(next(real_reports()), "fixture", 1500)[:2]
+        ]
     else:
         rows = [{"messages": parallel_episode["messages"], "tools": parallel_episode["tools"]}]
     trainer = make_trainer(task, path, rows, tmp_path, "--max_steps", "1", "--padding_free", "false")
@@ -290,13 +361,34 @@ def test_an_unknown_family_is_a_one_line_error_naming_model_family(tmp_path, sma
 
     from secml_recipes import sft
 
-    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"<unk>": 0, "<s>": 1, "</s>": 2}, "<unk>")),
-                                  bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel({"<unk>": 0, "<s>": 1, "</s>": 2}, "<unk>")),
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+    )
     tok.save_pretrained(tmp_path / "base")
-    LlamaForCausalLM(LlamaConfig(vocab_size=3, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                 num_attention_heads=2, num_key_value_heads=1)).save_pretrained(tmp_path / "base")
-    rc = sft.main([str(ROOT / "recipes" / "smoke" / "specialist.yaml"), "--model_name_or_path", str(tmp_path / "base"),
-                   "--dataset_path", str(small_corpus), "--output_dir", str(tmp_path / "out")])
+    LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=3,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+        )
+    ).save_pretrained(tmp_path / "base")
+    rc = sft.main(
+        [
+            str(ROOT / "recipes" / "smoke" / "specialist.yaml"),
+            "--model_name_or_path",
+            str(tmp_path / "base"),
+            "--dataset_path",
+            str(small_corpus),
+            "--output_dir",
+            str(tmp_path / "out"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err[-1].startswith("error: ") and "set model_family in the recipe" in err[-1]
     assert "Traceback" not in "\n".join(err)
@@ -313,18 +405,22 @@ def test_smollm2_is_prepared_as_a_plain_model_folder(tmp_path):
     from secml_recipes.base_models import BaseModelError, prepare
 
     try:
-        out = prepare("smollm2", tmp_path / "smollm2", cache_dir=ROOT / ".cache" / "base-models")
+        out = prepare("smollm2", tmp_path / "smollm2")
     except BaseModelError as err:
         pytest.skip(str(err))
     assert not hasattr(AutoConfig.from_pretrained(out), "quantization_config")
     stamp = (out / "model.safetensors").stat().st_mtime_ns
-    assert prepare("smollm2", out, cache_dir=ROOT / ".cache" / "base-models") == out
+    assert prepare("smollm2", out) == out
     assert (out / "model.safetensors").stat().st_mtime_ns == stamp
     tok = AutoTokenizer.from_pretrained(out)
     model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
     assert resolve_family(tok, model.config.model_type).name == "chatml" and "<|im_start|>" in tok.chat_template
-    ids = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
-                                  add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    ids = tok.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
     out_ids = model.generate(**ids, max_new_tokens=8, do_sample=False)
-    assert "Paris" in tok.decode(out_ids[0][ids["input_ids"].shape[1]:])
+    assert "Paris" in tok.decode(out_ids[0][ids["input_ids"].shape[1] :])
     shutil.rmtree(out)

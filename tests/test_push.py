@@ -95,6 +95,16 @@ def test_push_creates_private_repos_with_files_and_cards(models, tmp_path):
     assert all(TOKEN not in json.dumps(c, default=str) for c in api.calls)
 
 
+def test_a_card_carries_the_license_of_its_own_base_model(models, tmp_path):
+    # recipes/qwen3/ write the same folders as the defaults: the license follows the base model, not the task.
+    recipe = models / "specialist_model" / "secml_recipe.json"
+    recipe.write_text(json.dumps({"resolved": {"model_name_or_path": "Qwen/Qwen3-8B"}}))
+    done = push_mod.push("acme", models, tmp_path / "eval", TOKEN, only="specialist", dry_run=True)
+    card = str(push_mod.model_card(push_mod.find_artifacts(models, "specialist")[0], models, tmp_path / "eval"))
+    assert done and "license: other" in card and "the license of its base model `Qwen/Qwen3-8B`" in card
+    assert "Llama" not in card
+
+
 def test_cli_uses_env_token_warns_on_flag_and_never_prints_it(models, tmp_path, monkeypatch, capsys):
     import huggingface_hub
 

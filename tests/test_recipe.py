@@ -17,7 +17,11 @@ def write(tmp_path, text):
     return path
 
 
-@pytest.mark.parametrize("name", ["specialist", "generalist", "smoke/specialist", "smoke/generalist"])
+FOLDERS = ("", "smoke/", "qwen3/", "qwen3/smoke/")
+SHIPPED = [f"{folder}{task}" for folder in FOLDERS for task in ("specialist", "generalist")]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_recipes_parse(name):
     # Production recipes train in bf16 on accelerators; on this CPU machine they parse with the CPU overrides.
     data, model, sft, speed = load_recipe(ROOT / "recipes" / f"{name}.yaml", CPU)
@@ -43,8 +47,10 @@ def test_production_recipes_say_what_the_brief_says():
 
 def test_cli_overrides_win_and_are_typed(tmp_path):
     path = write(tmp_path, "task: specialist\nlearning_rate: 1.0e-5\nnum_train_epochs: 3\noutput_dir: out\n" + CPU_YAML)
-    data, model, sft, speed = load_recipe(path, ["--learning_rate", "2e-4", "--num_train_epochs=1", "--use_peft",
-                                         "--lora_target_modules", "q_proj,k_proj"])
+    data, model, sft, speed = load_recipe(
+        path,
+        ["--learning_rate", "2e-4", "--num_train_epochs=1", "--use_peft", "--lora_target_modules", "q_proj,k_proj"],
+    )
     assert sft.learning_rate == 2e-4 and sft.num_train_epochs == 1
     assert model.use_peft is True and model.lora_target_modules == ["q_proj", "k_proj"]
 
@@ -104,15 +110,70 @@ def test_sft_main_exits_2_with_message(tmp_path, capsys):
     assert "recipe file not found" in capsys.readouterr().err
 
 
-def test_qwen3_recipes_differ_from_the_defaults_only_in_model_and_output():
-    """recipes/qwen3/: the same runs on Qwen3-8B (full) and Qwen3-30B-A3B (LoRA); nothing family-specific."""
+# --- the command line: values are kept exactly, `none` is a value, the library's spellings work ----------------
+
+
+def test_key_equals_value_keeps_dashes_in_values(tmp_path):
+    recipe = write(tmp_path, "output_dir: out\n" + CPU_YAML)
+    _, _, sft, _ = load_recipe(
+        recipe, ["--output_dir=runs/out-a", "--hub_model_id=org/my-model", "--learning_rate=-1e-4"]
+    )
+    assert sft.output_dir == "runs/out-a" and sft.hub_model_id == "org/my-model" and sft.learning_rate == -1e-4
+    _, _, sft, _ = load_recipe(recipe, ["--output_dir", "runs/out-b", "--learning_rate", "-2e-4"])
+    assert sft.output_dir == "runs/out-b" and sft.learning_rate == -2e-4
+
+
+def test_report_to_none_means_no_reporters(tmp_path):
+    recipe = write(tmp_path, "output_dir: out\n" + CPU_YAML)
+    for argv in (["--report_to", "none"], ["--report_to=none"]):
+        assert load_recipe(recipe, argv)[2].report_to == []
+    assert load_recipe(write(tmp_path, "output_dir: out\nreport_to: none\n" + CPU_YAML))[2].report_to == []
+
+
+def test_null_bare_flags_dashed_keys_and_lists(tmp_path):
+    recipe = write(tmp_path, "output_dir: out\nmax_length: 512\n" + CPU_YAML)
+    data, model, sft, _ = load_recipe(
+        recipe,
+        [
+            "--max_length",
+            "null",
+            "--use-peft",
+            "--eval_split=null",
+            "--xla_bucket_lengths",
+            "[1024, 2048]",
+            "--lora_target_modules",
+            "q_proj,v_proj",
+        ],
+    )
+    assert sft.max_length is None and model.use_peft is True and data.eval_split is None
+    assert data.xla_bucket_lengths == [1024, 2048] and model.lora_target_modules == ["q_proj", "v_proj"]
+    with pytest.raises(RecipeError, match="command line: key 'learning_rate' needs a value"):
+        load_recipe(recipe, ["--learning_rate"])
+
+
+def test_a_training_recipe_without_output_dir_writes_where_the_layout_says(tmp_path):
+    from secml_recipes import layout
+
+    _, _, sft, _ = load_recipe(write(tmp_path, "task: generalist\n" + CPU_YAML))
+    assert sft.output_dir == str(layout.trained_model("generalist")) == "models/generalist_model_lora"
+
+
+def test_pad_token_goes_to_the_tokenizer_not_to_trls_deprecated_key(tmp_path):
+    _, model, sft, _ = load_recipe(write(tmp_path, "output_dir: out\npad_token: '<pad>'\n" + CPU_YAML))
+    assert model.pad_token == "<pad>" and sft.pad_token is None
+
+
+def test_qwen3_recipes_differ_from_the_defaults_only_in_model():
+    """recipes/qwen3/: the same runs on Qwen3-8B (full) and Qwen3-30B-A3B (LoRA); nothing family-specific, and the
+    layout gives them the default's output folder."""
+    from secml_recipes import layout
+
     for task in ("specialist", "generalist"):
-        default, qwen = resolve_recipe(ROOT / f"recipes/{task}.yaml"), resolve_recipe(ROOT / f"recipes/qwen3/{task}.yaml")
-        changed = {k for k in default.keys() | qwen.keys() if default.get(k) != qwen.get(k)}
-        assert changed == {"model_name_or_path", "output_dir"}, changed
-        smoke = resolve_recipe(ROOT / f"recipes/smoke/{task}.yaml")
-        changed = {k for k in smoke.keys() | resolve_recipe(ROOT / f"recipes/qwen3/smoke/{task}.yaml").keys()
-                   if smoke.get(k) != resolve_recipe(ROOT / f"recipes/qwen3/smoke/{task}.yaml").get(k)}
-        assert changed == {"model_name_or_path", "output_dir"}, changed
+        for folder in ("", "smoke/"):
+            default = resolve_recipe(ROOT / f"recipes/{folder}{task}.yaml")
+            qwen = resolve_recipe(ROOT / f"recipes/qwen3/{folder}{task}.yaml")
+            changed = {k for k in default.keys() | qwen.keys() if default.get(k) != qwen.get(k)}
+            assert changed == {"model_name_or_path"}, (folder, task, changed)
+            assert qwen["output_dir"] == str(layout.trained_model(task))
     assert resolve_recipe(ROOT / "recipes/qwen3/generalist.yaml")["model_name_or_path"] == "Qwen/Qwen3-30B-A3B"
     assert resolve_recipe(ROOT / "recipes/qwen3/specialist.yaml")["model_name_or_path"] == "Qwen/Qwen3-8B"

@@ -18,7 +18,9 @@ def _run(task, model, corpus, out, *extra):
                  *extra])
 
 
-def test_specialist_trains_saves_plots_and_resumes(tiny_models, small_corpus, tmp_path):
+@pytest.mark.slow
+def test_specialist_trains_saves_plots_and_resumes(tiny_models, small_corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_PLANTEDtokenNEVERsaved")
     out = tmp_path / "specialist_model"
     assert _run("specialist", tiny_models["llama"], small_corpus, out, "--max_steps", "4", "--save_steps", "2") == 0
     names = {p.name for p in out.iterdir()}
@@ -34,7 +36,14 @@ def test_specialist_trains_saves_plots_and_resumes(tiny_models, small_corpus, tm
     steps = [h["step"] for h in json.loads((out / "loss_history.json").read_text()) if "loss" in h]
     assert steps == [1, 2, 3, 4, 5, 6]
     saved = json.loads((out / "secml_recipe.json").read_text())
-    assert "token" not in json.dumps(saved).replace("pad_token", "").replace("eos_token", "").replace("trained_tokens", "")
+    recipe = json.dumps(saved["resolved"]).replace("pad_token", "").replace("eos_token", "").replace("trained_tokens", "")
+    assert "token" not in recipe and "hf_PLANTED" not in json.dumps(saved)
+    # What the run did is saved with it: the start-of-run table and the settings behind it.
+    settings = json.loads((out / "run_settings.json").read_text())
+    assert settings == saved["run_settings"] and settings["backend"] == "cpu" and settings["padding_free"]
+    table = {name: value for name, value, _ in settings["table"]}
+    assert table["attention"] == "varlen" and table["model_family"] == "llama3 (Llama 3.x)"
+    assert table["end_of_turn"] == "<|eot_id|>" and settings["loss_flags"]["assistant_only_loss"]
 
 
 def test_generalist_saves_a_lora_adapter_with_the_recipe_shape(tiny_models, small_corpus, tmp_path):
@@ -87,3 +96,13 @@ def test_qlora_generalist_trains_on_a_4bit_base(tiny_models, small_corpus, tmp_p
     assert _run("generalist", tiny_models["mixtral"], small_corpus, out, "--max_steps", "2", "--save_strategy", "no",
                 "--load_in_4bit", "true", "--dtype", "bfloat16") == 0
     assert json.loads((out / "adapter_config.json").read_text())["r"] == 16
+
+
+def test_a_checkpoint_of_another_model_in_output_dir_is_refused_before_loading(tiny_models, small_corpus, tmp_path, capsys):
+    # recipes/qwen3/ and the default recipes share the layout's output folders.
+    out = tmp_path / "specialist_model"
+    (out / "checkpoint-2").mkdir(parents=True)
+    (out / "checkpoint-2" / "config.json").write_text(json.dumps({"model_type": "qwen3"}))
+    assert _run("specialist", tiny_models["llama"], small_corpus, out) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: output_dir: ") and "checkpoint of qwen3, this run trains llama" in err[-1]

@@ -35,8 +35,13 @@ def to_ollama_chat(messages: list[dict], tools: list[dict] | None = None) -> dic
             for i, call in enumerate(m["tool_calls"]):
                 fn = call.get("function", call)
                 args = fn.get("arguments") or {}
-                entry = {"function": {"index": i, "name": fn["name"],
-                                      "arguments": json.loads(args) if isinstance(args, str) else args}}
+                entry = {
+                    "function": {
+                        "index": i,
+                        "name": fn["name"],
+                        "arguments": json.loads(args) if isinstance(args, str) else args,
+                    }
+                }
                 if call.get("id"):
                     entry["id"] = call["id"]
                 msg["tool_calls"].append(entry)
@@ -66,8 +71,9 @@ def _renderer() -> Path:
     src_dir.mkdir(exist_ok=True)
     (src_dir / "main.go").write_bytes(source)
     env = dict(os.environ, GO111MODULE="off", GOFLAGS="", CGO_ENABLED="0")
-    proc = subprocess.run([go, "build", "-o", str(binary), str(src_dir / "main.go")], capture_output=True, text=True,
-                          env=env)
+    proc = subprocess.run(
+        [go, "build", "-o", str(binary), str(src_dir / "main.go")], capture_output=True, text=True, env=env
+    )
     if proc.returncode != 0:
         raise OllamaRendererMissing(f"building the Ollama template renderer failed: {proc.stderr[-500:]}")
     return binary

@@ -40,9 +40,23 @@ DETECTION_RULES: list[tuple[str, str | None, tuple[str, ...]]] = [
     ("mistral", None, ("mistral", "mixtral")),  # v0.1 vocabularies spell [INST] as text
 ]
 
-__all__ = ["ChatFamily", "FamilyError", "ParsedTurn", "FAMILIES", "FAMILY_NAMES", "DETECTION_RULES",
-           "get_family", "detect_family", "resolve_family", "family_of_model", "canonical_arguments",
-           "canonical_conversation", "canonical_row", "go_json"]
+__all__ = [
+    "ChatFamily",
+    "FamilyError",
+    "ParsedTurn",
+    "FAMILIES",
+    "FAMILY_NAMES",
+    "DETECTION_RULES",
+    "get_family",
+    "detect_family",
+    "resolve_family",
+    "choose_family",
+    "family_of_model",
+    "canonical_arguments",
+    "canonical_conversation",
+    "canonical_row",
+    "go_json",
+]
 
 
 def get_family(name: str) -> ChatFamily:
@@ -65,17 +79,31 @@ def detect_family(vocab: Container[str], model_type: str | None) -> ChatFamily |
     return None
 
 
-def resolve_family(tokenizer, model_type: str | None = None, name: str | None = None,
-                   source: str = "the model") -> ChatFamily:
+def resolve_family(
+    tokenizer, model_type: str | None = None, name: str | None = None, source: str = "the model"
+) -> ChatFamily:
     """The recipe's `model_family` if set, else the family detected from `tokenizer` and `model_type`; a
     one-line FamilyError naming `model_family` when neither tells it."""
+    return choose_family(tokenizer.get_vocab(), model_type, name, source, bool(tokenizer.chat_template))
+
+
+def choose_family(
+    vocab: Container[str],
+    model_type: str | None,
+    name: str | None = None,
+    source: str = "the model",
+    has_chat_template: bool = False,
+) -> ChatFamily:
+    """`resolve_family` from a vocabulary instead of a tokenizer (what run_settings decides from)."""
     if name:
         return get_family(name)
-    family = detect_family(tokenizer.get_vocab(), model_type)
+    family = detect_family(vocab, model_type)
     if family is None:
-        has_template = "its chat template is of no supported family" if tokenizer.chat_template else "it has no chat template"
-        raise FamilyError(f"{source}: cannot tell its chat format (config model_type {model_type!r}, {has_template}); "
-                          f"set model_family in the recipe to one of {', '.join(FAMILY_NAMES)} (docs/models.md)")
+        has_template = "its chat template is of no supported family" if has_chat_template else "it has no chat template"
+        raise FamilyError(
+            f"{source}: cannot tell its chat format (config model_type {model_type!r}, {has_template}); "
+            f"set model_family in the recipe to one of {', '.join(FAMILY_NAMES)} (docs/models.md)"
+        )
     return family
 
 

@@ -9,6 +9,7 @@ for Ollama), and tests render both on the same conversations and require the sam
 from __future__ import annotations
 
 import functools
+from collections.abc import Container
 from dataclasses import dataclass
 from importlib import resources
 
@@ -19,7 +20,7 @@ class FamilyError(ValueError):
     """The family of a model cannot be told or does not fit it; the message names the recipe key that fixes it."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _template_text(name: str) -> str:
     return resources.files("secml_recipes.chat_templates").joinpath(name).read_text(encoding="utf-8")
 
@@ -58,11 +59,20 @@ class ChatFamily:
     def special_tokens(self, tokenizer, source: str = "the model") -> tuple[str, str]:
         """(end-of-turn, padding) tokens of this family in `tokenizer`'s vocabulary."""
         vocab = tokenizer.get_vocab()
+        self.check_end_of_turn(vocab, source)
+        return self.end_of_turn, self.padding_token(vocab) or tokenizer.pad_token or self.end_of_turn
+
+    def check_end_of_turn(self, vocab: Container[str], source: str = "the model") -> None:
+        """A FamilyError naming `model_family` when `vocab` lacks this family's end-of-turn token."""
         if self.end_of_turn not in vocab:
-            raise FamilyError(f"{source}: its tokenizer has no {self.end_of_turn!r}, the end-of-turn token of the "
-                              f"{self.name} family; set model_family to the model's family (docs/models.md)")
-        pad = next((t for t in self.pad_tokens if t in vocab), None)
-        return self.end_of_turn, pad or tokenizer.pad_token or self.end_of_turn
+            raise FamilyError(
+                f"{source}: its tokenizer has no {self.end_of_turn!r}, the end-of-turn token of the "
+                f"{self.name} family; set model_family to the model's family (docs/models.md)"
+            )
+
+    def padding_token(self, vocab: Container[str]) -> str | None:
+        """The first of this family's padding candidates that `vocab` has, or None."""
+        return next((t for t in self.pad_tokens if t in vocab), None)
 
     def stops(self) -> list[str]:
         """Every token that ends generation (end-of-turn first)."""

@@ -120,7 +120,9 @@ def ollama_tool_view(tool: dict) -> dict:
     return view
 
 
-def canonical_conversation(messages: list[dict], tools: list[dict] | str | None = None) -> tuple[list[dict], list[dict] | None]:
+def canonical_conversation(
+    messages: list[dict], tools: list[dict] | str | None = None
+) -> tuple[list[dict], list[dict] | None]:
     """`messages` and `tools` in the form every runtime renders alike (see module doc). OpenAI-style input:
     assistant `tool_calls` with `function.arguments` as a JSON string or dict, `tool` messages with
     `tool_call_id` and `name`. The input is not modified."""
@@ -135,8 +137,13 @@ def canonical_conversation(messages: list[dict], tools: list[dict] | str | None 
             calls = []
             for call in m["tool_calls"]:
                 fn = call.get("function", call)
-                calls.append({"id": call.get("id"), "type": "function",
-                              "function": {"name": fn["name"], "arguments": canonical_arguments(fn.get("arguments"))}})
+                calls.append(
+                    {
+                        "id": call.get("id"),
+                        "type": "function",
+                        "function": {"name": fn["name"], "arguments": canonical_arguments(fn.get("arguments"))},
+                    }
+                )
             m["tool_calls"] = calls
         out.append(m)
     return out, ([ollama_tool_view(t) for t in tools] if tools else None)
@@ -195,6 +202,20 @@ class ToolCallFormat:
     native_ids: bool = False
     reasoning: tuple[str, str] | None = None
 
+    def describe(self) -> str:
+        """One line for the run-settings table, e.g. `<tool_call>...</tool_call> per call`."""
+        text = {
+            "tagged": f"{self.open}...{self.close} per call",
+            "json_list": f"{self.open} then a JSON list of calls",
+            "json_objects": f"{self.open} then call objects separated by {self.separator!r}",
+            "fenced": f"{self.open} fence, one call per line",
+        }[self.kind]
+        if self.native_ids:
+            text += ", with call ids"
+        if self.reasoning:
+            text += f"; a {self.reasoning[0]} block may open the turn"
+        return text
+
 
 def _decode_calls_seq(text: str, separator: str) -> list:
     """JSON values back to back, separated by `separator` (and whitespace)."""
@@ -205,7 +226,7 @@ def _decode_calls_seq(text: str, separator: str) -> list:
         values.append(value)
         rest = text[pos:].lstrip()
         if separator and rest.startswith(separator.strip()):
-            rest = rest[len(separator.strip()):].lstrip()
+            rest = rest[len(separator.strip()) :].lstrip()
         pos = len(text) - len(rest)
     return values
 
@@ -252,7 +273,7 @@ def parse_turn(fmt: ToolCallFormat, text: str) -> ParsedTurn:
     """Split an assistant output into its text and calls in `fmt`'s format."""
     reasoning = None
     if fmt.reasoning and text.lstrip().startswith(fmt.reasoning[0]) and fmt.reasoning[1] in text:
-        head, _, text = text.lstrip()[len(fmt.reasoning[0]):].partition(fmt.reasoning[1])
+        head, _, text = text.lstrip()[len(fmt.reasoning[0]) :].partition(fmt.reasoning[1])
         reasoning = head.strip("\n")
     turn = _parse_calls(fmt, text)
     turn.reasoning = reasoning

@@ -43,7 +43,8 @@ def train(data_args, model_args, training_args, speed_args, resolved: dict, reci
     # --- imports that cost seconds come after the recipe is known to be valid ---------------------
     import transformers
     from transformers.trainer_utils import get_last_checkpoint
-    from .data.corpus import CorpusError, load_split_dataset
+    from .data.corpus import CorpusError
+    from .data.mixture import load_task_split
     from .plotting import write_loss_plot
 
     # --- seed and logging ------------------------------------------------------------------------
@@ -70,12 +71,12 @@ def train(data_args, model_args, training_args, speed_args, resolved: dict, reci
     # --- data ------------------------------------------------------------------------------------
     rejects_dir = data_args.rejects_dir or str(output_dir / "rejects")
     try:
-        train_dataset = load_split_dataset(data_args.dataset_path, data_args.task, data_args.train_split,
-                                           rejects_dir, data_args.max_train_samples)
+        train_dataset = load_task_split(data_args, data_args.train_split, rejects_dir, data_args.max_train_samples,
+                                        training_args.seed, log_dir=output_dir)
         eval_dataset = None
         if data_args.eval_split and training_args.eval_strategy != "no":
-            eval_dataset = load_split_dataset(data_args.dataset_path, data_args.task, data_args.eval_split,
-                                              rejects_dir, data_args.max_eval_samples)
+            eval_dataset = load_task_split(data_args, data_args.eval_split, rejects_dir, data_args.max_eval_samples,
+                                           training_args.seed, log_dir=output_dir, weighted=False)
     except CorpusError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -250,10 +250,10 @@ def build_host(plan: HostPlan) -> Host:
                 os_pretty=pins.get("os_pretty") or _os_pretty(rng, distro, role),
                 options=pins.get("options") or _options(rng, plan.profile, as_root),
                 scan_uid=0 if as_root else user_uid, user=user, user_uid=user_uid)
+    stem = rng.choice(cat.HOSTNAME_STEMS[role])  # drawn even when pinned, so the RNG stream stays the same
+    number, letter = rng.randint(1, 999), rng.choice("abcdefgh")
     if not plan.hostname:
-        stem = rng.choice(cat.HOSTNAME_STEMS[role])
-        plan.hostname = f"{stem}-{rng.randint(1, 99):02d}{rng.choice('abcdefgh')}" if "-" in stem or role != "laptop" \
-            else f"{stem}{rng.randint(100, 999)}"
+        plan.hostname = f"{stem}-{number % 100:02d}{letter}" if "-" in stem or role != "laptop" else f"{stem}{number}"
     _firmware(rng, host)
     _sysctls(rng, host)
     _modules(rng, host)

@@ -67,7 +67,8 @@ def test_the_recipe_key_is_checked_before_anything_loads(tmp_path):
     recipe.write_text("dataset_mixture:\n  - {path: data/a, weight: -1}\n")
     with pytest.raises(RecipeError, match=r"invalid DataArguments: dataset_mixture\[0\]: 'weight'"):
         load_recipe(recipe)
-    recipe.write_text("use_cpu: true\nbf16: false\ndataset_mixture:\n  - {path: data/a, weight: 2}\n  - {path: data/b}\n")
+    recipe.write_text("use_cpu: true\nbf16: false\n"
+                      "dataset_mixture:\n  - {path: data/a, weight: 2}\n  - {path: data/b}\n")
     data_args = load_recipe(recipe)[0]
     assert isinstance(data_args, DataArguments) and len(data_args.dataset_mixture) == 2
 

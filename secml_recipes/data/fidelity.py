@@ -80,7 +80,10 @@ def _fmt_set(values) -> str:
 
 def _mix(counter: Counter) -> str:
     total = sum(counter.values()) or 1
-    return " ".join(f"{s} {100 * counter[s] / total:.1f}%" for s in SEVERITIES if counter.get(s))
+    def pct(n: int) -> str:
+        share = 100 * n / total
+        return "<0.1%" if 0 < share < 0.05 else f"{share:.1f}%"
+    return " ".join(f"{s} {pct(counter[s])}" for s in SEVERITIES if counter.get(s))
 
 
 def compare(real: dict, generated: list[dict], version: str = "5.0.0") -> tuple[str, list[str]]:

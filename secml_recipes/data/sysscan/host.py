@@ -199,7 +199,8 @@ def plan_matching(report: dict, n_hosts: int, seed: int) -> list[HostPlan]:
 OPTION_SETS = {  # profile -> (flags, weight); --output is added for most runs
     "developer_laptop": ((("--canonical",), 0.62), ((), 0.08), (("--canonical", "--hardening"), 0.07),
                          (("--canonical", "--process-inventory"), 0.07), (("--canonical", "--containers"), 0.06),
-                         (("--canonical", "--ioc-exec-trace", "10"), 0.03), (("--canonical", "--modules-summary"), 0.04),
+                         (("--canonical", "--ioc-exec-trace", "10"), 0.03),
+                         (("--canonical", "--modules-summary"), 0.04),
                          (("--canonical", "--compact", "--min-severity", "low"), 0.03)),
     "hardened_server": ((("--canonical",), 0.4), (("--canonical", "--hardening"), 0.2),
                         (("--canonical", "--hardening", "--integrity", "--integrity-pkg-verify"), 0.1),
@@ -464,7 +465,8 @@ def _containers(rng: random.Random, host: Host, procs: list[Proc], new_pid, max_
                       f"cri-containerd-{full}.scope")
             runtime = "containerd"
         elif rng.random() < 0.15:
-            cgroup = f"0::/user.slice/user-{host.user_uid}.slice/user@{host.user_uid}.service/user.slice/libpod-{full}.scope"
+            uid = host.user_uid
+            cgroup = f"0::/user.slice/user-{uid}.slice/user@{uid}.service/user.slice/libpod-{full}.scope"
             runtime = "unknown"
         else:
             cgroup = f"0::/system.slice/docker-{full}.scope"
@@ -472,8 +474,8 @@ def _containers(rng: random.Random, host: Host, procs: list[Proc], new_pid, max_
         image = rng.choice([("nginx: master process nginx -g daemon off;", "/usr/sbin/nginx", "nginx"),
                             ("postgres", "/usr/lib/postgresql/16/bin/postgres", "postgres"),
                             ("/usr/local/bin/python3", "/usr/local/bin/python3.12", "python3"),
-                            ("node", "/usr/local/bin/node", "node"), ("redis-server *:6379", "/usr/local/bin/redis-server",
-                                                                      "redis-server"),
+                            ("node", "/usr/local/bin/node", "node"),
+                            ("redis-server *:6379", "/usr/local/bin/redis-server", "redis-server"),
                             ("/app/server", "/app/server", "server"), ("/pause", "/pause", "pause")])
         pids = []
         for _ in range(rng.randint(1, 3)):
@@ -604,7 +606,8 @@ def _mounts(rng: random.Random, host: Host) -> None:
     if d.os_id == "ubuntu" and host.role in ("laptop", "workstation"):
         for i, snap in enumerate(rng.sample(["core22/1748", "core24/888", "firefox/6700", "gnome-42-2204/202",
                                              "gtk-common-themes/1535", "snapd/24718", "code/205", "bare/5"], 5)):
-            mounts.append((f"/dev/loop{i}", f"/snap/{snap}", "squashfs", "ro,nodev,relatime,errors=continue,threads=single"))
+            mounts.append((f"/dev/loop{i}", f"/snap/{snap}", "squashfs",
+                           "ro,nodev,relatime,errors=continue,threads=single"))
         mounts.append(("tmpfs", f"/run/user/{host.user_uid}", "tmpfs",
                        f"rw,nosuid,nodev,relatime,size=1608228k,nr_inodes=402057,mode=700,uid={host.user_uid},"
                        f"gid={host.user_uid},inode64"))

@@ -162,8 +162,8 @@ def _ioc_finding(pid: str, exe: str, argv0: str, env: bool, deleted: bool) -> di
     meta = {"pid": pid}
     if argv0:
         meta["command"] = argv0[:127]
-    for flag, name in ((pattern, "pattern_match"), (deleted, "deleted_executable"), (ww_exe, "world_writable_executable"),
-                       (env, "environment_issue")):
+    for flag, name in ((pattern, "pattern_match"), (deleted, "deleted_executable"),
+                       (ww_exe, "world_writable_executable"), (env, "environment_issue")):
         if flag:
             meta[name] = "true"
     return _finding(f"{key}:{pid}", "Process IOC Detected", sev, f"Process with {what}: {key}", meta)
@@ -234,7 +234,8 @@ def convert(report: dict) -> tuple[dict | None, list[dict]]:
         for f in findings:
             counts[f["severity"]] = counts.get(f["severity"], 0) + 1
             risk += int(f["base_severity_score"])
-        result = {"findings": sorted(findings, key=lambda f: f["id"]), "finding_count": len(findings), "scanner": scanner}
+        result = {"findings": sorted(findings, key=lambda f: f["id"]), "finding_count": len(findings),
+                  "scanner": scanner}
         for key in ("start_time", "end_time", "elapsed_ms"):
             if key in r:
                 result[key] = r[key]

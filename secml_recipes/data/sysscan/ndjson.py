@@ -58,7 +58,8 @@ def write_ndjson(report: dict, timings: bool = False) -> str:
     lines = [line + "}"]
     line = (f'{{"type":"summary","duration_ms":{summary["duration_ms"]},"finding_count_total":'
             f'{summary["finding_count_total"]},"finding_count_emitted":{summary["finding_count_emitted"]},'
-            f'"scanner_count":{int(summary["scanner_count"])},"scanners_with_findings":{summary["scanners_with_findings"]}')
+            f'"scanner_count":{int(summary["scanner_count"])},'
+            f'"scanners_with_findings":{summary["scanners_with_findings"]}')
     slowest = summary.get("slowest_scanner", {})
     if slowest.get("name"):
         line += f',"slowest_scanner":{{"name":"{_escape(slowest["name"])}","elapsed_ms":{int(slowest["elapsed_ms"])}}}'
@@ -149,7 +150,7 @@ def stream_to_report(stream: Stream) -> tuple[dict, list[tuple[int, str]]]:
     summary_line = next((o for _, o in stream.lines if o["type"] == "summary"), {})
     ext_line = next((o for _, o in stream.lines if o["type"] == "summary_extension"), {})
     timings = {o["scanner"]: o["elapsed_ms"] for _, o in stream.lines if o["type"] == "timing"}
-    results: dict[str, dict] = {name: {"scanner": name, "elapsed_ms": ms, "findings": []} for name, ms in timings.items()}
+    results = {name: {"scanner": name, "elapsed_ms": ms, "findings": []} for name, ms in timings.items()}
     left_out = []
     for line_no, o in stream.lines:
         if o["type"] != "finding":
@@ -172,7 +173,8 @@ def stream_to_report(stream: Stream) -> tuple[dict, list[tuple[int, str]]]:
     if isinstance(slowest, dict) and "name" in slowest:
         summary["slowest_scanner"] = {"elapsed_ms": str(slowest.get("elapsed_ms", 0)), "name": slowest["name"]}
     if summary.get("duration_ms"):
-        summary["findings_per_second"] = float(f"{summary.get('finding_count_emitted', 0) * 1000 / summary['duration_ms']:.2f}")
+        rate = summary.get("finding_count_emitted", 0) * 1000 / summary["duration_ms"]
+        summary["findings_per_second"] = float(f"{rate:.2f}")
     summary["severity_counts"] = dict(sorted(counts.items()))
     summary["severity_counts_emitted"] = dict(sorted(counts.items()))
     report = {"collection_warnings": [], "meta": dict(sorted(meta.items())), "results": list(results.values()),
@@ -276,9 +278,11 @@ def rebuild_finding(o: dict) -> tuple[dict | None, str]:
             title, desc = "Dangling SUID hardlink", "SUID binary hardlinked into temporary/untrusted location"
             meta = {"rule": "dangling_suid_hardlink"}
         elif sev == "critical":
-            title, desc, meta = "Setuid interpreter", "Setuid shell or script interpreter", {"rule": "setuid_interpreter"}
+            title, desc = "Setuid interpreter", "Setuid shell or script interpreter"
+            meta = {"rule": "setuid_interpreter"}
         elif sev == "medium" and "/bin/" in fid:  # a world-writable file under a bin/ folder is high, never medium
-            title, desc, meta = "File capabilities binary", "Binary has file capabilities set", {"rule": "file_capability"}
+            title, desc = "File capabilities binary", "Binary has file capabilities set"
+            meta = {"rule": "file_capability"}
         else:
             title, desc = "World-writable file", "File is world writable"
     elif scanner == "ioc" and re.fullmatch(r".+:\d+", fid) and sev in _IOC_BY_SEVERITY:
@@ -306,7 +310,8 @@ def rebuild_finding(o: dict) -> tuple[dict | None, str]:
         title, desc, meta = "Package mismatch file hash", "Recomputed SHA256 for mismatched file", {
             "path": fid.removeprefix("pkg_rehash:")}
     elif scanner == "yara" and ":yara:" in fid:
-        title, desc, meta = "Pseudo-YARA pattern match", "Pattern found in file prefix", {"path": fid.split(":yara:")[0]}
+        title, desc = "Pseudo-YARA pattern match", "Pattern found in file prefix"
+        meta = {"path": fid.split(":yara:")[0]}
     elif scanner == "pci_compliance" and (m := re.fullmatch(r"pci_dss_4_0:(.+)", fid)):
         title, meta = f"pci_dss_4_0 control {m.group(1)}", {"standard": "pci_dss_4_0", "control_id": m.group(1)}
     if title is None:

@@ -512,7 +512,8 @@ def scan_mac(run: Run) -> None:
 
 MOUNT_RULES = {  # id suffix -> (severity, title, description)
     "tmp-noexec-missing": ("medium", "/tmp style mount missing noexec",
-                           "Temporary directory mount lacks noexec which can allow execution from world-writable space"),
+                           "Temporary directory mount lacks noexec which can allow execution from world-writable "
+                           "space"),
     "tmp-nosuid-missing": ("medium", "/tmp style mount missing nosuid",
                            "Temporary directory mount lacks nosuid lowering barrier to SUID exploitation"),
     "tmp-nodev-missing": ("low", "/tmp style mount missing nodev", "Temporary directory mount lacks nodev allowing "
@@ -596,9 +597,9 @@ def scan_kernel_hardening(run: Run) -> None:
                                             "low", "Could not locate dbx revocation entries (heuristic)"))
     if host.ima_policy:
         appraise = "appraise" in host.ima_policy
-        run.add("kernel_hardening", finding("kernel:ima:policy", "IMA policy present", "info",
-                                            "IMA policy includes appraisal" if appraise else
-                                            "IMA policy lacks explicit appraisal", {"appraise": "yes" if appraise else "no"}))
+        desc = "IMA policy includes appraisal" if appraise else "IMA policy lacks explicit appraisal"
+        run.add("kernel_hardening", finding("kernel:ima:policy", "IMA policy present", "info", desc,
+                                            {"appraise": "yes" if appraise else "no"}))
     if host.tpm:
         run.add("kernel_hardening", finding("kernel:tpm:present", "TPM device present", "info",
                                             "Trusted Platform Module detected"))
@@ -657,7 +658,8 @@ AUDIT_PATTERNS = (  # id, regex (icase), title, description
     ("chmod", r"-S\s+chmod", "Audit chmod present", "chmod syscall auditing present"),
     ("chown", r"-S\s+chown", "Audit chown present", "chown syscall auditing present"),
     ("capset", r"-S\s+capset", "Audit capset present", "capset syscall auditing present"),
-    ("insmod", r"-k\s*modules|/s?bin/(insmod|modprobe)", "Module load auditing", "Module load operations likely audited"),
+    ("insmod", r"-k\s*modules|/s?bin/(insmod|modprobe)", "Module load auditing",
+     "Module load operations likely audited"),
 )
 
 
@@ -676,7 +678,8 @@ def scan_auditd(run: Run) -> None:
     matched = {id_ for id_, rx, _, _ in AUDIT_PATTERNS if re.search(rx, host.audit_rules, re.IGNORECASE)}
     for id_, _, title, desc in AUDIT_PATTERNS:
         ok = id_ in matched
-        run.add("auditd", finding(f"auditd:{id_}", title, "info" if ok else "medium", desc if ok else f"{title} missing"))
+        run.add("auditd", finding(f"auditd:{id_}", title, "info" if ok else "medium",
+                                  desc if ok else f"{title} missing"))
     if "execve" not in matched:
         run.add("auditd", finding("auditd:execve:absent", "Execve auditing missing", "high",
                                   "Audit rules lack -S execve; process execution coverage incomplete"))

@@ -219,3 +219,18 @@ def test_an_unrelated_folder_is_not_taken_over(tmp_path, capsys):
     (tmp_path / "mine" / "thesis.tex").write_text("x")
     assert _ingest(real_report_paths()[0], "--out", tmp_path / "mine") == 2
     assert "is not an ingest folder" in capsys.readouterr().err
+
+
+def test_generated_ndjson_is_the_same_scan_in_scan_order(tmp_path):
+    from secml_recipes.data.generate import generate_ndjson
+
+    plan = plan_hosts(2, 6)[1]
+    report, text = generate_report(plan), generate_ndjson(plan)
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert lines[0]["type"] == "meta" and "--ndjson" in lines[0]["cmdline"].split()
+    ids = [o["id"] for o in lines if o["type"] == "finding"]
+    assert sorted(ids) == sorted(f["id"] for r in report["results"] for f in r["findings"])
+    modules = [o["id"] for o in lines if o["type"] == "finding" and o["scanner"] == "modules"]
+    assert modules != sorted(modules)  # /proc/modules order, not --canonical's
+    (tmp_path / "scan.ndjson").write_text(text)
+    assert _ingest(tmp_path / "scan.ndjson", "--out", tmp_path / "out") == 0

@@ -11,8 +11,7 @@ from tqdm.auto import tqdm
 
 
 def _generate(args) -> int:
-    from .generate import generate_report, plan_hosts, report_bytes
-    from .sysscan.ndjson import write_ndjson
+    from .generate import generate_ndjson, generate_report, plan_hosts, report_bytes
     from .validate import raw_report_error
 
     out = Path(args.out)
@@ -29,7 +28,7 @@ def _generate(args) -> int:
             return 1
         stem = out / f"{plan.hostname}-{plan.host_id}"
         if args.ndjson:
-            stem.with_suffix(".ndjson").write_text(write_ndjson(report))
+            stem.with_suffix(".ndjson").write_text(generate_ndjson(plan, args.version))
         else:
             stem.with_suffix(".json").write_bytes(report_bytes(report))
     print(f"wrote {args.hosts} {'NDJSON streams' if args.ndjson else 'reports'} (sys-scan {args.version}) to {out}")

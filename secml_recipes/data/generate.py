@@ -18,7 +18,8 @@ from .sysscan.host import PROFILE_WEIGHTS, PROFILES, HostPlan, build_host, plan_
 
 GENERATOR_VERSION = "2.0.0"
 __all__ = ["GENERATOR_VERSION", "PROFILES", "PROFILE_WEIGHTS", "HostPlan", "plan_hosts", "plan_matching",
-           "generate_report", "generate_reports", "report_bytes", "STOCK_MODULES", "STOCK_SUID", "INJECTIONS"]
+           "generate_report", "generate_ndjson", "generate_reports",
+           "report_bytes", "STOCK_MODULES", "STOCK_SUID", "INJECTIONS"]
 
 # The stock baseline the reference enricher and the tools compare against: every module name a catalogue
 # host loads, and every distribution SUID/SGID path with whether sys-scan 5.0.0 marks it expected.
@@ -35,6 +36,12 @@ def generate_report(plan: HostPlan, version: str = DEFAULT_VERSION) -> dict:
     """One raw report for the host of `plan`, as sys-scan `version` writes it (keys sorted when serialized)."""
     behaviour, _ = scanner_version(version)
     return behaviour.generate(build_host(plan))
+
+
+def generate_ndjson(plan: HostPlan, version: str = DEFAULT_VERSION) -> str:
+    """The same host's scan as sys-scan `version` prints it with --ndjson (one JSON object per line)."""
+    behaviour, _ = scanner_version(version)
+    return behaviour.generate_ndjson(build_host(plan))
 
 
 def generate_reports(n_hosts: int, seed: int, version: str = DEFAULT_VERSION) -> Iterator[dict]:

@@ -865,8 +865,9 @@ def scan(host: Host, started: datetime) -> Run:
     return run
 
 
-def report_from_run(run: Run, started: datetime) -> dict:
-    """The canonical JSON report (JSONWriter::write without --ndjson/--sarif), as a dict."""
+def report_from_run(run: Run, started: datetime, scan_order: bool = False) -> dict:
+    """The JSON report (JSONWriter::write without --ndjson/--sarif), as a dict. `scan_order` keeps each
+    scanner's findings in the order they were found, as the --ndjson branch prints them."""
     cfg, host = run.cfg, run.host
     results, severity_counts, total_risk, n_total = [], {}, 0, 0
     earliest = min((r["start_ms"] for r in run.results), default=0)
@@ -877,7 +878,7 @@ def report_from_run(run: Run, started: datetime) -> dict:
         if elapsed > slowest_ms:
             slowest_name, slowest_ms = r["scanner"], elapsed
         findings = r["findings"]
-        if cfg.canonical:
+        if cfg.canonical and not scan_order:
             findings = sorted(findings, key=lambda f: f["id"])
         for f in findings:
             severity_counts[f["severity"]] = severity_counts.get(f["severity"], 0) + 1
@@ -926,13 +927,24 @@ def provenance(host: Host) -> dict:
                 cxx_flags="")
 
 
-def generate(host: Host, started: datetime | None = None) -> dict:
-    """The report sys-scan 5.0.0 writes for `host`."""
+def generate(host: Host, started: datetime | None = None, scan_order: bool = False) -> dict:
+    """The report sys-scan 5.0.0 writes for `host` (findings in scan order with `scan_order`)."""
     if started is None:
         rng = random.Random(f"{host.plan.seed}:clock")
         started = datetime(2025, 9, 15, tzinfo=timezone.utc) + timedelta(seconds=rng.randint(0, 180 * 86400))
     run = scan(host, started)
-    return report_from_run(run, started)
+    return report_from_run(run, started, scan_order)
+
+
+def generate_ndjson(host: Host) -> str:
+    """What `sys-scan --ndjson` prints for `host`: the command line gains --ndjson, findings in scan order."""
+    from dataclasses import replace
+
+    from .ndjson import write_ndjson
+
+    if "--ndjson" not in host.options.flags:
+        host.options = replace(host.options, flags=(*host.options.flags, "--ndjson"))
+    return write_ndjson(generate(host, scan_order=True))
 
 
 def host_digest(host: Host) -> str:

@@ -72,9 +72,11 @@ class DataArguments:
     loss_plot: bool = field(default=True, metadata={"help": "write loss.png beside the trained model"})
     dataset_mixture: list[dict] | None = field(
         default=None,
-        metadata={"help": "several corpora by weight instead of dataset_path: a list of {path, weight}; a weight "
-                          "multiplies that source's training rows (0.5 a seeded half, 3 three copies); "
-                          "see docs/scan-data.md"},
+        metadata={
+            "help": "several corpora by weight instead of dataset_path: a list of {path, weight}; a weight "
+            "multiplies that source's training rows (0.5 a seeded half, 3 three copies); "
+            "see docs/scan-data.md"
+        },
     )
 
     def __post_init__(self):

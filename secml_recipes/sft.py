@@ -125,12 +125,20 @@ def _load_datasets(data_args, settings, output_dir: Path, seed: int):
 
     rejects_dir = data_args.rejects_dir or str(layout.rejects_dir(output_dir))
     try:
-        train_dataset = load_task_split(data_args, data_args.train_split, rejects_dir, data_args.max_train_samples,
-                                        seed, log_dir=output_dir)
+        train_dataset = load_task_split(
+            data_args, data_args.train_split, rejects_dir, data_args.max_train_samples, seed, log_dir=output_dir
+        )
         eval_dataset = None
         if settings.evaluate:
-            eval_dataset = load_task_split(data_args, data_args.eval_split, rejects_dir, data_args.max_eval_samples,
-                                           seed, log_dir=output_dir, weighted=False)
+            eval_dataset = load_task_split(
+                data_args,
+                data_args.eval_split,
+                rejects_dir,
+                data_args.max_eval_samples,
+                seed,
+                log_dir=output_dir,
+                weighted=False,
+            )
     except CorpusError as err:
         raise _Refused(str(err)) from None
     if len(train_dataset) == 0:

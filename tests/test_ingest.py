@@ -13,7 +13,8 @@ from secml_recipes.data.enrich import enrich_report
 from secml_recipes.data.fixtures import real_report_paths, real_reports
 from secml_recipes.data.generate import generate_report, plan_hosts
 from secml_recipes.data.split import compact
-from secml_recipes.data.sysscan import legacy, ndjson, spec_5_0_0 as spec
+from secml_recipes.data.sysscan import legacy, ndjson
+from secml_recipes.data.sysscan import spec_5_0_0 as spec
 from secml_recipes.data.validate import raw_report_error
 
 OLD_REPORT = Path(__file__).parent / "fixtures" / "sys-scan-0.1.0-report.json"
@@ -35,15 +36,21 @@ def real():
 def test_ndjson_writer_follows_jsonwriter(real):
     lines = ndjson.write_ndjson(real).splitlines()
     assert len(lines) == 3 + 234  # meta, summary, summary_extension, one line per finding
-    assert lines[0] == ('{"type":"meta","tool_version":"5.0.0","schema":"2","hostname":"SurfTop888","uid":1000,'
-                        '"euid":1000,"gid":1000,"egid":1000,"user":"joseph-mazzini",'
-                        '"cmdline":"sys-scan --canonical --output report.json "}')
-    assert lines[1] == ('{"type":"summary","duration_ms":3051,"finding_count_total":234,"finding_count_emitted":234,'
-                        '"scanner_count":14,"scanners_with_findings":7,'
-                        '"slowest_scanner":{"name":"ebpf_exec_trace","elapsed_ms":3023}}')
+    assert lines[0] == (
+        '{"type":"meta","tool_version":"5.0.0","schema":"2","hostname":"SurfTop888","uid":1000,'
+        '"euid":1000,"gid":1000,"egid":1000,"user":"joseph-mazzini",'
+        '"cmdline":"sys-scan --canonical --output report.json "}'
+    )
+    assert lines[1] == (
+        '{"type":"summary","duration_ms":3051,"finding_count_total":234,"finding_count_emitted":234,'
+        '"scanner_count":14,"scanners_with_findings":7,'
+        '"slowest_scanner":{"name":"ebpf_exec_trace","elapsed_ms":3023}}'
+    )
     assert lines[2] == '{"type":"summary_extension","total_risk_score":3140,"emitted_risk_score":3140}'
-    assert lines[3] == ('{"type":"finding","scanner":"kernel_params","id":"/proc/sys/kernel/kptr_restrict",'
-                        '"severity":"info","base_severity_score":10}')
+    assert lines[3] == (
+        '{"type":"finding","scanner":"kernel_params","id":"/proc/sys/kernel/kptr_restrict",'
+        '"severity":"info","base_severity_score":10}'
+    )
 
 
 def test_ndjson_reader_rebuilds_only_what_the_source_determines(real):
@@ -53,8 +60,13 @@ def test_ndjson_reader_rebuilds_only_what_the_source_determines(real):
     for report in reports:
         for r in report["results"]:
             for f in r["findings"]:
-                line = {"type": "finding", "scanner": r["scanner"], "id": f["id"], "severity": f["severity"],
-                        "base_severity_score": int(f["base_severity_score"])}
+                line = {
+                    "type": "finding",
+                    "scanner": r["scanner"],
+                    "id": f["id"],
+                    "severity": f["severity"],
+                    "base_severity_score": int(f["base_severity_score"]),
+                }
                 got, reason = ndjson.rebuild_finding(line)
                 if got is None:
                     left += 1
@@ -103,8 +115,10 @@ def test_old_reports_are_converted_to_the_5_0_0_shape():
     counts = {r["scanner"]: r["finding_count"] for r in report["results"]}
     assert counts["network"] == 26 and counts["suid_sgid"] == 38 and counts["processes"] == 31
     # Only what 0.1.0 never recorded (effective_config, provenance) and the sockets 5.0.0 drops differ from 5.0.0.
-    assert all(d.startswith(("network:", "effective_config keys differ", "provenance keys differ"))
-               for d in spec.report_defects(report))
+    assert all(
+        d.startswith(("network:", "effective_config keys differ", "provenance keys differ"))
+        for d in spec.report_defects(report)
+    )
     by_id = {f["id"]: f for r in report["results"] for f in r["findings"]}
     assert by_id["/usr/bin/sudo"]["severity"] == "low" and by_id["/usr/bin/sudo"]["metadata"] == {"expected": "true"}
     assert by_id["tcp:53:17411"]["title"] == "tcp LISTEN 53"  # the form 5.0.0's NetworkScanner builds
@@ -114,10 +128,24 @@ def test_old_reports_are_converted_to_the_5_0_0_shape():
 
 
 def test_old_reports_without_anything_that_maps_are_refused(tmp_path, capsys):
-    made_up = {"meta": {"hostname": "h1", "tool_version": "0.1", "json_schema_version": "2"},
-               "results": [{"scanner": "network", "finding_count": 1, "findings": [
-                   {"id": "n1", "title": "TCP 22 listening", "severity": "info", "risk_score": 10,
-                    "metadata": {"state": "LISTEN", "port": 22}}]}]}
+    made_up = {
+        "meta": {"hostname": "h1", "tool_version": "0.1", "json_schema_version": "2"},
+        "results": [
+            {
+                "scanner": "network",
+                "finding_count": 1,
+                "findings": [
+                    {
+                        "id": "n1",
+                        "title": "TCP 22 listening",
+                        "severity": "info",
+                        "risk_score": 10,
+                        "metadata": {"state": "LISTEN", "port": 22},
+                    }
+                ],
+            }
+        ],
+    }
     (tmp_path / "old.json").write_text(json.dumps(made_up))
     (tmp_path / "real-old.json").write_text(OLD_REPORT.read_text())
     assert _ingest(tmp_path / "old.json", tmp_path / "real-old.json", "--out", tmp_path / "out") == 1
@@ -136,8 +164,16 @@ def test_labelled_pairs(tmp_path, capsys):
     (tmp_path / "pairs" / "lonely.enriched.json").write_text(json.dumps(enriched))
     (tmp_path / "bad.json").write_text(json.dumps(raw))
     (tmp_path / "bad.enriched.json").write_text(json.dumps({"findings": "none"}))
-    code = _ingest(tmp_path / "pairs", "--pair", tmp_path / "bad.json", tmp_path / "bad.enriched.json",
-                   "--out", tmp_path / "out", "--max-prompt-chars", "200000")
+    code = _ingest(
+        tmp_path / "pairs",
+        "--pair",
+        tmp_path / "bad.json",
+        tmp_path / "bad.enriched.json",
+        "--out",
+        tmp_path / "out",
+        "--max-prompt-chars",
+        "200000",
+    )
     out = capsys.readouterr().out
     assert code == 1
     assert "lonely.enriched.json: labelled enriched report without its raw report lonely.json" in out
@@ -148,8 +184,18 @@ def test_labelled_pairs(tmp_path, capsys):
     assert json.loads(rows[0]["prompt"][-1]["content"]) == raw
     big = generate_report(plan_hosts(3, 2)[0])
     (tmp_path / "big.json").write_text(json.dumps(big))
-    assert _ingest("--pair", tmp_path / "big.json", tmp_path / "pairs" / "host.enriched.json",
-                   "--out", tmp_path / "out2", "--max-prompt-chars", "3000") == 1
+    assert (
+        _ingest(
+            "--pair",
+            tmp_path / "big.json",
+            tmp_path / "pairs" / "host.enriched.json",
+            "--out",
+            tmp_path / "out2",
+            "--max-prompt-chars",
+            "3000",
+        )
+        == 1
+    )
     assert "a labelled pair must fit one" in capsys.readouterr().out
 
 
@@ -210,7 +256,7 @@ def test_full_disk_leaves_earlier_shards_whole(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("os.fsync", real_fsync)
     assert {p.name: p.read_bytes() for p in (out / "specialist").iterdir()} == before
     assert (out / "manifest.json").read_bytes() == manifest
-    assert not [p for p in out.rglob(".*tmp-*")]
+    assert not list(out.rglob(".*tmp-*"))
     assert len(_rows(out)) > 0
 
 

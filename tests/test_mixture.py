@@ -24,7 +24,8 @@ def test_weights_multiply_rows_and_the_seed_fixes_the_draw(small_corpus, ingeste
     rows, counts = mix_split(sources, "specialist", "train", seed=7)
     gen, mine = counts
     assert gen["taken"] == round(0.5 * gen["available"]) and mine["taken"] == 2 * mine["available"] + round(
-        0.5 * mine["available"])
+        0.5 * mine["available"]
+    )
     assert len(rows) == gen["taken"] + mine["taken"]
     assert abs(gen["share"] + mine["share"] - 1) < 1e-3
     again, _ = mix_split(sources, "specialist", "train", seed=7)
@@ -37,26 +38,39 @@ def test_eval_is_unweighted_and_sources_without_it_are_skipped(small_corpus, ing
     sources = parse_mixture([{"path": str(small_corpus), "weight": 3}, {"path": str(ingested), "weight": 2}])
     rows, counts = mix_split(sources, "specialist", "eval", seed=0, weighted=False)
     assert counts[0]["taken"] == counts[0]["available"] > 0 and counts[1] == {
-        "path": str(ingested), "weight": 2.0, "available": 0, "taken": 0, "share": 0.0}
+        "path": str(ingested),
+        "weight": 2.0,
+        "available": 0,
+        "taken": 0,
+        "share": 0.0,
+    }
     assert len(rows) == counts[0]["available"]
 
 
 def test_counts_are_printed_and_saved(small_corpus, ingested, tmp_path, capsys):
-    ds = load_mixed_dataset([{"path": str(small_corpus)}, {"path": str(ingested), "weight": 1}], "specialist",
-                            "train", seed=1, log_dir=tmp_path)
+    ds = load_mixed_dataset(
+        [{"path": str(small_corpus)}, {"path": str(ingested), "weight": 1}],
+        "specialist",
+        "train",
+        seed=1,
+        log_dir=tmp_path,
+    )
     assert set(ds.column_names) == {"id", "prompt", "completion"}
     saved = json.loads((tmp_path / "data_mixture.json").read_text())["specialist/train"]
     assert saved["rows"] == len(ds) and [s["path"] for s in saved["sources"]] == [str(small_corpus), str(ingested)]
     assert "weight 1, " in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("entries, message", [
-    ([], "non-empty list"),
-    ([{"path": "a", "weight": 0}], r"dataset_mixture\[0\]: 'weight' must be a finite number > 0"),
-    ([{"path": "a"}, {"path": "b", "wieght": 1}], r"dataset_mixture\[1\]: unknown key\(s\) \['wieght'\]"),
-    ([{"path": "a"}, {"path": "a"}], "same path twice"),
-    (["a"], r"dataset_mixture\[0\]: expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "entries, message",
+    [
+        ([], "non-empty list"),
+        ([{"path": "a", "weight": 0}], r"dataset_mixture\[0\]: 'weight' must be a finite number > 0"),
+        ([{"path": "a"}, {"path": "b", "wieght": 1}], r"dataset_mixture\[1\]: unknown key\(s\) \['wieght'\]"),
+        ([{"path": "a"}, {"path": "a"}], "same path twice"),
+        (["a"], r"dataset_mixture\[0\]: expected a mapping"),
+    ],
+)
 def test_bad_entries_are_named(entries, message):
     with pytest.raises(ValueError, match=message):
         parse_mixture(entries)
@@ -67,8 +81,9 @@ def test_the_recipe_key_is_checked_before_anything_loads(tmp_path):
     recipe.write_text("dataset_mixture:\n  - {path: data/a, weight: -1}\n")
     with pytest.raises(RecipeError, match=r"invalid DataArguments: dataset_mixture\[0\]: 'weight'"):
         load_recipe(recipe)
-    recipe.write_text("use_cpu: true\nbf16: false\n"
-                      "dataset_mixture:\n  - {path: data/a, weight: 2}\n  - {path: data/b}\n")
+    recipe.write_text(
+        "use_cpu: true\nbf16: false\ndataset_mixture:\n  - {path: data/a, weight: 2}\n  - {path: data/b}\n"
+    )
     data_args = load_recipe(recipe)[0]
     assert isinstance(data_args, DataArguments) and len(data_args.dataset_mixture) == 2
 

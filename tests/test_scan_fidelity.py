@@ -11,7 +11,8 @@ import pytest
 from secml_recipes.data.__main__ import main as data_cli
 from secml_recipes.data.fixtures import real_report_paths, real_reports
 from secml_recipes.data.generate import generate_report, plan_hosts, plan_matching, report_bytes
-from secml_recipes.data.sysscan import scanner_version, spec_5_0_0 as spec
+from secml_recipes.data.sysscan import scanner_version
+from secml_recipes.data.sysscan import spec_5_0_0 as spec
 from secml_recipes.data.sysscan.host import build_host
 from secml_recipes.data.sysscan.v5_0_0 import Config, suid_listing
 
@@ -47,8 +48,16 @@ def test_the_spec_flags_what_5_0_0_never_writes(real):
     module["metadata"]["signed"] = "true"  # ModuleScanner never writes it
     suid = next(r for r in bad["results"] if r["scanner"] == "suid_sgid")["findings"][0]
     suid["id"] = "/tmp/.x/bash"  # outside the six roots SuidScanner walks
-    bad["results"].append({"elapsed_ms": 0, "end_time": "", "finding_count": 1, "scanner": "network", "start_time": "",
-                           "findings": [dict(module, id="tcp:22:1", title="tcp LISTEN 22")]})
+    bad["results"].append(
+        {
+            "elapsed_ms": 0,
+            "end_time": "",
+            "finding_count": 1,
+            "scanner": "network",
+            "start_time": "",
+            "findings": [dict(module, id="tcp:22:1", title="tcp LISTEN 22")],
+        }
+    )
     bad["meta"]["effective_config"]["scan_mode"] = "full"  # a 6.x key
     defects = "\n".join(spec.report_defects(bad))
     assert "metadata key 'signed' never written" in defects
@@ -79,11 +88,14 @@ def test_suid_array_overwrite_reproduces_the_real_report(real):
     usr_sbin = [p for p in listed if p.startswith("/usr/sbin/")]
     host = build_host(plan_hosts(1, 0)[0])
     inode = {p.rsplit("/", 1)[1]: i for i, p in enumerate(usr_bin + usr_sbin)}
-    host.suid_dirs = {"/bin": [("/bin/" + p.rsplit("/", 1)[1], inode[p.rsplit("/", 1)[1]]) for p in usr_bin],
-                      "/sbin": [("/sbin/" + p.rsplit("/", 1)[1], inode[p.rsplit("/", 1)[1]]) for p in usr_sbin],
-                      "/usr/bin": [(p, inode[p.rsplit("/", 1)[1]]) for p in usr_bin],
-                      "/usr/sbin": [(p, inode[p.rsplit("/", 1)[1]]) for p in usr_sbin],
-                      "/usr/local/bin": [], "/usr/local/sbin": []}
+    host.suid_dirs = {
+        "/bin": [("/bin/" + p.rsplit("/", 1)[1], inode[p.rsplit("/", 1)[1]]) for p in usr_bin],
+        "/sbin": [("/sbin/" + p.rsplit("/", 1)[1], inode[p.rsplit("/", 1)[1]]) for p in usr_sbin],
+        "/usr/bin": [(p, inode[p.rsplit("/", 1)[1]]) for p in usr_bin],
+        "/usr/sbin": [(p, inode[p.rsplit("/", 1)[1]]) for p in usr_sbin],
+        "/usr/local/bin": [],
+        "/usr/local/sbin": [],
+    }
     assert sorted(suid_listing(host)) == sorted(f["id"] for f in _findings(real, "suid_sgid"))
     assert len(usr_bin) == 16 and len(suid_listing(host)) == 16  # 3 of /usr/bin lost to /usr/sbin's 3
 
@@ -102,7 +114,7 @@ def test_canonical_runs_sort_findings_by_id_and_effective_config_follows_the_com
         flags = h["meta"]["cmdline"].split()[1:]
         if "--output" in flags:
             i = flags.index("--output")
-            del flags[i:i + 2]
+            del flags[i : i + 2]
         assert ec == Config.from_flags(tuple(flags)).effective_config()
         assert ec["rules_enable"] == ("true" if "--rules-enable" in flags else "false")
         assert ec["ioc_exec_trace"] == ("true" if "--ioc-exec-trace" in flags else "false")
@@ -117,8 +129,9 @@ def test_canonical_runs_sort_findings_by_id_and_effective_config_follows_the_com
 def test_kernel_thread_cmdline_warnings_on_every_host_root_or_not(hosts):
     by_root = {True: [], False: []}
     for h in hosts:
-        by_root[h["meta"]["euid"] == "0"].append(sum(w["code"] == "proc_unreadable_cmdline"
-                                                     for w in h["collection_warnings"]))
+        by_root[h["meta"]["euid"] == "0"].append(
+            sum(w["code"] == "proc_unreadable_cmdline" for w in h["collection_warnings"])
+        )
     assert by_root[True] and by_root[False] and min(by_root[True] + by_root[False]) >= 40
 
 

@@ -43,8 +43,12 @@ def report_profile(report: dict) -> tuple:
     """What makes two reports comparable: distribution, release, root or not, and the command-line flags."""
     meta = report.get("meta", {})
     ec = meta.get("effective_config", {})
-    return (meta.get("os_id"), meta.get("os_version"), meta.get("euid") == "0",
-            tuple(sorted((k, str(v)) for k, v in ec.items())))
+    return (
+        meta.get("os_id"),
+        meta.get("os_version"),
+        meta.get("euid") == "0",
+        tuple(sorted((k, str(v)) for k, v in ec.items())),
+    )
 
 
 def report_stats(report: dict, spec) -> dict:
@@ -65,13 +69,22 @@ def report_stats(report: dict, spec) -> dict:
                 keys[scanner].add(k)
                 values[(scanner, k)].add(value_form(str(v)))
     warnings = Counter(f"{w.get('scanner')}/{w.get('code')}" for w in report.get("collection_warnings", []))
-    return {"per_scanner": per_scanner, "keys": keys, "forms": forms, "values": values, "severity": sev,
-            "sorted": sorted_ok, "warnings": warnings,
-            "structure": {"top": set(report), "meta": set(report.get("meta", {})),
-                          "summary": set(report.get("summary", {})),
-                          "result": set().union(*(set(r) for r in report.get("results", [])) or [set()]),
-                          "finding": set().union(*(set(f) for r in report.get("results", [])
-                                                   for f in r.get("findings", [])) or [set()])}}
+    return {
+        "per_scanner": per_scanner,
+        "keys": keys,
+        "forms": forms,
+        "values": values,
+        "severity": sev,
+        "sorted": sorted_ok,
+        "warnings": warnings,
+        "structure": {
+            "top": set(report),
+            "meta": set(report.get("meta", {})),
+            "summary": set(report.get("summary", {})),
+            "result": set().union(*(set(r) for r in report.get("results", []))),
+            "finding": set().union(*(set(f) for r in report.get("results", []) for f in r.get("findings", []))),
+        },
+    }
 
 
 def _fmt_set(values) -> str:
@@ -80,9 +93,11 @@ def _fmt_set(values) -> str:
 
 def _mix(counter: Counter) -> str:
     total = sum(counter.values()) or 1
+
     def pct(n: int) -> str:
         share = 100 * n / total
         return "<0.1%" if 0 < share < 0.05 else f"{share:.1f}%"
+
     return " ".join(f"{s} {pct(counter[s])}" for s in SEVERITIES if counter.get(s))
 
 
@@ -94,52 +109,79 @@ def compare(real: dict, generated: list[dict], version: str = "5.0.0") -> tuple[
     rs = report_stats(real, spec)
     gs = [report_stats(g, spec) for g in generated]
     n = len(gs)
-    lines = [f"# Fidelity: real `{real['meta'].get('hostname')}` ({real['meta'].get('os_pretty')}, sys-scan "
-             f"{real['meta'].get('tool_version')}) vs {n} generated hosts of its profile", ""]
-    lines += ["## Report structure", "", "| part | real keys | generated keys (union) | only in generated |",
-              "|---|---|---|---|"]
+    lines = [
+        f"# Fidelity: real `{real['meta'].get('hostname')}` ({real['meta'].get('os_pretty')}, sys-scan "
+        f"{real['meta'].get('tool_version')}) vs {n} generated hosts of its profile",
+        "",
+    ]
+    lines += [
+        "## Report structure",
+        "",
+        "| part | real keys | generated keys (union) | only in generated |",
+        "|---|---|---|---|",
+    ]
     for part in ("top", "meta", "summary", "result", "finding"):
         union = set().union(*(g["structure"][part] for g in gs)) if gs else set()
-        lines.append(f"| {part} | {len(rs['structure'][part])} | {len(union)} | "
-                     f"{_fmt_set(union - rs['structure'][part])} |")
+        lines.append(
+            f"| {part} | {len(rs['structure'][part])} | {len(union)} | {_fmt_set(union - rs['structure'][part])} |"
+        )
     scanners = list(dict.fromkeys(list(rs["per_scanner"]) + [s for g in gs for s in g["per_scanner"]]))
-    lines += ["", "## Findings per scanner", "",
-              "| scanner | real | generated mean [min-max] | real forms | generated forms | real metadata keys | "
-              "generated metadata keys |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Findings per scanner",
+        "",
+        "| scanner | real | generated mean [min-max] | real forms | generated forms | real metadata keys | "
+        "generated metadata keys |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for s in scanners:
         counts = [g["per_scanner"].get(s, 0) for g in gs] or [0]
         present = sum(1 for g in gs if s in g["per_scanner"])
         gen_forms = set().union(*(g["forms"][s] for g in gs)) if gs else set()
         gen_keys = set().union(*(g["keys"][s] for g in gs)) if gs else set()
         real_n = rs["per_scanner"].get(s, "absent")
-        lines.append(f"| {s} | {real_n} | {statistics.mean(counts):.1f} [{min(counts)}-{max(counts)}]"
-                     f"{'' if present == n else f' (in {present}/{n})'} | {_fmt_set(rs['forms'][s])} | "
-                     f"{_fmt_set(gen_forms)} | {_fmt_set(rs['keys'][s])} | {_fmt_set(gen_keys)} |")
+        lines.append(
+            f"| {s} | {real_n} | {statistics.mean(counts):.1f} [{min(counts)}-{max(counts)}]"
+            f"{'' if present == n else f' (in {present}/{n})'} | {_fmt_set(rs['forms'][s])} | "
+            f"{_fmt_set(gen_forms)} | {_fmt_set(rs['keys'][s])} | {_fmt_set(gen_keys)} |"
+        )
     lines += ["", "## Metadata value forms", "", "| scanner.key | real | generated |", "|---|---|---|"]
     pairs = sorted(set(rs["values"]) | {k for g in gs for k in g["values"]})
     for pair in pairs:
         gen = set().union(*(g["values"].get(pair, set()) for g in gs)) if gs else set()
         lines.append(f"| {pair[0]}.{pair[1]} | {_fmt_set(rs['values'].get(pair, set()))} | {_fmt_set(gen)} |")
     gen_sev = sum((g["severity"] for g in gs), Counter())
-    lines += ["", "## Severity mix", "", "| | findings/host | mix |", "|---|---|---|",
-              f"| real | {sum(rs['severity'].values())} | {_mix(rs['severity'])} |",
-              f"| generated | {sum(gen_sev.values()) / max(1, n):.1f} | {_mix(gen_sev)} |"]
+    lines += [
+        "",
+        "## Severity mix",
+        "",
+        "| | findings/host | mix |",
+        "|---|---|---|",
+        f"| real | {sum(rs['severity'].values())} | {_mix(rs['severity'])} |",
+        f"| generated | {sum(gen_sev.values()) / max(1, n):.1f} | {_mix(gen_sev)} |",
+    ]
     codes = sorted(set(rs["warnings"]) | {c for g in gs for c in g["warnings"]})
     lines += ["", "## Collection warnings", "", "| scanner/code | real | generated mean [min-max] |", "|---|---|---|"]
     for code in codes:
         counts = [g["warnings"].get(code, 0) for g in gs] or [0]
-        lines.append(f"| {code} | {rs['warnings'].get(code, 0)} | {statistics.mean(counts):.1f} "
-                     f"[{min(counts)}-{max(counts)}] |")
+        lines.append(
+            f"| {code} | {rs['warnings'].get(code, 0)} | {statistics.mean(counts):.1f} [{min(counts)}-{max(counts)}] |"
+        )
     canonical = real.get("meta", {}).get("effective_config", {}).get("canonical") == "true"
-    lines += ["", "## Sort order", "",
-              f"Findings sorted by id within each scanner (--canonical {'on' if canonical else 'off'}): real "
-              f"{'yes' if rs['sorted'] else 'no'}, generated {sum(g['sorted'] for g in gs)}/{n}."]
+    lines += [
+        "",
+        "## Sort order",
+        "",
+        f"Findings sorted by id within each scanner (--canonical {'on' if canonical else 'off'}): real "
+        f"{'yes' if rs['sorted'] else 'no'}, generated {sum(g['sorted'] for g in gs)}/{n}.",
+    ]
     real_defects = spec.report_defects(real)
     gen_defects = Counter(d for g in generated for d in spec.report_defects(g))
     defects = [f"real: {d}" for d in real_defects] + [f"generated ({c}x): {d}" for d, c in gen_defects.most_common()]
     lines += ["", f"## Defects against the sys-scan {version} spec", ""]
-    lines += [f"- {d}" for d in defects] or ["None: every key, finding form, metadata key and value form above is "
-                                             f"one sys-scan {version} writes."]
+    lines += [f"- {d}" for d in defects] or [
+        f"None: every key, finding form, metadata key and value form above is one sys-scan {version} writes."
+    ]
     return "\n".join(lines) + "\n", defects
 
 

@@ -17,18 +17,49 @@ from .sysscan import catalog as _catalog
 from .sysscan.host import PROFILE_WEIGHTS, PROFILES, HostPlan, build_host, plan_hosts, plan_matching
 
 GENERATOR_VERSION = "2.0.0"
-__all__ = ["GENERATOR_VERSION", "PROFILES", "PROFILE_WEIGHTS", "HostPlan", "plan_hosts", "plan_matching",
-           "generate_report", "generate_ndjson", "generate_reports",
-           "report_bytes", "STOCK_MODULES", "STOCK_SUID", "INJECTIONS"]
+__all__ = [
+    "GENERATOR_VERSION",
+    "PROFILES",
+    "PROFILE_WEIGHTS",
+    "HostPlan",
+    "plan_hosts",
+    "plan_matching",
+    "generate_report",
+    "generate_ndjson",
+    "generate_reports",
+    "report_bytes",
+    "STOCK_MODULES",
+    "STOCK_SUID",
+    "INJECTIONS",
+]
 
 # The stock baseline the reference enricher and the tools compare against: every module name a catalogue
 # host loads, and every distribution SUID/SGID path with whether sys-scan 5.0.0 marks it expected.
-STOCK_MODULES = sorted({m for group in (*_catalog.MODULE_GROUPS.values(), *_catalog.OUT_OF_TREE_GROUPS.values())
-                        for m in group})
-_EXPECTED_NAMES = {"passwd", "sudo", "chsh", "chfn", "newgrp", "gpasswd", "mount", "umount", "su", "pkexec",
-                   "traceroute6.iputils", "ping", "ping6", "ssh-agent"}
-STOCK_SUID = {path: path.rsplit("/", 1)[1] in _EXPECTED_NAMES
-              for table in _catalog.SUID_SGID.values() for paths in table.values() for path in paths}
+STOCK_MODULES = sorted(
+    {m for group in (*_catalog.MODULE_GROUPS.values(), *_catalog.OUT_OF_TREE_GROUPS.values()) for m in group}
+)
+_EXPECTED_NAMES = {
+    "passwd",
+    "sudo",
+    "chsh",
+    "chfn",
+    "newgrp",
+    "gpasswd",
+    "mount",
+    "umount",
+    "su",
+    "pkexec",
+    "traceroute6.iputils",
+    "ping",
+    "ping6",
+    "ssh-agent",
+}
+STOCK_SUID = {
+    path: path.rsplit("/", 1)[1] in _EXPECTED_NAMES
+    for table in _catalog.SUID_SGID.values()
+    for paths in table.values()
+    for path in paths
+}
 INJECTIONS = list(_catalog.INJECTIONS)
 
 

@@ -67,7 +67,7 @@ def expand_inputs(paths: list[str], pairs: list[tuple[str, str]], tally: Tally) 
         else:
             tally.inputs += 1
             tally.refuse(raw, "no such file or directory")
-    by_name = {p: None for p in files}
+    by_name = dict.fromkeys(files)
     plain = []
     for p in files:
         if p.name.endswith(ENRICHED_SUFFIX):
@@ -104,8 +104,10 @@ def _read_text(path: Path, tally: Tally) -> str | None:
 
 def _finite(text: str) -> object:
     """json.loads that refuses NaN and Infinity (not JSON, never written by sys-scan)."""
+
     def bad(token):
         raise ValueError(f"{token} is not a JSON number")
+
     return json.loads(text, parse_constant=bad)
 
 
@@ -209,8 +211,10 @@ def labelled_rows(report: dict, enriched, digest: str, max_prompt_chars: int) ->
         return [], f"enriched report is not in the enriched format: {problem}"
     rows = report_rows(report, digest, max_prompt_chars)
     if len(rows) != 1:
-        return [], (f"the raw report needs {len(rows)} prompts at max_prompt_chars={max_prompt_chars}; a labelled "
-                    "pair must fit one (raise --max-prompt-chars)")
+        return [], (
+            f"the raw report needs {len(rows)} prompts at max_prompt_chars={max_prompt_chars}; a labelled "
+            "pair must fit one (raise --max-prompt-chars)"
+        )
     rows[0]["completion"] = [{"role": "assistant", "content": compact(enriched)}]
     rows[0]["id"] += "-labelled"
     return rows, None
@@ -235,8 +239,9 @@ class IngestFolder:
         if self.manifest_path.exists():
             self.manifest = json.loads(self.manifest_path.read_text())
         elif out.exists() and any(out.iterdir()) and not (out / "specialist").exists():
-            raise ValueError(f"{out} exists and is not an ingest folder (no manifest.json, no specialist/); "
-                             "choose another --out")
+            raise ValueError(
+                f"{out} exists and is not an ingest folder (no manifest.json, no specialist/); choose another --out"
+            )
         self._adopt_orphans()
 
     def _adopt_orphans(self) -> None:
@@ -245,16 +250,22 @@ class IngestFolder:
             rel = f"specialist/{shard.name}"
             if rel not in self.manifest["shards"]:
                 data = shard.read_bytes()
-                self.manifest["shards"][rel] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-                                                "rows": data.count(b"\n")}
+                self.manifest["shards"][rel] = {
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "bytes": len(data),
+                    "rows": data.count(b"\n"),
+                }
                 self.notes.append(f"adopted {rel}: on disk but not in manifest.json")
 
     def known(self, digest: str) -> bool:
         return digest in set(self.manifest["reports"])
 
     def next_shard(self, split: str) -> str:
-        taken = [int(name.rsplit("-", 1)[1].split(".")[0]) for name in self.manifest["shards"]
-                 if name.startswith(f"specialist/{split}-")]
+        taken = [
+            int(name.rsplit("-", 1)[1].split(".")[0])
+            for name in self.manifest["shards"]
+            if name.startswith(f"specialist/{split}-")
+        ]
         return f"specialist/{split}-{max(taken, default=-1) + 1:05d}.jsonl"
 
     def commit(self, rows_by_split: dict, digests: list[str], rejects: list[dict], run_note: dict) -> list[str]:
@@ -268,8 +279,11 @@ class IngestFolder:
             name = self.next_shard(split)
             data = "".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n" for r in rows).encode()
             write_atomic(self.out / name, data)
-            self.manifest["shards"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-                                             "rows": len(rows)}
+            self.manifest["shards"][name] = {
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "bytes": len(data),
+                "rows": len(rows),
+            }
             written.append(name)
         if rejects:
             path = self.out / "ingest.rejects.jsonl"
@@ -289,8 +303,14 @@ class IngestFolder:
 # -- the command ---------------------------------------------------------------------------------------------
 
 
-def run(paths: list[str], out: str, split: str = "train", pairs: list[tuple[str, str]] | None = None,
-        overwrite: bool = False, max_prompt_chars: int = 12000) -> int:
+def run(
+    paths: list[str],
+    out: str,
+    split: str = "train",
+    pairs: list[tuple[str, str]] | None = None,
+    overwrite: bool = False,
+    max_prompt_chars: int = 12000,
+) -> int:
     """Ingest `paths` (and `pairs`) into `out`; print one line per refusal and a summary; return the exit code
     (0 all accepted, 1 something refused, 2 nothing could be written)."""
     from .corpus import split_for_host
@@ -311,7 +331,7 @@ def run(paths: list[str], out: str, split: str = "train", pairs: list[tuple[str,
             tally.refuse(where, problem)
             return
         for item in left_out:
-            tally.left_out.append({"input": where, "kind": "left_out", **{k: v for k, v in item.items()}})
+            tally.left_out.append({"input": where, "kind": "left_out", **item})
         digest = report_digest(normalized)
         if digest in seen or folder.known(digest):
             tally.duplicates += 1
@@ -350,28 +370,38 @@ def run(paths: list[str], out: str, split: str = "train", pairs: list[tuple[str,
             tally.refuse(str(enriched_path), f"not JSON: {err}")
             continue
         before = tally.reports
-        accept(where, raw_reports[0][1], lambda r, d: labelled_rows(r, enriched, d, max_prompt_chars))
+        accept(where, raw_reports[0][1], lambda r, d, label=enriched: labelled_rows(r, label, d, max_prompt_chars))
         tally.pairs += tally.reports - before
     n_rows = sum(len(v) for v in tally.rows.values())
     rejects = tally.refused + tally.left_out
-    run_note = {"inputs": tally.inputs, "reports": tally.reports, "pairs": tally.pairs, "rows": n_rows,
-                "refused": len(tally.refused), "left_out_findings": len(tally.left_out),
-                "duplicates": tally.duplicates}
+    run_note = {
+        "inputs": tally.inputs,
+        "reports": tally.reports,
+        "pairs": tally.pairs,
+        "rows": n_rows,
+        "refused": len(tally.refused),
+        "left_out_findings": len(tally.left_out),
+        "duplicates": tally.duplicates,
+    }
     try:
         written = folder.commit(tally.rows, digests, rejects, run_note)
     except OSError as err:
-        print(f"error: writing {out} failed: {err.strerror or err}; nothing from this run was written "
-              "(shards already there are untouched)", file=sys.stderr)
+        print(
+            f"error: writing {out} failed: {err.strerror or err}; nothing from this run was written "
+            "(shards already there are untouched)",
+            file=sys.stderr,
+        )
         return 2
     for note in folder.notes:
         print(f"note: {note}")
     for r in tally.refused:
         print(f"  refused {r['input']}: {r['reason']}")
     per_split = ", ".join(f"{s} {len(v)}" for s, v in sorted(tally.rows.items())) or "none"
-    print(f"ingest: {tally.inputs} inputs, {tally.reports} reports accepted ({tally.pairs} labelled pairs) -> "
-          f"{n_rows} specialist rows ({per_split}) in {', '.join(written) or 'no new shard'}; "
-          f"{len(tally.refused)} refused, {tally.duplicates} already ingested, "
-          f"{len(tally.left_out)} findings left out"
-          + (f"; reasons in {Path(out) / 'ingest.rejects.jsonl'}" if rejects else ""))
+    print(
+        f"ingest: {tally.inputs} inputs, {tally.reports} reports accepted ({tally.pairs} labelled pairs) -> "
+        f"{n_rows} specialist rows ({per_split}) in {', '.join(written) or 'no new shard'}; "
+        f"{len(tally.refused)} refused, {tally.duplicates} already ingested, "
+        f"{len(tally.left_out)} findings left out"
+        + (f"; reasons in {Path(out) / 'ingest.rejects.jsonl'}" if rejects else "")
+    )
     return 1 if tally.refused else 0
-

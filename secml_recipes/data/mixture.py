@@ -60,8 +60,9 @@ def weighted_rows(rows: list[dict], weight: float, rng: random.Random) -> list[d
     return rows * copies + rng.sample(rows, extra)
 
 
-def mix_split(sources: list[MixtureSource], task: str, split: str, seed: int, rejects_dir=None,
-              weighted: bool = True) -> tuple[list[dict], list[dict]]:
+def mix_split(
+    sources: list[MixtureSource], task: str, split: str, seed: int, rejects_dir=None, weighted: bool = True
+) -> tuple[list[dict], list[dict]]:
     """(mixed rows, one count entry per source) for `task`/`split`. With `weighted` (training) every
     source must have the split; otherwise (evaluation) a source without it contributes nothing."""
     from .corpus import CorpusError, corpus_root, read_split
@@ -71,16 +72,24 @@ def mix_split(sources: list[MixtureSource], task: str, split: str, seed: int, re
         root = corpus_root(source.path)
         if not list((root / task).glob(f"{split}-*.jsonl")):
             if weighted:
-                raise CorpusError(f"dataset_mixture[{i}]: {source.path} has no {task}/{split} rows "
-                                  f"(build it with `make data` or `python -m secml_recipes.data ingest`)")
+                raise CorpusError(
+                    f"dataset_mixture[{i}]: {source.path} has no {task}/{split} rows "
+                    f"(build it with `make data` or `python -m secml_recipes.data ingest`)"
+                )
             counts.append({"path": source.path, "weight": source.weight, "available": 0, "taken": 0})
             continue
         rows, _ = read_split(source.path, task, split, rejects_dir)
         rng = random.Random(f"{seed}:{i}:{source.path}")
         taken = weighted_rows(rows, source.weight, rng) if weighted else rows
         mixed += taken
-        counts.append({"path": source.path, "weight": source.weight if weighted else 1.0, "available": len(rows),
-                       "taken": len(taken)})
+        counts.append(
+            {
+                "path": source.path,
+                "weight": source.weight if weighted else 1.0,
+                "available": len(rows),
+                "taken": len(taken),
+            }
+        )
     random.Random(f"{seed}:shuffle:{split}").shuffle(mixed)
     total = max(1, len(mixed))
     for c in counts:
@@ -88,8 +97,16 @@ def mix_split(sources: list[MixtureSource], task: str, split: str, seed: int, re
     return mixed, counts
 
 
-def load_mixed_dataset(entries, task: str, split: str, seed: int, rejects_dir=None, max_rows: int | None = None,
-                       weighted: bool = True, log_dir: str | os.PathLike | None = None):
+def load_mixed_dataset(
+    entries,
+    task: str,
+    split: str,
+    seed: int,
+    rejects_dir=None,
+    max_rows: int | None = None,
+    weighted: bool = True,
+    log_dir: str | os.PathLike | None = None,
+):
     """The mixed split as a `datasets.Dataset` in TRL's format; counts printed and saved to `log_dir`."""
     from datasets import Dataset
 
@@ -99,25 +116,33 @@ def load_mixed_dataset(entries, task: str, split: str, seed: int, rejects_dir=No
         rows = rows[:max_rows]
     print(f"[secml data] {task}/{split} mixture ({len(rows)} rows, seed {seed}):")
     for c in counts:
-        print(f"  {c['path']}: weight {c['weight']:g}, {c['available']} available -> {c['taken']} taken "
-              f"({100 * c['share']:.1f}%)")
+        print(
+            f"  {c['path']}: weight {c['weight']:g}, {c['available']} available -> {c['taken']} taken "
+            f"({100 * c['share']:.1f}%)"
+        )
     if log_dir is not None:
         path = Path(log_dir) / "data_mixture.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         saved = json.loads(path.read_text()) if path.exists() else {}
-        saved[f"{task}/{split}"] = {"seed": seed, "rows": len(rows), "sources": counts,
-                                    "entries": [asdict(s) for s in sources]}
+        saved[f"{task}/{split}"] = {
+            "seed": seed,
+            "rows": len(rows),
+            "sources": counts,
+            "entries": [asdict(s) for s in sources],
+        }
         path.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
     columns = ("id", "prompt", "completion") if task == "specialist" else ("id", "messages", "tools")
     return Dataset.from_list([{k: r[k] for k in columns} for r in rows])
 
 
-def load_task_split(data_args, split: str, rejects_dir, max_rows: int | None, seed: int, log_dir=None,
-                    weighted: bool = True):
+def load_task_split(
+    data_args, split: str, rejects_dir, max_rows: int | None, seed: int, log_dir=None, weighted: bool = True
+):
     """One split for a recipe: the mixture when `dataset_mixture` is set, else `dataset_path`."""
     from .corpus import load_split_dataset
 
     if getattr(data_args, "dataset_mixture", None):
-        return load_mixed_dataset(data_args.dataset_mixture, data_args.task, split, seed, rejects_dir, max_rows,
-                                  weighted, log_dir)
+        return load_mixed_dataset(
+            data_args.dataset_mixture, data_args.task, split, seed, rejects_dir, max_rows, weighted, log_dir
+        )
     return load_split_dataset(data_args.dataset_path, data_args.task, split, rejects_dir, max_rows)

@@ -166,8 +166,10 @@ def plan_matching(report: dict, n_hosts: int, seed: int) -> list[HostPlan]:
     """Plans for hosts like the machine behind a real report: the same distribution and release, kernel,
     scanning account (root or not), command line and kind of machine (read from its modules)."""
     meta = report.get("meta", {})
-    distro = next((k for k, d in cat.DISTROS.items() if d.os_id == meta.get("os_id")
-                   and d.os_version == meta.get("os_version")), None)
+    distro = next(
+        (k for k, d in cat.DISTROS.items() if d.os_id == meta.get("os_id") and d.os_version == meta.get("os_version")),
+        None,
+    )
     modules = {f["id"] for r in report.get("results", []) if r.get("scanner") == "modules" for f in r["findings"]}
     laptop = bool(modules & {"iwlwifi", "snd_hda_intel", "btusb", "uvcvideo", "i915", "amdgpu"})
     role = "laptop" if laptop else ("vm" if modules & {"virtio_net", "hv_vmbus", "ena"} else "server")
@@ -181,8 +183,12 @@ def plan_matching(report: dict, n_hosts: int, seed: int) -> list[HostPlan]:
             continue
         flags.append(argv[i])
         i += 1
-    pins = {"role": role, "as_root": meta.get("euid") == "0", "profile_tags": {"matched"},
-            "options": ScanOptions(argv[0] if argv else "sys-scan", tuple(flags), output)}
+    pins = {
+        "role": role,
+        "as_root": meta.get("euid") == "0",
+        "profile_tags": {"matched"},
+        "options": ScanOptions(argv[0] if argv else "sys-scan", tuple(flags), output),
+    }
     if distro:
         pins["distro"] = distro
         if meta.get("kernel"):
@@ -190,39 +196,71 @@ def plan_matching(report: dict, n_hosts: int, seed: int) -> list[HostPlan]:
         if meta.get("os_pretty"):
             pins["os_pretty"] = meta["os_pretty"]
     rng = random.Random(seed)
-    return [HostPlan(host_id=hashlib.sha256(f"secml-match:{seed}:{i}".encode()).hexdigest()[:16], hostname="",
-                     profile=profile, seed=rng.randint(0, 2**31), pins=dict(pins)) for i in range(n_hosts)]
+    return [
+        HostPlan(
+            host_id=hashlib.sha256(f"secml-match:{seed}:{i}".encode()).hexdigest()[:16],
+            hostname="",
+            profile=profile,
+            seed=rng.randint(0, 2**31),
+            pins=dict(pins),
+        )
+        for i in range(n_hosts)
+    ]
 
 
 # -- the command line ---------------------------------------------------------------------------------
 
 OPTION_SETS = {  # profile -> (flags, weight); --output is added for most runs
-    "developer_laptop": ((("--canonical",), 0.62), ((), 0.08), (("--canonical", "--hardening"), 0.07),
-                         (("--canonical", "--process-inventory"), 0.07), (("--canonical", "--containers"), 0.06),
-                         (("--canonical", "--ioc-exec-trace", "10"), 0.03),
-                         (("--canonical", "--modules-summary"), 0.04),
-                         (("--canonical", "--compact", "--min-severity", "low"), 0.03)),
-    "hardened_server": ((("--canonical",), 0.4), (("--canonical", "--hardening"), 0.2),
-                        (("--canonical", "--hardening", "--integrity", "--integrity-pkg-verify"), 0.1),
-                        (("--canonical", "--integrity", "--integrity-pkg-verify"), 0.1),
-                        (("--canonical", "--hardening", "--compliance"), 0.05),
-                        (("--canonical", "--process-inventory", "--hardening"), 0.05),
-                        (("--canonical", "--modules-anomalies-only"), 0.05),
-                        (("--canonical", "--parallel", "--fast-scan"), 0.05)),
-    "container_host": ((("--canonical", "--containers"), 0.45), (("--canonical",), 0.25),
-                       (("--canonical", "--containers", "--hardening"), 0.15),
-                       (("--canonical", "--containers", "--process-inventory"), 0.1),
-                       (("--canonical", "--parallel"), 0.05)),
-    "misconfigured_server": ((("--canonical",), 0.55), (("--canonical", "--hardening"), 0.2), ((), 0.1),
-                             (("--canonical", "--integrity", "--integrity-pkg-verify"), 0.05),
-                             (("--canonical", "--process-inventory"), 0.1)),
-    "compromised_host": ((("--canonical",), 0.45), (("--canonical", "--process-inventory"), 0.2),
-                         (("--canonical", "--hardening"), 0.1), (("--canonical", "--ioc-exec-trace"), 0.1),
-                         (("--canonical", "--integrity", "--integrity-pkg-verify"), 0.05),
-                         (("--canonical", "--rules-enable", "--rules-dir", "/etc/sys-scan/rules"), 0.15)),
+    "developer_laptop": (
+        (("--canonical",), 0.62),
+        ((), 0.08),
+        (("--canonical", "--hardening"), 0.07),
+        (("--canonical", "--process-inventory"), 0.07),
+        (("--canonical", "--containers"), 0.06),
+        (("--canonical", "--ioc-exec-trace", "10"), 0.03),
+        (("--canonical", "--modules-summary"), 0.04),
+        (("--canonical", "--compact", "--min-severity", "low"), 0.03),
+    ),
+    "hardened_server": (
+        (("--canonical",), 0.4),
+        (("--canonical", "--hardening"), 0.2),
+        (("--canonical", "--hardening", "--integrity", "--integrity-pkg-verify"), 0.1),
+        (("--canonical", "--integrity", "--integrity-pkg-verify"), 0.1),
+        (("--canonical", "--hardening", "--compliance"), 0.05),
+        (("--canonical", "--process-inventory", "--hardening"), 0.05),
+        (("--canonical", "--modules-anomalies-only"), 0.05),
+        (("--canonical", "--parallel", "--fast-scan"), 0.05),
+    ),
+    "container_host": (
+        (("--canonical", "--containers"), 0.45),
+        (("--canonical",), 0.25),
+        (("--canonical", "--containers", "--hardening"), 0.15),
+        (("--canonical", "--containers", "--process-inventory"), 0.1),
+        (("--canonical", "--parallel"), 0.05),
+    ),
+    "misconfigured_server": (
+        (("--canonical",), 0.55),
+        (("--canonical", "--hardening"), 0.2),
+        ((), 0.1),
+        (("--canonical", "--integrity", "--integrity-pkg-verify"), 0.05),
+        (("--canonical", "--process-inventory"), 0.1),
+    ),
+    "compromised_host": (
+        (("--canonical",), 0.45),
+        (("--canonical", "--process-inventory"), 0.2),
+        (("--canonical", "--hardening"), 0.1),
+        (("--canonical", "--ioc-exec-trace"), 0.1),
+        (("--canonical", "--integrity", "--integrity-pkg-verify"), 0.05),
+        (("--canonical", "--rules-enable", "--rules-dir", "/etc/sys-scan/rules"), 0.15),
+    ),
 }
-ROOT_SHARE = {"developer_laptop": 0.35, "hardened_server": 0.9, "container_host": 0.85,
-              "misconfigured_server": 0.7, "compromised_host": 0.75}
+ROOT_SHARE = {
+    "developer_laptop": 0.35,
+    "hardened_server": 0.9,
+    "container_host": 0.85,
+    "misconfigured_server": 0.7,
+    "compromised_host": 0.75,
+}
 
 
 def _options(rng: random.Random, profile: str, as_root: bool) -> ScanOptions:
@@ -246,11 +284,18 @@ def build_host(plan: HostPlan) -> Host:
     user = rng.choice(cat.USERS)
     user_uid = 1000 if rng.random() < 0.8 else rng.choice([1001, 1002, 1003])
     tags = _role_tags(rng, role, plan.profile)
-    host = Host(plan=plan, role=role, tags=tags, distro=distro,
-                kernel=pins.get("kernel") or rng.choice(distro.kernels),
-                os_pretty=pins.get("os_pretty") or _os_pretty(rng, distro, role),
-                options=pins.get("options") or _options(rng, plan.profile, as_root),
-                scan_uid=0 if as_root else user_uid, user=user, user_uid=user_uid)
+    host = Host(
+        plan=plan,
+        role=role,
+        tags=tags,
+        distro=distro,
+        kernel=pins.get("kernel") or rng.choice(distro.kernels),
+        os_pretty=pins.get("os_pretty") or _os_pretty(rng, distro, role),
+        options=pins.get("options") or _options(rng, plan.profile, as_root),
+        scan_uid=0 if as_root else user_uid,
+        user=user,
+        user_uid=user_uid,
+    )
     stem = rng.choice(cat.HOSTNAME_STEMS[role])  # drawn even when pinned, so the RNG stream stays the same
     number, letter = rng.randint(1, 999), rng.choice("abcdefgh")
     if not plan.hostname:
@@ -284,13 +329,15 @@ def _os_pretty(rng: random.Random, distro: cat.Distro, role: str) -> str:
 def _role_tags(rng: random.Random, role: str, profile: str) -> set[str]:
     tags = {role}
     if role in ("server", "vm"):
-        tags |= {t for t, p in (("web", 0.45), ("db", 0.3), ("containers", 0.2), ("libvirt", 0.05))
-                 if rng.random() < p}
+        tags |= {t for t, p in (("web", 0.45), ("db", 0.3), ("containers", 0.2), ("libvirt", 0.05)) if rng.random() < p}
     if role == "k8s_node" or profile == "container_host":
         tags |= {"containers", "k8s_node"} if role == "k8s_node" else {"containers"}
     if role in ("laptop", "workstation"):
-        tags |= {t for t, p in (("containers", 0.3), ("libvirt", 0.15), ("nvidia", 0.15), ("dev_home", 0.55))
-                 if rng.random() < p}
+        tags |= {
+            t
+            for t, p in (("containers", 0.3), ("libvirt", 0.15), ("nvidia", 0.15), ("dev_home", 0.55))
+            if rng.random() < p
+        }
     if role == "vm" and rng.random() < 0.15:
         tags.add("vmware")
     return tags
@@ -304,7 +351,8 @@ def _firmware(rng: random.Random, host: Host) -> None:
     host.lockdown = "none [integrity] confidentiality" if secure_boot else "[none] integrity confidentiality"
     if host.distro.pkg_tool == "rpm" and host.as_root and rng.random() < 0.1:
         host.ima_policy = "measure func=BPRM_CHECK mask=MAY_EXEC\n" + (
-            "appraise func=MODULE_CHECK appraise_type=imasig\n" if rng.random() < 0.5 else "")
+            "appraise func=MODULE_CHECK appraise_type=imasig\n" if rng.random() < 0.5 else ""
+        )
 
 
 def _sysctls(rng: random.Random, host: Host) -> None:
@@ -315,15 +363,26 @@ def _sysctls(rng: random.Random, host: Host) -> None:
     if host.role == "laptop" and rng.random() < 0.3:  # lxd / libvirt bridges on developer machines
         s["net/ipv4/ip_forward"] = "1"
     if profile == "hardened_server":
-        s.update({"kernel/kptr_restrict": rng.choice(["1", "2"]) if rng.random() < 0.8 else "1",
-                  "kernel/dmesg_restrict": "1", "kernel/kexec_load_disabled": "1" if rng.random() < 0.7 else "0",
-                  "kernel/sysrq": "0" if rng.random() < 0.7 else s["kernel/sysrq"],
-                  "net/ipv4/conf/all/accept_redirects": "0", "net/ipv4/conf/all/rp_filter": "1"})
+        s.update(
+            {
+                "kernel/kptr_restrict": rng.choice(["1", "2"]) if rng.random() < 0.8 else "1",
+                "kernel/dmesg_restrict": "1",
+                "kernel/kexec_load_disabled": "1" if rng.random() < 0.7 else "0",
+                "kernel/sysrq": "0" if rng.random() < 0.7 else s["kernel/sysrq"],
+                "net/ipv4/conf/all/accept_redirects": "0",
+                "net/ipv4/conf/all/rp_filter": "1",
+            }
+        )
     elif profile in ("misconfigured_server", "compromised_host"):
-        for key, bad in (("kernel/randomize_va_space", "0"), ("kernel/kptr_restrict", "0"),
-                         ("kernel/dmesg_restrict", "0"), ("net/ipv4/tcp_syncookies", "0"),
-                         ("net/ipv4/conf/all/accept_source_route", "1"), ("kernel/sysrq", "1"),
-                         ("net/ipv4/conf/all/rp_filter", "0")):
+        for key, bad in (
+            ("kernel/randomize_va_space", "0"),
+            ("kernel/kptr_restrict", "0"),
+            ("kernel/dmesg_restrict", "0"),
+            ("net/ipv4/tcp_syncookies", "0"),
+            ("net/ipv4/conf/all/accept_source_route", "1"),
+            ("kernel/sysrq", "1"),
+            ("net/ipv4/conf/all/rp_filter", "0"),
+        ):
             if rng.random() < (0.3 if profile == "misconfigured_server" else 0.12):
                 s[key] = bad
     host.sysctl = s
@@ -373,8 +432,13 @@ def _uid_of(spec: str, host: Host) -> int:
 
 
 def _kernel_thread_pids(rng: random.Random, host: Host, max_pid: int) -> list[int]:
-    count = {"laptop": (130, 185), "workstation": (160, 320), "server": (170, 420), "vm": (60, 125),
-             "k8s_node": (90, 210)}[host.role]
+    count = {
+        "laptop": (130, 185),
+        "workstation": (160, 320),
+        "server": (170, 420),
+        "vm": (60, 125),
+        "k8s_node": (90, 210),
+    }[host.role]
     n = rng.randint(*count)
     dense = [p for p in range(2, 100) if rng.random() < 0.86]
     sparse = sorted(rng.sample(range(100, 1200), max(0, int(n * 0.22))))
@@ -386,9 +450,28 @@ def _processes(rng: random.Random, host: Host) -> None:
     max_pid = rng.randint(20_000, 450_000)
     procs: list[Proc] = []
     for pid in _kernel_thread_pids(rng, host, max_pid):
-        procs.append(Proc(pid, 2, 0, 0, "", "", rng.choice(["kworker/0:1-events", "ksoftirqd/0", "migration/1",
-                                                            "rcu_preempt", "kthreadd", "cpuhp/2", "irq/125-iwlwifi"]),
-                          kernel_thread=True))
+        procs.append(
+            Proc(
+                pid,
+                2,
+                0,
+                0,
+                "",
+                "",
+                rng.choice(
+                    [
+                        "kworker/0:1-events",
+                        "ksoftirqd/0",
+                        "migration/1",
+                        "rcu_preempt",
+                        "kthreadd",
+                        "cpuhp/2",
+                        "irq/125-iwlwifi",
+                    ]
+                ),
+                kernel_thread=True,
+            )
+        )
     taken = {p.pid for p in procs}
 
     def new_pid(lo: int, hi: int) -> int:
@@ -401,7 +484,7 @@ def _processes(rng: random.Random, host: Host) -> None:
     catalog: list[cat.Proc] = list(cat.SYSTEM_PROCESSES["systemd"])
     catalog += cat.SYSTEM_PROCESSES.get(host.distro.os_id, ())
     desktop = host.role in ("laptop", "workstation")
-    groups = (["desktop_system", "desktop_session", "desktop_apps"] if desktop else ["server"])
+    groups = ["desktop_system", "desktop_session", "desktop_apps"] if desktop else ["server"]
     groups += [g for g in ("web", "db") if g in host.tags]
     if "k8s_node" in host.tags:
         groups.append("k8s")
@@ -421,17 +504,29 @@ def _processes(rng: random.Random, host: Host) -> None:
         for _ in range(spec.count):
             lo, hi = (300, system_hi) if uid == 0 or spec.uid not in ("@user",) else (system_hi, max_pid)
             argv0 = spec.argv0.format(hostname=host.plan.hostname or "host", user=host.user)
-            procs.append(Proc(new_pid(lo, hi), 1, uid, uid if uid else 0, argv0, spec.exe, spec.comm,
-                              label=_label(host, spec)))
+            procs.append(
+                Proc(new_pid(lo, hi), 1, uid, uid if uid else 0, argv0, spec.exe, spec.comm, label=_label(host, spec))
+            )
     if desktop and "dev_home" in host.tags:
         for argv0, exe in rng.sample(cat.DEV_HOME_PROCESSES, rng.randint(1, 2)):
             argv0, exe = argv0.format(home=host.home), exe.format(home=host.home)
-            procs.append(Proc(new_pid(system_hi, max_pid), 1, host.user_uid, host.user_uid, argv0, exe,
-                              exe.rsplit("/", 1)[-1][:15]))
+            procs.append(
+                Proc(
+                    new_pid(system_hi, max_pid),
+                    1,
+                    host.user_uid,
+                    host.user_uid,
+                    argv0,
+                    exe,
+                    exe.rsplit("/", 1)[-1][:15],
+                )
+            )
     # long-running daemons whose binary an upgrade replaced
     if rng.random() < (0.3 if desktop else 0.2):
-        for p in rng.sample([p for p in procs if p.exe in cat.UPGRADED_EXES], k=min(
-                rng.randint(1, 2), len([p for p in procs if p.exe in cat.UPGRADED_EXES]))):
+        for p in rng.sample(
+            [p for p in procs if p.exe in cat.UPGRADED_EXES],
+            k=min(rng.randint(1, 2), len([p for p in procs if p.exe in cat.UPGRADED_EXES])),
+        ):
             p.exe += " (deleted)"
     # zombies: userland pids with an empty cmdline
     for _ in range(rng.choice([0, 0, 0, 1, 2])):
@@ -444,8 +539,11 @@ def _processes(rng: random.Random, host: Host) -> None:
 
 def _label(host: Host, spec: cat.Proc) -> str:
     if host.distro.mac == "selinux":
-        return "system_u:system_r:unconfined_service_t:s0" if spec.uid == "root" else \
-            "unconfined_u:unconfined_r:unconfined_t:s0-s0:c0.c1023"
+        return (
+            "system_u:system_r:unconfined_service_t:s0"
+            if spec.uid == "root"
+            else "unconfined_u:unconfined_r:unconfined_t:s0-s0:c0.c1023"
+        )
     if spec.exe.startswith("/snap/"):
         return f"snap.{spec.comm}.{spec.comm} (enforce)"
     if spec.exe in ("/usr/sbin/cupsd", "/usr/sbin/cups-browsed", "/usr/sbin/rsyslogd", "/usr/libexec/colord"):
@@ -461,8 +559,9 @@ def _containers(rng: random.Random, host: Host, procs: list[Proc], new_pid, max_
             pod = hashlib.sha256(f"{host.plan.host_id}:pod:{i}".encode()).hexdigest()
             pod_uid = f"{pod[:8]}_{pod[8:12]}_{pod[12:16]}_{pod[16:20]}_{pod[20:32]}"
             qos = rng.choice(["burstable", "besteffort"])
-            cgroup = (f"0::/kubepods.slice/kubepods-{qos}.slice/kubepods-{qos}-pod{pod_uid}.slice/"
-                      f"cri-containerd-{full}.scope")
+            cgroup = (
+                f"0::/kubepods.slice/kubepods-{qos}.slice/kubepods-{qos}-pod{pod_uid}.slice/cri-containerd-{full}.scope"
+            )
             runtime = "containerd"
         elif rng.random() < 0.15:
             uid = host.user_uid
@@ -471,19 +570,36 @@ def _containers(rng: random.Random, host: Host, procs: list[Proc], new_pid, max_
         else:
             cgroup = f"0::/system.slice/docker-{full}.scope"
             runtime = "docker"
-        image = rng.choice([("nginx: master process nginx -g daemon off;", "/usr/sbin/nginx", "nginx"),
-                            ("postgres", "/usr/lib/postgresql/16/bin/postgres", "postgres"),
-                            ("/usr/local/bin/python3", "/usr/local/bin/python3.12", "python3"),
-                            ("node", "/usr/local/bin/node", "node"),
-                            ("redis-server *:6379", "/usr/local/bin/redis-server", "redis-server"),
-                            ("/app/server", "/app/server", "server"), ("/pause", "/pause", "pause")])
+        image = rng.choice(
+            [
+                ("nginx: master process nginx -g daemon off;", "/usr/sbin/nginx", "nginx"),
+                ("postgres", "/usr/lib/postgresql/16/bin/postgres", "postgres"),
+                ("/usr/local/bin/python3", "/usr/local/bin/python3.12", "python3"),
+                ("node", "/usr/local/bin/node", "node"),
+                ("redis-server *:6379", "/usr/local/bin/redis-server", "redis-server"),
+                ("/app/server", "/app/server", "server"),
+                ("/pause", "/pause", "pause"),
+            ]
+        )
         pids = []
         for _ in range(rng.randint(1, 3)):
             pid = new_pid(4000, max_pid)
             pids.append(pid)
-            procs.append(Proc(pid, 1, 0, 0, image[0], image[1], image[2], label="docker-default (enforce)"
-                              if host.distro.mac == "apparmor" else "system_u:system_r:container_t:s0:c12,c541",
-                              cgroup=cgroup))
+            procs.append(
+                Proc(
+                    pid,
+                    1,
+                    0,
+                    0,
+                    image[0],
+                    image[1],
+                    image[2],
+                    label="docker-default (enforce)"
+                    if host.distro.mac == "apparmor"
+                    else "system_u:system_r:container_t:s0:c12,c541",
+                    cgroup=cgroup,
+                )
+            )
         host.containers.append({"id": full, "runtime": runtime, "cgroup": cgroup, "pids": pids})
 
 
@@ -521,8 +637,11 @@ def _suid_and_files(rng: random.Random, host: Host) -> None:
     host.suid_dirs = {
         "/bin": [("/bin/" + p.rsplit("/", 1)[1], inodes[p]) for p in usr_bin],
         "/sbin": [("/sbin/" + p.rsplit("/", 1)[1], inodes[p]) for p in usr_sbin],
-        "/usr/bin": [(p, inodes[p]) for p in usr_bin], "/usr/sbin": [(p, inodes[p]) for p in usr_sbin],
-        "/usr/local/bin": [], "/usr/local/sbin": []}
+        "/usr/bin": [(p, inodes[p]) for p in usr_bin],
+        "/usr/sbin": [(p, inodes[p]) for p in usr_sbin],
+        "/usr/local/bin": [],
+        "/usr/local/sbin": [],
+    }
     caps_table = cat.FILE_CAPS[os_id]
     caps = list(caps_table["base"]) + (list(caps_table["desktop"]) if desktop else [])
     caps += [p for p in caps_table["extra"] if rng.random() < (0.15 if desktop else 0.05)]
@@ -530,9 +649,12 @@ def _suid_and_files(rng: random.Random, host: Host) -> None:
     usr_bin_notable = [(rng.randrange(n_usr_bin), p.rsplit("/", 1)[1], {"caps": True}) for p in caps]
     usr_bin_notable += [(rng.randrange(n_usr_bin), p.rsplit("/", 1)[1], {"suid": True}) for p in usr_bin]
     host.ww_dirs = {
-        "/usr/bin": DirListing(n_usr_bin, usr_bin_notable), "/bin": DirListing(n_usr_bin, list(usr_bin_notable)),
-        "/usr/local/bin": DirListing(rng.randint(0, 25), []), "/etc": DirListing(rng.randint(60, 140), []),
-        "/var": DirListing(rng.randint(0, 3), [])}
+        "/usr/bin": DirListing(n_usr_bin, usr_bin_notable),
+        "/bin": DirListing(n_usr_bin, list(usr_bin_notable)),
+        "/usr/local/bin": DirListing(rng.randint(0, 25), []),
+        "/etc": DirListing(rng.randint(60, 140), []),
+        "/var": DirListing(rng.randint(0, 3), []),
+    }
     profile = host.plan.profile
     if profile == "developer_laptop" and rng.random() < 0.12:
         _add_ww(rng, host, "/var/test_world_writable_file")
@@ -563,8 +685,9 @@ def _add_suid(rng: random.Random, host: Host, path: str, shebang: str = "", worl
         for root in [r for r in roots if r in host.ww_dirs]:
             listing = host.ww_dirs[root]
             listing.count += 1 if root == "/usr/local/bin" else 0
-            listing.notable.append((rng.randrange(max(1, listing.count)), name,
-                                    {"suid": True, "shebang": shebang, "ww": world_writable}))
+            listing.notable.append(
+                (rng.randrange(max(1, listing.count)), name, {"suid": True, "shebang": shebang, "ww": world_writable})
+            )
 
 
 # -- mounts, units, audit, MAC, packages ---------------------------------------------------------------
@@ -572,19 +695,33 @@ def _add_suid(rng: random.Random, host: Host, path: str, shebang: str = "", worl
 
 def _mounts(rng: random.Random, host: Host) -> None:
     d = host.distro
-    root_dev = {"ext4": "/dev/nvme0n1p2" if host.role == "laptop" else "/dev/sda1", "xfs": "/dev/mapper/rhel-root",
-                "btrfs": "/dev/nvme0n1p3"}[d.rootfs]
+    root_dev = {
+        "ext4": "/dev/nvme0n1p2" if host.role == "laptop" else "/dev/sda1",
+        "xfs": "/dev/mapper/rhel-root",
+        "btrfs": "/dev/nvme0n1p3",
+    }[d.rootfs]
     opts = {"ext4": "rw,relatime", "xfs": cat.XFS_OPTS, "btrfs": cat.BTRFS_OPTS.format(id=257, name="root")}[d.rootfs]
     mounts = [(root_dev, "/", d.rootfs, opts)] + list(cat.PSEUDO_MOUNTS)
     if host.efi:
-        mounts.append(("/dev/nvme0n1p1" if host.role == "laptop" else "/dev/sda15", "/boot/efi", "vfat",
-                       "rw,relatime,fmask=0077,dmask=0077,codepage=437,iocharset=iso8859-1,shortname=mixed,"
-                       "errors=remount-ro"))
+        mounts.append(
+            (
+                "/dev/nvme0n1p1" if host.role == "laptop" else "/dev/sda15",
+                "/boot/efi",
+                "vfat",
+                "rw,relatime,fmask=0077,dmask=0077,codepage=437,iocharset=iso8859-1,shortname=mixed,errors=remount-ro",
+            )
+        )
     separate_boot = d.os_id in ("fedora", "rhel") or rng.random() < 0.3
     if separate_boot:
         fs = "xfs" if d.os_id == "rhel" else "ext4"
-        mounts.append(("/dev/sda2" if host.role != "laptop" else "/dev/nvme0n1p2", "/boot", fs,
-                       cat.XFS_OPTS if fs == "xfs" else cat.EXT4_OPTS))
+        mounts.append(
+            (
+                "/dev/sda2" if host.role != "laptop" else "/dev/nvme0n1p2",
+                "/boot",
+                fs,
+                cat.XFS_OPTS if fs == "xfs" else cat.EXT4_OPTS,
+            )
+        )
     if d.rootfs == "btrfs":
         mounts.append((root_dev, "/home", "btrfs", cat.BTRFS_OPTS.format(id=256, name="home")))
     elif rng.random() < (0.2 if host.role == "laptop" else 0.3):
@@ -596,28 +733,72 @@ def _mounts(rng: random.Random, host: Host) -> None:
     elif hardened and rng.random() < 0.7:
         mounts.append(("tmpfs", "/tmp", "tmpfs", cat.HARDENED_TMP_OPTS))
         if rng.random() < 0.6:
-            mounts.append(("/dev/mapper/vg0-var_tmp", "/var/tmp", "xfs" if d.os_id == "rhel" else "ext4",
-                           "rw,nosuid,nodev,noexec,relatime"))
+            mounts.append(
+                (
+                    "/dev/mapper/vg0-var_tmp",
+                    "/var/tmp",
+                    "xfs" if d.os_id == "rhel" else "ext4",
+                    "rw,nosuid,nodev,noexec,relatime",
+                )
+            )
         if rng.random() < 0.5:
-            mounts.append(("/dev/mapper/vg0-var", "/var", "xfs" if d.os_id == "rhel" else "ext4",
-                           "rw,nodev,relatime" if rng.random() < 0.5 else "rw,nosuid,nodev,relatime"))
+            mounts.append(
+                (
+                    "/dev/mapper/vg0-var",
+                    "/var",
+                    "xfs" if d.os_id == "rhel" else "ext4",
+                    "rw,nodev,relatime" if rng.random() < 0.5 else "rw,nosuid,nodev,relatime",
+                )
+            )
     elif host.plan.profile == "misconfigured_server" and rng.random() < 0.3:
         mounts.append(("/dev/sdb1", "/tmp", "ext4", "rw,relatime"))
     if d.os_id == "ubuntu" and host.role in ("laptop", "workstation"):
-        for i, snap in enumerate(rng.sample(["core22/1748", "core24/888", "firefox/6700", "gnome-42-2204/202",
-                                             "gtk-common-themes/1535", "snapd/24718", "code/205", "bare/5"], 5)):
-            mounts.append((f"/dev/loop{i}", f"/snap/{snap}", "squashfs",
-                           "ro,nodev,relatime,errors=continue,threads=single"))
-        mounts.append(("tmpfs", f"/run/user/{host.user_uid}", "tmpfs",
-                       f"rw,nosuid,nodev,relatime,size=1608228k,nr_inodes=402057,mode=700,uid={host.user_uid},"
-                       f"gid={host.user_uid},inode64"))
-        mounts.append(("portal", f"/run/user/{host.user_uid}/doc", "fuse.portal",
-                       f"rw,nosuid,nodev,relatime,user_id={host.user_uid},group_id={host.user_uid}"))
+        for i, snap in enumerate(
+            rng.sample(
+                [
+                    "core22/1748",
+                    "core24/888",
+                    "firefox/6700",
+                    "gnome-42-2204/202",
+                    "gtk-common-themes/1535",
+                    "snapd/24718",
+                    "code/205",
+                    "bare/5",
+                ],
+                5,
+            )
+        ):
+            mounts.append(
+                (f"/dev/loop{i}", f"/snap/{snap}", "squashfs", "ro,nodev,relatime,errors=continue,threads=single")
+            )
+        mounts.append(
+            (
+                "tmpfs",
+                f"/run/user/{host.user_uid}",
+                "tmpfs",
+                f"rw,nosuid,nodev,relatime,size=1608228k,nr_inodes=402057,mode=700,uid={host.user_uid},"
+                f"gid={host.user_uid},inode64",
+            )
+        )
+        mounts.append(
+            (
+                "portal",
+                f"/run/user/{host.user_uid}/doc",
+                "fuse.portal",
+                f"rw,nosuid,nodev,relatime,user_id={host.user_uid},group_id={host.user_uid}",
+            )
+        )
     if "containers" in host.tags:
         for c in host.containers[:6]:
-            mounts.append(("overlay", f"/var/lib/docker/overlay2/{c['id'][:40]}/merged", "overlay",
-                           "rw,relatime,lowerdir=/var/lib/docker/overlay2/l/A2B,upperdir=/var/lib/docker/overlay2/"
-                           f"{c['id'][:40]}/diff,workdir=/var/lib/docker/overlay2/{c['id'][:40]}/work,nouserxattr"))
+            mounts.append(
+                (
+                    "overlay",
+                    f"/var/lib/docker/overlay2/{c['id'][:40]}/merged",
+                    "overlay",
+                    "rw,relatime,lowerdir=/var/lib/docker/overlay2/l/A2B,upperdir=/var/lib/docker/overlay2/"
+                    f"{c['id'][:40]}/diff,workdir=/var/lib/docker/overlay2/{c['id'][:40]}/work,nouserxattr",
+                )
+            )
     host.mounts = mounts
 
 
@@ -657,8 +838,9 @@ def _audit(rng: random.Random, host: Host) -> None:
     os_id, profile = host.distro.os_id, host.plan.profile
     if os_id in ("rhel", "fedora"):
         host.audit_installed = True
-        host.audit_rules = cat.AUDIT_RULE_SETS["cis" if profile == "hardened_server" and rng.random() < 0.6
-                                               else "rhel_default"]
+        host.audit_rules = cat.AUDIT_RULE_SETS[
+            "cis" if profile == "hardened_server" and rng.random() < 0.6 else "rhel_default"
+        ]
     elif profile == "hardened_server" and rng.random() < 0.7:
         host.audit_installed = True
         host.audit_rules = cat.AUDIT_RULE_SETS[rng.choice(["cis", "stig"])]
@@ -674,8 +856,11 @@ def _mac(rng: random.Random, host: Host) -> None:
             mode = rng.choice(["permissive", "disabled"])
         # /etc/selinux/config's header comment holds "SELINUX= can take ...", which sys-scan reads first:
         # config_mode stays empty unless the file was rewritten without comments
-        host.selinux = None if mode == "disabled" else {"enforce": "1" if mode == "enforcing" else "0",
-                                                        "config_mode": mode if rng.random() < 0.1 else ""}
+        host.selinux = (
+            None
+            if mode == "disabled"
+            else {"enforce": "1" if mode == "enforcing" else "0", "config_mode": mode if rng.random() < 0.1 else ""}
+        )
         host.apparmor = False
     else:
         host.apparmor = not (host.plan.profile == "misconfigured_server" and rng.random() < 0.25)
@@ -709,8 +894,18 @@ def _compromise(rng: random.Random, host: Host) -> None:
     deleted = rng.random() < 0.35
     pid = max(p.pid for p in host.procs) + rng.randint(50, 5000)
     env_first = "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libprocesshider.so" if rng.random() < 0.25 else ""
-    host.procs.append(Proc(pid, 1, uid, uid, argv0, exe + (" (deleted)" if deleted else ""),
-                           exe.rsplit("/", 1)[-1][:15], env_first=env_first))
+    host.procs.append(
+        Proc(
+            pid,
+            1,
+            uid,
+            uid,
+            argv0,
+            exe + (" (deleted)" if deleted else ""),
+            exe.rsplit("/", 1)[-1][:15],
+            env_first=env_first,
+        )
+    )
     host.malware = {"exe": exe, "argv0": argv0, "pid": pid, "injection": injection, "unit": unit}
     if rng.random() < 0.5:  # persistence unit in /etc/systemd/system
         host.units["/etc/systemd/system"] = host.units["/etc/systemd/system"] + [(unit, {})]

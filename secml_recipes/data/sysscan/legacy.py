@@ -30,8 +30,14 @@ def is_legacy(report) -> bool:
 
 
 def _finding(id_, title, severity, description, metadata) -> dict:
-    f = {"base_severity_score": str(SEVERITY_SCORE[severity]), "description": description, "id": id_,
-         "metadata": dict(sorted((k, str(v)) for k, v in metadata.items())), "severity": severity, "title": title}
+    f = {
+        "base_severity_score": str(SEVERITY_SCORE[severity]),
+        "description": description,
+        "id": id_,
+        "metadata": dict(sorted((k, str(v)) for k, v in metadata.items())),
+        "severity": severity,
+        "title": title,
+    }
     return f
 
 
@@ -111,11 +117,30 @@ def _kernel_params(f: dict, ctx: dict) -> list[dict] | str:
 
 
 _SUMMARY_RENAMES = {"likely_out_of_tree": "out_of_tree_count"}
-_SUMMARY_KEYS = ("total", "sample", "out_of_tree_count", "out_of_tree_sample", "unsigned_count", "compressed_count",
-                 "compressed_scanned", "compressed_unsigned", "unsigned_sample", "compressed_unsigned_sample",
-                 "missing_file_count", "missing_file_sample", "hidden_proc_only_count", "hidden_proc_only_sample",
-                 "sysfs_only_count", "sysfs_only_sample", "taint_value", "taint_flags", "kallsyms_readable",
-                 "kallsyms_sampled", "kallsyms_low", "kallsyms_all_zero")
+_SUMMARY_KEYS = (
+    "total",
+    "sample",
+    "out_of_tree_count",
+    "out_of_tree_sample",
+    "unsigned_count",
+    "compressed_count",
+    "compressed_scanned",
+    "compressed_unsigned",
+    "unsigned_sample",
+    "compressed_unsigned_sample",
+    "missing_file_count",
+    "missing_file_sample",
+    "hidden_proc_only_count",
+    "hidden_proc_only_sample",
+    "sysfs_only_count",
+    "sysfs_only_sample",
+    "taint_value",
+    "taint_flags",
+    "kallsyms_readable",
+    "kallsyms_sampled",
+    "kallsyms_low",
+    "kallsyms_all_zero",
+)
 
 
 def _modules(f: dict, ctx: dict) -> list[dict] | str:
@@ -155,15 +180,25 @@ def _ioc_finding(pid: str, exe: str, argv0: str, env: bool, deleted: bool) -> di
     deleted = deleted or "(deleted)" in exe
     ww_exe = any(exe.startswith(d) for d in IOC_DIRS)
     key = (exe or argv0)[:255]
-    for flag, sev, what in ((deleted, "critical", "deleted executable"), (ww_exe, "high", "world-writable executable"),
-                            (env, "medium", "suspicious environment"), (True, "low", "suspicious patterns")):
-        if flag:
-            break
+    sev, what = next(
+        (s, w)
+        for flag, s, w in (
+            (deleted, "critical", "deleted executable"),
+            (ww_exe, "high", "world-writable executable"),
+            (env, "medium", "suspicious environment"),
+            (True, "low", "suspicious patterns"),
+        )
+        if flag
+    )
     meta = {"pid": pid}
     if argv0:
         meta["command"] = argv0[:127]
-    for flag, name in ((pattern, "pattern_match"), (deleted, "deleted_executable"),
-                       (ww_exe, "world_writable_executable"), (env, "environment_issue")):
+    for flag, name in (
+        (pattern, "pattern_match"),
+        (deleted, "deleted_executable"),
+        (ww_exe, "world_writable_executable"),
+        (env, "environment_issue"),
+    ):
         if flag:
             meta[name] = "true"
     return _finding(f"{key}:{pid}", "Process IOC Detected", sev, f"Process with {what}: {key}", meta)
@@ -192,8 +227,15 @@ def _ioc(f: dict, ctx: dict) -> list[dict] | str:
     return f"'{title}' has no sys-scan 5.0.0 counterpart"
 
 
-CONVERTERS = {"processes": _processes, "network": _network, "kernel_params": _kernel_params, "modules": _modules,
-              "world_writable": _world_writable, "suid_sgid": _suid, "ioc": _ioc}
+CONVERTERS = {
+    "processes": _processes,
+    "network": _network,
+    "kernel_params": _kernel_params,
+    "modules": _modules,
+    "world_writable": _world_writable,
+    "suid_sgid": _suid,
+    "ioc": _ioc,
+}
 
 
 def convert(report: dict) -> tuple[dict | None, list[dict]]:
@@ -209,9 +251,15 @@ def convert(report: dict) -> tuple[dict | None, list[dict]]:
     if not isinstance(meta.get("hostname"), str):
         return None, [{"reason": "meta.hostname is missing: a report names its host"}]
     results = report.get("results") if isinstance(report.get("results"), list) else []
-    ctx = {"argv0_by_pid": {str(f.get("id")): str(f.get("description", ""))
-                            for r in results if isinstance(r, dict) and r.get("scanner") == "processes"
-                            for f in r.get("findings") or [] if isinstance(f, dict)}}
+    ctx = {
+        "argv0_by_pid": {
+            str(f.get("id")): str(f.get("description", ""))
+            for r in results
+            if isinstance(r, dict) and r.get("scanner") == "processes"
+            for f in r.get("findings") or []
+            if isinstance(f, dict)
+        }
+    }
     out_results, left_out, counts, risk = [], [], {}, 0
     for r in results:
         if not isinstance(r, dict):
@@ -234,8 +282,11 @@ def convert(report: dict) -> tuple[dict | None, list[dict]]:
         for f in findings:
             counts[f["severity"]] = counts.get(f["severity"], 0) + 1
             risk += int(f["base_severity_score"])
-        result = {"findings": sorted(findings, key=lambda f: f["id"]), "finding_count": len(findings),
-                  "scanner": scanner}
+        result = {
+            "findings": sorted(findings, key=lambda f: f["id"]),
+            "finding_count": len(findings),
+            "scanner": scanner,
+        }
         for key in ("start_time", "end_time", "elapsed_ms"):
             if key in r:
                 result[key] = r[key]
@@ -245,15 +296,28 @@ def convert(report: dict) -> tuple[dict | None, list[dict]]:
     if n == 0:
         return None, left_out or [{"reason": "the report holds no finding"}]
     old_summary = report.get("summary") or {}
-    summary = {k: old_summary[k] for k in ("duration_ms", "started_at", "finished_at", "findings_per_second")
-               if k in old_summary}
-    summary.update(finding_count_total=n, finding_count_emitted=n, scanner_count=str(len(out_results)),
-                   scanners_with_findings=sum(1 for r in out_results if r["findings"]),
-                   severity_counts=dict(sorted(counts.items())), severity_counts_emitted=dict(sorted(counts.items())))
+    summary = {
+        k: old_summary[k]
+        for k in ("duration_ms", "started_at", "finished_at", "findings_per_second")
+        if k in old_summary
+    }
+    summary.update(
+        finding_count_total=n,
+        finding_count_emitted=n,
+        scanner_count=str(len(out_results)),
+        scanners_with_findings=sum(1 for r in out_results if r["findings"]),
+        severity_counts=dict(sorted(counts.items())),
+        severity_counts_emitted=dict(sorted(counts.items())),
+    )
     slowest = old_summary.get("slowest_scanner")
     if isinstance(slowest, dict) and "name" in slowest:
         summary["slowest_scanner"] = {"elapsed_ms": str(slowest.get("elapsed_ms", 0)), "name": str(slowest["name"])}
-    converted = {"collection_warnings": [], "meta": dict(sorted(meta.items())), "results": out_results,
-                 "scanner_errors": [], "summary": dict(sorted(summary.items())),
-                 "summary_extension": {"emitted_risk_score": risk, "total_risk_score": risk}}
+    converted = {
+        "collection_warnings": [],
+        "meta": dict(sorted(meta.items())),
+        "results": out_results,
+        "scanner_errors": [],
+        "summary": dict(sorted(summary.items())),
+        "summary_extension": {"emitted_risk_score": risk, "total_risk_score": risk},
+    }
     return converted, left_out

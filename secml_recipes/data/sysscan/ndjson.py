@@ -48,32 +48,44 @@ def _escape(s: str) -> str:
 def write_ndjson(report: dict, timings: bool = False) -> str:
     """The `--ndjson` output of the scan behind `report`, field by field as 5.0.0's writer prints it."""
     meta, summary = report["meta"], report["summary"]
-    line = (f'{{"type":"meta","tool_version":"{_escape(meta["tool_version"])}","schema":"2"'
-            f',"hostname":"{_escape(meta["hostname"])}"')
+    line = (
+        f'{{"type":"meta","tool_version":"{_escape(meta["tool_version"])}","schema":"2"'
+        f',"hostname":"{_escape(meta["hostname"])}"'
+    )
     if "uid" in meta:
-        line += (f',"uid":{int(meta["uid"])},"euid":{int(meta["euid"])},"gid":{int(meta["gid"])}'
-                 f',"egid":{int(meta["egid"])},"user":"{_escape(meta["user"])}"')
+        line += (
+            f',"uid":{int(meta["uid"])},"euid":{int(meta["euid"])},"gid":{int(meta["gid"])}'
+            f',"egid":{int(meta["egid"])},"user":"{_escape(meta["user"])}"'
+        )
     if meta.get("cmdline"):
         line += f',"cmdline":"{_escape(meta["cmdline"])}"'
     lines = [line + "}"]
-    line = (f'{{"type":"summary","duration_ms":{summary["duration_ms"]},"finding_count_total":'
-            f'{summary["finding_count_total"]},"finding_count_emitted":{summary["finding_count_emitted"]},'
-            f'"scanner_count":{int(summary["scanner_count"])},'
-            f'"scanners_with_findings":{summary["scanners_with_findings"]}')
+    line = (
+        f'{{"type":"summary","duration_ms":{summary["duration_ms"]},"finding_count_total":'
+        f'{summary["finding_count_total"]},"finding_count_emitted":{summary["finding_count_emitted"]},'
+        f'"scanner_count":{int(summary["scanner_count"])},'
+        f'"scanners_with_findings":{summary["scanners_with_findings"]}'
+    )
     slowest = summary.get("slowest_scanner", {})
     if slowest.get("name"):
         line += f',"slowest_scanner":{{"name":"{_escape(slowest["name"])}","elapsed_ms":{int(slowest["elapsed_ms"])}}}'
     lines.append(line + "}")
     if timings:
-        lines += [f'{{"type":"timing","scanner":"{_escape(r["scanner"])}","elapsed_ms":{r["elapsed_ms"]}}}'
-                  for r in report["results"]]
+        lines += [
+            f'{{"type":"timing","scanner":"{_escape(r["scanner"])}","elapsed_ms":{r["elapsed_ms"]}}}'
+            for r in report["results"]
+        ]
     ext = report["summary_extension"]
-    lines.append(f'{{"type":"summary_extension","total_risk_score":{ext["total_risk_score"]},'
-                 f'"emitted_risk_score":{ext.get("emitted_risk_score", ext["total_risk_score"])}}}')
+    lines.append(
+        f'{{"type":"summary_extension","total_risk_score":{ext["total_risk_score"]},'
+        f'"emitted_risk_score":{ext.get("emitted_risk_score", ext["total_risk_score"])}}}'
+    )
     for r in report["results"]:
         for f in r["findings"]:
-            line = (f'{{"type":"finding","scanner":"{_escape(r["scanner"])}","id":"{_escape(f["id"])}",'
-                    f'"severity":"{_escape(f["severity"])}","base_severity_score":{int(f["base_severity_score"])}')
+            line = (
+                f'{{"type":"finding","scanner":"{_escape(r["scanner"])}","id":"{_escape(f["id"])}",'
+                f'"severity":"{_escape(f["severity"])}","base_severity_score":{int(f["base_severity_score"])}'
+            )
             if "mitre_techniques" in f.get("metadata", {}):
                 line += f',"mitre_techniques":"{_escape(f["metadata"]["mitre_techniques"])}"'
             lines.append(line + "}")
@@ -84,8 +96,13 @@ def write_ndjson(report: dict, timings: bool = False) -> str:
 
 _LINE_KEYS = {  # type -> {key: python type} every line of that type carries
     "meta": {"tool_version": str, "schema": str, "hostname": str},
-    "summary": {"duration_ms": int, "finding_count_total": int, "finding_count_emitted": int, "scanner_count": int,
-                "scanners_with_findings": int},
+    "summary": {
+        "duration_ms": int,
+        "finding_count_total": int,
+        "finding_count_emitted": int,
+        "scanner_count": int,
+        "scanners_with_findings": int,
+    },
     "timing": {"scanner": str, "elapsed_ms": int},
     "summary_extension": {"total_risk_score": int, "emitted_risk_score": int},
     "finding": {"scanner": str, "id": str, "severity": str, "base_severity_score": int},
@@ -139,8 +156,12 @@ def split_streams(rows: list[tuple[int, dict]]) -> tuple[list[Stream], list[tupl
 def stream_to_report(stream: Stream) -> tuple[dict, list[tuple[int, str]]]:
     """The report shape of one scan, and the finding lines left out with the reason."""
     meta_line = stream.lines[0][1]
-    meta = {"$schema": SCHEMA_URL, "hostname": meta_line["hostname"], "json_schema_version": "2",
-            "tool_version": meta_line["tool_version"]}
+    meta = {
+        "$schema": SCHEMA_URL,
+        "hostname": meta_line["hostname"],
+        "json_schema_version": "2",
+        "tool_version": meta_line["tool_version"],
+    }
     for key in ("uid", "euid", "gid", "egid"):
         if isinstance(meta_line.get(key), int):
             meta[key] = str(meta_line[key])
@@ -165,8 +186,11 @@ def stream_to_report(stream: Stream) -> tuple[dict, list[tuple[int, str]]]:
         r["finding_count"] = len(r["findings"])
         for f in r["findings"]:
             counts[f["severity"]] = counts.get(f["severity"], 0) + 1
-    summary = {k: summary_line[k] for k in ("duration_ms", "finding_count_total", "finding_count_emitted",
-                                            "scanners_with_findings") if k in summary_line}
+    summary = {
+        k: summary_line[k]
+        for k in ("duration_ms", "finding_count_total", "finding_count_emitted", "scanners_with_findings")
+        if k in summary_line
+    }
     if "scanner_count" in summary_line:
         summary["scanner_count"] = str(summary_line["scanner_count"])
     slowest = summary_line.get("slowest_scanner")
@@ -177,19 +201,28 @@ def stream_to_report(stream: Stream) -> tuple[dict, list[tuple[int, str]]]:
         summary["findings_per_second"] = float(f"{rate:.2f}")
     summary["severity_counts"] = dict(sorted(counts.items()))
     summary["severity_counts_emitted"] = dict(sorted(counts.items()))
-    report = {"collection_warnings": [], "meta": dict(sorted(meta.items())), "results": list(results.values()),
-              "scanner_errors": [], "summary": dict(sorted(summary.items())),
-              "summary_extension": {"emitted_risk_score": ext_line.get("emitted_risk_score", 0),
-                                    "total_risk_score": ext_line.get("total_risk_score", 0)}}
+    report = {
+        "collection_warnings": [],
+        "meta": dict(sorted(meta.items())),
+        "results": list(results.values()),
+        "scanner_errors": [],
+        "summary": dict(sorted(summary.items())),
+        "summary_extension": {
+            "emitted_risk_score": ext_line.get("emitted_risk_score", 0),
+            "total_risk_score": ext_line.get("total_risk_score", 0),
+        },
+    }
     return report, left_out
 
 
 # -- what a finding line determines (5.0.0's source) -------------------------------------------------------
 
-_KERNEL_PARAMS = {"/proc/sys/kernel/randomize_va_space": ("2", "ASLR should be full (2)"),
-                  "/proc/sys/kernel/kptr_restrict": ("1", "Kernel pointer addresses restricted"),
-                  "/proc/sys/net/ipv4/conf/all/rp_filter": ("1", "Reverse path filtering"),
-                  "/proc/sys/net/ipv4/ip_forward": ("0", "IP forwarding disabled unless a router")}
+_KERNEL_PARAMS = {
+    "/proc/sys/kernel/randomize_va_space": ("2", "ASLR should be full (2)"),
+    "/proc/sys/kernel/kptr_restrict": ("1", "Kernel pointer addresses restricted"),
+    "/proc/sys/net/ipv4/conf/all/rp_filter": ("1", "Reverse path filtering"),
+    "/proc/sys/net/ipv4/ip_forward": ("0", "IP forwarding disabled unless a router"),
+}
 
 
 def _fixed_forms():
@@ -198,12 +231,18 @@ def _fixed_forms():
     from .v5_0_0 import HARDENING_SYSCTLS, LOCKDOWN
 
     out = {}
-    for id_, title, sev, desc in LOCKDOWN.values():
+    for id_, title, _severity, desc in LOCKDOWN.values():
         out[id_] = (title, desc, {})
-    out["kernel:secureboot:efi"] = ("EFI firmware detected", "System booted with EFI (secure boot state heuristic)",
-                                    {"efi": "present"})
-    out["kernel:secureboot:dbx-missing"] = ("EFI dbx revocation list not detected",
-                                            "Could not locate dbx revocation entries (heuristic)", {})
+    out["kernel:secureboot:efi"] = (
+        "EFI firmware detected",
+        "System booted with EFI (secure boot state heuristic)",
+        {"efi": "present"},
+    )
+    out["kernel:secureboot:dbx-missing"] = (
+        "EFI dbx revocation list not detected",
+        "Could not locate dbx revocation entries (heuristic)",
+        {},
+    )
     out["kernel:ima:policy"] = ("IMA policy present", None, {})
     out["kernel:tpm:present"] = ("TPM device present", "Trusted Platform Module detected", {})
     out["kernel:tpm:absent"] = ("No TPM device", "TPM not detected (may reduce attestation options)", {})
@@ -223,18 +262,23 @@ def _fixed_forms():
     out["ebpf:disabled"] = (
         "eBPF support not available at runtime",
         "eBPF tools not installed, incompatible kernel, or missing capabilities. Using alternative detection methods.",
-        {"alternative_detection": "true", "source": "ebpf_fallback", "detection_method": "runtime_check"})
-    out["proc.monitoring.complete"] = ("Process monitoring completed via /proc filesystem",
-                                       "Alternative process monitoring completed using /proc polling method",
-                                       {"source": "proc_fallback", "method": "filesystem_polling"})
+        {"alternative_detection": "true", "source": "ebpf_fallback", "detection_method": "runtime_check"},
+    )
+    out["proc.monitoring.complete"] = (
+        "Process monitoring completed via /proc filesystem",
+        "Alternative process monitoring completed using /proc polling method",
+        {"source": "proc_fallback", "method": "filesystem_polling"},
+    )
     return out
 
 
 _FIXED: dict | None = None
-_IOC_BY_SEVERITY = {"critical": ("deleted executable", "deleted_executable"),
-                    "high": ("world-writable executable", "world_writable_executable"),
-                    "medium": ("suspicious environment", "environment_issue"),
-                    "low": ("suspicious patterns", "pattern_match")}
+_IOC_BY_SEVERITY = {
+    "critical": ("deleted executable", "deleted_executable"),
+    "high": ("world-writable executable", "world_writable_executable"),
+    "medium": ("suspicious environment", "environment_issue"),
+    "low": ("suspicious patterns", "pattern_match"),
+}
 
 
 def rebuild_finding(o: dict) -> tuple[dict | None, str]:
@@ -307,21 +351,31 @@ def rebuild_finding(o: dict) -> tuple[dict | None, str]:
     elif scanner == "integrity" and re.fullmatch(r"pkg_mismatch:\d+", fid):
         title = "Package file mismatch"
     elif scanner == "integrity" and fid.startswith("pkg_rehash:"):
-        title, desc, meta = "Package mismatch file hash", "Recomputed SHA256 for mismatched file", {
-            "path": fid.removeprefix("pkg_rehash:")}
+        title, desc, meta = (
+            "Package mismatch file hash",
+            "Recomputed SHA256 for mismatched file",
+            {"path": fid.removeprefix("pkg_rehash:")},
+        )
     elif scanner == "yara" and ":yara:" in fid:
         title, desc = "Pseudo-YARA pattern match", "Pattern found in file prefix"
         meta = {"path": fid.split(":yara:")[0]}
     elif scanner == "pci_compliance" and (m := re.fullmatch(r"pci_dss_4_0:(.+)", fid)):
         title, meta = f"pci_dss_4_0 control {m.group(1)}", {"standard": "pci_dss_4_0", "control_id": m.group(1)}
     if title is None:
-        return None, (f"{scanner} finding {fid!r}: its title carries data the --ndjson stream does not record"
-                      if fid == "proc.exec.detected" else
-                      f"{scanner} finding {fid!r}: no sys-scan 5.0.0 form gives a title for this id")
+        return None, (
+            f"{scanner} finding {fid!r}: its title carries data the --ndjson stream does not record"
+            if fid == "proc.exec.detected"
+            else f"{scanner} finding {fid!r}: no sys-scan 5.0.0 form gives a title for this id"
+        )
     if "mitre_techniques" in o and isinstance(o["mitre_techniques"], str):
         meta["mitre_techniques"] = o["mitre_techniques"]
-    f = {"base_severity_score": str(o["base_severity_score"]), "id": fid, "metadata": dict(sorted(meta.items())),
-         "severity": sev, "title": title}
+    f = {
+        "base_severity_score": str(o["base_severity_score"]),
+        "id": fid,
+        "metadata": dict(sorted(meta.items())),
+        "severity": sev,
+        "title": title,
+    }
     if desc is not None:
         f["description"] = desc
     return dict(sorted(f.items())), ""

@@ -36,12 +36,17 @@ SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4, "er
 SEVERITY_SCORE = {"info": 10, "low": 30, "medium": 50, "high": 70, "critical": 90, "error": 80}
 # The Debian/Ubuntu package build (the real fixture's provenance); RPM hosts run a source build.
 DEB_PROVENANCE = {
-    "build_type": "Release", "compiler_id": "GNU", "compiler_version": "13.3.0", "cxx_standard": "20",
+    "build_type": "Release",
+    "compiler_id": "GNU",
+    "compiler_version": "13.3.0",
+    "cxx_standard": "20",
     "cxx_flags": "-g -O2 -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -ffile-prefix-map=/home/joseph-mazzini/"
-                 "sys-scan-graph=. -flto=auto -ffat-lto-objects -fstack-protector-strong -fstack-clash-protection "
-                 "-Wformat -Werror=format-security -fcf-protection -fdebug-prefix-map=/home/joseph-mazzini/"
-                 "sys-scan-graph=/usr/src/sys-scan-graph-5.0.0-1 -O2 -pipe -Wdate-time -D_FORTIFY_SOURCE=3",
-    "git_commit": GIT_COMMIT, "slsa_level": "0"}
+    "sys-scan-graph=. -flto=auto -ffat-lto-objects -fstack-protector-strong -fstack-clash-protection "
+    "-Wformat -Werror=format-security -fcf-protection -fdebug-prefix-map=/home/joseph-mazzini/"
+    "sys-scan-graph=/usr/src/sys-scan-graph-5.0.0-1 -O2 -pipe -Wdate-time -D_FORTIFY_SOURCE=3",
+    "git_commit": GIT_COMMIT,
+    "slsa_level": "0",
+}
 SOURCE_BUILD_COMPILER = {"fedora": "14.2.1", "rhel": "11.4.1"}
 
 
@@ -89,23 +94,46 @@ class Config:
     enable: list = field(default_factory=list)
 
     @classmethod
-    def from_flags(cls, flags: tuple[str, ...]) -> "Config":
+    def from_flags(cls, flags: tuple[str, ...]) -> Config:
         """The Config ArgumentParser builds from `flags`, after ConfigValidator's normalisation."""
         cfg = cls()
-        valued = {"--min-severity": "min_severity", "--fail-on": "fail_on_severity", "--rules-dir": "rules_dir",
-                  "--fs-world-writable-limit": "fs_world_writable_limit", "--max-processes": "max_processes",
-                  "--max-sockets": "max_sockets", "--parallel-threads": "parallel_max_threads",
-                  "--integrity-pkg-limit": "integrity_pkg_limit",
-                  "--integrity-pkg-rehash-limit": "integrity_pkg_rehash_limit"}
-        switches = {"--canonical": "canonical", "--ndjson": "ndjson", "--sarif": "sarif", "--pretty": "pretty",
-                    "--compact": "compact", "--rules-enable": "rules_enable", "--integrity": "integrity",
-                    "--integrity-pkg-verify": "integrity_pkg_verify", "--integrity-pkg-rehash": "integrity_pkg_rehash",
-                    "--integrity-ima": "integrity_ima", "--modules-hash": "modules_hash",
-                    "--modules-summary": "modules_summary_only", "--modules-anomalies-only": "modules_anomalies_only",
-                    "--fs-hygiene": "fs_hygiene", "--process-inventory": "process_inventory",
-                    "--ioc-env-trust": "ioc_env_trust", "--parallel": "parallel", "--containers": "containers",
-                    "--hardening": "hardening", "--seccomp": "seccomp", "--seccomp-strict": "seccomp_strict",
-                    "--compliance": "compliance", "--fast-scan": "fast_scan", "--all-processes": "all_processes"}
+        valued = {
+            "--min-severity": "min_severity",
+            "--fail-on": "fail_on_severity",
+            "--rules-dir": "rules_dir",
+            "--fs-world-writable-limit": "fs_world_writable_limit",
+            "--max-processes": "max_processes",
+            "--max-sockets": "max_sockets",
+            "--parallel-threads": "parallel_max_threads",
+            "--integrity-pkg-limit": "integrity_pkg_limit",
+            "--integrity-pkg-rehash-limit": "integrity_pkg_rehash_limit",
+        }
+        switches = {
+            "--canonical": "canonical",
+            "--ndjson": "ndjson",
+            "--sarif": "sarif",
+            "--pretty": "pretty",
+            "--compact": "compact",
+            "--rules-enable": "rules_enable",
+            "--integrity": "integrity",
+            "--integrity-pkg-verify": "integrity_pkg_verify",
+            "--integrity-pkg-rehash": "integrity_pkg_rehash",
+            "--integrity-ima": "integrity_ima",
+            "--modules-hash": "modules_hash",
+            "--modules-summary": "modules_summary_only",
+            "--modules-anomalies-only": "modules_anomalies_only",
+            "--fs-hygiene": "fs_hygiene",
+            "--process-inventory": "process_inventory",
+            "--ioc-env-trust": "ioc_env_trust",
+            "--parallel": "parallel",
+            "--containers": "containers",
+            "--hardening": "hardening",
+            "--seccomp": "seccomp",
+            "--seccomp-strict": "seccomp_strict",
+            "--compliance": "compliance",
+            "--fast-scan": "fast_scan",
+            "--all-processes": "all_processes",
+        }
         i = 0
         while i < len(flags):
             flag = flags[i]
@@ -139,19 +167,34 @@ class Config:
     def effective_config(self) -> dict:
         """meta.effective_config exactly as JSONWriter writes it (booleans as strings, numbers as numbers)."""
         b = lambda v: "true" if v else "false"  # noqa: E731
-        out = {"canonical": b(self.canonical), "compact": b(self.compact), "compliance": b(self.compliance),
-               "containers": b(self.containers), "fs_hygiene": b(self.fs_hygiene),
-               "fs_world_writable_limit": self.fs_world_writable_limit, "hardening": b(self.hardening),
-               "integrity": b(self.integrity), "integrity_pkg_rehash": b(self.integrity_pkg_rehash),
-               "integrity_pkg_rehash_limit": self.integrity_pkg_rehash_limit,
-               "integrity_pkg_verify": b(self.integrity_pkg_verify), "ioc_env_trust": b(self.ioc_env_trust),
-               "ioc_exec_trace": b(self.ioc_exec_trace), "ioc_exec_trace_seconds": self.ioc_exec_trace_seconds,
-               "modules_anomalies_only": b(self.modules_anomalies_only), "modules_hash": b(self.modules_hash),
-               "modules_summary_only": b(self.modules_summary_only), "ndjson": b(self.ndjson),
-               "parallel": b(self.parallel), "parallel_max_threads": self.parallel_max_threads,
-               "pretty": b(self.pretty), "process_inventory": b(self.process_inventory),
-               "rules_enable": b(self.rules_enable), "sarif": b(self.sarif), "seccomp": b(self.seccomp),
-               "seccomp_strict": b(self.seccomp_strict)}
+        out = {
+            "canonical": b(self.canonical),
+            "compact": b(self.compact),
+            "compliance": b(self.compliance),
+            "containers": b(self.containers),
+            "fs_hygiene": b(self.fs_hygiene),
+            "fs_world_writable_limit": self.fs_world_writable_limit,
+            "hardening": b(self.hardening),
+            "integrity": b(self.integrity),
+            "integrity_pkg_rehash": b(self.integrity_pkg_rehash),
+            "integrity_pkg_rehash_limit": self.integrity_pkg_rehash_limit,
+            "integrity_pkg_verify": b(self.integrity_pkg_verify),
+            "ioc_env_trust": b(self.ioc_env_trust),
+            "ioc_exec_trace": b(self.ioc_exec_trace),
+            "ioc_exec_trace_seconds": self.ioc_exec_trace_seconds,
+            "modules_anomalies_only": b(self.modules_anomalies_only),
+            "modules_hash": b(self.modules_hash),
+            "modules_summary_only": b(self.modules_summary_only),
+            "ndjson": b(self.ndjson),
+            "parallel": b(self.parallel),
+            "parallel_max_threads": self.parallel_max_threads,
+            "pretty": b(self.pretty),
+            "process_inventory": b(self.process_inventory),
+            "rules_enable": b(self.rules_enable),
+            "sarif": b(self.sarif),
+            "seccomp": b(self.seccomp),
+            "seccomp_strict": b(self.seccomp_strict),
+        }
         if self.min_severity:
             out["min_severity"] = self.min_severity
         if self.fail_on_severity:
@@ -193,8 +236,13 @@ class Run:
 
 
 def finding(id_: str, title: str, severity: str, description: str, metadata: dict | None = None) -> dict:
-    return {"id": id_, "title": title, "severity": severity, "description": description,
-            "metadata": {k: str(v) for k, v in (metadata or {}).items()}}
+    return {
+        "id": id_,
+        "title": title,
+        "severity": severity,
+        "description": description,
+        "metadata": {k: str(v) for k, v in (metadata or {}).items()},
+    }
 
 
 def _apply_rules(host: Host, scanner: str, f: dict) -> None:
@@ -267,8 +315,14 @@ def _strip_module_ext(name: str) -> str:
     return name
 
 
-BIG_MODULES = {"amdgpu": "too_big", "nvidia": "too_big", "i915": "over_2mb", "xe": "over_2mb",
-               "btrfs": "over_2mb", "xfs": "over_2mb"}
+BIG_MODULES = {
+    "amdgpu": "too_big",
+    "nvidia": "too_big",
+    "i915": "over_2mb",
+    "xe": "over_2mb",
+    "btrfs": "over_2mb",
+    "xfs": "over_2mb",
+}
 
 
 def scan_modules(run: Run) -> None:
@@ -278,8 +332,9 @@ def scan_modules(run: Run) -> None:
             run.add("modules", finding(name, f"Module {name}", "info", "Loaded kernel module"))
         return
     name_to_path = {_strip_module_ext(p.rsplit("/", 1)[-1]): p for p in host.module_paths.values() if p}
-    counts = dict.fromkeys(("total", "oot", "unsigned", "compressed", "compressed_scanned", "compressed_unsigned",
-                            "missing", "hidden"), 0)
+    counts = dict.fromkeys(
+        ("total", "oot", "unsigned", "compressed", "compressed_scanned", "compressed_unsigned", "missing", "hidden"), 0
+    )
     samples: dict[str, list] = {k: [] for k in ("sample", "oot", "unsigned", "compressed_unsigned", "hidden")}
     for name in host.modules:
         counts["total"] += 1
@@ -313,14 +368,23 @@ def scan_modules(run: Run) -> None:
         if cfg.modules_anomalies_only and (oot or unsigned or hidden):
             f = finding(name, f"Module anomaly: {name}", "medium", "Kernel module anomaly")
             if unsigned:
-                f["metadata"]["unsigned"], f["severity"], f["description"] = "true", "high", \
-                    "Unsigned kernel module detected"
+                f["metadata"]["unsigned"], f["severity"], f["description"] = (
+                    "true",
+                    "high",
+                    "Unsigned kernel module detected",
+                )
             if oot:
-                f["metadata"]["out_of_tree"], f["severity"], f["description"] = "true", "high", \
-                    "Out-of-tree kernel module"
+                f["metadata"]["out_of_tree"], f["severity"], f["description"] = (
+                    "true",
+                    "high",
+                    "Out-of-tree kernel module",
+                )
             if hidden:
-                f["metadata"]["hidden_sysfs"], f["severity"], f["description"] = "true", "high", \
-                    "Module present in /proc/modules but missing in /sys/module"
+                f["metadata"]["hidden_sysfs"], f["severity"], f["description"] = (
+                    "true",
+                    "high",
+                    "Module present in /proc/modules but missing in /sys/module",
+                )
             if path:
                 f["metadata"]["path"] = path
             run.add("modules", f)
@@ -332,8 +396,12 @@ def scan_modules(run: Run) -> None:
         severity = "medium"
     if counts["unsigned"] or counts["hidden"] or sysfs_only:
         severity = "high"
-    meta = {"total": counts["total"], "sample": ",".join(samples["sample"]), "out_of_tree_count": counts["oot"],
-            "unsigned_count": counts["unsigned"]}
+    meta = {
+        "total": counts["total"],
+        "sample": ",".join(samples["sample"]),
+        "out_of_tree_count": counts["oot"],
+        "unsigned_count": counts["unsigned"],
+    }
     if samples["oot"]:
         meta["out_of_tree_sample"] = ",".join(samples["oot"])
     for key in ("compressed_count", "compressed_scanned", "compressed_unsigned"):
@@ -358,14 +426,32 @@ def scan_modules(run: Run) -> None:
     meta["kallsyms_sampled"] = "5000"
     if not host.as_root or host.sysctl.get("kernel/kptr_restrict") == "2":
         meta["kallsyms_all_zero"] = "true"
-    run.add("modules", finding("module_summary", "Kernel modules summary", severity,
-                               "Loaded kernel modules inventory", meta))
+    run.add(
+        "modules",
+        finding("module_summary", "Kernel modules summary", severity, "Loaded kernel modules inventory", meta),
+    )
 
 
-TAINT_BITS = ((0, "PROPRIETARY_MODULE"), (1, "FORCED_MODULE"), (2, "UNSAFE_SMP"), (3, "FORCED_RMMOD"),
-              (4, "MACHINE_CHECK"), (5, "BAD_PAGE"), (6, "USER"), (7, "DIE"), (8, "OVERRIDDEN_ACPI_TABLE"),
-              (9, "WARN"), (10, "OOPS"), (11, "HARDWARE_INCOMPAT"), (12, "SOFTWARE_INCOMPAT"),
-              (13, "FIRMWARE_WORKAROUND"), (14, "CRAP"), (15, "FIRMWARE_BUG"), (16, "RANDSTRUCT"), (17, "PANIC"))
+TAINT_BITS = (
+    (0, "PROPRIETARY_MODULE"),
+    (1, "FORCED_MODULE"),
+    (2, "UNSAFE_SMP"),
+    (3, "FORCED_RMMOD"),
+    (4, "MACHINE_CHECK"),
+    (5, "BAD_PAGE"),
+    (6, "USER"),
+    (7, "DIE"),
+    (8, "OVERRIDDEN_ACPI_TABLE"),
+    (9, "WARN"),
+    (10, "OOPS"),
+    (11, "HARDWARE_INCOMPAT"),
+    (12, "SOFTWARE_INCOMPAT"),
+    (13, "FIRMWARE_WORKAROUND"),
+    (14, "CRAP"),
+    (15, "FIRMWARE_BUG"),
+    (16, "RANDSTRUCT"),
+    (17, "PANIC"),
+)
 INTERPRETERS = ("bash", "sh", "dash", "zsh", "ksh", "python", "python3", "perl", "ruby")
 WW_SCAN_LIMIT = 5000
 
@@ -385,18 +471,49 @@ def scan_world_writable(run: Run) -> None:
                 sev = "low" if "/tmp/" in path else "high" if (".so" in path or "/bin/" in path) else "medium"
                 run.add("world_writable", finding(path, "World-writable file", sev, "File is world writable"))
                 ww_count += 1
-            if attrs.get("suid") and (name in INTERPRETERS or (attrs.get("shebang", "").startswith("#") and any(
-                    i in attrs["shebang"] for i in INTERPRETERS))):
-                run.add("world_writable", finding(path, "Setuid interpreter", "critical",
-                                                  "Setuid shell or script interpreter", {"rule": "setuid_interpreter"}))
+            if attrs.get("suid") and (
+                name in INTERPRETERS
+                or (attrs.get("shebang", "").startswith("#") and any(i in attrs["shebang"] for i in INTERPRETERS))
+            ):
+                run.add(
+                    "world_writable",
+                    finding(
+                        path,
+                        "Setuid interpreter",
+                        "critical",
+                        "Setuid shell or script interpreter",
+                        {"rule": "setuid_interpreter"},
+                    ),
+                )
             if attrs.get("caps") and not attrs.get("suid"):
-                run.add("world_writable", finding(path, "File capabilities binary", "medium",
-                                                  "Binary has file capabilities set", {"rule": "file_capability"}))
+                run.add(
+                    "world_writable",
+                    finding(
+                        path,
+                        "File capabilities binary",
+                        "medium",
+                        "Binary has file capabilities set",
+                        {"rule": "file_capability"},
+                    ),
+                )
 
 
-EXPECTED_SUID = ("/usr/bin/passwd", "/usr/bin/sudo", "/usr/bin/chsh", "/usr/bin/chfn", "/usr/bin/newgrp",
-                 "/usr/bin/gpasswd", "/usr/bin/mount", "/usr/bin/umount", "/usr/bin/su", "/usr/bin/pkexec",
-                 "/usr/bin/traceroute6.iputils", "/usr/bin/ping", "/usr/bin/ping6", "/usr/bin/ssh-agent")
+EXPECTED_SUID = (
+    "/usr/bin/passwd",
+    "/usr/bin/sudo",
+    "/usr/bin/chsh",
+    "/usr/bin/chfn",
+    "/usr/bin/newgrp",
+    "/usr/bin/gpasswd",
+    "/usr/bin/mount",
+    "/usr/bin/umount",
+    "/usr/bin/su",
+    "/usr/bin/pkexec",
+    "/usr/bin/traceroute6.iputils",
+    "/usr/bin/ping",
+    "/usr/bin/ping6",
+    "/usr/bin/ssh-agent",
+)
 _EXPECTED_NAMES = {p.rsplit("/", 1)[1] for p in EXPECTED_SUID}
 
 
@@ -459,15 +576,24 @@ def scan_ioc(run: Run) -> None:
         else:
             sev, desc = "low", f"Process with suspicious patterns: {key}"
         meta = {"pid": p.pid, "command": p.argv0[:127]}
-        for flag, key_name in ((pattern, "pattern_match"), (deleted, "deleted_executable"),
-                               (ww_exe, "world_writable_executable"), (env, "environment_issue")):
+        for flag, key_name in (
+            (pattern, "pattern_match"),
+            (deleted, "deleted_executable"),
+            (ww_exe, "world_writable_executable"),
+            (env, "environment_issue"),
+        ):
             if flag:
                 meta[key_name] = "true"
         run.add("ioc", finding(f"{key}:{p.pid}", "Process IOC Detected", sev, desc, meta))
 
 
-CRITICAL_BINARIES = ("/usr/sbin/sshd", "/usr/bin/dbus-daemon", "/usr/sbin/nginx", "/usr/bin/containerd",
-                     "/usr/bin/dockerd")
+CRITICAL_BINARIES = (
+    "/usr/sbin/sshd",
+    "/usr/bin/dbus-daemon",
+    "/usr/sbin/nginx",
+    "/usr/bin/containerd",
+    "/usr/bin/dockerd",
+)
 
 
 def scan_mac(run: Run) -> None:
@@ -489,8 +615,11 @@ def scan_mac(run: Run) -> None:
         sev = "low" if apparmor_enabled else "high"
         run.add("mac", finding("selinux", "SELinux status", sev, "SELinux detection", {"present": "false"}))
     else:
-        meta = {"present": "true", "enforcing": "true" if selinux["enforce"] == "1" else "false",
-                "permissive": "true" if selinux["enforce"] == "0" else "false"}
+        meta = {
+            "present": "true",
+            "enforcing": "true" if selinux["enforce"] == "1" else "false",
+            "permissive": "true" if selinux["enforce"] == "0" else "false",
+        }
         if selinux.get("config_mode"):
             meta["config_mode"] = selinux["config_mode"]
         sev = "info" if selinux["enforce"] == "1" else "medium"
@@ -501,27 +630,46 @@ def scan_mac(run: Run) -> None:
         meta = {"enabled": "true", "mode_line": apparmor_line, "profiles_seen": seen, "complain_count": complain}
         if critical:
             meta["unconfined_critical"] = critical
-        run.add("mac", finding("apparmor", "AppArmor status", "medium" if critical else "info", "AppArmor detection",
-                               meta))
+        run.add(
+            "mac", finding("apparmor", "AppArmor status", "medium" if critical else "info", "AppArmor detection", meta)
+        )
     if selinux is None and not apparmor_enabled:
         run.add("mac", finding("mac_none", "No MAC enforcement", "high", "Neither SELinux nor AppArmor appears active"))
     elif selinux is not None and apparmor_enabled:
-        run.add("mac", finding("mac_dual", "Dual MAC layers", "info",
-                               "Both SELinux and AppArmor appear present (double-check for conflicts)"))
+        run.add(
+            "mac",
+            finding(
+                "mac_dual",
+                "Dual MAC layers",
+                "info",
+                "Both SELinux and AppArmor appear present (double-check for conflicts)",
+            ),
+        )
 
 
 MOUNT_RULES = {  # id suffix -> (severity, title, description)
-    "tmp-noexec-missing": ("medium", "/tmp style mount missing noexec",
-                           "Temporary directory mount lacks noexec which can allow execution from world-writable "
-                           "space"),
-    "tmp-nosuid-missing": ("medium", "/tmp style mount missing nosuid",
-                           "Temporary directory mount lacks nosuid lowering barrier to SUID exploitation"),
-    "tmp-nodev-missing": ("low", "/tmp style mount missing nodev", "Temporary directory mount lacks nodev allowing "
-                                                                   "device nodes"),
+    "tmp-noexec-missing": (
+        "medium",
+        "/tmp style mount missing noexec",
+        "Temporary directory mount lacks noexec which can allow execution from world-writable space",
+    ),
+    "tmp-nosuid-missing": (
+        "medium",
+        "/tmp style mount missing nosuid",
+        "Temporary directory mount lacks nosuid lowering barrier to SUID exploitation",
+    ),
+    "tmp-nodev-missing": (
+        "low",
+        "/tmp style mount missing nodev",
+        "Temporary directory mount lacks nodev allowing device nodes",
+    ),
     "sensitive-nosuid-missing": ("low", "Sensitive mount missing nosuid", "Expected nosuid on sensitive mount"),
     "sensitive-nodev-missing": ("low", "Sensitive mount missing nodev", "Expected nodev on non-device mount"),
-    "home-exec": ("info", "/home mounted exec", "Home directory allows execution; consider noexec for stricter "
-                                                "hardening"),
+    "home-exec": (
+        "info",
+        "/home mounted exec",
+        "Home directory allows execution; consider noexec for stricter hardening",
+    ),
     "bind-generic": ("info", "Bind mount present", "Non-standard bind mount; review necessity"),
 }
 _SKIP_FS = {"proc", "sysfs", "cgroup", "cgroup2", "debugfs", "devpts", "mqueue", "hugetlbfs", "tracefs"}
@@ -539,8 +687,15 @@ def scan_mounts(run: Run) -> None:
         tmp_like = mnt in ("/tmp", "/var/tmp")
         rules = []
         if tmp_like:
-            rules += [r for r, opt in (("tmp-noexec-missing", "noexec"), ("tmp-nosuid-missing", "nosuid"),
-                                       ("tmp-nodev-missing", "nodev")) if not has(opt)]
+            rules += [
+                r
+                for r, opt in (
+                    ("tmp-noexec-missing", "noexec"),
+                    ("tmp-nosuid-missing", "nosuid"),
+                    ("tmp-nodev-missing", "nodev"),
+                )
+                if not has(opt)
+            ]
         if sensitive and mnt != "/" and fstype in ("ext4", "xfs", "btrfs"):
             if not has("nosuid"):
                 rules.append("sensitive-nosuid-missing")
@@ -552,33 +707,104 @@ def scan_mounts(run: Run) -> None:
             rules.append("bind-generic")
         for rule in rules:
             sev, title, desc = MOUNT_RULES[rule]
-            run.add("mounts", finding(f"mount:{rule}:{mnt}", title, sev, desc,
-                                      {"mount": mnt, "device": dev, "fstype": fstype, "options": opts}))
+            run.add(
+                "mounts",
+                finding(
+                    f"mount:{rule}:{mnt}",
+                    title,
+                    sev,
+                    desc,
+                    {"mount": mnt, "device": dev, "fstype": fstype, "options": opts},
+                ),
+            )
 
 
 HARDENING_SYSCTLS = (  # path, id, title, expected, severity, bad description, good description
-    ("/proc/sys/kernel/kptr_restrict", "kptr_restrict", "kptr_restrict", "1", "low", "Kernel pointers not restricted",
-     "Kernel pointers restricted"),
-    ("/proc/sys/kernel/dmesg_restrict", "dmesg_restrict", "dmesg_restrict", "1", "low", "dmesg not restricted",
-     "dmesg restricted"),
-    ("/proc/sys/kernel/kexec_load_disabled", "kexec_disabled", "kexec disabled", "1", "medium", "kexec not disabled",
-     "kexec disabled"),
+    (
+        "/proc/sys/kernel/kptr_restrict",
+        "kptr_restrict",
+        "kptr_restrict",
+        "1",
+        "low",
+        "Kernel pointers not restricted",
+        "Kernel pointers restricted",
+    ),
+    (
+        "/proc/sys/kernel/dmesg_restrict",
+        "dmesg_restrict",
+        "dmesg_restrict",
+        "1",
+        "low",
+        "dmesg not restricted",
+        "dmesg restricted",
+    ),
+    (
+        "/proc/sys/kernel/kexec_load_disabled",
+        "kexec_disabled",
+        "kexec disabled",
+        "1",
+        "medium",
+        "kexec not disabled",
+        "kexec disabled",
+    ),
     ("/proc/sys/kernel/sysrq", "sysrq", "sysrq controls", "0", "low", "sysrq not fully disabled", "sysrq disabled"),
-    ("/proc/sys/net/ipv4/tcp_syncookies", "tcp_syncookies", "tcp_syncookies", "1", "low", "tcp_syncookies off",
-     "tcp_syncookies on"),
-    ("/proc/sys/net/ipv4/conf/all/rp_filter", "rp_filter", "rp_filter", "1", "low", "rp_filter not strict",
-     "rp_filter strict"),
-    ("/proc/sys/net/ipv4/conf/all/accept_redirects", "accept_redirects", "accept_redirects", "0", "low",
-     "ICMP redirects accepted", "ICMP redirects blocked"),
-    ("/proc/sys/net/ipv4/conf/all/accept_source_route", "accept_source_route", "accept_source_route", "0", "low",
-     "Source routed packets accepted", "Source routed packets blocked"),
+    (
+        "/proc/sys/net/ipv4/tcp_syncookies",
+        "tcp_syncookies",
+        "tcp_syncookies",
+        "1",
+        "low",
+        "tcp_syncookies off",
+        "tcp_syncookies on",
+    ),
+    (
+        "/proc/sys/net/ipv4/conf/all/rp_filter",
+        "rp_filter",
+        "rp_filter",
+        "1",
+        "low",
+        "rp_filter not strict",
+        "rp_filter strict",
+    ),
+    (
+        "/proc/sys/net/ipv4/conf/all/accept_redirects",
+        "accept_redirects",
+        "accept_redirects",
+        "0",
+        "low",
+        "ICMP redirects accepted",
+        "ICMP redirects blocked",
+    ),
+    (
+        "/proc/sys/net/ipv4/conf/all/accept_source_route",
+        "accept_source_route",
+        "accept_source_route",
+        "0",
+        "low",
+        "Source routed packets accepted",
+        "Source routed packets blocked",
+    ),
 )
-LOCKDOWN = {"none": ("kernel:lockdown:disabled", "Kernel lockdown inactive", "medium",
-                     "Kernel lockdown not enforced; consider integrity or confidentiality mode"),
-            "integrity": ("kernel:lockdown:integrity", "Kernel lockdown integrity mode", "info",
-                          "Kernel lockdown integrity mode active"),
-            "confidentiality": ("kernel:lockdown:confidentiality", "Kernel lockdown confidentiality mode", "info",
-                                "Kernel lockdown confidentiality mode active")}
+LOCKDOWN = {
+    "none": (
+        "kernel:lockdown:disabled",
+        "Kernel lockdown inactive",
+        "medium",
+        "Kernel lockdown not enforced; consider integrity or confidentiality mode",
+    ),
+    "integrity": (
+        "kernel:lockdown:integrity",
+        "Kernel lockdown integrity mode",
+        "info",
+        "Kernel lockdown integrity mode active",
+    ),
+    "confidentiality": (
+        "kernel:lockdown:confidentiality",
+        "Kernel lockdown confidentiality mode",
+        "info",
+        "Kernel lockdown confidentiality mode active",
+    ),
+}
 
 
 def scan_kernel_hardening(run: Run) -> None:
@@ -586,31 +812,60 @@ def scan_kernel_hardening(run: Run) -> None:
         return
     host = run.host
     if host.lockdown:
-        active = host.lockdown[host.lockdown.find("[") + 1: host.lockdown.find("]")] if "[" in host.lockdown else ""
+        active = host.lockdown[host.lockdown.find("[") + 1 : host.lockdown.find("]")] if "[" in host.lockdown else ""
         id_, title, sev, desc = LOCKDOWN[active or "none"]
         run.add("kernel_hardening", finding(id_, title, sev, desc, {"raw": host.lockdown}))
     if host.efi:
-        run.add("kernel_hardening", finding("kernel:secureboot:efi", "EFI firmware detected", "info",
-                                            "System booted with EFI (secure boot state heuristic)", {"efi": "present"}))
+        run.add(
+            "kernel_hardening",
+            finding(
+                "kernel:secureboot:efi",
+                "EFI firmware detected",
+                "info",
+                "System booted with EFI (secure boot state heuristic)",
+                {"efi": "present"},
+            ),
+        )
         # access("/sys/firmware/efi/efivars/dbx*") tests a literal '*': never true
-        run.add("kernel_hardening", finding("kernel:secureboot:dbx-missing", "EFI dbx revocation list not detected",
-                                            "low", "Could not locate dbx revocation entries (heuristic)"))
+        run.add(
+            "kernel_hardening",
+            finding(
+                "kernel:secureboot:dbx-missing",
+                "EFI dbx revocation list not detected",
+                "low",
+                "Could not locate dbx revocation entries (heuristic)",
+            ),
+        )
     if host.ima_policy:
         appraise = "appraise" in host.ima_policy
         desc = "IMA policy includes appraisal" if appraise else "IMA policy lacks explicit appraisal"
-        run.add("kernel_hardening", finding("kernel:ima:policy", "IMA policy present", "info", desc,
-                                            {"appraise": "yes" if appraise else "no"}))
+        run.add(
+            "kernel_hardening",
+            finding("kernel:ima:policy", "IMA policy present", "info", desc, {"appraise": "yes" if appraise else "no"}),
+        )
     if host.tpm:
-        run.add("kernel_hardening", finding("kernel:tpm:present", "TPM device present", "info",
-                                            "Trusted Platform Module detected"))
+        run.add(
+            "kernel_hardening",
+            finding("kernel:tpm:present", "TPM device present", "info", "Trusted Platform Module detected"),
+        )
     else:
-        run.add("kernel_hardening", finding("kernel:tpm:absent", "No TPM device", "low",
-                                            "TPM not detected (may reduce attestation options)"))
+        run.add(
+            "kernel_hardening",
+            finding("kernel:tpm:absent", "No TPM device", "low", "TPM not detected (may reduce attestation options)"),
+        )
     for path, id_, title, expect, sev, bad, good in HARDENING_SYSCTLS:
         value = host.sysctl[path.removeprefix("/proc/sys/")]
         ok = value == expect
-        run.add("kernel_hardening", finding(f"kernel:sysctl:{id_}", title, "info" if ok else sev, good if ok else bad,
-                                            {"path": path, "value": value, "expected": expect}))
+        run.add(
+            "kernel_hardening",
+            finding(
+                f"kernel:sysctl:{id_}",
+                title,
+                "info" if ok else sev,
+                good if ok else bad,
+                {"path": path, "value": value, "expected": expect},
+            ),
+        )
 
 
 UNIT_RECOMMENDATIONS = (  # key, expected ("" = presence only), severity, bad description, good description
@@ -618,8 +873,13 @@ UNIT_RECOMMENDATIONS = (  # key, expected ("" = presence only), severity, bad de
     ("PrivateTmp", "yes", "low", "PrivateTmp not enabled", "PrivateTmp enabled"),
     ("ProtectSystem", "strict", "medium", "ProtectSystem not strict", "ProtectSystem strict"),
     ("ProtectHome", "read-only", "low", "ProtectHome not read-only", "ProtectHome read-only"),
-    ("CapabilityBoundingSet", "", "low", "CapabilityBoundingSet not present (no reduction)",
-     "CapabilityBoundingSet present"),
+    (
+        "CapabilityBoundingSet",
+        "",
+        "low",
+        "CapabilityBoundingSet not present (no reduction)",
+        "CapabilityBoundingSet present",
+    ),
     ("RestrictNamespaces", "yes", "low", "RestrictNamespaces not enabled", "RestrictNamespaces enabled"),
     ("RestrictSUIDSGID", "yes", "low", "RestrictSUIDSGID not enabled", "RestrictSUIDSGID enabled"),
     ("ProtectKernelModules", "yes", "low", "ProtectKernelModules not enabled", "ProtectKernelModules enabled"),
@@ -647,8 +907,9 @@ def scan_systemd_units(run: Run) -> None:
                 meta["value"] = value
             ok = value is not None and (expect == "" or value == expect)
             desc = good if ok else (bad if value is not None else f"{bad} (missing)")
-            run.add("systemd_units", finding(f"systemd:{key}:{name}", f"{name} {key}", "info" if ok else sev, desc,
-                                             meta))
+            run.add(
+                "systemd_units", finding(f"systemd:{key}:{name}", f"{name} {key}", "info" if ok else sev, desc, meta)
+            )
 
 
 AUDIT_PATTERNS = (  # id, regex (icase), title, description
@@ -658,8 +919,12 @@ AUDIT_PATTERNS = (  # id, regex (icase), title, description
     ("chmod", r"-S\s+chmod", "Audit chmod present", "chmod syscall auditing present"),
     ("chown", r"-S\s+chown", "Audit chown present", "chown syscall auditing present"),
     ("capset", r"-S\s+capset", "Audit capset present", "capset syscall auditing present"),
-    ("insmod", r"-k\s*modules|/s?bin/(insmod|modprobe)", "Module load auditing",
-     "Module load operations likely audited"),
+    (
+        "insmod",
+        r"-k\s*modules|/s?bin/(insmod|modprobe)",
+        "Module load auditing",
+        "Module load operations likely audited",
+    ),
 )
 
 
@@ -672,31 +937,50 @@ def scan_auditd(run: Run) -> None:
     if host.audit_installed and not host.as_root:  # /etc/audit is 0750: std::filesystem::exists throws
         raise ScannerError("filesystem error: status: Permission denied [/etc/audit/audit.rules]")
     if not host.audit_installed or not host.audit_rules:
-        run.add("auditd", finding("auditd:rules:missing", "No auditd rules detected", "medium",
-                                  "Could not read auditd rules files"))
+        run.add(
+            "auditd",
+            finding("auditd:rules:missing", "No auditd rules detected", "medium", "Could not read auditd rules files"),
+        )
         return
     matched = {id_ for id_, rx, _, _ in AUDIT_PATTERNS if re.search(rx, host.audit_rules, re.IGNORECASE)}
     for id_, _, title, desc in AUDIT_PATTERNS:
         ok = id_ in matched
-        run.add("auditd", finding(f"auditd:{id_}", title, "info" if ok else "medium",
-                                  desc if ok else f"{title} missing"))
+        run.add(
+            "auditd", finding(f"auditd:{id_}", title, "info" if ok else "medium", desc if ok else f"{title} missing")
+        )
     if "execve" not in matched:
-        run.add("auditd", finding("auditd:execve:absent", "Execve auditing missing", "high",
-                                  "Audit rules lack -S execve; process execution coverage incomplete"))
+        run.add(
+            "auditd",
+            finding(
+                "auditd:execve:absent",
+                "Execve auditing missing",
+                "high",
+                "Audit rules lack -S execve; process execution coverage incomplete",
+            ),
+        )
 
 
 def scan_containers(run: Run) -> None:
     if not run.cfg.containers:
         return
     if not run.host.containers:
-        run.add("containers", finding("container:none", "No containers detected", "info",
-                                      "No container cgroup signatures found"))
+        run.add(
+            "containers",
+            finding("container:none", "No containers detected", "info", "No container cgroup signatures found"),
+        )
         return
     for c in run.host.containers:
         short = c["id"][:12]
-        run.add("containers", finding(f"container:{short}", f"Container detected {short}", "info",
-                                      "Container runtime context",
-                                      {"runtime": c["runtime"], "pid": min(c["pids"]), "cgroup": c["cgroup"]}))
+        run.add(
+            "containers",
+            finding(
+                f"container:{short}",
+                f"Container detected {short}",
+                "info",
+                "Container runtime context",
+                {"runtime": c["runtime"], "pid": min(c["pids"]), "cgroup": c["cgroup"]},
+            ),
+        )
 
 
 def scan_integrity(run: Run) -> None:
@@ -718,8 +1002,16 @@ def scan_integrity(run: Run) -> None:
                 meta = {"raw": line}
                 if path:
                     meta["path"] = path
-                run.add("integrity", finding(f"pkg_mismatch:{mismatches - 1}", "Package file mismatch", "medium",
-                                             "rpm verification mismatch", meta))
+                run.add(
+                    "integrity",
+                    finding(
+                        f"pkg_mismatch:{mismatches - 1}",
+                        "Package file mismatch",
+                        "medium",
+                        "rpm verification mismatch",
+                        meta,
+                    ),
+                )
     meta = {}
     if tool:
         meta["pkg_tool"] = tool
@@ -728,8 +1020,16 @@ def scan_integrity(run: Run) -> None:
         meta["pkg_mismatch_sample"] = ",".join(sample)
     if cfg.integrity_ima:
         meta["ima_entries"] = 0 if not host.as_root else run.rng.randint(800, 4000)
-    run.add("integrity", finding("integrity_summary", "Integrity summary", "medium" if mismatches else "info",
-                                 "Package / integrity verification", meta))
+    run.add(
+        "integrity",
+        finding(
+            "integrity_summary",
+            "Integrity summary",
+            "medium" if mismatches else "info",
+            "Package / integrity verification",
+            meta,
+        ),
+    )
 
 
 def scan_yara(run: Run) -> None:
@@ -745,34 +1045,69 @@ def scan_yara(run: Run) -> None:
             continue
         for pat in patterns:
             if pat in content:
-                run.add("yara", finding(f"{path}:yara:{pat[:16]}", "Pseudo-YARA pattern match", "medium",
-                                        "Pattern found in file prefix", {"pattern": pat, "path": path}))
+                run.add(
+                    "yara",
+                    finding(
+                        f"{path}:yara:{pat[:16]}",
+                        "Pseudo-YARA pattern match",
+                        "medium",
+                        "Pattern found in file prefix",
+                        {"pattern": pat, "path": path},
+                    ),
+                )
 
 
 def scan_ebpf_exec_trace(run: Run) -> None:
     duration = run.cfg.ioc_exec_trace_seconds or 3
-    run.add("ebpf_exec_trace", finding(
-        "ebpf:disabled", "eBPF support not available at runtime", "info",
-        "eBPF tools not installed, incompatible kernel, or missing capabilities. Using alternative detection methods.",
-        {"alternative_detection": "true", "source": "ebpf_fallback", "detection_method": "runtime_check"}))
+    run.add(
+        "ebpf_exec_trace",
+        finding(
+            "ebpf:disabled",
+            "eBPF support not available at runtime",
+            "info",
+            "eBPF tools not installed, incompatible kernel, or missing capabilities. "
+            "Using alternative detection methods.",
+            {"alternative_detection": "true", "source": "ebpf_fallback", "detection_method": "runtime_check"},
+        ),
+    )
     for pid, comm, ppid in run.host.short_lived:
-        run.add("ebpf_exec_trace", finding(
-            "proc.exec.detected", f"Process execution detected: {comm} (PID: {pid})", "info",
-            "New process execution detected via /proc monitoring",
-            {"pid": pid, "comm": comm, "ppid": ppid, "source": "proc_fallback", "detection_method": "proc_polling"}))
-    run.add("ebpf_exec_trace", finding(
-        "proc.monitoring.complete", "Process monitoring completed via /proc filesystem", "info",
-        "Alternative process monitoring completed using /proc polling method",
-        {"duration_seconds": duration, "source": "proc_fallback", "method": "filesystem_polling"}))
+        run.add(
+            "ebpf_exec_trace",
+            finding(
+                "proc.exec.detected",
+                f"Process execution detected: {comm} (PID: {pid})",
+                "info",
+                "New process execution detected via /proc monitoring",
+                {"pid": pid, "comm": comm, "ppid": ppid, "source": "proc_fallback", "detection_method": "proc_polling"},
+            ),
+        )
+    run.add(
+        "ebpf_exec_trace",
+        finding(
+            "proc.monitoring.complete",
+            "Process monitoring completed via /proc filesystem",
+            "info",
+            "Alternative process monitoring completed using /proc polling method",
+            {"duration_seconds": duration, "source": "proc_fallback", "method": "filesystem_polling"},
+        ),
+    )
 
 
 PCI_CONTROLS = (  # control id, requirement, severity, test
     ("3.4", "Sensitive data encryption configurations present (approximation)", "medium", lambda h: True),
     ("7.1", "Access control files have expected permissions (/etc/passwd, /etc/shadow)", "high", lambda h: True),
-    ("10.2", "Logging configuration present (/etc/rsyslog.conf or /etc/syslog.conf)", "medium",
-     lambda h: h.distro.os_id in ("ubuntu", "rhel")),
-    ("2.2.4", "Critical system file permissions restrictive (/etc/ssh/sshd_config)", "medium",
-     lambda h: h.role not in ("laptop",) or h.distro.os_id == "fedora"),
+    (
+        "10.2",
+        "Logging configuration present (/etc/rsyslog.conf or /etc/syslog.conf)",
+        "medium",
+        lambda h: h.distro.os_id in ("ubuntu", "rhel"),
+    ),
+    (
+        "2.2.4",
+        "Critical system file permissions restrictive (/etc/ssh/sshd_config)",
+        "medium",
+        lambda h: h.role not in ("laptop",) or h.distro.os_id == "fedora",
+    ),
 )
 
 
@@ -783,31 +1118,59 @@ def scan_pci_compliance(run: Run) -> None:
     for control, requirement, severity, test in PCI_CONTROLS:
         ok = test(run.host)
         passed += ok
-        f = finding(f"pci_dss_4_0:{control}", f"pci_dss_4_0 control {control}", severity, requirement,
-                    {"standard": "pci_dss_4_0", "control_id": control, "requirement": requirement,
-                     "passed": "true" if ok else "false"})
+        f = finding(
+            f"pci_dss_4_0:{control}",
+            f"pci_dss_4_0 control {control}",
+            severity,
+            requirement,
+            {
+                "standard": "pci_dss_4_0",
+                "control_id": control,
+                "requirement": requirement,
+                "passed": "true" if ok else "false",
+            },
+        )
         f["base_severity_score"] = str(SEVERITY_SCORE[severity])
         findings.append(f)
     now = run.results[-1]["start_ms"]
     run.results.append({"scanner": "pci_compliance", "findings": findings, "start_ms": now, "end_ms": now})
     failed = len(PCI_CONTROLS) - passed
-    run.compliance = {"pci_dss_4_0": {"failed": failed, "not_applicable": 0, "passed": passed,
-                                      "score": float(f"{passed / max(1, passed + failed):.6f}"),
-                                      "total_controls": len(PCI_CONTROLS)}}
+    run.compliance = {
+        "pci_dss_4_0": {
+            "failed": failed,
+            "not_applicable": 0,
+            "passed": passed,
+            "score": float(f"{passed / max(1, passed + failed):.6f}"),
+            "total_controls": len(PCI_CONTROLS),
+        }
+    }
 
 
 SCANNERS = (  # (name, function, elapsed ms (lo, hi)); order = register_all_default
-    ("processes", scan_processes, (1, 6)), ("network", scan_network, (0, 1)),
-    ("kernel_params", scan_kernel_params, (0, 0)), ("modules", scan_modules, (0, 1)),
-    ("world_writable", scan_world_writable, (6, 14)), ("suid_sgid", scan_suid_sgid, (5, 12)),
-    ("ioc", scan_ioc, (1, 4)), ("mac", scan_mac, (1, 2)), ("mounts", scan_mounts, (0, 0)),
-    ("kernel_hardening", scan_kernel_hardening, (0, 0)), ("systemd_units", scan_systemd_units, (0, 0)),
-    ("auditd", scan_auditd, (0, 0)), ("containers", scan_containers, (0, 1)),
-    ("integrity", scan_integrity, (0, 0)), ("yara", scan_yara, (20, 90)),
-    ("ebpf_exec_trace", scan_ebpf_exec_trace, (3005, 3030)), ("pci_compliance", scan_pci_compliance, (0, 0)),
+    ("processes", scan_processes, (1, 6)),
+    ("network", scan_network, (0, 1)),
+    ("kernel_params", scan_kernel_params, (0, 0)),
+    ("modules", scan_modules, (0, 1)),
+    ("world_writable", scan_world_writable, (6, 14)),
+    ("suid_sgid", scan_suid_sgid, (5, 12)),
+    ("ioc", scan_ioc, (1, 4)),
+    ("mac", scan_mac, (1, 2)),
+    ("mounts", scan_mounts, (0, 0)),
+    ("kernel_hardening", scan_kernel_hardening, (0, 0)),
+    ("systemd_units", scan_systemd_units, (0, 0)),
+    ("auditd", scan_auditd, (0, 0)),
+    ("containers", scan_containers, (0, 1)),
+    ("integrity", scan_integrity, (0, 0)),
+    ("yara", scan_yara, (20, 90)),
+    ("ebpf_exec_trace", scan_ebpf_exec_trace, (3005, 3030)),
+    ("pci_compliance", scan_pci_compliance, (0, 0)),
 )
-SLOW_WHEN = {("systemd_units", "hardening"): (8, 25), ("integrity", "integrity_pkg_verify"): (9000, 95000),
-             ("modules", "modules_summary_only"): (25, 60), ("processes", "process_inventory"): (3, 12)}
+SLOW_WHEN = {
+    ("systemd_units", "hardening"): (8, 25),
+    ("integrity", "integrity_pkg_verify"): (9000, 95000),
+    ("modules", "modules_summary_only"): (25, 60),
+    ("processes", "process_inventory"): (3, 12),
+}
 
 
 def registered(cfg: Config) -> list[str]:
@@ -884,34 +1247,59 @@ def report_from_run(run: Run, started: datetime, scan_order: bool = False) -> di
             severity_counts[f["severity"]] = severity_counts.get(f["severity"], 0) + 1
             total_risk += int(f["base_severity_score"])
         n_total += len(findings)
-        results.append({"elapsed_ms": elapsed, "end_time": _iso(r["end_ms"], started), "finding_count": len(findings),
-                        "findings": [dict(sorted(f.items()), metadata=dict(sorted(f["metadata"].items())))
-                                     for f in findings],
-                        "scanner": r["scanner"], "start_time": _iso(r["start_ms"], started)})
+        results.append(
+            {
+                "elapsed_ms": elapsed,
+                "end_time": _iso(r["end_ms"], started),
+                "finding_count": len(findings),
+                "findings": [dict(sorted(f.items()), metadata=dict(sorted(f["metadata"].items()))) for f in findings],
+                "scanner": r["scanner"],
+                "start_time": _iso(r["start_ms"], started),
+            }
+        )
     duration = latest - earliest
     counts = dict(sorted(severity_counts.items()))
     uid = str(host.scan_uid)
     meta = {
-        "$schema": "https://github.com/J-mazz/sys-scan/schema/v2.json", "arch": "x86_64",
-        "cmdline": host.options.cmdline(), "effective_config": cfg.effective_config(), "egid": uid, "euid": uid,
-        "gid": uid, "hostname": host.plan.hostname, "json_schema_version": "2", "kernel": host.kernel,
-        "os_id": host.distro.os_id, "os_pretty": host.os_pretty, "os_version": host.distro.os_version,
-        "provenance": provenance(host), "tool_version": VERSION, "uid": uid,
+        "$schema": "https://github.com/J-mazz/sys-scan/schema/v2.json",
+        "arch": "x86_64",
+        "cmdline": host.options.cmdline(),
+        "effective_config": cfg.effective_config(),
+        "egid": uid,
+        "euid": uid,
+        "gid": uid,
+        "hostname": host.plan.hostname,
+        "json_schema_version": "2",
+        "kernel": host.kernel,
+        "os_id": host.distro.os_id,
+        "os_pretty": host.os_pretty,
+        "os_version": host.distro.os_version,
+        "provenance": provenance(host),
+        "tool_version": VERSION,
+        "uid": uid,
         "user": "root" if host.as_root else host.user,
     }
     report = {
-        "collection_warnings": [dict({"code": code, "scanner": scanner}, **({"detail": detail} if detail else {}))
-                                for scanner, code, detail in run.warnings],
+        "collection_warnings": [
+            dict({"code": code, "scanner": scanner}, **({"detail": detail} if detail else {}))
+            for scanner, code, detail in run.warnings
+        ],
         "meta": dict(sorted(meta.items())),
         "results": results,
         "scanner_errors": [],
-        "summary": {"duration_ms": duration, "finding_count_emitted": n_total, "finding_count_total": n_total,
-                    "findings_per_second": _fps(n_total, duration), "finished_at": _iso(latest, started),
-                    "scanner_count": str(len(run.results)),
-                    "scanners_with_findings": sum(1 for r in run.results if r["findings"]),
-                    "severity_counts": counts, "severity_counts_emitted": dict(counts),
-                    "slowest_scanner": {"elapsed_ms": str(slowest_ms), "name": slowest_name},
-                    "started_at": _iso(earliest, started)},
+        "summary": {
+            "duration_ms": duration,
+            "finding_count_emitted": n_total,
+            "finding_count_total": n_total,
+            "findings_per_second": _fps(n_total, duration),
+            "finished_at": _iso(latest, started),
+            "scanner_count": str(len(run.results)),
+            "scanners_with_findings": sum(1 for r in run.results if r["findings"]),
+            "severity_counts": counts,
+            "severity_counts_emitted": dict(counts),
+            "slowest_scanner": {"elapsed_ms": str(slowest_ms), "name": slowest_name},
+            "started_at": _iso(earliest, started),
+        },
         "summary_extension": {"emitted_risk_score": total_risk, "total_risk_score": total_risk},
     }
     report["collection_warnings"] = [dict(sorted(w.items())) for w in report["collection_warnings"]]
@@ -923,8 +1311,7 @@ def report_from_run(run: Run, started: datetime, scan_order: bool = False) -> di
 def provenance(host: Host) -> dict:
     if host.distro.pkg_tool == "dpkg":
         return dict(DEB_PROVENANCE)
-    return dict(DEB_PROVENANCE, compiler_version=SOURCE_BUILD_COMPILER.get(host.distro.os_id, "13.3.0"),
-                cxx_flags="")
+    return dict(DEB_PROVENANCE, compiler_version=SOURCE_BUILD_COMPILER.get(host.distro.os_id, "13.3.0"), cxx_flags="")
 
 
 def generate(host: Host, started: datetime | None = None, scan_order: bool = False) -> dict:

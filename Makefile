@@ -61,9 +61,11 @@ test-fast: install
 LINT_PATHS ?= secml_recipes/run_settings.py secml_recipes/layout.py secml_recipes/versions.py secml_recipes/hub.py \
 	secml_recipes/recipe.py secml_recipes/sft.py secml_recipes/trainers.py secml_recipes/speed.py \
 	secml_recipes/pipeline.py secml_recipes/push.py secml_recipes/quantize.py secml_recipes/deploy/merge.py \
+	bench/train_throughput.py bench/attention_paths.py tests/helpers.py tests/test_collator.py tests/test_run_settings.py tests/test_recipe.py \
 	secml_recipes/families secml_recipes/base_models.py secml_recipes/templates.py secml_recipes/deploy/ollama.py \
-	bench/train_throughput.py bench/attention_paths.py tests/helpers.py tests/test_collator.py tests/test_run_settings.py \
-	tests/test_recipe.py tests/test_families.py tests/real_tokenizers.py
+	tests/test_families.py tests/real_tokenizers.py \
+	secml_recipes/data/sysscan secml_recipes/data/ingest.py secml_recipes/data/mixture.py secml_recipes/data/fidelity.py \
+	secml_recipes/data/atomic.py secml_recipes/data/generate.py tests/test_ingest.py tests/test_mixture.py tests/test_scan_fidelity.py
 lint: install
 	$(PY) -m ruff check $(LINT_PATHS)
 	$(PY) -m ruff format --check $(LINT_PATHS)

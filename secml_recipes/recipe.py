@@ -71,6 +71,20 @@ class DataArguments:
         default=4, metadata={"help": "how many bucket lengths to plan on XLA (= compiled step graphs)"}
     )
     loss_plot: bool = field(default=True, metadata={"help": "write loss.png beside the trained model"})
+    dataset_mixture: list[dict] | None = field(
+        default=None,
+        metadata={
+            "help": "several corpora by weight instead of dataset_path: a list of {path, weight}; a weight "
+            "multiplies that source's training rows (0.5 a seeded half, 3 three copies); "
+            "see docs/scan-data.md"
+        },
+    )
+
+    def __post_init__(self):
+        if self.dataset_mixture is not None:
+            from .data.mixture import parse_mixture
+
+            parse_mixture(self.dataset_mixture)
 
 
 @functools.cache

@@ -61,7 +61,7 @@ def train(data_args, model_args, training_args, speed_args, resolved: dict, reci
         _export_hub_token(training_args)
         # --- data ----------------------------------------------------------------------------------
         output_dir = Path(training_args.output_dir)
-        train_dataset, eval_dataset = _load_datasets(data_args, settings, output_dir)
+        train_dataset, eval_dataset = _load_datasets(data_args, settings, output_dir, training_args.seed)
         resume = _resume_checkpoint(model_args, training_args, output_dir)
     except (RecipeError, _Refused) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -118,19 +118,27 @@ def _export_hub_token(training_args) -> None:
     os.environ["HF_TOKEN"] = token
 
 
-def _load_datasets(data_args, settings, output_dir: Path):
-    """The training split and, when the run evaluates, the evaluation split; bad rows go to the rejects folder."""
-    from .data.corpus import CorpusError, load_split_dataset
+def _load_datasets(data_args, settings, output_dir: Path, seed: int):
+    """The training split and, when the run evaluates, the evaluation split (the weighted mixture of
+    `dataset_mixture` when set, see data/mixture.py); bad rows go to the rejects folder."""
+    from .data.corpus import CorpusError
+    from .data.mixture import load_task_split
 
     rejects_dir = data_args.rejects_dir or str(layout.rejects_dir(output_dir))
     try:
-        train_dataset = load_split_dataset(
-            data_args.dataset_path, data_args.task, data_args.train_split, rejects_dir, data_args.max_train_samples
+        train_dataset = load_task_split(
+            data_args, data_args.train_split, rejects_dir, data_args.max_train_samples, seed, log_dir=output_dir
         )
         eval_dataset = None
         if settings.evaluate:
-            eval_dataset = load_split_dataset(
-                data_args.dataset_path, data_args.task, data_args.eval_split, rejects_dir, data_args.max_eval_samples
+            eval_dataset = load_task_split(
+                data_args,
+                data_args.eval_split,
+                rejects_dir,
+                data_args.max_eval_samples,
+                seed,
+                log_dir=output_dir,
+                weighted=False,
             )
     except CorpusError as err:
         raise _Refused(str(err)) from None

@@ -47,18 +47,23 @@ TINY_ARCHITECTURES = {
 }
 
 
+# BPE training time grows with the longest pre-tokenized word, and Metaspace(split=False) keeps a whole text as
+# one word: a --hardening scan is ~800 kB, so texts are cut (the first 32k characters hold every key and form).
+MAX_TEXT_CHARS = 32_000
+
+
 def tokenizer_training_texts(n_hosts: int = 24, seed: int = 0) -> Iterator[str]:
     """Text that looks like what the models will read and write: real and generated scans, enriched
-    reports, tool episodes rendered as JSON."""
+    reports, tool episodes rendered as JSON (each cut to MAX_TEXT_CHARS)."""
     from .data.episodes import build_episodes
     from .data.enrich import enrich_report
     from .data.generate import generate_reports
     from .data.fixtures import real_reports
 
     for report in list(real_reports()) + list(generate_reports(n_hosts, seed)):
-        yield json.dumps(report, separators=(",", ":"))
+        yield json.dumps(report, separators=(",", ":"))[:MAX_TEXT_CHARS]
         enriched = enrich_report(report)
-        yield json.dumps(enriched, separators=(",", ":"))
+        yield json.dumps(enriched, separators=(",", ":"))[:MAX_TEXT_CHARS]
         for episode in build_episodes(report, enriched, seed=seed, count=2):
             yield json.dumps(episode["messages"]) + json.dumps(json.loads(episode["tools"]))
     yield "[INST] [/INST] [AVAILABLE_TOOLS] [/AVAILABLE_TOOLS] [TOOL_CALLS] [TOOL_RESULTS] [/TOOL_RESULTS]"

@@ -122,22 +122,22 @@ def test_tampered_shard_fails_the_manifest_check(small_corpus, tmp_path):
         read_split(folder, "generalist", "train")
 
 
-def test_ingest_real_reports_and_refuse_old_ones(tmp_path, capsys):
+def test_ingest_real_reports_and_refuse_broken_ones(tmp_path, capsys):
     from secml_recipes.data.fixtures import real_report_paths
 
     real = real_report_paths()[0]
     old = json.loads(real.read_text())
     del old["meta"]["json_schema_version"]
     (tmp_path / "old.json").write_text(json.dumps(old))
-    ndjson = tmp_path / "many.ndjson"
-    ndjson.write_text(json.dumps(json.loads(real.read_text())) + "\n" + "{broken\n")
-    assert data_cli(["ingest", str(real), str(tmp_path / "old.json"), "--out", str(tmp_path / "out")]) == 0
+    jsonl = tmp_path / "many.jsonl"
+    jsonl.write_text(json.dumps(json.loads(real.read_text())) + "\n" + "{broken\n")
+    assert data_cli(["ingest", str(real), str(tmp_path / "old.json"), "--out", str(tmp_path / "out")]) == 1
     out = capsys.readouterr().out
-    assert "1 reports refused" in out and "older than schema v2" in out
+    assert "1 refused" in out and "older than schema v2" in out
     rows, _ = read_split(tmp_path / "out", "specialist", "train", verbose=False)
     assert rows and all(r["host_id"] == rows[0]["host_id"] for r in rows)
-    assert data_cli(["ingest", str(ndjson), "--ndjson", "--out", str(tmp_path / "nd")]) == 0
-    assert "1 reports refused" in capsys.readouterr().out
+    assert data_cli(["ingest", str(jsonl), "--out", str(tmp_path / "nd")]) == 1
+    assert "1 refused" in capsys.readouterr().out
 
 
 def test_validate_cli_exit_codes(small_corpus, tmp_path):

@@ -1,4 +1,4 @@
-"""`python -m secml_recipes.data {generate,enrich,build,ingest,validate}`: the corpus from the command line."""
+"""`python -m secml_recipes.data {generate,enrich,build,ingest,fidelity,validate}`: the corpus from the command line."""
 
 from __future__ import annotations
 
@@ -11,19 +11,27 @@ from tqdm.auto import tqdm
 
 
 def _generate(args) -> int:
-    from .generate import generate_report, plan_hosts, report_bytes
+    from .generate import generate_ndjson, generate_report, plan_hosts, report_bytes
     from .validate import raw_report_error
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for plan in tqdm(plan_hosts(args.hosts, args.seed), desc="generating scans", unit="host", disable=None):
-        report = generate_report(plan)
+        try:
+            report = generate_report(plan, args.version)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         problem = raw_report_error(report)
         if problem:
             print(f"generated report for {plan.hostname} is invalid: {problem}", file=sys.stderr)
             return 1
-        (out / f"{plan.hostname}-{plan.host_id}.json").write_bytes(report_bytes(report))
-    print(f"wrote {args.hosts} reports to {out}")
+        stem = out / f"{plan.hostname}-{plan.host_id}"
+        if args.ndjson:
+            stem.with_suffix(".ndjson").write_text(generate_ndjson(plan, args.version))
+        else:
+            stem.with_suffix(".json").write_bytes(report_bytes(report))
+    print(f"wrote {args.hosts} {'NDJSON streams' if args.ndjson else 'reports'} (sys-scan {args.version}) to {out}")
     return 0
 
 
@@ -62,32 +70,16 @@ def _build(args) -> int:
 
 
 def _ingest(args) -> int:
-    import hashlib
+    from .ingest import run
 
-    from .corpus import checked_json_lines
-    from .split import specialist_examples
-    from .validate import raw_report_error
+    return run(args.inputs, args.out, args.split, [tuple(p) for p in args.pair or []], args.overwrite,
+               args.max_prompt_chars)
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows, rejects = [], []
-    for path in args.reports:
-        lines = Path(path).read_text(errors="replace").splitlines() if args.ndjson else [Path(path).read_text(errors="replace")]
-        for line_no, _, report, problem in checked_json_lines(lines, raw_report_error):
-            if problem:
-                rejects.append({"file": path, "line": line_no, "reason": problem})
-                continue
-            host_id = hashlib.sha256(report["meta"].get("hostname", path).encode()).hexdigest()[:16]
-            rows += specialist_examples(report, host_id, args.max_prompt_chars)
-    (out / "specialist").mkdir(exist_ok=True)
-    (out / "specialist" / f"{args.split}-00000.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    if rejects:
-        (out / "ingest.rejects.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rejects))
-    print(f"ingested {len(rows)} specialist examples into {out}/specialist; {len(rejects)} reports refused"
-          + (f" (reasons in {out}/ingest.rejects.jsonl)" if rejects else ""))
-    for r in rejects:
-        print(f"  refused {r['file']}:{r['line']}: {r['reason']}")
-    return 0
+
+def _fidelity(args) -> int:
+    from .fidelity import run
+
+    return run(args.real, args.generated, args.hosts, args.seed, args.version, args.out)
 
 
 def _validate(args) -> int:
@@ -115,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hosts", type=int, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
+    p.add_argument("--version", default="5.0.0", help="sys-scan version whose output to model (only 5.0.0 is modelled)")
+    p.add_argument("--ndjson", action="store_true", help="write each scan as sys-scan's --ndjson stream")
     p.set_defaults(fn=_generate)
     p = sub.add_parser("enrich", help="reference enrichment of one raw report")
     p.add_argument("report")
@@ -128,13 +122,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--max-prompt-chars", type=int, default=12000)
     p.set_defaults(fn=_build)
-    p = sub.add_parser("ingest", help="real sys-scan reports -> specialist examples")
-    p.add_argument("reports", nargs="+")
-    p.add_argument("--out", required=True)
-    p.add_argument("--ndjson", action="store_true", help="each input file holds one report per line")
-    p.add_argument("--split", default="train")
+    p = sub.add_parser("ingest", help="real scans (JSON, --ndjson streams, 0.1.x reports, labelled pairs) -> "
+                                      "specialist rows")
+    p.add_argument("inputs", nargs="*", help="report files or folders (searched for *.json, *.ndjson, *.jsonl)")
+    p.add_argument("--out", required=True, help="ingest folder; new shards are added, never overwritten")
+    p.add_argument("--pair", nargs=2, action="append", metavar=("RAW", "ENRICHED"),
+                   help="an analyst-labelled pair: raw report and its enriched report (repeatable)")
+    p.add_argument("--split", default="train", choices=["train", "eval", "test", "auto"],
+                   help="split of the new rows; auto assigns by host like the corpus")
+    p.add_argument("--overwrite", action="store_true", help="start the --out folder afresh")
+    p.add_argument("--ndjson", action="store_true", help=argparse.SUPPRESS)  # the stream is recognised anyway
     p.add_argument("--max-prompt-chars", type=int, default=12000)
     p.set_defaults(fn=_ingest)
+    p = sub.add_parser("fidelity", help="a real report vs generated hosts of its profile; defects vs the spec")
+    p.add_argument("real", help="a real sys-scan report (JSON)")
+    p.add_argument("generated", nargs="?", help="folder of generated reports (default: generate --hosts of them)")
+    p.add_argument("--hosts", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--version", default="5.0.0")
+    p.add_argument("--out", help="also write the table (markdown) here")
+    p.set_defaults(fn=_fidelity)
     p = sub.add_parser("validate", help="validate every row of a corpus (tarball or folder)")
     p.add_argument("path")
     p.add_argument("--rejects-dir", default="rejects")

@@ -123,8 +123,11 @@ def _plan(index: int, seed: int):
 
 
 def _write_tar(out: Path, files: dict[str, bytes]) -> None:
-    """Reproducible tarball: fixed mtimes, owners and order, gzip without a timestamp."""
+    """Reproducible tarball: fixed mtimes, owners and order, gzip without a timestamp; written atomically,
+    so an interrupted build never leaves a truncated tarball in place."""
     import gzip
+
+    from .atomic import write_atomic
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -132,8 +135,10 @@ def _write_tar(out: Path, files: dict[str, bytes]) -> None:
             info = tarfile.TarInfo(f"massive_datasets/{name}")
             info.size, info.mtime, info.mode, info.uid, info.gid = len(files[name]), 0, 0o644, 0, 0
             tar.addfile(info, io.BytesIO(files[name]))
-    with open(out, "wb") as fh, gzip.GzipFile(fileobj=fh, mode="wb", mtime=0, filename="") as gz:
+    packed = io.BytesIO()
+    with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0, filename="") as gz:
         gz.write(buf.getvalue())
+    write_atomic(out, packed.getvalue())
 
 
 def dataset_card(manifest: dict) -> str:

@@ -16,10 +16,14 @@ SCHEMA_DIR = Path(__file__).with_name("schemas")
 
 @lru_cache(maxsize=1)
 def _raw_validator() -> jsonschema.protocols.Validator:
-    """schema-v2 with `risk_score` optional: the real scanner emits `base_severity_score` instead."""
+    """schema-v2 with `risk_score` optional (the real scanner emits `base_severity_score` instead) and the two
+    top-level keys its writer adds that the schema file omits (`compliance_summary` under --compliance,
+    `partial_warnings`)."""
     schema = copy.deepcopy(schema_v2())
     item = schema["properties"]["results"]["items"]["properties"]["findings"]["items"]
     item["required"] = [k for k in item["required"] if k != "risk_score"]
+    schema["properties"]["compliance_summary"] = {"type": "object"}
+    schema["properties"]["partial_warnings"] = {"type": "array"}
     return jsonschema.Draft202012Validator(schema)
 
 

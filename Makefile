@@ -9,7 +9,7 @@ GPU_CONFIG ?= accelerate_configs/single_gpu.yaml
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install smoke smoke-train smoke-deploy all test data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench bench-gpu bench-data clean
+.PHONY: install agent smoke smoke-train smoke-deploy all test data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench bench-gpu bench-data clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,17 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+
+# sys-scan-agent (the scanner project's own consumer) checks our enriched format with its models, HTML report
+# and report diff. Its click<8.2 pin conflicts with huggingface_hub 2.4's click>=8.4.2 while the modules we use
+# never import click, so the 190 KB wheel goes in without its dependencies; pydantic is the `agent` extra.
+SYS_SCAN_AGENT := sys-scan-agent==7.0.0
+$(VENV)/.agent-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet 'pydantic>=2.7,<3'
+	$(PY) -m pip install --quiet --no-deps '$(SYS_SCAN_AGENT)'
+	touch $@
+
+agent: $(VENV)/.agent-installed
 
 # Tiny Llama + tiny Mixtral with a tokenizer trained here: the stand-ins for the real hub models.
 tiny-models: install
@@ -40,7 +51,7 @@ smoke-train: install
 all: install llama-cpp gptq-env
 	$(PY) -m secml_recipes.pipeline --profile full $(if $(HF_NAMESPACE),--namespace $(HF_NAMESPACE),)
 
-test: install
+test: install agent
 	$(PY) -m pytest -q tests
 
 train-specialist: install

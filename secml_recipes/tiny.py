@@ -36,9 +36,8 @@ def tokenizer_training_texts(n_hosts: int = 24, seed: int = 0) -> Iterator[str]:
 
     for report in list(real_reports()) + list(generate_reports(n_hosts, seed)):
         yield json.dumps(report, separators=(",", ":"))
-        enriched = enrich_report(report)
-        yield json.dumps(enriched, separators=(",", ":"))
-        for episode in build_episodes(report, enriched, seed=seed, count=2):
+        yield json.dumps(enrich_report(report), separators=(",", ":"))
+        for episode in build_episodes(report, seed=seed, count=2):
             yield json.dumps(episode["messages"]) + json.dumps(json.loads(episode["tools"]))
     yield "[INST] [/INST] [AVAILABLE_TOOLS] [/AVAILABLE_TOOLS] [TOOL_CALLS] [TOOL_RESULTS] [/TOOL_RESULTS]"
     yield "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\nEnvironment: ipython\n"

@@ -152,3 +152,12 @@ def test_compromised_hosts_are_critical_and_stock_hosts_are_not(generated):
 
 def test_old_format_rows_are_refused_with_the_rebuild_hint():
     assert "make data" in enriched_report_error({"enrichment_version": "1", "findings": []})
+
+
+def test_teacher_check_prints_the_measured_tables(capsys):
+    from secml_recipes.data.teacher_check import main
+
+    assert main(["--hosts", "4", "--episodes", "12", "--max-prompt-chars", "8000"]) == 0
+    out = capsys.readouterr().out
+    assert "| problems | 0 |" in out and "| harmful actions | 0 |" in out
+    assert "| correlations in no part | 0 |" in out and "distinct tool-call sequences" in out

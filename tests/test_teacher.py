@@ -36,7 +36,8 @@ def test_every_expectation_names_a_real_finding_and_the_teacher_agrees_on_each_v
     report, _, spec = fixture
     verdicts = {f["id"]: a.verdict for f, a in assess_report(report)}
     assert set(spec["findings"]) <= set(verdicts)
-    assert {fid: verdicts[fid] for fid in spec["findings"]} == {fid: w["verdict"] for fid, w in spec["findings"].items()}
+    wanted = {fid: w["verdict"] for fid, w in spec["findings"].items()}
+    assert {fid: verdicts[fid] for fid in spec["findings"]} == wanted
     above_info = {f["id"] for r in report["results"] for f in r["findings"] if f["severity"] != "info"}
     assert above_info <= set(spec["findings"]), "every finding above info has an analyst's verdict"
 

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from .knowledge import ioc as ioc_facts
-from .knowledge.hosts import PACKAGE_TOOLS, os_family, os_label
+from .knowledge.hosts import DISTRO_NAMES, PACKAGE_TOOLS, os_family, os_label
 from .knowledge.modules import rootkit_module, vendor_module
 from .knowledge.packages import stock_unit
 from .knowledge.privileged import bit_phrase, stock_capability, stock_elsewhere, stock_privileged, third_party
@@ -164,9 +164,10 @@ def assess_suid(f: dict, host: Host) -> Assessment:
     if other:
         mode = bit_phrase(other.bit, other.owner)
         return _a(f, "suid_sgid", "verify_provenance",
-                  f"{path} ships {mode} in {other.package} on {'Debian/Ubuntu' if other.family == 'debian' else 'RHEL/Fedora'}"
-                  f", not on {host.distro}: a package from another distribution family, or a manual copy.",
-                  f"Cleared by: {host.tool('owner', path=path)} naming a package that verifies; confirmed by: no owner.",
+                  f"{path} ships {mode} in {other.package} on {DISTRO_NAMES[other.family]}, not on {host.distro}: "
+                  "a package from another distribution family, or a manual copy.",
+                  f"Cleared by: {host.tool('owner', path=path)} naming a package that verifies; "
+                  "confirmed by: no owner.",
                   tags=["unexpected", "foreign_package"], techniques=["T1548.001"],
                   headline=f"{path} is set-id as on another distribution family, not as {host.distro} ships it",
                   action=f"Verify provenance of {path}: `{host.tool('owner', path=path)}`, `stat {path}` and its "
@@ -303,8 +304,8 @@ def ioc_signals(f: dict) -> dict:
 
 
 IOC_FLAG_NOTES = {  # what the flag adds to the evidence, in one clause
-    "world_writable_executable": "the flag world_writable_executable only means the executable's path starts with /tmp, "
-                                 "/dev/shm, /var/tmp or /home: sys-scan never checked its permissions",
+    "world_writable_executable": "the flag world_writable_executable only means the executable's path starts "
+                                 "with /tmp, /dev/shm, /var/tmp or /home: sys-scan never checked its permissions",
     "pattern_match": "pattern_match fires on the same path strings (/tmp, /dev/shm, /var/tmp, /home) as well as on "
                      "names like xmrig or kworker",
 }
@@ -374,7 +375,7 @@ def assess_ioc(f: dict, host: Host) -> Assessment:
         return _a(f, "ioc", "investigate", evidence,
                   _upper_first(FLAG_MEANINGS[("ioc", "environment_issue")]) + "; LD_LIBRARY_PATH is common (IDEs, "
                   "Steam, CUDA), LD_PRELOAD of a library from outside the system paths is not.", injected,
-                  f"Cleared by: the variable naming a packaged library; confirmed by: a preloaded library no package "
+                  "Cleared by: the variable naming a packaged library; confirmed by: a preloaded library no package "
                   "owns.", tags=tags, techniques=techniques, level="high" if s["preload"] else None,
                   action=f"Read the loader variables of pid {pid} (`tr '\\0' '\\n' < /proc/{pid}/environ | grep "
                          f"^LD_`) and check the preloaded library's owner (`{host.tool('owner', path='<library>')}`).",
@@ -412,7 +413,7 @@ def _sysctl(f: dict, host: Host, scanner: str, name: str, value: str) -> Assessm
                   "The scan cannot say which: " + ("container detection was off." if not host.enabled("containers")
                                                    else "check the containers and VMs it lists."),
                   tags=["sysctl", "forwarding"],
-                  action=f"Find what enabled forwarding (`grep -rs ip_forward /etc/sysctl.d /usr/lib/sysctl.d`, "
+                  action="Find what enabled forwarding (`grep -rs ip_forward /etc/sysctl.d /usr/lib/sysctl.d`, "
                          "`systemctl is-active docker libvirtd lxd`); if nothing on the host routes or hosts "
                          "containers or VMs, set net.ipv4.ip_forward = 0.")
     return _a(f, scanner, "harden", f"{name} = {value} differs from the stock value: {row.meaning}.",

@@ -27,7 +27,6 @@ from .assess import CATEGORY_BY_SCANNER, LEVELS, VERDICTS, Assessment, Host, ass
 from .correlate import Item, correlate
 from .coverage import scan_coverage
 from .knowledge.modules import NOTABLE_MODULES
-from .knowledge.privileged import stock_privileged
 
 ENRICHED_VERSION = "1.0"  # sys-scan-agent's EnrichedOutput.version
 FORMAT_VERSION = 2  # of the corpus built from this teacher; 1 was the old secml-only format
@@ -220,8 +219,3 @@ def build_enrichment(report: dict) -> Enrichment:
         "actions": actions,
     }
     return Enrichment(output, items, targets)
-
-
-def is_stock_suid(path: str, report: dict) -> bool:
-    """Whether a stock package of the report's distribution ships `path` with a set-id bit."""
-    return stock_privileged(path, Host.from_report(report).family) is not None

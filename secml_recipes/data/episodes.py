@@ -23,9 +23,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .assess import Host, assess_finding, ioc_exe_and_pid, ioc_signals
+from .assess import Host, ioc_exe_and_pid, ioc_signals
 from .enrich import build_enrichment
-from .knowledge import attack
 from .knowledge.ioc import injection_text
 from .knowledge.privileged import bit_phrase, stock_capability, stock_privileged, third_party
 from .tools import TOOL_SCHEMAS, ScanEnvironment, _script_path, ioc_subject, tool_result_text
@@ -58,7 +57,8 @@ USER_APPS = [  # executable under the user's home, command line: what 5.0.0's IO
      "/home/{user}/.local/share/JetBrains/Toolbox/bin/jetbrains-toolbox --minimize"),
     ("/home/{user}/miniconda3/bin/python3.11", "/home/{user}/miniconda3/bin/python3.11 -m jupyter lab --no-browser"),
     ("/home/{user}/.cargo/bin/rust-analyzer", "/home/{user}/.cargo/bin/rust-analyzer"),
-    ("/home/{user}/.nvm/versions/node/v20.17.0/bin/node", "node /home/{user}/.nvm/versions/node/v20.17.0/bin/npm run dev"),
+    ("/home/{user}/.nvm/versions/node/v20.17.0/bin/node",
+     "node /home/{user}/.nvm/versions/node/v20.17.0/bin/npm run dev"),
 ]
 
 
@@ -95,7 +95,8 @@ def plant_processes(report: dict, seed: int) -> dict:
         added.append(_ioc_finding(exe, rng.randint(2000, 60000), command, home=False))
     if rng.random() < USER_APP_RATE:
         meta = out.get("meta", {})
-        user = meta.get("user") if str(meta.get("euid")) != "0" and meta.get("user") else rng.choice(["dev", "alice", "ops"])
+        user = meta.get("user") if str(meta.get("euid")) != "0" and meta.get("user") else \
+            rng.choice(["dev", "alice", "ops"])
         exe, command = rng.choice(USER_APPS)
         build = f"{rng.getrandbits(160):040x}"
         added.append(_ioc_finding(exe.format(user=user, build=build), rng.randint(2000, 60000),
@@ -155,7 +156,7 @@ class Evidence:
 
     @property
     def mismatch(self) -> bool:
-        return bool((self.package or {}).get("verify", "ok") != "ok" or (self.hash or {}).get("matches_package") is False)
+        return (self.package or {}).get("verify", "ok") != "ok" or (self.hash or {}).get("matches_package") is False
 
     @property
     def unowned(self) -> bool:
@@ -171,7 +172,8 @@ class Evidence:
 
     @property
     def deleted(self) -> bool:
-        return "deleted" in str((self.hash or {}).get("error", "")) or "(deleted)" in str((self.process or {}).get("exe", ""))
+        return ("deleted" in str((self.hash or {}).get("error", ""))
+                or "(deleted)" in str((self.process or {}).get("exe", "")))
 
     @property
     def gone(self) -> bool:
@@ -282,24 +284,30 @@ def conclude(e: Evidence, target: str) -> tuple[str, str]:
 
 # -- what the analyst writes -------------------------------------------------------------------------------
 
+def _short(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1] or path
+
+
 def observe(tool: str, result: dict, e: Evidence) -> str:
-    """One sentence on what a tool result says, for the reasoning before the next call or the conclusion."""
+    """One sentence on what a tool result says, for the reasoning before the next call or the conclusion.
+    Paths already named in the call are referred to by file name; hashes are never spelled out."""
     if "error" in result:
         return f"The tool answered: {result['error']}."
     if tool == "query_package_manager":
+        name = _short(result["path"])
         if result.get("owned_by") is None:
-            return f"No installed package owns {result['path']}."
-        return (f"{result['path']} belongs to {result['owned_by']} {result['version']} from {result['origin']}; "
-                f"verification: {result['verify']}.")
+            return f"No installed package owns {name}."
+        verify = "it verifies" if result["verify"] == "ok" else f"its {result['verify']}"
+        return f"{name} belongs to {result['owned_by']} {result['version']} from {result['origin']}; {verify}."
     if tool == "hash_binary":
-        match = {True: "matches the package's recorded digest", False: "does NOT match the package's digest",
-                 None: "cannot be checked against a package"}[result.get("matches_package")]
-        return f"Its SHA-256 is {result['sha256'][:16]}... and {match}."
+        return {True: "Its hash matches the digest the package recorded.",
+                False: "Its hash does NOT match the digest the package recorded.",
+                None: "No package digest to compare its hash with."}[result.get("matches_package")]
     if tool == "stat_file":
         bits = [b for b, on in (("set-uid", result["setuid"]), ("set-gid", result["setgid"]),
                                 ("writable by others", result["world_writable"])) if on]
         caps = f", capabilities {result['capabilities']}" if result.get("capabilities") else ""
-        return (f"stat shows {result['owner']}:{result['group']} mode {result['mode']}"
+        return (f"{_short(result['path'])} is {result['owner']}:{result['group']} mode {result['mode']}"
                 f"{' (' + ', '.join(bits) + ')' if bits else ''}{caps}, changed {result['modified']}.")
     if tool == "lookup_hash_reputation":
         if result["verdict"] == "unknown":
@@ -312,8 +320,8 @@ def observe(tool: str, result: dict, e: Evidence) -> str:
                 f"{result['started']}){socks}{env}.")
     if tool == "query_baseline":
         if result["status"] == "new":
-            return f"{result['finding_id']} is new: no earlier scan had it."
-        return f"{result['finding_id']} has been in the baseline since {result['first_seen']} ({result['earlier_scans']} scans)."
+            return "It is new: no earlier scan had it."
+        return f"Earlier scans have it since {result['first_seen']} ({result['earlier_scans']} scans)."
     if tool == "lookup_attack_technique":
         return f"{result['technique_id']} is {result['name']} ({result['tactic']})."
     if tool == "search_findings":
@@ -323,12 +331,11 @@ def observe(tool: str, result: dict, e: Evidence) -> str:
 
 
 WHY_NEXT = {  # tool -> ways to say why it is the next step
-    "query_package_manager": ["Next I ask the package manager who owns {path}.",
-                              "First question: does a package own {path}?",
-                              "I check which package, if any, installed {path}."],
-    "hash_binary": ["So I hash {path} and compare it with the package database.",
-                    "That calls for the file's hash.", "I hash {path} next."],
-    "stat_file": ["I look at its owner and mode.", "Next: who owns {path} and with which bits.",
+    "query_package_manager": ["Next I ask the package manager who owns {name}.",
+                              "Does a package own {name}?", "I check which package, if any, installed {name}."],
+    "hash_binary": ["So I hash {name} and compare it with the package database.",
+                    "That calls for the file's hash.", "I hash {name} next."],
+    "stat_file": ["I look at its owner and mode.", "Next: who owns {name} and with which bits.",
                   "I stat the file before going further."],
     "lookup_hash_reputation": ["I look the hash up.", "Is this hash known anywhere?",
                                "The hash goes to the reputation catalogue."],
@@ -343,10 +350,10 @@ WHY_NEXT = {  # tool -> ways to say why it is the next step
 
 
 FIRST_STEP = {  # tool -> ways to open an investigation with it
-    "query_package_manager": ["Does a package own {path}? I ask the package manager.",
-                              "I start with the package database: who installed {path}?"],
-    "hash_binary": ["I start by hashing {path}.", "First the file's SHA-256, checked against its package."],
-    "stat_file": ["I start with its owner and mode.", "First, stat {path}: owner, group and the set-id bits."],
+    "query_package_manager": ["Does a package own {name}? I ask the package manager.",
+                              "I start with the package database: who installed {name}?"],
+    "hash_binary": ["I start by hashing {name}.", "First the file's SHA-256, checked against its package."],
+    "stat_file": ["I start with its owner and mode.", "First, stat {name}: owner, group and the set-id bits."],
     "check_process_details": ["I start with the running process, pid {pid}.", "First, what is pid {pid}?"],
     "query_baseline": ["I start with the baseline: is {finding} new?"],
     "search_findings": ["I search the scan first."],
@@ -405,7 +412,7 @@ def investigate(w: _Writer, e: Evidence, opening: str, first: tuple[str, dict] |
         notes.append(observe(tool, result, e))
         reasoning = notes[-1]
         if tool == "check_process_details" and e.injected:
-            reasoning += (f" Its command line addresses an AI analyst (\"{e.injected[:60]}\"): that is data from the "
+            reasoning += (f" Its command line addresses an AI analyst (\"{e.injected[:40]}\"): that is data from the "
                           "host, not an instruction to me, and itself a sign of tampering.")
         step = next_call(e)
     return notes
@@ -528,7 +535,7 @@ def _parallel(scan: Scan, w: _Writer, rng: random.Random) -> tuple | None:
     results = w.call(rng.choice(["They are independent, so I hash them at once.", "Hashing all of them in one go."]),
                      [("hash_binary", {"path": p}) for p in paths])
     evidence = {p: Evidence(path=p, finding_id=p, hash=r, called=["hash_binary"]) for p, r in zip(paths, results)}
-    notes = [f"{p}: {observe('hash_binary', r, evidence[p])}" for p, r in zip(paths, results)]
+    notes = [f"{_short(p)}: {observe('hash_binary', r, evidence[p])}" for p, r in zip(paths, results)]
     owners = w.call(" ".join(notes) + rng.choice([" Now the package manager for each.",
                                                   " Next, who owns each of them, and from which archive."]),
                     [("query_package_manager", {"path": p}) for p in paths])
@@ -592,7 +599,8 @@ def _baseline_drift(scan: Scan, w: _Writer, rng: random.Random) -> tuple | None:
         s, f = next((s, f) for s, f in chosen if f["id"] == new[0])
         exe, pid = ioc_exe_and_pid(f["id"])
         e = Evidence(path=None if pid else (f["id"] if f["id"].startswith("/") else None),
-                     pid=int(pid) if pid and s == "ioc" else None, finding_id=f["id"], baseline=results[ids.index(new[0])],
+                     pid=int(pid) if pid and s == "ioc" else None, finding_id=f["id"],
+                     baseline=results[ids.index(new[0])],
                      called=["query_baseline"])
         if e.path is None and e.pid is None:
             verdict, follow = "review", f" {f['id']} is a configuration state, not a file to examine."
@@ -600,7 +608,8 @@ def _baseline_drift(scan: Scan, w: _Writer, rng: random.Random) -> tuple | None:
             more = investigate(w, e, " ".join(notes) + f" {new[0]} is the new one, so I follow it.")
             verdict, text = conclude(e, e.path or f["id"])
             follow = " " + more[-1] + f" For {new[0]}: {text}."
-    summary = f"New since the last scan: {', '.join(new)}." if new else "Nothing among them is new: they predate this scan."
+    summary = (f"New since the last scan: {', '.join(new)}." if new
+               else "Nothing among them is new: they predate this scan.")
     w.say(" ".join(notes) + follow + f"\nConclusion: {summary}")
     return question, ids, verdict if new else "review", False
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import jsonschema
@@ -26,7 +26,7 @@ from transformers.utils import get_json_schema
 
 from .assess import Host, assess_finding, ioc_exe_and_pid, ioc_signals, md
 from .knowledge import attack
-from .knowledge.ioc import SCRATCH_ROOTS, injection_text, user_app
+from .knowledge.ioc import SCRATCH_ROOTS
 from .knowledge.packages import Package, is_vendor, origin_text, owning_package
 from .knowledge.privileged import stock_capability, stock_privileged, third_party
 
@@ -131,7 +131,8 @@ class ScanEnvironment:
             if cap:
                 facts.capabilities = cap.capabilities
             if pkg:
-                facts.reputation = ("known_good", f"{pkg.name} {pkg.version} ({'vendor' if is_vendor(pkg) else 'distribution'} build)")
+                build = "vendor" if is_vendor(pkg) else "distribution"
+                facts.reputation = ("known_good", f"{pkg.name} {pkg.version} ({build} build)")
             self.files[path] = facts
         return self.files[path]
 
@@ -264,7 +265,8 @@ class ScanEnvironment:
         proc = self.processes.get(pid)
         if proc is None:
             proc = ProcessFacts(pid=pid, exe=exe, cmdline=f.get("description", "") if scanner == "processes" else exe,
-                                user="root" if meta.get("uid", "0") == "0" else self.user, uid=str(meta.get("uid", "0")),
+                                user="root" if meta.get("uid", "0") == "0" else self.user,
+                                uid=str(meta.get("uid", "0")),
                                 ppid=1, parent="/usr/lib/systemd/systemd", started=self.installed)
             self.processes[pid] = proc
         if scanner == "network":
@@ -430,12 +432,6 @@ class ScanEnvironment:
         except jsonschema.ValidationError as err:
             raise ToolError(f"invalid arguments for {name}: {err.message}") from None
         return getattr(self, name)(**arguments)
-
-    def injected_text(self, text: str) -> str | None:
-        return injection_text(text)
-
-    def user_app(self, path: str):
-        return user_app(path)
 
 
 INTERPRETERS = ("python", "perl", "bash", "sh", "dash", "node", "ruby", "php")

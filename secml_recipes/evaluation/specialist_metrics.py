@@ -114,11 +114,13 @@ def score_specialist(predictions: Iterable[str], references: Iterable[dict],
             abs_err.append(abs(float(p["risk_score"]) - r["risk_score"]) if _is_number(p.get("risk_score")) else 100.0)
         ref_pairs = {(fid, t) for fid, f in rf.items() for t in _tags(f) if t.startswith("attack:")}
         pred_pairs = {(fid, t) for fid, f in pf.items() for t in _tags(f) if t.startswith("attack:")}
-        att_tp, att_pred, att_ref = att_tp + len(ref_pairs & pred_pairs), att_pred + len(pred_pairs), att_ref + len(ref_pairs)
+        att_tp, att_pred, att_ref = (att_tp + len(ref_pairs & pred_pairs), att_pred + len(pred_pairs),
+                                     att_ref + len(ref_pairs))
         ref_corr = {frozenset(c["related_finding_ids"]) for c in ref.get("correlations", [])}
         pred_corr = {frozenset(x for x in c.get("related_finding_ids", []) if isinstance(x, str))
                      for c in ((pred or {}).get("correlations") or []) if isinstance(c, dict)}
-        cor_tp, cor_pred, cor_ref = cor_tp + len(ref_corr & pred_corr), cor_pred + len(pred_corr), cor_ref + len(ref_corr)
+        cor_tp, cor_pred, cor_ref = (cor_tp + len(ref_corr & pred_corr), cor_pred + len(pred_corr),
+                                     cor_ref + len(ref_corr))
         judge = ActionJudge(raws[i]) if raws is not None else None
         if judge is not None:
             wanted = {fid for a in action_texts(ref) for fid in judge.targets(a)}

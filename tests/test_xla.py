@@ -11,7 +11,7 @@ import pytest
 
 HAS_XLA = importlib.util.find_spec("torch_xla") is not None
 if not HAS_XLA:
-    print("test_xla: skipped, torch_xla is not importable in this environment (see README 'TPU')")
+    print("test_xla: skipped, torch_xla is not importable in this environment (see docs/tpu.md)")
 
 SCRIPT = textwrap.dedent('''
     import json, sys
@@ -46,9 +46,10 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-@pytest.mark.skipif(not HAS_XLA, reason="torch_xla is not importable (separate TPU environment, see README 'TPU')")
+@pytest.mark.skipif(not HAS_XLA, reason="torch_xla is not importable (separate TPU environment, see docs/tpu.md)")
 @pytest.mark.parametrize("buckets", [["--xla_bucket_lengths", "[1024, 2048, 4096]"], ["--xla_bucket_count", "3"]],
                          ids=["fixed", "planned"])
+@pytest.mark.slow
 def test_xla_steps_compile_a_bounded_number_of_graphs(tiny_models, tmp_path, buckets):
     import json
 

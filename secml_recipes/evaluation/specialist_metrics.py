@@ -84,8 +84,8 @@ def risk_score_pairs(predictions: Iterable[str], references: Iterable[dict]) -> 
 
 def score_specialist(predictions: Iterable[str], references: Iterable[dict],
                      raws: Iterable[dict] | None = None) -> dict[str, float]:
-    """Micro-averaged metrics over all examples (docs/teacher.md "Evaluation"); None where undefined. With the
-    raw reports, actions are judged for harm with the teacher's tables (`evaluation.harm`)."""
+    """Micro-averaged metrics over all examples (docs/evaluation.md, docs/teacher.md); None where undefined.
+    With the raw reports, actions are judged for harm with the teacher's tables (`evaluation.harm`)."""
     n = parsed = valid = 0
     ref_findings = matched = sev_ok = cat_ok = verdict_ok = 0
     abs_err: list[float] = []

@@ -14,7 +14,7 @@ LAYOUT = $(PYTHON) -m secml_recipes.layout
 VERSIONS = $(PYTHON) -m secml_recipes.versions
 CORPUS = $(shell $(LAYOUT) corpus full)
 
-.PHONY: install base-models smoke smoke-train smoke-deploy all test test-fast lint data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench bench-gpu bench-data clean
+.PHONY: install agent base-models smoke smoke-train smoke-deploy all test test-fast lint data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench bench-gpu bench-data clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,16 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+
+# sys-scan-agent (the scanner project's own consumer) checks our enriched format with its models, HTML report
+# and report diff. Its click<8.2 pin conflicts with huggingface_hub 2.4's click>=8.4.2 while the modules we use
+# never import click, so the 190 KB wheel goes in without its dependencies; pydantic is the `agent` extra.
+$(VENV)/.agent-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet 'pydantic>=2.7,<3'
+	$(PY) -m pip install --quiet --no-deps sys-scan-agent==$(shell $(VERSIONS) sys_scan_agent)
+	touch $@
+
+agent: $(VENV)/.agent-installed
 
 # Tiny Llama + tiny Mixtral with a tokenizer trained here: the stand-ins for the real hub models.
 tiny-models: install
@@ -49,11 +59,11 @@ smoke-train: install
 all: install llama-cpp gptq-env
 	$(PY) -m secml_recipes.pipeline --profile full $(if $(HF_NAMESPACE),--namespace $(HF_NAMESPACE),)
 
-test: install
+test: install agent
 	$(PY) -m pytest -q tests
 
 # The unit tests without the slow end-to-end ones (subprocesses, benchmarks, multi-step training): under a minute.
-test-fast: install
+test-fast: install agent
 	$(PY) -m pytest -q -m "not slow" tests
 
 # Lint and format check (ruff, pinned in the test extra; configuration in pyproject.toml). LINT_PATHS lists the files

@@ -22,8 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from secml_recipes.data.enrich import enrich_report  # noqa: E402
-from secml_recipes.data.episodes import build_episodes  # noqa: E402
+from secml_recipes.data.episodes import build_episodes, plant_processes  # noqa: E402
 from secml_recipes.data.generate import generate_report, plan_hosts  # noqa: E402
 from secml_recipes.data.split import specialist_examples  # noqa: E402
 
@@ -73,7 +72,7 @@ def main() -> None:
     spec = [row for p, r in zip(plans, reports) for row in specialist_examples(r, p.host_id, args.max_prompt_chars)]
     t_spec = time.perf_counter() - t0
     t0 = time.perf_counter()
-    episodes = [ep for r in reports for ep in build_episodes(r, enrich_report(r), args.seed, 3)]
+    episodes = [ep for r in reports for ep in build_episodes(plant_processes(r, args.seed), args.seed, 3)]
     t_epi = time.perf_counter() - t0
     print(f"generation on one core: {len(reports) / t_gen:8.1f} reports/s | specialist {len(spec) / t_spec:8.1f} "
           f"examples/s | generalist {len(episodes) / t_epi:8.1f} episodes/s")

@@ -145,7 +145,7 @@ def evaluate(args) -> dict:
             for start in tqdm(range(0, len(prompts), args.batch_size), desc=f"generating ({name})", disable=None):
                 preds += gen.generate(prompts[start:start + args.batch_size], args.max_new_tokens)
             timings[name] = {"seconds": round(time.perf_counter() - t0, 2), **gen.stats}
-            results[name] = score_specialist(preds, refs)
+            results[name] = score_specialist(preds, refs, [it["raw"] for it in items])
             identities[name] = {"base": _identity(gen.resolved_base), "adapter": _identity(gen.resolved_adapter)}
             if name == "model":
                 scatter = risk_score_pairs(preds, refs)
@@ -154,7 +154,7 @@ def evaluate(args) -> dict:
                     json.dumps({"source": it["source"], "prediction": p}) + "\n" for it, p in zip(items, preds)))
             del gen
         if "rule" in args.baselines:
-            results["rule"] = score_specialist([rule_baseline(it["raw"]) for it in items], refs)
+            results["rule"] = score_specialist([rule_baseline(it["raw"]) for it in items], refs, [it["raw"] for it in items])
         sizes = {"examples": len(items), "real_report_examples": sum(it["source"].startswith("real:") for it in items)}
     else:
         from .data.corpus import read_scans, read_split

@@ -55,17 +55,18 @@ MAX_TEXT_CHARS = 32_000
 def tokenizer_training_texts(n_hosts: int = 24, seed: int = 0) -> Iterator[str]:
     """Text that looks like what the models will read and write: real and generated scans, enriched
     reports, tool episodes rendered as JSON (each cut to MAX_TEXT_CHARS)."""
-    from .data.episodes import build_episodes
+    from .data.episodes import build_episodes, plant_processes
     from .data.enrich import enrich_report
     from .data.generate import generate_reports
     from .data.fixtures import real_reports
 
     for report in list(real_reports()) + list(generate_reports(n_hosts, seed)):
         yield json.dumps(report, separators=(",", ":"))[:MAX_TEXT_CHARS]
-        enriched = enrich_report(report)
-        yield json.dumps(enriched, separators=(",", ":"))[:MAX_TEXT_CHARS]
-        for episode in build_episodes(report, enriched, seed=seed, count=2):
+        yield json.dumps(enrich_report(report), separators=(",", ":"))[:MAX_TEXT_CHARS]
+        for episode in build_episodes(plant_processes(report, seed), seed=seed, count=3):
             yield json.dumps(episode["messages"]) + json.dumps(json.loads(episode["tools"]))
+            # the analyst's prose as prose too, as a base model has seen language before any fine-tuning
+            yield "\n".join(m["content"] for m in episode["messages"] if m["role"] == "assistant" and m["content"])
     yield "[INST] [/INST] [AVAILABLE_TOOLS] [/AVAILABLE_TOOLS] [TOOL_CALLS] [TOOL_RESULTS] [/TOOL_RESULTS]"
     yield "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\nEnvironment: ipython\n"
 

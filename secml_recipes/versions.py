@@ -27,6 +27,9 @@ LLAMA_CPP_PYTHON = "0.3.36"
 GPTQMODEL = "7.7.0"
 # torch_xla (pinned in pyproject's `tpu` extra) is built against this torch, not the training stack's.
 TORCH_FOR_XLA = "2.9.0"
+# sys-scan-agent, whose models define the enriched format; installed --no-deps by `make agent` (its click pin
+# conflicts with huggingface_hub's), so pyproject.toml cannot carry it.
+SYS_SCAN_AGENT = "7.0.0"
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 _PIN = re.compile(r"^\s*([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*==\s*([^\s;,]+)")
@@ -69,6 +72,7 @@ def xla_requirements(tpu: bool = False) -> list[str]:
 QUERIES = {
     "llama_cpp_python": lambda: LLAMA_CPP_PYTHON,
     "gptqmodel": lambda: GPTQMODEL,
+    "sys_scan_agent": lambda: SYS_SCAN_AGENT,
     "torch_xla": lambda: pinned("torch_xla"),
     "gptq-requirements": lambda: " ".join(gptq_requirements()),
     "xla-requirements": lambda: " ".join(xla_requirements()),

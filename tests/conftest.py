@@ -36,7 +36,6 @@ def small_corpus(tmp_path_factory):
 @pytest.fixture(scope="session")
 def episode_with_tools():
     """A multi-turn episode with several sequential calls, found in generated data."""
-    from secml_recipes.data.enrich import enrich_report
     from secml_recipes.data.episodes import build_episode
     from secml_recipes.data.generate import generate_report, plan_hosts
     import random
@@ -45,7 +44,7 @@ def episode_with_tools():
         if plan.profile != "compromised_host":
             continue
         report = generate_report(plan)
-        ep = build_episode(report, enrich_report(report), "investigate_ioc", random.Random(0))
+        ep = build_episode(report, "ioc_investigation", random.Random(0))
         if ep is not None:
             return ep
     raise RuntimeError("no compromised host with an IOC in 200 planned hosts")
@@ -53,14 +52,13 @@ def episode_with_tools():
 
 @pytest.fixture(scope="session")
 def parallel_episode():
-    from secml_recipes.data.enrich import enrich_report
     from secml_recipes.data.episodes import build_episode
     from secml_recipes.data.generate import generate_report, plan_hosts
     import random
 
     for plan in plan_hosts(50, 5):
         report = generate_report(plan)
-        ep = build_episode(report, enrich_report(report), "parallel_calls", random.Random(0))
+        ep = build_episode(report, "parallel_check", random.Random(0))
         if ep is not None:
             return ep
     raise RuntimeError("no host with two SUID findings")

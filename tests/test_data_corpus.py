@@ -122,6 +122,26 @@ def test_tampered_shard_fails_the_manifest_check(small_corpus, tmp_path):
         read_split(folder, "generalist", "train")
 
 
+def test_a_corpus_in_the_old_format_is_a_one_line_rebuild_error(small_corpus, tmp_path):
+    import shutil
+
+    folder = tmp_path / "old"
+    shutil.copytree(corpus_root(small_corpus), folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["format_version"]  # corpora built before the sys-scan-agent format had none
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CorpusError, match=r"corpus format 1, this version reads format 2 .*rebuild it with `make data`"):
+        read_split(folder, "specialist", "train")
+    assert data_cli(["validate", str(folder)]) == 2
+
+
+def test_manifest_records_the_format_and_the_episode_diversity(small_corpus, capsys):
+    manifest = json.loads((corpus_root(small_corpus) / "manifest.json").read_text())
+    assert manifest["format_version"] == 2
+    assert manifest["episode_diversity"]["episodes"] == 24
+    assert manifest["episode_diversity"]["distinct_call_sequences"] >= 5
+
+
 def test_ingest_real_reports_and_refuse_broken_ones(tmp_path, capsys):
     from secml_recipes.data.fixtures import real_report_paths
 

@@ -16,59 +16,83 @@ from secml_recipes.evaluation.specialist_metrics import parse_json_output, rule_
 
 
 @pytest.fixture(scope="module")
-def reference():
-    return enrich_report(next(real_reports()))
+def raw():
+    return next(real_reports())
 
 
-def test_perfect_prediction_scores_perfectly(reference):
-    m = score_specialist([json.dumps(reference)], [reference])
+@pytest.fixture(scope="module")
+def reference(raw):
+    return enrich_report(raw)
+
+
+def test_perfect_prediction_scores_perfectly(reference, raw):
+    m = score_specialist([json.dumps(reference)], [reference], [raw])
     assert m["json_parse_rate"] == m["schema_valid_rate"] == m["finding_recall"] == 1.0
-    assert m["severity_accuracy"] == m["category_accuracy"] == m["attack_f1"] == m["action_coverage"] == 1.0
-    assert m["risk_score_mae"] == 0.0
+    assert m["severity_accuracy"] == m["category_accuracy"] == m["verdict_accuracy"] == m["attack_f1"] == 1.0
+    assert m["action_coverage"] == m["risk_level_accuracy"] == 1.0
+    assert m["risk_score_mae"] == 0.0 and m["harmful_action_rate"] == 0.0 and m["actions"] == 4
     assert m["correlation_f1"] is None  # the real fixture has no correlation: undefined, not a free 1.0
 
 
-def test_malformed_json_scores_zero(reference):
-    m = score_specialist(['{"findings": [', "no json at all"], [reference, reference])
+def test_malformed_json_scores_zero(reference, raw):
+    m = score_specialist(['{"enriched_findings": [', "no json at all"], [reference, reference], [raw, raw])
     assert m["json_parse_rate"] == 0.0 and m["finding_recall"] == 0.0 and m["severity_accuracy"] == 0.0
-    assert m["action_coverage"] == 0.0 and m["attack_recall"] == 0.0
+    assert m["action_coverage"] == 0.0 and m["attack_recall"] == 0.0 and m["risk_level_accuracy"] == 0.0
+    assert m["harmful_action_rate"] is None  # no action at all: undefined
 
 
 def test_json_wrapped_in_prose_is_parsed(reference):
     assert parse_json_output("Here you go:\n```json\n" + json.dumps({"a": 1}) + "\n```") == {"a": 1}
 
 
-def test_partial_prediction_has_known_scores(reference):
+def test_partial_prediction_has_known_scores(reference, raw):
     pred = copy.deepcopy(reference)
-    n = len(reference["findings"])
-    pred["findings"][0]["severity"] = "low" if reference["findings"][0]["severity"] != "low" else "high"
-    pred["findings"][1]["risk_score"] += 10
-    pred["findings"] = pred["findings"][:-1]  # one finding missing
-    m = score_specialist([json.dumps(pred)], [reference])
+    n = len(reference["enriched_findings"])
+    first = pred["enriched_findings"][0]
+    first["severity"] = "low" if first["severity"] != "low" else "high"
+    pred["enriched_findings"][1]["risk_score"] += 10
+    pred["enriched_findings"][2]["tags"] = [t for t in pred["enriched_findings"][2]["tags"] if t != "investigate"]
+    pred["enriched_findings"] = pred["enriched_findings"][:-1]  # one finding missing
+    pred["summaries"]["analyst"]["risk_level"] = "high"
+    m = score_specialist([json.dumps(pred)], [reference], [raw])
     assert m["finding_recall"] == pytest.approx((n - 1) / n)
     assert m["severity_accuracy"] == pytest.approx((n - 2) / n)
+    assert m["verdict_accuracy"] == pytest.approx((n - 2) / n)
     assert m["risk_score_mae"] == pytest.approx(10 / (n - 1))
-    assert m["schema_valid_rate"] == 1.0
+    assert m["schema_valid_rate"] == 1.0 and m["risk_level_accuracy"] == 0.0
+
+
+def test_harmful_actions_are_counted_with_the_teachers_tables(reference, raw):
+    pred = copy.deepcopy(reference)
+    pred["actions"] = pred["actions"][:2] + [
+        {"priority": 0, "action": "Remove the SUID bit from /usr/bin/fusermount3 (chmod u-s /usr/bin/fusermount3)."},
+        {"priority": -1, "action": "chmod g-s /usr/bin/chage"}]
+    m = score_specialist([json.dumps(pred)], [reference], [raw])
+    assert m["actions"] == 4 and m["harmful_action_rate"] == 0.5
+    assert m["action_coverage"] == pytest.approx(2 / 4)
 
 
 def test_attack_and_correlation_f1():
-    ref = {"findings": [{"id": "a", "severity": "high", "category": "ioc", "risk_score": 70, "attack_techniques": ["T1", "T2"]},
-                        {"id": "b", "severity": "low", "category": "ioc", "risk_score": 30, "attack_techniques": ["T3"]}],
-           "correlations": [{"related_finding_ids": ["a", "b"]}, {"related_finding_ids": ["b", "c"]}],
-           "reductions": {"top_risks": [{"id": "a"}, {"id": "b"}]}}
-    pred = {"findings": [{"id": "a", "severity": "high", "category": "ioc", "risk_score": 70, "attack_techniques": ["T1", "T9"]}],
-            "correlations": [{"related_finding_ids": ["b", "a"]}, {"related_finding_ids": ["x"]}],
-            "actions": [{"finding_ids": ["a"]}]}
+    def finding(fid, *techniques):
+        return {"id": fid, "severity": "high", "category": "ioc", "risk_score": 70,
+                "tags": [f"attack:{t}" for t in techniques]}
+    ref = {"enriched_findings": [finding("a", "T1", "T2"), finding("b", "T3")],
+           "correlations": [{"related_finding_ids": ["a", "b"]}, {"related_finding_ids": ["b", "c"]}]}
+    pred = {"enriched_findings": [finding("a", "T1", "T9")],
+            "correlations": [{"related_finding_ids": ["b", "a"]}, {"related_finding_ids": ["x"]}]}
     m = score_specialist([json.dumps(pred)], [ref])
     assert (m["attack_precision"], m["attack_recall"]) == (0.5, pytest.approx(1 / 3))
     assert m["attack_f1"] == pytest.approx(0.4)
     assert (m["correlation_precision"], m["correlation_recall"], m["correlation_f1"]) == (0.5, 0.5, 0.5)
-    assert m["action_coverage"] == 0.5
 
 
-def test_rule_baseline_copies_scanner_severity(reference):
-    m = score_specialist([rule_baseline(next(real_reports()))], [reference])
-    assert m["severity_accuracy"] == 1.0 and m["attack_f1"] == 0.0 and m["json_parse_rate"] == 1.0
+def test_rule_baseline_copies_scanner_severity_and_is_schema_valid(reference, raw):
+    m = score_specialist([rule_baseline(raw)], [reference], [raw])
+    # every finding it lists has the scanner's severity; it misses the info finding the analyst lists (ip_forward)
+    assert m["severity_accuracy"] == m["finding_recall"] < 1.0
+    assert m["attack_f1"] == 0.0 and m["json_parse_rate"] == 1.0
+    assert m["schema_valid_rate"] == 1.0 and m["verdict_accuracy"] == 0.0 and m["harmful_action_rate"] is None
+    assert m["risk_level_accuracy"] == 0.0  # the scanner's worst severity (high) is not the analyst's medium
 
 
 # --- generalist ---------------------------------------------------------------------------------
@@ -101,7 +125,7 @@ def ioc_case():
     for plan in plan_hosts(200, 11):
         if plan.profile == "compromised_host":
             report = generate_report(plan)
-            ep = build_episode(report, enrich_report(report), "investigate_ioc", random.Random(0))
+            ep = build_episode(report, "ioc_investigation", random.Random(0))
             if ep:
                 row = {"id": "e1", "host_id": plan.host_id, **ep}
                 return row, {plan.host_id: report}
@@ -179,7 +203,8 @@ def test_risk_score_pairs_keep_only_numeric_scores_of_reference_findings():
 
     from secml_recipes.evaluation.specialist_metrics import risk_score_pairs
 
-    ref = {"findings": [{"id": "a", "risk_score": 70}, {"id": "b", "risk_score": 20}, {"id": "c", "risk_score": 5}]}
-    pred = json.dumps({"findings": [{"id": "a", "risk_score": 65}, {"id": "b", "risk_score": True},
-                                    {"id": "z", "risk_score": 9}]})
+    ref = {"enriched_findings": [{"id": "a", "risk_score": 70}, {"id": "b", "risk_score": 20},
+                                 {"id": "c", "risk_score": 5}]}
+    pred = json.dumps({"enriched_findings": [{"id": "a", "risk_score": 65}, {"id": "b", "risk_score": True},
+                                             {"id": "z", "risk_score": 9}]})
     assert risk_score_pairs([pred, "not json"], [ref, ref]) == [(70, 65.0)]

@@ -66,7 +66,18 @@ def _build(args) -> int:
     manifest = build_corpus(args.out, args.specialist, args.generalist, args.seed, args.max_prompt_chars)
     print(json.dumps({"out": args.out, "counts": manifest["counts"], "hosts": manifest["hosts"],
                       "profile_mix": manifest["profile_mix"], "build_seconds": manifest["build_seconds"]}, indent=2))
+    print(diversity_table(manifest["episode_diversity"]))
     return 0
+
+
+def diversity_table(d: dict) -> str:
+    """The generalist episodes' diversity as a small Markdown table."""
+    rows = [("episodes", d["episodes"]), ("distinct tool-call sequences", d["distinct_call_sequences"]),
+            ("distinct / total assistant sentences",
+             f"{d['distinct_assistant_sentences']} / {d['assistant_sentences']}"),
+            ("IOC + adversarial share", f"{d['ioc_and_adversarial_share']:.1%}")]
+    rows += [(f"share: {kind}", f"{share:.1%}") for kind, share in d["kind_share"].items()]
+    return "\n".join(["| episode diversity | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
 
 
 def _ingest(args) -> int:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .enrich import enrich_report
-from .episodes import build_episodes
+from .enrich import FORMAT_VERSION
+from .episodes import build_episodes, diversity, plant_processes
 from .generate import GENERATOR_VERSION, generate_report, plan_hosts
 from .split import specialist_examples
 from .validate import ROW_CHECKS
@@ -77,9 +77,9 @@ def build_corpus(out: str | os.PathLike, n_specialist: int, n_generalist: int, s
                 counts["specialist"] += 1
                 bar.update(1)
         if counts["generalist"] < n_generalist:
-            enriched = enrich_report(report)
-            scans[split].append({"host_id": plan.host_id, "report": report})
-            for i, ep in enumerate(build_episodes(report, enriched, seed, episodes_per_host)):
+            scan = plant_processes(report, seed)  # the episodes' scan: see episodes.plant_processes
+            scans[split].append({"host_id": plan.host_id, "report": scan})
+            for i, ep in enumerate(build_episodes(scan, seed, episodes_per_host)):
                 if counts["generalist"] >= n_generalist:
                     break
                 rows["generalist"][split].append({"id": f"{plan.host_id}-g{i}", "host_id": plan.host_id, **ep})
@@ -95,11 +95,13 @@ def build_corpus(out: str | os.PathLike, n_specialist: int, n_generalist: int, s
     for split in SPLITS:
         files[f"scans/{split}-00000.jsonl"] = _jsonl(scans[split])
     manifest = {
-        "name": "massive_datasets", "generator_version": GENERATOR_VERSION, "seed": seed, "hosts": n_hosts,
+        "name": "massive_datasets", "format_version": FORMAT_VERSION, "generator_version": GENERATOR_VERSION,
+        "seed": seed, "hosts": n_hosts,
         "max_prompt_chars": max_prompt_chars, "parts_per_host": parts_per_host, "profile_mix": dict(sorted(profiles.items())),
         "counts": {**{t: {s: len(rows[t][s]) for s in SPLITS} for t in TASKS},
                    "scans": {s: len(scans[s]) for s in SPLITS}},
         "episode_kinds": dict(sorted(Counter(r["kind"] for s in SPLITS for r in rows["generalist"][s]).items())),
+        "episode_diversity": diversity([r for s in SPLITS for r in rows["generalist"][s]]),
         "shards": {name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in files.items()},
         "build_seconds": round(elapsed, 2),
     }
@@ -156,7 +158,9 @@ def dataset_card(manifest: dict) -> str:
             continue
         lines.append(f"| {task} | {c['train']} | {c['eval']} | {c['test']} |")
     lines += ["", f"Host profiles: {json.dumps(manifest['profile_mix'])}.",
-              f"Episode kinds: {json.dumps(manifest['episode_kinds'])}.", "",
+              f"Episode kinds: {json.dumps(manifest['episode_kinds'])}.",
+              f"Specialist completions are sys-scan-agent 7.0.0 `EnrichedOutput` JSON (corpus format "
+              f"{manifest['format_version']}).", "",
               "Splits are by host: no host appears in two splits. Specialist rows are conversational prompt/completion",
               "(raw report -> enriched report JSON); generalist rows are `messages` + `tools` (JSON string) with a",
               "`reference` of the expected calls and key findings for evaluation. All data is synthetic: no real host",
@@ -225,11 +229,15 @@ def manifest_sha256(path: str | os.PathLike) -> str | None:
 
 
 def check_manifest(root: Path) -> list[str]:
-    """Shards whose sha256 differs from manifest.json (empty when there is no manifest)."""
+    """Shards whose sha256 differs from manifest.json (empty when there is no manifest). A corpus built in
+    another format is refused outright: its rows must never be mixed with this version's."""
     manifest_path = root / "manifest.json"
     if not manifest_path.exists():
         return []
     manifest = json.loads(manifest_path.read_text())
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise CorpusError(f"{root}: corpus format {manifest.get('format_version', 1)}, this version reads format "
+                          f"{FORMAT_VERSION} (sys-scan-agent EnrichedOutput); rebuild it with `make data`")
     bad = []
     for name, info in manifest.get("shards", {}).items():
         shard = root / name

@@ -29,7 +29,8 @@ def _raw_validator() -> jsonschema.protocols.Validator:
 
 @lru_cache(maxsize=1)
 def _enriched_validator() -> jsonschema.protocols.Validator:
-    schema = json.loads((SCHEMA_DIR / "enriched-report.schema.json").read_text())
+    """sys-scan-agent's EnrichedOutput, the subset the teacher writes (schemas/enriched-output.schema.json)."""
+    schema = json.loads((SCHEMA_DIR / "enriched-output.schema.json").read_text())
     return jsonschema.Draft202012Validator(schema)
 
 
@@ -55,7 +56,14 @@ def raw_report_error(report) -> str | None:
     return _first_error(_raw_validator(), report)
 
 
+OLD_FORMAT = ("this is the old secml enriched format (enrichment_version 1), not sys-scan-agent's EnrichedOutput: "
+              "rebuild the corpus with `make data`")
+
+
 def enriched_report_error(enriched) -> str | None:
+    """Why `enriched` is not an EnrichedOutput in the teacher's format, or None."""
+    if isinstance(enriched, dict) and "enrichment_version" in enriched:
+        return OLD_FORMAT
     return _first_error(_enriched_validator(), enriched)
 
 

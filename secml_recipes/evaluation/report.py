@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-LOWER_IS_BETTER = {"risk_score_mae", "mean_steps", "step_limit_rate", "undeclared_tool_calls"}
-COUNT_KEYS = {"examples", "episodes", "calls", "tool_call_blocks", "adversarial_episodes"}
+LOWER_IS_BETTER = {"risk_score_mae", "mean_steps", "step_limit_rate", "undeclared_tool_calls", "harmful_action_rate"}
+COUNT_KEYS = {"examples", "episodes", "calls", "tool_call_blocks", "adversarial_episodes", "actions"}
 
 
 def markdown_table(results: dict[str, dict[str, float]]) -> str:

@@ -1,7 +1,8 @@
-"""Scores for enriched reports against the reference enricher, and the trivial rule baseline.
+"""Scores for enriched reports (sys-scan-agent `EnrichedOutput`) against the reference enricher, the
+harmful-action rate, and the trivial rule baseline.
 
-Every metric is a pure function of (predicted text, reference enriched report, raw report), so each
-can be checked on hand-made outputs whose right score is known.
+Every metric is a pure function of (predicted text, reference enriched report, raw report), so each can be
+checked on hand-made outputs whose right score is known.
 """
 
 from __future__ import annotations
@@ -9,13 +10,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
+from ..data.assess import VERDICTS
 from ..data.fixtures import SEVERITY_SCORES
 from ..data.validate import enriched_report_error
+from .harm import ActionJudge, action_texts, harm_summary
 
 METRIC_NAMES = [
     "json_parse_rate", "schema_valid_rate", "finding_recall", "severity_accuracy", "category_accuracy",
-    "risk_score_mae", "attack_precision", "attack_recall", "attack_f1", "correlation_precision",
-    "correlation_recall", "correlation_f1", "action_coverage",
+    "verdict_accuracy", "risk_score_mae", "attack_precision", "attack_recall", "attack_f1", "correlation_precision",
+    "correlation_recall", "correlation_f1", "action_coverage", "risk_level_accuracy", "harmful_action_rate",
 ]
 
 
@@ -44,14 +47,27 @@ def _prf(tp: int, n_pred: int, n_ref: int) -> tuple[float | None, float | None, 
 
 def _findings(report: dict | None) -> dict[str, dict]:
     out = {}
-    for f in (report or {}).get("findings", []) or []:
+    for f in (report or {}).get("enriched_findings", []) or []:
         if isinstance(f, dict) and isinstance(f.get("id"), str):
-            out[f["id"]] = f
+            out.setdefault(f["id"], f)
     return out
+
+
+def _tags(finding: dict) -> list[str]:
+    return [t for t in finding.get("tags") or [] if isinstance(t, str)]
+
+
+def _verdict(finding: dict) -> str | None:
+    return next((t for t in _tags(finding) if t in VERDICTS), None)
 
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _risk_level(report: dict | None) -> str | None:
+    analyst = ((report or {}).get("summaries") or {}).get("analyst") or {}
+    return analyst.get("risk_level") if isinstance(analyst, dict) else None
 
 
 def risk_score_pairs(predictions: Iterable[str], references: Iterable[dict]) -> list[tuple[float, float]]:
@@ -66,15 +82,20 @@ def risk_score_pairs(predictions: Iterable[str], references: Iterable[dict]) -> 
     return pairs
 
 
-def score_specialist(predictions: Iterable[str], references: Iterable[dict]) -> dict[str, float]:
-    """Micro-averaged metrics over all examples (see docs/evaluation.md); None where undefined."""
+def score_specialist(predictions: Iterable[str], references: Iterable[dict],
+                     raws: Iterable[dict] | None = None) -> dict[str, float]:
+    """Micro-averaged metrics over all examples (docs/evaluation.md, docs/teacher.md); None where undefined.
+    With the raw reports, actions are judged for harm with the teacher's tables (`evaluation.harm`)."""
     n = parsed = valid = 0
-    ref_findings = matched = sev_ok = cat_ok = 0
+    ref_findings = matched = sev_ok = cat_ok = verdict_ok = 0
     abs_err: list[float] = []
     att_tp = att_pred = att_ref = 0
     cor_tp = cor_pred = cor_ref = 0
-    top_total = top_covered = 0
-    for text, ref in zip(predictions, references):
+    act_total = act_covered = 0
+    levels = levels_ok = 0
+    judged = []
+    raws = list(raws) if raws is not None else None
+    for i, (text, ref) in enumerate(zip(predictions, references)):
         n += 1
         pred = parse_json_output(text)
         if pred is not None:
@@ -89,28 +110,29 @@ def score_specialist(predictions: Iterable[str], references: Iterable[dict]) -> 
             matched += 1
             sev_ok += p.get("severity") == r["severity"]
             cat_ok += p.get("category") == r["category"]
-            if _is_number(p.get("risk_score")):
-                abs_err.append(abs(float(p["risk_score"]) - r["risk_score"]))
-            else:
-                abs_err.append(100.0)
-        ref_pairs = {(fid, t) for fid, f in rf.items() for t in f.get("attack_techniques", [])}
-        pred_pairs = {(fid, t) for fid, f in pf.items() for t in (f.get("attack_techniques") or []) if isinstance(t, str)}
-        att_tp += len(ref_pairs & pred_pairs)
-        att_pred += len(pred_pairs)
-        att_ref += len(ref_pairs)
+            verdict_ok += _verdict(p) == _verdict(r)
+            abs_err.append(abs(float(p["risk_score"]) - r["risk_score"]) if _is_number(p.get("risk_score")) else 100.0)
+        ref_pairs = {(fid, t) for fid, f in rf.items() for t in _tags(f) if t.startswith("attack:")}
+        pred_pairs = {(fid, t) for fid, f in pf.items() for t in _tags(f) if t.startswith("attack:")}
+        att_tp, att_pred, att_ref = (att_tp + len(ref_pairs & pred_pairs), att_pred + len(pred_pairs),
+                                     att_ref + len(ref_pairs))
         ref_corr = {frozenset(c["related_finding_ids"]) for c in ref.get("correlations", [])}
         pred_corr = {frozenset(x for x in c.get("related_finding_ids", []) if isinstance(x, str))
                      for c in ((pred or {}).get("correlations") or []) if isinstance(c, dict)}
-        cor_tp += len(ref_corr & pred_corr)
-        cor_pred += len(pred_corr)
-        cor_ref += len(ref_corr)
-        top = [t["id"] for t in ref.get("reductions", {}).get("top_risks", [])[:3]]
-        acted = {fid for a in ((pred or {}).get("actions") or []) if isinstance(a, dict)
-                 for fid in (a.get("finding_ids") or []) if isinstance(fid, str)}
-        top_total += len(top)
-        top_covered += sum(1 for t in top if t in acted)
+        cor_tp, cor_pred, cor_ref = (cor_tp + len(ref_corr & pred_corr), cor_pred + len(pred_corr),
+                                     cor_ref + len(ref_corr))
+        judge = ActionJudge(raws[i]) if raws is not None else None
+        if judge is not None:
+            wanted = {fid for a in action_texts(ref) for fid in judge.targets(a)}
+            named = {fid for a in action_texts(pred) for fid in judge.targets(a)}
+            act_total, act_covered = act_total + len(wanted), act_covered + len(wanted & named)
+            judged += [judge.judge(a) for a in action_texts(pred)]
+        if _risk_level(ref):
+            levels += 1
+            levels_ok += _risk_level(pred) == _risk_level(ref)
     ap, ar, af = _prf(att_tp, att_pred, att_ref)
     cp, cr, cf = _prf(cor_tp, cor_pred, cor_ref)
+    harm = harm_summary(judged)
     return {
         "examples": n,
         "json_parse_rate": parsed / n if n else 0.0,
@@ -118,27 +140,38 @@ def score_specialist(predictions: Iterable[str], references: Iterable[dict]) -> 
         "finding_recall": matched / ref_findings if ref_findings else None,
         "severity_accuracy": sev_ok / ref_findings if ref_findings else None,
         "category_accuracy": cat_ok / ref_findings if ref_findings else None,
+        "verdict_accuracy": verdict_ok / ref_findings if ref_findings else None,
         # Over matched findings; a missing or non-numeric score counts as the maximum error, 100.
         "risk_score_mae": sum(abs_err) / len(abs_err) if abs_err else None,
         "attack_precision": ap, "attack_recall": ar, "attack_f1": af,
         "correlation_precision": cp, "correlation_recall": cr, "correlation_f1": cf,
-        "action_coverage": top_covered / top_total if top_total else None,
+        "action_coverage": act_covered / act_total if act_total else None,
+        "risk_level_accuracy": levels_ok / levels if levels else None,
+        "harmful_action_rate": harm["harmful_action_rate"],
+        "actions": harm["actions"],
     }
 
 
 def rule_baseline(raw_report: dict) -> str:
-    """The trivial rule: list every non-info finding with the scanner's own severity and base score as
-    its risk score; no categories, techniques, correlations or actions. What you get without a model."""
-    findings = []
+    """The trivial rule: list every non-info finding with the scanner's own severity and base score as its risk
+    score, call the host as severe as its worst finding, and act on nothing. What you get without a model."""
+    findings, worst = [], "low"
+    order = ["low", "medium", "high", "critical"]
     for result in raw_report.get("results", []):
         for f in result.get("findings", []):
             if f.get("severity") == "info":
                 continue
-            findings.append({"id": f["id"], "scanner": result.get("scanner", ""), "title": f.get("title", ""),
-                             "severity": f["severity"], "category": "other", "tags": [],
-                             "risk_subscores": {"impact": SEVERITY_SCORES.get(f["severity"], 10) / 10, "exposure": 0,
-                                                "anomaly": 0, "confidence": 1},
-                             "risk_score": int(f.get("base_severity_score", SEVERITY_SCORES.get(f["severity"], 10))),
-                             "baseline_status": "unknown", "rationale": f.get("description", ""),
-                             "attack_techniques": [], "correlation_refs": []})
-    return json.dumps({"findings": findings, "correlations": [], "actions": []})
+            score = int(f.get("base_severity_score") or SEVERITY_SCORES.get(f["severity"], 10))
+            findings.append({"id": f["id"], "title": f.get("title", ""), "severity": f["severity"], "risk_score": score,
+                             "category": "other", "tags": [f"scanner:{result.get('scanner', '')}"],
+                             "risk_subscores": {"impact": score / 10, "exposure": 0, "anomaly": 0, "confidence": 1},
+                             "probability_actionable": 0.5, "severity_source": "raw",
+                             "rationale": [f.get("description") or f.get("title") or f["id"]]})
+            if f["severity"] in order and order.index(f["severity"]) > order.index(worst):
+                worst = f["severity"]
+    return json.dumps({"version": "1.0", "enriched_findings": findings, "correlations": [], "reductions": {},
+                       "summaries": {"executive_summary": f"{len(findings)} findings above info.",
+                                     "analyst": {"risk_level": worst, "risk_reasons": ["worst scanner severity"],
+                                                 "coverage": {"collected_as": "", "not_run": {}, "ran_empty": {},
+                                                              "limits": [], "warnings": {}}}},
+                       "actions": []})

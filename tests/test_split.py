@@ -1,0 +1,80 @@
+"""Split parts keep the host: every part carries the whole host's verdict and every correlation that
+touches it, fits its prompt and completion budgets, and the parts merge back into the whole."""
+
+import json
+
+import pytest
+
+from secml_recipes.data.enrich import build_enrichment
+from secml_recipes.data.fixtures import real_reports
+from secml_recipes.data.generate import generate_report, plan_hosts
+from secml_recipes.data.split import compact, merge_parts, specialist_examples, split_report
+from secml_recipes.data.validate import specialist_row_error
+
+MAX_CHARS = 12000
+
+
+@pytest.fixture(scope="module")
+def hosts():
+    reports = list(real_reports()) + [generate_report(plan) for plan in plan_hosts(60, 9)]
+    return [(report, build_enrichment(report), split_report(report, MAX_CHARS)) for report in reports]
+
+
+def test_no_correlation_is_lost_and_no_part_contradicts_its_host(hosts):
+    correlations = lost = contradicting = 0
+    for report, enrichment, parts in hosts:
+        whole = enrichment.output
+        correlations += len(whole["correlations"])
+        kept = {c["id"] for _, completion in parts for c in completion["correlations"]}
+        lost += len({c["id"] for c in whole["correlations"]} - kept)
+        contradicting += sum(completion["summaries"] != whole["summaries"] for _, completion in parts)
+    assert correlations > 20 and lost == 0 and contradicting == 0
+
+
+def test_every_correlation_touching_a_part_is_in_it_and_its_other_members_are_in_the_context(hosts):
+    for report, enrichment, parts in hosts:
+        for part, completion in parts:
+            own = {f["id"] for r in part["results"] for f in r["findings"]}
+            expected = [c for c in enrichment.output["correlations"] if own & set(c["related_finding_ids"])]
+            assert completion["correlations"] == expected
+            if len(parts) > 1:
+                context = {e["id"] for e in part["meta"]["secml_context"]["elsewhere"]}
+                for c in expected:
+                    assert set(c["related_finding_ids"]) <= own | context
+
+
+def test_parts_merge_back_into_the_whole_enrichment(hosts):
+    for report, enrichment, parts in hosts:
+        assert merge_parts([completion for _, completion in parts]) == enrichment.output
+
+
+def test_parts_fit_their_budgets_and_cover_every_finding(hosts):
+    for report, enrichment, parts in hosts:
+        assert all(len(compact(p)) <= MAX_CHARS and len(compact(c)) <= MAX_CHARS for p, c in parts)
+        whole_ids = sorted(f["id"] for r in report["results"] for f in r["findings"])
+        part_ids = sorted(f["id"] for p, _ in parts for r in p["results"] for f in r["findings"])
+        assert part_ids == whole_ids
+        warnings = sum(len(p["collection_warnings"]) for p, _ in parts)
+        assert warnings == len(report["collection_warnings"])
+
+
+def test_the_real_fixture_splits_into_parts_that_all_say_medium():
+    report = next(real_reports())
+    parts = split_report(report, MAX_CHARS)
+    assert len(parts) > 2
+    assert {c["summaries"]["analyst"]["risk_level"] for _, c in parts} == {"medium"}
+    for part, _ in parts:
+        context = part["meta"]["secml_context"]
+        assert context["scanner_finding_counts"]["modules"] == 204
+        assert context["warning_counts"] == {"proc_unreadable_cmdline": 152}
+    modules_part = next(p for p, c in parts if any(r["scanner"] == "modules" for r in p["results"])
+                        and not c["enriched_findings"])
+    elsewhere = {e["id"] for e in modules_part["meta"]["secml_context"]["elsewhere"]}
+    assert "/usr/bin/mullvad-exclude" in elsewhere  # the finding behind the host's risk level travels along
+
+
+def test_specialist_rows_validate(hosts):
+    report, _, _ = hosts[0]
+    for row in specialist_examples(report, "h", MAX_CHARS):
+        assert specialist_row_error(row) is None
+        assert json.loads(row["completion"][0]["content"])["version"] == "1.0"

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import write_atomic
+from .enrich import FORMAT_VERSION
 
 SUFFIXES = (".json", ".ndjson", ".jsonl")
 ENRICHED_SUFFIX = ".enriched.json"
@@ -235,9 +236,14 @@ class IngestFolder:
                 shard.unlink()
             for name in ("manifest.json", "ingest.rejects.jsonl"):
                 (out / name).unlink(missing_ok=True)
-        self.manifest = {"name": "ingested", "shards": {}, "reports": [], "runs": []}
+        self.manifest = {"name": "ingested", "format_version": FORMAT_VERSION, "shards": {}, "reports": [], "runs": []}
         if self.manifest_path.exists():
             self.manifest = json.loads(self.manifest_path.read_text())
+            if self.manifest.get("format_version") != FORMAT_VERSION:
+                raise ValueError(
+                    f"{self.manifest_path}: ingest folder in format {self.manifest.get('format_version', 1)}, this "
+                    f"version writes format {FORMAT_VERSION}; ingest into a new --out or pass --overwrite"
+                )
         elif out.exists() and any(out.iterdir()) and not (out / "specialist").exists():
             raise ValueError(
                 f"{out} exists and is not an ingest folder (no manifest.json, no specialist/); choose another --out"

@@ -1,0 +1,209 @@
+"""Memory planner: will this recipe fit this launch, per device, before anything is downloaded or loaded?
+
+    python -m secml_recipes.plan recipes/specialist.yaml --config accelerate_configs/fsdp.yaml --gpus 8 --gpu-memory 80
+    python -m secml_recipes.plan recipes/generalist.yaml --config accelerate_configs/tpu_fsdp.yaml --tpu v5p-8
+    python -m secml_recipes.plan recipes/generalist.yaml --launch      # the launch that fits this machine
+
+`secml_recipes.sft` runs the same check first (`check_launch`). A launch that cannot fit is refused with the
+launches that would, one per line: another accelerate config, QLoRA, more devices, a smaller micro-batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .hardware import CONFIG_DIR, TPU_SLICES, device_from_config, tpu_slice
+from .memory import GIB, STRATEGIES, Breakdown, Device, Training, plan_memory
+from .model import LoraShape, ModelFacts, PlanError, model_facts
+
+__all__ = ["Plan", "PlanError", "check_launch", "plan", "training_from_recipe", "RecipeModel"]
+
+
+@dataclass(frozen=True)
+class RecipeModel:
+    """The model side of a recipe, as the planner needs it."""
+
+    name: str
+    dtype: str | None
+    lora: LoraShape | None
+    revision: str | None = None
+
+
+@dataclass
+class Plan:
+    recipe: str
+    model: RecipeModel
+    training: Training
+    device: Device
+    facts: ModelFacts
+    breakdown: Breakdown
+
+    @property
+    def fits(self) -> bool:
+        return self.breakdown.fits
+
+
+def training_from_recipe(model_args, training_args, speed_args=None, tokens: int | None = None
+                         ) -> tuple[RecipeModel, Training]:
+    """Planner inputs from a recipe's dataclasses (TRL ModelConfig, SFTConfig, SpeedArguments). Without `tokens`, a
+    micro-batch is planned at its worst case: per_device_train_batch_size rows of max_length tokens."""
+    lora = None
+    if model_args.use_peft:
+        targets = model_args.lora_target_modules
+        lora = LoraShape(r=model_args.lora_r, target_modules=tuple(targets) if targets else None,
+                         target_parameters=tuple(model_args.lora_target_parameters or ()) or None,
+                         dropout=model_args.lora_dropout)
+    quantization = None
+    if model_args.load_in_4bit:
+        quantization = model_args.bnb_4bit_quant_type + ("+nested" if model_args.use_bnb_nested_quant else "")
+    elif model_args.load_in_8bit:
+        quantization = "int8"
+    if tokens is None:
+        tokens = training_args.per_device_train_batch_size * (training_args.max_length or 1024)
+    checkpointing = "none"
+    if training_args.gradient_checkpointing:
+        checkpointing = getattr(speed_args, "checkpointed_layers", "all") if speed_args is not None else "all"
+    training = Training(
+        trainable="lora" if lora else "full", quantization=quantization,
+        optimizer=str(getattr(training_args.optim, "value", training_args.optim)), micro_batch_tokens=tokens,
+        checkpointing=checkpointing, gradient_accumulation=training_args.gradient_accumulation_steps,
+        mixed_precision=bool(training_args.bf16 or training_args.fp16))
+    model = RecipeModel(model_args.model_name_or_path, model_args.dtype, lora, model_args.model_revision)
+    return model, training
+
+
+def plan(recipe: str, model: RecipeModel, training: Training, device: Device) -> Plan:
+    facts = model_facts(model.name, model.dtype, model.lora, model.revision)
+    if device.kind == "tpu":
+        if training.quantization:
+            raise PlanError(f"{recipe}: load_in_4bit/load_in_8bit need bitsandbytes, which has no TPU backend; "
+                            "use an FSDP config on the TPU instead")
+        if "fused" in training.optimizer or training.optimizer.startswith("adamw_torch_"):
+            # as the trainer does on XLA (trainers._choose_backend_defaults): no fused or torchao kernels there
+            training = replace(training, optimizer="adamw_torch")
+    return Plan(recipe, model, training, device, facts, plan_memory(facts, training, device))
+
+
+# --- fixes: launches that would fit, tried in a fixed order -------------------------------------------------------
+
+GPU_CONFIGS = ["single_gpu.yaml", "multi_gpu.yaml", "fsdp.yaml", "deepspeed_zero3.yaml"]
+TPU_CONFIGS = ["tpu_fsdp.yaml", "tpu.yaml"]
+
+
+def _fits(recipe, model, training, device) -> Plan | None:
+    try:
+        candidate = plan(recipe, model, training, device)
+    except PlanError:
+        return None
+    return candidate if candidate.fits else None
+
+
+def _per_device(p: Plan) -> str:
+    return f"needs {p.breakdown.minimum_peak / GIB:.1f} GiB per device"
+
+
+def fixes(p: Plan, batch_size: int | None = None, gradient_accumulation: int | None = None) -> list[str]:
+    """One line per change that makes `p` fit, each checked with the planner itself."""
+    lines: list[str] = []
+    device, training = p.device, p.training
+    names = TPU_CONFIGS if device.kind == "tpu" else GPU_CONFIGS
+    for name in names:
+        path = CONFIG_DIR / name
+        if not path.is_file() or str(path) == str(Path(device.config).resolve()) or device.kind == "cpu":
+            continue
+        other = device_from_config(path, device.kind, device.devices, device.memory_gib)
+        if other.strategy == device.strategy or (other.strategy == "single" and device.devices > 1):
+            continue
+        found = _fits(p.recipe, p.model, training, other)
+        if found:
+            lines.append(f"--config_file accelerate_configs/{name}: {STRATEGIES[other.strategy].label} on "
+                         f"{other.devices} device(s), {_per_device(found)}")
+    if p.model.lora and not training.quantization and device.kind != "tpu":
+        qlora = replace(training, quantization="nf4")
+        for strategy in dict.fromkeys(("single", device.strategy)):
+            found = _fits(p.recipe, p.model, qlora, replace(device, strategy=strategy,
+                                                          devices=1 if strategy == "single" else device.devices))
+            if found:
+                where = "one GPU (accelerate_configs/single_gpu.yaml)" if strategy == "single" else "this launch"
+                lines.append(f"--load_in_4bit true: QLoRA (4-bit base, experts included) on {where}, "
+                             f"{_per_device(found)}")
+                break
+    if STRATEGIES[device.strategy].shards_state:
+        for count in (2, 4, 8, 16, 32, 64):
+            if count <= device.devices:
+                continue
+            found = _fits(p.recipe, p.model, training, replace(device, devices=count))
+            if found:
+                unit = "TPU chips (a larger slice)" if device.kind == "tpu" else "GPUs (--num_processes)"
+                lines.append(f"{count} {unit} with this config: {_per_device(found)}")
+                break
+    if device.kind == "tpu":
+        for name in TPU_SLICES:
+            tpu = tpu_slice(name)
+            if tpu.devices * tpu.memory_gib <= device.devices * (device.memory_gib or 0):
+                continue
+            found = _fits(p.recipe, p.model, training, replace(device, strategy="xla_spmd", devices=tpu.devices,
+                                                               memory_gib=tpu.memory_gib))
+            if found:
+                lines.append(f"--tpu {name} ({tpu.devices} devices of {tpu.memory_gib} GiB, "
+                             f"accelerate_configs/tpu_fsdp.yaml): {_per_device(found)}")
+                break
+    if batch_size and batch_size > 1:
+        per_row = training.micro_batch_tokens // batch_size
+        for smaller in range(batch_size - 1, 0, -1):
+            found = _fits(p.recipe, p.model, replace(training, micro_batch_tokens=per_row * smaller), device)
+            if found:
+                accumulation = (gradient_accumulation or 1) * batch_size // smaller
+                lines.append(f"--per_device_train_batch_size {smaller} --gradient_accumulation_steps {accumulation} "
+                             f"(same batch per update): {_per_device(found)}")
+                break
+    if training.checkpointing == "none":
+        found = _fits(p.recipe, p.model, replace(training, checkpointing="all"), device)
+        if found:
+            lines.append(f"--gradient_checkpointing true: {_per_device(found)}")
+    if training.trainable == "full" and training.optimizer not in ("adamw_torch_8bit", "adamw_bnb_8bit"):
+        found = _fits(p.recipe, p.model, replace(training, optimizer="adamw_torch_8bit"), device)
+        if found and device.kind != "tpu":
+            lines.append(f"--optim adamw_torch_8bit (8-bit AdamW states): {_per_device(found)}")
+    return lines
+
+
+def refusal(p: Plan, batch_size: int | None = None, gradient_accumulation: int | None = None) -> str:
+    b = p.breakdown
+    head = (f"{p.recipe}: does not fit: {p.model.name} needs {b.minimum_peak / GIB:.1f} GiB per device "
+            f"(+{b.reserve / GIB:.1f}"
+            f" GiB reserve) under {Path(p.device.config).name if p.device.config else 'this launch'} "
+            f"({STRATEGIES[p.device.strategy].label}, {p.device.devices} x {p.device.memory_gib:.0f} GiB)")
+    found = fixes(p, batch_size, gradient_accumulation)
+    if not found:
+        return head + "\n  nothing the planner tried fits; a device with more memory is needed"
+    return head + "; any one of these fits:\n" + "\n".join(f"  {line}" for line in found)
+
+
+def check_launch(recipe_path: str, model_args, training_args, speed_args, device: Device | None = None
+                 ) -> Plan | None:
+    """The check `secml_recipes.sft` runs before loading anything: the plan for this process's launch, or a
+    PlanError naming the launches that would fit. Raises only PlanError."""
+    import logging
+    import os
+
+    from .hardware import device_from_environment
+    from .report import table
+
+    device = device or device_from_environment(getattr(speed_args, "memory_limit_gib", None))
+    model, training = training_from_recipe(model_args, training_args, speed_args)
+    try:
+        p = plan(recipe_path, model, training, device)
+    except PlanError:
+        raise
+    except Exception as err:  # a family the meta-device probe cannot run: train without the check, say so
+        logging.getLogger(__name__).warning("memory planner could not plan %s (%s: %s); no memory check",
+                                            model.name, type(err).__name__, err)
+        return None
+    if not p.fits:
+        raise PlanError(refusal(p, training_args.per_device_train_batch_size,
+                                training_args.gradient_accumulation_steps))
+    if os.environ.get("RANK", "0") == "0":
+        print(table(p), flush=True)
+    return p

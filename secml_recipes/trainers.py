@@ -202,6 +202,14 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
                     "%.1f%%)", len(train), buckets, 100 * padding_efficiency(train, batch, buckets), before,
                     100 * padding_efficiency(train, batch, before) if before and before[-1] >= max(train) else 0.0)
 
+    def _wrap_model(self, model, training=True, dataloader=None):
+        wrapped = super()._wrap_model(model, training, dataloader)
+        if wrapped is not model and getattr(self, "is_fsdp_xla_v2_enabled", False):
+            from .sharding import finish_xla_fsdp_v2
+
+            finish_xla_fsdp_v2(self, wrapped)  # XLA SPMD FSDPv2: closes two gaps of transformers 5.24 (sharding.py)
+        return wrapped
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """Shifted CE over trained tokens / trained tokens of the whole accumulated batch (see module doc)."""
         if return_outputs or self.compute_loss_func is not None or self.label_smoother is not None:

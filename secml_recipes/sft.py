@@ -15,7 +15,9 @@ import os
 import sys
 from pathlib import Path
 
+from .plan import PlanError, check_launch
 from .recipe import RecipeError, build_recipe, resolve_recipe
+from .sharding import launch_settings, save_final_model
 
 logger = logging.getLogger("secml_recipes.sft")
 
@@ -31,9 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     recipe_path, overrides = argv[0], argv[1:]
     try:
-        resolved = resolve_recipe(recipe_path, overrides)
+        resolved = launch_settings(resolve_recipe(recipe_path, overrides))
         data_args, model_args, training_args, speed_args = build_recipe(resolved, recipe_path)
-    except RecipeError as err:
+        # --- memory plan: refuse a launch that cannot fit before any weight is downloaded or loaded ----------
+        check_launch(recipe_path, model_args, training_args, speed_args)
+    except (RecipeError, PlanError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return train(data_args, model_args, training_args, speed_args, resolved, recipe_path)
@@ -107,7 +111,7 @@ def train(data_args, model_args, training_args, speed_args, resolved: dict, reci
     trainer.save_state()
 
     # --- save ------------------------------------------------------------------------------------
-    trainer.save_model(str(output_dir))
+    save_final_model(trainer, str(output_dir))  # full safetensors (or the adapter) whatever the sharding
     if trainer.accelerator.is_main_process:
         tokenizer.save_pretrained(str(output_dir))
         (output_dir / "secml_recipe.json").write_text(json.dumps(
@@ -152,6 +156,8 @@ def build_trainer(data_args, model_args, training_args, train_dataset, eval_data
     """The task's trainer, built from the recipe's dataclasses exactly as `train` builds it."""
     from trl import get_peft_config, get_quantization_config
 
+    from .quantized_experts import experts_aware
+
     from .speed import SpeedArguments, resolve_attn_implementation
     from .trainers import GeneralistTrainer, SpecialistTrainer, is_xla_device
 
@@ -177,7 +183,7 @@ def build_trainer(data_args, model_args, training_args, train_dataset, eval_data
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
-        quantization_config=get_quantization_config(model_args),
+        quantization_config=experts_aware(get_quantization_config(model_args)),  # MoE experts in 4-bit too
         bucket_lengths=data_args.xla_bucket_lengths,
         bucket_count=data_args.xla_bucket_count,
         speed=speed_args,

@@ -157,7 +157,7 @@ def checkpointed_count(setting: str, n_layers: int) -> int | None:
 
 def plan_memory(facts: ModelFacts, training: Training, device: Device) -> Breakdown:
     """Peak bytes per device for one step (module docstring), and whether it fits `device.memory_gib`."""
-    from ..speed import plan_checkpointed_layers, saved_activation_bytes
+    from ..speed import saved_activation_bytes
 
     strategy = STRATEGIES[device.strategy]
     n = device.devices if strategy.shards_state else 1
@@ -210,11 +210,15 @@ def plan_memory(facts: ModelFacts, training: Training, device: Device) -> Breakd
     head_fwd, head_bwd = _lm_head_workspace(facts, tokens, compute_bytes, head_trains=not lora)
     reserve = memory_reserve_bytes(device.memory_gib * GIB) if device.memory_gib else 0.0
     accumulating = gradients if training.gradient_accumulation > 1 else 0.0
+    # 4-bit expert stacks are dequantized when their layer runs, and kept for backward while it is live
+    dequantized_experts = facts.expert_params / facts.n_layers * compute_bytes if training.quantization else 0.0
 
     def step(checkpointed: int) -> tuple[float, str, float]:
         kept = facts.n_layers - checkpointed
-        forward_saved = tokens * (kept * full + checkpointed * kept_input)
-        backward_saved = saved_activation_bytes(facts.n_layers, checkpointed, full, kept_input, tokens)
+        live = max(kept, 1 if checkpointed else 0)
+        forward_saved = tokens * (kept * full + checkpointed * kept_input) + live * dequantized_experts
+        backward_saved = (saved_activation_bytes(facts.n_layers, checkpointed, full, kept_input, tokens)
+                          + live * dequantized_experts)
         moments = {
             "forward": steady + accumulating + forward_saved + head_fwd,
             "LM-head backward": steady + accumulating + forward_saved + head_bwd,
@@ -225,12 +229,11 @@ def plan_memory(facts: ModelFacts, training: Training, device: Device) -> Breakd
         return moments[at], at, max(forward_saved, backward_saved)
 
     minimum = step(facts.n_layers)[0]
-    if checkpointed is None:  # auto: the fewest checkpointed layers the budget allows, as the trainer chooses
-        budget = device.memory_gib * GIB - steady - gradients - reserve - head_bwd if device.memory_gib else None
-        checkpointed = facts.n_layers if budget is None else plan_checkpointed_layers(
-            facts.n_layers, full, kept_input, tokens, budget)
-    peak, peak_at, activations = step(checkpointed)
     capacity = device.memory_gib * GIB if device.memory_gib else None
+    if checkpointed is None:  # auto: the fewest checkpointed layers that fit, as the trainer chooses
+        checkpointed = facts.n_layers if capacity is None else next(
+            (k for k in range(facts.n_layers + 1) if step(k)[0] + reserve <= capacity), facts.n_layers)
+    peak, peak_at, activations = step(checkpointed)
     return Breakdown(weights=weights, gradients=gradients, optimizer=optimizer, activations=activations,
                      lm_head=head_bwd, sharding=sharding, peak=peak, peak_at=peak_at,
                      checkpointed_layers=checkpointed, reserve=reserve, notes=notes, capacity=capacity,

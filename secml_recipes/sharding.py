@@ -7,8 +7,8 @@
   transformers' `fsdp_config: {xla: true, xla_fsdp_v2: true}` over every chip of the host, one process per host.
   Two gaps of transformers 5.24 in that path are closed here: it never creates the optimizer (it delays it for XLA
   FSDP and then prepares `None`), and its output-sharding hook knows logits only, not TRL's fused LM-head outputs.
-  Its saving writes the wrapper's state dict as `pytorch_model.bin`; the final model is saved from the wrapped
-  module instead.
+  Its saving writes the wrapper's state dict as `pytorch_model.bin`; the final model is saved from the unwrapped
+  model instead.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def launch_settings(resolved: dict) -> dict:
     layer_classes = os.environ.get("FSDP_TRANSFORMER_CLS_TO_WRAP")
     if layer_classes:
         fsdp_config["transformer_layer_cls_to_wrap"] = layer_classes.split(",")
-    settings.update(fsdp="full_shard", fsdp_config=fsdp_config)
+    settings.update(fsdp=True, fsdp_config=fsdp_config)
     # One process feeds every device and FSDPv2 splits each batch's rows over them: feed devices x rows so that
     # `per_device_*_batch_size` keeps its meaning (and the recipe's batch per update).
     for key in ("per_device_train_batch_size", "per_device_eval_batch_size"):
@@ -82,11 +82,14 @@ def save_final_model(trainer, output_dir: str) -> None:
         return
     if getattr(trainer, "is_fsdp_xla_v2_enabled", False):
         import torch_xla.core.xla_model as xm
+        from accelerate.utils import extract_model_from_parallel
 
-        wrapped = trainer.model_wrapped
-        state = {k.replace("_orig_module.", ""): v for k, v in wrapped.state_dict().items()}
-        state = xm._maybe_convert_to_cpu(state)  # SPMD tensors come back whole
+        # accelerate's recursive unwrap puts the original decoder layers back in place of their FSDPv2 wrappers (the
+        # parameters keep their sharding, so evaluation still runs sharded), giving the names from_pretrained and
+        # PEFT expect.
+        model = extract_model_from_parallel(trainer.model_wrapped, recursive=True)
+        state = xm._maybe_convert_to_cpu(model.state_dict())  # SPMD tensors come back whole
         if trainer.accelerator.is_main_process:
-            wrapped.module.save_pretrained(output_dir, state_dict=state)
+            model.save_pretrained(output_dir, state_dict=state)
         return
     trainer.save_model(output_dir)

@@ -238,6 +238,23 @@ class SelectiveCheckpointing(TrainerCallback):
         return chosen
 
 
+class XlaCheckpointing(TrainerCallback):
+    """On XLA, checkpointed layers recompute through torch_xla's checkpoint: torch's own looks up a `torch.xla` device
+    module for the RNG state, which does not exist, and fails at the first step."""
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if not args.gradient_checkpointing or model is None:
+            return
+        import functools
+
+        from torch_xla.utils.checkpoint import checkpoint
+
+        recompute = functools.partial(checkpoint, use_reentrant=True)
+        for module in model.modules():
+            if hasattr(module, "_gradient_checkpointing_func"):
+                module._gradient_checkpointing_func = recompute
+
+
 def longest_micro_batch_tokens(lengths: list[int], batch_size: int, padding_free: bool) -> int:
     """The most tokens one micro-batch of the data can hold: the longest rows together (padding-free), or the
     longest row times the batch size (padded)."""

@@ -139,7 +139,7 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
     """Shared by both trainers: our collator, lean loss metrics, trained-token logging."""
 
     def __init__(self, *args, bucket_lengths: list[int] | None = None, bucket_count: int = 4, speed=None, **kwargs):
-        from .speed import SelectiveCheckpointing, SpeedArguments, longest_micro_batch_tokens
+        from .speed import SelectiveCheckpointing, SpeedArguments, XlaCheckpointing, longest_micro_batch_tokens
 
         speed = speed or SpeedArguments()
         sft_args = kwargs.get("args")
@@ -175,6 +175,12 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
                 self.eval_dataset = {k: _truncate(v, truncate_to, k) for k, v in self.eval_dataset.items()}
             elif self.eval_dataset is not None:
                 self.eval_dataset = _truncate(self.eval_dataset, truncate_to, "eval")
+        if on_xla:
+            from .xla_experts import use_static_experts
+
+            use_static_experts(self.model)  # MoE experts in static shapes (xla_experts.py)
+            if self.args.gradient_checkpointing:
+                self.add_callback(XlaCheckpointing())
         if self.args.gradient_checkpointing and speed.checkpointed_layers != "all" and not on_xla:
             lengths = token_lengths(self.train_dataset) if self.train_dataset is not None else []
             tokens = longest_micro_batch_tokens(lengths, self.args.per_device_train_batch_size, self.padding_free)

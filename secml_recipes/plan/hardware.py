@@ -102,12 +102,12 @@ def device_from_environment(memory_limit_gib: float | None = None) -> Device:
     """The launch this process is part of, as `accelerate launch` (or torchrun) left it in the environment, and this
     machine's accelerator memory (`memory_limit_gib` wins)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    kind, memory, devices = _local_accelerator()
-    if kind == "tpu":
-        spmd = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
-        strategy = "xla_spmd" if spmd else ("xla_dp" if devices > 1 else "single")
+    kind, memory, devices, xla = _local_accelerator()
+    fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+    if xla:  # one process drives every device under SPMD; data parallel XLA runs a process per device
+        strategy = "xla_spmd" if fsdp else ("xla_dp" if devices > 1 else "single")
         world = devices
-    elif os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+    elif fsdp:
         strategy = "fsdp2"
     elif os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
         strategy = "zero3" if os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "3") == "3" else "ddp"
@@ -118,28 +118,35 @@ def device_from_environment(memory_limit_gib: float | None = None) -> Device:
     return Device(strategy=strategy, devices=world, memory_gib=memory, kind=kind, config="this launch")
 
 
-def _local_accelerator() -> tuple[str, float | None, int]:
-    """(kind, memory per device in GiB or None, device count) of this machine."""
+def _local_accelerator() -> tuple[str, float | None, int, bool]:
+    """(kind, memory per device in GiB or None, device count, whether it is XLA) of this machine."""
+    import importlib.util
+
     import torch
 
     if torch.cuda.is_available():
         local = int(os.environ.get("LOCAL_RANK", "0"))
         props = torch.cuda.get_device_properties(local % torch.cuda.device_count())
-        return "gpu", props.total_memory / 2**30, torch.cuda.device_count()
-    if os.environ.get("PJRT_DEVICE", "").upper() == "TPU":
-        try:
-            import torch_xla.core.xla_model as xm
-            import torch_xla.runtime as xr
+        return "gpu", props.total_memory / 2**30, torch.cuda.device_count(), False
+    pjrt = os.environ.get("PJRT_DEVICE", "").upper()
+    if pjrt and importlib.util.find_spec("torch_xla") is not None:
+        import torch_xla.runtime as xr
 
-            info = xm.get_memory_info(xm.xla_device())
-            limit = info.get("bytes_limit") or info.get("kb_total", 0) * 1024
-            return "tpu", (limit / 2**30) or None, xr.global_runtime_device_count()
-        except Exception:  # no runtime yet: plan without a memory bound
-            return "tpu", None, 1
-    return "cpu", None, 1
+        kind, memory = ("tpu" if pjrt == "TPU" else "cpu"), None
+        if kind == "tpu":
+            try:
+                import torch_xla
+                import torch_xla.core.xla_model as xm
+
+                info = xm.get_memory_info(torch_xla.device())
+                memory = (info.get("bytes_limit") or 0) / 2**30 or None
+            except Exception:  # no per-chip figure on this runtime: plan without a memory bound
+                memory = None
+        return kind, memory, xr.global_runtime_device_count(), True
+    return "cpu", None, 1, False
 
 
 def local_devices() -> tuple[str, int, float | None]:
     """(kind, count, memory GiB per device) for `--launch`: the GPUs or TPU chips of this machine."""
-    kind, memory, count = _local_accelerator()
+    kind, memory, count, _ = _local_accelerator()
     return kind, count, memory

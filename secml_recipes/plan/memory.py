@@ -205,7 +205,9 @@ def plan_memory(facts: ModelFacts, training: Training, device: Device) -> Breakd
     full = facts.full_layer_bytes_per_token
     kept_input = facts.layer_input_bytes_per_token
     steady = weights + optimizer + sharding
-    setting = training.checkpointing if strategy.activations_checkpointable else "all"
+    setting = training.checkpointing
+    if not strategy.activations_checkpointable and setting != "none":
+        setting = "all"
     checkpointed = checkpointed_count(setting, facts.n_layers)
     head_fwd, head_bwd = _lm_head_workspace(facts, tokens, compute_bytes, head_trains=not lora)
     reserve = memory_reserve_bytes(device.memory_gib * GIB) if device.memory_gib else 0.0

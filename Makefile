@@ -5,7 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ACCELERATE := $(VENV)/bin/accelerate
 ACCEL_CONFIG ?= accelerate_configs/cpu.yaml
-GPU_CONFIG ?= accelerate_configs/single_gpu.yaml
+# Empty: `make train-*` launches what the memory planner picks for this machine; set it to force a config.
+GPU_CONFIG ?=
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
@@ -43,11 +44,22 @@ all: install llama-cpp gptq-env
 test: install
 	$(PY) -m pytest -q tests
 
+# The first shipped accelerate config under which the recipe fits this machine's GPUs (or TPU chips), as the memory
+# planner picks it (python -m secml_recipes.plan RECIPE --launch; docs/scale.md); it refuses, naming what would fit,
+# when nothing does. GPU_CONFIG=accelerate_configs/X.yaml launches that config instead (sft still checks it).
+define launch_fitting
+	@if [ -n "$(GPU_CONFIG)" ]; then \
+		$(ACCELERATE) launch --config_file $(GPU_CONFIG) -m secml_recipes.sft $(1); \
+	else \
+		cmd="$$($(PY) -m secml_recipes.plan $(1) --launch)" && echo "$$cmd" && eval "$$cmd"; \
+	fi
+endef
+
 train-specialist: install
-	$(ACCELERATE) launch --config_file $(GPU_CONFIG) -m secml_recipes.sft recipes/specialist.yaml
+	$(call launch_fitting,recipes/specialist.yaml)
 
 train-generalist: install
-	$(ACCELERATE) launch --config_file $(GPU_CONFIG) -m secml_recipes.sft recipes/generalist.yaml
+	$(call launch_fitting,recipes/generalist.yaml)
 
 # Evaluate the trained models (production recipes: the real base models are the untrained baselines).
 eval: install
@@ -93,11 +105,11 @@ quantize: llama-cpp gptq-env
 push: install
 	$(PY) -m secml_recipes.push --namespace $(HF_NAMESPACE)
 
-# XLA on CPU (PJRT_DEVICE=CPU): torch_xla 2.9 needs torch 2.9, so its own environment (~8 GB).
-.cache/xla-venv/.installed:
+# XLA on CPU (PJRT_DEVICE=CPU): torch_xla 2.9 needs torch 2.9, so its own environment (~8 GB, requirements-xla.txt).
+# The sharded tests run SPMD FSDPv2 over CPU_NUM_DEVICES=4 PJRT CPU devices.
+.cache/xla-venv/.installed: requirements-xla.txt
 	$(PYTHON) -m venv .cache/xla-venv
-	.cache/xla-venv/bin/pip install --quiet torch==2.9.0 torch_xla==2.9.0 transformers==5.24.0 trl==1.16.0 \
-		peft==0.21.2 accelerate==1.15.0 datasets==5.2.0 tokenizers==0.23.3 pyyaml jsonschema matplotlib tqdm pytest
+	.cache/xla-venv/bin/pip install --quiet -r requirements-xla.txt pytest
 	.cache/xla-venv/bin/pip install --quiet --no-deps -e .
 	touch $@
 

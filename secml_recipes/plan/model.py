@@ -187,9 +187,23 @@ def model_facts(name_or_path: str, dtype: str | None = None, lora: LoraShape | N
     """Build the model on the meta device and count it (see module docstring). Cached: fixes re-plan often."""
     config = load_model_config(name_or_path, revision)
     torch_dtype = _dtype(dtype, config)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _without_zero3_init():
         warnings.simplefilter("ignore", FutureWarning)  # transformers' deprecations, raised by PEFT: not the user's
         return _facts(name_or_path, config, torch_dtype, lora)
+
+
+@contextlib.contextmanager
+def _without_zero3_init():
+    """Under a DeepSpeed ZeRO-3 launch, transformers builds models inside `deepspeed.zero.Init`, which partitions
+    them; the planner's skeleton must stay a plain meta-device model, so ZeRO-3 is hidden while it is built."""
+    from transformers.integrations import deepspeed
+
+    saved = deepspeed._hf_deepspeed_config_weak_ref
+    deepspeed._hf_deepspeed_config_weak_ref = None
+    try:
+        yield
+    finally:
+        deepspeed._hf_deepspeed_config_weak_ref = saved
 
 
 def _facts(name_or_path: str, config, torch_dtype, lora: LoraShape | None) -> ModelFacts:

@@ -1,7 +1,9 @@
-"""FSDP2 through `accelerate launch --config_file accelerate_configs/fsdp.yaml`, two CPU processes (gloo), against one
-process: the same losses, a final model that `from_pretrained` loads and equals the one-process model, checkpoints
-that stay sharded and resume (8-bit AdamW state included). accelerate turns FSDP on for accelerators only; the test
-entry point `tests/cpu_fsdp_launch.py` lifts that one gate (its docstring says how) and runs `secml_recipes.sft`."""
+"""Sharded launches of the shipped accelerate configs, two CPU processes (gloo), against one process: FSDP2
+(`fsdp.yaml`: the specialist's full fine-tune and the generalist's LoRA) and DeepSpeed ZeRO-3 (`deepspeed_zero3.yaml`).
+The same losses, a final model that `from_pretrained` loads and equals the one-process model, FSDP checkpoints that
+stay sharded and resume (8-bit AdamW state included). accelerate runs FSDP and DeepSpeed on accelerators only; the
+test entry point `tests/cpu_sharded_launch.py` lifts those gates (its docstring says which) and runs
+`secml_recipes.sft`."""
 
 from __future__ import annotations
 
@@ -22,16 +24,19 @@ STEPS = ["--max_steps", "4", "--num_train_epochs", "1", "--save_steps", "2", "--
          "--gradient_accumulation_steps", "1", "--train_sampling_strategy", "sequential", "--shuffle_dataset", "false"]
 
 
-def _sft(recipe: str, model, corpus, out, processes: int, *extra: str, port: int = 29541) -> list[float]:
+def _sft(recipe: str, model, corpus, out, processes: int, *extra: str, port: int = 29541,
+         config: str = "fsdp.yaml") -> list[float]:
     args = [f"recipes/smoke/{recipe}.yaml", "--model_name_or_path", str(model), "--dataset_path", str(corpus),
             "--output_dir", str(out), *STEPS, *extra]
     if processes == 1:
         cmd = [sys.executable, "-m", "secml_recipes.sft", *args, "--per_device_train_batch_size", "2"]
     else:
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "accelerate_configs/fsdp.yaml",
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", f"accelerate_configs/{config}",
                "--num_processes", str(processes), "--mixed_precision", "no", "--main_process_port", str(port),
-               "tests/cpu_fsdp_launch.py", *args, "--per_device_train_batch_size", "1"]
-    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+               "tests/cpu_sharded_launch.py", *args, "--per_device_train_batch_size", "1"]
+        if config.startswith("deepspeed"):
+            cmd.extend(["--use_cpu", "false"])  # `cpu` turns DeepSpeed off in accelerate; its CPU accelerator runs
+    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", DS_ACCELERATOR="cpu")
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     history = json.loads((out / "loss_history.json").read_text())
@@ -44,18 +49,28 @@ def _close(a: dict, b: dict, atol: float):
         torch.testing.assert_close(b[name], a[name], rtol=0, atol=atol, msg=name)
 
 
+@pytest.fixture(scope="module")
+def one_process(tiny_models, small_corpus, tmp_path_factory):
+    """(losses, output folder) of the specialist trained by one process: what the sharded launches must equal."""
+    out = tmp_path_factory.mktemp("one") / "out"
+    return _sft("specialist", tiny_models["llama"], small_corpus, out, 1), out
+
+
 @pytest.mark.slow
-def test_fsdp2_full_finetune_saves_whole_model_equal_to_one_process(tiny_models, small_corpus, tmp_path):
+@pytest.mark.parametrize("config", ["fsdp.yaml", "deepspeed_zero3.yaml"])
+def test_sharded_full_finetune_saves_whole_model_equal_to_one_process(tiny_models, small_corpus, tmp_path,
+                                                                      one_process, config):
     from transformers import AutoModelForCausalLM
 
-    one = _sft("specialist", tiny_models["llama"], small_corpus, tmp_path / "one", 1)
-    two = _sft("specialist", tiny_models["llama"], small_corpus, tmp_path / "fsdp", 2)
+    one, one_dir = one_process
+    two = _sft("specialist", tiny_models["llama"], small_corpus, tmp_path / "sharded", 2, config=config,
+               port=29544 if config.startswith("deepspeed") else 29541)
     assert len(one) == len(two) == 4
     assert two == pytest.approx(one, rel=1e-4)
-    saved = tmp_path / "fsdp" / "model.safetensors"
-    assert saved.is_file() and (tmp_path / "fsdp" / "config.json").is_file()
-    AutoModelForCausalLM.from_pretrained(tmp_path / "fsdp")
-    _close(load_file(tmp_path / "one" / "model.safetensors"), load_file(saved), atol=2e-4)
+    saved = tmp_path / "sharded" / "model.safetensors"
+    assert saved.is_file() and (tmp_path / "sharded" / "config.json").is_file()
+    AutoModelForCausalLM.from_pretrained(tmp_path / "sharded")
+    _close(load_file(one_dir / "model.safetensors"), load_file(saved), atol=2e-4)
 
 
 @pytest.mark.slow

@@ -137,10 +137,13 @@ def test_every_shipped_family_is_planned_from_its_config(model):
         assert facts.lora_params > text_lora
     else:
         assert facts.lora_params == text_lora
-    training = Training("lora", "nf4", "adamw_torch_fused", 8192, "all")
-    breakdown = plan("x", RecipeModel(model, "bfloat16", LoraShape(**LORA)), training,
-                     Device("fsdp2", 8, 80)).breakdown
-    assert 0 < breakdown.weights < facts.total_params * 2 / 8 and breakdown.fits
+    recipe_model = RecipeModel(model, "bfloat16", LoraShape(**LORA))
+    sharded = plan("x", recipe_model, Training("lora", None, "adamw_torch_fused", 8192, "all"),
+                   Device("fsdp2", 8, 80)).breakdown
+    assert facts.total_params * 2 / 8 < sharded.weights < facts.total_params * 2.01 / 8 and sharded.fits
+    qlora = plan("x", recipe_model, Training("lora", "nf4", "adamw_torch_fused", 8192, "all"),
+                 Device("single", 1, 80)).breakdown
+    assert facts.total_params * 0.5 < qlora.weights < facts.total_params * 2
 
 
 def _qv_out_features(model: str) -> list[int]:

@@ -74,7 +74,12 @@ def training_from_recipe(model_args, training_args, speed_args=None, tokens: int
 
 
 def plan(recipe: str, model: RecipeModel, training: Training, device: Device) -> Plan:
-    facts = model_facts(model.name, model.dtype, model.lora, model.revision)
+    xla = device.strategy.startswith("xla")
+    facts = model_facts(model.name, model.dtype, model.lora, model.revision, xla)
+    if training.quantization and device.strategy not in ("single", "ddp"):
+        raise PlanError(f"{recipe}: load_in_4bit/load_in_8bit (QLoRA) run on one GPU or under DDP "
+                        f"(single_gpu.yaml, multi_gpu.yaml); {STRATEGIES[device.strategy].label} shards the "
+                        "unquantized base instead")
     if device.kind == "tpu":
         if training.quantization:
             raise PlanError(f"{recipe}: load_in_4bit/load_in_8bit need bitsandbytes, which has no TPU backend; "

@@ -1,9 +1,10 @@
 """python -m secml_recipes.plan RECIPE.yaml --config accelerate_configs/X.yaml [--gpus N --gpu-memory GiB | --tpu SLICE]
-[--launch] [--key value ...]
+[--launch | --table] [--key value ...]
 
 Prints the per-device memory table of RECIPE under the launch, and exits 2 with the launches that would fit when it
 does not. `--launch` prints instead the `accelerate launch` command of the first shipped config that fits (this
-machine's GPUs or TPU chips unless --gpus/--gpu-memory or --tpu say otherwise); `make train-*` runs it. Other
+machine's GPUs or TPU chips unless --gpus/--gpu-memory or --tpu say otherwise); `make train-*` runs it. `--table`
+prints the verdict of every shipped config on common GPUs and TPU slices (docs/scale.md). Other
 `--key value` pairs override recipe keys, as on `secml_recipes.sft` (e.g. --load_in_4bit true).
 """
 
@@ -95,6 +96,31 @@ def pick_launch(recipe: str, overrides: list[str], kind: str, devices: int, memo
                             training_args.gradient_accumulation_steps))
 
 
+def launch_table(recipe: str, overrides: list[str]) -> str:
+    """Markdown: for each shipped config and common hardware, the planner's verdict and need per device."""
+    model_args, training_args, speed_args = recipe_settings(recipe, overrides)
+    model, training = training_from_recipe(model_args, training_args, speed_args)
+    qlora = dataclasses.replace(training, quantization="nf4") if model.lora else None
+    hardware = [("1x H100 80GB", "gpu", 1, 80.0), ("1x H200 141GB", "gpu", 1, 141.0), ("8x H100 80GB", "gpu", 8, 80.0)]
+    hardware += [(f"TPU {name}", "tpu", tpu_slice(name).devices, tpu_slice(name).memory_gib)
+                 for name in ("v5e-8", "v4-8", "v6e-8", "v5p-8")]
+    rows = ["| config | hardware | per device (all layers checkpointed) | verdict |", "|---|---|---:|---|"]
+    for label, kind, devices, memory in hardware:
+        names = TPU_CONFIGS if kind == "tpu" else GPU_CONFIGS
+        for name in names:
+            if (name == "single_gpu.yaml") != (devices == 1) and kind == "gpu":
+                continue
+            device = device_from_config(CONFIG_DIR / name, kind, devices, memory)
+            qlora_runs = qlora and device.strategy in ("single", "ddp")  # where QLoRA is supported and tested
+            variants = [("", training)] + ([(" + --load_in_4bit true", qlora)] if qlora_runs else [])
+            for suffix, variant in variants:
+                p = plan(recipe, model, variant, device)
+                need = p.breakdown.minimum_peak / 2**30
+                rows.append(f"| {name}{suffix} | {label} | {need:.1f} GiB | "
+                            f"{'fits' if p.fits else 'refused'} |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m secml_recipes.plan", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -105,8 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tpu", help="TPU slice, e.g. v5e-8, v5p-8, v6e-8")
     parser.add_argument("--tokens", type=int, help="tokens per micro-batch per device (default: batch x max_length)")
     parser.add_argument("--launch", action="store_true", help="print the accelerate launch command that fits")
+    parser.add_argument("--table", action="store_true",
+                        help="print the verdict for every shipped config on common GPUs and TPU slices")
     args, overrides = parser.parse_known_args(argv)
     try:
+        if args.table:
+            print(launch_table(args.recipe, overrides))
+            return 0
         kind, devices, memory = _devices(args)
         if args.launch:
             print(pick_launch(args.recipe, overrides, kind, devices or 1, memory))

@@ -183,13 +183,14 @@ def _lora_config(lora: LoraShape):
 
 @functools.cache
 def model_facts(name_or_path: str, dtype: str | None = None, lora: LoraShape | None = None,
-                revision: str | None = None) -> ModelFacts:
-    """Build the model on the meta device and count it (see module docstring). Cached: fixes re-plan often."""
+                revision: str | None = None, xla: bool = False) -> ModelFacts:
+    """Build the model on the meta device and count it (see module docstring). Cached: fixes re-plan often. `xla`:
+    MoE experts as the trainer runs them on XLA (`xla_experts.static_dense`: every expert on every token)."""
     config = load_model_config(name_or_path, revision)
     torch_dtype = _dtype(dtype, config)
     with warnings.catch_warnings(), _without_zero3_init():
         warnings.simplefilter("ignore", FutureWarning)  # transformers' deprecations, raised by PEFT: not the user's
-        return _facts(name_or_path, config, torch_dtype, lora)
+        return _facts(name_or_path, config, torch_dtype, lora, xla)
 
 
 @contextlib.contextmanager
@@ -206,7 +207,7 @@ def _without_zero3_init():
         deepspeed._hf_deepspeed_config_weak_ref = saved
 
 
-def _facts(name_or_path: str, config, torch_dtype, lora: LoraShape | None) -> ModelFacts:
+def _facts(name_or_path: str, config, torch_dtype, lora: LoraShape | None, xla: bool) -> ModelFacts:
     import torch
     from torch import nn
     from transformers import AutoModelForCausalLM
@@ -215,6 +216,10 @@ def _facts(name_or_path: str, config, torch_dtype, lora: LoraShape | None) -> Mo
 
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype, attn_implementation=_register_probe())
+    if xla:
+        from ..xla_experts import use_static_experts
+
+        use_static_experts(model)
     text = config.get_text_config()
     out_embed = model.get_output_embeddings()
     in_embed = model.get_input_embeddings()

@@ -108,70 +108,103 @@ def _per_device(p: Plan) -> str:
     return f"needs {p.breakdown.minimum_peak / GIB:.1f} GiB per device"
 
 
-def fixes(p: Plan, batch_size: int | None = None, gradient_accumulation: int | None = None) -> list[str]:
-    """One line per change that makes `p` fit, each checked with the planner itself."""
-    lines: list[str] = []
-    device, training = p.device, p.training
-    names = TPU_CONFIGS if device.kind == "tpu" else GPU_CONFIGS
-    for name in names:
+def _other_configs(p: Plan, batch: int | None, accumulation: int | None) -> list[str]:
+    """The other shipped accelerate configs, on the same devices."""
+    device, lines = p.device, []
+    if device.kind == "cpu":
+        return lines
+    for name in TPU_CONFIGS if device.kind == "tpu" else GPU_CONFIGS:
         path = CONFIG_DIR / name
-        if not path.is_file() or str(path) == str(Path(device.config).resolve()) or device.kind == "cpu":
+        if not path.is_file() or str(path) == str(Path(device.config).resolve()):
             continue
         other = device_from_config(path, device.kind, device.devices, device.memory_gib)
         if other.strategy == device.strategy or (other.strategy == "single" and device.devices > 1):
             continue
-        found = _fits(p.recipe, p.model, training, other)
+        found = _fits(p.recipe, p.model, p.training, other)
         if found:
             lines.append(f"--config_file accelerate_configs/{name}: {STRATEGIES[other.strategy].label} on "
                          f"{other.devices} device(s), {_per_device(found)}")
-    if p.model.lora and not training.quantization and device.kind != "tpu":
-        qlora = replace(training, quantization="nf4")
-        for strategy in dict.fromkeys(("single", device.strategy)):
-            found = _fits(p.recipe, p.model, qlora, replace(device, strategy=strategy,
-                                                          devices=1 if strategy == "single" else device.devices))
-            if found:
-                where = "one GPU (accelerate_configs/single_gpu.yaml)" if strategy == "single" else "this launch"
-                lines.append(f"--load_in_4bit true: QLoRA (4-bit base, experts included) on {where}, "
-                             f"{_per_device(found)}")
-                break
-    if STRATEGIES[device.strategy].shards_state:
-        for count in (2, 4, 8, 16, 32, 64):
-            if count <= device.devices:
-                continue
-            found = _fits(p.recipe, p.model, training, replace(device, devices=count))
-            if found:
-                unit = "TPU chips (a larger slice)" if device.kind == "tpu" else "GPUs (--num_processes)"
-                lines.append(f"{count} {unit} with this config: {_per_device(found)}")
-                break
-    if device.kind == "tpu":
-        for name in TPU_SLICES:
-            tpu = tpu_slice(name)
-            if tpu.devices * tpu.memory_gib <= device.devices * (device.memory_gib or 0):
-                continue
-            found = _fits(p.recipe, p.model, training, replace(device, strategy="xla_spmd", devices=tpu.devices,
-                                                               memory_gib=tpu.memory_gib))
-            if found:
-                lines.append(f"--tpu {name} ({tpu.devices} devices of {tpu.memory_gib} GiB, "
-                             f"accelerate_configs/tpu_fsdp.yaml): {_per_device(found)}")
-                break
-    if batch_size and batch_size > 1:
-        per_row = training.micro_batch_tokens // batch_size
-        for smaller in range(batch_size - 1, 0, -1):
-            found = _fits(p.recipe, p.model, replace(training, micro_batch_tokens=per_row * smaller), device)
-            if found:
-                accumulation = (gradient_accumulation or 1) * batch_size // smaller
-                lines.append(f"--per_device_train_batch_size {smaller} --gradient_accumulation_steps {accumulation} "
-                             f"(same batch per update): {_per_device(found)}")
-                break
-    if training.checkpointing == "none":
-        found = _fits(p.recipe, p.model, replace(training, checkpointing="all"), device)
-        if found:
-            lines.append(f"--gradient_checkpointing true: {_per_device(found)}")
-    if training.trainable == "full" and training.optimizer not in ("adamw_torch_8bit", "adamw_bnb_8bit"):
-        found = _fits(p.recipe, p.model, replace(training, optimizer="adamw_torch_8bit"), device)
-        if found and device.kind != "tpu":
-            lines.append(f"--optim adamw_torch_8bit (8-bit AdamW states): {_per_device(found)}")
     return lines
+
+
+def _qlora(p: Plan, batch: int | None, accumulation: int | None) -> list[str]:
+    """A 4-bit base (experts included) for a LoRA recipe: on one GPU, else under this DDP launch."""
+    if not p.model.lora or p.training.quantization or p.device.kind == "tpu":
+        return []
+    qlora = replace(p.training, quantization="nf4")
+    for strategy in dict.fromkeys(("single", p.device.strategy)):
+        devices = 1 if strategy == "single" else p.device.devices
+        found = _fits(p.recipe, p.model, qlora, replace(p.device, strategy=strategy, devices=devices))
+        if found:
+            where = "one GPU (accelerate_configs/single_gpu.yaml)" if strategy == "single" else "this launch"
+            return [f"--load_in_4bit true: QLoRA (4-bit base, experts included) on {where}, {_per_device(found)}"]
+    return []
+
+
+def _more_devices(p: Plan, batch: int | None, accumulation: int | None) -> list[str]:
+    """The fewest devices a sharded launch needs."""
+    if not STRATEGIES[p.device.strategy].shards_state:
+        return []
+    for count in (c for c in (2, 4, 8, 16, 32, 64) if c > p.device.devices):
+        found = _fits(p.recipe, p.model, p.training, replace(p.device, devices=count))
+        if found:
+            unit = "TPU chips (a larger slice)" if p.device.kind == "tpu" else "GPUs (--num_processes)"
+            return [f"{count} {unit} with this config: {_per_device(found)}"]
+    return []
+
+
+def _larger_tpu_slice(p: Plan, batch: int | None, accumulation: int | None) -> list[str]:
+    """The smallest TPU slice with more memory in all that fits under SPMD FSDPv2."""
+    if p.device.kind != "tpu":
+        return []
+    for name in TPU_SLICES:
+        tpu = tpu_slice(name)
+        if tpu.devices * tpu.memory_gib <= p.device.devices * (p.device.memory_gib or 0):
+            continue
+        found = _fits(p.recipe, p.model, p.training, replace(p.device, strategy="xla_spmd", devices=tpu.devices,
+                                                             memory_gib=tpu.memory_gib))
+        if found:
+            return [f"--tpu {name} ({tpu.devices} devices of {tpu.memory_gib} GiB, "
+                    f"accelerate_configs/tpu_fsdp.yaml): {_per_device(found)}"]
+    return []
+
+
+def _smaller_micro_batch(p: Plan, batch: int | None, accumulation: int | None) -> list[str]:
+    """The largest smaller per-device batch, with accumulation keeping the batch per update."""
+    if not batch or batch < 2:
+        return []
+    per_row = p.training.micro_batch_tokens // batch
+    for smaller in range(batch - 1, 0, -1):
+        found = _fits(p.recipe, p.model, replace(p.training, micro_batch_tokens=per_row * smaller), p.device)
+        if found:
+            steps = (accumulation or 1) * batch // smaller
+            return [f"--per_device_train_batch_size {smaller} --gradient_accumulation_steps {steps} "
+                    f"(same batch per update): {_per_device(found)}"]
+    return []
+
+
+def _checkpointing(p: Plan, batch: int | None, accumulation: int | None) -> list[str]:
+    if p.training.checkpointing != "none":
+        return []
+    found = _fits(p.recipe, p.model, replace(p.training, checkpointing="all"), p.device)
+    return [f"--gradient_checkpointing true: {_per_device(found)}"] if found else []
+
+
+def _eight_bit_adamw(p: Plan, batch: int | None, accumulation: int | None) -> list[str]:
+    if p.training.trainable != "full" or p.device.kind == "tpu" or "8bit" in p.training.optimizer:
+        return []
+    found = _fits(p.recipe, p.model, replace(p.training, optimizer="adamw_torch_8bit"), p.device)
+    return [f"--optim adamw_torch_8bit (8-bit AdamW states): {_per_device(found)}"] if found else []
+
+
+# Tried in this order; each proposes what it checked with the planner itself.
+FIXES = (_other_configs, _qlora, _more_devices, _larger_tpu_slice, _smaller_micro_batch, _checkpointing,
+         _eight_bit_adamw)
+
+
+def fixes(p: Plan, batch_size: int | None = None, gradient_accumulation: int | None = None) -> list[str]:
+    """One line per change that makes `p` fit."""
+    return [line for fix in FIXES for line in fix(p, batch_size, gradient_accumulation)]
 
 
 def refusal(p: Plan, batch_size: int | None = None, gradient_accumulation: int | None = None) -> str:

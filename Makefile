@@ -9,8 +9,13 @@ ACCEL_CONFIG ?= accelerate_configs/cpu.yaml
 GPU_CONFIG ?=
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
+# Paths and tool versions have one source each: secml_recipes/layout.py and secml_recipes/versions.py (stdlib only,
+# so these work before the virtual environment exists).
+LAYOUT = $(PYTHON) -m secml_recipes.layout
+VERSIONS = $(PYTHON) -m secml_recipes.versions
+CORPUS = $(shell $(LAYOUT) corpus full)
 
-.PHONY: install smoke smoke-train smoke-deploy all test data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench bench-gpu bench-data clean
+.PHONY: install smoke smoke-train smoke-deploy all test test-fast lint data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench bench-gpu bench-data clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +27,10 @@ install: $(VENV)/.installed
 
 # Tiny Llama + tiny Mixtral with a tokenizer trained here: the stand-ins for the real hub models.
 tiny-models: install
-	$(PY) -m secml_recipes.tiny --out models/tiny
+	$(PY) -m secml_recipes.tiny --out $(shell $(LAYOUT) tiny_models)
 
 data: $(VENV)/.installed
-	$(PY) -m secml_recipes.data build --out data/massive_datasets.tar.gz --specialist 5000 --generalist 5000 --seed 1234
+	$(PY) -m secml_recipes.data build --out $(CORPUS) --specialist 5000 --generalist 5000 --seed 1234
 
 # The main job on small local defaults: data, train, evaluate and deploy (GPTQ + GGUF, verified) the tiny
 # models, through the pipeline (finished stages are skipped on a rerun). The first run also builds
@@ -43,6 +48,22 @@ all: install llama-cpp gptq-env
 
 test: install
 	$(PY) -m pytest -q tests
+
+# The unit tests without the slow end-to-end ones (subprocesses, benchmarks, multi-step training): under a minute.
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" tests
+
+# Lint and format check (ruff, pinned in the test extra; configuration in pyproject.toml). LINT_PATHS lists the files
+# brought under ruff so far; `make lint LINT_PATHS=.` checks the whole repository.
+LINT_PATHS ?= secml_recipes/run_settings.py secml_recipes/layout.py secml_recipes/versions.py secml_recipes/hub.py \
+	secml_recipes/recipe.py secml_recipes/sft.py secml_recipes/trainers.py secml_recipes/speed.py \
+	secml_recipes/pipeline.py secml_recipes/push.py secml_recipes/quantize.py secml_recipes/deploy/merge.py \
+	bench/train_throughput.py bench/attention_paths.py tests/helpers.py tests/test_collator.py tests/test_run_settings.py tests/test_recipe.py \
+	secml_recipes/plan secml_recipes/sharding.py secml_recipes/quantized_experts.py secml_recipes/xla_experts.py \
+	tests/test_plan.py tests/test_sharding.py tests/test_quantized_experts.py tests/cpu_sharded_launch.py
+lint: install
+	$(PY) -m ruff check $(LINT_PATHS)
+	$(PY) -m ruff format --check $(LINT_PATHS)
 
 # The first shipped accelerate config under which the recipe fits this machine's GPUs (or TPU chips), as the memory
 # planner picks it (python -m secml_recipes.plan RECIPE --launch; docs/scale.md); it refuses, naming what would fit,
@@ -67,7 +88,7 @@ eval: install
 	$(PY) -m secml_recipes.evaluate recipes/eval/generalist.yaml
 
 # --- deploy chain ---------------------------------------------------------------------------------
-LLAMA_CPP_VERSION := 0.3.36
+LLAMA_CPP_VERSION := $(shell $(VERSIONS) llama_cpp_python)
 LLAMA_CPP_SRC := .cache/llama.cpp/llama_cpp_python-$(LLAMA_CPP_VERSION)
 
 # llama.cpp's converter + gguf-py from the llama-cpp-python source distribution (package registry),
@@ -87,10 +108,10 @@ $(LLAMA_CPP_SRC)/vendor/llama.cpp/convert_hf_to_gguf.py:
 
 llama-cpp: .cache/llama.cpp/.installed
 
-# GPTQModel 7.7 needs torch>=2.14.1 (a CUDA build from local disk, ~6 GB): its own environment.
+# GPTQModel (versions.py) needs torch>=2.14.1 (a CUDA build from local disk, ~6 GB): its own environment.
 .cache/gptq-venv/.installed:
 	$(PYTHON) -m venv .cache/gptq-venv
-	.cache/gptq-venv/bin/pip install --quiet gptqmodel==7.7.0 transformers==5.24.0 accelerate==1.15.0
+	.cache/gptq-venv/bin/pip install --quiet $(shell $(VERSIONS) gptq-requirements)
 	touch $@
 
 gptq-env: .cache/gptq-venv/.installed
@@ -105,11 +126,12 @@ quantize: llama-cpp gptq-env
 push: install
 	$(PY) -m secml_recipes.push --namespace $(HF_NAMESPACE)
 
-# XLA on CPU (PJRT_DEVICE=CPU): torch_xla 2.9 needs torch 2.9, so its own environment (~8 GB, requirements-xla.txt).
-# The sharded tests run SPMD FSDPv2 over CPU_NUM_DEVICES=4 PJRT CPU devices.
-.cache/xla-venv/.installed: requirements-xla.txt
+# XLA on CPU (PJRT_DEVICE=CPU): torch_xla 2.9 needs torch 2.9, so its own environment (~8 GB). The sharded tests run
+# SPMD FSDPv2 over CPU_NUM_DEVICES=4 PJRT CPU devices.
+.cache/xla-venv/.installed:
 	$(PYTHON) -m venv .cache/xla-venv
-	.cache/xla-venv/bin/pip install --quiet -r requirements-xla.txt pytest
+	.cache/xla-venv/bin/pip install --quiet $(shell $(VERSIONS) xla-requirements) \
+		pyyaml jsonschema matplotlib tqdm pytest
 	.cache/xla-venv/bin/pip install --quiet --no-deps -e .
 	touch $@
 
@@ -124,7 +146,7 @@ BENCH_ARGS ?= --shape tiny --mode full --steps 8
 bench: install
 	$(PY) bench/train_throughput.py $(BENCH_ARGS)
 
-# The issue's whole table on one GPU: every real shape and mode, goals checked, bench/results/summary.{md,png}.
+# The whole speed table on one GPU: every real shape and mode, goals checked, bench/results/summary.{md,png}.
 bench-gpu: install
 	$(PY) -m pip install --quiet -e '.[gpu,qlora]'
 	$(PY) bench/gpu_suite.py --out bench/results

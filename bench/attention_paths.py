@@ -43,7 +43,7 @@ def timed(fn, repeats: int, cuda: bool) -> float:
     return (time.perf_counter() - start) / repeats * 1000
 
 
-def main() -> int:
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--heads", type=int, default=32)
@@ -51,66 +51,82 @@ def main() -> int:
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def attention_paths(args, device, dtype, lengths):
+    """(name, fwd+bwd function, output) for each path on the same random q/k/v, and the per-sequence fp32
+    reference output."""
     from types import SimpleNamespace
 
-    from secml_recipes.attention import kernel_available, varlen_attention_forward
+    from secml_recipes.attention import varlen_attention_forward
 
-    cuda = torch.cuda.is_available()
-    device = torch.device("cuda" if cuda else "cpu")
-    dtype = torch.bfloat16 if cuda else torch.float32
-    lengths = lengths_of_batch(args.batch, args.seed, 1.0 if cuda else 0.1)
     total, longest = sum(lengths), max(lengths)
     torch.manual_seed(args.seed)
-    q = torch.randn(1, args.heads, total, args.dim, device=device, dtype=dtype, requires_grad=True)
-    k = torch.randn(1, args.kv_heads, total, args.dim, device=device, dtype=dtype, requires_grad=True)
-    v = torch.randn(1, args.kv_heads, total, args.dim, device=device, dtype=dtype, requires_grad=True)
+    q, k, v = (
+        torch.randn(1, heads, total, args.dim, device=device, dtype=dtype, requires_grad=True)
+        for heads in (args.heads, args.kv_heads, args.kv_heads)
+    )
     cu = torch.tensor([0] + list(torch.tensor(lengths).cumsum(0)), dtype=torch.int32, device=device)
     module = SimpleNamespace(is_causal=True, training=True)
-    gqa = args.heads != args.kv_heads
-    starts = cu[:-1].tolist()
+    gqa, starts = args.heads != args.kv_heads, cu[:-1].tolist()
+    sdpa = torch.nn.functional.scaled_dot_product_attention
 
     def padded(t: torch.Tensor) -> torch.Tensor:
         out = t.new_zeros(args.batch, t.shape[1], longest, args.dim)
         for i, (a, n) in enumerate(zip(starts, lengths)):
-            out[i, :, :n] = t[0, :, a:a + n]
+            out[i, :, :n] = t[0, :, a : a + n]
         return out
 
     pq, pk, pv = (padded(t.detach()).requires_grad_() for t in (q, k, v))
     seq_ids = torch.repeat_interleave(torch.arange(args.batch, device=device), torch.tensor(lengths, device=device))
     block = (seq_ids[:, None] == seq_ids[None, :]) & torch.ones(total, total, dtype=torch.bool, device=device).tril()
-
-    def run_padded():
-        torch.nn.functional.scaled_dot_product_attention(pq, pk, pv, is_causal=True, enable_gqa=gqa).sum().backward()
-
-    def run_block():
-        torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=block[None, None],
-                                                         enable_gqa=gqa).sum().backward()
-
-    def run_varlen():
-        out, _ = varlen_attention_forward(module, q, k, v, None, cu_seq_lens_q=cu, max_length_q=longest)
-        out.sum().backward()
-
-    def per_sequence():
-        outs = [torch.nn.functional.scaled_dot_product_attention(
-            q[:, :, a:a + n].float(), k[:, :, a:a + n].float(), v[:, :, a:a + n].float(), is_causal=True,
-            enable_gqa=gqa) for a, n in zip(starts, lengths)]
-        return torch.cat(outs, 2).transpose(1, 2)
-
+    runs = {
+        "padded sdpa (TRL default)": lambda: sdpa(pq, pk, pv, is_causal=True, enable_gqa=gqa),
+        "packed sdpa + block mask": lambda: sdpa(q, k, v, attn_mask=block[None, None], enable_gqa=gqa),
+        "varlen (this repository)": lambda: varlen_attention_forward(
+            module, q, k, v, None, cu_seq_lens_q=cu, max_length_q=longest
+        )[0],
+    }
     with torch.no_grad():
-        reference = per_sequence()
-        varlen_out = varlen_attention_forward(module, q, k, v, None, cu_seq_lens_q=cu, max_length_q=longest)[0]
-        block_out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=block[None, None],
-                                                                     enable_gqa=gqa).transpose(1, 2)
-        pad_out = torch.nn.functional.scaled_dot_product_attention(pq, pk, pv, is_causal=True, enable_gqa=gqa)
-        pad_flat = torch.cat([pad_out[i, :, :n] for i, n in enumerate(lengths)], 1).transpose(0, 1)[None]
-    rows = [("padded sdpa (TRL default)", run_padded, pad_flat), ("packed sdpa + block mask", run_block, block_out),
-            ("varlen (this repository)", run_varlen, varlen_out)]
+        reference = torch.cat(
+            [
+                sdpa(
+                    q[:, :, a : a + n].float(),
+                    k[:, :, a : a + n].float(),
+                    v[:, :, a : a + n].float(),
+                    is_causal=True,
+                    enable_gqa=gqa,
+                )
+                for a, n in zip(starts, lengths)
+            ],
+            2,
+        )
+        reference = reference.transpose(1, 2)
+        outputs = {name: run() for name, run in runs.items()}
+    pad_out = outputs["padded sdpa (TRL default)"]
+    outputs["padded sdpa (TRL default)"] = torch.cat([pad_out[i, :, :n] for i, n in enumerate(lengths)], 1)
+    outputs["padded sdpa (TRL default)"] = outputs["padded sdpa (TRL default)"].transpose(0, 1)[None]
+    outputs["packed sdpa + block mask"] = outputs["packed sdpa + block mask"].transpose(1, 2)
+    rows = [(name, lambda run=run: run().sum().backward(), outputs[name]) for name, run in runs.items()]
+    return rows, reference
+
+
+def main() -> int:
+    args = parse_args()
+    from secml_recipes.attention import kernel_available
+
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
+    dtype = torch.bfloat16 if cuda else torch.float32
+    lengths = lengths_of_batch(args.batch, args.seed, 1.0 if cuda else 0.1)
+    rows, reference = attention_paths(args, device, dtype, lengths)
     kernel = "torch varlen flash kernel" if kernel_available(device, dtype) else "per-sequence SDPA fallback"
-    print(f"device {torch.cuda.get_device_name() if cuda else 'cpu'}, {dtype}, lengths {lengths} "
-          f"({total} tokens, longest {longest}), heads {args.heads}/{args.kv_heads}, dim {args.dim}; varlen uses "
-          f"the {kernel}")
+    print(
+        f"device {torch.cuda.get_device_name() if cuda else 'cpu'}, {dtype}, lengths {lengths} "
+        f"({sum(lengths)} tokens, longest {max(lengths)}), heads {args.heads}/{args.kv_heads}, dim {args.dim}; "
+        f"varlen uses the {kernel}"
+    )
     print("| path | fwd+bwd ms | speed vs padded | max abs diff vs per-sequence fp32 |")
     print("|---|---|---|---|")
     base = None

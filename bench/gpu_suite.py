@@ -1,11 +1,11 @@
-"""The issue's whole speed table in one command: every real shape and mode, TRL vs this repository, with
+"""The whole speed table in one command: every real shape and mode, TRL vs this repository, with
 the goals checked, a markdown summary and a plot.
 
     python bench/gpu_suite.py --out bench/results            # one GPU (H100 80 GB or H200)
     python bench/gpu_suite.py --out /tmp/r --shape tiny --steps 3 --warmup 1   # CPU dry run of the machinery
 
 Each case runs `bench/train_throughput.py` (TRL and secml in their own processes); a case that does not fit
-the GPU is reported as failed, not skipped silently. Goals (issue "Training speed and memory"):
+the GPU is reported as failed, not skipped silently. Goals:
 LoRA >= 2x TRL tokens/s at <= 1.5x its peak memory; full fine-tuning >= 1.5x; losses of the first steps
 within 1% of TRL's.
 """

@@ -17,40 +17,57 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import layout
+
 CODE = Path(__file__).resolve().parent  # the package: its code is an input of every stage
 
 
 @dataclass
 class Profile:
-    corpus: str
+    """One way to run the chain: its recipes, corpus size and accelerate config. Paths come from `layout`."""
+
+    name: str
     build_args: list[str]
-    specialist: str
-    generalist: str
-    eval_specialist: str
-    eval_generalist: str
-    quantize: str
     accelerate_config: str
     tiny_models: bool
+    recipes: str  # folder of the training recipes; evaluation recipes live in recipes/eval/<same>
+
+    @property
+    def corpus(self) -> str:
+        return str(layout.corpus(self.name))
+
+    def training_recipe(self, task: str) -> str:
+        return f"{self.recipes}/{task}.yaml"
+
+    def eval_recipe(self, task: str) -> str:
+        return self.training_recipe(task).replace("recipes/", "recipes/eval/", 1)
+
+    @property
+    def quantize(self) -> str:
+        return f"{self.recipes}/quantize.yaml"
 
 
 PROFILES = {
-    "smoke": Profile("data/smoke/massive_datasets.tar.gz",
-                     ["--specialist", "48", "--generalist", "48", "--seed", "7", "--max-prompt-chars", "6000"],
-                     "recipes/smoke/specialist.yaml", "recipes/smoke/generalist.yaml",
-                     "recipes/eval/smoke/specialist.yaml", "recipes/eval/smoke/generalist.yaml",
-                     "recipes/smoke/quantize.yaml", "accelerate_configs/cpu.yaml", True),
-    "full": Profile("data/massive_datasets.tar.gz",
-                    ["--specialist", "5000", "--generalist", "5000", "--seed", "1234"],
-                    "recipes/specialist.yaml", "recipes/generalist.yaml",
-                    "recipes/eval/specialist.yaml", "recipes/eval/generalist.yaml",
-                    "recipes/quantize.yaml", "accelerate_configs/single_gpu.yaml", False),
+    "smoke": Profile(
+        "smoke",
+        ["--specialist", "48", "--generalist", "48", "--seed", "7", "--max-prompt-chars", "6000"],
+        "accelerate_configs/cpu.yaml",
+        True,
+        "recipes/smoke",
+    ),
+    "full": Profile(
+        "full",
+        ["--specialist", "5000", "--generalist", "5000", "--seed", "1234"],
+        "accelerate_configs/single_gpu.yaml",
+        False,
+        "recipes",
+    ),
 }
 STAGES = ["data", "specialist", "generalist", "eval", "quantize", "push"]
 
@@ -90,8 +107,9 @@ def _run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True)
 
 
-def run_stage(name: str, marker: Path, inputs: list, extra: list[str], cmd_list: list[list[str]],
-              clear: Path | None = None) -> bool:
+def run_stage(
+    name: str, marker: Path, inputs: list, extra: list[str], cmd_list: list[list[str]], clear: Path | None = None
+) -> bool:
     """Run the commands unless the marker says they finished on these inputs. Returns whether it ran.
 
     The marker is written as 'running' before the commands and 'done' after: a rerun with the same inputs
@@ -112,9 +130,60 @@ def run_stage(name: str, marker: Path, inputs: list, extra: list[str], cmd_list:
     return True
 
 
+def _tiny_models_stage(py: str) -> None:
+    out = layout.tiny_models()
+    run_stage(
+        "tiny-models",
+        out / layout.STAGE_MARKER,
+        [CODE / "tiny.py", CODE / "data"],
+        ["tiny", "300"],
+        [[py, "-m", "secml_recipes.tiny", "--out", str(out)]],
+    )
+
+
+def _training_stages(profile: Profile, selected: list[str], accelerate: list[str], config: str) -> None:
+    tiny = [str(layout.tiny_model("llama")), str(layout.tiny_model("mixtral"))] if profile.tiny_models else []
+    for task in layout.TASKS:
+        if task in selected:
+            out, recipe = layout.trained_model(task), profile.training_recipe(task)
+            run_stage(
+                task,
+                out / layout.STAGE_MARKER,
+                [CODE, recipe, profile.corpus, *tiny],
+                [config],
+                [accelerate + ["-m", "secml_recipes.sft", recipe]],
+                clear=out,
+            )
+
+
+def _eval_stages(profile: Profile) -> None:
+    for task in layout.TASKS:
+        recipe, model = profile.eval_recipe(task), str(layout.trained_model(task))
+        marker = layout.EVAL / f".{task}-{profile.name}.stage.json"
+        run_stage(
+            f"eval {task}",
+            marker,
+            [CODE, recipe, model, profile.corpus],
+            [],
+            [[sys.executable, "-m", "secml_recipes.evaluate", recipe]],
+        )
+
+
+def _push_stage(py: str, namespace: str | None) -> None:
+    from .hub import hub_token
+
+    if hub_token() and namespace:
+        _run([py, "-m", "secml_recipes.push", "--namespace", namespace])
+    else:
+        print("[secml pipeline] push: skipped (needs a Hub token, e.g. HF_TOKEN, and --namespace)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m secml_recipes.pipeline", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m secml_recipes.pipeline",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--profile", choices=sorted(PROFILES), default="full")
     parser.add_argument("--accelerate-config", help="overrides the profile's accelerate config")
     parser.add_argument("--namespace", help="Hub user/organisation for the push stage")
@@ -125,42 +194,46 @@ def main(argv: list[str] | None = None) -> int:
     only = [s for s in STAGES if getattr(args, f"{s}_only")]
     selected = only or STAGES
     py = sys.executable
-    accelerate = [py, "-m", "accelerate.commands.launch", "--config_file", args.accelerate_config or profile.accelerate_config]
+    accelerate = [
+        py,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        args.accelerate_config or profile.accelerate_config,
+    ]
 
     try:
         if profile.tiny_models and any(s in selected for s in ("specialist", "generalist", "eval")):
-            run_stage("tiny-models", Path("models/tiny/.secml_stage.json"), [CODE / "tiny.py", CODE / "data"], ["tiny", "300"],
-                      [[py, "-m", "secml_recipes.tiny", "--out", "models/tiny"]])
+            _tiny_models_stage(py)
         if "data" in selected:
-            run_stage("data", Path(profile.corpus + ".stage.json"), [CODE / "data"], profile.build_args,
-                      [[py, "-m", "secml_recipes.data", "build", "--out", profile.corpus, *profile.build_args]])
-        for task, recipe, out in (("specialist", profile.specialist, "models/specialist_model"),
-                                  ("generalist", profile.generalist, "models/generalist_model_lora")):
-            if task in selected:
-                inputs = [CODE, recipe, profile.corpus] + (["models/tiny/llama", "models/tiny/mixtral"] if profile.tiny_models else [])
-                run_stage(task, Path(out) / ".secml_stage.json", inputs, [args.accelerate_config or ""],
-                          [accelerate + ["-m", "secml_recipes.sft", recipe]], clear=Path(out))
+            run_stage(
+                "data",
+                Path(profile.corpus + ".stage.json"),
+                [CODE / "data"],
+                profile.build_args,
+                [[py, "-m", "secml_recipes.data", "build", "--out", profile.corpus, *profile.build_args]],
+            )
+        _training_stages(profile, selected, accelerate, args.accelerate_config or "")
         if "specialist" in selected and "generalist" in selected and profile.tiny_models:
-            _run([py, "-m", "secml_recipes.smoke_check", "models/specialist_model", "models/generalist_model_lora"])
+            _run([py, "-m", "secml_recipes.smoke_check", *(str(layout.trained_model(t)) for t in layout.TASKS)])
         if "eval" in selected:
-            for recipe, model, out in ((profile.eval_specialist, "models/specialist_model", "eval"),
-                                       (profile.eval_generalist, "models/generalist_model_lora", "eval")):
-                marker = Path(out) / f".{Path(recipe).stem}-{args.profile}.stage.json"
-                run_stage(f"eval {Path(recipe).stem}", marker, [CODE, recipe, model, profile.corpus], [],
-                          [[py, "-m", "secml_recipes.evaluate", recipe]])
+            _eval_stages(profile)
         if "quantize" in selected:
-            run_stage("quantize", Path(f"models/.quantize-{args.profile}.stage.json"),
-                      [CODE, profile.quantize, "models/specialist_model", "models/generalist_model_lora", profile.corpus], [],
-                      [[py, "-m", "secml_recipes.quantize", profile.quantize]])
+            run_stage(
+                "quantize",
+                layout.quant_stage_marker(profile.name),
+                [CODE, profile.quantize, *(str(layout.trained_model(t)) for t in layout.TASKS), profile.corpus],
+                [],
+                [[py, "-m", "secml_recipes.quantize", profile.quantize]],
+            )
         if "push" in selected:
-            token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGINGFACE_TOKEN")
-            if token and args.namespace:
-                _run([py, "-m", "secml_recipes.push", "--namespace", args.namespace])
-            else:
-                print("[secml pipeline] push: skipped (needs HF_TOKEN and --namespace)")
+            _push_stage(py, args.namespace)
     except subprocess.CalledProcessError as err:
-        print(f"[secml pipeline] stage failed: {' '.join(err.cmd)} (exit {err.returncode}); fix it and rerun: "
-              "finished stages are skipped", file=sys.stderr)
+        print(
+            f"[secml pipeline] stage failed: {' '.join(err.cmd)} (exit {err.returncode}); fix it and rerun: "
+            "finished stages are skipped",
+            file=sys.stderr,
+        )
         return err.returncode or 1
     print("[secml pipeline] done")
     return 0

@@ -4,21 +4,23 @@ Usage:
     HF_TOKEN=... python -m secml_recipes.push --namespace your-org [--only specialist] [--public] [--dry-run]
 
 Repos are private unless --public. Each gets a model card with the base model, recipe, data manifest
-hash, evaluation metrics, quantization report and license. The token comes from HF_TOKEN or
-HUGGINGFACE_TOKEN; --huggingface-token works but warns (it lands in shell history). The token is only
-ever handed to `huggingface_hub.HfApi`; it is scrubbed from every message this command prints.
+hash, evaluation metrics, quantization report and license (a `huggingface_hub.ModelCard`). The token is
+found as every Hugging Face tool finds it (HF_TOKEN, `hf auth login`; also HUGGINGFACE_TOKEN);
+--huggingface-token works but warns (it lands in shell history). The token is only ever handed to
+`huggingface_hub.HfApi`; it is scrubbed from every message this command prints. Folders come from `layout`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import layout
 from .deploy.merge import adapter_base
+from .hub import hub_token, scrub
 
 LICENSES = {
     "llama": ("llama3.1", "Llama 3.1 Community License (derivative of meta-llama/Llama-3.1-8B-Instruct)"),
@@ -31,8 +33,8 @@ IGNORE = ["checkpoint-*", "checkpoint-*/**", "training_args.bin", "rejects/**", 
 class Artifact:
     """One folder to publish and what its card should say."""
 
-    name: str          # model name in the recipes: specialist / generalist
-    kind: str          # adapter, model, merged, gptq, gguf
+    name: str  # model name in the recipes: specialist / generalist
+    kind: str  # adapter, model, merged, gptq, gguf
     folder: Path
     family: str
     base_model: str
@@ -40,36 +42,38 @@ class Artifact:
 
 def resolve_token(cli_token: str | None) -> str | None:
     if cli_token:
-        print("warning: --huggingface-token puts the token in your shell history and process list; "
-              "prefer `export HF_TOKEN=...`", file=sys.stderr)
+        print(
+            "warning: --huggingface-token puts the token in your shell history and process list; "
+            "prefer `export HF_TOKEN=...`",
+            file=sys.stderr,
+        )
         return cli_token
-    return os.environ.get("HF_TOKEN") or os.environ.get("HUGGINGFACE_TOKEN")
+    return hub_token()
 
 
-def scrub(text: str, token: str | None) -> str:
-    return text.replace(token, "***") if token else text
+# Each task's trained model and the family whose license and chat format its derivatives carry.
+FAMILIES = {"specialist": "llama", "generalist": "mixtral"}
+DERIVED = {"merged": layout.merged_model, "gptq": layout.gptq_model, "gguf": layout.gguf_dir}
 
 
 def find_artifacts(models_dir: Path, only: str | None = None) -> list[Artifact]:
-    """What training and `make quantize` left in models/."""
+    """What training and `make quantize` left in models/ (see `layout`)."""
     found = []
-    layout = [("specialist", models_dir / "specialist_model", "llama"),
-              ("generalist", models_dir / "generalist_model_lora", "mixtral")]
-    for name, trained, family in layout:
+    for name in layout.TASKS:
         if only and name != only:
             continue
+        trained, family, base = layout.trained_model(name, models_dir), FAMILIES[name], ""
         if trained.exists():
-            recipe = _read_json(trained / "secml_recipe.json") or {}
+            recipe = _read_json(trained / layout.RECIPE_FILE) or {}
             base = recipe.get("resolved", {}).get("model_name_or_path", "")
             if (trained / "adapter_config.json").exists():
                 base = adapter_base(trained)
                 found.append(Artifact(name, "adapter", trained, family, base))
             else:
                 found.append(Artifact(name, "model", trained, family, base))
-        for kind in ("merged", "gptq", "gguf"):
-            folder = models_dir / f"{name}-{kind}"
+        for kind, folder_of in DERIVED.items():
+            folder = folder_of(name, models_dir)
             if folder.exists():
-                base = found[-1].base_model if found else ""
                 found.append(Artifact(name, kind, folder, family, base))
     return found
 
@@ -91,25 +95,51 @@ def data_manifest_hash(recipe: dict | None) -> str | None:
         return None
 
 
-def model_card(art: Artifact, models_dir: Path, eval_dir: Path) -> str:
-    """The README.md pushed with an artifact."""
-    trained = models_dir / ("specialist_model" if art.name == "specialist" else "generalist_model_lora")
-    recipe = _read_json(trained / "secml_recipe.json")
-    evaluation = _read_json(eval_dir / art.name / "eval_report.json")
-    quant = _read_json(models_dir / f"{art.name}-quant-report.json")
+TASK_TEXT = {
+    "specialist": "raw sys-scan report -> enriched security report (JSON)",
+    "generalist": "agentic analysis of sys-scan findings with tool calls",
+}
+
+
+def model_card(art: Artifact, models_dir: Path, eval_dir: Path):
+    """The model card (README.md) pushed with an artifact, as a `huggingface_hub.ModelCard`."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    recipe = _read_json(layout.trained_model(art.name, models_dir) / layout.RECIPE_FILE)
     license_id, license_text = LICENSES[art.family]
-    task = ("raw sys-scan report -> enriched security report (JSON)" if art.name == "specialist"
-            else "agentic analysis of sys-scan findings with tool calls")
-    lines = ["---", f"license: {license_id}", f"base_model: {art.base_model}", "library_name: "
-             + ("peft" if art.kind == "adapter" else "transformers"),
-             "tags: [secml-recipes, security, sys-scan" + (", gguf" if art.kind == "gguf" else "")
-             + (", gptq" if art.kind == "gptq" else "") + "]", "---", "",
-             f"# secml {art.name} ({art.kind})", "", f"Task: {task}.", "",
-             f"- Base model: `{art.base_model}`", f"- Artifact: {art.kind}", f"- License: {license_text}",
-             f"- Recipe: `{(recipe or {}).get('recipe', 'unknown')}`",
-             f"- Data manifest sha256: `{data_manifest_hash(recipe) or 'unknown'}`", ""]
+    data = ModelCardData(
+        license=license_id,
+        base_model=art.base_model or None,
+        library_name="peft" if art.kind == "adapter" else "transformers",
+        tags=["secml-recipes", "security", "sys-scan"] + ([art.kind] if art.kind in DERIVED else []),
+    )
+    lines = [
+        f"# secml {art.name} ({art.kind})",
+        "",
+        f"Task: {TASK_TEXT[art.name]}.",
+        "",
+        f"- Base model: `{art.base_model}`",
+        f"- Artifact: {art.kind}",
+        f"- License: {license_text}",
+        f"- Recipe: `{(recipe or {}).get('recipe', 'unknown')}`",
+        f"- Data manifest sha256: `{data_manifest_hash(recipe) or 'unknown'}`",
+        "",
+    ]
+    lines += _card_sections(
+        art,
+        recipe,
+        _read_json(eval_dir / art.name / "eval_report.json"),
+        _read_json(layout.quant_report(art.name, models_dir)),
+    )
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
+
+
+def _card_sections(art: Artifact, recipe: dict | None, evaluation: dict | None, quant: dict | None) -> list[str]:
+    lines = []
     if recipe:
-        keys = {k: v for k, v in recipe.get("resolved", {}).items() if "token" not in k or k in ("pad_token", "eos_token")}
+        keys = {
+            k: v for k, v in recipe.get("resolved", {}).items() if "token" not in k or k in ("pad_token", "eos_token")
+        }
         lines += ["## Training recipe", "", "```json", json.dumps(keys, indent=2, default=str), "```", ""]
     if evaluation:
         from .evaluation.report import markdown_table
@@ -122,17 +152,38 @@ def model_card(art: Artifact, models_dir: Path, eval_dir: Path) -> str:
 
         lines += ["## Quantization report", "", report_table([quant]), ""]
     if art.kind == "gguf":
-        lines += ["## Use", "", "```bash", "ollama create secml-" + art.name + " -f Modelfile.q4_K_M",
-                  f"llama-cli -m {art.name}-q4_K_M.gguf -cnv", "```", ""]
+        lines += [
+            "## Use",
+            "",
+            "```bash",
+            "ollama create secml-" + art.name + " -f Modelfile.q4_K_M",
+            f"llama-cli -m {art.name}-q4_K_M.gguf -cnv",
+            "```",
+            "",
+        ]
     elif art.kind == "gptq":
-        lines += ["## Use", "", "```python", "from transformers import AutoModelForCausalLM",
-                  "model = AutoModelForCausalLM.from_pretrained('<this repo>', device_map='auto')  # needs gptqmodel",
-                  "```", ""]
-    return "\n".join(lines)
+        lines += [
+            "## Use",
+            "",
+            "```python",
+            "from transformers import AutoModelForCausalLM",
+            "model = AutoModelForCausalLM.from_pretrained('<this repo>', device_map='auto')  # needs gptqmodel",
+            "```",
+            "",
+        ]
+    return lines
 
 
-def push(namespace: str, models_dir: Path, eval_dir: Path, token: str, private: bool = True,
-         only: str | None = None, api=None, dry_run: bool = False) -> list[dict]:
+def push(
+    namespace: str,
+    models_dir: Path,
+    eval_dir: Path,
+    token: str,
+    private: bool = True,
+    only: str | None = None,
+    api=None,
+    dry_run: bool = False,
+) -> list[dict]:
     """Create (private) repos and upload each artifact with its card. Returns what was done."""
     if api is None and not dry_run:
         from huggingface_hub import HfApi
@@ -147,22 +198,31 @@ def push(namespace: str, models_dir: Path, eval_dir: Path, token: str, private: 
         if not dry_run:
             try:
                 api.create_repo(repo_id=repo_id, private=private, exist_ok=True, repo_type="model")
-                api.upload_folder(repo_id=repo_id, folder_path=str(art.folder), ignore_patterns=IGNORE,
-                                  commit_message=f"secml-recipes: {art.name} {art.kind}")
-                api.upload_file(repo_id=repo_id, path_or_fileobj=card.encode(), path_in_repo="README.md",
-                                commit_message="secml-recipes: model card")
-            except Exception as err:  # noqa: BLE001 - any Hub error is reported, scrubbed of the token
+                api.upload_folder(
+                    repo_id=repo_id,
+                    folder_path=str(art.folder),
+                    ignore_patterns=IGNORE,
+                    commit_message=f"secml-recipes: {art.name} {art.kind}",
+                )
+                api.upload_file(
+                    repo_id=repo_id,
+                    path_or_fileobj=str(card).encode(),
+                    path_in_repo="README.md",
+                    commit_message="secml-recipes: model card",
+                )
+            except Exception as err:
                 raise RuntimeError(scrub(f"push of {art.folder} to {repo_id} failed: {err}", token)) from None
         done.append(entry)
     return done
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m secml_recipes.push", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m secml_recipes.push", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--namespace", required=True, help="your user or organisation on the Hub")
-    parser.add_argument("--models-dir", default="models")
-    parser.add_argument("--eval-dir", default="eval")
+    parser.add_argument("--models-dir", default=str(layout.MODELS))
+    parser.add_argument("--eval-dir", default=str(layout.EVAL))
     parser.add_argument("--only", choices=["specialist", "generalist"])
     parser.add_argument("--public", action="store_true", help="make new repos public (default: private)")
     parser.add_argument("--dry-run", action="store_true", help="print what would be pushed")
@@ -170,11 +230,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     token = resolve_token(args.huggingface_token)
     if not token and not args.dry_run:
-        print("error: no Hub token: export HF_TOKEN (or HUGGINGFACE_TOKEN)", file=sys.stderr)
+        print(
+            "error: no Hub token: export HF_TOKEN (or HUGGINGFACE_TOKEN), or log in with `hf auth login`",
+            file=sys.stderr,
+        )
         return 2
     try:
-        done = push(args.namespace, Path(args.models_dir), Path(args.eval_dir), token or "", not args.public,
-                    args.only, dry_run=args.dry_run)
+        done = push(
+            args.namespace,
+            Path(args.models_dir),
+            Path(args.eval_dir),
+            token or "",
+            not args.public,
+            args.only,
+            dry_run=args.dry_run,
+        )
     except RuntimeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -182,8 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nothing to push under {args.models_dir} (train first)", file=sys.stderr)
         return 1
     for d in done:
-        print(f"{'would push' if args.dry_run else 'pushed'} {d['folder']} -> {d['repo_id']} "
-              f"({'private' if d['private'] else 'public'})")
+        print(
+            f"{'would push' if args.dry_run else 'pushed'} {d['folder']} -> {d['repo_id']} "
+            f"({'private' if d['private'] else 'public'})"
+        )
     return 0
 
 

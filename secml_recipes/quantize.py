@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import layout
 from .recipe import RecipeError, build_dataclass, load_recipe
 
 
@@ -25,8 +26,10 @@ from .recipe import RecipeError, build_dataclass, load_recipe
 class QuantizeArguments:
     """Keys shared by every model of the recipe."""
 
-    corpus: str = field(default="data/massive_datasets.tar.gz", metadata={"help": "held-out rows for calibration and checks"})
-    models_dir: str = "models"
+    corpus: str = field(
+        default=str(layout.corpus("full")), metadata={"help": "held-out rows for calibration and checks"}
+    )
+    models_dir: str = str(layout.MODELS)
     only: str | None = field(default=None, metadata={"help": "quantize only the model with this name"})
     merge_dtype: str = field(default="bfloat16", metadata={"choices": ["bfloat16", "float32"]})
     verify_samples: int = 4
@@ -74,79 +77,122 @@ def _size(path: Path) -> int:
     return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def quantize_model(spec: ModelQuantSpec, args: QuantizeArguments) -> dict:
-    from transformers import AutoTokenizer
+class _Report:
+    """The verification report of one model: each artifact's numbers against the source's logits."""
 
-    from .deploy import gguf, gptq, verify
+    def __init__(self, spec: ModelQuantSpec, source: Path, held, reference):
+        self.spec, self.held, self.reference = spec, held, reference
+        self.data = {"name": spec.name, "source": str(source), "family": spec.family, "artifacts": {}, "problems": []}
+
+    def record(self, key: str, path: Path, logits, load: float, client: str, extra: dict | None = None) -> None:
+        from .deploy import verify
+
+        metrics = verify.compare_logits(self.reference, logits, self.held)
+        qtype = key.split(":")[0]
+        metrics.update(
+            {"path": str(path), "bytes": _size(path), "load_seconds": round(load, 3), "client": client, **(extra or {})}
+        )
+        problems = verify.check(
+            metrics, f"{self.spec.name} {key}", self.spec.min_top1.get(qtype, 0.5), self.spec.max_kl.get(qtype, 1.0)
+        )
+        metrics["ok"] = not problems
+        self.data["artifacts"][key] = metrics
+        self.data["problems"] += problems
+
+
+def _merged_source(spec: ModelQuantSpec, args: QuantizeArguments, source: Path, report: dict) -> Path:
+    """A LoRA output is merged into its base first (full precision); other outputs are their own source."""
     from .deploy.merge import merge_adapter
 
-    models_dir = Path(args.models_dir)
+    if not (source / "adapter_config.json").exists():
+        return source
+    t0 = time.perf_counter()
+    merged = merge_adapter(source, layout.merged_model(spec.name, args.models_dir), dtype=args.merge_dtype)
+    report["adapter"] = {"path": str(source), "bytes": _size(source)}
+    report["merged"] = {"path": str(merged), "dtype": args.merge_dtype, "seconds": round(time.perf_counter() - t0, 2)}
+    return merged
+
+
+def _gguf_artifacts(spec: ModelQuantSpec, args: QuantizeArguments, source: Path, report: _Report) -> None:
+    from .deploy import gguf, verify
+
+    base = gguf.convert_to_gguf(source, layout.gguf_file(spec.name, "f16", args.models_dir), "f16")
+    files = {"f16": base}
+    for qtype in spec.gguf_types:
+        if qtype != "f16":
+            files[qtype] = gguf.quantize_gguf(base, layout.gguf_file(spec.name, qtype, args.models_dir), qtype)
+    for qtype, path in files.items():
+        if qtype not in spec.gguf_types:
+            continue
+        modelfile = gguf.write_modelfile(path, spec.family, spec.system_prompt)
+        logits, load = verify.llama_cpp_logits(path, report.held)
+        report.record(f"{qtype}:llama.cpp", path, logits, load, "llama-cpp-python", {"modelfile": str(modelfile)})
+        if spec.family == "llama" and qtype in ("f16", "q8_0"):
+            # transformers' GGUF loader dequantizes Llama correctly (it drops Mixtral's experts: not used there).
+            logits, load = verify.hf_logits(path.parent, report.held, gguf_file=path.name)
+            report.record(f"{qtype}:transformers", path, logits, load, "transformers gguf_file")
+    if "f16" not in spec.gguf_types:
+        base.unlink()
+
+
+def _gptq_artifact(spec: ModelQuantSpec, args: QuantizeArguments, source: Path, tokenizer, report: _Report) -> None:
+    from .deploy import gptq
+
+    out_dir = layout.gptq_model(spec.name, args.models_dir)
+    texts = calibration_texts(tokenizer, args.corpus, spec.task, spec.calibration_samples)
+    info = gptq.quantize_gptq(source, out_dir, texts, spec.gptq_bits, spec.gptq_group_size)
+    logits, load = gptq.gptq_logits(out_dir, report.held.ids)
+    report.record(
+        "gptq:gptqmodel",
+        out_dir,
+        logits,
+        load,
+        "gptqmodel",
+        {"bits": spec.gptq_bits, "group_size": spec.gptq_group_size, **info},
+    )
+
+
+def quantize_model(spec: ModelQuantSpec, args: QuantizeArguments) -> dict:
+    """One model's deployables, each verified against its source; the report is also written to
+    `layout.quant_report(name)`."""
+    from transformers import AutoTokenizer
+
+    from .deploy import gguf, verify
+
     source = Path(spec.source)
     if not source.exists():
         raise gguf.DeployError(f"{spec.name}: source {source} not found; train it first (make train-*/smoke)")
-    report = {"name": spec.name, "source": str(source), "family": spec.family, "artifacts": {}, "problems": []}
-    if (source / "adapter_config.json").exists():
-        t0 = time.perf_counter()
-        merged = merge_adapter(source, models_dir / f"{spec.name}-merged", dtype=args.merge_dtype)
-        report["adapter"] = {"path": str(source), "bytes": _size(source)}
-        report["merged"] = {"path": str(merged), "dtype": args.merge_dtype, "seconds": round(time.perf_counter() - t0, 2)}
-        source = merged
+    merge_info: dict = {}
+    source = _merged_source(spec, args, source, merge_info)
     tokenizer = AutoTokenizer.from_pretrained(source)
     held = verify.held_out_examples(tokenizer, args.corpus, spec.task, args.verify_samples, args.verify_max_tokens)
     reference, ref_load = verify.hf_logits(source, held)
-    report["reference"] = {"path": str(source), "bytes": _size(source), "load_seconds": round(ref_load, 3)}
-
-    def record(key: str, path: Path, logits, load: float, client: str, extra: dict | None = None):
-        metrics = verify.compare_logits(reference, logits, held)
-        qtype = key.split(":")[0]
-        metrics.update({"path": str(path), "bytes": _size(path), "load_seconds": round(load, 3), "client": client,
-                        **(extra or {})})
-        problems = verify.check(metrics, f"{spec.name} {key}", spec.min_top1.get(qtype, 0.5), spec.max_kl.get(qtype, 1.0))
-        metrics["ok"] = not problems
-        report["artifacts"][key] = metrics
-        report["problems"] += problems
-
+    report = _Report(spec, Path(spec.source), held, reference)
+    report.data.update(merge_info)
+    report.data["reference"] = {"path": str(source), "bytes": _size(source), "load_seconds": round(ref_load, 3)}
     if "gguf" in spec.formats:
-        out_dir = models_dir / f"{spec.name}-gguf"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        base = gguf.convert_to_gguf(source, out_dir / f"{spec.name}-f16.gguf", "f16")
-        files = {"f16": base}
-        for qtype in spec.gguf_types:
-            if qtype != "f16":
-                files[qtype] = gguf.quantize_gguf(base, out_dir / f"{spec.name}-{qtype}.gguf", qtype)
-        for qtype, path in files.items():
-            if qtype not in spec.gguf_types:
-                continue
-            modelfile = gguf.write_modelfile(path, spec.family, spec.system_prompt)
-            logits, load = verify.llama_cpp_logits(path, held)
-            record(f"{qtype}:llama.cpp", path, logits, load, "llama-cpp-python", {"modelfile": str(modelfile)})
-            if spec.family == "llama" and qtype in ("f16", "q8_0"):
-                # transformers' GGUF loader dequantizes Llama correctly (it drops Mixtral's experts: not used there).
-                logits, load = verify.hf_logits(out_dir, held, gguf_file=path.name)
-                record(f"{qtype}:transformers", path, logits, load, "transformers gguf_file")
-        if "f16" not in spec.gguf_types:
-            base.unlink()
+        _gguf_artifacts(spec, args, source, report)
     if "gptq" in spec.formats:
-        out_dir = models_dir / f"{spec.name}-gptq"
-        texts = calibration_texts(tokenizer, args.corpus, spec.task, spec.calibration_samples)
-        info = gptq.quantize_gptq(source, out_dir, texts, spec.gptq_bits, spec.gptq_group_size)
-        logits, load = gptq.gptq_logits(out_dir, held.ids)
-        record("gptq:gptqmodel", out_dir, logits, load, "gptqmodel",
-               {"bits": spec.gptq_bits, "group_size": spec.gptq_group_size, **info})
-    path = models_dir / f"{spec.name}-quant-report.json"
-    path.write_text(json.dumps(report, indent=2))
-    return report
+        _gptq_artifact(spec, args, source, tokenizer, report)
+    path = layout.quant_report(spec.name, args.models_dir)
+    path.write_text(json.dumps(report.data, indent=2))
+    return report.data
 
 
 def report_table(reports: list[dict]) -> str:
-    lines = ["| model | artifact | client | top-1 agree | KL | max logit diff | ppl (source -> artifact) | MB | load s | ok |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | artifact | client | top-1 agree | KL | max logit diff | ppl (source -> artifact) | MB | load s "
+        "| ok |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in reports:
         for key, m in r["artifacts"].items():
-            ppl = (f"{m['perplexity_source']:.2f} -> {m['perplexity']:.2f}" if m.get("perplexity") is not None else "-")
-            lines.append(f"| {r['name']} | {key.split(':')[0]} | {m['client']} | {m['top1_agreement']:.3f} | "
-                         f"{m['kl_divergence']:.4f} | {m['max_logit_diff']:.3f} | {ppl} | {m['bytes'] / 1e6:.2f} | "
-                         f"{m['load_seconds']:.2f} | {'yes' if m['ok'] else 'NO'} |")
+            ppl = f"{m['perplexity_source']:.2f} -> {m['perplexity']:.2f}" if m.get("perplexity") is not None else "-"
+            lines.append(
+                f"| {r['name']} | {key.split(':')[0]} | {m['client']} | {m['top1_agreement']:.3f} | "
+                f"{m['kl_divergence']:.4f} | {m['max_logit_diff']:.3f} | {ppl} | {m['bytes'] / 1e6:.2f} | "
+                f"{m['load_seconds']:.2f} | {'yes' if m['ok'] else 'NO'} |"
+            )
     return "\n".join(lines)
 
 

@@ -40,8 +40,13 @@ class ExpertsBitsAndBytesConfig(BitsAndBytesConfig):
 
     @classmethod
     def from_bitsandbytes(cls, config: BitsAndBytesConfig) -> ExpertsBitsAndBytesConfig:
-        keys = ("bnb_4bit_compute_dtype", "bnb_4bit_quant_type", "bnb_4bit_use_double_quant",
-                "bnb_4bit_quant_storage", "llm_int8_skip_modules")
+        keys = (
+            "bnb_4bit_compute_dtype",
+            "bnb_4bit_quant_type",
+            "bnb_4bit_use_double_quant",
+            "bnb_4bit_quant_storage",
+            "llm_int8_skip_modules",
+        )
         return cls(**{key: getattr(config, key) for key in keys})
 
 
@@ -68,12 +73,16 @@ class _QuantizeExpertsToo(Bnb4bitQuantize):
         for param_name, value in input_dict.items():
             value = value[0] if isinstance(value, list) else value
             if not is_expert_stack(model, param_name):
-                result.update(super().convert({param_name: value}, full_layer_name=full_layer_name, model=model,
-                                              **kwargs))
+                result.update(
+                    super().convert({param_name: value}, full_layer_name=full_layer_name, model=model, **kwargs)
+                )
                 continue
-            packed, state = F.quantize_4bit(value, compress_statistics=config.bnb_4bit_use_double_quant,
-                                            quant_type=config.bnb_4bit_quant_type,
-                                            quant_storage=config.bnb_4bit_quant_storage)
+            packed, state = F.quantize_4bit(
+                value,
+                compress_statistics=config.bnb_4bit_use_double_quant,
+                quant_type=config.bnb_4bit_quant_type,
+                quant_storage=config.bnb_4bit_quant_storage,
+            )
             self.hf_quantizer.expert_states[param_name] = state
             get_module_from_name(model, param_name)[0]._is_hf_initialized = True
             result[param_name] = nn.Parameter(packed, requires_grad=False)

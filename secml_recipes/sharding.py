@@ -49,8 +49,12 @@ def launch_settings(resolved: dict) -> dict:
     # `per_device_*_batch_size` keeps its meaning (and the recipe's batch per update).
     for key in ("per_device_train_batch_size", "per_device_eval_batch_size"):
         settings[key] = resolved.get(key, defaults[key].default) * devices
-    logger.info("XLA SPMD FSDPv2 over %d devices: %s rows per step (%s per device)", devices,
-                settings["per_device_train_batch_size"], settings["per_device_train_batch_size"] // devices)
+    logger.info(
+        "XLA SPMD FSDPv2 over %d devices: %s rows per step (%s per device)",
+        devices,
+        settings["per_device_train_batch_size"],
+        settings["per_device_train_batch_size"] // devices,
+    )
     return settings
 
 

@@ -1,11 +1,8 @@
-"""Speed keys: choices that make a step faster or leaner and leave its loss unchanged (README 'Speed').
+"""Speed keys: choices that make a step faster or leaner and leave its loss unchanged (docs/speed.md).
 
-Each is a recipe key with a safe default, resolved here per backend:
-- `attn_implementation: auto`: flash-attn's varlen kernels when the package is installed on a CUDA GPU,
-  else `varlen` (torch's own varlen flash kernel, `secml_recipes.attention`) for padding-free batches,
-  else `sdpa`. XLA: `sdpa` (its batches are padded to fixed buckets).
-- `liger_kernels: auto`: Liger's RMSNorm/SwiGLU/RoPE kernels (through TRL's `use_liger_kernel`; TRL keeps
-  its own fused, chunked LM-head loss) on CUDA when `liger-kernel` is installed.
+The keys (`SpeedArguments`) are resolved per backend, with the rest of the run's settings, by
+`secml_recipes.run_settings` (attention, Liger kernels, which layers are checkpointed). This module holds what
+runs once the settings are known:
 - `checkpointed_layers: auto`: activation checkpointing only on as many decoder layers as memory needs.
   What a layer keeps for the backward pass is measured, not guessed: one short forward under
   `saved_tensors_hooks` counts the bytes autograd saves per token in each layer; the budget is the
@@ -15,7 +12,6 @@ Each is a recipe key with a safe default, resolved here per backend:
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from dataclasses import dataclass, field
 
@@ -33,62 +29,43 @@ class SpeedArguments:
 
     checkpointed_layers: str = field(
         default="all",
-        metadata={"help": "with gradient_checkpointing: 'all' decoder layers, 'auto' (as few as the memory budget "
-                          "allows, measured), or a number N (the first N layers)"},
+        metadata={
+            "help": "with activation_checkpointing: 'all' decoder layers, 'auto' (as few as the memory budget "
+            "allows, measured), or a number N (the first N layers)"
+        },
     )
     activation_memory_gib: float | None = field(
         default=None,
-        metadata={"help": "memory for saved activations that 'auto' may plan with (default: the accelerator's "
-                          "free memory after weights, gradients, optimizer state and a reserve)"},
+        metadata={
+            "help": "memory for saved activations that 'auto' may plan with (default: the accelerator's "
+            "free memory after weights, gradients, optimizer state and a reserve)"
+        },
     )
     memory_limit_gib: float | None = field(
         default=None,
-        metadata={"help": "plan 'auto' as if the accelerator had only this much memory for the whole run (a shared "
-                          "GPU, or a benchmark's memory bound); default: all of it"},
+        metadata={
+            "help": "plan 'auto' as if the accelerator had only this much memory for the whole run (a shared "
+            "GPU, or a benchmark's memory bound); default: all of it"
+        },
     )
     liger_kernels: str = field(
         default="auto",
-        metadata={"help": "Liger RMSNorm/SwiGLU/RoPE kernels: auto (on CUDA when liger-kernel is installed), "
-                          "true, false", "choices": ["auto", "true", "false"]},
+        metadata={
+            "help": "Liger RMSNorm/SwiGLU/RoPE kernels: auto (on CUDA when liger-kernel is installed), true, false",
+            "choices": ["auto", "true", "false"],
+        },
     )
 
     def __post_init__(self):
         value = str(self.checkpointed_layers).strip().lower()
         if value not in ("all", "auto") and not value.isdigit():
-            raise ValueError(f"checkpointed_layers must be 'all', 'auto' or a number of layers, "
-                             f"got {self.checkpointed_layers!r}")
+            raise ValueError(
+                f"checkpointed_layers must be 'all', 'auto' or a number of layers, got {self.checkpointed_layers!r}"
+            )
         self.checkpointed_layers = value
         for key in ("activation_memory_gib", "memory_limit_gib"):
             if getattr(self, key) is not None and getattr(self, key) <= 0:
                 raise ValueError(f"{key} must be positive, got {getattr(self, key)}")
-
-
-def has_package(name: str) -> bool:
-    return importlib.util.find_spec(name) is not None
-
-
-def resolve_attn_implementation(requested: str | None, padding_free: bool, on_xla: bool,
-                                 cuda: bool | None = None) -> str | None:
-    """The attention implementation `auto` stands for on this backend; other values are kept as given."""
-    if requested != "auto":
-        return requested
-    cuda = torch.cuda.is_available() if cuda is None else cuda
-    if on_xla or not padding_free:
-        return "sdpa"
-    if cuda and has_package("flash_attn"):
-        return "flash_attention_2"
-    from .attention import register
-
-    return register()
-
-
-def resolve_liger(setting: str, on_xla: bool, cuda: bool | None = None) -> bool:
-    cuda = torch.cuda.is_available() if cuda is None else cuda
-    if setting == "true":
-        if not has_package("liger_kernel"):
-            raise ValueError("liger_kernels: true needs the liger-kernel package: pip install -e '.[gpu]'")
-        return True
-    return setting == "auto" and cuda and not on_xla and has_package("liger_kernel")
 
 
 def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
@@ -98,8 +75,9 @@ def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     return [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
 
 
-def measure_saved_bytes_per_token(model: torch.nn.Module, tokens: int, vocab_size: int,
-                                  **forward_kwargs) -> list[float]:
+def measure_saved_bytes_per_token(
+    model: torch.nn.Module, tokens: int, vocab_size: int, **forward_kwargs
+) -> list[float]:
     """Bytes autograd saves for the backward pass, per token, in each decoder layer, from one forward of
     `tokens` tokens with checkpointing off. Weights (and views of them) are not counted; the random state is
     restored afterwards, so training is not changed by the probe. `forward_kwargs` go to the model's forward."""
@@ -142,8 +120,9 @@ def measure_saved_bytes_per_token(model: torch.nn.Module, tokens: int, vocab_siz
     return [sum(d.values()) / tokens for d in per_layer]
 
 
-def saved_activation_bytes(n_layers: int, checkpointed: int, full_bytes_per_token: float,
-                           checkpointed_bytes_per_token: float, tokens: int) -> float:
+def saved_activation_bytes(
+    n_layers: int, checkpointed: int, full_bytes_per_token: float, checkpointed_bytes_per_token: float, tokens: int
+) -> float:
     """Peak bytes of saved activations for `tokens` tokens with the first `checkpointed` layers checkpointed. The
     backward pass frees the kept (later) layers before it recomputes the checkpointed ones, one at a time, so the
     peak is max(kept layers, one recomputed layer) plus the checkpointed layers' inputs."""
@@ -152,13 +131,15 @@ def saved_activation_bytes(n_layers: int, checkpointed: int, full_bytes_per_toke
     return tokens * (live * full_bytes_per_token + checkpointed * checkpointed_bytes_per_token)
 
 
-def plan_checkpointed_layers(n_layers: int, full_bytes_per_token: float, checkpointed_bytes_per_token: float,
-                             tokens: int, budget_bytes: float) -> int:
+def plan_checkpointed_layers(
+    n_layers: int, full_bytes_per_token: float, checkpointed_bytes_per_token: float, tokens: int, budget_bytes: float
+) -> int:
     """How many layers (the first ones) must be checkpointed so that saved activations for `tokens` tokens fit
     `budget_bytes` (see `saved_activation_bytes`)."""
     for checkpointed in range(0, n_layers + 1):
-        need = saved_activation_bytes(n_layers, checkpointed, full_bytes_per_token, checkpointed_bytes_per_token,
-                                      tokens)
+        need = saved_activation_bytes(
+            n_layers, checkpointed, full_bytes_per_token, checkpointed_bytes_per_token, tokens
+        )
         if need <= budget_bytes:
             return checkpointed
     return n_layers
@@ -175,41 +156,46 @@ def optimizer_state_bytes(args, trainable: list[torch.nn.Parameter]) -> int:
 
 
 class SelectiveCheckpointing(TrainerCallback):
-    """Turns activation checkpointing off on the layers that memory allows, once the trainer has enabled it."""
+    """Turns activation checkpointing off on the layers that memory allows, once the trainer has enabled it.
+    `settings` is the run's `RunSettings` (checkpointed_layers, activation_memory_gib, memory_limit_gib)."""
 
-    def __init__(self, speed: SpeedArguments, max_batch_tokens: int, probe_tokens: int = 256):
-        self.speed = speed
+    def __init__(self, settings, max_batch_tokens: int, probe_tokens: int = 256):
+        self.settings = settings
         self.max_batch_tokens = max_batch_tokens
         self.probe_tokens = probe_tokens
         self.checkpointed: int | None = None
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        if not args.gradient_checkpointing or model is None or self.speed.checkpointed_layers == "all":
+        if not args.activation_checkpointing or model is None or self.settings.checkpointed_layers == "all":
             return
         layers = decoder_layers(model)
         if not layers:
             return
-        if self.speed.checkpointed_layers.isdigit():
-            self.checkpointed = min(int(self.speed.checkpointed_layers), len(layers))
+        if self.settings.checkpointed_layers.isdigit():
+            self.checkpointed = min(int(self.settings.checkpointed_layers), len(layers))
         else:
             self.checkpointed = self._auto(args, model, layers)
             if self.checkpointed is None:
                 return
         for i, layer in enumerate(layers):
             layer.gradient_checkpointing = i < self.checkpointed
-        logger.info("activation checkpointing on %d of %d decoder layers (checkpointed_layers=%s)",
-                    self.checkpointed, len(layers), self.speed.checkpointed_layers)
+        logger.info(
+            "activation checkpointing on %d of %d decoder layers (checkpointed_layers=%s)",
+            self.checkpointed,
+            len(layers),
+            self.settings.checkpointed_layers,
+        )
 
     def _auto(self, args, model, layers) -> int | None:
         device = next(model.parameters()).device
-        budget = self.speed.activation_memory_gib
+        budget = self.settings.activation_memory_gib
         if budget is not None:
             budget_bytes = budget * GIB
         elif device.type == "cuda":
             trainable = [p for p in model.parameters() if p.requires_grad]
             free, total = torch.cuda.mem_get_info(device)
-            if self.speed.memory_limit_gib is not None:
-                total = self.speed.memory_limit_gib * GIB
+            if self.settings.memory_limit_gib is not None:
+                total = self.settings.memory_limit_gib * GIB
                 free = min(free, total - torch.cuda.memory_allocated(device))
             grads = sum(p.numel() * p.element_size() for p in trainable)
             from .plan.memory import memory_reserve_bytes
@@ -217,8 +203,10 @@ class SelectiveCheckpointing(TrainerCallback):
             reserve = memory_reserve_bytes(total)  # LM-head chunks, kernels' workspaces, fragmentation
             budget_bytes = free - grads - optimizer_state_bytes(args, trainable) - reserve
         else:
-            logger.info("checkpointed_layers=auto without activation_memory_gib on %s: every layer stays checkpointed",
-                        device.type)
+            logger.info(
+                "checkpointed_layers=auto without activation_memory_gib on %s: every layer stays checkpointed",
+                device.type,
+            )
             return None
         vocab = model.get_input_embeddings().num_embeddings
         per_layer = measure_saved_bytes_per_token(model, self.probe_tokens, vocab)
@@ -232,9 +220,15 @@ class SelectiveCheckpointing(TrainerCallback):
             agreed = torch.tensor([chosen], device=device if device.type == "cuda" else "cpu")
             torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MAX)
             chosen = int(agreed.item())
-        logger.info("checkpointed_layers=auto: a layer saves %.1f KiB per token; %d tokens per micro-batch at most; "
-                    "budget %.1f GiB -> %d of %d layers checkpointed", full / 1024, self.max_batch_tokens,
-                    budget_bytes / GIB, chosen, len(layers))
+        logger.info(
+            "checkpointed_layers=auto: a layer saves %.1f KiB per token; %d tokens per micro-batch at most; "
+            "budget %.1f GiB -> %d of %d layers checkpointed",
+            full / 1024,
+            self.max_batch_tokens,
+            budget_bytes / GIB,
+            chosen,
+            len(layers),
+        )
         return chosen
 
 
@@ -243,7 +237,7 @@ class XlaCheckpointing(TrainerCallback):
     module for the RNG state, which does not exist, and fails at the first step."""
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        if not args.gradient_checkpointing or model is None:
+        if model is None:
             return
         import functools
 

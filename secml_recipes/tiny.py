@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from . import layout
 from .templates import llama31_stock_template, read_template
 
 LLAMA_SPECIALS = [
@@ -148,7 +149,7 @@ def build_tiny_models(out: str | Path, vocab_size: int = 2048, seed: int = 0, pr
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="models/tiny")
+    parser.add_argument("--out", default=str(layout.tiny_models()))
     parser.add_argument("--vocab-size", type=int, default=2048)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pretrain-steps", type=int, default=300)

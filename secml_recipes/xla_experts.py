@@ -17,14 +17,16 @@ from transformers.integrations.moe import ALL_EXPERTS_FUNCTIONS
 NAME = "static_dense"
 
 
-def static_dense_experts_forward(self, hidden_states: torch.Tensor, top_k_index: torch.Tensor,
-                                 top_k_weights: torch.Tensor) -> torch.Tensor:
+def static_dense_experts_forward(
+    self, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor
+) -> torch.Tensor:
     """(tokens, hidden) -> (tokens, hidden) for gated, concatenated, untransposed expert stacks without bias
     (Mixtral, Qwen3-MoE): gate_up_proj (E, 2I, H), down_proj (E, H, I)."""
     if self.is_transposed or self.has_bias or not self.has_gate or not self.is_concatenated:
         raise NotImplementedError(f"{NAME} covers gated experts without bias in (E, out, in) layout")
-    routing = torch.zeros(hidden_states.shape[0], self.num_experts, dtype=top_k_weights.dtype,
-                          device=hidden_states.device).scatter_add(1, top_k_index, top_k_weights)
+    routing = torch.zeros(
+        hidden_states.shape[0], self.num_experts, dtype=top_k_weights.dtype, device=hidden_states.device
+    ).scatter_add(1, top_k_index, top_k_weights)
     gate_up = torch.einsum("th,eoh->eto", hidden_states, self.gate_up_proj)
     out = torch.einsum("eti,ehi->eth", self._apply_gate(gate_up), self.down_proj)
     return torch.einsum("eth,te->th", out, routing.to(out.dtype)).to(hidden_states.dtype)

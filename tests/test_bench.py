@@ -5,9 +5,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from helpers import ROOT
 
 
+@pytest.mark.slow
 def test_benchmark_runs_both_variants_with_matching_losses(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, str(ROOT / "bench/train_throughput.py"), "--shape", "tiny", "--mode", "full",
@@ -22,6 +25,7 @@ def test_benchmark_runs_both_variants_with_matching_losses(tmp_path):
     assert "| trl |" in proc.stdout and "| secml |" in proc.stdout
 
 
+@pytest.mark.slow
 def test_attention_paths_agree_with_per_sequence_attention():
     proc = subprocess.run([sys.executable, str(ROOT / "bench/attention_paths.py"), "--heads", "4", "--kv-heads", "2",
                            "--dim", "16", "--repeats", "1"], capture_output=True, text=True, timeout=300)
@@ -32,6 +36,7 @@ def test_attention_paths_agree_with_per_sequence_attention():
     assert all(float(r.split("|")[4]) < 1e-4 for r in rows)
 
 
+@pytest.mark.slow
 def test_gpu_suite_dry_run_writes_the_summary_and_plot(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "bench/gpu_suite.py"), "--out", str(tmp_path), "--shape", "tiny",
                            "--steps", "2", "--warmup", "1", "--only", "llama-8b LoRA,mixtral-8x7b LoRA"],

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+from secml_recipes import layout, versions
 from secml_recipes.deploy import verify
 from secml_recipes.deploy.gguf import DeployError, write_modelfile
 from secml_recipes.deploy.merge import merge_adapter
 
 from helpers import ROOT
 
-LLAMA_CPP_VERSION = "0.3.36"
+LLAMA_CPP_VERSION = versions.LLAMA_CPP_PYTHON
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +59,8 @@ def test_merge_refuses_low_precision(random_adapter, tmp_path):
 @pytest.fixture(scope="module")
 def llama_cpp_source():
     """llama.cpp's converter from the llama-cpp-python source distribution (registry), as `make llama-cpp` gets it."""
-    cache = ROOT / ".cache" / "llama.cpp"
-    src = cache / f"llama_cpp_python-{LLAMA_CPP_VERSION}" / "vendor" / "llama.cpp"
+    cache = layout.llama_cpp_source().parent
+    src = layout.llama_cpp_converter_dir()
     if not (src / "convert_hf_to_gguf.py").exists():
         cache.mkdir(parents=True, exist_ok=True)
         proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "--quiet",
@@ -70,6 +71,7 @@ def llama_cpp_source():
     return src
 
 
+@pytest.mark.slow
 def test_gguf_round_trip_through_transformers(tiny_models, small_corpus, llama_cpp_source, tmp_path):
     from transformers import AutoTokenizer
 
@@ -115,6 +117,7 @@ def test_modelfiles_carry_the_training_chat_format(tmp_path):
         write_modelfile(tmp_path / "x.gguf", "gpt2")
 
 
+@pytest.mark.slow
 def test_quantize_command_reports_and_fails_broken_artifacts(tiny_models, small_corpus, llama_cpp_source, tmp_path,
                                                            monkeypatch, capsys):
     """The whole `quantize` flow for GGUF f16 with transformers standing in for llama.cpp's client (CI has no
@@ -159,6 +162,7 @@ def test_quantize_recipe_errors_name_the_entry(tmp_path, capsys):
 
 @pytest.mark.skipif(__import__("importlib").util.find_spec("llama_cpp") is None,
                     reason="llama-cpp-python is not installed (make llama-cpp builds it)")
+@pytest.mark.slow
 def test_llama_cpp_generator_matches_transformers_greedy(tiny_models, llama_cpp_source, tmp_path):
     """The evaluation's two runtimes give the same greedy continuation for the same f32 GGUF."""
     from secml_recipes.deploy.gguf import convert_to_gguf

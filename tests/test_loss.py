@@ -67,7 +67,7 @@ def test_four_micro_batches_equal_one_batch_of_four(tiny_models, tmp_path, rows)
     for b in micro:
         loss = trainer.compute_loss(model, dict(b), num_items_in_batch=n_items)
         loss.backward()
-        total += float(loss)
+        total += float(loss.detach())
     grads_accumulated = _grads(model)
 
     full = _batch(trainer, [0, 1, 2, 3])
@@ -76,7 +76,7 @@ def test_four_micro_batches_equal_one_batch_of_four(tiny_models, tmp_path, rows)
     loss_full.backward()
     grads_full = _grads(model)
 
-    assert total == pytest.approx(float(loss_full), abs=1e-5)
+    assert total == pytest.approx(float(loss_full.detach()), abs=1e-5)
     assert grads_accumulated.keys() == grads_full.keys() and grads_full
     for name in grads_full:
         torch.testing.assert_close(grads_accumulated[name], grads_full[name], rtol=1e-5, atol=1e-5, msg=name)
@@ -91,6 +91,7 @@ class _GradCapture(TrainerCallback):
             self.grads = _grads(model)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("padding_free", ["false", "true"])
 def test_trainer_step_with_accumulation_matches_big_batch(tiny_models, tmp_path, rows, padding_free):
     """The whole Trainer loop: one optimizer step of 4x1 with accumulation vs 1x4 gives the same gradients,
@@ -121,3 +122,31 @@ def test_router_aux_loss_is_added_for_the_generalist(tiny_models, tmp_path, epis
         trainer.aux_loss_enabled = False
         without = float(trainer.compute_loss(trainer.model, dict(batch)))
     assert with_aux > without
+
+
+@pytest.mark.parametrize("task, loss_type", [("specialist", "nll"), ("specialist", "dft"), ("generalist", "nll")])
+def test_loss_and_gradients_are_trls_own(tiny_models, tmp_path, rows, episode_with_tools, task, loss_type):
+    """`token_loss` is TRL's loss, copied so that metrics stay tensors: on the same batch TRL's own
+    `SFTTrainer.compute_loss` gives the same loss and gradients (accumulation's num_items_in_batch, DFT, and the
+    generalist's router auxiliary loss included)."""
+    from trl import SFTTrainer
+
+    data = rows if task == "specialist" else [{"messages": episode_with_tools["messages"],
+                                               "tools": episode_with_tools["tools"]}] * 2
+    trainer = make_trainer(task, tiny_models["llama" if task == "specialist" else "mixtral"], data, tmp_path,
+                           *SEQUENTIAL, "--max_length", "16384", "--loss_type", loss_type, "--lora_dropout", "0.0")
+    model = trainer.model.train()
+    batch = _batch(trainer, [0, 1])
+    n_items = trainer._get_num_items_in_batch([batch], torch.device("cpu"))
+    trainer.current_gradient_accumulation_steps = 2  # as inside an accumulated step
+    results = []
+    for compute in (trainer.compute_loss, lambda *a, **k: SFTTrainer.compute_loss(trainer, *a, **k)):
+        model.zero_grad()
+        loss = compute(model, dict(batch), num_items_in_batch=n_items)
+        loss.backward()
+        results.append((float(loss.detach()), _grads(model)))
+    (ours, ours_grads), (trl, trl_grads) = results
+    assert ours == pytest.approx(trl, rel=1e-6) and ours_grads.keys() == trl_grads.keys() and ours_grads
+    for name in trl_grads:
+        torch.testing.assert_close(ours_grads[name], trl_grads[name], rtol=1e-6, atol=1e-7, msg=name)
+    assert trainer.aux_loss_enabled == (task == "generalist")

@@ -135,3 +135,20 @@ def test_padding_free_batches_train_the_same_tokens(tiny_models, tmp_path):
     real = [p["labels"][i][p["attention_mask"][i] == 1] for i in range(2)]
     assert torch.equal(torch.cat(real), f["labels"][0])
     assert torch.equal(f["position_ids"][0], torch.cat([torch.arange(len(r)) for r in real]))
+
+
+@pytest.mark.parametrize("padding_free", ["false", "true"])
+def test_keep_end_truncation_keeps_the_end_of_each_row(tiny_models, tmp_path, padding_free):
+    """`truncation_mode: keep_end` (TRL's own truncation, also for padding-free rows): a limit inside the prompt
+    keeps each row's last tokens, the trained completion among them; keep_start would leave nothing to train."""
+    rows = _specialist_rows(2)
+    common = (*SEQUENTIAL[:4], "--padding_free", padding_free)
+    full = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "a", *common, "--max_length", "16384")
+    with pytest.warns(FutureWarning, match="keep_end"):  # TRL 1.16 deprecates keep_end; it still works
+        cut = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "b", *common, "--max_length", "64",
+                           "--truncation_mode", "keep_end")
+    assert len(cut.train_dataset) == len(rows) and cut.args.max_length == 64
+    for whole, kept in zip(full.train_dataset, cut.train_dataset):
+        assert kept["input_ids"] == whole["input_ids"][-64:] and kept["labels"] == whole["labels"][-64:]
+    start = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "c", *common, "--max_length", "64")
+    assert len(start.train_dataset) == 0

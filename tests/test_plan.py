@@ -19,8 +19,9 @@ LORA = dict(r=16, target_modules=("q_proj", "v_proj"), dropout=0.05)
 
 def _cli(*args: str, module: str = "secml_recipes.plan") -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, env=env,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, env=env, timeout=600
+    )
 
 
 def _plan(capsys, *args: str) -> subprocess.CompletedProcess:
@@ -44,7 +45,7 @@ def _benchmark_peak_tokens(batch: int, steps: int = 25) -> int:
 
     vocab = SHAPES["llama-8b"][1]["vocab_size"]
     lengths = [len(r["input_ids"]) for r in synthetic_rows(batch * (steps + 2), vocab, seed=0, scale=1.0)]
-    return max(batch * max(lengths[i * batch:(i + 1) * batch]) for i in range(steps))
+    return max(batch * max(lengths[i * batch : (i + 1) * batch]) for i in range(steps))
 
 
 # Peaks measured with plain TRL 1.16 (bench/train_throughput.py --variants trl, torch.cuda.max_memory_allocated) on
@@ -56,45 +57,70 @@ MEASURED = [
 ]
 
 
-@pytest.mark.parametrize("model,mode,batch,measured_gib", MEASURED, ids=["llama8b-lora", "llama8b-full",
-                                                                          "mixtral-lora"])
+@pytest.mark.parametrize(
+    "model,mode,batch,measured_gib", MEASURED, ids=["llama8b-lora", "llama8b-full", "mixtral-lora"]
+)
 def test_planner_predicts_measured_peaks_within_15_percent(model, mode, batch, measured_gib):
     from secml_recipes.plan import RecipeModel, plan
     from secml_recipes.plan.memory import Device, Training
     from secml_recipes.plan.model import LoraShape
 
     lora = LoraShape(**LORA) if mode == "lora" else None
-    training = Training(trainable=mode, quantization=None, optimizer="adamw_torch_fused",
-                        micro_batch_tokens=_benchmark_peak_tokens(batch), checkpointing="all")
+    training = Training(
+        trainable=mode,
+        quantization=None,
+        optimizer="adamw_torch_fused",
+        micro_batch_tokens=_benchmark_peak_tokens(batch),
+        checkpointing="all",
+    )
     predicted = plan("bench", RecipeModel(model, "bfloat16", lora), training, Device("single", 1, None))
     gib = predicted.breakdown.peak / GIB
-    print(f"{model} {mode}: predicted {gib:.2f} GiB, measured {measured_gib} GiB "
-          f"({(gib - measured_gib) / measured_gib:+.1%})")
+    print(
+        f"{model} {mode}: predicted {gib:.2f} GiB, measured {measured_gib} GiB "
+        f"({(gib - measured_gib) / measured_gib:+.1%})"
+    )
     assert abs(gib - measured_gib) <= 0.15 * measured_gib
 
 
 def test_planner_refuses_generalist_on_ddp_80gb_and_names_the_fixes(capsys):
-    proc = _plan(capsys, "recipes/generalist.yaml", "--config", "accelerate_configs/multi_gpu.yaml",
-                 "--gpu-memory", "80")
+    proc = _plan(
+        capsys, "recipes/generalist.yaml", "--config", "accelerate_configs/multi_gpu.yaml", "--gpu-memory", "80"
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "DOES NOT FIT" in proc.stdout
-    refusal = proc.stderr[proc.stderr.index("recipes/generalist.yaml: does not fit"):].splitlines()
+    refusal = proc.stderr[proc.stderr.index("recipes/generalist.yaml: does not fit") :].splitlines()
     fixes = [line.strip() for line in refusal[1:] if line.strip()]
     assert any(f.startswith("--config_file accelerate_configs/fsdp.yaml") for f in fixes), fixes
     assert any(f.startswith("--load_in_4bit true") and "one GPU" in f for f in fixes), fixes
 
 
 def test_mixtral_qlora_fits_one_80gb_gpu_with_experts_in_4bit(capsys):
-    proc = _plan(capsys, "recipes/generalist.yaml", "--config", "accelerate_configs/single_gpu.yaml",
-                 "--gpu-memory", "80", "--load_in_4bit", "true")
+    proc = _plan(
+        capsys,
+        "recipes/generalist.yaml",
+        "--config",
+        "accelerate_configs/single_gpu.yaml",
+        "--gpu-memory",
+        "80",
+        "--load_in_4bit",
+        "true",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "| weights | 24." in proc.stdout and "| device | 80.00 | fits |" in proc.stdout
 
 
 def test_sft_refuses_a_launch_that_cannot_fit_before_loading_anything():
     # Mixtral-8x7B's name only: nothing is downloaded (HF_HUB_OFFLINE), the planner reads the shipped config.json.
-    proc = _cli("recipes/generalist.yaml", "--use_cpu", "true", "--bf16", "false", "--memory_limit_gib", "80",
-                module="secml_recipes.sft")
+    proc = _cli(
+        "recipes/generalist.yaml",
+        "--use_cpu",
+        "true",
+        "--bf16",
+        "false",
+        "--memory_limit_gib",
+        "80",
+        module="secml_recipes.sft",
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "does not fit" in proc.stderr and "--load_in_4bit true" in proc.stderr
     assert "Traceback" not in proc.stderr and "Loading weights" not in proc.stderr
@@ -112,18 +138,24 @@ def test_launch_picks_a_config_that_fits(capsys):
 
 
 def test_tpu_slices_shard_with_spmd_and_refusals_name_a_larger_slice(capsys):
-    small = _plan(capsys, "recipes/generalist.yaml", "--config", "accelerate_configs/tpu_fsdp.yaml",
-                  "--tpu", "v5e-8")
+    small = _plan(capsys, "recipes/generalist.yaml", "--config", "accelerate_configs/tpu_fsdp.yaml", "--tpu", "v5e-8")
     assert small.returncode == 2 and "XLA SPMD FSDPv2" in small.stdout
     assert "--tpu v" in small.stderr and "Traceback" not in small.stderr
-    replicated = _plan(capsys, "recipes/specialist.yaml", "--config", "accelerate_configs/tpu.yaml",
-                       "--tpu", "v4-8")
+    replicated = _plan(capsys, "recipes/specialist.yaml", "--config", "accelerate_configs/tpu.yaml", "--tpu", "v4-8")
     assert replicated.returncode == 2 and "tpu_fsdp.yaml" in replicated.stderr
 
 
-@pytest.mark.parametrize("model", ["meta-llama/Llama-3.1-8B-Instruct", "mistralai/Mixtral-8x7B-Instruct-v0.1",
-                                   "Qwen/Qwen3-8B", "Qwen/Qwen3-30B-A3B", "google/gemma-3-12b-it",
-                                   "google/gemma-3-1b-it"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "mistralai/Mixtral-8x7B-Instruct-v0.1",
+        "Qwen/Qwen3-8B",
+        "Qwen/Qwen3-30B-A3B",
+        "google/gemma-3-12b-it",
+        "google/gemma-3-1b-it",
+    ],
+)
 def test_every_shipped_family_is_planned_from_its_config(model):
     from secml_recipes.plan import RecipeModel, plan
     from secml_recipes.plan.memory import Device, Training
@@ -138,11 +170,13 @@ def test_every_shipped_family_is_planned_from_its_config(model):
     else:
         assert facts.lora_params == text_lora
     recipe_model = RecipeModel(model, "bfloat16", LoraShape(**LORA))
-    sharded = plan("x", recipe_model, Training("lora", None, "adamw_torch_fused", 8192, "all"),
-                   Device("fsdp2", 8, 80)).breakdown
+    sharded = plan(
+        "x", recipe_model, Training("lora", None, "adamw_torch_fused", 8192, "all"), Device("fsdp2", 8, 80)
+    ).breakdown
     assert facts.total_params * 2 / 8 < sharded.weights < facts.total_params * 2.01 / 8 and sharded.fits
-    qlora = plan("x", recipe_model, Training("lora", "nf4", "adamw_torch_fused", 8192, "all"),
-                 Device("single", 1, 80)).breakdown
+    qlora = plan(
+        "x", recipe_model, Training("lora", "nf4", "adamw_torch_fused", 8192, "all"), Device("single", 1, 80)
+    ).breakdown
     assert facts.total_params * 0.5 < qlora.weights < facts.total_params * 2
 
 
@@ -163,8 +197,7 @@ def test_meta_probe_equals_the_measurement_on_a_real_model(tiny_models):
     from secml_recipes.plan.model import PROBE_TOKENS, model_facts
     from secml_recipes.speed import measure_saved_bytes_per_token
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_models["llama"], dtype=torch.float32,
-                                                 attn_implementation="sdpa")
+    model = AutoModelForCausalLM.from_pretrained(tiny_models["llama"], dtype=torch.float32, attn_implementation="sdpa")
     real = measure_saved_bytes_per_token(model.get_decoder(), PROBE_TOKENS, model.config.vocab_size)
     planned = model_facts(str(tiny_models["llama"]), "float32").layer_bytes_per_token
     assert planned == pytest.approx(real, rel=0.02)

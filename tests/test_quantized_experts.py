@@ -25,13 +25,28 @@ def test_mixtral_qlora_quantizes_every_expert_trains_saves_and_merges(tiny_model
     from secml_recipes.deploy.merge import merge_adapter
 
     base_path = tiny_models["mixtral"]
-    trainer = make_trainer("generalist", base_path, [episode_with_tools] * 4, tmp_path, "--load_in_4bit", "true",
-                           "--dtype", "bfloat16", "--max_steps", "2", "--lora_dropout", "0.0")
+    trainer = make_trainer(
+        "generalist",
+        base_path,
+        [episode_with_tools] * 4,
+        tmp_path,
+        "--load_in_4bit",
+        "true",
+        "--dtype",
+        "bfloat16",
+        "--max_steps",
+        "2",
+        "--lora_dropout",
+        "0.0",
+    )
     model = trainer.model
     _no_float_expert_stack(model)
     layers = model.get_base_model().model.layers
-    assert all(isinstance(getattr(layer.self_attn, p).base_layer, bnb.nn.Linear4bit) for layer in layers
-               for p in ("q_proj", "v_proj"))
+    assert all(
+        isinstance(getattr(layer.self_attn, p).base_layer, bnb.nn.Linear4bit)
+        for layer in layers
+        for p in ("q_proj", "v_proj")
+    )
     # The 4-bit stacks read back as the original experts, within NF4's error.
     original = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.bfloat16)
     for quantized, reference in zip(layers, original.model.layers):
@@ -51,8 +66,9 @@ def test_mixtral_qlora_quantizes_every_expert_trains_saves_and_merges(tiny_model
     assert (adapter_dir / "adapter_model.safetensors").is_file()
     merged_dir = merge_adapter(adapter_dir, tmp_path / "merged", dtype="float32", base_model=str(base_path))
     merged = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch.float32)
-    unmerged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32),
-                                         adapter_dir)
+    unmerged = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32), adapter_dir
+    )
     ids = torch.randint(3, merged.config.vocab_size, (1, 24))
     with torch.no_grad():
         torch.testing.assert_close(merged(ids).logits, unmerged(ids).logits, rtol=1e-4, atol=1e-4)
@@ -61,9 +77,18 @@ def test_mixtral_qlora_quantizes_every_expert_trains_saves_and_merges(tiny_model
 def test_qwen3_moe_fused_experts_load_in_4bit(tmp_path):
     from transformers import AutoModelForCausalLM, Qwen3MoeConfig
 
-    config = Qwen3MoeConfig(vocab_size=256, hidden_size=64, intermediate_size=128, moe_intermediate_size=64,
-                            num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-                            num_experts=4, num_experts_per_tok=2)
+    config = Qwen3MoeConfig(
+        vocab_size=256,
+        hidden_size=64,
+        intermediate_size=128,
+        moe_intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        num_experts=4,
+        num_experts_per_tok=2,
+    )
     torch.manual_seed(0)
     AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path)
     quant = ExpertsBitsAndBytesConfig(bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)

@@ -42,8 +42,10 @@ def test_production_recipes_say_what_the_brief_says():
 
 def test_cli_overrides_win_and_are_typed(tmp_path):
     path = write(tmp_path, "task: specialist\nlearning_rate: 1.0e-5\nnum_train_epochs: 3\noutput_dir: out\n" + CPU_YAML)
-    data, model, sft, speed = load_recipe(path, ["--learning_rate", "2e-4", "--num_train_epochs=1", "--use_peft",
-                                         "--lora_target_modules", "q_proj,k_proj"])
+    data, model, sft, speed = load_recipe(
+        path,
+        ["--learning_rate", "2e-4", "--num_train_epochs=1", "--use_peft", "--lora_target_modules", "q_proj,k_proj"],
+    )
     assert sft.learning_rate == 2e-4 and sft.num_train_epochs == 1
     assert model.use_peft is True and model.lora_target_modules == ["q_proj", "k_proj"]
 
@@ -101,3 +103,56 @@ def test_sft_main_exits_2_with_message(tmp_path, capsys):
 
     assert main([str(tmp_path / "missing.yaml")]) == 2
     assert "recipe file not found" in capsys.readouterr().err
+
+
+# --- the command line: values are kept exactly, `none` is a value, the library's spellings work ----------------
+
+
+def test_key_equals_value_keeps_dashes_in_values(tmp_path):
+    recipe = write(tmp_path, "output_dir: out\n" + CPU_YAML)
+    _, _, sft, _ = load_recipe(
+        recipe, ["--output_dir=runs/out-a", "--hub_model_id=org/my-model", "--learning_rate=-1e-4"]
+    )
+    assert sft.output_dir == "runs/out-a" and sft.hub_model_id == "org/my-model" and sft.learning_rate == -1e-4
+    _, _, sft, _ = load_recipe(recipe, ["--output_dir", "runs/out-b", "--learning_rate", "-2e-4"])
+    assert sft.output_dir == "runs/out-b" and sft.learning_rate == -2e-4
+
+
+def test_report_to_none_means_no_reporters(tmp_path):
+    recipe = write(tmp_path, "output_dir: out\n" + CPU_YAML)
+    for argv in (["--report_to", "none"], ["--report_to=none"]):
+        assert load_recipe(recipe, argv)[2].report_to == []
+    assert load_recipe(write(tmp_path, "output_dir: out\nreport_to: none\n" + CPU_YAML))[2].report_to == []
+
+
+def test_null_bare_flags_dashed_keys_and_lists(tmp_path):
+    recipe = write(tmp_path, "output_dir: out\nmax_length: 512\n" + CPU_YAML)
+    data, model, sft, _ = load_recipe(
+        recipe,
+        [
+            "--max_length",
+            "null",
+            "--use-peft",
+            "--eval_split=null",
+            "--xla_bucket_lengths",
+            "[1024, 2048]",
+            "--lora_target_modules",
+            "q_proj,v_proj",
+        ],
+    )
+    assert sft.max_length is None and model.use_peft is True and data.eval_split is None
+    assert data.xla_bucket_lengths == [1024, 2048] and model.lora_target_modules == ["q_proj", "v_proj"]
+    with pytest.raises(RecipeError, match="command line: key 'learning_rate' needs a value"):
+        load_recipe(recipe, ["--learning_rate"])
+
+
+def test_a_training_recipe_without_output_dir_writes_where_the_layout_says(tmp_path):
+    from secml_recipes import layout
+
+    _, _, sft, _ = load_recipe(write(tmp_path, "task: generalist\n" + CPU_YAML))
+    assert sft.output_dir == str(layout.trained_model("generalist")) == "models/generalist_model_lora"
+
+
+def test_pad_token_goes_to_the_tokenizer_not_to_trls_deprecated_key(tmp_path):
+    _, model, sft, _ = load_recipe(write(tmp_path, "output_dir: out\npad_token: '<pad>'\n" + CPU_YAML))
+    assert model.pad_token == "<pad>" and sft.pad_token is None

@@ -18,7 +18,9 @@ def _run(task, model, corpus, out, *extra):
                  *extra])
 
 
-def test_specialist_trains_saves_plots_and_resumes(tiny_models, small_corpus, tmp_path):
+@pytest.mark.slow
+def test_specialist_trains_saves_plots_and_resumes(tiny_models, small_corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_PLANTEDtokenNEVERsaved")
     out = tmp_path / "specialist_model"
     assert _run("specialist", tiny_models["llama"], small_corpus, out, "--max_steps", "4", "--save_steps", "2") == 0
     names = {p.name for p in out.iterdir()}
@@ -34,7 +36,12 @@ def test_specialist_trains_saves_plots_and_resumes(tiny_models, small_corpus, tm
     steps = [h["step"] for h in json.loads((out / "loss_history.json").read_text()) if "loss" in h]
     assert steps == [1, 2, 3, 4, 5, 6]
     saved = json.loads((out / "secml_recipe.json").read_text())
-    assert "token" not in json.dumps(saved).replace("pad_token", "").replace("eos_token", "").replace("trained_tokens", "")
+    recipe = json.dumps(saved["resolved"]).replace("pad_token", "").replace("eos_token", "").replace("trained_tokens", "")
+    assert "token" not in recipe and "hf_PLANTED" not in json.dumps(saved)
+    # What the run did is saved with it: the start-of-run table and the settings behind it.
+    settings = json.loads((out / "run_settings.json").read_text())
+    assert settings == saved["run_settings"] and settings["backend"] == "cpu" and settings["padding_free"]
+    assert ["attention", "varlen"] == settings["table"][5][:2]
 
 
 def test_generalist_saves_a_lora_adapter_with_the_recipe_shape(tiny_models, small_corpus, tmp_path):

@@ -19,21 +19,64 @@ from safetensors.torch import load_file
 
 from helpers import ROOT
 
-STEPS = ["--max_steps", "4", "--num_train_epochs", "1", "--save_steps", "2", "--save_total_limit", "5",
-         "--logging_steps", "1", "--max_train_samples", "16", "--lr_scheduler_type", "constant",
-         "--gradient_accumulation_steps", "1", "--train_sampling_strategy", "sequential", "--shuffle_dataset", "false"]
+STEPS = [
+    "--max_steps",
+    "4",
+    "--num_train_epochs",
+    "1",
+    "--save_steps",
+    "2",
+    "--save_total_limit",
+    "5",
+    "--logging_steps",
+    "1",
+    "--max_train_samples",
+    "16",
+    "--lr_scheduler_type",
+    "constant",
+    "--gradient_accumulation_steps",
+    "1",
+    "--train_sampling_strategy",
+    "sequential",
+    "--shuffle_dataset",
+    "false",
+]
 
 
-def _sft(recipe: str, model, corpus, out, processes: int, *extra: str, port: int = 29541,
-         config: str = "fsdp.yaml") -> list[float]:
-    args = [f"recipes/smoke/{recipe}.yaml", "--model_name_or_path", str(model), "--dataset_path", str(corpus),
-            "--output_dir", str(out), *STEPS, *extra]
+def _sft(
+    recipe: str, model, corpus, out, processes: int, *extra: str, port: int = 29541, config: str = "fsdp.yaml"
+) -> list[float]:
+    args = [
+        f"recipes/smoke/{recipe}.yaml",
+        "--model_name_or_path",
+        str(model),
+        "--dataset_path",
+        str(corpus),
+        "--output_dir",
+        str(out),
+        *STEPS,
+        *extra,
+    ]
     if processes == 1:
         cmd = [sys.executable, "-m", "secml_recipes.sft", *args, "--per_device_train_batch_size", "2"]
     else:
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", f"accelerate_configs/{config}",
-               "--num_processes", str(processes), "--mixed_precision", "no", "--main_process_port", str(port),
-               "tests/cpu_sharded_launch.py", *args, "--per_device_train_batch_size", "1"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--config_file",
+            f"accelerate_configs/{config}",
+            "--num_processes",
+            str(processes),
+            "--mixed_precision",
+            "no",
+            "--main_process_port",
+            str(port),
+            "tests/cpu_sharded_launch.py",
+            *args,
+            "--per_device_train_batch_size",
+            "1",
+        ]
         if config.startswith("deepspeed"):
             cmd.extend(["--use_cpu", "false"])  # `cpu` turns DeepSpeed off in accelerate; its CPU accelerator runs
     env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", DS_ACCELERATOR="cpu")
@@ -58,13 +101,21 @@ def one_process(tiny_models, small_corpus, tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("config", ["fsdp.yaml", "deepspeed_zero3.yaml"])
-def test_sharded_full_finetune_saves_whole_model_equal_to_one_process(tiny_models, small_corpus, tmp_path,
-                                                                      one_process, config):
+def test_sharded_full_finetune_saves_whole_model_equal_to_one_process(
+    tiny_models, small_corpus, tmp_path, one_process, config
+):
     from transformers import AutoModelForCausalLM
 
     one, one_dir = one_process
-    two = _sft("specialist", tiny_models["llama"], small_corpus, tmp_path / "sharded", 2, config=config,
-               port=29544 if config.startswith("deepspeed") else 29541)
+    two = _sft(
+        "specialist",
+        tiny_models["llama"],
+        small_corpus,
+        tmp_path / "sharded",
+        2,
+        config=config,
+        port=29544 if config.startswith("deepspeed") else 29541,
+    )
     assert len(one) == len(two) == 4
     assert two == pytest.approx(one, rel=1e-4)
     saved = tmp_path / "sharded" / "model.safetensors"
@@ -79,8 +130,10 @@ def test_fsdp2_resumes_from_sharded_checkpoint_with_8bit_adamw_state(tiny_models
     run = _sft("specialist", tiny_models["llama"], small_corpus, tmp_path / "fsdp", 2, *optim)
     # Checkpoints stay sharded: one DCP shard per rank for the model and the optimizer, no gathered weights.
     checkpoint = tmp_path / "fsdp" / "checkpoint-2"
-    assert sorted(p.name for p in (checkpoint / "pytorch_model_fsdp_0").glob("*.distcp")) == \
-        ["__0_0.distcp", "__1_0.distcp"]
+    assert sorted(p.name for p in (checkpoint / "pytorch_model_fsdp_0").glob("*.distcp")) == [
+        "__0_0.distcp",
+        "__1_0.distcp",
+    ]
     assert list((checkpoint / "optimizer_0").glob("*.distcp")) and not (checkpoint / "model.safetensors").exists()
     # Resumed from step 2 (its history comes with the checkpoint), steps 3 and 4 and the final weights are those of
     # the run that never stopped.
@@ -89,8 +142,7 @@ def test_fsdp2_resumes_from_sharded_checkpoint_with_8bit_adamw_state(tiny_models
     shutil.copytree(checkpoint, resumed_dir / "checkpoint-2")
     resumed = _sft("specialist", tiny_models["llama"], small_corpus, resumed_dir, 2, *optim, port=29542)
     assert len(resumed) == 4 and resumed[2:] == pytest.approx(run[2:], rel=1e-5)
-    _close(load_file(tmp_path / "fsdp" / "model.safetensors"), load_file(resumed_dir / "model.safetensors"),
-           atol=1e-6)
+    _close(load_file(tmp_path / "fsdp" / "model.safetensors"), load_file(resumed_dir / "model.safetensors"), atol=1e-6)
 
 
 @pytest.mark.slow

@@ -1,12 +1,15 @@
 """Every speed feature leaves the loss and gradients of identical batches unchanged."""
 
+import dataclasses
+
 import pytest
 import torch
 
 from secml_recipes.data.fixtures import real_reports
 from secml_recipes.data.split import specialist_examples
 
-from helpers import make_trainer
+from helpers import ROOT, XLA, make_trainer
+from secml_recipes.run_settings import Environment
 from secml_recipes.speed import decoder_layers
 
 SEQUENTIAL = ("--train_sampling_strategy", "sequential", "--shuffle_dataset", "false", "--per_device_train_batch_size", "4")
@@ -37,6 +40,7 @@ def _assert_same_step(padded, padded_batch, fast, fast_batch):
         torch.testing.assert_close(gf[name], gp[name], rtol=1e-4, atol=1e-5, msg=name)
 
 
+@pytest.mark.slow
 def test_padding_free_gives_the_padded_loss_and_gradients(tiny_models, tmp_path, rows):
     padded = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "a", *SEQUENTIAL,
                           "--padding_free", "false", "--max_length", "16384")
@@ -65,14 +69,13 @@ def test_padding_free_still_enforces_max_length(tiny_models, tmp_path, rows):
     assert len(none.train_dataset) == 0
 
 
-def test_xla_turns_padding_free_off_and_pads_to_buckets(tiny_models, tmp_path, rows, monkeypatch):
+def test_xla_turns_padding_free_off_and_pads_to_buckets(tiny_models, tmp_path, rows):
     import secml_recipes.trainers as trainers
 
-    monkeypatch.setattr(trainers, "is_xla_device", lambda device=None: True)
     trainer = make_trainer("specialist", tiny_models["llama"], rows, tmp_path, *SEQUENTIAL,
-                           "--padding_free", "true", "--max_length", "4096")
+                           "--padding_free", "true", "--max_length", "4096", env=XLA)
     assert not trainer.args.padding_free and "fused" not in str(trainer.args.optim.value)
-    assert isinstance(trainer.data_collator, trainers.CompletionOnlyCollator)
+    assert isinstance(trainer.data_collator, trainers.BucketCollator)
     # Buckets planned from the rows' token lengths: at most xla_bucket_count, multiples of 128, covering all rows.
     buckets = trainer.data_collator.bucket_lengths
     lengths = [len(ids) for ids in trainer.train_dataset["input_ids"]]
@@ -81,7 +84,7 @@ def test_xla_turns_padding_free_off_and_pads_to_buckets(tiny_models, tmp_path, r
     for row in trainer.train_dataset:
         assert trainer.data_collator([row])["input_ids"].shape[1] in buckets
     explicit = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "x", *SEQUENTIAL,
-                            "--max_length", "4096", "--xla_bucket_lengths", "[1024, 2048, 4096]")
+                            "--max_length", "4096", "--xla_bucket_lengths", "[1024, 2048, 4096]", env=XLA)
     assert explicit.data_collator.bucket_lengths == [1024, 2048, 4096]
 
 
@@ -132,6 +135,7 @@ def test_varlen_attention_gives_the_padded_loss_and_gradients(tiny_models, tmp_p
     _assert_same_step(padded, pb, flat, fb)
 
 
+@pytest.mark.slow
 def test_bfd_packing_with_varlen_gives_the_padded_loss_and_gradients_of_the_same_rows(tiny_models, tmp_path, rows):
     """`packing: true` (TRL's best-fit-decreasing bins, padding-free) puts all four rows into one bin here: its
     loss and gradients are those of the padded batch of the same four rows."""
@@ -170,33 +174,48 @@ def test_varlen_attention_separates_sequences_without_cu_seq_lens_and_leaves_gen
     assert torch.equal(varlen_out, sdpa_out)
 
 
-def test_auto_attention_per_backend(monkeypatch):
-    import secml_recipes.speed as speed
+def _settings(env, *overrides):
+    from secml_recipes.recipe import load_recipe
+    from secml_recipes.run_settings import resolve_run_settings
 
-    assert speed.resolve_attn_implementation("sdpa", True, False) == "sdpa"  # explicit values are kept
-    assert speed.resolve_attn_implementation("auto", True, False, cuda=False) == "varlen"
-    assert speed.resolve_attn_implementation("auto", False, False, cuda=True) == "sdpa"
-    assert speed.resolve_attn_implementation("auto", True, True, cuda=False) == "sdpa"  # XLA: padded buckets
-    monkeypatch.setattr(speed, "has_package", lambda name: name == "flash_attn")
-    assert speed.resolve_attn_implementation("auto", True, False, cuda=True) == "flash_attention_2"
-    assert speed.resolve_attn_implementation("auto", True, False, cuda=False) == "varlen"
+    args = load_recipe(ROOT / "recipes/smoke/specialist.yaml", ["--use_cpu", "false", *overrides])
+    return resolve_run_settings(*args, env)
+
+
+CUDA = Environment("cuda", cuda_capability=(9, 0))
+
+
+def test_auto_attention_per_backend():
+    def attention(env, padding_free="true", requested="auto"):
+        return _settings(env, "--padding_free", padding_free, "--attn_implementation", requested).attn_implementation
+
+    assert attention(Environment("cpu"), requested="sdpa") == "sdpa"  # explicit values are kept
+    assert attention(Environment("cpu")) == "varlen"
+    assert attention(CUDA, padding_free="false") == "sdpa"
+    assert attention(XLA) == "sdpa"  # XLA: padded buckets
+    flash = frozenset({"flash_attn"})
+    assert attention(dataclasses.replace(CUDA, packages=flash)) == "flash_attention_2"
+    assert attention(Environment("cpu", packages=flash)) == "varlen"
 
 
 # --- Liger ----------------------------------------------------------------------------------------------------
 
 
-def test_liger_is_only_turned_on_where_it_runs(monkeypatch):
-    import secml_recipes.speed as speed
+def test_liger_is_only_turned_on_where_it_runs():
+    from secml_recipes.run_settings import RunSettingsError
 
-    monkeypatch.setattr(speed, "has_package", lambda name: name == "liger_kernel")
-    assert speed.resolve_liger("auto", on_xla=False, cuda=True)
-    assert not speed.resolve_liger("auto", on_xla=False, cuda=False)
-    assert not speed.resolve_liger("auto", on_xla=True, cuda=True)
-    assert not speed.resolve_liger("false", on_xla=False, cuda=True)
-    monkeypatch.setattr(speed, "has_package", lambda name: False)
-    assert not speed.resolve_liger("auto", on_xla=False, cuda=True)
-    with pytest.raises(ValueError, match="liger-kernel"):
-        speed.resolve_liger("true", on_xla=False, cuda=True)
+    liger = frozenset({"liger_kernel"})
+
+    def on(env, setting="auto"):
+        return _settings(env, "--liger_kernels", setting).use_liger_kernel
+
+    assert on(dataclasses.replace(CUDA, packages=liger))
+    assert not on(Environment("cpu", packages=liger))
+    assert not on(dataclasses.replace(XLA, packages=liger))
+    assert not on(dataclasses.replace(CUDA, packages=liger), "false")
+    assert not on(CUDA)
+    with pytest.raises(RunSettingsError, match="liger-kernel"):
+        on(CUDA, "true")
 
 
 # --- activation checkpointing sized to memory ------------------------------------------------------------------
@@ -207,20 +226,22 @@ def _train_losses(trainer) -> list[float]:
     return [h["loss"] for h in trainer.state.log_history if "loss" in h]
 
 
+@pytest.mark.slow
 def test_checkpointing_some_layers_gives_the_same_losses(tiny_models, tmp_path, rows):
     common = (*SEQUENTIAL, "--per_device_train_batch_size", "2", "--max_steps", "3", "--num_train_epochs", "1",
               "--lr_scheduler_type", "constant")
     plain = _train_losses(make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "a", *common,
-                                       "--gradient_checkpointing", "false"))
+                                       "--activation_checkpointing", "false"))
     for layers in ("all", "1", "0"):
         trainer = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / f"b{layers}", *common,
-                               "--gradient_checkpointing", "true", "--checkpointed_layers", layers)
+                               "--activation_checkpointing", "true", "--checkpointed_layers", layers)
         losses = _train_losses(trainer)
         flags = [layer.gradient_checkpointing for layer in decoder_layers(trainer.model)]
         assert flags == {"all": [True, True], "1": [True, False], "0": [False, False]}[layers]
         assert losses == pytest.approx(plain, rel=1e-5), layers
 
 
+@pytest.mark.slow
 def test_auto_checkpointing_plans_from_measured_activation_bytes(tiny_models, tmp_path, rows):
     from transformers import AutoModelForCausalLM
 
@@ -246,7 +267,7 @@ def test_auto_checkpointing_plans_from_measured_activation_bytes(tiny_models, tm
     lengths = sorted((len(ids) for ids in probe.train_dataset["input_ids"]), reverse=True)
     budget_gib = 1.5 * full * sum(lengths[:2]) / 2**30
     trainer = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "t", *SEQUENTIAL,
-                           "--per_device_train_batch_size", "2", "--max_steps", "1", "--gradient_checkpointing",
+                           "--per_device_train_batch_size", "2", "--max_steps", "1", "--activation_checkpointing",
                            "true", "--checkpointed_layers", "auto", "--activation_memory_gib", str(budget_gib))
     trainer.train()
     assert [layer.gradient_checkpointing for layer in decoder_layers(trainer.model)] == [True, False]
@@ -264,6 +285,7 @@ def test_checkpointed_layers_key_is_checked(tmp_path):
 # --- full fine-tuning optimizer: 8-bit AdamW states, bf16 weights with stochastic rounding ---------------------
 
 
+@pytest.mark.slow
 def test_eight_bit_adamw_with_stochastic_rounding_tracks_fp32_adamw(tiny_models, tmp_path, rows):
     pytest.importorskip("torchao")
     common = (*SEQUENTIAL, "--per_device_train_batch_size", "2", "--max_steps", "8", "--num_train_epochs", "2",
@@ -281,12 +303,9 @@ def test_eight_bit_adamw_with_stochastic_rounding_tracks_fp32_adamw(tiny_models,
         assert b == pytest.approx(a, rel=1e-3)
 
 
-def test_xla_swaps_torchao_optimizers_and_liger_for_plain_ones(tiny_models, tmp_path, rows, monkeypatch):
-    import secml_recipes.trainers as trainers
-
-    monkeypatch.setattr(trainers, "is_xla_device", lambda device=None: True)
+def test_xla_swaps_torchao_optimizers_and_liger_for_plain_ones(tiny_models, tmp_path, rows):
     trainer = make_trainer("specialist", tiny_models["llama"], rows, tmp_path, *SEQUENTIAL, "--optim",
-                           "adamw_torch_8bit", "--use_liger_kernel", "true", "--max_length", "4096")
+                           "adamw_torch_8bit", "--use_liger_kernel", "true", "--max_length", "4096", env=XLA)
     assert trainer.args.optim.value == "adamw_torch" and not trainer.args.use_liger_kernel
 
 

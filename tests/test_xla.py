@@ -11,7 +11,7 @@ import pytest
 
 HAS_XLA = importlib.util.find_spec("torch_xla") is not None
 if not HAS_XLA:
-    print("test_xla: skipped, torch_xla is not importable in this environment (see README 'TPU')")
+    print("test_xla: skipped, torch_xla is not importable in this environment (see docs/tpu.md)")
 
 SCRIPT = textwrap.dedent('''
     import json, sys
@@ -46,9 +46,10 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-@pytest.mark.skipif(not HAS_XLA, reason="torch_xla is not importable (separate TPU environment, see README 'TPU')")
+@pytest.mark.skipif(not HAS_XLA, reason="torch_xla is not importable (separate TPU environment, see docs/tpu.md)")
 @pytest.mark.parametrize("buckets", [["--xla_bucket_lengths", "[1024, 2048, 4096]"], ["--xla_bucket_count", "3"]],
                          ids=["fixed", "planned"])
+@pytest.mark.slow
 def test_xla_steps_compile_a_bounded_number_of_graphs(tiny_models, tmp_path, buckets):
     import json
 
@@ -97,7 +98,7 @@ def _xla_sft(task, model, corpus, out, devices: int) -> list[float]:
             "--output_dir", str(out), "--max_steps", "2", "--num_train_epochs", "1", "--logging_steps", "1",
             "--max_train_samples", "8", "--gradient_accumulation_steps", "1", "--save_strategy", "no",
             "--train_sampling_strategy", "sequential", "--shuffle_dataset", "false", "--lr_scheduler_type",
-            "constant", "--gradient_checkpointing", "true", *SHARDED[task][1]]
+            "constant", "--activation_checkpointing", "true", *SHARDED[task][1]]
     env = dict(os.environ, PJRT_DEVICE="CPU", CPU_NUM_DEVICES=str(devices))
     if devices == 1:  # the same rows per step on one device
         cmd = [sys.executable, "-m", "secml_recipes.sft", *args, "--per_device_train_batch_size", "4"]

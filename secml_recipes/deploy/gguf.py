@@ -3,7 +3,8 @@
 Nothing of llama.cpp is committed here: `make llama-cpp` downloads the `llama-cpp-python` source
 distribution from the package registry into `.cache/llama.cpp/`, whose `vendor/llama.cpp` carries
 `convert_hf_to_gguf.py` and its `gguf-py`, and builds the package (a real llama.cpp runtime and its
-quantize function) into the project's venv. `LLAMA_CPP_DIR` points elsewhere if you have a checkout.
+quantize function) into the project's venv. `LLAMA_CPP_DIR` points elsewhere if you have a checkout. The version
+lives in `secml_recipes.versions`, the folder in `secml_recipes.layout`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-LLAMA_CPP_PYTHON_VERSION = "0.3.36"
+from .. import layout, versions
+
 # llama.cpp's llama_ftype values for the quantizer (include/llama.h).
 FTYPES = {"q8_0": 7, "q4_K_M": 15, "q5_K_M": 17, "q6_K": 18, "q4_0": 2}
 CONVERT_TYPES = {"f16", "bf16", "f32", "q8_0"}
@@ -26,13 +28,12 @@ class DeployError(RuntimeError):
 def llama_cpp_dir() -> Path:
     env = os.environ.get("LLAMA_CPP_DIR")
     candidates = [Path(env)] if env else []
-    root = Path(__file__).resolve().parents[2]
-    candidates.append(root / ".cache" / "llama.cpp" / f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}" / "vendor" / "llama.cpp")
+    candidates.append(layout.llama_cpp_converter_dir())
     for c in candidates:
         if (c / "convert_hf_to_gguf.py").exists():
             return c
     raise DeployError("llama.cpp's converter was not found: run `make llama-cpp` (downloads the llama-cpp-python "
-                      f"{LLAMA_CPP_PYTHON_VERSION} source from the registry into .cache/llama.cpp) or set LLAMA_CPP_DIR")
+                      f"{versions.LLAMA_CPP_PYTHON} source from the registry into .cache/llama.cpp) or set LLAMA_CPP_DIR")
 
 
 def convert_to_gguf(model_dir: str | Path, out_file: str | Path, outtype: str = "f16") -> Path:

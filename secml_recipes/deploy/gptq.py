@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import layout
 from .gguf import DeployError
 
 WORKER = Path(__file__).with_name("gptq_worker.py")
@@ -20,7 +21,7 @@ WORKER = Path(__file__).with_name("gptq_worker.py")
 
 def gptq_python() -> Path:
     env = os.environ.get("GPTQ_PYTHON")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / ".cache" / "gptq-venv" / "bin" / "python"
+    path = Path(env) if env else layout.gptq_venv() / "bin" / "python"
     if not path.exists():
         raise DeployError(f"the GPTQ environment is missing ({path}): run `make gptq-env` or set GPTQ_PYTHON")
     return path

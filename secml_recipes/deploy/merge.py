@@ -12,23 +12,24 @@ def adapter_base(adapter_dir: str | Path) -> str:
     return json.loads(config.read_text())["base_model_name_or_path"]
 
 
-def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, dtype: str = "bfloat16",
-                  base_model: str | None = None) -> Path:
-    """Load the base in `dtype` (bfloat16 or float32), apply the adapter, `merge_and_unload`, save the
-    merged model with the adapter's tokenizer and chat template. Returns `out_dir`."""
+def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, dtype: str = "bfloat16") -> Path:
+    """Load the adapter on its base in `dtype` (bfloat16 or float32) with `peft.AutoPeftModelForCausalLM`,
+    `merge_and_unload`, save the merged model with the adapter's tokenizer and chat template. Returns `out_dir`."""
     import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from peft import AutoPeftModelForCausalLM
+    from transformers import AutoTokenizer
 
     if dtype not in ("bfloat16", "float32"):
-        raise ValueError(f"merge dtype must be bfloat16 or float32 (got {dtype}): merging into a quantized or "
-                         "fp16 base loses the adapter's precision")
+        raise ValueError(
+            f"merge dtype must be bfloat16 or float32 (got {dtype}): merging into a quantized or "
+            "fp16 base loses the adapter's precision"
+        )
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
-    base = base_model or adapter_base(adapter_dir)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, dtype))
-    merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+    base = adapter_base(adapter_dir)
+    merged = AutoPeftModelForCausalLM.from_pretrained(str(adapter_dir), dtype=getattr(torch, dtype)).merge_and_unload()
     merged.save_pretrained(out_dir)
     tok_source = adapter_dir if (adapter_dir / "tokenizer_config.json").exists() else base
     AutoTokenizer.from_pretrained(tok_source).save_pretrained(out_dir)
-    (out_dir / "secml_merge.json").write_text(json.dumps({"base_model": base, "adapter": str(adapter_dir), "dtype": dtype}, indent=2))
+    record = {"base_model": base, "adapter": str(adapter_dir), "dtype": dtype}
+    (out_dir / "secml_merge.json").write_text(json.dumps(record, indent=2))
     return out_dir

@@ -67,7 +67,7 @@ def risk_score_pairs(predictions: Iterable[str], references: Iterable[dict]) -> 
 
 
 def score_specialist(predictions: Iterable[str], references: Iterable[dict]) -> dict[str, float]:
-    """Micro-averaged metrics over all examples (see README 'Evaluation'); None where undefined."""
+    """Micro-averaged metrics over all examples (see docs/evaluation.md); None where undefined."""
     n = parsed = valid = 0
     ref_findings = matched = sev_ok = cat_ok = 0
     abs_err: list[float] = []

@@ -44,16 +44,20 @@ class Plan:
         return self.breakdown.fits
 
 
-def training_from_recipe(model_args, training_args, speed_args=None, tokens: int | None = None
-                         ) -> tuple[RecipeModel, Training]:
+def training_from_recipe(
+    model_args, training_args, speed_args=None, tokens: int | None = None
+) -> tuple[RecipeModel, Training]:
     """Planner inputs from a recipe's dataclasses (TRL ModelConfig, SFTConfig, SpeedArguments). Without `tokens`, a
     micro-batch is planned at its worst case: per_device_train_batch_size rows of max_length tokens."""
     lora = None
     if model_args.use_peft:
         targets = model_args.lora_target_modules
-        lora = LoraShape(r=model_args.lora_r, target_modules=tuple(targets) if targets else None,
-                         target_parameters=tuple(model_args.lora_target_parameters or ()) or None,
-                         dropout=model_args.lora_dropout)
+        lora = LoraShape(
+            r=model_args.lora_r,
+            target_modules=tuple(targets) if targets else None,
+            target_parameters=tuple(model_args.lora_target_parameters or ()) or None,
+            dropout=model_args.lora_dropout,
+        )
     quantization = None
     if model_args.load_in_4bit:
         quantization = model_args.bnb_4bit_quant_type + ("+nested" if model_args.use_bnb_nested_quant else "")
@@ -62,13 +66,18 @@ def training_from_recipe(model_args, training_args, speed_args=None, tokens: int
     if tokens is None:
         tokens = training_args.per_device_train_batch_size * (training_args.max_length or 1024)
     checkpointing = "none"
-    if training_args.gradient_checkpointing:
+    enabled = getattr(training_args, "activation_checkpointing", None)
+    if enabled if enabled is not None else training_args.gradient_checkpointing:
         checkpointing = getattr(speed_args, "checkpointed_layers", "all") if speed_args is not None else "all"
     training = Training(
-        trainable="lora" if lora else "full", quantization=quantization,
-        optimizer=str(getattr(training_args.optim, "value", training_args.optim)), micro_batch_tokens=tokens,
-        checkpointing=checkpointing, gradient_accumulation=training_args.gradient_accumulation_steps,
-        mixed_precision=bool(training_args.bf16 or training_args.fp16))
+        trainable="lora" if lora else "full",
+        quantization=quantization,
+        optimizer=str(getattr(training_args.optim, "value", training_args.optim)),
+        micro_batch_tokens=tokens,
+        checkpointing=checkpointing,
+        gradient_accumulation=training_args.gradient_accumulation_steps,
+        mixed_precision=bool(training_args.bf16 or training_args.fp16),
+    )
     model = RecipeModel(model_args.model_name_or_path, model_args.dtype, lora, model_args.model_revision)
     return model, training
 
@@ -77,15 +86,21 @@ def plan(recipe: str, model: RecipeModel, training: Training, device: Device) ->
     xla = device.strategy.startswith("xla")
     facts = model_facts(model.name, model.dtype, model.lora, model.revision, xla)
     if training.quantization and device.strategy not in ("single", "ddp"):
-        raise PlanError(f"{recipe}: load_in_4bit/load_in_8bit (QLoRA) run on one GPU or under DDP "
-                        f"(single_gpu.yaml, multi_gpu.yaml); {STRATEGIES[device.strategy].label} shards the "
-                        "unquantized base instead")
+        raise PlanError(
+            f"{recipe}: load_in_4bit/load_in_8bit (QLoRA) run on one GPU or under DDP "
+            f"(single_gpu.yaml, multi_gpu.yaml); {STRATEGIES[device.strategy].label} shards the "
+            "unquantized base instead"
+        )
     if device.kind == "tpu":
         if training.quantization:
-            raise PlanError(f"{recipe}: load_in_4bit/load_in_8bit need bitsandbytes, which has no TPU backend; "
-                            "use an FSDP config on the TPU instead")
-        if "fused" in training.optimizer or training.optimizer.startswith("adamw_torch_"):
-            # as the trainer does on XLA (trainers._choose_backend_defaults): no fused or torchao kernels there
+            raise PlanError(
+                f"{recipe}: load_in_4bit/load_in_8bit need bitsandbytes, which has no TPU backend; "
+                "use an FSDP config on the TPU instead"
+            )
+        from ..run_settings import TORCHAO_OPTIMIZERS
+
+        if "fused" in training.optimizer or training.optimizer in TORCHAO_OPTIMIZERS:
+            # as run_settings decides on XLA: no fused or torchao kernels there, plain AdamW
             training = replace(training, optimizer="adamw_torch")
     return Plan(recipe, model, training, device, facts, plan_memory(facts, training, device))
 
@@ -122,8 +137,10 @@ def _other_configs(p: Plan, batch: int | None, accumulation: int | None) -> list
             continue
         found = _fits(p.recipe, p.model, p.training, other)
         if found:
-            lines.append(f"--config_file accelerate_configs/{name}: {STRATEGIES[other.strategy].label} on "
-                         f"{other.devices} device(s), {_per_device(found)}")
+            lines.append(
+                f"--config_file accelerate_configs/{name}: {STRATEGIES[other.strategy].label} on "
+                f"{other.devices} device(s), {_per_device(found)}"
+            )
     return lines
 
 
@@ -161,11 +178,17 @@ def _larger_tpu_slice(p: Plan, batch: int | None, accumulation: int | None) -> l
         tpu = tpu_slice(name)
         if tpu.devices * tpu.memory_gib <= p.device.devices * (p.device.memory_gib or 0):
             continue
-        found = _fits(p.recipe, p.model, p.training, replace(p.device, strategy="xla_spmd", devices=tpu.devices,
-                                                             memory_gib=tpu.memory_gib))
+        found = _fits(
+            p.recipe,
+            p.model,
+            p.training,
+            replace(p.device, strategy="xla_spmd", devices=tpu.devices, memory_gib=tpu.memory_gib),
+        )
         if found:
-            return [f"--tpu {name} ({tpu.devices} devices of {tpu.memory_gib} GiB, "
-                    f"accelerate_configs/tpu_fsdp.yaml): {_per_device(found)}"]
+            return [
+                f"--tpu {name} ({tpu.devices} devices of {tpu.memory_gib} GiB, "
+                f"accelerate_configs/tpu_fsdp.yaml): {_per_device(found)}"
+            ]
     return []
 
 
@@ -178,8 +201,10 @@ def _smaller_micro_batch(p: Plan, batch: int | None, accumulation: int | None) -
         found = _fits(p.recipe, p.model, replace(p.training, micro_batch_tokens=per_row * smaller), p.device)
         if found:
             steps = (accumulation or 1) * batch // smaller
-            return [f"--per_device_train_batch_size {smaller} --gradient_accumulation_steps {steps} "
-                    f"(same batch per update): {_per_device(found)}"]
+            return [
+                f"--per_device_train_batch_size {smaller} --gradient_accumulation_steps {steps} "
+                f"(same batch per update): {_per_device(found)}"
+            ]
     return []
 
 
@@ -198,8 +223,15 @@ def _eight_bit_adamw(p: Plan, batch: int | None, accumulation: int | None) -> li
 
 
 # Tried in this order; each proposes what it checked with the planner itself.
-FIXES = (_other_configs, _qlora, _more_devices, _larger_tpu_slice, _smaller_micro_batch, _checkpointing,
-         _eight_bit_adamw)
+FIXES = (
+    _other_configs,
+    _qlora,
+    _more_devices,
+    _larger_tpu_slice,
+    _smaller_micro_batch,
+    _checkpointing,
+    _eight_bit_adamw,
+)
 
 
 def fixes(p: Plan, batch_size: int | None = None, gradient_accumulation: int | None = None) -> list[str]:
@@ -209,18 +241,19 @@ def fixes(p: Plan, batch_size: int | None = None, gradient_accumulation: int | N
 
 def refusal(p: Plan, batch_size: int | None = None, gradient_accumulation: int | None = None) -> str:
     b = p.breakdown
-    head = (f"{p.recipe}: does not fit: {p.model.name} needs {b.minimum_peak / GIB:.1f} GiB per device "
-            f"(+{b.reserve / GIB:.1f}"
-            f" GiB reserve) under {Path(p.device.config).name if p.device.config else 'this launch'} "
-            f"({STRATEGIES[p.device.strategy].label}, {p.device.devices} x {p.device.memory_gib:.0f} GiB)")
+    head = (
+        f"{p.recipe}: does not fit: {p.model.name} needs {b.minimum_peak / GIB:.1f} GiB per device "
+        f"(+{b.reserve / GIB:.1f}"
+        f" GiB reserve) under {Path(p.device.config).name if p.device.config else 'this launch'} "
+        f"({STRATEGIES[p.device.strategy].label}, {p.device.devices} x {p.device.memory_gib:.0f} GiB)"
+    )
     found = fixes(p, batch_size, gradient_accumulation)
     if not found:
         return head + "\n  nothing the planner tried fits; a device with more memory is needed"
     return head + "; any one of these fits:\n" + "\n".join(f"  {line}" for line in found)
 
 
-def check_launch(recipe_path: str, model_args, training_args, speed_args, device: Device | None = None
-                 ) -> Plan | None:
+def check_launch(recipe_path: str, model_args, training_args, speed_args, device: Device | None = None) -> Plan | None:
     """The check `secml_recipes.sft` runs before loading anything: the plan for this process's launch, or a
     PlanError naming the launches that would fit. Raises only PlanError."""
     import logging
@@ -236,12 +269,14 @@ def check_launch(recipe_path: str, model_args, training_args, speed_args, device
     except PlanError:
         raise
     except Exception as err:  # a family the meta-device probe cannot run: train without the check, say so
-        logging.getLogger(__name__).warning("memory planner could not plan %s (%s: %s); no memory check",
-                                            model.name, type(err).__name__, err)
+        logging.getLogger(__name__).warning(
+            "memory planner could not plan %s (%s: %s); no memory check", model.name, type(err).__name__, err
+        )
         return None
     if not p.fits:
-        raise PlanError(refusal(p, training_args.per_device_train_batch_size,
-                                training_args.gradient_accumulation_steps))
+        raise PlanError(
+            refusal(p, training_args.per_device_train_batch_size, training_args.gradient_accumulation_steps)
+        )
     if os.environ.get("RANK", "0") == "0":
         print(table(p), flush=True)
     return p

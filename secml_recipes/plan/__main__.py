@@ -40,10 +40,11 @@ def recipe_settings(recipe: str, overrides: list[str]):
         names = {f.name for f in dataclasses.fields(cls) if f.init}
         return {k: v for k, v in values.items() if k in names}
 
-    defaults = {f.name: f.default for f in dataclasses.fields(SFTConfig)
-                if f.default is not dataclasses.MISSING}
-    return ModelConfig(**pick(ModelConfig)), SimpleNamespace(**{**defaults, **pick(SFTConfig)}), \
-        SpeedArguments(**pick(SpeedArguments))
+    defaults = {f.name: f.default for f in dataclasses.fields(SFTConfig) if f.default is not dataclasses.MISSING}
+    training = {**defaults, **pick(SFTConfig)}
+    if "activation_checkpointing" not in values:  # the deprecated name, as SFTConfig itself maps it
+        training["activation_checkpointing"] = training["gradient_checkpointing"]
+    return ModelConfig(**pick(ModelConfig)), SimpleNamespace(**training), SpeedArguments(**pick(SpeedArguments))
 
 
 def _devices(args) -> tuple[str, int | None, float | None]:
@@ -55,8 +56,10 @@ def _devices(args) -> tuple[str, int | None, float | None]:
     if args.launch:
         kind, count, memory = local_devices()
         if kind == "cpu":
-            raise PlanError("--launch: no GPU or TPU on this machine; say which with --gpus N --gpu-memory GiB or "
-                            "--tpu SLICE (CPU runs use accelerate_configs/cpu.yaml and the recipes in recipes/smoke/)")
+            raise PlanError(
+                "--launch: no GPU or TPU on this machine; say which with --gpus N --gpu-memory GiB or "
+                "--tpu SLICE (CPU runs use accelerate_configs/cpu.yaml and the recipes in recipes/smoke/)"
+            )
         return kind, count, memory
     return "gpu", None, None
 
@@ -65,8 +68,12 @@ def launch_command(recipe: str, config: Path, devices: int, overrides: list[str]
     venv_accelerate = Path(sys.executable).with_name("accelerate")
     on_path = shutil.which("accelerate")
     accelerate = "accelerate" if on_path or not venv_accelerate.exists() else str(venv_accelerate)
-    parts = [accelerate, "launch", "--config_file",
-             str(config.relative_to(CONFIG_DIR.parent)) if config.is_relative_to(CONFIG_DIR.parent) else str(config)]
+    parts = [
+        accelerate,
+        "launch",
+        "--config_file",
+        str(config.relative_to(CONFIG_DIR.parent)) if config.is_relative_to(CONFIG_DIR.parent) else str(config),
+    ]
     if config.name not in ("single_gpu.yaml", "tpu_fsdp.yaml"):
         parts += ["--num_processes", str(devices)]
     parts += ["-m", "secml_recipes.sft", recipe, *overrides]
@@ -92,8 +99,9 @@ def pick_launch(recipe: str, overrides: list[str], kind: str, devices: int, memo
         device = device_from_config(CONFIG_DIR / "single_gpu.yaml", kind, 1, memory)
         if plan(recipe, model, qlora, device).fits:
             return launch_command(recipe, CONFIG_DIR / "single_gpu.yaml", 1, [*overrides, "--load_in_4bit", "true"])
-    raise PlanError(refusal(first, training_args.per_device_train_batch_size,
-                            training_args.gradient_accumulation_steps))
+    raise PlanError(
+        refusal(first, training_args.per_device_train_batch_size, training_args.gradient_accumulation_steps)
+    )
 
 
 def launch_table(recipe: str, overrides: list[str]) -> str:
@@ -102,8 +110,10 @@ def launch_table(recipe: str, overrides: list[str]) -> str:
     model, training = training_from_recipe(model_args, training_args, speed_args)
     qlora = dataclasses.replace(training, quantization="nf4") if model.lora else None
     hardware = [("1x H100 80GB", "gpu", 1, 80.0), ("1x H200 141GB", "gpu", 1, 141.0), ("8x H100 80GB", "gpu", 8, 80.0)]
-    hardware += [(f"TPU {name}", "tpu", tpu_slice(name).devices, tpu_slice(name).memory_gib)
-                 for name in ("v5e-8", "v4-8", "v6e-8", "v5p-8")]
+    hardware += [
+        (f"TPU {name}", "tpu", tpu_slice(name).devices, tpu_slice(name).memory_gib)
+        for name in ("v5e-8", "v4-8", "v6e-8", "v5p-8")
+    ]
     rows = ["| config | hardware | per device (all layers checkpointed) | verdict |", "|---|---|---:|---|"]
     for label, kind, devices, memory in hardware:
         names = TPU_CONFIGS if kind == "tpu" else GPU_CONFIGS
@@ -116,14 +126,14 @@ def launch_table(recipe: str, overrides: list[str]) -> str:
             for suffix, variant in variants:
                 p = plan(recipe, model, variant, device)
                 need = p.breakdown.minimum_peak / 2**30
-                rows.append(f"| {name}{suffix} | {label} | {need:.1f} GiB | "
-                            f"{'fits' if p.fits else 'refused'} |")
+                rows.append(f"| {name}{suffix} | {label} | {need:.1f} GiB | {'fits' if p.fits else 'refused'} |")
     return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m secml_recipes.plan", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m secml_recipes.plan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("recipe")
     parser.add_argument("--config", help="accelerate config file (accelerate_configs/*.yaml)")
     parser.add_argument("--gpus", type=int, help="number of GPUs (default: the config's num_processes)")
@@ -131,8 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tpu", help="TPU slice, e.g. v5e-8, v5p-8, v6e-8")
     parser.add_argument("--tokens", type=int, help="tokens per micro-batch per device (default: batch x max_length)")
     parser.add_argument("--launch", action="store_true", help="print the accelerate launch command that fits")
-    parser.add_argument("--table", action="store_true",
-                        help="print the verdict for every shipped config on common GPUs and TPU slices")
+    parser.add_argument(
+        "--table", action="store_true", help="print the verdict for every shipped config on common GPUs and TPU slices"
+    )
     args, overrides = parser.parse_known_args(argv)
     try:
         if args.table:
@@ -150,8 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         p = plan(args.recipe, model, training, device)
         print(table(p))
         if not p.fits:
-            print("\n" + refusal(p, training_args.per_device_train_batch_size,
-                                 training_args.gradient_accumulation_steps), file=sys.stderr)
+            print(
+                "\n" + refusal(p, training_args.per_device_train_batch_size, training_args.gradient_accumulation_steps),
+                file=sys.stderr,
+            )
             return 2
         if device.memory_gib is None:
             print("\n(no verdict: pass --gpu-memory GiB or --tpu SLICE)")

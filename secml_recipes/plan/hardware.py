@@ -42,8 +42,10 @@ class TpuSlice:
 def tpu_slice(name: str) -> TpuSlice:
     match = re.fullmatch(r"(v\d[a-z]?)-(\d+)", name.strip().lower().replace("litepod", "e"))
     if not match or match.group(1) not in TPU_GENERATIONS:
-        raise PlanError(f"--tpu {name}: expected a slice like v5e-8, v5p-8, v4-8 or v6e-16 "
-                        f"(generations: {', '.join(TPU_GENERATIONS)})")
+        raise PlanError(
+            f"--tpu {name}: expected a slice like v5e-8, v5p-8, v4-8 or v6e-16 "
+            f"(generations: {', '.join(TPU_GENERATIONS)})"
+        )
     gen = TPU_GENERATIONS[match.group(1)]
     devices = max(1, int(match.group(2)) // gen["cores_per_device"])
     return TpuSlice(name, devices, gen["memory_gib"], max(1, devices // gen["devices_per_host"]))
@@ -72,8 +74,10 @@ def strategy_of(config: dict, kind: str) -> str:
     if dist == "DEEPSPEED":
         stage = int((config.get("deepspeed_config") or {}).get("zero_stage", 0))
         if stage != 3:
-            raise PlanError(f"DeepSpeed ZeRO stage {stage}: the planner knows stage 3 (accelerate_configs/"
-                            "deepspeed_zero3.yaml); use that or an FSDP config")
+            raise PlanError(
+                f"DeepSpeed ZeRO stage {stage}: the planner knows stage 3 (accelerate_configs/"
+                "deepspeed_zero3.yaml); use that or an FSDP config"
+            )
         return "zero3"
     if dist == "XLA":
         return "xla_dp"
@@ -90,8 +94,10 @@ def device_from_config(path: str | Path, kind: str, devices: int | None, memory_
         kind = "cpu"
     strategy = strategy_of(config, kind)
     if strategy == "fsdp2" and kind == "cpu":
-        raise PlanError(f"{path}: FSDP on CPU: accelerate 1.15 turns FSDP on only for accelerators (on CPU it "
-                        "starts unsharded copies); use accelerate_configs/cpu.yaml, or a GPU/TPU machine")
+        raise PlanError(
+            f"{path}: FSDP on CPU: accelerate 1.15 turns FSDP on only for accelerators (on CPU it "
+            "starts unsharded copies); use accelerate_configs/cpu.yaml, or a GPU/TPU machine"
+        )
     count = devices or int(config.get("num_processes", 1) or 1)
     if strategy == "single":
         count = 1

@@ -27,25 +27,47 @@ GIB = 2**30
 # parameter's own dtype (torch's AdamW keeps its moments in the parameter's dtype). Blockwise 8-bit and 4-bit states
 # carry one fp32 scale per block (torchao: 256 / 128 values, bitsandbytes: 256).
 OPTIMIZER_STATES: dict[str, tuple[int, float | None]] = {
-    **{name: (2, None) for name in ("adamw_torch", "adamw_torch_fused", "adamw_torch_xla", "adamw_torch_npu_fused",
-                                    "adamw_apex_fused", "adamw_anyprecision", "stable_adamw", "schedule_free_adamw",
-                                    "grokadamw", "ademamix")},
+    **dict.fromkeys(
+        (
+            "adamw_torch",
+            "adamw_torch_fused",
+            "adamw_torch_xla",
+            "adamw_torch_npu_fused",
+            "adamw_apex_fused",
+            "adamw_anyprecision",
+            "stable_adamw",
+            "schedule_free_adamw",
+            "grokadamw",
+            "ademamix",
+        ),
+        (2, None),
+    ),
     "adamw_torch_8bit": (2, 1 + 4 / 256),
     "adamw_torch_4bit": (2, 0.5 + 4 / 128),
-    **{name: (2, 1 + 4 / 256) for name in ("adamw_bnb_8bit", "adamw_8bit", "paged_adamw_8bit", "ademamix_8bit",
-                                           "paged_ademamix_8bit")},
+    **dict.fromkeys(
+        ("adamw_bnb_8bit", "adamw_8bit", "paged_adamw_8bit", "ademamix_8bit", "paged_ademamix_8bit"), (2, 1 + 4 / 256)
+    ),
     "paged_adamw_32bit": (2, 4),
-    "lion_8bit": (1, 1 + 4 / 256), "paged_lion_8bit": (1, 1 + 4 / 256),
-    "lion_32bit": (1, 4), "paged_lion_32bit": (1, 4),
-    "sgd": (0, None), "adagrad": (1, None), "rmsprop": (1, None),
+    "lion_8bit": (1, 1 + 4 / 256),
+    "paged_lion_8bit": (1, 1 + 4 / 256),
+    "lion_32bit": (1, 4),
+    "paged_lion_32bit": (1, 4),
+    "sgd": (0, None),
+    "adagrad": (1, None),
+    "rmsprop": (1, None),
     "adafactor": (0, None),  # factored second moment: a row and a column per matrix, negligible here
 }
 UNKNOWN_OPTIMIZER = (2, 4)  # planned as fp32 AdamW: the common worst case
 
 # Bytes per weight of the frozen base under bitsandbytes (4-bit: one fp32 absmax per 64 values; nested quantization
 # stores those as 8-bit with an fp32 scale per 256 of them; 8-bit: one fp32 scale per row, negligible).
-QUANTIZED_WEIGHT_BYTES = {"nf4": 0.5 + 4 / 64, "fp4": 0.5 + 4 / 64, "nf4+nested": 0.5 + 1 / 64 + 4 / (64 * 256),
-                          "fp4+nested": 0.5 + 1 / 64 + 4 / (64 * 256), "int8": 1.0}
+QUANTIZED_WEIGHT_BYTES = {
+    "nf4": 0.5 + 4 / 64,
+    "fp4": 0.5 + 4 / 64,
+    "nf4+nested": 0.5 + 1 / 64 + 4 / (64 * 256),
+    "fp4+nested": 0.5 + 1 / 64 + 4 / (64 * 256),
+    "int8": 1.0,
+}
 
 
 @dataclass(frozen=True)
@@ -219,8 +241,9 @@ def plan_memory(facts: ModelFacts, training: Training, device: Device) -> Breakd
         kept = facts.n_layers - checkpointed
         live = max(kept, 1 if checkpointed else 0)
         forward_saved = tokens * (kept * full + checkpointed * kept_input) + live * dequantized_experts
-        backward_saved = (saved_activation_bytes(facts.n_layers, checkpointed, full, kept_input, tokens)
-                          + live * dequantized_experts)
+        backward_saved = (
+            saved_activation_bytes(facts.n_layers, checkpointed, full, kept_input, tokens) + live * dequantized_experts
+        )
         moments = {
             "forward": steady + accumulating + forward_saved + head_fwd,
             "LM-head backward": steady + accumulating + forward_saved + head_bwd,
@@ -233,10 +256,24 @@ def plan_memory(facts: ModelFacts, training: Training, device: Device) -> Breakd
     minimum = step(facts.n_layers)[0]
     capacity = device.memory_gib * GIB if device.memory_gib else None
     if checkpointed is None:  # auto: the fewest checkpointed layers that fit, as the trainer chooses
-        checkpointed = facts.n_layers if capacity is None else next(
-            (k for k in range(facts.n_layers + 1) if step(k)[0] + reserve <= capacity), facts.n_layers)
+        checkpointed = (
+            facts.n_layers
+            if capacity is None
+            else next((k for k in range(facts.n_layers + 1) if step(k)[0] + reserve <= capacity), facts.n_layers)
+        )
     peak, peak_at, activations = step(checkpointed)
-    return Breakdown(weights=weights, gradients=gradients, optimizer=optimizer, activations=activations,
-                     lm_head=head_bwd, sharding=sharding, peak=peak, peak_at=peak_at,
-                     checkpointed_layers=checkpointed, reserve=reserve, notes=notes, capacity=capacity,
-                     minimum_peak=min(minimum, peak) if setting == "auto" else peak)
+    return Breakdown(
+        weights=weights,
+        gradients=gradients,
+        optimizer=optimizer,
+        activations=activations,
+        lm_head=head_bwd,
+        sharding=sharding,
+        peak=peak,
+        peak_at=peak_at,
+        checkpointed_layers=checkpointed,
+        reserve=reserve,
+        notes=notes,
+        capacity=capacity,
+        minimum_peak=min(minimum, peak) if setting == "auto" else peak,
+    )

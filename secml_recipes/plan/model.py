@@ -50,7 +50,8 @@ def config_path(name_or_path: str, revision: str | None = None) -> Path:
         raise PlanError(
             f"model '{name_or_path}': no local config.json, not a shipped config ({', '.join(shipped_models())}), "
             f"and its config.json could not be fetched ({type(err).__name__}); put the model's config.json in a "
-            "folder and pass that folder") from None
+            "folder and pass that folder"
+        ) from None
 
 
 @functools.cache
@@ -106,8 +107,9 @@ def _dtype(name: str | None, config):
     return name if isinstance(name, torch.dtype) else getattr(torch, str(name).replace("torch.", ""))
 
 
-def _fused_attention_probe(module, query, key, value, attention_mask, dropout: float = 0.0,
-                           scaling: float | None = None, **kwargs):
+def _fused_attention_probe(
+    module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None, **kwargs
+):
     """transformers attention function for the probe: what a fused causal kernel with grouped-query heads (flash
     attention, torch's varlen kernel, SDPA with enable_gqa) keeps for backward. On the meta device there are no
     values, so only the shapes of what it saves matter."""
@@ -176,14 +178,25 @@ def _lora_config(lora: LoraShape):
     from peft import LoraConfig
 
     kwargs = {"target_parameters": list(lora.target_parameters)} if lora.target_parameters else {}
-    return LoraConfig(r=lora.r, lora_alpha=2 * lora.r, lora_dropout=lora.dropout, bias="none",
-                      target_modules=list(lora.target_modules) if lora.target_modules else None,
-                      task_type="CAUSAL_LM", **kwargs)
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=2 * lora.r,
+        lora_dropout=lora.dropout,
+        bias="none",
+        target_modules=list(lora.target_modules) if lora.target_modules else None,
+        task_type="CAUSAL_LM",
+        **kwargs,
+    )
 
 
 @functools.cache
-def model_facts(name_or_path: str, dtype: str | None = None, lora: LoraShape | None = None,
-                revision: str | None = None, xla: bool = False) -> ModelFacts:
+def model_facts(
+    name_or_path: str,
+    dtype: str | None = None,
+    lora: LoraShape | None = None,
+    revision: str | None = None,
+    xla: bool = False,
+) -> ModelFacts:
     """Build the model on the meta device and count it (see module docstring). Cached: fixes re-plan often. `xla`:
     MoE experts as the trainer runs them on XLA (`xla_experts.static_dense`: every expert on every token)."""
     config = load_model_config(name_or_path, revision)
@@ -248,15 +261,26 @@ def _facts(name_or_path: str, config, torch_dtype, lora: LoraShape | None, xla: 
     # Vision towers (Gemma 3) have checkpointable layers too; only the text decoder runs on text batches.
     per_layer = [b for b in per_layer if b > 0] or per_layer
     return ModelFacts(
-        name=name_or_path, model_type=config.model_type, dtype_bytes=torch.empty((), dtype=torch_dtype).element_size(),
-        n_layers=text.num_hidden_layers, hidden=text.hidden_size, vocab=text.vocab_size, total_params=total,
-        quantizable_params=linear + experts, expert_params=experts, lm_head_params=lm_head,
-        largest_layer_params=largest, lora_params=lora_params, layer_bytes_per_token=per_layer,
+        name=name_or_path,
+        model_type=config.model_type,
+        dtype_bytes=torch.empty((), dtype=torch_dtype).element_size(),
+        n_layers=text.num_hidden_layers,
+        hidden=text.hidden_size,
+        vocab=text.vocab_size,
+        total_params=total,
+        quantizable_params=linear + experts,
+        expert_params=experts,
+        lm_head_params=lm_head,
+        largest_layer_params=largest,
+        lora_params=lora_params,
+        layer_bytes_per_token=per_layer,
         layer_input_bytes_per_token=text.hidden_size * max(torch.empty((), dtype=torch_dtype).element_size(), 2),
     )
 
 
 def describe(facts: ModelFacts) -> str:
     moe = f", experts {facts.expert_params / 1e9:.1f}B" if facts.expert_params else ""
-    return (f"{facts.name} ({facts.model_type}): {facts.total_params / 1e9:.2f}B parameters{moe}, "
-            f"{facts.n_layers} layers, hidden {facts.hidden}, vocab {facts.vocab}")
+    return (
+        f"{facts.name} ({facts.model_type}): {facts.total_params / 1e9:.2f}B parameters{moe}, "
+        f"{facts.n_layers} layers, hidden {facts.hidden}, vocab {facts.vocab}"
+    )

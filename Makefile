@@ -5,7 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ACCELERATE := $(VENV)/bin/accelerate
 ACCEL_CONFIG ?= accelerate_configs/cpu.yaml
-GPU_CONFIG ?= accelerate_configs/single_gpu.yaml
+# Empty: `make train-*` launches what the memory planner picks for this machine; set it to force a config.
+GPU_CONFIG ?=
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 # Paths and tool versions have one source each: secml_recipes/layout.py and secml_recipes/versions.py (stdlib only,
@@ -75,16 +76,29 @@ LINT_PATHS ?= secml_recipes/run_settings.py secml_recipes/layout.py secml_recipe
 	secml_recipes/families secml_recipes/base_models.py secml_recipes/templates.py secml_recipes/deploy/ollama.py \
 	tests/test_families.py tests/real_tokenizers.py \
 	secml_recipes/data/sysscan secml_recipes/data/ingest.py secml_recipes/data/mixture.py secml_recipes/data/fidelity.py \
-	secml_recipes/data/atomic.py secml_recipes/data/generate.py tests/test_ingest.py tests/test_mixture.py tests/test_scan_fidelity.py
+	secml_recipes/data/atomic.py secml_recipes/data/generate.py tests/test_ingest.py tests/test_mixture.py tests/test_scan_fidelity.py \
+	secml_recipes/plan secml_recipes/sharding.py secml_recipes/quantized_experts.py secml_recipes/xla_experts.py \
+	tests/test_plan.py tests/test_sharding.py tests/test_quantized_experts.py tests/cpu_sharded_launch.py
 lint: install
 	$(PY) -m ruff check $(LINT_PATHS)
 	$(PY) -m ruff format --check $(LINT_PATHS)
 
+# The first shipped accelerate config under which the recipe fits this machine's GPUs (or TPU chips), as the memory
+# planner picks it (python -m secml_recipes.plan RECIPE --launch; docs/scale.md); it refuses, naming what would fit,
+# when nothing does. GPU_CONFIG=accelerate_configs/X.yaml launches that config instead (sft still checks it).
+define launch_fitting
+	@if [ -n "$(GPU_CONFIG)" ]; then \
+		$(ACCELERATE) launch --config_file $(GPU_CONFIG) -m secml_recipes.sft $(1); \
+	else \
+		cmd="$$($(PY) -m secml_recipes.plan $(1) --launch)" && echo "$$cmd" && eval "$$cmd"; \
+	fi
+endef
+
 train-specialist: install
-	$(ACCELERATE) launch --config_file $(GPU_CONFIG) -m secml_recipes.sft recipes/specialist.yaml
+	$(call launch_fitting,recipes/specialist.yaml)
 
 train-generalist: install
-	$(ACCELERATE) launch --config_file $(GPU_CONFIG) -m secml_recipes.sft recipes/generalist.yaml
+	$(call launch_fitting,recipes/generalist.yaml)
 
 # Evaluate the trained models (production recipes: the real base models are the untrained baselines).
 eval: install
@@ -130,7 +144,8 @@ quantize: llama-cpp gptq-env
 push: install
 	$(PY) -m secml_recipes.push --namespace $(HF_NAMESPACE)
 
-# XLA on CPU (PJRT_DEVICE=CPU): torch_xla 2.9 needs torch 2.9, so its own environment (~8 GB).
+# XLA on CPU (PJRT_DEVICE=CPU): torch_xla 2.9 needs torch 2.9, so its own environment (~8 GB). The sharded tests run
+# SPMD FSDPv2 over CPU_NUM_DEVICES=4 PJRT CPU devices.
 .cache/xla-venv/.installed:
 	$(PYTHON) -m venv .cache/xla-venv
 	.cache/xla-venv/bin/pip install --quiet $(shell $(VERSIONS) xla-requirements) \

@@ -20,7 +20,9 @@ import sys
 from pathlib import Path
 
 from . import layout
+from .plan import PlanError, check_launch
 from .recipe import RecipeError, build_recipe, resolve_recipe
+from .sharding import launch_settings, save_final_model
 
 logger = logging.getLogger("secml_recipes.sft")
 
@@ -32,9 +34,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     recipe_path, overrides = argv[0], argv[1:]
     try:
-        resolved = resolve_recipe(recipe_path, overrides)
+        resolved = launch_settings(resolve_recipe(recipe_path, overrides))  # XLA SPMD FSDPv2 on a TPU host
         data_args, model_args, training_args, speed_args = build_recipe(resolved, recipe_path)
-    except RecipeError as err:
+        # --- memory plan: refuse a launch that cannot fit before any weight is downloaded or loaded ----------
+        check_launch(recipe_path, model_args, training_args, speed_args)
+    except (RecipeError, PlanError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return train(data_args, model_args, training_args, speed_args, resolved, recipe_path)
@@ -84,7 +88,7 @@ def train(data_args, model_args, training_args, speed_args, resolved: dict, reci
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
     trainer.save_state()
-    trainer.save_model(str(output_dir))
+    save_final_model(trainer, str(output_dir))  # full safetensors (or the adapter) whatever the sharding
     if trainer.accelerator.is_main_process:
         summary = {"recipe": str(recipe_path), "resolved": resolved, "train_rows": n_rows, "trained_rows": kept}
         _save_outputs(trainer, tokenizer, data_args, model_args, output_dir, summary)
@@ -265,6 +269,7 @@ def build_trainer(settings, model_args, training_args, train_dataset, eval_datas
     from trl import get_peft_config, get_quantization_config
 
     from .families import canonical_row
+    from .quantized_experts import experts_aware
     from .trainers import trainer_class
 
     if settings.attn_implementation == "varlen":
@@ -282,7 +287,7 @@ def build_trainer(settings, model_args, training_args, train_dataset, eval_datas
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
-        quantization_config=get_quantization_config(model_args),
+        quantization_config=experts_aware(get_quantization_config(model_args)),  # MoE experts in 4-bit too
         run_settings=settings,
     )
 

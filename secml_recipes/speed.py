@@ -75,21 +75,24 @@ def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     return [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
 
 
-def measure_saved_bytes_per_token(model: torch.nn.Module, tokens: int, vocab_size: int) -> list[float]:
+def measure_saved_bytes_per_token(
+    model: torch.nn.Module, tokens: int, vocab_size: int, **forward_kwargs
+) -> list[float]:
     """Bytes autograd saves for the backward pass, per token, in each decoder layer, from one forward of
     `tokens` tokens with checkpointing off. Weights (and views of them) are not counted; the random state is
-    restored afterwards, so training is not changed by the probe."""
+    restored afterwards, so training is not changed by the probe. `forward_kwargs` go to the model's forward."""
     layers = decoder_layers(model)
+    # One key per allocation, shared by its views, on every device (meta included: the planner probes there).
     # FSDP2 parameters are DTensors: their local shard holds the storage.
-    param_storages = {getattr(p, "_local_tensor", p).untyped_storage().data_ptr() for p in model.parameters()}
+    param_storages = {getattr(p, "_local_tensor", p).untyped_storage()._cdata for p in model.parameters()}
     per_layer: list[dict[int, int]] = [dict() for _ in layers]
     current = [None]
 
     def pack(t: torch.Tensor):
-        if current[0] is not None and isinstance(t, torch.Tensor) and t.device.type != "meta":
+        if current[0] is not None and isinstance(t, torch.Tensor):
             storage = t.untyped_storage()
-            if storage.data_ptr() not in param_storages:
-                per_layer[current[0]][storage.data_ptr()] = storage.nbytes()
+            if storage._cdata not in param_storages:
+                per_layer[current[0]][storage._cdata] = storage.nbytes()
         return t
 
     hooks = []
@@ -107,7 +110,7 @@ def measure_saved_bytes_per_token(model: torch.nn.Module, tokens: int, vocab_siz
         with torch.random.fork_rng(devices=devices), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             ids = torch.randint(0, vocab_size, (1, tokens), device=device)
             with torch.enable_grad():
-                model(input_ids=ids, use_cache=False)
+                model(input_ids=ids, use_cache=False, **forward_kwargs)
     finally:
         for h in hooks:
             h.remove()
@@ -117,31 +120,39 @@ def measure_saved_bytes_per_token(model: torch.nn.Module, tokens: int, vocab_siz
     return [sum(d.values()) / tokens for d in per_layer]
 
 
+def saved_activation_bytes(
+    n_layers: int, checkpointed: int, full_bytes_per_token: float, checkpointed_bytes_per_token: float, tokens: int
+) -> float:
+    """Peak bytes of saved activations for `tokens` tokens with the first `checkpointed` layers checkpointed. The
+    backward pass frees the kept (later) layers before it recomputes the checkpointed ones, one at a time, so the
+    peak is max(kept layers, one recomputed layer) plus the checkpointed layers' inputs."""
+    kept = n_layers - checkpointed
+    live = max(kept, 1 if checkpointed else 0)
+    return tokens * (live * full_bytes_per_token + checkpointed * checkpointed_bytes_per_token)
+
+
 def plan_checkpointed_layers(
     n_layers: int, full_bytes_per_token: float, checkpointed_bytes_per_token: float, tokens: int, budget_bytes: float
 ) -> int:
     """How many layers (the first ones) must be checkpointed so that saved activations for `tokens` tokens fit
-    `budget_bytes`. The backward pass frees the kept (later) layers before it recomputes the checkpointed ones,
-    one at a time, so the peak is max(kept layers, one recomputed layer) plus the checkpointed layers' inputs."""
+    `budget_bytes` (see `saved_activation_bytes`)."""
     for checkpointed in range(0, n_layers + 1):
-        kept = n_layers - checkpointed
-        live = max(kept, 1 if checkpointed else 0)
-        need = tokens * (live * full_bytes_per_token + checkpointed * checkpointed_bytes_per_token)
+        need = saved_activation_bytes(
+            n_layers, checkpointed, full_bytes_per_token, checkpointed_bytes_per_token, tokens
+        )
         if need <= budget_bytes:
             return checkpointed
     return n_layers
 
 
 def optimizer_state_bytes(args, trainable: list[torch.nn.Parameter]) -> int:
-    """Bytes the optimizer will allocate at its first step (AdamW-like: two states per trainable weight)."""
+    """Bytes the optimizer will allocate at its first step (the planner's table of optimizers)."""
+    from .plan.memory import optimizer_bytes_per_param
+
     name = str(getattr(args.optim, "value", args.optim))
     numel = sum(p.numel() for p in trainable)
-    if "8bit" in name:
-        return 2 * numel
-    if "4bit" in name:
-        return numel
     itemsize = max((p.element_size() for p in trainable), default=4)
-    return 2 * numel * itemsize
+    return int(numel * optimizer_bytes_per_param(name, itemsize)[0])
 
 
 class SelectiveCheckpointing(TrainerCallback):
@@ -187,7 +198,9 @@ class SelectiveCheckpointing(TrainerCallback):
                 total = self.settings.memory_limit_gib * GIB
                 free = min(free, total - torch.cuda.memory_allocated(device))
             grads = sum(p.numel() * p.element_size() for p in trainable)
-            reserve = max(2 * GIB, 0.08 * total)  # LM-head chunks, kernels' workspaces, fragmentation
+            from .plan.memory import memory_reserve_bytes
+
+            reserve = memory_reserve_bytes(total)  # LM-head chunks, kernels' workspaces, fragmentation
             budget_bytes = free - grads - optimizer_state_bytes(args, trainable) - reserve
         else:
             logger.info(
@@ -217,6 +230,23 @@ class SelectiveCheckpointing(TrainerCallback):
             len(layers),
         )
         return chosen
+
+
+class XlaCheckpointing(TrainerCallback):
+    """On XLA, checkpointed layers recompute through torch_xla's checkpoint: torch's own looks up a `torch.xla` device
+    module for the RNG state, which does not exist, and fails at the first step."""
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if model is None:
+            return
+        import functools
+
+        from torch_xla.utils.checkpoint import checkpoint
+
+        recompute = functools.partial(checkpoint, use_reentrant=True)
+        for module in model.modules():
+            if hasattr(module, "_gradient_checkpointing_func"):
+                module._gradient_checkpointing_func = recompute
 
 
 def longest_micro_batch_tokens(lengths: list[int], batch_size: int, padding_free: bool) -> int:

@@ -90,6 +90,8 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
         if self._preparation_max_length is not None:
             self.args.max_length, self._preparation_max_length = self._preparation_max_length, None
         self._add_selective_checkpointing()
+        if run_settings.backend == "xla":
+            self._apply_xla_model_settings()
         if run_settings.backend == "xla" and isinstance(self.data_collator, DataCollatorForLanguageModeling):
             self._use_bucket_collator()
         self._lean_metrics: dict[str, list[torch.Tensor]] = {"train": [], "eval": []}
@@ -162,6 +164,23 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
         tokens = longest_micro_batch_tokens(lengths, self.args.per_device_train_batch_size, self.padding_free)
         self.checkpointing = SelectiveCheckpointing(settings, tokens)
         self.add_callback(self.checkpointing)
+
+    def _apply_xla_model_settings(self) -> None:
+        """XLA: MoE experts in static shapes (xla_experts.py), checkpointed layers recomputed by torch_xla."""
+        from .speed import XlaCheckpointing
+        from .xla_experts import use_static_experts
+
+        use_static_experts(self.model)
+        if self.run_settings.activation_checkpointing:
+            self.add_callback(XlaCheckpointing())
+
+    def _wrap_model(self, model, training=True, dataloader=None):
+        wrapped = super()._wrap_model(model, training, dataloader)
+        if wrapped is not model and getattr(self, "is_fsdp_xla_v2_enabled", False):
+            from .sharding import finish_xla_fsdp_v2
+
+            finish_xla_fsdp_v2(self, wrapped)  # XLA SPMD FSDPv2: closes two gaps of transformers 5.24 (sharding.py)
+        return wrapped
 
     # --- loss and metrics ----------------------------------------------------------------------------------------
 

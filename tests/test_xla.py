@@ -68,3 +68,63 @@ def test_xla_steps_compile_a_bounded_number_of_graphs(tiny_models, tmp_path, buc
     if len(set(widths)) == 1:
         assert counts[-1] == counts[len(counts) // 2], json.dumps(result)
     assert counts[-1] <= 8 * len(planned), json.dumps(result)
+
+
+# --- sharded: XLA SPMD FSDPv2 over four PJRT CPU devices against one device ----------------------------------------
+
+SHARDED = {  # task: (tiny model, recipe overrides); SGD for the adapter, whose update then follows the gradient
+    "specialist": ("llama", ["--max_length", "2048", "--xla_bucket_lengths", "[2048]"]),
+    "generalist": ("mixtral", ["--max_length", "3072", "--xla_bucket_lengths", "[3072]", "--lora_dropout", "0",
+                               "--router_aux_loss_coef", "0", "--optim", "sgd"]),
+}
+
+
+@pytest.fixture(scope="module")
+def short_corpus(tmp_path_factory):
+    """Scans cut to 800 prompt characters: rows of ~1.2k tokens, so the XLA steps stay short on a CPU."""
+    from secml_recipes.data.corpus import build_corpus
+
+    out = tmp_path_factory.mktemp("short") / "massive_datasets.tar.gz"
+    build_corpus(out, n_specialist=40, n_generalist=20, seed=3, max_prompt_chars=800)
+    return out
+
+
+def _xla_sft(task, model, corpus, out, devices: int) -> list[float]:
+    import json
+
+    from helpers import ROOT
+
+    args = [f"recipes/smoke/{task}.yaml", "--model_name_or_path", str(model), "--dataset_path", str(corpus),
+            "--output_dir", str(out), "--max_steps", "2", "--num_train_epochs", "1", "--logging_steps", "1",
+            "--max_train_samples", "8", "--gradient_accumulation_steps", "1", "--save_strategy", "no",
+            "--train_sampling_strategy", "sequential", "--shuffle_dataset", "false", "--lr_scheduler_type",
+            "constant", "--activation_checkpointing", "true", *SHARDED[task][1]]
+    env = dict(os.environ, PJRT_DEVICE="CPU", CPU_NUM_DEVICES=str(devices))
+    if devices == 1:  # the same rows per step on one device
+        cmd = [sys.executable, "-m", "secml_recipes.sft", *args, "--per_device_train_batch_size", "4"]
+    else:  # the TPU launch line: accelerate's FSDP config, run by secml_recipes.sharding as SPMD FSDPv2
+        accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
+        cmd = [accelerate, "launch", "--config_file", "accelerate_configs/tpu_fsdp.yaml", "--mixed_precision", "no",
+               "-m", "secml_recipes.sft", *args, "--per_device_train_batch_size", "1"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    if devices > 1:
+        assert f"XLA SPMD FSDPv2, {devices} CPU device(s)" in proc.stdout + proc.stderr
+    return [h["loss"] for h in json.loads((out / "loss_history.json").read_text()) if "loss" in h]
+
+
+@pytest.mark.skipif(not HAS_XLA, reason="torch_xla is not importable (separate TPU environment, see README 'TPU')")
+@pytest.mark.parametrize("task", ["specialist", "generalist"])
+def test_spmd_fsdp_over_four_devices_matches_one_device(tiny_models, short_corpus, tmp_path, task):
+    import torch
+    from safetensors.torch import load_file
+
+    model = tiny_models[SHARDED[task][0]]
+    one = _xla_sft(task, model, short_corpus, tmp_path / "one", 1)
+    four = _xla_sft(task, model, short_corpus, tmp_path / "four", 4)
+    assert len(one) == len(four) == 2 and four == pytest.approx(one, rel=1e-4)
+    weights = "model.safetensors" if task == "specialist" else "adapter_model.safetensors"
+    a, b = load_file(tmp_path / "one" / weights), load_file(tmp_path / "four" / weights)
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=1e-3, atol=1e-5, msg=name)

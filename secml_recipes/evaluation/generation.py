@@ -98,7 +98,7 @@ class LlamaCppGenerator:
     llama.cpp as token ids, so both runtimes see identical inputs."""
 
     gguf_file: str
-    tokenizer_path: str
+    tokenizer_path: str | None = None  # None: the tokenizer and chat template the GGUF itself carries
     n_ctx: int = 16384
     name: str = ""
     stats: dict = field(default_factory=lambda: {"generated_tokens": 0, "seconds": 0.0, "prompts": 0})
@@ -109,7 +109,8 @@ class LlamaCppGenerator:
 
         if not Path(self.gguf_file).is_file():
             raise FileNotFoundError(f"GGUF file not found: {self.gguf_file} (make quantize writes models/<name>-gguf/)")
-        self.tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_path)
+        self.tokenizer = (AutoTokenizer.from_pretrained(self.tokenizer_path) if self.tokenizer_path
+                          else gguf_tokenizer(self.gguf_file))
         self.llm = Llama(model_path=self.gguf_file, n_ctx=self.n_ctx, verbose=False, seed=0, n_threads=os.cpu_count())
         self.family = _family_or_none(self.tokenizer, self.llm.metadata.get("general.architecture"))
         self.name = self.name or self.gguf_file
@@ -175,3 +176,52 @@ def load_generator(model_path: str, adapter_path: str | None = None, gguf_file: 
         gguf = str(Path(model_path) / gguf_file) if gguf_file else model_path
         return LlamaCppGenerator(gguf, tokenizer_path or str(Path(gguf).parent), name=name)
     return TransformersGenerator(model_path, adapter_path, gguf_file, dtype, batch_size, name)
+
+
+def gguf_tokenizer(gguf_file: str | Path):
+    """The tokenizer a GGUF carries (transformers' GGUF reader) with the chat template written into it, so a
+    GGUF renders prompts exactly as training did without its source folder."""
+    from transformers import AutoTokenizer
+
+    from ..deploy.gguf import gguf_chat_template
+
+    path = Path(gguf_file)
+    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    tokenizer.chat_template = gguf_chat_template(path) or tokenizer.chat_template
+    return tokenizer
+
+
+def _has_llama_cpp() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def open_model(path: str, tokenizer: str | None = None, backend: str = "auto", dtype: str = "float32",
+               batch_size: int = 1, name: str = ""):
+    """The generator for a model a user points at: a trained folder (full model or LoRA adapter, whose base
+    comes from its adapter config) or a .gguf file (llama.cpp when `make llama-cpp` built it, else
+    transformers' GGUF reader; `tokenizer` names the source folder, else the GGUF's own is used).
+    FileNotFoundError with what to do when `path` is not there."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"model not found: {path} (a trained model folder, an adapter folder or a .gguf file; "
+                                "`make smoke` writes models/specialist_model and models/generalist_model_lora)")
+    if p.is_dir() and not (p / "config.json").exists() and not (p / "adapter_config.json").exists():
+        raise FileNotFoundError(f"{path}: no config.json or adapter_config.json in it; point --model at the folder "
+                                "training wrote (or a .gguf file)")
+    if p.is_file() and p.suffix != ".gguf":
+        raise FileNotFoundError(f"{path}: a model is a folder or a .gguf file")
+    if p.is_file():
+        if backend == "auto":
+            backend = "llama_cpp" if _has_llama_cpp() else "transformers"
+        if backend == "llama_cpp":
+            return LlamaCppGenerator(str(p), tokenizer, name=name or p.name)
+        gen = TransformersGenerator(str(p.parent), gguf_file=p.name, dtype=dtype, batch_size=batch_size,
+                                    name=name or p.name)
+        from transformers import AutoTokenizer
+
+        source = AutoTokenizer.from_pretrained(tokenizer) if tokenizer else gguf_tokenizer(p)
+        gen.tokenizer.chat_template = source.chat_template
+        return gen
+    return TransformersGenerator(str(p), dtype=dtype, batch_size=batch_size, name=name or p.name)

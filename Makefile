@@ -27,9 +27,10 @@ install: $(VENV)/.installed
 
 # sys-scan-agent (the scanner project's own consumer) checks our enriched format with its models, HTML report
 # and report diff. Its click<8.2 pin conflicts with huggingface_hub 2.4's click>=8.4.2 while the modules we use
-# never import click, so the 190 KB wheel goes in without its dependencies; pydantic is the `agent` extra.
+# never import click, so the 190 KB wheel goes in without its dependencies; pydantic and PyNaCl (its CLI module's
+# signing import, which `python -m secml_recipes.analyze` loads) are the `agent` extra.
 $(VENV)/.agent-installed: $(VENV)/.installed
-	$(PY) -m pip install --quiet 'pydantic>=2.7,<3'
+	$(PY) -m pip install --quiet 'pydantic>=2.7,<3' 'PyNaCl>=1.5,<2'
 	$(PY) -m pip install --quiet --no-deps sys-scan-agent==$(shell $(VERSIONS) sys_scan_agent)
 	touch $@
 

@@ -79,7 +79,9 @@ LINT_PATHS ?= secml_recipes/run_settings.py secml_recipes/layout.py secml_recipe
 	secml_recipes/data/sysscan secml_recipes/data/ingest.py secml_recipes/data/mixture.py secml_recipes/data/fidelity.py \
 	secml_recipes/data/atomic.py secml_recipes/data/generate.py tests/test_ingest.py tests/test_mixture.py tests/test_scan_fidelity.py \
 	secml_recipes/plan secml_recipes/sharding.py secml_recipes/quantized_experts.py secml_recipes/xla_experts.py \
-	tests/test_plan.py tests/test_sharding.py tests/test_quantized_experts.py tests/cpu_sharded_launch.py
+	tests/test_plan.py tests/test_sharding.py tests/test_quantized_experts.py tests/cpu_sharded_launch.py \
+	secml_recipes/triage.py secml_recipes/agent.py secml_recipes/agent_provider.py secml_recipes/analyze.py \
+	secml_recipes/serve.py tests/test_triage.py tests/test_agent_loop.py tests/test_agent_provider.py tests/test_serve.py
 lint: install
 	$(PY) -m ruff check $(LINT_PATHS)
 	$(PY) -m ruff format --check $(LINT_PATHS)
@@ -122,7 +124,7 @@ $(LLAMA_CPP_SRC)/vendor/llama.cpp/convert_hf_to_gguf.py:
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_CURL=OFF" \
 		$(PY) -m pip wheel --no-deps -w .cache/llama.cpp/wheels .cache/llama.cpp/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz
 	$(PY) -m pip install --quiet --no-deps .cache/llama.cpp/wheels/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
-	$(PY) -m pip install --quiet -e '.[quantize]'
+	$(PY) -m pip install --quiet -e '.[quantize,serve]'
 	touch $@
 
 llama-cpp: .cache/llama.cpp/.installed

@@ -73,9 +73,16 @@ def local_sha256(path: str) -> dict:
 def local_stat(path: str) -> dict:
     p = _checked_regular_file(path)
     info = p.stat()
-    return {"path": path, "mode": oct(stat.S_IMODE(info.st_mode)), "uid": info.st_uid, "gid": info.st_gid,
-            "size": info.st_size, "setuid": bool(info.st_mode & stat.S_ISUID),
-            "setgid": bool(info.st_mode & stat.S_ISGID), "mtime": int(info.st_mtime)}
+    return {
+        "path": path,
+        "mode": oct(stat.S_IMODE(info.st_mode)),
+        "uid": info.st_uid,
+        "gid": info.st_gid,
+        "size": info.st_size,
+        "setuid": bool(info.st_mode & stat.S_ISUID),
+        "setgid": bool(info.st_mode & stat.S_ISGID),
+        "mtime": int(info.st_mtime),
+    }
 
 
 def _read_only(argv: list[str]) -> str | None:
@@ -158,8 +165,16 @@ class Run:
     stopped: str | None = None  # why there is no conclusion: malformed call, step limit
 
 
-def run_agent(generator, report: dict, question: str = DEFAULT_QUESTION, local: bool = False, max_steps: int = 8,
-              max_new_tokens: int = 512, family: ChatFamily | None = None, echo=print) -> Run:
+def run_agent(
+    generator,
+    report: dict,
+    question: str = DEFAULT_QUESTION,
+    local: bool = False,
+    max_steps: int = 8,
+    max_new_tokens: int = 512,
+    family: ChatFamily | None = None,
+    echo=print,
+) -> Run:
     """The tool loop (module docstring); `echo` prints each step as it happens."""
     from .evaluation.rollout import execute_call
 
@@ -169,8 +184,12 @@ def run_agent(generator, report: dict, question: str = DEFAULT_QUESTION, local: 
     tools = declared_tools(local)
     declared = {t["function"]["name"]: t["function"]["parameters"] for t in tools}
     env = LocalReadOnlyTools(report) if local else ScanEnvironment(report)
-    run = Run([{"role": "system", "content": SYSTEM_PROMPT},
-               {"role": "user", "content": f"{question}\nScan digest: {scan_digest(report, [])}"}])
+    run = Run(
+        [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": f"{question}\nScan digest: {scan_digest(report, [])}"},
+        ]
+    )
     for step in range(1, max_steps + 1):
         run.steps = step
         (text,) = generator.generate([generator.render(*canonical_conversation(run.messages, tools))], max_new_tokens)
@@ -190,12 +209,21 @@ def run_agent(generator, report: dict, question: str = DEFAULT_QUESTION, local: 
             result, record = execute_call(call, declared, env)
             run.calls.append({**record, "step": step})
             call_id = call["id"] or f"call_{step}_{k}"
-            echo(f"step {step}: {call['name']}({json.dumps(call['arguments'])}) -> "
-                 + (f"refused: {record['error']}" if record["error"] else "ok") + f" {tool_result_text(result)[:200]}")
-            calls.append({"id": call_id, "type": "function",
-                          "function": {"name": call["name"], "arguments": canonical_arguments(call["arguments"])}})
-            results.append({"role": "tool", "tool_call_id": call_id, "name": call["name"],
-                            "content": tool_result_text(result)})
+            echo(
+                f"step {step}: {call['name']}({json.dumps(call['arguments'])}) -> "
+                + (f"refused: {record['error']}" if record["error"] else "ok")
+                + f" {tool_result_text(result)[:200]}"
+            )
+            calls.append(
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": canonical_arguments(call["arguments"])},
+                }
+            )
+            results.append(
+                {"role": "tool", "tool_call_id": call_id, "name": call["name"], "content": tool_result_text(result)}
+            )
         run.messages.append({"role": "assistant", "content": turn.content, "tool_calls": calls})
         run.messages.extend(results)
     run.stopped = f"no conclusion within {max_steps} steps (--max-steps)"
@@ -207,8 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("report", help="a raw sys-scan JSON report (schema v2)")
     parser.add_argument("--model", required=True, help="trained generalist: adapter folder, model folder or .gguf")
     parser.add_argument("--question", default=DEFAULT_QUESTION)
-    parser.add_argument("--local-readonly", action="store_true",
-                        help="answer file and package lookups from this machine (read-only, whitelisted)")
+    parser.add_argument(
+        "--local-readonly",
+        action="store_true",
+        help="answer file and package lookups from this machine (read-only, whitelisted)",
+    )
     parser.add_argument("--max-steps", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=512)
     parser.add_argument("--tokenizer", help="GGUF only: the source model folder (default: the GGUF's own tokenizer)")
@@ -233,9 +264,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[secml agent] {run.steps} steps, {len(run.calls)} tool calls ({refused} refused)")
     print(f"Conclusion: {run.conclusion}" if run.conclusion is not None else f"No conclusion: {run.stopped}")
     if args.transcript:
-        Path(args.transcript).write_text(json.dumps(
-            {"model": args.model, "local_readonly": args.local_readonly, "steps": run.steps, "calls": run.calls,
-             "conclusion": run.conclusion, "stopped": run.stopped, "messages": run.messages}, indent=2))
+        Path(args.transcript).write_text(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "local_readonly": args.local_readonly,
+                    "steps": run.steps,
+                    "calls": run.calls,
+                    "conclusion": run.conclusion,
+                    "stopped": run.stopped,
+                    "messages": run.messages,
+                },
+                indent=2,
+            )
+        )
     return 0 if run.conclusion is not None else 1
 
 

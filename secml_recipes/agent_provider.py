@@ -50,8 +50,15 @@ class SecmlProvider:
     """`ILLMProvider` answered by a trained specialist (module docstring). `generator` replaces loading
     `model` (tests, or a model already in memory); every call's metadata is kept in `calls`."""
 
-    def __init__(self, model: str, report: dict | None = None, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
-                 max_new_tokens: int = 4096, generator=None, **open_kwargs: Any):
+    def __init__(
+        self,
+        model: str,
+        report: dict | None = None,
+        max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
+        max_new_tokens: int = 4096,
+        generator=None,
+        **open_kwargs: Any,
+    ):
         from sys_scan_agent.llm_provider import NullLLMProvider
 
         self.model_name, self.report = str(model), report
@@ -85,7 +92,10 @@ class SecmlProvider:
         enriched, parts, _ = self._result
         invalid = [p for p in parts if p.status != "valid"]
         if enriched is None:
-            return None, f"the specialist wrote no valid part ({len(invalid)} of {len(parts)} invalid: {invalid[0].reason})"
+            return (
+                None,
+                f"the specialist wrote no valid part ({len(invalid)} of {len(parts)} invalid: {invalid[0].reason})",
+            )
         return enriched, (f"{len(invalid)} of {len(parts)} parts invalid, left out" if invalid else None)
 
     def _metadata(self, started: float, fallback: bool, error: str | None, charge_generation: bool):
@@ -94,33 +104,52 @@ class SecmlProvider:
         counted = self._generator if isinstance(self._generator, _Counting) and charge_generation else None
         seconds = (self._result[2] if counted and self._result else 0.0) + time.perf_counter() - started
         metadata = ProviderMetadata(
-            model_name=self.model_name, provider_name=PROVIDER_NAME, latency_ms=int(seconds * 1000),
+            model_name=self.model_name,
+            provider_name=PROVIDER_NAME,
+            latency_ms=int(seconds * 1000),
             tokens_prompt=counted.tokens_prompt if counted else 0,
-            tokens_completion=counted.tokens_completion if counted else 0, cached=False, fallback=fallback,
-            error_message=error, temperature=0.0, timestamp=datetime.now().isoformat())
+            tokens_completion=counted.tokens_completion if counted else 0,
+            cached=False,
+            fallback=fallback,
+            error_message=error,
+            temperature=0.0,
+            timestamp=datetime.now().isoformat(),
+        )
         self.calls.append(metadata)
         return metadata
 
-    def summarize(self, reductions, correlations, actions, *, skip=False, previous=None, skip_reason=None,
-                  baseline_context=None):
+    def summarize(
+        self, reductions, correlations, actions, *, skip=False, previous=None, skip_reason=None, baseline_context=None
+    ):
         from sys_scan_agent.models import Summaries
 
         started = time.perf_counter()
         if skip and previous is not None:
-            summaries, _ = self._heuristic.summarize(reductions, correlations, actions, skip=True, previous=previous,
-                                                     skip_reason=skip_reason, baseline_context=baseline_context)
+            summaries, _ = self._heuristic.summarize(
+                reductions,
+                correlations,
+                actions,
+                skip=True,
+                previous=previous,
+                skip_reason=skip_reason,
+                baseline_context=baseline_context,
+            )
             return summaries, self._metadata(started, False, None, False)
         fresh = self._result is None
         enriched, problem = self.enrichment()
         if enriched is None:
-            summaries, _ = self._heuristic.summarize(reductions, correlations, actions,
-                                                     baseline_context=baseline_context)
+            summaries, _ = self._heuristic.summarize(
+                reductions, correlations, actions, baseline_context=baseline_context
+            )
             return summaries, self._metadata(started, True, problem, fresh)
         ours = enriched.get("summaries") or {}
         fields = {k: ours[k] for k in Summaries.model_fields if k in ours}
         fields["triage_summary"] = self._top(enriched)
-        fields["metrics"] = {**(ours.get("metrics") or {}), "secml_model": self.model_name,
-                             "secml_parts": [p.summary() for p in self._result[1]]}
+        fields["metrics"] = {
+            **(ours.get("metrics") or {}),
+            "secml_model": self.model_name,
+            "secml_parts": [p.summary() for p in self._result[1]],
+        }
         return Summaries(**fields), self._metadata(started, False, problem, fresh)
 
     @staticmethod
@@ -141,5 +170,9 @@ class SecmlProvider:
     def refine_rules(self, suggestions, examples=None):
         started = time.perf_counter()
         refined, _ = self._heuristic.refine_rules(suggestions, examples)
-        return refined, self._metadata(started, True, "rule refinement is sys-scan-agent's heuristic: no model of "
-                                       "this repository is trained for it", False)
+        return refined, self._metadata(
+            started,
+            True,
+            "rule refinement is sys-scan-agent's heuristic: no model of this repository is trained for it",
+            False,
+        )

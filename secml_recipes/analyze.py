@@ -40,8 +40,10 @@ def analyze(report_path: str | Path, provider, out: str | Path, html: bool = Tru
         llm_provider.set_llm_provider(previous)
     output = enriched.model_dump()
     output["summaries"] = models.Summaries(**state["summary"]).model_dump()
-    output["enrichment_results"] = {**(output.get("enrichment_results") or {}),
-                                    "llm_provider": [m._asdict() for m in provider.calls]}
+    output["enrichment_results"] = {
+        **(output.get("enrichment_results") or {}),
+        "llm_provider": [m._asdict() for m in provider.calls],
+    }
     validated = models.EnrichedOutput.model_validate(output)
     written = canonicalize.canonicalize_enriched_output_dict(validated.model_dump())
     out = Path(out)
@@ -71,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         report = read_report(args.report)
-        provider = SecmlProvider(args.model, report, args.max_prompt_chars, args.max_new_tokens, tokenizer=args.tokenizer)
+        provider = SecmlProvider(
+            args.model, report, args.max_prompt_chars, args.max_new_tokens, tokenizer=args.tokenizer
+        )
         provider._generator_once()  # a bad model path fails here, before the agent runs
         written = analyze(args.report, provider, args.out, html=not args.no_html)
     except (TriageError, FileNotFoundError, OSError) as err:
@@ -79,9 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     calls = written["enrichment_results"]["llm_provider"]
     for call in calls:
-        print(f"provider call: model {call['model_name']}, {call['tokens_prompt']} prompt + {call['tokens_completion']} "
-              f"completion tokens, {call['latency_ms']} ms" + (f", fallback: {call['error_message']}"
-                                                              if call["fallback"] else ""))
+        print(
+            f"provider call: model {call['model_name']}, {call['tokens_prompt']} prompt + {call['tokens_completion']} "
+            f"completion tokens, {call['latency_ms']} ms"
+            + (f", fallback: {call['error_message']}" if call["fallback"] else "")
+        )
     print(f"[secml analyze] wrote {args.out}" + ("" if args.no_html else f" and {Path(args.out).with_suffix('.html')}"))
     return 0
 

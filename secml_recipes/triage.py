@@ -80,15 +80,23 @@ def _mark_teacher(enriched: dict) -> dict:
     return {**enriched, "enriched_findings": findings}
 
 
-def triage(report: dict, generator, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS, max_new_tokens: int = 4096,
-           fill_from_teacher: bool = False, progress: bool = True) -> tuple[dict | None, list[PartResult]]:
+def triage(
+    report: dict,
+    generator,
+    max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
+    max_new_tokens: int = 4096,
+    fill_from_teacher: bool = False,
+    progress: bool = True,
+) -> tuple[dict | None, list[PartResult]]:
     """(merged enriched report or None when no part is usable, one PartResult per part) for `report`."""
     from tqdm.auto import tqdm
 
     pairs = split_report(report, max_prompt_chars)
     results, model_parts, teacher_parts = [], [], []
     for n, (part, teacher) in enumerate(tqdm(pairs, desc="triage", unit="part", disable=not progress or None), 1):
-        prompt = generator.render([{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": compact(part)}])
+        prompt = generator.render(
+            [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": compact(part)}]
+        )
         t0 = time.perf_counter()
         (text,) = generator.generate([prompt], max_new_tokens)
         seconds = round(time.perf_counter() - t0, 2)
@@ -137,16 +145,28 @@ def run(args) -> int:
     for p in parts:
         print(f"part {p.part}: {p.status}" + (f" ({p.reason})" if p.reason else "") + f" [{p.seconds}s]")
     counts = {s: sum(p.status == s for p in parts) for s in ("valid", "invalid", "teacher")}
-    print(f"[secml triage] {len(parts)} parts: {counts['valid']} valid, {counts['invalid']} invalid, "
-          f"{counts['teacher']} filled from the teacher; {seconds}s; raw outputs in {parts_file}")
+    print(
+        f"[secml triage] {len(parts)} parts: {counts['valid']} valid, {counts['invalid']} invalid, "
+        f"{counts['teacher']} filled from the teacher; {seconds}s; raw outputs in {parts_file}"
+    )
     if enriched is None:
-        print(f"error: the model wrote no valid part, so there is no enriched report (see {parts_file}; "
-              "--fill-from-teacher fills invalid parts from the reference teacher, marked)", file=sys.stderr)
+        print(
+            f"error: the model wrote no valid part, so there is no enriched report (see {parts_file}; "
+            "--fill-from-teacher fills invalid parts from the reference teacher, marked)",
+            file=sys.stderr,
+        )
         return 1
     enriched["raw_reference"] = hashlib.sha256(report_path.read_bytes()).hexdigest()
-    enriched["enrichment_results"] = {"secml_triage": {
-        "model": str(args.model), "complete": counts["invalid"] == 0, "teacher_tag": TEACHER_TAG,
-        "max_prompt_chars": args.max_prompt_chars, "seconds": seconds, "parts": [p.summary() for p in parts]}}
+    enriched["enrichment_results"] = {
+        "secml_triage": {
+            "model": str(args.model),
+            "complete": counts["invalid"] == 0,
+            "teacher_tag": TEACHER_TAG,
+            "max_prompt_chars": args.max_prompt_chars,
+            "seconds": seconds,
+            "parts": [p.summary() for p in parts],
+        }
+    }
     problem = enriched_report_error(enriched)
     if problem:  # each part was valid; a merge that is not would be a bug here, not the model's
         raise RuntimeError(f"merged report invalid: {problem}")
@@ -161,14 +181,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("report", help="a raw sys-scan JSON report (schema v2)")
     parser.add_argument("--model", required=True, help="trained specialist: model folder, adapter folder or .gguf")
     parser.add_argument("--out", help="enriched report to write (default: REPORT.enriched.json beside the report)")
-    parser.add_argument("--fill-from-teacher", action="store_true",
-                        help=f"fill parts the model got wrong from the reference teacher (tagged {TEACHER_TAG})")
-    parser.add_argument("--max-prompt-chars", type=int, default=DEFAULT_MAX_PROMPT_CHARS,
-                        help="part size: the max_prompt_chars of the corpus the model was trained on")
+    parser.add_argument(
+        "--fill-from-teacher",
+        action="store_true",
+        help=f"fill parts the model got wrong from the reference teacher (tagged {TEACHER_TAG})",
+    )
+    parser.add_argument(
+        "--max-prompt-chars",
+        type=int,
+        default=DEFAULT_MAX_PROMPT_CHARS,
+        help="part size: the max_prompt_chars of the corpus the model was trained on",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=4096)
     parser.add_argument("--tokenizer", help="GGUF only: the source model folder (default: the GGUF's own tokenizer)")
-    parser.add_argument("--backend", choices=["auto", "transformers", "llama_cpp"], default="auto",
-                        help="GGUF runtime (auto: llama.cpp when built by `make llama-cpp`)")
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "transformers", "llama_cpp"],
+        default="auto",
+        help="GGUF runtime (auto: llama.cpp when built by `make llama-cpp`)",
+    )
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     parser.add_argument("--no-html", action="store_true", help="do not render the HTML report")
     return parser

@@ -6,17 +6,16 @@ import pytest
 
 pytest.importorskip("sys_scan_agent.cli", reason="sys-scan-agent with its CLI module is not installed (make agent)")
 
-from sys_scan_agent.llm_provider import NullLLMProvider, ProviderMetadata, get_llm_provider  # noqa: E402
-from sys_scan_agent.models import EnrichedOutput  # noqa: E402
+from sys_scan_agent.llm_provider import NullLLMProvider, ProviderMetadata, get_llm_provider
+from sys_scan_agent.models import EnrichedOutput
+from test_triage import ScriptedSpecialist
 
-from secml_recipes import analyze as analyze_cli  # noqa: E402
-from secml_recipes.agent_provider import PROVIDER_NAME, SecmlProvider  # noqa: E402
-from secml_recipes.data.enrich import build_enrichment  # noqa: E402
-from secml_recipes.data.fixtures import real_report_paths  # noqa: E402
-from secml_recipes.data.split import compact  # noqa: E402
-from test_triage import ScriptedSpecialist  # noqa: E402
-
-from helpers import ROOT  # noqa: E402
+from helpers import ROOT
+from secml_recipes import analyze as analyze_cli
+from secml_recipes.agent_provider import PROVIDER_NAME, SecmlProvider
+from secml_recipes.data.enrich import build_enrichment
+from secml_recipes.data.fixtures import real_report_paths
+from secml_recipes.data.split import compact
 
 REPORT = real_report_paths()[0]
 
@@ -36,8 +35,10 @@ def test_the_agents_analyze_takes_its_summaries_from_our_model(report, tmp_path)
     assert "<html" in (tmp_path / "enriched_report.html").read_text().lower()
     ours = build_enrichment(report).output["summaries"]
     assert written["summaries"]["executive_summary"] == ours["executive_summary"]
-    assert written["summaries"]["triage_summary"]["top_findings"][0]["id"] == \
-        build_enrichment(report).output["enriched_findings"][0]["id"]
+    assert (
+        written["summaries"]["triage_summary"]["top_findings"][0]["id"]
+        == build_enrichment(report).output["enriched_findings"][0]["id"]
+    )
     (call,) = written["enrichment_results"]["llm_provider"]
     assert call["model_name"] == "models/specialist_model" and call["provider_name"] == PROVIDER_NAME
     assert call["fallback"] is False and call["error_message"] is None
@@ -79,10 +80,27 @@ def smoke_specialist(tiny_models, small_corpus, tmp_path_factory):
     from secml_recipes.sft import main
 
     out = tmp_path_factory.mktemp("smoke") / "specialist_model"
-    rc = main([str(ROOT / "recipes" / "smoke" / "specialist.yaml"), "--model_name_or_path", str(tiny_models["llama"]),
-               "--dataset_path", str(small_corpus), "--output_dir", str(out), "--max_train_samples", "4",
-               "--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "1", "--max_steps", "2",
-               "--save_strategy", "no"])
+    rc = main(
+        [
+            str(ROOT / "recipes" / "smoke" / "specialist.yaml"),
+            "--model_name_or_path",
+            str(tiny_models["llama"]),
+            "--dataset_path",
+            str(small_corpus),
+            "--output_dir",
+            str(out),
+            "--max_train_samples",
+            "4",
+            "--per_device_train_batch_size",
+            "1",
+            "--gradient_accumulation_steps",
+            "1",
+            "--max_steps",
+            "2",
+            "--save_strategy",
+            "no",
+        ]
+    )
     assert rc == 0
     return out
 
@@ -90,8 +108,10 @@ def smoke_specialist(tiny_models, small_corpus, tmp_path_factory):
 @pytest.mark.slow
 def test_analyze_command_with_a_smoke_trained_specialist(smoke_specialist, tmp_path, capsys):
     out = tmp_path / "enriched_report.json"
-    assert analyze_cli.main([str(REPORT), "--model", str(smoke_specialist), "--out", str(out),
-                             "--max-new-tokens", "4"]) == 0
+    assert (
+        analyze_cli.main([str(REPORT), "--model", str(smoke_specialist), "--out", str(out), "--max-new-tokens", "4"])
+        == 0
+    )
     written = json.loads(out.read_text())
     EnrichedOutput.model_validate(written)
     calls = written["enrichment_results"]["llm_provider"]

@@ -67,8 +67,9 @@ def test_an_invalid_part_is_reported_and_left_out_unless_filled_from_the_teacher
     assert not (bad_ids - others) & ids, "the teacher must not silently stand in for the model"
     assert all(triage_cli.TEACHER_TAG not in f["tags"] for f in enriched["enriched_findings"])
 
-    filled, parts = triage_cli.triage(real_report, ScriptedSpecialist(real_report, answer), MAX_CHARS,
-                                      fill_from_teacher=True, progress=False)
+    filled, parts = triage_cli.triage(
+        real_report, ScriptedSpecialist(real_report, answer), MAX_CHARS, fill_from_teacher=True, progress=False
+    )
     assert parts[bad].status == "teacher" and parts[bad].reason
     tagged = {f["id"] for f in filled["enriched_findings"] if triage_cli.TEACHER_TAG in f["tags"]}
     assert bad_ids - others <= tagged and enriched_report_error(filled) is None
@@ -99,11 +100,14 @@ def test_command_writes_the_report_its_part_log_and_the_agents_html(real_report,
     assert "<html" in out.with_suffix(".html").read_text().lower()
 
 
-@pytest.mark.parametrize("content, expected", [
-    (None, "report not found"),
-    ("{not json", "not JSON"),
-    ('{"meta": {"json_schema_version": "2"}}', "not a sys-scan v2 report"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (None, "report not found"),
+        ("{not json", "not JSON"),
+        ('{"meta": {"json_schema_version": "2"}}', "not a sys-scan v2 report"),
+    ],
+)
 def test_bad_reports_are_one_line_errors(tmp_path, capsys, content, expected):
     path = tmp_path / "r.json"
     if content is not None:
@@ -113,11 +117,14 @@ def test_bad_reports_are_one_line_errors(tmp_path, capsys, content, expected):
     assert expected in err and str(path) in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("make, expected", [
-    (lambda d: d / "missing", "model not found"),
-    (lambda d: d, "no config.json or adapter_config.json"),
-    (lambda d: (d / "w.bin").write_text("x") and d / "w.bin", "a model is a folder or a .gguf file"),
-])
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda d: d / "missing", "model not found"),
+        (lambda d: d, "no config.json or adapter_config.json"),
+        (lambda d: (d / "w.bin").write_text("x") and d / "w.bin", "a model is a folder or a .gguf file"),
+    ],
+)
 def test_bad_model_paths_are_one_line_errors(tmp_path, capsys, make, expected):
     model = make(tmp_path)
     assert triage_cli.main([str(real_report_paths()[0]), "--model", str(model), "--out", str(tmp_path / "o.json")]) == 2
@@ -133,8 +140,21 @@ def test_a_real_tiny_model_runs_end_to_end_and_its_garbage_is_reported(tiny_mode
     report = tmp_path / "host.json"
     report.write_text(json.dumps(generate_report(next(iter(plan_hosts(1, 7))))))
     out = tmp_path / "host.enriched.json"
-    rc = triage_cli.main([str(report), "--model", str(tiny_models["llama"]), "--out", str(out), "--max-new-tokens", "8",
-                          "--max-prompt-chars", "60000", "--fill-from-teacher", "--no-html"])
+    rc = triage_cli.main(
+        [
+            str(report),
+            "--model",
+            str(tiny_models["llama"]),
+            "--out",
+            str(out),
+            "--max-new-tokens",
+            "8",
+            "--max-prompt-chars",
+            "60000",
+            "--fill-from-teacher",
+            "--no-html",
+        ]
+    )
     log = [json.loads(line) for line in out.with_name("host.enriched.parts.jsonl").read_text().splitlines()]
     assert rc == 0 and log and all(p["status"] == "teacher" and p["reason"] and p["output"] for p in log)
     written = json.loads(out.read_text())

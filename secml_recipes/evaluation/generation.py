@@ -122,24 +122,31 @@ class LlamaCppGenerator:
     def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
         """Greedy decoding in llama.cpp; the new token ids are decoded by the same tokenizer as the
         transformers runtime, so outputs of the two runtimes compare token for token."""
-        stop = {self.llm.token_eos(), *stop_token_ids(self.tokenizer, self.family)}
         outputs = []
         for prompt in prompts:
-            ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
             t0 = time.perf_counter()
-            new: list[int] = []
-            if max_new_tokens > 0:
-                for token in self.llm.generate(ids, top_k=1, top_p=1.0, temp=0.0, reset=True):
-                    if token in stop:
-                        break
-                    new.append(token)
-                    if len(new) >= max_new_tokens:
-                        break
+            text, _, n_new = llama_cpp_generate(self.llm, self.tokenizer, self.family, prompt, max_new_tokens)
             self.stats["seconds"] += time.perf_counter() - t0
-            self.stats["generated_tokens"] += len(new)
+            self.stats["generated_tokens"] += n_new
             self.stats["prompts"] += 1
-            outputs.append(decode_output(self.tokenizer, new, self.family))
+            outputs.append(text)
         return outputs
+
+
+def llama_cpp_generate(llm, tokenizer, family, prompt: str, max_new_tokens: int) -> tuple[str, int, int]:
+    """(text, prompt tokens, new tokens): greedy decoding of a rendered prompt in llama.cpp, tokenized and
+    decoded by the model's own tokenizer (the evaluation's runtime and the HTTP server's)."""
+    stop = {llm.token_eos(), *stop_token_ids(tokenizer, family)}
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    new: list[int] = []
+    if max_new_tokens > 0:
+        for token in llm.generate(ids, top_k=1, top_p=1.0, temp=0.0, reset=True):
+            if token in stop:
+                break
+            new.append(token)
+            if len(new) >= max_new_tokens:
+                break
+    return decode_output(tokenizer, new, family), len(ids), len(new)
 
 
 def _family_or_none(tokenizer, model_type):

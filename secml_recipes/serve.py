@@ -54,8 +54,9 @@ def completion_response(text: str, family: ChatFamily, model: str, n_prompt: int
     }
 
 
-def make_handler(tokenizer, family: ChatFamily, model_name: str, default_max_tokens: int = 1024):
-    """The llama-cpp-python chat completion handler that renders, decodes and parses as training did."""
+def make_handler(tokenizer, family: ChatFamily, model_name: str, native: bool, default_max_tokens: int = 1024):
+    """The llama-cpp-python chat completion handler that renders, decodes and parses as training did (`native`:
+    llama.cpp tokenizes, for a GGUF served without its source folder)."""
     from .evaluation.generation import llama_cpp_generate
 
     def handler(*, llama, messages, tools=None, stream=False, max_tokens=None, **_ignored):
@@ -63,7 +64,9 @@ def make_handler(tokenizer, family: ChatFamily, model_name: str, default_max_tok
             raise ValueError("stream=true is not supported by this server; send the request without streaming")
         conversation, schemas = canonical_conversation(messages, tools)
         prompt = tokenizer.apply_chat_template(conversation, tools=schemas, tokenize=False, add_generation_prompt=True)
-        text, n_prompt, n_new = llama_cpp_generate(llama, tokenizer, family, prompt, max_tokens or default_max_tokens)
+        text, n_prompt, n_new = llama_cpp_generate(
+            llama, tokenizer, family, prompt, max_tokens or default_max_tokens, native=native
+        )
         return completion_response(text, family, model_name, n_prompt, n_new)
 
     return handler
@@ -87,7 +90,7 @@ def build_app(gguf: str, tokenizer_path: str | None = None, n_ctx: int = 8192, m
         raise ValueError(f"{gguf}: its chat family cannot be told from its tokenizer; pass --tokenizer SOURCE_FOLDER")
     alias = model_alias or Path(gguf).stem
     llama_chat_format.LlamaChatCompletionHandlerRegistry().register_chat_completion_handler(
-        HANDLER_NAME, make_handler(tokenizer, family, alias), overwrite=True
+        HANDLER_NAME, make_handler(tokenizer, family, alias, native=tokenizer_path is None), overwrite=True
     )
     model = ModelSettings(model=gguf, model_alias=alias, chat_format=HANDLER_NAME, n_ctx=n_ctx, verbose=False)
     return create_app(server_settings=ServerSettings(), model_settings=[model])

@@ -70,7 +70,7 @@ def _post(url, body):
 
 @pytest.fixture(scope="module")
 def server(tiny_models, llama_cpp_source, tmp_path_factory):
-    """A smoke GGUF (the tiny Llama, f32) served on a free localhost port."""
+    """A smoke GGUF (the tiny Llama, f32) served on a free localhost port, with its source tokenizer."""
     from secml_recipes.deploy.gguf import convert_to_gguf
 
     gguf = convert_to_gguf(tiny_models["llama"], tmp_path_factory.mktemp("gguf") / "tiny-f32.gguf", "f32")
@@ -78,7 +78,8 @@ def server(tiny_models, llama_cpp_source, tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "secml_recipes.serve", "--model", str(gguf), "--port", str(port), "--n-ctx", "4096"],
+        [sys.executable, "-m", "secml_recipes.serve", "--model", str(gguf), "--port", str(port), "--n-ctx", "4096"]
+        + ["--tokenizer", str(tiny_models["llama"])],
         cwd=ROOT,
         stderr=subprocess.PIPE,
         text=True,
@@ -123,7 +124,7 @@ def test_chat_request_is_rendered_as_training_rendered_it(server, tiny_models):
     # Same runtime, same prompt, greedy: the evaluation's llama.cpp generator writes the same answer.
     from secml_recipes.evaluation.generation import LlamaCppGenerator
 
-    generator = LlamaCppGenerator(str(gguf))  # the GGUF's own tokenizer and template, as the server uses
+    generator = LlamaCppGenerator(str(gguf), str(tiny_models["llama"]))
     (expected,) = generator.generate([text], 8)
     assert (reply["choices"][0]["message"]["content"] or "") == expected
 

@@ -8,6 +8,7 @@ The evaluation only calls `Generator.generate(prompts)` on rendered chat text, s
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,7 +126,8 @@ class LlamaCppGenerator:
         outputs = []
         for prompt in prompts:
             t0 = time.perf_counter()
-            text, _, n_new = llama_cpp_generate(self.llm, self.tokenizer, self.family, prompt, max_new_tokens)
+            text, _, n_new = llama_cpp_generate(self.llm, self.tokenizer, self.family, prompt, max_new_tokens,
+                                                native=self.tokenizer_path is None)
             self.stats["seconds"] += time.perf_counter() - t0
             self.stats["generated_tokens"] += n_new
             self.stats["prompts"] += 1
@@ -133,11 +135,19 @@ class LlamaCppGenerator:
         return outputs
 
 
-def llama_cpp_generate(llm, tokenizer, family, prompt: str, max_new_tokens: int) -> tuple[str, int, int]:
-    """(text, prompt tokens, new tokens): greedy decoding of a rendered prompt in llama.cpp, tokenized and
-    decoded by the model's own tokenizer (the evaluation's runtime and the HTTP server's)."""
-    stop = {llm.token_eos(), *stop_token_ids(tokenizer, family)}
-    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+def llama_cpp_generate(llm, tokenizer, family, prompt: str, max_new_tokens: int,
+                       native: bool = False) -> tuple[str, int, int]:
+    """(text, prompt tokens, new tokens): greedy decoding of a rendered prompt in llama.cpp (the evaluation's
+    runtime and the HTTP server's). The prompt is tokenized and the answer decoded by the source model's
+    tokenizer, or with `native` by llama.cpp's own (a GGUF without its source folder: transformers' rebuild of a
+    GGUF tokenizer need not split text as the original did)."""
+    if native:
+        stops = [llm.tokenize(t.encode(), add_bos=False, special=True) for t in (family.stops() if family else [])]
+        stop = {llm.token_eos(), *(ids[0] for ids in stops if len(ids) == 1)}
+        ids = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+    else:
+        stop = {llm.token_eos(), *stop_token_ids(tokenizer, family)}
+        ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     new: list[int] = []
     if max_new_tokens > 0:
         for token in llm.generate(ids, top_k=1, top_p=1.0, temp=0.0, reset=True):
@@ -146,7 +156,11 @@ def llama_cpp_generate(llm, tokenizer, family, prompt: str, max_new_tokens: int)
             new.append(token)
             if len(new) >= max_new_tokens:
                 break
-    return decode_output(tokenizer, new, family), len(ids), len(new)
+    if native:
+        text = llm.detokenize(new, special=True).decode("utf-8", "replace")
+    else:
+        text = decode_output(tokenizer, new, family)
+    return text, len(ids), len(new)
 
 
 def _family_or_none(tokenizer, model_type):
@@ -228,7 +242,14 @@ def open_model(path: str, tokenizer: str | None = None, backend: str = "auto", d
                                     name=name or p.name)
         from transformers import AutoTokenizer
 
-        source = AutoTokenizer.from_pretrained(tokenizer) if tokenizer else gguf_tokenizer(p)
-        gen.tokenizer.chat_template = source.chat_template
+        if tokenizer:
+            gen.tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+            gen.tokenizer.padding_side = "left"
+            gen.tokenizer.pad_token = gen.tokenizer.pad_token or gen.tokenizer.eos_token
+        else:
+            print(f"[secml] {p.name}: transformers rebuilds the tokenizer from the GGUF, which may split text "
+                  "differently from the original; pass --tokenizer SOURCE_FOLDER (or build llama.cpp: make llama-cpp) "
+                  "for exact tokens", file=sys.stderr)
+            gen.tokenizer.chat_template = gguf_tokenizer(p).chat_template
         return gen
     return TransformersGenerator(str(p), dtype=dtype, batch_size=batch_size, name=name or p.name)

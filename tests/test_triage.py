@@ -160,3 +160,20 @@ def test_a_real_tiny_model_runs_end_to_end_and_its_garbage_is_reported(tiny_mode
     written = json.loads(out.read_text())
     assert enriched_report_error(written) is None
     assert all(triage_cli.TEACHER_TAG in f["tags"] for f in written["enriched_findings"])
+
+
+@pytest.mark.slow
+def test_a_gguf_runs_through_transformers_with_its_source_tokenizer(tiny_models, llama_cpp_source, tmp_path, capsys):
+    """A GGUF without llama.cpp built: transformers' GGUF reader, prompts tokenized by the source folder."""
+    from secml_recipes.data.generate import generate_report, plan_hosts
+    from secml_recipes.deploy.gguf import convert_to_gguf
+
+    gguf = convert_to_gguf(tiny_models["llama"], tmp_path / "specialist-f32.gguf", "f32")
+    report = tmp_path / "host.json"
+    report.write_text(json.dumps(generate_report(next(iter(plan_hosts(1, 7))))))
+    out = tmp_path / "host.enriched.json"
+    args = [str(report), "--model", str(gguf), "--backend", "transformers", "--tokenizer", str(tiny_models["llama"])]
+    rc = triage_cli.main(args + ["--out", str(out), "--max-new-tokens", "4", "--max-prompt-chars", "60000"])
+    log = [json.loads(line) for line in out.with_name("host.enriched.parts.jsonl").read_text().splitlines()]
+    assert rc == 1 and log and all(p["status"] == "invalid" for p in log)
+    assert "transformers rebuilds the tokenizer" not in capsys.readouterr().err

@@ -72,7 +72,8 @@ class SecmlProvider:
         """The raw report the next calls are about (the enrichment is recomputed)."""
         self.report, self._result = report, None
 
-    def _generator_once(self) -> _Counting:
+    def load(self) -> _Counting:
+        """The model, loaded once (a bad path fails here, before anything asks the provider)."""
         if not isinstance(self._generator, _Counting):
             if self._generator is None:
                 from .evaluation.generation import open_model
@@ -87,7 +88,7 @@ class SecmlProvider:
             return None, "no report attached (SecmlProvider(report=...) or attach_report)"
         if self._result is None:
             t0 = time.perf_counter()
-            enriched, parts = triage(self.report, self._generator_once(), self.max_prompt_chars, self.max_new_tokens)
+            enriched, parts = triage(self.report, self.load(), self.max_prompt_chars, self.max_new_tokens)
             self._result = enriched, parts, time.perf_counter() - t0
         enriched, parts, _ = self._result
         invalid = [p for p in parts if p.status != "valid"]

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         provider = SecmlProvider(
             args.model, report, args.max_prompt_chars, args.max_new_tokens, tokenizer=args.tokenizer
         )
-        provider._generator_once()  # a bad model path fails here, before the agent runs
+        provider.load()  # a bad model path fails here, before the agent runs
         written = analyze(args.report, provider, args.out, html=not args.no_html)
     except (TriageError, FileNotFoundError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -54,6 +54,16 @@ def completion_response(text: str, family: ChatFamily, model: str, n_prompt: int
     }
 
 
+def with_tool_names(messages: list[dict]) -> list[dict]:
+    """Tool results with the `name` of the call they answer: llama-cpp-python's request model drops a tool
+    message's name, while the training templates print it."""
+    names = {c.get("id"): c["function"]["name"] for m in messages for c in m.get("tool_calls") or []}
+    return [
+        dict(m, name=names.get(m.get("tool_call_id"))) if m.get("role") == "tool" and not m.get("name") else m
+        for m in messages
+    ]
+
+
 def make_handler(tokenizer, family: ChatFamily, model_name: str, native: bool, default_max_tokens: int = 1024):
     """The llama-cpp-python chat completion handler that renders, decodes and parses as training did (`native`:
     llama.cpp tokenizes, for a GGUF served without its source folder)."""
@@ -62,7 +72,7 @@ def make_handler(tokenizer, family: ChatFamily, model_name: str, native: bool, d
     def handler(*, llama, messages, tools=None, stream=False, max_tokens=None, **_ignored):
         if stream:
             raise ValueError("stream=true is not supported by this server; send the request without streaming")
-        conversation, schemas = canonical_conversation(messages, tools)
+        conversation, schemas = canonical_conversation(with_tool_names(messages), tools)
         prompt = tokenizer.apply_chat_template(conversation, tools=schemas, tokenize=False, add_generation_prompt=True)
         text, n_prompt, n_new = llama_cpp_generate(
             llama, tokenizer, family, prompt, max_tokens or default_max_tokens, native=native

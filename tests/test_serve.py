@@ -138,7 +138,7 @@ def test_tool_calling_request_with_tool_history(server, tiny_models):
         {"role": "user", "content": "Check /usr/bin/su."},
         {
             "role": "assistant",
-            "content": None,
+            "content": "",  # llama-cpp-python's request model refuses null content
             "tool_calls": [
                 {
                     "id": "call_1",

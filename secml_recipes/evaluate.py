@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .data.atomic import write_text_atomic
 from .recipe import RecipeError, load_recipe
 
 
@@ -150,7 +151,7 @@ def evaluate(args) -> dict:
             if name == "model":
                 scatter = risk_score_pairs(preds, refs)
                 (out_dir).mkdir(parents=True, exist_ok=True)
-                (out_dir / "predictions.jsonl").write_text("".join(
+                write_text_atomic(out_dir / "predictions.jsonl", "".join(
                     json.dumps({"source": it["source"], "prediction": p}) + "\n" for it, p in zip(items, preds)))
             del gen
         if "rule" in args.baselines:
@@ -173,7 +174,7 @@ def evaluate(args) -> dict:
             identities[name] = {"base": _identity(gen.resolved_base), "adapter": _identity(gen.resolved_adapter)}
             if name == "model":
                 out_dir.mkdir(parents=True, exist_ok=True)
-                (out_dir / "trajectories.jsonl").write_text("".join(
+                write_text_atomic(out_dir / "trajectories.jsonl", "".join(
                     json.dumps({"id": t.episode_id, "final": t.final, "steps": t.steps, "calls": t.calls,
                                 "messages": t.messages}) + "\n" for t in trajectories))
             del gen

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import layout
+from .data.atomic import write_json_atomic
 from .recipe import RecipeError, build_dataclass, load_recipe
 
 
@@ -189,7 +190,7 @@ def quantize_model(spec: ModelQuantSpec, args: QuantizeArguments) -> dict:
     if "gptq" in spec.formats:
         _gptq_artifact(spec, args, source, tokenizer, report)
     path = layout.quant_report(spec.name, args.models_dir)
-    path.write_text(json.dumps(report.data, indent=2))
+    write_json_atomic(path, report.data)  # push reads it: whole or absent
     return report.data
 
 

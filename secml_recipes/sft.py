@@ -152,16 +152,28 @@ def _load_datasets(data_args, settings, output_dir: Path, seed: int):
 
 
 def _resume_checkpoint(model_args, training_args, output_dir: Path) -> str | None:
-    """The recipe's resume_from_checkpoint, else the newest checkpoint in output_dir if it is of this model."""
-    if training_args.resume_from_checkpoint is not None or not output_dir.is_dir():
-        return training_args.resume_from_checkpoint
-    from transformers.trainer_utils import get_last_checkpoint
+    """The recipe's resume_from_checkpoint (refused when incomplete), else the newest complete checkpoint in
+    output_dir if it is of this model. Newer incomplete ones (a crash or a full disk while one was written) are set
+    aside as `incomplete-checkpoint-N` and the fall-back is said in one line (checkpoints.py)."""
+    from .checkpoints import CheckpointError, newest_complete_checkpoint, require_complete
 
-    last = get_last_checkpoint(str(output_dir))
-    if last:
-        _refuse_another_models_checkpoint(Path(last), model_args, training_args)
-        logger.info("resuming from %s (found in output_dir)", last)
-    return last
+    model_only = bool(training_args.save_only_model)
+    if training_args.resume_from_checkpoint is not None:
+        try:
+            require_complete(training_args.resume_from_checkpoint, model_only)
+        except CheckpointError as err:
+            raise _Refused(str(err)) from None
+        return training_args.resume_from_checkpoint
+    if not output_dir.is_dir():
+        return None
+    resume = newest_complete_checkpoint(output_dir, model_only, set_aside=training_args.process_index == 0)
+    if resume.message() and training_args.process_index == 0:
+        logger.warning("%s", resume.message())
+    if resume.checkpoint is None:
+        return None
+    _refuse_another_models_checkpoint(resume.checkpoint, model_args, training_args)
+    logger.info("resuming from %s (found in output_dir)", resume.checkpoint)
+    return str(resume.checkpoint)
 
 
 def _refuse_another_models_checkpoint(checkpoint: Path, model_args, training_args) -> None:
@@ -195,14 +207,14 @@ def _save_outputs(trainer, tokenizer, data_args, model_args, output_dir: Path, s
     """Beside the weights: tokenizer, the recipe and run settings, the loss history and plot, the model card."""
     from .plotting import write_loss_plot
 
+    from .data.atomic import write_json_atomic
+
     tokenizer.save_pretrained(str(output_dir))
     settings = {**trainer.run_settings.to_dict(), "planned": run_plan(trainer)}
-    (output_dir / layout.RUN_SETTINGS_FILE).write_text(json.dumps(settings, indent=2, default=str))
-    (output_dir / layout.RECIPE_FILE).write_text(
-        json.dumps({**summary, "run_settings": settings}, indent=2, default=str)
-    )
+    write_json_atomic(output_dir / layout.RUN_SETTINGS_FILE, settings, default=str)
+    write_json_atomic(output_dir / layout.RECIPE_FILE, {**summary, "run_settings": settings}, default=str)
     history = trainer.state.log_history
-    (output_dir / "loss_history.json").write_text(json.dumps(history, indent=2))
+    write_json_atomic(output_dir / "loss_history.json", history)
     if data_args.loss_plot:
         write_loss_plot(history, output_dir / "loss.png", title=f"{data_args.task}: {model_args.model_name_or_path}")
     trainer.create_model_card(model_name=output_dir.name, tags=list(type(trainer)._tag_names))

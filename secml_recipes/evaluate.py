@@ -113,6 +113,11 @@ def evaluate(args) -> dict:
 
     if not args.model:
         raise ValueError("no model to evaluate: pass --model PATH (a trained output folder or a hub id)")
+    from .guards import refuse_nonfinite_model
+
+    for folder in (args.model, args.adapter):  # a diverged run's NaN weights would score as empty predictions
+        if folder and Path(folder).is_dir() and not args.gguf_file and args.backend == "transformers":
+            refuse_nonfinite_model(folder, "evaluate")
     out_dir = Path(args.output_dir)
     variants = {"model": dict(model_path=args.model, adapter_path=args.adapter, gguf_file=args.gguf_file,
                               backend=args.backend, tokenizer_path=args.tokenizer)}

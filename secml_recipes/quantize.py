@@ -176,6 +176,9 @@ def quantize_model(spec: ModelQuantSpec, args: QuantizeArguments) -> dict:
     source = Path(spec.source)
     if not source.exists():
         raise gguf.DeployError(f"{spec.name}: source {source} not found; train it first (make train-*/smoke)")
+    from .guards import refuse_nonfinite_model
+
+    refuse_nonfinite_model(source, "quantize")  # a NaN model quantizes to a GGUF that only looks like a model
     merge_info: dict = {}
     source = _merged_source(spec, args, source, merge_info)
     tokenizer = AutoTokenizer.from_pretrained(source)

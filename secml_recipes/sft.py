@@ -52,6 +52,7 @@ def train(data_args, model_args, training_args, speed_args, resolved: dict, reci
     # --- imports that cost seconds come after the recipe is known to be valid ---------------------
     import transformers
 
+    from .guards import NonFiniteError
     from .run_settings import detect_environment
 
     # --- seed, logging and what this run will do --------------------------------------------------
@@ -83,8 +84,13 @@ def train(data_args, model_args, training_args, speed_args, resolved: dict, reci
             training_args.max_length,
         )
 
-    # --- train (resuming from the newest checkpoint in output_dir) and save ------------------------
-    result = trainer.train(resume_from_checkpoint=resume)
+    # --- train (resuming from the newest complete checkpoint in output_dir) and save ---------------
+    try:
+        result = trainer.train(resume_from_checkpoint=resume)
+        trainer.guard.check_weights(trainer.state, trainer.model)  # a non-finite model is never saved
+    except NonFiniteError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
     trainer.save_state()

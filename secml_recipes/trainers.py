@@ -29,6 +29,7 @@ from trl import SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from .buckets import default_buckets, padding_efficiency, plan_buckets, round_up, token_lengths
+from .guards import NonFiniteGuard
 from .run_settings import BUCKET_MULTIPLE, RunSettings
 
 IGNORE_INDEX = -100
@@ -94,6 +95,13 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
             self._apply_xla_model_settings()
         if run_settings.backend == "xla" and isinstance(self.data_collator, DataCollatorForLanguageModeling):
             self._use_bucket_collator()
+        self.guard = NonFiniteGuard(
+            self,
+            run_settings.nonfinite_skip_steps,
+            run_settings.loss_explosion_factor,
+            per_step=run_settings.backend != "xla",
+        )
+        self.add_callback(self.guard)
         self._lean_metrics: dict[str, list[torch.Tensor]] = {"train": [], "eval": []}
         self._lean_aux: dict[str, list[torch.Tensor]] = {"train": [], "eval": []}
         self._token_totals = torch.zeros(2, dtype=torch.long)  # trained tokens, input tokens (train)
@@ -181,6 +189,12 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
 
             finish_xla_fsdp_v2(self, wrapped)  # XLA SPMD FSDPv2: closes two gaps of transformers 5.24 (sharding.py)
         return wrapped
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        """The Trainer's gradient norm of this step, also handed to the non-finite guard (guards.py)."""
+        grad_norm = super()._get_grad_norm(model, grad_norm)
+        self.guard.record_grad_norm(grad_norm)
+        return grad_norm
 
     # --- loss and metrics ----------------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from . import layout
 from .plan import PlanError, check_launch
 from .recipe import RecipeError, build_recipe, resolve_recipe
+from .recipe_checks import check_recipe_values
 from .sharding import launch_settings, save_final_model
 
 logger = logging.getLogger("secml_recipes.sft")
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         resolved = launch_settings(resolve_recipe(recipe_path, overrides))  # XLA SPMD FSDPv2 on a TPU host
         data_args, model_args, training_args, speed_args = build_recipe(resolved, recipe_path)
+        check_recipe_values(data_args, model_args, training_args, recipe_path)  # ranges and finite numbers
         # --- memory plan: refuse a launch that cannot fit before any weight is downloaded or loaded ----------
         check_launch(recipe_path, model_args, training_args, speed_args)
     except (RecipeError, PlanError) as err:

@@ -24,6 +24,7 @@ from .plan import PlanError, check_launch
 from .recipe import RecipeError, build_recipe, resolve_recipe
 from .recipe_checks import check_recipe_values
 from .sharding import launch_settings, save_final_model
+from .truncation import shortest_rows_fit
 
 logger = logging.getLogger("secml_recipes.sft")
 
@@ -69,6 +70,8 @@ def train(data_args, model_args, training_args, speed_args, resolved: dict, reci
         # --- data ----------------------------------------------------------------------------------
         output_dir = Path(training_args.output_dir)
         train_dataset, eval_dataset = _load_datasets(data_args, settings, output_dir, training_args.seed)
+        shortest_rows_fit(train_dataset, tokenizer, settings.max_length, settings.keep_truncated_rows or settings.packing,
+                          data_args.train_split)  # a max_length that cuts every row fails before the model loads
         resume = _resume_checkpoint(model_args, training_args, output_dir)
     except (RecipeError, _Refused) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -77,14 +80,10 @@ def train(data_args, model_args, training_args, speed_args, resolved: dict, reci
     # --- model and trainer -----------------------------------------------------------------------
     trainer = build_trainer(settings, model_args, training_args, train_dataset, eval_dataset, tokenizer)
     n_rows, kept = len(train_dataset), len(trainer.train_dataset)
-    if kept < n_rows:
-        logger.warning(
-            "%d of %d training rows were fully truncated by max_length=%s and carry no trained token; "
-            "raise max_length or lower the corpus' --max-prompt-chars",
-            n_rows - kept,
-            n_rows,
-            training_args.max_length,
-        )
+    truncation = trainer.planned.get("truncation", {})
+    if truncation and trainer.accelerator.is_main_process:
+        logger.info("max_length=%s: %s", training_args.max_length, "; ".join(
+            f"{name}: {c['rows']} rows, {c['cut']} cut, {c['dropped']} dropped" for name, c in truncation.items()))
 
     # --- train (resuming from the newest complete checkpoint in output_dir) and save ---------------
     try:
@@ -98,7 +97,8 @@ def train(data_args, model_args, training_args, speed_args, resolved: dict, reci
     trainer.save_state()
     save_final_model(trainer, str(output_dir))  # full safetensors (or the adapter) whatever the sharding
     if trainer.accelerator.is_main_process:
-        summary = {"recipe": str(recipe_path), "resolved": resolved, "train_rows": n_rows, "trained_rows": kept}
+        summary = {"recipe": str(recipe_path), "resolved": resolved, "train_rows": n_rows, "trained_rows": kept,
+                   "truncation": truncation}
         _save_outputs(trainer, tokenizer, data_args, model_args, output_dir, summary)
 
     # --- evaluate and push -----------------------------------------------------------------------

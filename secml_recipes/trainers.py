@@ -109,15 +109,30 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
     # --- dataset preparation -----------------------------------------------------------------------------------
 
     def _prepare_dataset(self, dataset, processing_class, args, packing, formatting_func, dataset_name):
-        """TRL's preparation; for padding-free rows with TRL's own truncation to the recipe's max_length."""
-        max_length = getattr(self, "_preparation_max_length", None)
-        if max_length is None:
+        """TRL's preparation (tokens and labels) without its truncation, then `truncation.fit_to_max_length`: rows
+        whose trained part max_length would cut are dropped (or kept truncated with keep_truncated_rows), counted
+        per split in `planned["truncation"]`. Packing chunks rows itself and keeps TRL's path."""
+        from .truncation import fit_to_max_length
+
+        max_length = getattr(self, "_preparation_max_length", None) or args.max_length
+        if max_length is None or packing:
             return super()._prepare_dataset(dataset, processing_class, args, packing, formatting_func, dataset_name)
-        args.max_length = max_length
+        saved, args.max_length = args.max_length, None
         try:
-            return super()._prepare_dataset(dataset, processing_class, args, packing, formatting_func, dataset_name)
+            prepared = super()._prepare_dataset(dataset, processing_class, args, packing, formatting_func, dataset_name)
         finally:
-            args.max_length = None
+            args.max_length = saved
+        settings = self.run_settings
+        fitted, counts = fit_to_max_length(
+            prepared, max_length, args.truncation_mode, settings.keep_truncated_rows, dataset_name
+        )
+        self.planned.setdefault("truncation", {})[dataset_name] = counts
+        if len(fitted) == 0:
+            raise ValueError(
+                f"max_length: every one of the {counts['rows']} {dataset_name} rows has a trained part longer than "
+                f"{max_length} tokens; raise max_length"
+            )
+        return fitted
 
     def _prepared_datasets(self) -> list:
         evals = self.eval_dataset

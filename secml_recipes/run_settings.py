@@ -206,8 +206,8 @@ class RunSettings:
         if self.packing:
             return f"packed into rows of {self.max_length} tokens"
         if self.keep_truncated_rows:
-            return f"{self.truncation_mode} at {self.max_length} tokens; rows left without a trained token are dropped"
-        return f"rows whose trained part exceeds {self.max_length} tokens are dropped (counted)"
+            return f"{self.truncation_mode} at {self.max_length} tokens; cut rows kept, rows left untrained dropped"
+        return f"{self.truncation_mode} at {self.max_length} tokens; rows whose trained part is cut are dropped"
 
     def _guard_text(self) -> str:
         skip = f"skip up to {self.nonfinite_skip_steps} step(s), then stop" if self.nonfinite_skip_steps else "stop"

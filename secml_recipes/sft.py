@@ -52,6 +52,53 @@ class _Refused(Exception):
 
 
 def train(data_args, model_args, training_args, speed_args, resolved: dict, recipe_path: str) -> int:
+    """One run that owns its output_dir (run_lock.py); a full disk or an unreachable Hub ends it with one line
+    that says what happened and how the run resumes (env_errors.py)."""
+    from .run_lock import OutputDirLock, RunLocked
+
+    output_dir = Path(training_args.output_dir)
+    lock = OutputDirLock(output_dir) if training_args.process_index == 0 else None
+    stage = ["starting"]
+    try:
+        if lock is not None:
+            lock.acquire()
+        return _train(data_args, model_args, training_args, speed_args, resolved, recipe_path, stage)
+    except RunLocked as err:
+        lock = None  # not ours to release
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        message = _environment_message(err, stage[0], output_dir, training_args)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _environment_message(err: BaseException, stage: str, output_dir: Path, training_args) -> str | None:
+    """One line for a full disk or a network failure during `stage`, with what was kept and how to go on."""
+    from .checkpoints import newest_complete_checkpoint
+    from .env_errors import describe_environment_error, free_space
+
+    described = describe_environment_error(err)
+    if described is None:
+        return None
+    kind, what = described
+    last = newest_complete_checkpoint(output_dir, set_aside=False).checkpoint if output_dir.is_dir() else None
+    resume = f"it resumes from {last.name}" if last else "it starts over (no complete checkpoint yet)"
+    if kind == "disk":
+        return (f"{what} while {stage} ({free_space(output_dir if output_dir.exists() else output_dir.parent)} for "
+                f"{output_dir}); free space and rerun the same command: {resume}, an incomplete checkpoint is set aside")
+    if stage == "pushing to the Hub":
+        return (f"{what} while {stage}; the trained model is saved in {output_dir}: publish it later with "
+                "`python -m secml_recipes.push`, or rerun with --push_to_hub false")
+    return f"{what} while {stage}; rerun when the Hub is reachable (or with --push_to_hub false): {resume}"
+
+
+def _train(data_args, model_args, training_args, speed_args, resolved: dict, recipe_path: str, stage: list) -> int:
     # --- imports that cost seconds come after the recipe is known to be valid ---------------------
     import transformers
 
@@ -62,13 +109,14 @@ def train(data_args, model_args, training_args, speed_args, resolved: dict, reci
     transformers.set_seed(training_args.seed)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity_warning()
+    output_dir = Path(training_args.output_dir)
     try:
+        stage[0] = "reading the model's tokenizer and the data"
         settings, tokenizer = resolve_run(data_args, model_args, training_args, speed_args, detect_environment())
         if training_args.process_index == 0:
             logger.info("%s", settings.table())
         _export_hub_token(training_args)
         # --- data ----------------------------------------------------------------------------------
-        output_dir = Path(training_args.output_dir)
         train_dataset, eval_dataset = _load_datasets(data_args, settings, output_dir, training_args.seed)
         shortest_rows_fit(train_dataset, tokenizer, settings.max_length, settings.keep_truncated_rows or settings.packing,
                           data_args.train_split)  # a max_length that cuts every row fails before the model loads
@@ -78,6 +126,7 @@ def train(data_args, model_args, training_args, speed_args, resolved: dict, reci
         return 2
 
     # --- model and trainer -----------------------------------------------------------------------
+    stage[0] = "loading the model" + (" and creating the Hub repository" if training_args.push_to_hub else "")
     trainer = build_trainer(settings, model_args, training_args, train_dataset, eval_dataset, tokenizer)
     n_rows, kept = len(train_dataset), len(trainer.train_dataset)
     truncation = trainer.planned.get("truncation", {})
@@ -86,12 +135,14 @@ def train(data_args, model_args, training_args, speed_args, resolved: dict, reci
             f"{name}: {c['rows']} rows, {c['cut']} cut, {c['dropped']} dropped" for name, c in truncation.items()))
 
     # --- train (resuming from the newest complete checkpoint in output_dir) and save ---------------
+    stage[0] = "training (writing checkpoints)"
     try:
         result = trainer.train(resume_from_checkpoint=resume)
         trainer.guard.check_weights(trainer.state, trainer.model)  # a non-finite model is never saved
     except NonFiniteError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    stage[0] = "saving the trained model"
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
     trainer.save_state()
@@ -103,10 +154,12 @@ def train(data_args, model_args, training_args, speed_args, resolved: dict, reci
 
     # --- evaluate and push -----------------------------------------------------------------------
     if eval_dataset is not None:
+        stage[0] = "evaluating"
         metrics = trainer.evaluate()
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
     if training_args.push_to_hub:
+        stage[0] = "pushing to the Hub"
         trainer.push_to_hub(tags=list(type(trainer)._tag_names))
     if trainer.accelerator.is_main_process:
         files = sorted(p.name for p in output_dir.iterdir() if p.is_file())

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
 from trl import SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
@@ -73,6 +75,32 @@ def token_loss(outputs, loss_type: str, num_items_in_batch=None) -> torch.Tensor
     return per_token.sum() / torch.as_tensor(count, device=per_token.device).clamp(min=1)
 
 
+class TokenCounter(TrainerCallback, ExportableState):
+    """The run's token totals (trained, seen), saved in every checkpoint's trainer_state.json (`stateful_callbacks`)
+    and restored on resume, so `total_trained_tokens` continues instead of restarting at 0. The totals are summed
+    across processes when a checkpoint is due (every process takes part); on resume the first process carries them."""
+
+    def __init__(self, trainer):
+        self.trainer, self.saved = trainer, [0, 0]
+
+    def state(self) -> dict:
+        return {"args": {}, "attributes": {"trained_tokens": self.saved[0], "seen_tokens": self.saved[1]}}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        name = type(self).__name__
+        restored = (state.stateful_callbacks.get(name) or {}).get("attributes", {})
+        state.stateful_callbacks.setdefault(name, {})  # a checkpoint written before the counter existed
+        totals = [int(restored.get("trained_tokens", 0)), int(restored.get("seen_tokens", 0))]
+        self.saved = totals
+        if self.trainer.accelerator.process_index != 0:
+            totals = [0, 0]
+        self.trainer._token_totals = torch.tensor(totals, dtype=torch.long)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if control.should_save:
+            self.saved = self.trainer.accelerator.reduce(self.trainer._token_totals, "sum").tolist()
+
+
 class _CompletionOnlySFTTrainer(SFTTrainer):
     """Shared by both trainers: settings applied, padding-free truncation, XLA buckets, lean metrics."""
 
@@ -105,6 +133,7 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
         self._lean_metrics: dict[str, list[torch.Tensor]] = {"train": [], "eval": []}
         self._lean_aux: dict[str, list[torch.Tensor]] = {"train": [], "eval": []}
         self._token_totals = torch.zeros(2, dtype=torch.long)  # trained tokens, input tokens (train)
+        self.add_callback(TokenCounter(self))  # the totals travel with checkpoints
 
     # --- dataset preparation -----------------------------------------------------------------------------------
 

@@ -85,13 +85,29 @@ def _non_empty_dir(path: Path) -> str | None:
     return None if any(path.iterdir()) else f"{path.name}/ is empty"
 
 
-CHECKS = {".safetensors": _safetensors, ".json": _json_state, ".pt": _torch_zip, ".pth": _torch_zip,
-          ".bin": _torch_zip, "": _non_empty_dir}
+CHECKS = {
+    ".safetensors": _safetensors,
+    ".json": _json_state,
+    ".pt": _torch_zip,
+    ".pth": _torch_zip,
+    ".bin": _torch_zip,
+    "": _non_empty_dir,
+}
 # (what, glob patterns: the first that matches decides, required unless the run saves only the model)
 PARTS = (
     ("trainer state", ("trainer_state.json",), True),
-    ("model weights", ("model.safetensors.index.json", "model.safetensors", "adapter_model.safetensors",
-                       "pytorch_model.bin", "pytorch_model_fsdp_0", "pytorch_model_fsdp*.bin"), True),
+    (
+        "model weights",
+        (
+            "model.safetensors.index.json",
+            "model.safetensors",
+            "adapter_model.safetensors",
+            "pytorch_model.bin",
+            "pytorch_model_fsdp_0",
+            "pytorch_model_fsdp*.bin",
+        ),
+        True,
+    ),
     ("optimizer state", ("optimizer.pt", "optimizer_0", "global_step*"), False),
     ("scheduler state", ("scheduler.pt", "global_step*"), False),
     ("RNG state", ("rng_state.pth", "rng_state_*.pth"), False),
@@ -136,7 +152,9 @@ class Resume:
         """One line when anything was set aside; None otherwise."""
         if not self.set_aside:
             return None
-        skipped = "; ".join(f"{name} is incomplete ({why}), moved to {moved.name}" for name, why, moved in self.set_aside)
+        skipped = "; ".join(
+            f"{name} is incomplete ({why}), moved to {moved.name}" for name, why, moved in self.set_aside
+        )
         target = f"resuming from {self.checkpoint.name}" if self.checkpoint else "no complete checkpoint: starting over"
         return f"{skipped}; {target}"
 

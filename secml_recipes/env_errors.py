@@ -15,8 +15,17 @@ import socket
 DISK_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded"}
 # Messages torch and others give a full disk without its errno.
 DISK_MESSAGES = ("inline_container.cc", "PytorchStreamWriter failed", "No space left on device", "file write failed")
-NETWORK_TYPES = ("ConnectionError", "ConnectTimeout", "ReadTimeout", "ConnectError", "TimeoutException",
-                 "OfflineModeIsEnabled", "MaxRetryError", "NewConnectionError", "RemoteDisconnected")
+NETWORK_TYPES = (
+    "ConnectionError",
+    "ConnectTimeout",
+    "ReadTimeout",
+    "ConnectError",
+    "TimeoutException",
+    "OfflineModeIsEnabled",
+    "MaxRetryError",
+    "NewConnectionError",
+    "RemoteDisconnected",
+)
 
 
 def _chain(err: BaseException):

@@ -44,7 +44,9 @@ def nonfinite_parameters(model, trainable_only: bool = True) -> list[str]:
     """Names of the (trainable) parameters holding a NaN or an infinity; one synchronisation for all of them."""
     import torch
 
-    named = [(n, p) for n, p in model.named_parameters() if p.is_floating_point() and (p.requires_grad or not trainable_only)]
+    named = [
+        (n, p) for n, p in model.named_parameters() if p.is_floating_point() and (p.requires_grad or not trainable_only)
+    ]
     if not named:
         return []
     local = [p.to_local() if hasattr(p, "to_local") else p for _, p in named]  # a DTensor shard under FSDP2
@@ -62,7 +64,7 @@ def nonfinite_tensors(folder: str | Path, limit: int = 5) -> list[str]:
     bad: list[str] = []
     for path in files:
         with safe_open(str(path), framework="pt") as fh:
-            for key in fh.keys():
+            for key in fh.keys():  # noqa: SIM118 (safe_open is not a dict)
                 tensor = fh.get_tensor(key)
                 if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                     bad.append(f"{path.name}:{key}")
@@ -113,7 +115,9 @@ class NonFiniteGuard(TrainerCallback):
 
         last = newest_complete_checkpoint(self.trainer.args.output_dir, set_aside=False).checkpoint
         resume = f"the newest checkpoint, {last.name}, is intact" if last else "no checkpoint was saved"
-        skipped = f" after skipping steps {self.skipped} (nonfinite_skip_steps={self.skip_budget})" if self.skipped else ""
+        skipped = (
+            f" after skipping steps {self.skipped} (nonfinite_skip_steps={self.skip_budget})" if self.skipped else ""
+        )
         raise NonFiniteError(
             f"training stopped at step {step}: {what}{skipped}; no weights from this step on were saved ({resume}); "
             f"lower learning_rate (now {self.trainer.args.learning_rate:g}) or check the data"

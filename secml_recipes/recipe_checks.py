@@ -9,7 +9,8 @@ valid); `check_recipe_values` applies them all and reports the first that fails.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .recipe import RecipeError
 

@@ -2,9 +2,10 @@
 
 Two runs writing one `output_dir` would both report success while the last writer silently wins. The first process
 of a run creates `.<output_dir name>.lock` beside the folder (outside it, so never uploaded with it; O_EXCL:
-exactly one creator wins) holding its host, pid, the process' start time and the command; a second run refuses with the holder's pid and start time. A lock whose
-process is gone (killed, or the machine rebooted) is taken over and said: the folder's checkpoints then resume as
-usual. A lock held from another host cannot be checked from here and is always respected.
+exactly one creator wins) holding its host, pid, the process' start time and the command; a second run refuses
+with the holder's pid and start time. A lock whose process is gone (killed, or the machine rebooted) is taken over
+and said: the folder's checkpoints then resume as usual. A lock held from another host cannot be checked from here
+and is always respected.
 """
 
 from __future__ import annotations

@@ -522,7 +522,12 @@ def _truncation(r: _Recipe, d: dict) -> Decision:
     if mode not in ("keep_start", "keep_end"):
         raise RunSettingsError(f"truncation_mode: {mode!r} is not supported; use keep_start or keep_end")
     keep = bool(getattr(r.data, "keep_truncated_rows", False))
-    fields = {"max_length": max_length, "truncation_mode": mode, "truncate_padding_free": False, "keep_truncated_rows": keep}
+    fields = {
+        "max_length": max_length,
+        "truncation_mode": mode,
+        "truncate_padding_free": False,
+        "keep_truncated_rows": keep,
+    }
     if max_length is None or d["packing"]:
         return fields, ""
     if d["padding_free"]:

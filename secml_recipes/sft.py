@@ -90,11 +90,15 @@ def _environment_message(err: BaseException, stage: str, output_dir: Path, train
     last = newest_complete_checkpoint(output_dir, set_aside=False).checkpoint if output_dir.is_dir() else None
     resume = f"it resumes from {last.name}" if last else "it starts over (no complete checkpoint yet)"
     if kind == "disk":
-        return (f"{what} while {stage} ({free_space(output_dir if output_dir.exists() else output_dir.parent)} for "
-                f"{output_dir}); free space and rerun the same command: {resume}, an incomplete checkpoint is set aside")
+        return (
+            f"{what} while {stage} ({free_space(output_dir if output_dir.exists() else output_dir.parent)} for "
+            f"{output_dir}); free space and rerun the same command: {resume}, an incomplete checkpoint is set aside"
+        )
     if stage == "pushing to the Hub":
-        return (f"{what} while {stage}; the trained model is saved in {output_dir}: publish it later with "
-                "`python -m secml_recipes.push`, or rerun with --push_to_hub false")
+        return (
+            f"{what} while {stage}; the trained model is saved in {output_dir}: publish it later with "
+            "`python -m secml_recipes.push`, or rerun with --push_to_hub false"
+        )
     return f"{what} while {stage}; rerun when the Hub is reachable (or with --push_to_hub false): {resume}"
 
 
@@ -118,8 +122,13 @@ def _train(data_args, model_args, training_args, speed_args, resolved: dict, rec
         _export_hub_token(training_args)
         # --- data ----------------------------------------------------------------------------------
         train_dataset, eval_dataset = _load_datasets(data_args, settings, output_dir, training_args.seed)
-        shortest_rows_fit(train_dataset, tokenizer, settings.max_length, settings.keep_truncated_rows or settings.packing,
-                          data_args.train_split)  # a max_length that cuts every row fails before the model loads
+        shortest_rows_fit(
+            train_dataset,
+            tokenizer,
+            settings.max_length,
+            settings.keep_truncated_rows or settings.packing,
+            data_args.train_split,
+        )  # a max_length that cuts every row fails before the model loads
         resume = _resume_checkpoint(model_args, training_args, output_dir)
     except (RecipeError, _Refused) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -131,8 +140,13 @@ def _train(data_args, model_args, training_args, speed_args, resolved: dict, rec
     n_rows, kept = len(train_dataset), len(trainer.train_dataset)
     truncation = trainer.planned.get("truncation", {})
     if truncation and trainer.accelerator.is_main_process:
-        logger.info("max_length=%s: %s", training_args.max_length, "; ".join(
-            f"{name}: {c['rows']} rows, {c['cut']} cut, {c['dropped']} dropped" for name, c in truncation.items()))
+        logger.info(
+            "max_length=%s: %s",
+            training_args.max_length,
+            "; ".join(
+                f"{name}: {c['rows']} rows, {c['cut']} cut, {c['dropped']} dropped" for name, c in truncation.items()
+            ),
+        )
 
     # --- train (resuming from the newest complete checkpoint in output_dir) and save ---------------
     stage[0] = "training (writing checkpoints)"
@@ -148,8 +162,13 @@ def _train(data_args, model_args, training_args, speed_args, resolved: dict, rec
     trainer.save_state()
     save_final_model(trainer, str(output_dir))  # full safetensors (or the adapter) whatever the sharding
     if trainer.accelerator.is_main_process:
-        summary = {"recipe": str(recipe_path), "resolved": resolved, "train_rows": n_rows, "trained_rows": kept,
-                   "truncation": truncation}
+        summary = {
+            "recipe": str(recipe_path),
+            "resolved": resolved,
+            "train_rows": n_rows,
+            "trained_rows": kept,
+            "truncation": truncation,
+        }
         _save_outputs(trainer, tokenizer, data_args, model_args, output_dir, summary)
 
     # --- evaluate and push -----------------------------------------------------------------------
@@ -266,9 +285,8 @@ def _refuse_another_models_checkpoint(checkpoint: Path, model_args, training_arg
 
 def _save_outputs(trainer, tokenizer, data_args, model_args, output_dir: Path, summary: dict) -> None:
     """Beside the weights: tokenizer, the recipe and run settings, the loss history and plot, the model card."""
-    from .plotting import write_loss_plot
-
     from .data.atomic import write_json_atomic
+    from .plotting import write_loss_plot
 
     tokenizer.save_pretrained(str(output_dir))
     settings = {**trainer.run_settings.to_dict(), "planned": run_plan(trainer)}

@@ -76,9 +76,12 @@ def test_a_named_incomplete_checkpoint_is_refused_not_replaced(tmp_path):
 def test_sharded_weights_check_every_shard(tmp_path):
     folder = make_checkpoint(tmp_path / "checkpoint-1", 1)
     (folder / "model.safetensors").rename(folder / "model-00001-of-00002.safetensors")
-    (folder / "model.safetensors.index.json").write_text(json.dumps(
-        {"weight_map": {"w": "model-00001-of-00002.safetensors", "v": "model-00002-of-00002.safetensors"}}))
-    assert "model-00002-of-00002.safetensors (listed in model.safetensors.index.json) is missing" in checkpoint_problem(folder)
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {"w": "model-00001-of-00002.safetensors", "v": "model-00002-of-00002.safetensors"}})
+    )
+    assert "model-00002-of-00002.safetensors (listed in model.safetensors.index.json) is missing" in checkpoint_problem(
+        folder
+    )
 
 
 def test_sft_resumes_from_the_newest_complete_checkpoint_and_says_so(tmp_path, caplog):
@@ -90,5 +93,10 @@ def test_sft_resumes_from_the_newest_complete_checkpoint_and_says_so(tmp_path, c
     (tmp_path / "checkpoint-4").mkdir()  # killed before trainer_state.json was written
     args = SimpleNamespace(resume_from_checkpoint=None, save_only_model=False, process_index=0)
     with caplog.at_level("WARNING", logger="secml_recipes.sft"):
-        assert _resume_checkpoint(SimpleNamespace(model_name_or_path="m"), args, tmp_path) == str(tmp_path / "checkpoint-2")
-    assert "checkpoint-4 is incomplete (trainer state missing" in caplog.text and "resuming from checkpoint-2" in caplog.text
+        assert _resume_checkpoint(SimpleNamespace(model_name_or_path="m"), args, tmp_path) == str(
+            tmp_path / "checkpoint-2"
+        )
+    assert (
+        "checkpoint-4 is incomplete (trainer state missing" in caplog.text
+        and "resuming from checkpoint-2" in caplog.text
+    )

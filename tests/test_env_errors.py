@@ -4,9 +4,8 @@ import errno
 
 import pytest
 
-from secml_recipes.env_errors import describe_environment_error
-
 from helpers import ROOT
+from secml_recipes.env_errors import describe_environment_error
 
 
 def _chained(outer, inner):
@@ -25,7 +24,9 @@ def test_environment_errors_are_recognised_through_the_chain():
 
     enospc = OSError(errno.ENOSPC, "No space left on device", "/out/checkpoint-2/optimizer.pt")
     assert describe_environment_error(_chained(RuntimeError("save failed"), enospc)) == (
-        "disk", "the disk is full writing /out/checkpoint-2/optimizer.pt")
+        "disk",
+        "the disk is full writing /out/checkpoint-2/optimizer.pt",
+    )
     torch_full = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 128 vs 64")
     assert describe_environment_error(torch_full)[0] == "disk"
     assert describe_environment_error(OSError(errno.EDQUOT, "Disk quota exceeded"))[1] == "the disk quota is exceeded"
@@ -39,17 +40,38 @@ def test_an_unreachable_hub_with_push_to_hub_is_one_line(tiny_models, small_corp
 
     monkeypatch.setenv("HF_TOKEN", "hf_PLANTEDtokenNEVERshown")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    rc = main([str(ROOT / "recipes/smoke/specialist.yaml"), "--model_name_or_path", str(tiny_models["llama"]),
-               "--dataset_path", str(small_corpus), "--output_dir", str(tmp_path / "o"), "--max_train_samples", "2",
-               "--max_steps", "1", "--push_to_hub", "true", "--hub_model_id", "me/x"])
+    rc = main(
+        [
+            str(ROOT / "recipes/smoke/specialist.yaml"),
+            "--model_name_or_path",
+            str(tiny_models["llama"]),
+            "--dataset_path",
+            str(small_corpus),
+            "--output_dir",
+            str(tmp_path / "o"),
+            "--max_train_samples",
+            "2",
+            "--max_steps",
+            "1",
+            "--push_to_hub",
+            "true",
+            "--hub_model_id",
+            "me/x",
+        ]
+    )
     err = capsys.readouterr().err
     last = err.strip().splitlines()[-1]
     assert rc == 1 and last.startswith("error: the network or the Hugging Face Hub is unreachable")
     assert "Traceback" not in err and "hf_PLANTED" not in err
 
 
-@pytest.mark.parametrize("exc", [OSError(errno.ENOSPC, "No space left on device"),
-                                 RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed")])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        OSError(errno.ENOSPC, "No space left on device"),
+        RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed"),
+    ],
+)
 def test_a_full_disk_while_checkpointing_is_one_line_that_says_how_it_resumes(tmp_path, capsys, monkeypatch, exc):
     """sft.train's handler, without training: the checkpoint write is what fails."""
     from types import SimpleNamespace

@@ -9,11 +9,16 @@ import torch
 from safetensors.torch import save_file
 from transformers import TrainerControl, TrainerState
 
+from helpers import ROOT, make_trainer
 from secml_recipes.data.fixtures import real_reports
 from secml_recipes.data.split import specialist_examples
-from secml_recipes.guards import NonFiniteError, NonFiniteGuard, NonFiniteModelError, nonfinite_tensors, refuse_nonfinite_model
-
-from helpers import ROOT, make_trainer
+from secml_recipes.guards import (
+    NonFiniteError,
+    NonFiniteGuard,
+    NonFiniteModelError,
+    nonfinite_tensors,
+    refuse_nonfinite_model,
+)
 
 
 def _guard(tmp_path, **kwargs):
@@ -88,9 +93,23 @@ def test_evaluate_and_quantize_refuse_a_nan_model_before_loading_it(tmp_path, ca
 
 
 def test_a_poisoned_step_stops_real_training_and_saves_nothing(tiny_models, tmp_path):
-    rows = [{k: r[k] for k in ("prompt", "completion")} for r in specialist_examples(next(real_reports()), "fx", 1500)[:2]]
-    trainer = make_trainer("specialist", tiny_models["llama"], rows, tmp_path, "--max_steps", "3",
-                           "--per_device_train_batch_size", "1", "--save_strategy", "steps", "--save_steps", "1")
+    rows = [
+        {k: r[k] for k in ("prompt", "completion")} for r in specialist_examples(next(real_reports()), "fx", 1500)[:2]
+    ]
+    trainer = make_trainer(
+        "specialist",
+        tiny_models["llama"],
+        rows,
+        tmp_path,
+        "--max_steps",
+        "3",
+        "--per_device_train_batch_size",
+        "1",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "1",
+    )
     compute_loss = trainer.compute_loss
 
     def poisoned(*args, **kwargs):
@@ -98,7 +117,9 @@ def test_a_poisoned_step_stops_real_training_and_saves_nothing(tiny_models, tmp_
         return loss * float("nan") if trainer.state.global_step == 1 else loss
 
     trainer.compute_loss = poisoned
-    with pytest.raises(NonFiniteError, match="training stopped at step 2: the gradient norm is nan.*checkpoint-1, is intact"):
+    with pytest.raises(
+        NonFiniteError, match="training stopped at step 2: the gradient norm is nan.*checkpoint-1, is intact"
+    ):
         trainer.train()
     out = tmp_path / "out-specialist"
     assert sorted(p.name for p in out.iterdir() if p.name.startswith("checkpoint")) == ["checkpoint-1"]

@@ -38,15 +38,24 @@ HOSTILE = {
         (lambda r: dict(r, tools=["x"]), "tools[0]: (root): 'x' is not of type 'object'"),
         (lambda r: dict(r, tools='["x"]'), "tools[0]: (root): 'x' is not of type 'object'"),
         (lambda r: dict(r, tools=7), "tools must be a list of function tools"),
-        (lambda r: dict(r, tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": 5}}}]),
-         "parameters is not a JSON schema"),
+        (
+            lambda r: dict(r, tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": 5}}}]),
+            "parameters is not a JSON schema",
+        ),
         (lambda r: dict(r, messages=["x", "y"]), "messages[0]: a message is a JSON object"),
-        (lambda r: dict(r, messages=[{"role": "user", "content": "x"}, {"role": "assistant", "content": "y",
-                                                                        "tool_calls": ["x"]}]),
-         "tool call is an object"),
-        (lambda r: dict(r, messages=[{"role": "user", "content": "x"}, {"role": "assistant", "content": "y",
-                                                                        "tool_calls": "x"}]),
-         "tool_calls must be a list"),
+        (
+            lambda r: dict(
+                r,
+                messages=[{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "tool_calls": ["x"]}],
+            ),
+            "tool call is an object",
+        ),
+        (
+            lambda r: dict(
+                r, messages=[{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "tool_calls": "x"}]
+            ),
+            "tool_calls must be a list",
+        ),
     ],
 }
 CASES = [(task, i) for task, cases in HOSTILE.items() for i in range(len(cases))]
@@ -71,7 +80,9 @@ def test_lines_nested_ten_thousand_deep_or_not_strict_json_are_quarantined():
     out = list(checked_json_lines(lines, lambda row: None))
     assert [o[0] for o in out] == [1, 2, 3, 4]  # blank lines are not rows
     reasons = [o[3] for o in out]
-    assert "nested too deeply" in reasons[0] and "NaN is not JSON" in reasons[1] and "Infinity is not JSON" in reasons[2]
+    assert (
+        "nested too deeply" in reasons[0] and "NaN is not JSON" in reasons[1] and "Infinity is not JSON" in reasons[2]
+    )
     assert reasons[3].startswith("invalid UTF-8 at byte 8") and out[3][1] == '{"a": 1}\\xff\\xfe'
 
 
@@ -80,7 +91,9 @@ def test_invalid_utf8_rows_are_rejected_not_replaced(good_rows, tmp_path):
     folder.mkdir(parents=True)
     good = json.dumps(good_rows["specialist"]).encode()
     (folder / "train-00000.jsonl").write_bytes(good + b"\n" + good.replace(b'"id"', b'"\xc3\x28id"', 1) + b"\n")
-    rows, report = read_split(tmp_path / "corpus", "specialist", "train", rejects_dir=tmp_path / "rejects", verbose=False)
+    rows, report = read_split(
+        tmp_path / "corpus", "specialist", "train", rejects_dir=tmp_path / "rejects", verbose=False
+    )
     assert len(rows) == 1 and report["specialist/train-00000.jsonl"]["rejected"] == 1
     reject = json.loads((tmp_path / "rejects" / "specialist-train.rejects.jsonl").read_text())
     assert reject["reason"].startswith("invalid UTF-8") and "\\xc3(id" in reject["raw"]
@@ -90,7 +103,10 @@ def test_invalid_utf8_rows_are_rejected_not_replaced(good_rows, tmp_path):
 def _tarball(path, files, manifest_files=None):
     """A corpus tarball; the manifest lists `manifest_files` (default: every file) with their sha256."""
     listed = files if manifest_files is None else {k: files[k] for k in manifest_files}
-    manifest = {"format_version": 2, "shards": {k: {"sha256": hashlib.sha256(v).hexdigest()} for k, v in listed.items()}}
+    manifest = {
+        "format_version": 2,
+        "shards": {k: {"sha256": hashlib.sha256(v).hexdigest()} for k, v in listed.items()},
+    }
     with tarfile.open(path, "w:gz") as tar:
         for name, data in {**files, "manifest.json": json.dumps(manifest).encode()}.items():
             info = tarfile.TarInfo(f"massive_datasets/{name}")

@@ -2,9 +2,8 @@
 
 import pytest
 
-from secml_recipes.sft import main
-
 from helpers import ROOT
+from secml_recipes.sft import main
 
 BAD = [
     (["--learning_rate", "nan"], "'learning_rate' must be a finite number > 0"),
@@ -28,8 +27,19 @@ BAD = [
 def test_a_bad_value_is_one_line_before_loading(tmp_path, capsys, override, message):
     recipe = ROOT / "recipes" / "smoke" / "specialist.yaml"
     # The model path does not exist: the check must come before anything reads it.
-    assert main([str(recipe), "--model_name_or_path", str(tmp_path / "no-model"), "--output_dir", str(tmp_path / "o"),
-                 *override]) == 2
+    assert (
+        main(
+            [
+                str(recipe),
+                "--model_name_or_path",
+                str(tmp_path / "no-model"),
+                "--output_dir",
+                str(tmp_path / "o"),
+                *override,
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "o").exists()
@@ -50,6 +60,8 @@ def test_unsorted_xla_bucket_lengths_are_sorted_for_bucketing():
     from secml_recipes.recipe import load_recipe
     from secml_recipes.run_settings import Environment, resolve_run_settings
 
-    args = load_recipe(ROOT / "recipes/smoke/specialist.yaml", ["--use_cpu", "false", "--xla_bucket_lengths", "[2048, 512, 1024]"])
+    args = load_recipe(
+        ROOT / "recipes/smoke/specialist.yaml", ["--use_cpu", "false", "--xla_bucket_lengths", "[2048, 512, 1024]"]
+    )
     settings = resolve_run_settings(*args, Environment(accelerator="xla"))
     assert settings.bucket_lengths == (512, 1024, 2048)

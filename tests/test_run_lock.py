@@ -7,10 +7,9 @@ import sys
 
 import pytest
 
+from helpers import ROOT
 from secml_recipes.run_lock import OutputDirLock, RunLocked
 from secml_recipes.sft import main
-
-from helpers import ROOT
 
 
 @pytest.fixture
@@ -56,9 +55,19 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over_and_said(tmp_path, caplog)
 def test_sft_refuses_a_locked_output_dir_before_reading_the_data(tiny_models, tmp_path, capsys, other_process):
     out = tmp_path / "o"
     _held_by(OutputDirLock(out), other_process.pid)
-    rc = main([str(ROOT / "recipes/smoke/specialist.yaml"), "--model_name_or_path", str(tiny_models["llama"]),
-               "--dataset_path", str(tmp_path / "no-data.tar.gz"),
-               "--output_dir", str(out)])
+    rc = main(
+        [
+            str(ROOT / "recipes/smoke/specialist.yaml"),
+            "--model_name_or_path",
+            str(tiny_models["llama"]),
+            "--dataset_path",
+            str(tmp_path / "no-data.tar.gz"),
+            "--output_dir",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
-    assert rc == 2 and f"is in use by another run (pid {other_process.pid}" in err and len(err.strip().splitlines()) == 1
+    assert (
+        rc == 2 and f"is in use by another run (pid {other_process.pid}" in err and len(err.strip().splitlines()) == 1
+    )
     assert OutputDirLock(out).path.exists()  # the holder's lock is left alone

@@ -1,15 +1,13 @@
 """Rows whose trained part max_length would cut are dropped by default (kept truncated on request), counted for
 train and eval; a max_length that cuts every row fails before the model loads."""
 
-import pytest
 from datasets import Dataset
 
+from helpers import ROOT, make_trainer
 from secml_recipes.data.fixtures import real_reports
 from secml_recipes.data.split import specialist_examples
 from secml_recipes.sft import main
 from secml_recipes.truncation import fit_to_max_length
-
-from helpers import ROOT, make_trainer
 
 X = -100
 ROWS = [
@@ -40,12 +38,25 @@ def test_keep_end_looks_at_the_start_of_the_trained_part():
 
 
 def test_the_trainer_reports_train_and_eval_counts_and_trains_only_whole_completions(tiny_models, tmp_path):
-    rows = [{k: r[k] for k in ("prompt", "completion")} for r in specialist_examples(next(real_reports()), "fx", 2500)[:6]]
+    rows = [
+        {k: r[k] for k in ("prompt", "completion")} for r in specialist_examples(next(real_reports()), "fx", 2500)[:6]
+    ]
     full = make_trainer("specialist", tiny_models["llama"], rows, tmp_path, "--max_length", "100000")
     lengths = sorted(len(r["input_ids"]) for r in full.train_dataset)
     max_length = lengths[2]
-    trainer = make_trainer("specialist", tiny_models["llama"], rows, tmp_path, "--max_length", str(max_length),
-                           eval_rows=rows[:3], *("--eval_strategy", "steps", "--eval_steps", "1"))
+    trainer = make_trainer(
+        "specialist",
+        tiny_models["llama"],
+        rows,
+        tmp_path,
+        "--max_length",
+        str(max_length),
+        "--eval_strategy",
+        "steps",
+        "--eval_steps",
+        "1",
+        eval_rows=rows[:3],
+    )
     counts = trainer.planned["truncation"]
     assert counts["train"]["rows"] == 6 and counts["train"]["dropped"] == counts["train"]["cut"] == 3
     assert counts["eval"]["rows"] == 3
@@ -56,8 +67,19 @@ def test_the_trainer_reports_train_and_eval_counts_and_trains_only_whole_complet
 
 
 def test_a_max_length_cutting_every_row_fails_before_the_model_loads(tiny_models, small_corpus, tmp_path, capsys):
-    rc = main([str(ROOT / "recipes/smoke/specialist.yaml"), "--model_name_or_path", str(tiny_models["llama"]),
-               "--dataset_path", str(small_corpus), "--output_dir", str(tmp_path / "o"), "--max_length", "64"])
+    rc = main(
+        [
+            str(ROOT / "recipes/smoke/specialist.yaml"),
+            "--model_name_or_path",
+            str(tiny_models["llama"]),
+            "--dataset_path",
+            str(small_corpus),
+            "--output_dir",
+            str(tmp_path / "o"),
+            "--max_length",
+            "64",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "max_length: 64 tokens would cut the trained part of every train row" in err
     assert "Loading weights" not in err

@@ -183,7 +183,8 @@ class Chaos:
         finished = again.rc == 0 and state.get("global_step") == 6
         what = "SIGKILL" if fault == "kill-in-checkpoint" else "OSError(ENOSPC)"
         observed = (
-            f"{what} at checkpoint-4 (rc {first.rc}{', one-line error' if one_line else ''}); rerun rc "
+            f"{what} at checkpoint-4 (rc {first.rc}{', one-line error' if what != 'SIGKILL' else ''}); "
+            "rerun rc "
             f"{again.rc}, {'resumed from checkpoint-2' if resumed else 'did NOT resume'}, step "
             f"{state.get('global_step')}/6" + (", stale lock taken over" if took_over and what == "SIGKILL" else "")
         )

@@ -5,8 +5,8 @@ Trainer has just computed (one scalar; on XLA only at logging and saving steps, 
 anyway). A non-finite norm (a NaN or infinite loss always gives one) either skips that update, while the recipe's
 `nonfinite_skip_steps` budget lasts, or stops the run with `NonFiniteError` naming the step, before the optimizer
 applies it. Before every checkpoint it checks the trainable weights: non-finite weights are never saved. It also
-warns once when the logged loss climbs above `loss_explosion_factor` times its early median (a learning rate too
-high diverges long before it overflows).
+warns once when a logged loss climbs above `loss_explosion_factor` times the median of the first logs before it (a
+learning rate too high diverges long before it overflows, often from the second step).
 
 `nonfinite_tensors(folder)` reads saved safetensors weights; evaluate, quantize and push refuse a model with any
 non-finite weight (`NonFiniteModelError`, one line naming the folder and the first tensors).
@@ -170,19 +170,21 @@ class NonFiniteGuard(TrainerCallback):
             return
         if not _finite(loss):
             self._stop(state.global_step, f"the logged loss is {loss}")
+        loss = float(loss)
+        if self.early and self.explosion_factor and not self.warned:
+            reference = statistics.median(self.early)
+            if reference > 0 and loss > self.explosion_factor * reference:
+                self.warned = True
+                logger.warning(
+                    "step %d: loss %.4g is %.0fx its early median %.4g (loss_explosion_factor=%g): the run is "
+                    "diverging; lower learning_rate (now %g) or raise warmup",
+                    state.global_step,
+                    loss,
+                    loss / reference,
+                    reference,
+                    self.explosion_factor,
+                    args.learning_rate,
+                )
+                return
         if len(self.early) < EARLY_LOGS:
-            self.early.append(float(loss))
-            return
-        reference = statistics.median(self.early)
-        if self.explosion_factor and not self.warned and reference > 0 and loss > self.explosion_factor * reference:
-            self.warned = True
-            logger.warning(
-                "step %d: loss %.4g is %.0fx its early median %.4g (loss_explosion_factor=%g): the run is diverging; "
-                "lower learning_rate (now %g) or raise warmup",
-                state.global_step,
-                loss,
-                loss / reference,
-                reference,
-                self.explosion_factor,
-                args.learning_rate,
-            )
+            self.early.append(loss)

@@ -68,7 +68,12 @@ def test_a_loss_explosion_warns_once(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="secml_recipes.guards"):
         for step, loss in enumerate([7.0, 7.1, 6.9, 7.2, 7.0, 8.0, 2.6e7, 3e7], 1):
             guard.on_log(args, _state(step), TrainerControl(), logs={"loss": loss})
+        second = _guard(tmp_path)  # a learning rate of 1e3 diverges at the second step
+        for step, loss in enumerate([7.17, 2.4e7, 7.15], 1):
+            second.on_log(args, _state(step), TrainerControl(), logs={"loss": loss})
     warnings = [r.getMessage() for r in caplog.records]
+    assert warnings[1].startswith("step 2: loss 2.4e+07 is") and len(warnings) == 2
+    warnings = warnings[:1]
     assert len(warnings) == 1 and warnings[0].startswith("step 7: loss 2.6e+07 is") and "early median 7" in warnings[0]
 
 

@@ -161,3 +161,15 @@ def test_a_folder_without_manifest_loads_with_a_warning_and_is_counted(good_rows
     out = capsys.readouterr()
     assert len(rows) == 1 and report["generalist/train-00000.jsonl"]["verified"] is False
     assert "has no manifest.json" in out.err and "1 shard(s) unverified (no manifest)" in out.out
+
+
+def test_a_full_disk_while_extracting_is_one_line(small_corpus, tmp_path, monkeypatch):
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tarfile.TarFile, "extractall", full)
+    with pytest.raises(CorpusError, match="the disk is full extracting it into"):
+        extract_corpus(small_corpus, tmp_path / "cache")
+    assert not any((tmp_path / "cache").iterdir())  # no half extraction left to be trusted

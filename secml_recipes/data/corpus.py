@@ -10,6 +10,7 @@ Hosts are assigned to splits by a hash of their host id, so no host appears in t
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -265,6 +266,9 @@ def extract_corpus(tar_path: Path, cache_dir: Path | None = None) -> Path:
             shutil.rmtree(target, ignore_errors=True)
             os.replace(staging, target)  # the cache is whole or absent
     except (tarfile.TarError, EOFError, OSError) as err:
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise CorpusError(f"{tar_path}: the disk is full extracting it into {cache_dir}; free space (or set "
+                              "SECML_CACHE to a larger disk) and rerun") from None
         raise CorpusError(f"{tar_path}: not a readable .tar.gz ({err}); rebuild it with `make data`") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)

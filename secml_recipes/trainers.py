@@ -234,6 +234,14 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
             finish_xla_fsdp_v2(self, wrapped)  # XLA SPMD FSDPv2: closes two gaps of transformers 5.24 (sharding.py)
         return wrapped
 
+    def save_state(self) -> None:
+        """transformers' save_state, whole or absent (temp + rename): a crash never leaves half a trainer_state.json."""
+        if self.is_world_process_zero():
+            from .data.atomic import atomic_path
+
+            with atomic_path(f"{self.args.output_dir}/trainer_state.json") as tmp:
+                self.state.save_to_json(str(tmp))
+
     def _get_grad_norm(self, model, grad_norm=None):
         """The Trainer's gradient norm of this step, also handed to the non-finite guard (guards.py)."""
         grad_norm = super()._get_grad_norm(model, grad_norm)

@@ -206,7 +206,7 @@ class Chaos:
             Result(
                 "--learning_rate nan",
                 "one-line refusal before loading, nothing written",
-                f"rc {run.rc}: {run.error_line()[-70:]}",
+                f"rc {run.rc}: {run.error_line().split(': ', 1)[-1][:70]}",
                 ok,
             )
         )

@@ -235,7 +235,7 @@ def _resume_checkpoint(model_args, training_args, output_dir: Path) -> str | Non
     """The recipe's resume_from_checkpoint (refused when incomplete), else the newest complete checkpoint in
     output_dir if it is of this model. Newer incomplete ones (a crash or a full disk while one was written) are set
     aside as `incomplete-checkpoint-N` and the fall-back is said in one line (checkpoints.py)."""
-    from .checkpoints import CheckpointError, newest_complete_checkpoint, require_complete
+    from .checkpoints import CheckpointError, checkpoints_newest_first, newest_complete_checkpoint, require_complete
 
     model_only = bool(training_args.save_only_model)
     if training_args.resume_from_checkpoint is not None:
@@ -246,12 +246,14 @@ def _resume_checkpoint(model_args, training_args, output_dir: Path) -> str | Non
         return training_args.resume_from_checkpoint
     if not output_dir.is_dir():
         return None
+    newest = checkpoints_newest_first(output_dir)
+    if newest:  # another model's checkpoint is refused, complete or not: it is never set aside as ours
+        _refuse_another_models_checkpoint(newest[0], model_args, training_args)
     resume = newest_complete_checkpoint(output_dir, model_only, set_aside=training_args.process_index == 0)
     if resume.message() and training_args.process_index == 0:
         logger.warning("%s", resume.message())
     if resume.checkpoint is None:
         return None
-    _refuse_another_models_checkpoint(resume.checkpoint, model_args, training_args)
     logger.info("resuming from %s (found in output_dir)", resume.checkpoint)
     return str(resume.checkpoint)
 

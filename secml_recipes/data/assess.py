@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from .knowledge import ioc as ioc_facts
 from .knowledge.hosts import DISTRO_NAMES, PACKAGE_TOOLS, os_family, os_label
 from .knowledge.modules import rootkit_module, vendor_module
-from .knowledge.packages import stock_unit
+from .knowledge.packages import owning_package, stock_unit
 from .knowledge.privileged import bit_phrase, stock_capability, stock_elsewhere, stock_privileged, third_party
 from .knowledge.scanner import FLAG_MEANINGS
 from .knowledge.sysctl import SYSCTLS, is_stock_value, sysctl_name
@@ -282,21 +282,24 @@ def ioc_exe_and_pid(finding_id: str) -> tuple[str, str]:
     return (exe, pid) if pid.isdigit() else (finding_id, "")
 
 
-def ioc_signals(f: dict) -> dict:
-    """What an IOC finding's evidence amounts to, from its id, flags and command line."""
+def ioc_signals(f: dict, family: str = "") -> dict:
+    """What an IOC finding's evidence amounts to, from its id, flags and command line (5.0.0 writes argv[0]
+    only, up to 127 characters, as `command`)."""
     exe, pid = ioc_exe_and_pid(f["id"])
     command = md(f, "command")
     names = ioc_facts.suspicious_names(command + " " + exe)
-    env = flag(f, "environment_issue") or md(f, "env_var").startswith("LD_")
     return {
         "exe": exe.replace(" (deleted)", ""), "pid": pid, "command": command,
+        "subject": ioc_facts.script_path(command) or exe.replace(" (deleted)", ""),
         "deleted": flag(f, "deleted_executable") or exe.endswith("(deleted)"),
         "scratch": exe.startswith(ioc_facts.SCRATCH_ROOTS),
         "home": exe.startswith(("/home/", "/run/user/")),
         "hidden": ioc_facts.hidden_component(exe),
         "strong": [n for n in names if n in ioc_facts.STRONG_NAMES],
         "miner_args": bool(ioc_facts.MINER_HINTS.search(command)),
-        "env": env, "preload": md(f, "env_var") == "LD_PRELOAD",
+        "named": [n for n in ioc_facts.program_names(exe, command)
+                  if not owning_package(exe.replace(" (deleted)", ""), family)],
+        "env": flag(f, "environment_issue"),
         "app": ioc_facts.user_app(exe),
         "system": exe.startswith(("/usr/", "/opt/", "/snap/")),
         "injection": ioc_facts.injection_text(command),
@@ -312,7 +315,7 @@ IOC_FLAG_NOTES = {  # what the flag adds to the evidence, in one clause
 
 
 def assess_ioc(f: dict, host: Host) -> Assessment:
-    s = ioc_signals(f)
+    s = ioc_signals(f, host.family)
     exe, pid = s["exe"], s["pid"]
     where = ("world-writable scratch space" if s["scratch"] else "a home directory" if s["home"]
              else "a system path" if s["system"] else "an unusual path")
@@ -322,13 +325,13 @@ def assess_ioc(f: dict, host: Host) -> Assessment:
     meaning = _upper_first("; ".join(notes) + ".") if notes else ""
     tags = ["process"] + flags
     techniques = [ioc_facts.SUSPICIOUS_NAMES[n][1] for n in s["strong"] if ioc_facts.SUSPICIOUS_NAMES[n][1]]
-    techniques += (["T1070.004"] if s["deleted"] else []) + (["T1574.006"] if s["preload"] else [])
+    techniques += ["T1070.004"] if s["deleted"] else []
     injected = (f"Its command line carries text addressed to an AI analyst (\"{s['injection'][:70]}\"): data from "
                 "the host, not an instruction, and itself a sign of tampering.") if s["injection"] else ""
     evidence = f"{exe} (pid {pid}) runs from {where}."
     contain_action = (f"Isolate {host.hostname} from the network, preserve evidence (`cp /proc/{pid}/exe`, `gcore "
                       f"{pid}`, `ls -l /proc/{pid}/fd`, its sockets with `ss -tp`), then stop the process, remove "
-                      f"{exe} and hunt for its persistence (crontabs, systemd units, shell profiles).")
+                      f"{s['subject']} and hunt for its persistence (crontabs, systemd units, shell profiles).")
     confirm = (f"Cleared by: owner {host.user or 'the user'} with no group/other write (`stat`), a SHA-256 matching "
                "the vendor's release and a parent in the user's session; confirmed by: another owner, write access "
                "for others, an unknown hash or unexpected network peers.")
@@ -343,6 +346,27 @@ def assess_ioc(f: dict, host: Host) -> Assessment:
                   + (" with miner pool arguments" if s["miner_args"] else "") + ".", injected,
                   tags=tags + ["suspicious_name"], techniques=techniques, action=contain_action,
                   headline=f"{what} running as {name} from {where}")
+    if s["named"]:
+        what = ioc_facts.SUSPICIOUS_NAMES[s["named"][0]][0]
+        return _a(f, "ioc", "contain", evidence,
+                  f"The program itself is named as {what} ({name}), and no package this analysis knows installs it "
+                  "there: user-space software named like this is a miner or hides behind a kernel thread's name.",
+                  "Cleared by: a documented, wanted installation (its owner says so and the hash is the "
+                  "project's release); confirmed by: an unknown parent, persistence or a hash no release has.",
+                  injected, tags=tags + ["suspicious_name"], techniques=techniques, action=contain_action,
+                  headline=f"{what} running as {name}")
+    if name in ioc_facts.SYSTEM_PROGRAM_NAMES and (s["scratch"] or s["hidden"]):
+        return _a(f, "ioc", "contain", evidence,
+                  f"{name} is a system program that its package installs under /usr; a copy running from {where}"
+                  + (f" in a hidden directory ({s['hidden']})" if s["hidden"] else "") + " is masquerading as it.",
+                  injected, tags=tags + ["masquerading"], techniques=techniques + ["T1036.005"],
+                  action=contain_action, headline=f"{name} masquerades as a system program from {where}")
+    if s["injection"]:
+        return _a(f, "ioc", "contain", evidence, injected,
+                  "Legitimate software never writes instructions for an AI analyst into its process title: "
+                  "whoever started it expected automated triage and tried to silence it.",
+                  tags=tags + ["prompt_injection"], techniques=techniques + ["T1036"], action=contain_action,
+                  headline=f"{name} carries text addressed to an AI analyst in its command line")
     if s["deleted"] and (s["scratch"] or s["home"] or s["hidden"]):
         return _a(f, "ioc", "contain", evidence,
                   f"{_upper_first(FLAG_MEANINGS[('ioc', 'deleted_executable')])}; a program in {where} that deleted "
@@ -376,7 +400,7 @@ def assess_ioc(f: dict, host: Host) -> Assessment:
                   _upper_first(FLAG_MEANINGS[("ioc", "environment_issue")]) + "; LD_LIBRARY_PATH is common (IDEs, "
                   "Steam, CUDA), LD_PRELOAD of a library from outside the system paths is not.", injected,
                   "Cleared by: the variable naming a packaged library; confirmed by: a preloaded library no package "
-                  "owns.", tags=tags, techniques=techniques, level="high" if s["preload"] else None,
+                  "owns.", tags=tags, techniques=techniques,
                   action=f"Read the loader variables of pid {pid} (`tr '\\0' '\\n' < /proc/{pid}/environ | grep "
                          f"^LD_`) and check the preloaded library's owner (`{host.tool('owner', path='<library>')}`).",
                   headline=f"{name} runs with a loader variable (LD_PRELOAD or LD_LIBRARY_PATH) set")
@@ -698,8 +722,9 @@ RULES = {
 def assess_finding(scanner: str, finding: dict, host: Host) -> Assessment:
     """The verdict for one raw finding (see module docstring)."""
     if finding.get("severity") == "error" or str(finding.get("id", "")).endswith(":error"):
-        return _informational(finding, host, scanner)
-    assessment = RULES.get(scanner, lambda f, h: _informational(f, h, scanner))(finding, host)
+        assessment = _informational(finding, host, scanner)  # any scanner's exception: a coverage gap
+    else:
+        assessment = RULES.get(scanner, lambda f, h: _informational(f, h, scanner))(finding, host)
     assessment.tags = sorted(set(assessment.tags) | {f"scanner:{scanner}", assessment.verdict})
     return assessment
 

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .assess import Assessment, ioc_exe_and_pid, md
+from .assess import Assessment, ioc_exe_and_pid, ioc_signals, md
 from .knowledge.ioc import SCRATCH_ROOTS
 
 
@@ -38,8 +38,40 @@ def _pid(item: Item) -> str:
     return ioc_exe_and_pid(item.id)[1] or md(item.finding, "pid")
 
 
+def _upgraded_service(item: Item) -> bool:
+    """An IOC that is only a system executable replaced on disk while it runs (the teacher's review verdict)."""
+    return item.assessment.verdict == "review" and ioc_signals(item.finding)["deleted"]
+
+
+def _unexplained_setid(item: Item) -> bool:
+    """A set-id binary no package or vendor explains (the teacher's verify_provenance or contain on it)."""
+    return item.assessment.verdict in ("verify_provenance", "contain") and "third_party" not in item.assessment.tags
+
+
+def _autostart(item: Item) -> tuple[str, str] | None:
+    """(what reads it, ATT&CK technique) when a world-writable file is one root runs or loads on its own."""
+    if item.scanner != "world_writable" or md(item.finding, "rule"):
+        return None
+    return next((v for prefix, v in AUTOSTART_FILES.items() if item.id.startswith(prefix)), None)
+
+
 def _serious(item: Item) -> bool:
     return item.assessment.verdict == "contain" or item.assessment.host_level in ("high", "critical")
+
+
+# Files that root executes or loads without anyone starting them: a world-writable one is a ready persistence
+# or injection point for whoever already runs code on the host.
+AUTOSTART_FILES = {
+    "/etc/crontab": ("cron runs it as root every minute", "T1053.003"),
+    "/etc/cron.": ("cron runs it as root", "T1053.003"),
+    "/etc/profile": ("every login shell sources it, root's included", "T1546.004"),
+    "/etc/bash.bashrc": ("every interactive bash sources it, root's included", "T1546.004"),
+    "/etc/environment": ("every login session reads it", "T1546.004"),
+    "/etc/ld.so.preload": ("the dynamic loader preloads what it names into every program, set-uid ones included",
+                           "T1574.006"),
+    "/etc/rc.local": ("init runs it as root at boot", "T1037.004"),
+    "/etc/systemd/system/": ("systemd runs the units in it as root", "T1543.002"),
+}
 
 
 @dataclass(frozen=True)
@@ -52,10 +84,46 @@ class CorrelationRule:
     rationale: Callable[[Item, Item], str]
     severity: str
     delta: int
-    techniques: tuple[str, ...]
+    techniques: tuple[str, ...] | Callable[[Item, Item], tuple[str, ...]]
+    per_host: bool = False  # one correlation for every pair that joins, instead of one per left finding
+
+    def techniques_for(self, a: Item, b: Item) -> tuple[str, ...]:
+        return self.techniques(a, b) if callable(self.techniques) else self.techniques
 
 
 RULES = [
+    CorrelationRule(
+        "intruder_with_unexplained_setid", "Suspicious process on a host with an unexplained set-id binary",
+        _is("ioc", _serious), _is("suid_sgid", _unexplained_setid),
+        lambda a, b: True,
+        lambda a, b: f"{_exe(a)} (pid {_pid(a)}) shows someone running code here, and {b.id} carries a set-id bit "
+                     "that no package explains: a planted root backdoor or the escalation it used.",
+        "critical", 20, ("T1548.001",)),
+    CorrelationRule(
+        "intruder_with_writable_autostart", "Suspicious process on a host where anyone can rewrite an autostart file",
+        _is("ioc", _serious), lambda i: _autostart(i) is not None,
+        lambda a, b: True,
+        lambda a, b: f"{_exe(a)} (pid {_pid(a)}) runs, and {b.id} is writable by every user while "
+                     f"{_autostart(b)[0]}: the intruder's way to persist or to reach root.",
+        "critical", 15, lambda a, b: (_autostart(b)[1],)),
+    CorrelationRule(
+        "restart_pending_after_upgrade", "Several services still run executables replaced by an upgrade",
+        _is("ioc", _upgraded_service), _is("ioc", _upgraded_service),
+        lambda a, b: True,
+        lambda a, b: f"{_exe(a)} (pid {_pid(a)}), {_exe(b)} (pid {_pid(b)}) and any other member run files deleted "
+                     "from system paths: one package upgrade without a restart explains them all, and one restart "
+                     "(needrestart names the services) clears them; a member whose /proc/<pid>/exe hash matches no "
+                     "package version does not belong here.",
+        "low", 0, (), per_host=True),
+    CorrelationRule(
+        "setid_without_aslr", "Unexplained set-id binary on a host with address-space randomisation off",
+        _is("kernel_params", lambda i: i.id.endswith("/randomize_va_space") and md(i.finding, "current") in ("0", "1")
+            and md(i.finding, "status") == "mismatch"),
+        _is("suid_sgid", _unexplained_setid),
+        lambda a, b: True,
+        lambda a, b: f"kernel.randomize_va_space = {md(a.finding, 'current')} and {b.id} runs with raised rights: "
+                     "any memory-safety bug in it becomes a reliable local root exploit.",
+        "high", 10, ("T1068",)),
     CorrelationRule(
         "ioc_matches_signature", "Running suspicious program matches a malware signature",
         _is("ioc"), _is("yara"),
@@ -109,12 +177,6 @@ RULES = [
         lambda a, b: f"Module {a.id} is {a.assessment.verdict}-grade and kernel lockdown is off, so nothing stopped "
                      "it from loading.",
         "critical", 25, ("T1547.006", "T1014")),
-    CorrelationRule(
-        "service_runs_suspicious_program", "Service unit starts a suspicious program",
-        _is("systemd_units", lambda i: bool(md(i.finding, "exec_start"))), _is("ioc"),
-        lambda a, b: md(a.finding, "exec_start") == _exe(b),
-        lambda a, b: f"Unit {md(a.finding, 'unit')} starts {_exe(b)} at boot: persistence.",
-        "critical", 20, ("T1543.002",)),
 ]
 
 
@@ -129,12 +191,14 @@ def correlate(items: list[Item]) -> list[dict]:
                 if a is b or not rule.joins(a, b):
                     continue
                 related = sorted({a.id, b.id})
-                cid = f"corr:{rule.rule}:{a.id}"
+                cid = f"corr:{rule.rule}" if rule.per_host else f"corr:{rule.rule}:{a.id}"
+                tags = [f"rule:{rule.rule}"] + [f"attack:{t}" for t in rule.techniques_for(a, b)]
                 if cid in out:
                     out[cid]["related_finding_ids"] = sorted(set(out[cid]["related_finding_ids"]) | set(related))
+                    out[cid]["tags"] += [t for t in tags if t not in out[cid]["tags"]]
                     continue
                 out[cid] = {"id": cid, "title": rule.title, "rationale": rule.rationale(a, b),
                             "related_finding_ids": related, "risk_score_delta": rule.delta,
-                            "tags": [f"rule:{rule.rule}"] + [f"attack:{t}" for t in rule.techniques],
+                            "tags": tags,
                             "severity": rule.severity}
     return sorted(out.values(), key=lambda c: (-c["risk_score_delta"], c["id"]))

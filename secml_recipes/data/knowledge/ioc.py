@@ -50,7 +50,38 @@ SUSPICIOUS_NAMES = {
     "bot": ("the substring 'bot' (also matches robot, bottle, chatbot, ...)", ""),
 }
 STRONG_NAMES = {"xmrig", "minerd", "cryptominer", "kworker", "kthreadd"}
+# Names of system programs that live in /usr (daemons, session helpers): a copy running from scratch space
+# or a hidden directory is masquerading (ATT&CK T1036.005), since no package installs them there.
+SYSTEM_PROGRAM_NAMES = frozenset({
+    "sshd", "dbus-daemon", "dbus-launch", "systemd", "systemd-journald", "systemd-logind", "systemd-resolved",
+    "systemd-timesyncd", "systemd-udevd", "init", "cron", "crond", "atd", "rsyslogd", "syslogd", "auditd",
+    "agetty", "login", "sudo", "su", "polkitd", "NetworkManager", "chronyd", "cupsd", "avahi-daemon", "nginx",
+    "apache2", "httpd", "mysqld", "postgres", "containerd", "dockerd", "kubelet", "snapd", "udisksd",
+    "accounts-daemon", "gnome-shell", "Xorg", "pulseaudio", "pipewire",
+})
 MINER_HINTS = re.compile(r"stratum\+tcp://|--donate-level|pool\.|:3333\b|:4444\b|:14444\b", re.I)
+
+
+INTERPRETERS = ("python", "perl", "bash", "sh", "dash", "node", "ruby", "php")
+
+
+def script_path(command: str) -> str | None:
+    """The script an interpreter runs from a user-writable place, if the command line names one (5.0.0 reports
+    argv[0] only, so this needs a process that rewrote its argv[0] as one string, as setproctitle does)."""
+    words = command.split()
+    if not words or not words[0].rsplit("/", 1)[-1].startswith(INTERPRETERS):
+        return None
+    for arg in words[1:]:
+        if arg.startswith(SCRATCH_ROOTS + ("/home/",)):
+            return arg
+    return None
+
+
+def program_names(exe: str, command: str) -> list[str]:
+    """Names from the scanner's list that are the program's own name (the executable's or argv[0]'s basename),
+    not merely a substring of a path or an argument."""
+    own = {exe.rsplit("/", 1)[-1].lower(), (command.split() or [""])[0].rsplit("/", 1)[-1].lower()}
+    return [n for n in suspicious_names(" ".join(own)) if n in STRONG_NAMES and any(w.startswith(n) for w in own)]
 
 
 def user_app(path: str) -> UserApp | None:

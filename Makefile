@@ -78,7 +78,9 @@ LINT_PATHS ?= secml_recipes/run_settings.py secml_recipes/layout.py secml_recipe
 	secml_recipes/data/sysscan secml_recipes/data/ingest.py secml_recipes/data/mixture.py secml_recipes/data/fidelity.py \
 	secml_recipes/data/atomic.py secml_recipes/data/generate.py tests/test_ingest.py tests/test_mixture.py tests/test_scan_fidelity.py \
 	secml_recipes/plan secml_recipes/sharding.py secml_recipes/quantized_experts.py secml_recipes/xla_experts.py \
-	tests/test_plan.py tests/test_sharding.py tests/test_quantized_experts.py tests/cpu_sharded_launch.py
+	tests/test_plan.py tests/test_sharding.py tests/test_quantized_experts.py tests/cpu_sharded_launch.py \
+	secml_recipes/data/correlate.py secml_recipes/data/knowledge/ioc.py secml_recipes/data/knowledge/modules.py \
+	tests/test_teacher_5_0_0.py
 lint: install
 	$(PY) -m ruff check $(LINT_PATHS)
 	$(PY) -m ruff format --check $(LINT_PATHS)

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 from .knowledge import ioc as ioc_facts
 from .knowledge.hosts import DISTRO_NAMES, PACKAGE_TOOLS, os_family, os_label
-from .knowledge.modules import rootkit_module, vendor_module
+from .knowledge.modules import (KERNEL_TAINT_BITS, MODULE_TAINTS, OVERSIZED_INTREE_MODULES, rootkit_module,
+                                taint_bits, vendor_module)
 from .knowledge.packages import owning_package, stock_unit
 from .knowledge.privileged import bit_phrase, stock_capability, stock_elsewhere, stock_privileged, third_party
 from .knowledge.scanner import FLAG_MEANINGS
@@ -476,8 +477,69 @@ def assess_kernel_hardening(f: dict, host: Host) -> Assessment:
     return _informational(f, host, "kernel_hardening")
 
 
+def _names(f: dict, key: str) -> list[str]:
+    return [n for n in md(f, key).split(",") if n]
+
+
+def assess_module_summary(f: dict, host: Host) -> Assessment:
+    """5.0.0's --modules-summary finding: counts, samples and the kernel's taint value (decoded here with the
+    kernel's own bit names, see knowledge.modules)."""
+    hidden = _names(f, "hidden_proc_only_sample")
+    if hidden or md(f, "hidden_proc_only_count") not in ("", "0"):
+        return _a(f, "modules", "contain",
+                  f"{md(f, 'hidden_proc_only_count')} module(s) ({', '.join(hidden) or 'unnamed'}) are listed in "
+                  "/proc/modules but missing from /sys/module: a module that removed its own sysfs entry is hiding, "
+                  "what LKM rootkits do.",
+                  "A malicious module controls the kernel: tools on the host can no longer be trusted.",
+                  tags=["kernel_module", "rootkit_indicator"], techniques=["T1014", "T1547.006"],
+                  action=f"Isolate {host.hostname}; capture memory (LiME or the hypervisor) before anything else, then "
+                         "rebuild the host from known-good media.")
+    bits = taint_bits(md(f, "taint_value"))
+    explained = [n for n in _names(f, "out_of_tree_sample") + _names(f, "unsigned_sample") if vendor_module(n)]
+    unknown = [n for n in _names(f, "out_of_tree_sample") + _names(f, "unsigned_sample")
+               if not vendor_module(n) and n not in OVERSIZED_INTREE_MODULES]
+    taints = [f"{KERNEL_TAINT_BITS[b][1]} ({KERNEL_TAINT_BITS[b][0]}: {KERNEL_TAINT_BITS[b][2]})"
+              for b in bits if b in KERNEL_TAINT_BITS]
+    taint_text = (f"taint {md(f, 'taint_value')} = {', '.join(taints)}" + (f" (sys-scan labels it "
+                  f"{md(f, 'taint_flags')})" if md(f, "taint_flags") else "")) if taints else "kernel not tainted"
+    if unknown or {1, 3} & set(bits):
+        why = (f"out-of-tree or unsigned module(s) no vendor explains: {', '.join(unknown)}" if unknown else
+               "a module was forced in or out past the kernel's checks")
+        return _a(f, "modules", "investigate", f"Module summary: {why}; {taint_text}.",
+                  "Cleared by: `modinfo` naming a package or DKMS source for each; confirmed by: a module with no "
+                  "file on disk or an unknown author.",
+                  tags=["kernel_module", "kernel_taint"], techniques=["T1547.006"], level="high",
+                  action=f"List what tainted the kernel on {host.hostname}: `dmesg | grep -i taint`, `modinfo` of "
+                         "each out-of-tree or unsigned module, and `journalctl -k | grep -i 'loading out-of-tree'`.")
+    if {0, 12, 13} & set(bits) and not explained:
+        return _a(f, "modules", "review", f"Module summary: {taint_text}, yet no loaded module the scan sampled is "
+                  "out of tree or unsigned.",
+                  "The taint outlives the module: usually a DKMS or vendor driver loaded and unloaded since boot, "
+                  "rarely a module that hides itself (a hidden one would also show in hidden_proc_only_count).",
+                  tags=["kernel_module", "kernel_taint"],
+                  action=f"Find which module tainted the kernel on {host.hostname} (`journalctl -k -b | grep -i "
+                         "taint`) and that it has an owner (`modinfo <module>`).")
+    notes = []
+    if explained:
+        notes.append(f"out-of-tree or unsigned by design: {', '.join(sorted(set(explained)))}")
+    oversized = [n for n in _names(f, "unsigned_sample") if n in OVERSIZED_INTREE_MODULES]
+    if oversized:
+        notes.append(f"{', '.join(oversized)} read as unsigned only because sys-scan reads the first 2 MiB of a "
+                     "compressed module and their signature sits further in")
+    if md(f, "sysfs_only_count") not in ("", "0"):
+        notes.append(f"{md(f, 'sysfs_only_count')} 'sysfs only' entries are built-in parts of the kernel "
+                     "(e.g. keyboard, vt), not hidden modules")
+    module_taint = [t for b, t in zip([b for b in bits if b in KERNEL_TAINT_BITS], taints) if b in MODULE_TAINTS]
+    return _a(f, "modules", "expected" if notes or module_taint else "informational",
+              f"{md(f, 'total') or '?'} modules loaded; {taint_text}." + (" " + "; ".join(notes) + "." if notes else ""),
+              tags=["kernel_module"], listed=f.get("severity", "info") != "info",
+              allowlist_reason="; ".join(notes) if notes else None)
+
+
 def assess_module(f: dict, host: Host) -> Assessment:
     name = f["id"]
+    if name == "module_summary":
+        return assess_module_summary(f, host)
     anomalies = [k for k in ("hidden_sysfs", "missing_file", "wx_section", "suspicious_section_name",
                              "large_text_section") if md(f, k)]
     if rootkit_module(name) or anomalies:

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from secml_recipes.data.assess import Host, assess_finding
+from secml_recipes.data.assess import Host, assess_finding, integrity_path
 from secml_recipes.data.correlate import RULES
 from secml_recipes.data.enrich import build_enrichment
 from secml_recipes.data.fixtures import real_reports
@@ -194,3 +194,24 @@ def test_an_id_reported_twice_is_listed_once():
 def test_the_real_fixture_has_no_correlation_and_stays_medium():
     out = build_enrichment(next(real_reports())).output
     assert out["correlations"] == [] and out["summaries"]["analyst"]["risk_level"] == "medium"
+
+
+@pytest.mark.parametrize(
+    "raw,verdict,tag",
+    [
+        (".M.......    /usr/libexec/openssh/ssh-keysign", "review", "attributes_modified"),  # mode only
+        ("S.5....T.    /usr/bin/ps", "investigate", "binary_modified"),
+        ("S.5....T.  c /etc/sudoers", "review", "config_modified"),
+    ],
+)
+def test_rpm_verify_lines_are_read_by_their_flags_and_padded_path(raw, verdict, tag):
+    rhel = Host("db-01a", "rhel", "Red Hat Enterprise Linux 9.4", "root", "0", {})
+    f = {
+        "id": "pkg_mismatch:0",
+        "title": "Package file mismatch",
+        "severity": "medium",
+        "metadata": {"raw": raw, "path": raw[9:]},
+    }  # 5.0.0 keeps line[9:], padding and marker included
+    a = assess_finding("integrity", f, rhel)
+    assert integrity_path(f) == raw.split()[-1] and a.verdict == verdict and tag in a.tags
+    assert raw.split()[-1] in a.rationale[0] and "  " not in a.rationale[0]

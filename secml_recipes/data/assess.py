@@ -700,11 +700,30 @@ def assess_auditd(f: dict, host: Host) -> Assessment:
 
 # -- integrity, signatures, traces --------------------------------------------------------------------
 
+RPM_VERIFY_ATTRIBUTES = {"S": "size", "M": "mode", "5": "digest", "D": "device", "L": "link target", "U": "owner",
+                         "G": "group", "T": "modification time", "P": "capabilities"}
+
+
+def integrity_path(f: dict) -> str:
+    """The file of a `pkg_mismatch` finding. 5.0.0 stores `path` as `line[9:]` of an `rpm -Va` line, which keeps
+    the padding and the file-type marker (`"  c /etc/sudoers"`, `"    /usr/bin/ps"`); the path is the last word."""
+    words = (md(f, "raw")[9:] or md(f, "path")).split()
+    return words[-1] if words and words[-1].startswith("/") else md(f, "path").strip()
+
+
 def assess_integrity(f: dict, host: Host) -> Assessment:
-    fid, path = f["id"], md(f, "path")
+    fid, path = f["id"], integrity_path(f)
     if fid.startswith("pkg_mismatch:"):
         raw = md(f, "raw")
         config = path.startswith("/etc/") or re.search(r"\sc\s", raw + " ") is not None
+        changed = [RPM_VERIFY_ATTRIBUTES[c] for c in raw[:9] if c in RPM_VERIFY_ATTRIBUTES]
+        if not config and changed and not {"size", "digest"} & set(changed):
+            return _a(f, "integrity", "review",
+                      f"{path}: its {', '.join(changed)} differ(s) from the package database ({raw[:9]}), its content "
+                      "does not (no S or 5 flag): a permission, owner or time change, e.g. a hardening step that "
+                      "removed a set-id bit, not a replaced binary.", tags=["attributes_modified"],
+                      action=f"Check who changed {path} (`stat {path}`, `rpm -qf {path}` and its packaged mode with "
+                             f"`rpm -q --dump -f {path}`) and keep the change if it was a hardening step.")
         if config:
             return _a(f, "integrity", "review", f"{path} differs from its package: a locally edited configuration "
                       "file, which is normal if an administrator changed it.", tags=["config_modified"],

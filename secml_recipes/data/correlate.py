@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .assess import Assessment, ioc_exe_and_pid, ioc_signals, md
+from .assess import Assessment, integrity_path, ioc_exe_and_pid, ioc_signals, md
 from .knowledge.ioc import SCRATCH_ROOTS
 
 
@@ -232,12 +232,13 @@ RULES = [
     CorrelationRule(
         "replaced_binary_running",
         "Replaced system binary is running",
-        _is("integrity", lambda i: i.id.startswith("pkg_mismatch:") and not md(i.finding, "path").startswith("/etc/")),
+        _is("integrity", lambda i: "binary_modified" in i.assessment.tags),
         lambda i: i.scanner == "ioc" or (i.scanner == "processes" and bool(i.finding.get("description"))),
         lambda a, b: (
-            md(a.finding, "path") in (_exe(b) if b.scanner == "ioc" else b.finding.get("description", "").split(" ")[0])
+            integrity_path(a.finding)
+            == (_exe(b) if b.scanner == "ioc" else b.finding.get("description", "").split(" ")[0])
         ),
-        lambda a, b: f"{md(a.finding, 'path')} differs from its package and runs now as pid {_pid(b) or b.id}.",
+        lambda a, b: f"{integrity_path(a.finding)} differs from its package and runs now as pid {_pid(b) or b.id}.",
         "critical",
         20,
         ("T1554",),

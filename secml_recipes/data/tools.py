@@ -24,7 +24,7 @@ from typing import Any, Literal
 import jsonschema
 from transformers.utils import get_json_schema
 
-from .assess import Host, assess_finding, ioc_exe_and_pid, ioc_signals, md
+from .assess import Host, assess_finding, integrity_path, ioc_exe_and_pid, ioc_signals, md
 from .knowledge import attack
 from .knowledge.ioc import SCRATCH_ROOTS, script_path
 from .knowledge.packages import Package, is_vendor, origin_text, owning_package
@@ -167,12 +167,12 @@ class ScanEnvironment:
                 facts.size = 40 + int(_fraction(f["id"], "size") * 4000)
                 facts.modified = self._days_ago(f["id"], 2, 60)
         for f in by_scanner.get("integrity", []):
-            path = md(f, "path")
-            if f["id"].startswith("pkg_mismatch:") and path:
+            path = integrity_path(f)
+            if f["id"].startswith("pkg_mismatch:") and {"S", "5"} & set(md(f, "raw")[:9]):  # content differs
                 facts = self._file(path)
                 facts.replaced = True
                 facts.modified = self._days_ago(path, 1, 30)
-                if not path.startswith("/etc/"):
+                if "binary_modified" in self.assessments[("integrity", f["id"])].tags:
                     facts.reputation = ("malicious", _family(path))
         for f in by_scanner.get("yara", []):
             path = md(f, "path") or f["id"].split(":yara:")[0]

@@ -530,8 +530,9 @@ def assess_module_summary(f: dict, host: Host) -> Assessment:
         notes.append(f"{md(f, 'sysfs_only_count')} 'sysfs only' entries are built-in parts of the kernel "
                      "(e.g. keyboard, vt), not hidden modules")
     module_taint = [t for b, t in zip([b for b in bits if b in KERNEL_TAINT_BITS], taints) if b in MODULE_TAINTS]
+    summary = f"{md(f, 'total') or '?'} modules loaded; {taint_text}."
     return _a(f, "modules", "expected" if notes or module_taint else "informational",
-              f"{md(f, 'total') or '?'} modules loaded; {taint_text}." + (" " + "; ".join(notes) + "." if notes else ""),
+              summary + (" " + "; ".join(notes) + "." if notes else ""),
               tags=["kernel_module"], listed=f.get("severity", "info") != "info",
               allowlist_reason="; ".join(notes) if notes else None)
 

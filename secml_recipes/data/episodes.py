@@ -27,6 +27,7 @@ from .assess import Host, ioc_exe_and_pid, ioc_signals
 from .enrich import build_enrichment
 from .knowledge.ioc import injection_text, script_path
 from .knowledge.privileged import bit_phrase, stock_capability, stock_privileged, third_party
+from .sysscan.v5_0_0 import IOC_DIRS, IOC_NAMES
 from .tools import TOOL_SCHEMAS, ScanEnvironment, ioc_subject, tool_result_text
 
 SYSTEM_PROMPT = (
@@ -65,9 +66,12 @@ USER_APPS = [  # executable under the user's home, command line: what 5.0.0's IO
 
 # -- scans with attacker-controlled text and user-installed programs ---------------------------------------
 
-def _ioc_finding(exe: str, pid: int, command: str, home: bool) -> dict:
-    """An IOC finding exactly as IOCScanner.cpp writes it (severity from the flags, metadata strings)."""
-    metadata = {"command": command[:127], "pattern_match": "true", "pid": str(pid)}
+def _ioc_finding(exe: str, pid: int, argv0: str, home: bool) -> dict:
+    """An IOC finding exactly as IOCScanner.cpp writes it: `command` is argv[0] (127 characters), pattern_match
+    when argv[0] holds one of its names or scratch paths, severity from the flags, metadata strings."""
+    metadata = {"command": argv0[:127], "pid": str(pid)}
+    if any(n in argv0 for n in IOC_NAMES + IOC_DIRS):
+        metadata["pattern_match"] = "true"
     if home:
         metadata["world_writable_executable"] = "true"
     kind = "world-writable executable" if home else "suspicious patterns"
@@ -78,9 +82,10 @@ def _ioc_finding(exe: str, pid: int, command: str, home: bool) -> dict:
 
 def plant_processes(report: dict, seed: int) -> dict:
     """A copy of `report` with processes sys-scan 5.0.0's IOC scanner would report added for some hosts: a
-    script run from world-writable space whose command line addresses an AI analyst (about 40% of hosts
-    without one already), and a developer tool running from the user's home (about 35%). The episodes'
-    scans (stored beside them in the corpus) are these copies; the specialist rows keep the report as is."""
+    script run from world-writable space whose process title (rewritten as one string, as setproctitle does)
+    addresses an AI analyst (about 40% of hosts without one already), and a developer tool running from the
+    user's home, of which 5.0.0 sees argv[0] only (about 35%). The episodes' scans (stored beside them in the
+    corpus) are these copies; the specialist rows keep the report as is."""
     rng = random.Random(f"plant:{seed}:{report.get('meta', {}).get('hostname')}")
     out = json.loads(json.dumps(report))
     result = next((r for r in out.get("results", []) if r.get("scanner") == "ioc"), None)
@@ -101,7 +106,7 @@ def plant_processes(report: dict, seed: int) -> dict:
         exe, command = rng.choice(USER_APPS)
         build = f"{rng.getrandbits(160):040x}"
         added.append(_ioc_finding(exe.format(user=user, build=build), rng.randint(2000, 60000),
-                                  command.format(user=user, build=build), home=True))
+                                  command.format(user=user, build=build).split(" ")[0], home=True))
     if not added:
         return report
     result["findings"] = sorted(result["findings"] + added, key=lambda f: f["id"])

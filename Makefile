@@ -15,7 +15,7 @@ LAYOUT = $(PYTHON) -m secml_recipes.layout
 VERSIONS = $(PYTHON) -m secml_recipes.versions
 CORPUS = $(shell $(LAYOUT) corpus full)
 
-.PHONY: install agent base-models smoke smoke-train smoke-deploy all test test-fast lint data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench bench-gpu bench-data clean
+.PHONY: chaos install agent base-models smoke smoke-train smoke-deploy all test test-fast lint data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench bench-gpu bench-data clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,11 @@ test: install agent
 test-fast: install agent
 	$(PY) -m pytest -q -m "not slow" tests
 
+# Fault injection end to end on the tiny models (SIGKILL and a full disk while checkpointing, NaN, concurrent runs,
+# hostile rows and archives, an unreachable Hub): prints fault / expected / observed / holds and the totals.
+chaos: install
+	$(PY) -m secml_recipes.chaos
+
 # Lint and format check (ruff, pinned in the test extra; configuration in pyproject.toml). LINT_PATHS lists the files
 # brought under ruff so far; `make lint LINT_PATHS=.` checks the whole repository.
 LINT_PATHS ?= secml_recipes/run_settings.py secml_recipes/layout.py secml_recipes/versions.py secml_recipes/hub.py \
@@ -80,6 +85,12 @@ LINT_PATHS ?= secml_recipes/run_settings.py secml_recipes/layout.py secml_recipe
 	secml_recipes/data/atomic.py secml_recipes/data/generate.py tests/test_ingest.py tests/test_mixture.py tests/test_scan_fidelity.py \
 	secml_recipes/plan secml_recipes/sharding.py secml_recipes/quantized_experts.py secml_recipes/xla_experts.py \
 	tests/test_plan.py tests/test_sharding.py tests/test_quantized_experts.py tests/cpu_sharded_launch.py \
+	secml_recipes/data/correlate.py secml_recipes/data/knowledge/ioc.py secml_recipes/data/knowledge/modules.py \
+	tests/test_teacher_5_0_0.py \
+	secml_recipes/checkpoints.py secml_recipes/guards.py secml_recipes/recipe_checks.py secml_recipes/truncation.py \
+	secml_recipes/run_lock.py secml_recipes/env_errors.py secml_recipes/chaos.py tests/test_checkpoints.py \
+	tests/test_guards.py tests/test_recipe_checks.py tests/test_truncation.py tests/test_run_lock.py \
+	tests/test_env_errors.py tests/test_hostile_inputs.py tests/test_faults.py \
 	secml_recipes/triage.py secml_recipes/agent.py secml_recipes/agent_provider.py secml_recipes/analyze.py \
 	secml_recipes/serve.py tests/test_triage.py tests/test_agent_loop.py tests/test_agent_provider.py tests/test_serve.py
 lint: install

@@ -25,7 +25,7 @@ HEADLINE = [
     ("finding recall", "specialist", "finding_recall", "reference findings the output lists (by id)"),
     ("severity accuracy", "specialist", "severity_accuracy", "reference findings listed with the right severity"),
     ("tool-call validity", "generalist", "tool_call_parse_rate", "tool-call blocks that parse in the family's format"),
-    ("tool-argument validity", "generalist", "argument_validity", "calls to declared tools with schema-valid arguments"),
+    ("tool-argument validity", "generalist", "argument_validity", "declared-tool calls with schema-valid arguments"),
     ("tool-call F1", "generalist", "tool_call_f1", "calls (name + arguments) matching the reference episode"),
     ("task success", "generalist", "task_success_rate", "episodes ending in an answer naming every key finding"),
 ]
@@ -58,9 +58,18 @@ def headline_rows(reports: dict[str, dict]) -> list[dict]:
         values = {v: (results.get(v) or {}).get(key) for v in VARIANTS}
         delta = (values["model"] - values["base"]) if None not in values.values() else None
         sizes = reports[task].get("sizes", {})
-        rows.append({"metric": label, "task": task, "key": key, "meaning": meaning, **values, "delta": delta,
-                     "n": sizes.get("examples", sizes.get("episodes")),
-                     "note": UNDEFINED_BECAUSE.get(key, "undefined") if None in values.values() else ""})
+        rows.append(
+            {
+                "metric": label,
+                "task": task,
+                "key": key,
+                "meaning": meaning,
+                **values,
+                "delta": delta,
+                "n": sizes.get("examples", sizes.get("episodes")),
+                "note": UNDEFINED_BECAUSE.get(key, "undefined") if None in values.values() else "",
+            }
+        )
     return rows
 
 
@@ -73,8 +82,9 @@ def markdown(rows: list[dict]) -> str:
     for r in rows:
         change = "n/a" if r["delta"] is None else f"{r['delta']:+.3f}"
         note = f" ({r['note']})" if r["note"] else ""
-        lines.append(f"| {r['metric']}{note} | {r['task']} ({r['n']}) | {_cell(r['model'])} | {_cell(r['base'])} "
-                     f"| {change} |")
+        lines.append(
+            f"| {r['metric']}{note} | {r['task']} ({r['n']}) | {_cell(r['model'])} | {_cell(r['base'])} | {change} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -105,21 +115,24 @@ def write_plot(rows: list[dict], out: Path, title: str) -> Path:
     return out
 
 
-def write_headline(eval_dir: str | Path, title: str = "trained model vs untrained base, held-out hosts",
-                   extra: dict | None = None) -> tuple[str, list[dict]]:
+def write_headline(
+    eval_dir: str | Path, title: str = "trained model vs untrained base, held-out hosts", extra: dict | None = None
+) -> tuple[str, list[dict]]:
     """Write summary.md / summary.json / summary.png into `eval_dir`; return the Markdown table and the rows.
     `extra` (e.g. stage timings) goes into summary.json as it is."""
     eval_dir = Path(eval_dir)
     reports = load_reports(eval_dir)
     if not reports:
-        raise FileNotFoundError(f"no eval_report.json under {eval_dir}/specialist or {eval_dir}/generalist: "
-                                "run the evaluation first")
+        raise FileNotFoundError(
+            f"no eval_report.json under {eval_dir}/specialist or {eval_dir}/generalist: run the evaluation first"
+        )
     rows = headline_rows(reports)
     table = markdown(rows)
     models = {task: {v: (r.get("models", {}).get(v) or {}) for v in VARIANTS} for task, r in reports.items()}
     plot = write_plot(rows, eval_dir / "summary.png", title)
-    (eval_dir / "summary.json").write_text(json.dumps(
-        {"title": title, "rows": rows, "models": models, **(extra or {})}, indent=2, default=str))
+    (eval_dir / "summary.json").write_text(
+        json.dumps({"title": title, "rows": rows, "models": models, **(extra or {})}, indent=2, default=str)
+    )
     details = "\n".join(f"- {task}: every metric in [{task}/summary.md]({task}/summary.md)" for task in reports)
     (eval_dir / "summary.md").write_text(f"# {title}\n\n{table}\n![model vs base]({plot.name})\n\n{details}\n")
     return table, rows

@@ -100,8 +100,8 @@ def write_plot(rows: list[dict], out: Path, title: str) -> Path:
         heights = [r[variant] or 0.0 for r in rows]
         bars = ax.bar([x + (i - 0.5) * 0.38 for x in xs], heights, 0.38, label=label, color=color)
         for bar, r in zip(bars, rows):
-            if r[variant] is None:
-                ax.annotate("n/a", (bar.get_x() + bar.get_width() / 2, 0.01), ha="center", fontsize=7)
+            text = "n/a" if r[variant] is None else f"{r[variant]:.2f}"
+            ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.01), ha="center", fontsize=7)
     ax.set_xticks(list(xs))
     ax.set_xticklabels([f"{r['metric']}\n({r['task']})" for r in rows], rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)

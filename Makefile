@@ -50,15 +50,15 @@ data: $(VENV)/.installed
 # untrained on held-out hosts (table + plot in eval/smoke/summary.*), then deployed (GPTQ + GGUF, verified), through
 # the pipeline (finished stages are skipped on a rerun). The first run also prepares the base model and builds
 # llama.cpp and the GPTQ environment (cached in .cache/).
-smoke: install agent base-models llama-cpp gptq-env
+smoke: install base-models llama-cpp gptq-env
 	$(PY) -m secml_recipes.pipeline --profile smoke
 
 # Only data, training and evaluation of SmolLM2 (no llama.cpp build, no GPTQ environment).
-smoke-train: install agent base-models
+smoke-train: install base-models
 	$(PY) -m secml_recipes.pipeline --profile smoke --data-only --specialist-only --generalist-only --eval-only
 
 # The same chain on the tiny random stand-ins: every stage and code path in minutes, numbers meaningless.
-smoke-tiny: install agent llama-cpp gptq-env
+smoke-tiny: install llama-cpp gptq-env
 	$(PY) -m secml_recipes.pipeline --profile tiny
 
 # The full chain with the production recipes (GPU); push runs when HF_TOKEN and HF_NAMESPACE are set.

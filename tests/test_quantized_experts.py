@@ -64,7 +64,7 @@ def test_mixtral_qlora_quantizes_every_expert_trains_saves_and_merges(tiny_model
     adapter_dir = tmp_path / "adapter"
     trainer.save_model(str(adapter_dir))
     assert (adapter_dir / "adapter_model.safetensors").is_file()
-    merged_dir = merge_adapter(adapter_dir, tmp_path / "merged", dtype="float32", base_model=str(base_path))
+    merged_dir = merge_adapter(adapter_dir, tmp_path / "merged", dtype="float32")
     merged = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch.float32)
     unmerged = PeftModel.from_pretrained(
         AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32), adapter_dir

@@ -2,8 +2,13 @@
 
 import json
 import sys
+from pathlib import Path
+
+import pytest
 
 from secml_recipes import pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_a_finished_stage_is_skipped_and_a_changed_input_reruns_it(tmp_path):
@@ -59,3 +64,18 @@ def test_the_smoke_profile_trains_and_evaluates_the_real_base_model_against_itse
         assert ev.dataset_path == smoke.corpus and ev.output_dir == str(layout.eval_dir(task, "smoke"))
     (spec,) = load_recipe(smoke.eval_recipe("specialist"), [], classes=(EvalArguments,))
     assert spec.base_model == base
+
+
+@pytest.mark.skipif(not (ROOT / "models/base/smollm2-135m-instruct/config.json").exists(),
+                    reason="SmolLM2 not prepared here (make base-models)")
+def test_the_smoke_recipes_resolve_on_the_prepared_smollm2(monkeypatch):
+    """On the real prepared folder (optional: needs `make base-models`): ChatML family, its own end-of-turn token."""
+    from secml_recipes.recipe import load_recipe
+    from secml_recipes.run_settings import detect_environment
+    from secml_recipes.sft import resolve_run
+
+    monkeypatch.chdir(ROOT)
+    for task in ("specialist", "generalist"):
+        settings, tokenizer = resolve_run(*load_recipe(pipeline.PROFILES["smoke"].training_recipe(task)),
+                                          detect_environment())
+        assert settings.model_family == "chatml" and tokenizer.eos_token == "<|im_end|>"

@@ -15,7 +15,7 @@ LAYOUT = $(PYTHON) -m secml_recipes.layout
 VERSIONS = $(PYTHON) -m secml_recipes.versions
 CORPUS = $(shell $(LAYOUT) corpus full)
 
-.PHONY: install agent base-models smoke smoke-train smoke-deploy smoke-tiny all test test-fast lint data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench bench-gpu bench-data clean
+.PHONY: chaos install agent base-models smoke smoke-train smoke-deploy smoke-tiny all test test-fast lint data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench bench-gpu bench-data clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,10 @@ install: $(VENV)/.installed
 
 # sys-scan-agent (the scanner project's own consumer) checks our enriched format with its models, HTML report
 # and report diff. Its click<8.2 pin conflicts with huggingface_hub 2.4's click>=8.4.2 while the modules we use
-# never import click, so the 190 KB wheel goes in without its dependencies; pydantic is the `agent` extra.
+# never import click, so the 190 KB wheel goes in without its dependencies; pydantic and PyNaCl (its CLI module's
+# signing import, which `python -m secml_recipes.analyze` loads) are the `agent` extra.
 $(VENV)/.agent-installed: $(VENV)/.installed
-	$(PY) -m pip install --quiet 'pydantic>=2.7,<3'
+	$(PY) -m pip install --quiet 'pydantic>=2.7,<3' 'PyNaCl>=1.5,<2'
 	$(PY) -m pip install --quiet --no-deps sys-scan-agent==$(shell $(VERSIONS) sys_scan_agent)
 	touch $@
 
@@ -72,6 +73,11 @@ test: install agent
 test-fast: install agent
 	$(PY) -m pytest -q -m "not slow" tests
 
+# Fault injection end to end on the tiny models (SIGKILL and a full disk while checkpointing, NaN, concurrent runs,
+# hostile rows and archives, an unreachable Hub): prints fault / expected / observed / holds and the totals.
+chaos: install
+	$(PY) -m secml_recipes.chaos
+
 # Lint and format check (ruff, pinned in the test extra; configuration in pyproject.toml). LINT_PATHS lists the files
 # brought under ruff so far; `make lint LINT_PATHS=.` checks the whole repository.
 LINT_PATHS ?= secml_recipes/run_settings.py secml_recipes/layout.py secml_recipes/versions.py secml_recipes/hub.py \
@@ -83,7 +89,15 @@ LINT_PATHS ?= secml_recipes/run_settings.py secml_recipes/layout.py secml_recipe
 	secml_recipes/data/sysscan secml_recipes/data/ingest.py secml_recipes/data/mixture.py secml_recipes/data/fidelity.py \
 	secml_recipes/data/atomic.py secml_recipes/data/generate.py tests/test_ingest.py tests/test_mixture.py tests/test_scan_fidelity.py \
 	secml_recipes/plan secml_recipes/sharding.py secml_recipes/quantized_experts.py secml_recipes/xla_experts.py \
-	tests/test_plan.py tests/test_sharding.py tests/test_quantized_experts.py tests/cpu_sharded_launch.py
+	tests/test_plan.py tests/test_sharding.py tests/test_quantized_experts.py tests/cpu_sharded_launch.py \
+	secml_recipes/data/correlate.py secml_recipes/data/knowledge/ioc.py secml_recipes/data/knowledge/modules.py \
+	tests/test_teacher_5_0_0.py \
+	secml_recipes/checkpoints.py secml_recipes/guards.py secml_recipes/recipe_checks.py secml_recipes/truncation.py \
+	secml_recipes/run_lock.py secml_recipes/env_errors.py secml_recipes/chaos.py tests/test_checkpoints.py \
+	tests/test_guards.py tests/test_recipe_checks.py tests/test_truncation.py tests/test_run_lock.py \
+	tests/test_env_errors.py tests/test_hostile_inputs.py tests/test_faults.py \
+	secml_recipes/triage.py secml_recipes/agent.py secml_recipes/agent_provider.py secml_recipes/analyze.py \
+	secml_recipes/serve.py tests/test_triage.py tests/test_agent_loop.py tests/test_agent_provider.py tests/test_serve.py
 lint: install
 	$(PY) -m ruff check $(LINT_PATHS)
 	$(PY) -m ruff format --check $(LINT_PATHS)
@@ -126,7 +140,7 @@ $(LLAMA_CPP_SRC)/vendor/llama.cpp/convert_hf_to_gguf.py:
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_CURL=OFF" \
 		$(PY) -m pip wheel --no-deps -w .cache/llama.cpp/wheels .cache/llama.cpp/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz
 	$(PY) -m pip install --quiet --no-deps .cache/llama.cpp/wheels/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
-	$(PY) -m pip install --quiet -e '.[quantize]'
+	$(PY) -m pip install --quiet -e '.[quantize,serve]'
 	touch $@
 
 llama-cpp: .cache/llama.cpp/.installed

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .data.atomic import write_text_atomic
 from .recipe import RecipeError, load_recipe
 
 
@@ -112,6 +113,11 @@ def evaluate(args) -> dict:
 
     if not args.model:
         raise ValueError("no model to evaluate: pass --model PATH (a trained output folder or a hub id)")
+    from .guards import refuse_nonfinite_model
+
+    for folder in (args.model, args.adapter):  # a diverged run's NaN weights would score as empty predictions
+        if folder and Path(folder).is_dir() and not args.gguf_file and args.backend == "transformers":
+            refuse_nonfinite_model(folder, "evaluate")
     out_dir = Path(args.output_dir)
     variants = {"model": dict(model_path=args.model, adapter_path=args.adapter, gguf_file=args.gguf_file,
                               backend=args.backend, tokenizer_path=args.tokenizer)}
@@ -150,7 +156,7 @@ def evaluate(args) -> dict:
             if name == "model":
                 scatter = risk_score_pairs(preds, refs)
                 (out_dir).mkdir(parents=True, exist_ok=True)
-                (out_dir / "predictions.jsonl").write_text("".join(
+                write_text_atomic(out_dir / "predictions.jsonl", "".join(
                     json.dumps({"source": it["source"], "prediction": p}) + "\n" for it, p in zip(items, preds)))
             del gen
         if "rule" in args.baselines:
@@ -173,7 +179,7 @@ def evaluate(args) -> dict:
             identities[name] = {"base": _identity(gen.resolved_base), "adapter": _identity(gen.resolved_adapter)}
             if name == "model":
                 out_dir.mkdir(parents=True, exist_ok=True)
-                (out_dir / "trajectories.jsonl").write_text("".join(
+                write_text_atomic(out_dir / "trajectories.jsonl", "".join(
                     json.dumps({"id": t.episode_id, "final": t.final, "steps": t.steps, "calls": t.calls,
                                 "messages": t.messages}) + "\n" for t in trajectories))
             del gen

@@ -186,6 +186,32 @@ def _card_sections(art: Artifact, recipe: dict | None, evaluation: dict | None, 
     return lines
 
 
+QUANTIZED = {"gguf": lambda key: not key.startswith("gptq:"), "gptq": lambda key: key.startswith("gptq:")}
+
+
+def refusal(art: Artifact, models_dir: Path) -> str | None:
+    """Why `art` must not be published, or None: non-finite weights, or a quantized artifact that its quantize
+    report does not verify as ok (or that has no report)."""
+    from .guards import NonFiniteModelError, refuse_nonfinite_model
+
+    if art.kind in QUANTIZED:
+        report_path = layout.quant_report(art.name, models_dir)
+        report = _read_json(report_path)
+        if report is None:
+            return f"{art.folder}: no quantize report ({report_path}); run `make quantize` to verify it first"
+        mine = {k: v for k, v in report.get("artifacts", {}).items() if QUANTIZED[art.kind](k)}
+        broken = sorted(k for k, v in mine.items() if not v.get("ok"))
+        if not mine or broken:
+            what = f"marks {', '.join(broken)} as not ok" if broken else f"verifies no {art.kind} artifact"
+            return f"{art.folder}: its quantize report {report_path.name} {what}; fix and rerun `make quantize`"
+        return None
+    try:
+        refuse_nonfinite_model(art.folder, "push")
+    except NonFiniteModelError as err:
+        return str(err)
+    return None
+
+
 def push(
     namespace: str,
     models_dir: Path,
@@ -201,8 +227,12 @@ def push(
         from huggingface_hub import HfApi
 
         api = HfApi(token=token)
+    artifacts = find_artifacts(models_dir, only)
+    refused = [r for r in (refusal(a, models_dir) for a in artifacts) if r]
+    if refused:  # nothing is pushed when any artifact is refused: a repo never gets half a release
+        raise RuntimeError("refused: " + " | ".join(refused))
     done = []
-    for art in find_artifacts(models_dir, only):
+    for art in artifacts:
         suffix = {"model": "", "adapter": "-lora"}.get(art.kind, f"-{art.kind}")
         repo_id = f"{namespace}/secml-{art.name}{suffix}"
         card = model_card(art, models_dir, eval_dir)

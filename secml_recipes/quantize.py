@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import layout
+from .data.atomic import write_json_atomic
 from .recipe import RecipeError, build_dataclass, load_recipe
 
 
@@ -175,6 +176,9 @@ def quantize_model(spec: ModelQuantSpec, args: QuantizeArguments) -> dict:
     source = Path(spec.source)
     if not source.exists():
         raise gguf.DeployError(f"{spec.name}: source {source} not found; train it first (make train-*/smoke)")
+    from .guards import refuse_nonfinite_model
+
+    refuse_nonfinite_model(source, "quantize")  # a NaN model quantizes to a GGUF that only looks like a model
     merge_info: dict = {}
     source = _merged_source(spec, args, source, merge_info)
     tokenizer = AutoTokenizer.from_pretrained(source)
@@ -189,7 +193,7 @@ def quantize_model(spec: ModelQuantSpec, args: QuantizeArguments) -> dict:
     if "gptq" in spec.formats:
         _gptq_artifact(spec, args, source, tokenizer, report)
     path = layout.quant_report(spec.name, args.models_dir)
-    path.write_text(json.dumps(report.data, indent=2))
+    write_json_atomic(path, report.data)  # push reads it: whole or absent
     return report.data
 
 

@@ -80,6 +80,25 @@ class DataArguments:
         },
     )
 
+    keep_truncated_rows: bool = field(
+        default=False,
+        metadata={
+            "help": "train on rows whose trained part max_length would cut (default: drop them, counted per split; "
+            "a cut completion never ends with its end-of-turn token)"
+        },
+    )
+    nonfinite_skip_steps: int = field(
+        default=0,
+        metadata={
+            "help": "optimizer steps with a NaN/inf gradient to skip before the run stops (default 0: stop at the "
+            "first); non-finite weights are never saved"
+        },
+    )
+    loss_explosion_factor: float = field(
+        default=10.0,
+        metadata={"help": "warn when the logged loss exceeds this many times its early median (0: never)"},
+    )
+
     def __post_init__(self):
         if self.dataset_mixture is not None:
             from .data.mixture import parse_mixture

@@ -136,6 +136,9 @@ class RunSettings:
     bucket_count: int | None  # XLA buckets planned from the data's token lengths
     evaluate: bool
     model_init_kwargs: dict[str, Any]
+    keep_truncated_rows: bool = False  # rows whose trained part max_length cuts: kept, or dropped and counted
+    nonfinite_skip_steps: int = 0
+    loss_explosion_factor: float = 10.0
     why: dict[str, str] = field(default_factory=dict)
 
     def rows(self) -> list[tuple[str, str, str]]:
@@ -162,6 +165,7 @@ class RunSettings:
             ("checkpointing", self._checkpointing_text(), w("checkpointing", "")),
             ("xla_buckets", self._bucket_text(), w("buckets", "")),
             ("evaluation", _on_off(self.evaluate), w("evaluate", "")),
+            ("guards", self._guard_text(), w("guards", "")),
         ]
 
     def table(self) -> str:
@@ -201,7 +205,14 @@ class RunSettings:
             return "none"
         if self.packing:
             return f"packed into rows of {self.max_length} tokens"
-        return f"{self.truncation_mode} at {self.max_length} tokens; rows left without a trained token are dropped"
+        if self.keep_truncated_rows:
+            return f"{self.truncation_mode} at {self.max_length} tokens; cut rows kept, rows left untrained dropped"
+        return f"{self.truncation_mode} at {self.max_length} tokens; rows whose trained part is cut are dropped"
+
+    def _guard_text(self) -> str:
+        skip = f"skip up to {self.nonfinite_skip_steps} step(s), then stop" if self.nonfinite_skip_steps else "stop"
+        explosion = f"warn at {self.loss_explosion_factor:g}x the early loss" if self.loss_explosion_factor else "off"
+        return f"non-finite gradient: {skip}; loss explosion: {explosion}"
 
     def _checkpointing_text(self) -> str:
         if not self.activation_checkpointing:
@@ -510,7 +521,13 @@ def _truncation(r: _Recipe, d: dict) -> Decision:
     mode, max_length = r.training.truncation_mode, r.training.max_length
     if mode not in ("keep_start", "keep_end"):
         raise RunSettingsError(f"truncation_mode: {mode!r} is not supported; use keep_start or keep_end")
-    fields = {"max_length": max_length, "truncation_mode": mode, "truncate_padding_free": False}
+    keep = bool(getattr(r.data, "keep_truncated_rows", False))
+    fields = {
+        "max_length": max_length,
+        "truncation_mode": mode,
+        "truncate_padding_free": False,
+        "keep_truncated_rows": keep,
+    }
     if max_length is None or d["packing"]:
         return fields, ""
     if d["padding_free"]:
@@ -540,6 +557,14 @@ def _evaluation(r: _Recipe, d: dict) -> Decision:
     return {"evaluate": False}, "no eval_split, or eval_strategy: no"
 
 
+def _guards(r: _Recipe, d: dict) -> Decision:
+    skip, factor = getattr(r.data, "nonfinite_skip_steps", 0), getattr(r.data, "loss_explosion_factor", 10.0)
+    fields = {"nonfinite_skip_steps": skip, "loss_explosion_factor": factor}
+    if d["backend"] == "xla":
+        return fields, "on XLA the gradient norm is read at logging and saving steps only (no per-step sync)"
+    return fields, "the gradient norm is read before every optimizer step; weights are checked before every save"
+
+
 # (why key, decision): the order matters only where a decision reads an earlier one (backend first).
 DECISIONS = (
     ("backend", _backend),
@@ -559,6 +584,7 @@ DECISIONS = (
     ("truncation", _truncation),
     ("buckets", _buckets),
     ("evaluate", _evaluation),
+    ("guards", _guards),
 )
 
 

@@ -22,7 +22,9 @@ from pathlib import Path
 from . import layout
 from .plan import PlanError, check_launch
 from .recipe import RecipeError, build_recipe, resolve_recipe
+from .recipe_checks import check_recipe_values
 from .sharding import launch_settings, save_final_model
+from .truncation import shortest_rows_fit
 
 logger = logging.getLogger("secml_recipes.sft")
 
@@ -36,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         resolved = launch_settings(resolve_recipe(recipe_path, overrides))  # XLA SPMD FSDPv2 on a TPU host
         data_args, model_args, training_args, speed_args = build_recipe(resolved, recipe_path)
+        check_recipe_values(data_args, model_args, training_args, recipe_path)  # ranges and finite numbers
         # --- memory plan: refuse a launch that cannot fit before any weight is downloaded or loaded ----------
         check_launch(recipe_path, model_args, training_args, speed_args)
     except (RecipeError, PlanError) as err:
@@ -49,56 +52,133 @@ class _Refused(Exception):
 
 
 def train(data_args, model_args, training_args, speed_args, resolved: dict, recipe_path: str) -> int:
+    """One run that owns its output_dir (run_lock.py); a full disk or an unreachable Hub ends it with one line
+    that says what happened and how the run resumes (env_errors.py)."""
+    from .run_lock import OutputDirLock, RunLocked
+
+    output_dir = Path(training_args.output_dir)
+    lock = OutputDirLock(output_dir) if training_args.process_index == 0 else None
+    stage = ["starting"]
+    try:
+        if lock is not None:
+            lock.acquire()
+        return _train(data_args, model_args, training_args, speed_args, resolved, recipe_path, stage)
+    except RunLocked as err:
+        lock = None  # not ours to release
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        message = _environment_message(err, stage[0], output_dir, training_args)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _environment_message(err: BaseException, stage: str, output_dir: Path, training_args) -> str | None:
+    """One line for a full disk or a network failure during `stage`, with what was kept and how to go on."""
+    from .checkpoints import newest_complete_checkpoint
+    from .env_errors import describe_environment_error, free_space
+
+    described = describe_environment_error(err)
+    if described is None:
+        return None
+    kind, what = described
+    last = newest_complete_checkpoint(output_dir, set_aside=False).checkpoint if output_dir.is_dir() else None
+    resume = f"it resumes from {last.name}" if last else "it starts over (no complete checkpoint yet)"
+    if kind == "disk":
+        return (
+            f"{what} while {stage} ({free_space(output_dir if output_dir.exists() else output_dir.parent)} for "
+            f"{output_dir}); free space and rerun the same command: {resume}, an incomplete checkpoint is set aside"
+        )
+    if stage == "pushing to the Hub":
+        return (
+            f"{what} while {stage}; the trained model is saved in {output_dir}: publish it later with "
+            "`python -m secml_recipes.push`, or rerun with --push_to_hub false"
+        )
+    return f"{what} while {stage}; rerun when the Hub is reachable (or with --push_to_hub false): {resume}"
+
+
+def _train(data_args, model_args, training_args, speed_args, resolved: dict, recipe_path: str, stage: list) -> int:
     # --- imports that cost seconds come after the recipe is known to be valid ---------------------
     import transformers
 
+    from .guards import NonFiniteError
     from .run_settings import detect_environment
 
     # --- seed, logging and what this run will do --------------------------------------------------
     transformers.set_seed(training_args.seed)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity_warning()
+    output_dir = Path(training_args.output_dir)
     try:
+        stage[0] = "reading the model's tokenizer and the data"
         settings, tokenizer = resolve_run(data_args, model_args, training_args, speed_args, detect_environment())
         if training_args.process_index == 0:
             logger.info("%s", settings.table())
         _export_hub_token(training_args)
         # --- data ----------------------------------------------------------------------------------
-        output_dir = Path(training_args.output_dir)
         train_dataset, eval_dataset = _load_datasets(data_args, settings, output_dir, training_args.seed)
+        shortest_rows_fit(
+            train_dataset,
+            tokenizer,
+            settings.max_length,
+            settings.keep_truncated_rows or settings.packing,
+            data_args.train_split,
+        )  # a max_length that cuts every row fails before the model loads
         resume = _resume_checkpoint(model_args, training_args, output_dir)
     except (RecipeError, _Refused) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
     # --- model and trainer -----------------------------------------------------------------------
+    stage[0] = "loading the model" + (" and creating the Hub repository" if training_args.push_to_hub else "")
     trainer = build_trainer(settings, model_args, training_args, train_dataset, eval_dataset, tokenizer)
     n_rows, kept = len(train_dataset), len(trainer.train_dataset)
-    if kept < n_rows:
-        logger.warning(
-            "%d of %d training rows were fully truncated by max_length=%s and carry no trained token; "
-            "raise max_length or lower the corpus' --max-prompt-chars",
-            n_rows - kept,
-            n_rows,
+    truncation = trainer.planned.get("truncation", {})
+    if truncation and trainer.accelerator.is_main_process:
+        logger.info(
+            "max_length=%s: %s",
             training_args.max_length,
+            "; ".join(
+                f"{name}: {c['rows']} rows, {c['cut']} cut, {c['dropped']} dropped" for name, c in truncation.items()
+            ),
         )
 
-    # --- train (resuming from the newest checkpoint in output_dir) and save ------------------------
-    result = trainer.train(resume_from_checkpoint=resume)
+    # --- train (resuming from the newest complete checkpoint in output_dir) and save ---------------
+    stage[0] = "training (writing checkpoints)"
+    try:
+        result = trainer.train(resume_from_checkpoint=resume)
+        trainer.guard.check_weights(trainer.state, trainer.model)  # a non-finite model is never saved
+    except NonFiniteError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    stage[0] = "saving the trained model"
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
     trainer.save_state()
     save_final_model(trainer, str(output_dir))  # full safetensors (or the adapter) whatever the sharding
     if trainer.accelerator.is_main_process:
-        summary = {"recipe": str(recipe_path), "resolved": resolved, "train_rows": n_rows, "trained_rows": kept}
+        summary = {
+            "recipe": str(recipe_path),
+            "resolved": resolved,
+            "train_rows": n_rows,
+            "trained_rows": kept,
+            "truncation": truncation,
+        }
         _save_outputs(trainer, tokenizer, data_args, model_args, output_dir, summary)
 
     # --- evaluate and push -----------------------------------------------------------------------
     if eval_dataset is not None:
+        stage[0] = "evaluating"
         metrics = trainer.evaluate()
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
     if training_args.push_to_hub:
+        stage[0] = "pushing to the Hub"
         trainer.push_to_hub(tags=list(type(trainer)._tag_names))
     if trainer.accelerator.is_main_process:
         files = sorted(p.name for p in output_dir.iterdir() if p.is_file())
@@ -152,16 +232,28 @@ def _load_datasets(data_args, settings, output_dir: Path, seed: int):
 
 
 def _resume_checkpoint(model_args, training_args, output_dir: Path) -> str | None:
-    """The recipe's resume_from_checkpoint, else the newest checkpoint in output_dir if it is of this model."""
-    if training_args.resume_from_checkpoint is not None or not output_dir.is_dir():
-        return training_args.resume_from_checkpoint
-    from transformers.trainer_utils import get_last_checkpoint
+    """The recipe's resume_from_checkpoint (refused when incomplete), else the newest complete checkpoint in
+    output_dir if it is of this model. Newer incomplete ones (a crash or a full disk while one was written) are set
+    aside as `incomplete-checkpoint-N` and the fall-back is said in one line (checkpoints.py)."""
+    from .checkpoints import CheckpointError, newest_complete_checkpoint, require_complete
 
-    last = get_last_checkpoint(str(output_dir))
-    if last:
-        _refuse_another_models_checkpoint(Path(last), model_args, training_args)
-        logger.info("resuming from %s (found in output_dir)", last)
-    return last
+    model_only = bool(training_args.save_only_model)
+    if training_args.resume_from_checkpoint is not None:
+        try:
+            require_complete(training_args.resume_from_checkpoint, model_only)
+        except CheckpointError as err:
+            raise _Refused(str(err)) from None
+        return training_args.resume_from_checkpoint
+    if not output_dir.is_dir():
+        return None
+    resume = newest_complete_checkpoint(output_dir, model_only, set_aside=training_args.process_index == 0)
+    if resume.message() and training_args.process_index == 0:
+        logger.warning("%s", resume.message())
+    if resume.checkpoint is None:
+        return None
+    _refuse_another_models_checkpoint(resume.checkpoint, model_args, training_args)
+    logger.info("resuming from %s (found in output_dir)", resume.checkpoint)
+    return str(resume.checkpoint)
 
 
 def _refuse_another_models_checkpoint(checkpoint: Path, model_args, training_args) -> None:
@@ -193,16 +285,15 @@ def _refuse_another_models_checkpoint(checkpoint: Path, model_args, training_arg
 
 def _save_outputs(trainer, tokenizer, data_args, model_args, output_dir: Path, summary: dict) -> None:
     """Beside the weights: tokenizer, the recipe and run settings, the loss history and plot, the model card."""
+    from .data.atomic import write_json_atomic
     from .plotting import write_loss_plot
 
     tokenizer.save_pretrained(str(output_dir))
     settings = {**trainer.run_settings.to_dict(), "planned": run_plan(trainer)}
-    (output_dir / layout.RUN_SETTINGS_FILE).write_text(json.dumps(settings, indent=2, default=str))
-    (output_dir / layout.RECIPE_FILE).write_text(
-        json.dumps({**summary, "run_settings": settings}, indent=2, default=str)
-    )
+    write_json_atomic(output_dir / layout.RUN_SETTINGS_FILE, settings, default=str)
+    write_json_atomic(output_dir / layout.RECIPE_FILE, {**summary, "run_settings": settings}, default=str)
     history = trainer.state.log_history
-    (output_dir / "loss_history.json").write_text(json.dumps(history, indent=2))
+    write_json_atomic(output_dir / "loss_history.json", history)
     if data_args.loss_plot:
         write_loss_plot(history, output_dir / "loss.png", title=f"{data_args.task}: {model_args.model_name_or_path}")
     trainer.create_model_card(model_name=output_dir.name, tags=list(type(trainer)._tag_names))

@@ -25,10 +25,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
 from trl import SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from .buckets import default_buckets, padding_efficiency, plan_buckets, round_up, token_lengths
+from .guards import NonFiniteGuard
 from .run_settings import BUCKET_MULTIPLE, RunSettings
 
 IGNORE_INDEX = -100
@@ -72,6 +75,32 @@ def token_loss(outputs, loss_type: str, num_items_in_batch=None) -> torch.Tensor
     return per_token.sum() / torch.as_tensor(count, device=per_token.device).clamp(min=1)
 
 
+class TokenCounter(TrainerCallback, ExportableState):
+    """The run's token totals (trained, seen), saved in every checkpoint's trainer_state.json (`stateful_callbacks`)
+    and restored on resume, so `total_trained_tokens` continues instead of restarting at 0. The totals are summed
+    across processes when a checkpoint is due (every process takes part); on resume the first process carries them."""
+
+    def __init__(self, trainer):
+        self.trainer, self.saved = trainer, [0, 0]
+
+    def state(self) -> dict:
+        return {"args": {}, "attributes": {"trained_tokens": self.saved[0], "seen_tokens": self.saved[1]}}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        name = type(self).__name__
+        restored = (state.stateful_callbacks.get(name) or {}).get("attributes", {})
+        state.stateful_callbacks.setdefault(name, {})  # a checkpoint written before the counter existed
+        totals = [int(restored.get("trained_tokens", 0)), int(restored.get("seen_tokens", 0))]
+        self.saved = totals
+        if self.trainer.accelerator.process_index != 0:
+            totals = [0, 0]
+        self.trainer._token_totals = torch.tensor(totals, dtype=torch.long)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if control.should_save:
+            self.saved = self.trainer.accelerator.reduce(self.trainer._token_totals, "sum").tolist()
+
+
 class _CompletionOnlySFTTrainer(SFTTrainer):
     """Shared by both trainers: settings applied, padding-free truncation, XLA buckets, lean metrics."""
 
@@ -94,22 +123,45 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
             self._apply_xla_model_settings()
         if run_settings.backend == "xla" and isinstance(self.data_collator, DataCollatorForLanguageModeling):
             self._use_bucket_collator()
+        self.guard = NonFiniteGuard(
+            self,
+            run_settings.nonfinite_skip_steps,
+            run_settings.loss_explosion_factor,
+            per_step=run_settings.backend != "xla",
+        )
+        self.add_callback(self.guard)
         self._lean_metrics: dict[str, list[torch.Tensor]] = {"train": [], "eval": []}
         self._lean_aux: dict[str, list[torch.Tensor]] = {"train": [], "eval": []}
         self._token_totals = torch.zeros(2, dtype=torch.long)  # trained tokens, input tokens (train)
+        self.add_callback(TokenCounter(self))  # the totals travel with checkpoints
 
     # --- dataset preparation -----------------------------------------------------------------------------------
 
     def _prepare_dataset(self, dataset, processing_class, args, packing, formatting_func, dataset_name):
-        """TRL's preparation; for padding-free rows with TRL's own truncation to the recipe's max_length."""
-        max_length = getattr(self, "_preparation_max_length", None)
-        if max_length is None:
+        """TRL's preparation (tokens and labels) without its truncation, then `truncation.fit_to_max_length`: rows
+        whose trained part max_length would cut are dropped (or kept truncated with keep_truncated_rows), counted
+        per split in `planned["truncation"]`. Packing chunks rows itself and keeps TRL's path."""
+        from .truncation import fit_to_max_length
+
+        max_length = getattr(self, "_preparation_max_length", None) or args.max_length
+        if max_length is None or packing:
             return super()._prepare_dataset(dataset, processing_class, args, packing, formatting_func, dataset_name)
-        args.max_length = max_length
+        saved, args.max_length = args.max_length, None
         try:
-            return super()._prepare_dataset(dataset, processing_class, args, packing, formatting_func, dataset_name)
+            prepared = super()._prepare_dataset(dataset, processing_class, args, packing, formatting_func, dataset_name)
         finally:
-            args.max_length = None
+            args.max_length = saved
+        settings = self.run_settings
+        fitted, counts = fit_to_max_length(
+            prepared, max_length, args.truncation_mode, settings.keep_truncated_rows, dataset_name
+        )
+        self.planned.setdefault("truncation", {})[dataset_name] = counts
+        if len(fitted) == 0:
+            raise ValueError(
+                f"max_length: every one of the {counts['rows']} {dataset_name} rows has a trained part longer than "
+                f"{max_length} tokens; raise max_length"
+            )
+        return fitted
 
     def _prepared_datasets(self) -> list:
         evals = self.eval_dataset
@@ -181,6 +233,20 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
 
             finish_xla_fsdp_v2(self, wrapped)  # XLA SPMD FSDPv2: closes two gaps of transformers 5.24 (sharding.py)
         return wrapped
+
+    def save_state(self) -> None:
+        """transformers' save_state, whole or absent (temp + rename): a crash never leaves half a trainer_state.json."""
+        if self.is_world_process_zero():
+            from .data.atomic import atomic_path
+
+            with atomic_path(f"{self.args.output_dir}/trainer_state.json") as tmp:
+                self.state.save_to_json(str(tmp))
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        """The Trainer's gradient norm of this step, also handed to the non-finite guard (guards.py)."""
+        grad_norm = super()._get_grad_norm(model, grad_norm)
+        self.guard.record_grad_norm(grad_norm)
+        return grad_norm
 
     # --- loss and metrics ----------------------------------------------------------------------------------------
 

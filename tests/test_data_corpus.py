@@ -103,7 +103,7 @@ def test_bad_rows_are_quarantined_and_counted(small_corpus, tmp_path, capsys):
     lines = good[:2] + ["{truncated", json.dumps(broken_completion), json.dumps(wrong_roles)]
     (folder / "specialist" / "train-00000.jsonl").write_text("\n".join(lines) + "\n")
     rows, report = read_split(folder, "specialist", "train", rejects_dir=tmp_path / "rejects")
-    assert len(rows) == 2 and report["specialist/train-00000.jsonl"] == {"rows": 2, "rejected": 3}
+    assert len(rows) == 2 and report["specialist/train-00000.jsonl"] == {"rows": 2, "rejected": 3, "verified": False}
     rejects = [json.loads(l) for l in (tmp_path / "rejects" / "specialist-train.rejects.jsonl").read_text().splitlines()]
     assert [r["line"] for r in rejects] == [3, 4, 5]
     assert "not JSON" in rejects[0]["reason"] and "completion is not JSON" in rejects[1]["reason"]

@@ -146,9 +146,10 @@ def test_keep_end_truncation_keeps_the_end_of_each_row(tiny_models, tmp_path, pa
     full = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "a", *common, "--max_length", "16384")
     with pytest.warns(FutureWarning, match="keep_end"):  # TRL 1.16 deprecates keep_end; it still works
         cut = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "b", *common, "--max_length", "64",
-                           "--truncation_mode", "keep_end")
+                           "--truncation_mode", "keep_end", "--keep_truncated_rows", "true")
     assert len(cut.train_dataset) == len(rows) and cut.args.max_length == 64
     for whole, kept in zip(full.train_dataset, cut.train_dataset):
         assert kept["input_ids"] == whole["input_ids"][-64:] and kept["labels"] == whole["labels"][-64:]
-    start = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "c", *common, "--max_length", "64")
-    assert len(start.train_dataset) == 0
+    # By default a row whose trained part is cut is dropped; here that is every row, which is refused.
+    with pytest.raises(ValueError, match="every one of the 2 train rows has a trained part longer than 64"):
+        make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "c", *common, "--max_length", "64")

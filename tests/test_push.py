@@ -7,6 +7,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from secml_recipes import push as push_mod
 
@@ -50,7 +52,7 @@ def models(tmp_path, small_corpus):
     spec = m / "specialist_model"
     spec.mkdir(parents=True)
     (spec / "config.json").write_text("{}")
-    (spec / "model.safetensors").write_bytes(b"weights")
+    save_file({"w": torch.ones(2, 2)}, str(spec / "model.safetensors"))
     (spec / "training_args.bin").write_bytes(b"pickled")
     (spec / "checkpoint-10").mkdir()
     (spec / "checkpoint-10" / "optimizer.pt").write_bytes(b"x")
@@ -59,7 +61,7 @@ def models(tmp_path, small_corpus):
     gen = m / "generalist_model_lora"
     gen.mkdir()
     (gen / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "mistralai/Mixtral-8x7B-Instruct-v0.1", "r": 16}))
-    (gen / "adapter_model.safetensors").write_bytes(b"lora")
+    save_file({"lora_A": torch.ones(2, 2)}, str(gen / "adapter_model.safetensors"))
     gguf = m / "specialist-gguf"
     gguf.mkdir()
     (gguf / "specialist-q4_K_M.gguf").write_bytes(b"GGUF")
@@ -161,3 +163,23 @@ def test_training_run_with_push_leaks_the_token_nowhere(tiny_models, small_corpu
             data = path.read_bytes()
             assert TOKEN.encode() not in data, path
     assert all(TOKEN not in t for t in texts)
+
+
+def test_push_refuses_nan_weights_and_artifacts_quantize_did_not_verify(models, tmp_path):
+    """A diverged run is never published, nor a GGUF whose quantize report says broken (or is missing)."""
+    report = models / "specialist-quant-report.json"
+    verified = json.loads(report.read_text())
+    broken = json.loads(report.read_text())
+    broken["artifacts"]["q4_K_M:llama.cpp"]["ok"] = False
+    report.write_text(json.dumps(broken))
+    with pytest.raises(RuntimeError, match="q4_K_M:llama.cpp as not ok"):
+        push_mod.push("acme", models, tmp_path / "eval", TOKEN, dry_run=True)
+    report.unlink()
+    with pytest.raises(RuntimeError, match="no quantize report"):
+        push_mod.push("acme", models, tmp_path / "eval", TOKEN, dry_run=True)
+    report.write_text(json.dumps(verified))
+    save_file({"w": torch.tensor([1.0, float("nan")])}, str(models / "specialist_model" / "model.safetensors"))
+    api = FakeHub()
+    with pytest.raises(RuntimeError, match=r"non-finite \(NaN/inf\) weights \(model.safetensors:w\)"):
+        push_mod.push("acme", models, tmp_path / "eval", TOKEN, api=api)
+    assert api.calls == []  # nothing at all was pushed

@@ -60,13 +60,17 @@ def test_padding_free_still_enforces_max_length(tiny_models, tmp_path, rows):
     full = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "a", *SEQUENTIAL, "--max_length", "16384")
     longest = max(len(ids) for ids in full.train_dataset["input_ids"])
     cut = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "b", *SEQUENTIAL,
-                       "--padding_free", "true", "--max_length", str(longest - 10))
+                       "--padding_free", "true", "--max_length", str(longest - 10), "--keep_truncated_rows", "true")
     assert cut.args.max_length == longest - 10 and len(cut.train_dataset) == len(rows)
     assert max(len(ids) for ids in cut.train_dataset["input_ids"]) == longest - 10
-    # A limit inside every prompt leaves no trained token: those rows are dropped (and counted in the log).
-    none = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "c", *SEQUENTIAL,
-                        "--padding_free", "true", "--max_length", "64")
-    assert len(none.train_dataset) == 0
+    # By default the row whose completion the limit cuts is dropped, and counted.
+    dropped = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "d", *SEQUENTIAL,
+                           "--padding_free", "true", "--max_length", str(longest - 10))
+    assert len(dropped.train_dataset) == len(rows) - 1 and dropped.planned["truncation"]["train"]["dropped"] == 1
+    # A limit inside every prompt leaves no trained token in any row: refused.
+    with pytest.raises(ValueError, match="every one of the"):
+        make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "c", *SEQUENTIAL,
+                     "--padding_free", "true", "--max_length", "64")
 
 
 def test_xla_turns_padding_free_off_and_pads_to_buckets(tiny_models, tmp_path, rows):

@@ -78,3 +78,21 @@ def test_specialist_rows_validate(hosts):
     for row in specialist_examples(report, "h", MAX_CHARS):
         assert specialist_row_error(row) is None
         assert json.loads(row["completion"][0]["content"])["version"] == "1.0"
+
+
+def test_a_scanner_error_and_an_id_reported_twice_split_and_merge_back():
+    """What 5.0.0 emits beyond the fixture: `auditd:error` (a user scan cannot stat /etc/audit) and the same
+    systemd unit finding twice (/lib and /usr/lib/systemd/system are one folder on merged-usr hosts)."""
+    report = json.loads(json.dumps(next(real_reports())))
+    unit = {"id": "systemd:NoNewPrivileges:backup-agent.service", "title": "backup-agent.service NoNewPrivileges",
+            "severity": "low", "description": "Service may gain new privileges (missing)", "base_severity_score": "20",
+            "metadata": {"unit": "backup-agent.service", "key": "NoNewPrivileges", "expected": "yes"}}
+    error = {"id": "auditd:error", "title": "Scanner error", "severity": "error", "base_severity_score": "0",
+             "description": "filesystem error: status: Permission denied [/etc/audit/audit.rules]", "metadata": {}}
+    report["results"] += [{"scanner": "systemd_units", "findings": [unit, dict(unit)]},
+                          {"scanner": "auditd", "findings": [error]}]
+    enrichment = build_enrichment(report)
+    parts = split_report(report, MAX_CHARS, enrichment=enrichment)
+    assert merge_parts([completion for _, completion in parts]) == enrichment.output
+    assert [f["id"] for f in enrichment.output["enriched_findings"]].count(unit["id"]) == 1
+    assert "auditd:error" in {f["id"] for f in enrichment.output["enriched_findings"]}

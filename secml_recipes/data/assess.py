@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 
 from .knowledge import ioc as ioc_facts
 from .knowledge.hosts import DISTRO_NAMES, PACKAGE_TOOLS, os_family, os_label
-from .knowledge.modules import rootkit_module, vendor_module
-from .knowledge.packages import stock_unit
+from .knowledge.modules import (KERNEL_TAINT_BITS, MODULE_TAINTS, OVERSIZED_INTREE_MODULES, rootkit_module,
+                                taint_bits, vendor_module)
+from .knowledge.packages import owning_package, stock_unit
 from .knowledge.privileged import bit_phrase, stock_capability, stock_elsewhere, stock_privileged, third_party
 from .knowledge.scanner import FLAG_MEANINGS
 from .knowledge.sysctl import SYSCTLS, is_stock_value, sysctl_name
@@ -282,21 +283,24 @@ def ioc_exe_and_pid(finding_id: str) -> tuple[str, str]:
     return (exe, pid) if pid.isdigit() else (finding_id, "")
 
 
-def ioc_signals(f: dict) -> dict:
-    """What an IOC finding's evidence amounts to, from its id, flags and command line."""
+def ioc_signals(f: dict, family: str = "") -> dict:
+    """What an IOC finding's evidence amounts to, from its id, flags and command line (5.0.0 writes argv[0]
+    only, up to 127 characters, as `command`)."""
     exe, pid = ioc_exe_and_pid(f["id"])
     command = md(f, "command")
     names = ioc_facts.suspicious_names(command + " " + exe)
-    env = flag(f, "environment_issue") or md(f, "env_var").startswith("LD_")
     return {
         "exe": exe.replace(" (deleted)", ""), "pid": pid, "command": command,
+        "subject": ioc_facts.script_path(command) or exe.replace(" (deleted)", ""),
         "deleted": flag(f, "deleted_executable") or exe.endswith("(deleted)"),
         "scratch": exe.startswith(ioc_facts.SCRATCH_ROOTS),
         "home": exe.startswith(("/home/", "/run/user/")),
         "hidden": ioc_facts.hidden_component(exe),
         "strong": [n for n in names if n in ioc_facts.STRONG_NAMES],
         "miner_args": bool(ioc_facts.MINER_HINTS.search(command)),
-        "env": env, "preload": md(f, "env_var") == "LD_PRELOAD",
+        "named": [n for n in ioc_facts.program_names(exe, command)
+                  if not owning_package(exe.replace(" (deleted)", ""), family)],
+        "env": flag(f, "environment_issue"),
         "app": ioc_facts.user_app(exe),
         "system": exe.startswith(("/usr/", "/opt/", "/snap/")),
         "injection": ioc_facts.injection_text(command),
@@ -312,7 +316,7 @@ IOC_FLAG_NOTES = {  # what the flag adds to the evidence, in one clause
 
 
 def assess_ioc(f: dict, host: Host) -> Assessment:
-    s = ioc_signals(f)
+    s = ioc_signals(f, host.family)
     exe, pid = s["exe"], s["pid"]
     where = ("world-writable scratch space" if s["scratch"] else "a home directory" if s["home"]
              else "a system path" if s["system"] else "an unusual path")
@@ -322,13 +326,13 @@ def assess_ioc(f: dict, host: Host) -> Assessment:
     meaning = _upper_first("; ".join(notes) + ".") if notes else ""
     tags = ["process"] + flags
     techniques = [ioc_facts.SUSPICIOUS_NAMES[n][1] for n in s["strong"] if ioc_facts.SUSPICIOUS_NAMES[n][1]]
-    techniques += (["T1070.004"] if s["deleted"] else []) + (["T1574.006"] if s["preload"] else [])
+    techniques += ["T1070.004"] if s["deleted"] else []
     injected = (f"Its command line carries text addressed to an AI analyst (\"{s['injection'][:70]}\"): data from "
                 "the host, not an instruction, and itself a sign of tampering.") if s["injection"] else ""
     evidence = f"{exe} (pid {pid}) runs from {where}."
     contain_action = (f"Isolate {host.hostname} from the network, preserve evidence (`cp /proc/{pid}/exe`, `gcore "
                       f"{pid}`, `ls -l /proc/{pid}/fd`, its sockets with `ss -tp`), then stop the process, remove "
-                      f"{exe} and hunt for its persistence (crontabs, systemd units, shell profiles).")
+                      f"{s['subject']} and hunt for its persistence (crontabs, systemd units, shell profiles).")
     confirm = (f"Cleared by: owner {host.user or 'the user'} with no group/other write (`stat`), a SHA-256 matching "
                "the vendor's release and a parent in the user's session; confirmed by: another owner, write access "
                "for others, an unknown hash or unexpected network peers.")
@@ -343,6 +347,27 @@ def assess_ioc(f: dict, host: Host) -> Assessment:
                   + (" with miner pool arguments" if s["miner_args"] else "") + ".", injected,
                   tags=tags + ["suspicious_name"], techniques=techniques, action=contain_action,
                   headline=f"{what} running as {name} from {where}")
+    if s["named"]:
+        what = ioc_facts.SUSPICIOUS_NAMES[s["named"][0]][0]
+        return _a(f, "ioc", "contain", evidence,
+                  f"The program itself is named as {what} ({name}), and no package this analysis knows installs it "
+                  "there: user-space software named like this is a miner or hides behind a kernel thread's name.",
+                  "Cleared by: a documented, wanted installation (its owner says so and the hash is the "
+                  "project's release); confirmed by: an unknown parent, persistence or a hash no release has.",
+                  injected, tags=tags + ["suspicious_name"], techniques=techniques, action=contain_action,
+                  headline=f"{what} running as {name}")
+    if name in ioc_facts.SYSTEM_PROGRAM_NAMES and (s["scratch"] or s["hidden"]):
+        return _a(f, "ioc", "contain", evidence,
+                  f"{name} is a system program that its package installs under /usr; a copy running from {where}"
+                  + (f" in a hidden directory ({s['hidden']})" if s["hidden"] else "") + " is masquerading as it.",
+                  injected, tags=tags + ["masquerading"], techniques=techniques + ["T1036.005"],
+                  action=contain_action, headline=f"{name} masquerades as a system program from {where}")
+    if s["injection"]:
+        return _a(f, "ioc", "contain", evidence, injected,
+                  "Legitimate software never writes instructions for an AI analyst into its process title: "
+                  "whoever started it expected automated triage and tried to silence it.",
+                  tags=tags + ["prompt_injection"], techniques=techniques + ["T1036"], action=contain_action,
+                  headline=f"{name} carries text addressed to an AI analyst in its command line")
     if s["deleted"] and (s["scratch"] or s["home"] or s["hidden"]):
         return _a(f, "ioc", "contain", evidence,
                   f"{_upper_first(FLAG_MEANINGS[('ioc', 'deleted_executable')])}; a program in {where} that deleted "
@@ -376,7 +401,7 @@ def assess_ioc(f: dict, host: Host) -> Assessment:
                   _upper_first(FLAG_MEANINGS[("ioc", "environment_issue")]) + "; LD_LIBRARY_PATH is common (IDEs, "
                   "Steam, CUDA), LD_PRELOAD of a library from outside the system paths is not.", injected,
                   "Cleared by: the variable naming a packaged library; confirmed by: a preloaded library no package "
-                  "owns.", tags=tags, techniques=techniques, level="high" if s["preload"] else None,
+                  "owns.", tags=tags, techniques=techniques,
                   action=f"Read the loader variables of pid {pid} (`tr '\\0' '\\n' < /proc/{pid}/environ | grep "
                          f"^LD_`) and check the preloaded library's owner (`{host.tool('owner', path='<library>')}`).",
                   headline=f"{name} runs with a loader variable (LD_PRELOAD or LD_LIBRARY_PATH) set")
@@ -452,8 +477,70 @@ def assess_kernel_hardening(f: dict, host: Host) -> Assessment:
     return _informational(f, host, "kernel_hardening")
 
 
+def _names(f: dict, key: str) -> list[str]:
+    return [n for n in md(f, key).split(",") if n]
+
+
+def assess_module_summary(f: dict, host: Host) -> Assessment:
+    """5.0.0's --modules-summary finding: counts, samples and the kernel's taint value (decoded here with the
+    kernel's own bit names, see knowledge.modules)."""
+    hidden = _names(f, "hidden_proc_only_sample")
+    if hidden or md(f, "hidden_proc_only_count") not in ("", "0"):
+        return _a(f, "modules", "contain",
+                  f"{md(f, 'hidden_proc_only_count')} module(s) ({', '.join(hidden) or 'unnamed'}) are listed in "
+                  "/proc/modules but missing from /sys/module: a module that removed its own sysfs entry is hiding, "
+                  "what LKM rootkits do.",
+                  "A malicious module controls the kernel: tools on the host can no longer be trusted.",
+                  tags=["kernel_module", "rootkit_indicator"], techniques=["T1014", "T1547.006"],
+                  action=f"Isolate {host.hostname}; capture memory (LiME or the hypervisor) before anything else, then "
+                         "rebuild the host from known-good media.")
+    bits = taint_bits(md(f, "taint_value"))
+    explained = [n for n in _names(f, "out_of_tree_sample") + _names(f, "unsigned_sample") if vendor_module(n)]
+    unknown = [n for n in _names(f, "out_of_tree_sample") + _names(f, "unsigned_sample")
+               if not vendor_module(n) and n not in OVERSIZED_INTREE_MODULES]
+    taints = [f"{KERNEL_TAINT_BITS[b][1]} ({KERNEL_TAINT_BITS[b][0]}: {KERNEL_TAINT_BITS[b][2]})"
+              for b in bits if b in KERNEL_TAINT_BITS]
+    taint_text = (f"taint {md(f, 'taint_value')} = {', '.join(taints)}" + (f" (sys-scan labels it "
+                  f"{md(f, 'taint_flags')})" if md(f, "taint_flags") else "")) if taints else "kernel not tainted"
+    if unknown or {1, 3} & set(bits):
+        why = (f"out-of-tree or unsigned module(s) no vendor explains: {', '.join(unknown)}" if unknown else
+               "a module was forced in or out past the kernel's checks")
+        return _a(f, "modules", "investigate", f"Module summary: {why}; {taint_text}.",
+                  "Cleared by: `modinfo` naming a package or DKMS source for each; confirmed by: a module with no "
+                  "file on disk or an unknown author.",
+                  tags=["kernel_module", "kernel_taint"], techniques=["T1547.006"], level="high",
+                  action=f"List what tainted the kernel on {host.hostname}: `dmesg | grep -i taint`, `modinfo` of "
+                         "each out-of-tree or unsigned module, and `journalctl -k | grep -i 'loading out-of-tree'`.")
+    if {0, 12, 13} & set(bits) and not explained:
+        return _a(f, "modules", "review", f"Module summary: {taint_text}, yet no loaded module the scan sampled is "
+                  "out of tree or unsigned.",
+                  "The taint outlives the module: usually a DKMS or vendor driver loaded and unloaded since boot, "
+                  "rarely a module that hides itself (a hidden one would also show in hidden_proc_only_count).",
+                  tags=["kernel_module", "kernel_taint"],
+                  action=f"Find which module tainted the kernel on {host.hostname} (`journalctl -k -b | grep -i "
+                         "taint`) and that it has an owner (`modinfo <module>`).")
+    notes = []
+    if explained:
+        notes.append(f"out-of-tree or unsigned by design: {', '.join(sorted(set(explained)))}")
+    oversized = [n for n in _names(f, "unsigned_sample") if n in OVERSIZED_INTREE_MODULES]
+    if oversized:
+        notes.append(f"{', '.join(oversized)} read as unsigned only because sys-scan reads the first 2 MiB of a "
+                     "compressed module and their signature sits further in")
+    if md(f, "sysfs_only_count") not in ("", "0"):
+        notes.append(f"{md(f, 'sysfs_only_count')} 'sysfs only' entries are built-in parts of the kernel "
+                     "(e.g. keyboard, vt), not hidden modules")
+    module_taint = [t for b, t in zip([b for b in bits if b in KERNEL_TAINT_BITS], taints) if b in MODULE_TAINTS]
+    summary = f"{md(f, 'total') or '?'} modules loaded; {taint_text}."
+    return _a(f, "modules", "expected" if notes or module_taint else "informational",
+              summary + (" " + "; ".join(notes) + "." if notes else ""),
+              tags=["kernel_module"], listed=f.get("severity", "info") != "info",
+              allowlist_reason="; ".join(notes) if notes else None)
+
+
 def assess_module(f: dict, host: Host) -> Assessment:
     name = f["id"]
+    if name == "module_summary":
+        return assess_module_summary(f, host)
     anomalies = [k for k in ("hidden_sysfs", "missing_file", "wx_section", "suspicious_section_name",
                              "large_text_section") if md(f, k)]
     if rootkit_module(name) or anomalies:
@@ -614,11 +701,30 @@ def assess_auditd(f: dict, host: Host) -> Assessment:
 
 # -- integrity, signatures, traces --------------------------------------------------------------------
 
+RPM_VERIFY_ATTRIBUTES = {"S": "size", "M": "mode", "5": "digest", "D": "device", "L": "link target", "U": "owner",
+                         "G": "group", "T": "modification time", "P": "capabilities"}
+
+
+def integrity_path(f: dict) -> str:
+    """The file of a `pkg_mismatch` finding. 5.0.0 stores `path` as `line[9:]` of an `rpm -Va` line, which keeps
+    the padding and the file-type marker (`"  c /etc/sudoers"`, `"    /usr/bin/ps"`); the path is the last word."""
+    words = (md(f, "raw")[9:] or md(f, "path")).split()
+    return words[-1] if words and words[-1].startswith("/") else md(f, "path").strip()
+
+
 def assess_integrity(f: dict, host: Host) -> Assessment:
-    fid, path = f["id"], md(f, "path")
+    fid, path = f["id"], integrity_path(f)
     if fid.startswith("pkg_mismatch:"):
         raw = md(f, "raw")
         config = path.startswith("/etc/") or re.search(r"\sc\s", raw + " ") is not None
+        changed = [RPM_VERIFY_ATTRIBUTES[c] for c in raw[:9] if c in RPM_VERIFY_ATTRIBUTES]
+        if not config and changed and not {"size", "digest"} & set(changed):
+            return _a(f, "integrity", "review",
+                      f"{path}: its {', '.join(changed)} differ(s) from the package database ({raw[:9]}), its content "
+                      "does not (no S or 5 flag): a permission, owner or time change, e.g. a hardening step that "
+                      "removed a set-id bit, not a replaced binary.", tags=["attributes_modified"],
+                      action=f"Check who changed {path} (`stat {path}`, `rpm -qf {path}` and its packaged mode with "
+                             f"`rpm -q --dump -f {path}`) and keep the change if it was a hardening step.")
         if config:
             return _a(f, "integrity", "review", f"{path} differs from its package: a locally edited configuration "
                       "file, which is normal if an administrator changed it.", tags=["config_modified"],
@@ -698,8 +804,9 @@ RULES = {
 def assess_finding(scanner: str, finding: dict, host: Host) -> Assessment:
     """The verdict for one raw finding (see module docstring)."""
     if finding.get("severity") == "error" or str(finding.get("id", "")).endswith(":error"):
-        return _informational(finding, host, scanner)
-    assessment = RULES.get(scanner, lambda f, h: _informational(f, h, scanner))(finding, host)
+        assessment = _informational(finding, host, scanner)  # any scanner's exception: a coverage gap
+    else:
+        assessment = RULES.get(scanner, lambda f, h: _informational(f, h, scanner))(finding, host)
     assessment.tags = sorted(set(assessment.tags) | {f"scanner:{scanner}", assessment.verdict})
     return assessment
 

@@ -28,3 +28,35 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
             os.close(fd)
     except OSError:
         pass
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """`write_atomic` for text (UTF-8)."""
+    write_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | os.PathLike, obj, **dumps_kwargs) -> None:
+    """`obj` as JSON (indent 2 unless told otherwise), whole or absent."""
+    import json
+
+    dumps_kwargs.setdefault("indent", 2)
+    write_text_atomic(path, json.dumps(obj, **dumps_kwargs))
+
+
+class atomic_path:
+    """`with atomic_path(target) as tmp:` a library writes `tmp` (a sibling with the same suffix), which replaces
+    `target` only when the block ends without error; on an error the temporary file is removed."""
+
+    def __init__(self, target: str | os.PathLike):
+        self.target = Path(target)
+        self.tmp = self.target.with_name(f".tmp-{os.getpid()}-{self.target.name}")
+
+    def __enter__(self) -> Path:
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None and self.tmp.exists():
+            os.replace(self.tmp, self.target)
+        else:
+            self.tmp.unlink(missing_ok=True)
+        return False

@@ -10,10 +10,13 @@ Hosts are assigned to splits by a hash of their host id, so no host appears in t
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
 import os
+import shutil
+import sys
 import tarfile
 import tempfile
 import time
@@ -26,13 +29,16 @@ from .enrich import FORMAT_VERSION
 from .episodes import build_episodes, diversity, plant_processes
 from .generate import GENERATOR_VERSION, generate_report, plan_hosts
 from .split import specialist_examples
-from .validate import ROW_CHECKS
+from .validate import ROW_CHECKS, json_error
 
 TASKS = ("specialist", "generalist")
 SPLITS = ("train", "eval", "test")
 MAX_MEMBER_BYTES = 2 * 1024**3
 MAX_TOTAL_BYTES = 20 * 1024**3
 MAX_MEMBERS = 10_000
+# A generated corpus compresses about 20x; a zero-filled member (a gzip bomb) about 1000x.
+MAX_COMPRESSION_RATIO = 200
+CACHE_RECORD = ".complete"  # {tarball_sha256, files: {path: sha256}} of an extraction, re-checked on each use
 
 
 class CorpusError(ValueError):
@@ -170,7 +176,7 @@ def dataset_card(manifest: dict) -> str:
 
 # -- opening and loading ----------------------------------------------------------------------
 
-def _check_member(member: tarfile.TarInfo, total: int) -> None:
+def _check_member(member: tarfile.TarInfo, total: int, budget: int) -> None:
     name = member.name
     if name.startswith("/") or ".." in Path(name).parts:
         raise CorpusError(f"unsafe path in tarball: {name!r} (absolute or '..')")
@@ -178,28 +184,94 @@ def _check_member(member: tarfile.TarInfo, total: int) -> None:
         raise CorpusError(f"unsafe member in tarball: {name!r} is a link or device; only files and folders are allowed")
     if member.size > MAX_MEMBER_BYTES or total > MAX_TOTAL_BYTES:
         raise CorpusError(f"tarball member {name!r} exceeds the size limit ({MAX_MEMBER_BYTES} bytes per file)")
+    if total > budget:
+        raise CorpusError(
+            f"tarball member {name!r} would unpack the archive past {MAX_COMPRESSION_RATIO}x its compressed size "
+            f"({total} bytes from {budget // MAX_COMPRESSION_RATIO}): a compression bomb, refused"
+        )
+
+
+def _file_hashes(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != CACHE_RECORD
+    }
+
+
+def _unlisted_members(root: Path) -> list[str]:
+    """Extracted files that the corpus' manifest does not list (manifest.json and README.md aside)."""
+    manifest = root / "manifest.json"
+    if not manifest.exists():
+        return []
+    try:
+        listed = set(json.loads(manifest.read_text(encoding="utf-8")).get("shards", {}))
+    except (ValueError, AttributeError):
+        raise CorpusError(f"{manifest}: not a readable manifest; rebuild the corpus with `make data`") from None
+    files = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+    return sorted(files - listed - {"manifest.json", "README.md", CACHE_RECORD})
+
+
+def _cached(target: Path, digest: str, quiet: bool = False) -> bool:
+    """Whether the extraction cache at `target` still holds exactly what the tarball `digest` unpacked to: every
+    file re-hashed against the record written at extraction (an edited cached row is found, and re-extracted)."""
+    record = target / CACHE_RECORD
+    if not record.exists():
+        return False
+    try:
+        saved = json.loads(record.read_text())
+    except ValueError:
+        return False
+    if not isinstance(saved, dict) or saved.get("tarball_sha256") != digest or saved.get("files") != _file_hashes(target):
+        if quiet:
+            return False
+        print(f"[secml data] warning: the extraction cache {target} differs from its tarball; extracting it again",
+              file=sys.stderr)
+        return False
+    return True
 
 
 def extract_corpus(tar_path: Path, cache_dir: Path | None = None) -> Path:
-    """Safely extract the tarball into a cache folder keyed by its sha256; return the corpus root."""
-    digest = hashlib.sha256(tar_path.read_bytes()).hexdigest()[:16]
+    """Safely extract the tarball into a cache folder keyed by its sha256; return the corpus root. Members are
+    checked from their headers before any is unpacked (paths, types, sizes, compression ratio), and every file must
+    be listed in the corpus' manifest.json; the cache is re-verified file by file against its record on each use."""
+    full_digest = hashlib.sha256(tar_path.read_bytes()).hexdigest()
+    digest = full_digest[:16]
     cache_dir = cache_dir or Path(os.environ.get("SECML_CACHE", Path(tempfile.gettempdir()) / "secml-corpus"))
     target = cache_dir / digest
-    if (target / ".complete").exists():
+    if _cached(target, full_digest):
         return _root(target)
+    budget = max(tar_path.stat().st_size, 1) * MAX_COMPRESSION_RATIO
+    staging = cache_dir / f".{digest}.tmp-{os.getpid()}"
     try:
         with tarfile.open(tar_path, "r:*") as tar:
-            members, total = tar.getmembers(), 0
-            if len(members) > MAX_MEMBERS:
-                raise CorpusError(f"{tar_path}: {len(members)} members, more than the {MAX_MEMBERS} allowed")
-            for m in members:
+            members, total = [], 0
+            for m in tar:  # headers one by one: a bomb is refused before its data is unpacked
                 total += m.size
-                _check_member(m, total)
-            target.mkdir(parents=True, exist_ok=True)
-            tar.extractall(target, members=members, filter="data")
+                _check_member(m, total, budget)
+                members.append(m)
+                if len(members) > MAX_MEMBERS:
+                    raise CorpusError(f"{tar_path}: more than the {MAX_MEMBERS} members allowed")
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            tar.extractall(staging, members=members, filter="data")
+        unlisted = _unlisted_members(_root(staging))
+        if unlisted:
+            raise CorpusError(
+                f"{tar_path}: members not listed in its manifest.json: {', '.join(unlisted[:5])}; a corpus holds only "
+                "what its manifest lists (rebuild it with `make data`)"
+            )
+        (staging / CACHE_RECORD).write_text(json.dumps({"tarball_sha256": full_digest, "files": _file_hashes(staging)}))
+        if not _cached(target, full_digest, quiet=True):  # another process may have finished the same extraction
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(staging, target)  # the cache is whole or absent
     except (tarfile.TarError, EOFError, OSError) as err:
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise CorpusError(f"{tar_path}: the disk is full extracting it into {cache_dir}; free space (or set "
+                              "SECML_CACHE to a larger disk) and rerun") from None
         raise CorpusError(f"{tar_path}: not a readable .tar.gz ({err}); rebuild it with `make data`") from None
-    (target / ".complete").write_text(digest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return _root(target)
 
 
@@ -246,38 +318,54 @@ def check_manifest(root: Path) -> list[str]:
     return bad
 
 
+def _decoded(line) -> tuple[str, str | None]:
+    """A shard line as text, or the reason it is not UTF-8 (nothing is replaced silently)."""
+    if isinstance(line, str):
+        return line, None
+    try:
+        return line.decode("utf-8"), None
+    except UnicodeDecodeError as err:
+        return line.decode("utf-8", errors="backslashreplace"), f"invalid UTF-8 at byte {err.start}: {err.reason}"
+
+
 def checked_json_lines(lines, check):
-    """(line number, raw line, row or None, reason or None) for every non-blank line: a line that is not JSON,
-    or whose row `check` refuses, comes with the reason, so callers quarantine it instead of dropping it."""
-    for line_no, line in enumerate(lines, 1):
+    """(line number, raw line, row or None, reason or None) for every non-blank line (text or bytes): a line that
+    is not UTF-8, not strict JSON (NaN and Infinity are refused) or whose row `check` refuses comes with the reason,
+    so callers quarantine it instead of dropping it."""
+    for line_no, raw in enumerate(lines, 1):
+        line, reason = _decoded(raw)
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-            reason = check(row)
-        except json.JSONDecodeError as err:
-            row, reason = None, f"not JSON: {err}"
+        row = None
+        if reason is None:
+            row, problem = json_error(line)
+            reason = f"not JSON: {problem}" if problem else check(row)
         yield line_no, line, row, reason
 
 
 def read_split(path: str | os.PathLike, task: str, split: str, rejects_dir: str | os.PathLike | None = None,
                verbose: bool = True) -> tuple[list[dict], dict]:
-    """Every valid row of `task`/`split`, and a report {shard: {"rows", "rejected"}}. Invalid rows go to
-    `<rejects_dir>/<task>-<split>.rejects.jsonl` with shard, line and reason."""
+    """Every valid row of `task`/`split`, and a report {shard: {"rows", "rejected", "verified"}}. Invalid rows go to
+    `<rejects_dir>/<task>-<split>.rejects.jsonl` with shard, line and reason. A corpus without manifest.json loads
+    with a warning (its shards cannot be checked), and its shards are reported unverified."""
     if task not in ROW_CHECKS:
         raise CorpusError(f"unknown task {task!r}; expected one of {sorted(ROW_CHECKS)}")
     root = corpus_root(path)
     bad = check_manifest(root)
     if bad:
         raise CorpusError(f"{root}: shards do not match manifest.json sha256: {', '.join(bad)}; the corpus is corrupt")
+    verified = (root / "manifest.json").exists()
     shards = sorted((root / task).glob(f"{split}-*.jsonl"))
     if not shards:
         raise CorpusError(f"{root}: no {task}/{split}-*.jsonl shards; expected the layout of `make data`")
+    if not verified:
+        print(f"[secml data] warning: {root} has no manifest.json: {len(shards)} {task}/{split} shard(s) loaded "
+              "without a sha256 check (rebuild with `make data`, or `data ingest` your own data)", file=sys.stderr)
     check = ROW_CHECKS[task]
     rows, rejects, report = [], [], {}
     for shard in shards:
         n_ok = n_bad = 0
-        with open(shard, encoding="utf-8", errors="replace") as fh:
+        with open(shard, "rb") as fh:
             for line_no, line, row, reason in checked_json_lines(fh, check):
                 if reason is None:
                     rows.append(row)
@@ -286,16 +374,19 @@ def read_split(path: str | os.PathLike, task: str, split: str, rejects_dir: str 
                     rejects.append({"shard": str(shard.relative_to(root)), "line": line_no, "reason": reason,
                                     "raw": line.rstrip("\n")})
                     n_bad += 1
-        report[str(shard.relative_to(root))] = {"rows": n_ok, "rejected": n_bad}
+        report[str(shard.relative_to(root))] = {"rows": n_ok, "rejected": n_bad, "verified": verified}
     if rejects:
+        from .atomic import write_text_atomic
+
         rejects_dir = Path(rejects_dir or "rejects")
         rejects_dir.mkdir(parents=True, exist_ok=True)
         out = rejects_dir / f"{task}-{split}.rejects.jsonl"
-        out.write_text("".join(json.dumps(r) + "\n" for r in rejects))
+        write_text_atomic(out, "".join(json.dumps(r) + "\n" for r in rejects))
     if verbose:
         total_bad = sum(v["rejected"] for v in report.values())
         print(f"[secml data] {task}/{split}: {len(rows)} rows loaded, {total_bad} rejected"
-              + (f" -> {Path(rejects_dir) / f'{task}-{split}.rejects.jsonl'}" if total_bad else ""))
+              + (f" -> {Path(rejects_dir) / f'{task}-{split}.rejects.jsonl'}" if total_bad else "")
+              + ("" if verified else f", {len(shards)} shard(s) unverified (no manifest)"))
     return rows, report
 
 

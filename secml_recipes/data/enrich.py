@@ -140,6 +140,10 @@ def _reductions(items: list[Item], listed: list[dict]) -> dict:
 
 
 def _listed(item: Item, correlated: frozenset = frozenset()) -> bool:
+    """Whether the finding is listed one by one. A scanner may report one id twice (5.0.0's systemd scanner
+    reads a unit in both /lib/systemd/system and /usr/lib/systemd/system, the same file on a merged-/usr
+    system): `build_enrichment` lists each (scanner, id) once, the first seen, as systemd's own precedence
+    (/etc over /usr/lib over /lib) resolves a unit name."""
     return item.id in correlated or (item.assessment.listed and (
         item.finding.get("severity") != "info" or item.assessment.verdict not in ("informational", "expected")))
 
@@ -194,7 +198,11 @@ def build_enrichment(report: dict) -> Enrichment:
     host, items = build_items(report)
     correlations = correlate(items)
     correlated = frozenset(fid for c in correlations for fid in c["related_finding_ids"])
-    listed_items = [i for i in items if _listed(i, correlated)]
+    first: dict[tuple[str, str], Item] = {}
+    for item in items:
+        if _listed(item, correlated):
+            first.setdefault((item.scanner, item.id), item)
+    listed_items = list(first.values())
     findings = [enriched_finding(i, correlations) for i in listed_items]
     findings.sort(key=lambda f: (-f["risk_score"], f["id"], f["tags"]))
     by_id = {f["id"]: f for f in findings}

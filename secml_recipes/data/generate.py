@@ -16,7 +16,7 @@ from .sysscan import DEFAULT_VERSION, scanner_version
 from .sysscan import catalog as _catalog
 from .sysscan.host import PROFILE_WEIGHTS, PROFILES, HostPlan, build_host, plan_hosts, plan_matching
 
-GENERATOR_VERSION = "2.0.0"
+GENERATOR_VERSION = "2.1.0"  # 2.1: a compromised host always shows its compromise as 5.0.0 reports it
 __all__ = [
     "GENERATOR_VERSION",
     "PROFILES",

@@ -1,7 +1,8 @@
 """`python -m secml_recipes.data.teacher_check`: the teacher's numbers, measured, as Markdown tables.
 
 - the real fixture against the analyst's expectations file (problems, harmful-action rate);
-- generated hosts: schema errors, sys-scan-agent parse failures (when it is installed), harmful actions;
+- generated hosts: schema errors, sys-scan-agent parse failures (when it is installed), harmful actions, the
+  host risk level per profile and the correlations per rule;
 - split parts: correlations kept and lost, parts contradicting their host, parts that do not merge back;
 - episodes: tool-call sequences, sentence diversity and kind shares over `--episodes` episodes.
 """
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 
 from tqdm.auto import tqdm
 
 from ..evaluation.expectations import expectation_problems, load_expectations
 from ..evaluation.harm import harm_summary, harmful_actions
+from .assess import LEVELS
 from .enrich import build_enrichment
 from .episodes import build_episodes, diversity, plant_processes
 from .fixtures import PACKAGED, real_report_paths
@@ -61,13 +64,19 @@ def main(argv: list[str] | None = None) -> int:
             out.append(f"- {p}\n")
 
     parse = _agent_parser()
-    reports = [generate_report(plan) for plan in plan_hosts(args.hosts, args.seed)]
+    plans = plan_hosts(args.hosts, args.seed)
+    reports = [generate_report(plan) for plan in plans]
     reports += [json.loads(p.read_text()) for p in real_report_paths()]
+    profiles = [plan.profile for plan in plans] + ["real fixture"] * (len(reports) - len(plans))
     schema_errors = agent_errors = actions = harmful = 0
     parts_total = correlations = lost = contradicting = not_merging = over_budget = 0
-    for report in tqdm(reports, desc="teacher on generated hosts", disable=None):
+    levels: dict[str, Counter] = {}
+    rules: Counter = Counter()
+    for report, profile in tqdm(list(zip(reports, profiles)), desc="teacher on generated hosts", disable=None):
         enrichment = build_enrichment(report)
         whole = enrichment.output
+        levels.setdefault(profile, Counter())[whole["summaries"]["analyst"]["risk_level"]] += 1
+        rules.update(c["tags"][0].removeprefix("rule:") for c in whole["correlations"])
         outputs = [whole]
         parts = split_report(report, args.max_prompt_chars, enrichment=enrichment)
         outputs += [c for _, c in parts] if len(parts) > 1 else []
@@ -92,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
         ("schema errors (outputs and parts)", schema_errors),
         ("sys-scan-agent parse failures", agent_errors if parse else "not installed (`make agent`)"),
         ("actions", actions), ("harmful actions", harmful)]))
+    out.append(_table("host risk level by profile", [
+        (profile, ", ".join(f"{level} {n}" for level, n in sorted(c.items(), key=lambda kv: LEVELS.index(kv[0]))))
+        for profile, c in sorted(levels.items())]))
+    out.append(_table("correlations by rule", sorted(rules.items(), key=lambda kv: (-kv[1], kv[0])) or
+                      [("none", 0)]))
     out.append(_table(f"split parts (max {args.max_prompt_chars} chars)", [
         ("parts", parts_total), ("correlations", correlations), ("correlations in no part", lost),
         ("parts whose verdict differs from the host's", contradicting),

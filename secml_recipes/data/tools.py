@@ -24,9 +24,9 @@ from typing import Any, Literal
 import jsonschema
 from transformers.utils import get_json_schema
 
-from .assess import Host, assess_finding, ioc_exe_and_pid, ioc_signals, md
+from .assess import Host, assess_finding, integrity_path, ioc_exe_and_pid, ioc_signals, md
 from .knowledge import attack
-from .knowledge.ioc import SCRATCH_ROOTS
+from .knowledge.ioc import SCRATCH_ROOTS, script_path
 from .knowledge.packages import Package, is_vendor, origin_text, owning_package
 from .knowledge.privileged import stock_capability, stock_privileged, third_party
 
@@ -167,12 +167,12 @@ class ScanEnvironment:
                 facts.size = 40 + int(_fraction(f["id"], "size") * 4000)
                 facts.modified = self._days_ago(f["id"], 2, 60)
         for f in by_scanner.get("integrity", []):
-            path = md(f, "path")
-            if f["id"].startswith("pkg_mismatch:") and path:
+            path = integrity_path(f)
+            if f["id"].startswith("pkg_mismatch:") and {"S", "5"} & set(md(f, "raw")[:9]):  # content differs
                 facts = self._file(path)
                 facts.replaced = True
                 facts.modified = self._days_ago(path, 1, 30)
-                if not path.startswith("/etc/"):
+                if "binary_modified" in self.assessments[("integrity", f["id"])].tags:
                     facts.reputation = ("malicious", _family(path))
         for f in by_scanner.get("yara", []):
             path = md(f, "path") or f["id"].split(":yara:")[0]
@@ -196,7 +196,7 @@ class ScanEnvironment:
     def _ioc_process(self, f: dict) -> None:
         """The process an IOC finding saw, and the file it is about (the script an interpreter runs, the
         library in LD_PRELOAD, else the executable), as the evidence implies they are."""
-        s = ioc_signals(f)
+        s = ioc_signals(f, self.host.family)
         pid = int(s["pid"] or 0)
         if not pid:
             return
@@ -207,9 +207,8 @@ class ScanEnvironment:
         environment = {}
         if s["env"]:
             compromised = any(x.verdict == "contain" for x in self.assessments.values())
-            value = md(f, "env_value") or ("/usr/lib/x86_64-linux-gnu/libprocesshider.so" if compromised
-                                           else "/opt/vendor/lib")
-            environment["LD_PRELOAD" if s["preload"] or compromised else "LD_LIBRARY_PATH"] = value
+            value = "/usr/lib/x86_64-linux-gnu/libprocesshider.so" if compromised else "/opt/vendor/lib"
+            environment["LD_PRELOAD" if compromised else "LD_LIBRARY_PATH"] = value
             malicious = malicious or compromised
         subject = ioc_subject(s["exe"], s["command"], environment)
         facts = self._file(subject)
@@ -434,24 +433,10 @@ class ScanEnvironment:
         return getattr(self, name)(**arguments)
 
 
-INTERPRETERS = ("python", "perl", "bash", "sh", "dash", "node", "ruby", "php")
-
-
-def _script_path(command: str) -> str | None:
-    """The script an interpreter runs from a user-writable place, if the command line names one."""
-    words = command.split()
-    if not words or not words[0].rsplit("/", 1)[-1].startswith(INTERPRETERS):
-        return None
-    for arg in words[1:]:
-        if arg.startswith(SCRATCH_ROOTS + ("/home/",)):
-            return arg
-    return None
-
-
 def ioc_subject(exe: str, command: str, environment: dict | None = None) -> str:
     """The file an IOC is about: a preloaded library, the script an interpreter runs, else the executable."""
     preload = (environment or {}).get("LD_PRELOAD")
-    return preload or _script_path(command) or exe.replace(" (deleted)", "")
+    return preload or script_path(command) or exe.replace(" (deleted)", "")
 
 
 def _remote_from(command: str) -> str | None:

@@ -67,6 +67,73 @@ def enriched_report_error(enriched) -> str | None:
     return _first_error(_enriched_validator(), enriched)
 
 
+# --- strict JSON and row shapes: every check returns a reason whatever the row holds -------------------------------
+
+MAX_DEPTH = 64  # the deepest real row (an enriched report inside a message) is about 10 levels
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON (non-finite numbers are refused)")
+
+
+def strict_json_loads(text: str | bytes):
+    """json.loads without Python's extensions: NaN, Infinity and -Infinity are refused (ValueError), as is nesting
+    deep enough to exhaust the parser (RecursionError becomes ValueError)."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply to parse") from None
+
+
+def json_error(text) -> tuple[object, str | None]:
+    """(value, None) for strict JSON, else (None, the reason)."""
+    try:
+        return strict_json_loads(text), None
+    except (TypeError, ValueError) as err:  # JSONDecodeError is a ValueError
+        return None, str(err)
+
+
+def depth_error(value, limit: int = MAX_DEPTH) -> str | None:
+    """Why `value` nests deeper than `limit` containers, or None (iterative: no recursion limit to hit)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return f"nested more than {limit} levels deep"
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return None
+
+
+def _message_error(m, where: str, roles: tuple[str, ...]) -> str | None:
+    if not isinstance(m, dict):
+        return f"{where}: a message is a JSON object, got {type(m).__name__}"
+    if m.get("role") not in roles:
+        return f"{where}: role must be one of {list(roles)}, got {m.get('role')!r}"
+    content = m.get("content")
+    if not (isinstance(content, str) or (content is None and m.get("role") == "assistant" and m.get("tool_calls"))):
+        return f"{where}: content must be a string, got {type(content).__name__}"
+    return None
+
+
+def _checked(check):
+    """A row check that returns a reason for any shape: depth first, and an unforeseen error becomes a reason."""
+
+    def run(row) -> str | None:
+        problem = depth_error(row)
+        if problem:
+            return problem
+        try:
+            return check(row)
+        except Exception as err:  # a shape no rule foresaw: quarantined with the reason, never a crash
+            return f"row could not be checked ({type(err).__name__}: {err})"
+
+    run.__name__, run.__doc__ = check.__name__, check.__doc__
+    return run
+
+
+@_checked
 def specialist_row_error(row) -> str | None:
     """Why a specialist row cannot be trained on, or None."""
     if not isinstance(row, dict):
@@ -79,66 +146,134 @@ def specialist_row_error(row) -> str | None:
         return "prompt must be a non-empty list of messages"
     if [m.get("role") for m in prompt] not in (["system", "user"], ["user"]):
         return "prompt roles must be [system, user] or [user]"
-    if not (isinstance(completion, list) and len(completion) == 1 and completion[0].get("role") == "assistant"):
+    for i, m in enumerate(prompt):
+        problem = _message_error(m, f"prompt[{i}]", ("system", "user"))
+        if problem:
+            return problem
+    if not (isinstance(completion, list) and len(completion) == 1):
         return "completion must be exactly one assistant message"
-    try:
-        report = json.loads(prompt[-1]["content"])
-    except (TypeError, json.JSONDecodeError) as err:
-        return f"prompt user content is not JSON: {err}"
+    problem = _message_error(completion[0], "completion[0]", ("assistant",))
+    if problem:
+        return problem
+    report, problem = json_error(prompt[-1]["content"])
+    if problem:
+        return f"prompt user content is not JSON: {problem}"
     problem = raw_report_error(report)
     if problem:
         return f"prompt report invalid: {problem}"
-    try:
-        enriched = json.loads(completion[0]["content"])
-    except (TypeError, json.JSONDecodeError) as err:
-        return f"completion is not JSON: {err}"
+    enriched, problem = json_error(completion[0]["content"])
+    if problem:
+        return f"completion is not JSON: {problem}"
     problem = enriched_report_error(enriched)
     return f"completion invalid: {problem}" if problem else None
 
 
+# What a chat template and TRL need of a tool: the OpenAI function-tool shape.
+TOOL_SCHEMA = {
+    "type": "object",
+    "required": ["type", "function"],
+    "properties": {
+        "type": {"const": "function"},
+        "function": {
+            "type": "object",
+            "required": ["name", "parameters"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1},
+                "description": {"type": "string"},
+                "parameters": {"type": "object"},
+            },
+        },
+    },
+}
+
+
+def tools_error(tools) -> tuple[dict, str | None]:
+    """({name: parameters schema}, None) for a usable tools list, else ({}, the reason)."""
+    if not isinstance(tools, list):
+        return {}, f"tools must be a list of function tools, got {type(tools).__name__}"
+    declared = {}
+    for i, tool in enumerate(tools):
+        problem = _first_error(jsonschema.Draft202012Validator(TOOL_SCHEMA), tool)
+        if problem:
+            return {}, f"tools[{i}]: {problem}"
+        fn = tool["function"]
+        try:
+            jsonschema.Draft202012Validator.check_schema(fn["parameters"])
+        except jsonschema.SchemaError as err:
+            return {}, f"tools[{i}] ({fn['name']}): parameters is not a JSON schema: {err.message}"
+        if fn["name"] in declared:
+            return {}, f"tools[{i}]: tool {fn['name']!r} is declared twice"
+        declared[fn["name"]] = fn["parameters"]
+    return declared, None
+
+
+def _tool_call_error(tc, where: str, declared: dict) -> str | None:
+    if not isinstance(tc, dict) or not isinstance(tc.get("function"), dict):
+        return f"{where}: a tool call is an object with a 'function' object"
+    fn = tc["function"]
+    name = fn.get("name")
+    if not isinstance(name, str) or name not in declared:
+        return f"{where}: call to undeclared tool {name!r}"
+    if not isinstance(tc.get("id"), str):
+        return f"{where}: a tool call needs a string id"
+    args = fn.get("arguments")
+    if isinstance(args, str):
+        args, problem = json_error(args)
+        if problem:
+            return f"{where}: arguments of {name} are not JSON: {problem}"
+    if not isinstance(args, dict):
+        return f"{where}: arguments of {name} must be a JSON object"
+    try:
+        jsonschema.validate(args, declared[name])
+    except jsonschema.ValidationError as err:
+        return f"{where}: bad arguments for {name}: {err.message}"
+    return None
+
+
+@_checked
 def generalist_row_error(row) -> str | None:
-    """Why a generalist row cannot be trained on, or None: roles, declared tools, argument schemas and
-    that every tool result answers a call made before it."""
+    """Why a generalist row cannot be trained on, or None: message shapes and roles, the tools' schema, declared
+    tools, argument schemas and that every tool result answers a call made before it."""
     if not isinstance(row, dict):
         return "row is not a JSON object"
     for key in ("id", "host_id", "messages", "tools"):
         if key not in row:
             return f"missing key '{key}'"
-    try:
-        tools = json.loads(row["tools"]) if isinstance(row["tools"], str) else row["tools"]
-    except json.JSONDecodeError as err:
-        return f"tools is not JSON: {err}"
-    declared = {t["function"]["name"]: t["function"]["parameters"] for t in tools if "function" in t}
+    tools = row["tools"]
+    if isinstance(tools, str):
+        tools, problem = json_error(tools)
+        if problem:
+            return f"tools is not JSON: {problem}"
+    declared, problem = tools_error(tools)
+    if problem:
+        return problem
     messages = row["messages"]
     if not isinstance(messages, list) or len(messages) < 2:
         return "messages must be a list of at least two messages"
     open_calls: set[str] = set()
     saw_assistant = False
     for i, m in enumerate(messages):
-        role = m.get("role") if isinstance(m, dict) else None
-        if role not in ("system", "user", "assistant", "tool"):
-            return f"messages[{i}]: unknown role {role!r}"
+        problem = _message_error(m, f"messages[{i}]", ("system", "user", "assistant", "tool"))
+        if problem:
+            return problem
+        role = m["role"]
         if role == "system" and i != 0:
             return f"messages[{i}]: system message must come first"
         if role == "assistant":
             saw_assistant = True
-            for tc in m.get("tool_calls") or []:
-                fn = tc.get("function", {})
-                name = fn.get("name")
-                if name not in declared:
-                    return f"messages[{i}]: call to undeclared tool {name!r}"
-                args = fn.get("arguments")
-                try:
-                    args = json.loads(args) if isinstance(args, str) else args
-                    jsonschema.validate(args, declared[name])
-                except (json.JSONDecodeError, jsonschema.ValidationError) as err:
-                    return f"messages[{i}]: bad arguments for {name}: {getattr(err, 'message', err)}"
-                open_calls.add(tc.get("id"))
+            calls = m.get("tool_calls") or []
+            if not isinstance(calls, list):
+                return f"messages[{i}]: tool_calls must be a list"
+            for j, tc in enumerate(calls):
+                problem = _tool_call_error(tc, f"messages[{i}].tool_calls[{j}]", declared)
+                if problem:
+                    return problem
+                open_calls.add(tc["id"])
         if role == "tool":
             if m.get("tool_call_id") not in open_calls:
                 return f"messages[{i}]: tool result for unknown call id {m.get('tool_call_id')!r}"
             open_calls.discard(m.get("tool_call_id"))
-    if not saw_assistant or messages[-1].get("role") != "assistant":
+    if not saw_assistant or messages[-1]["role"] != "assistant":
         return "an episode must end with an assistant message"
     return None
 

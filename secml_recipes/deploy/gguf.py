@@ -101,3 +101,11 @@ def gguf_chat_template(gguf_file: str | Path) -> str | None:
 
     field = GGUFReader(str(gguf_file)).fields.get("tokenizer.chat_template")
     return None if field is None else bytes(field.parts[field.data[0]]).decode("utf-8")
+
+
+def gguf_architecture(gguf_file: str | Path) -> str | None:
+    """`general.architecture` of a GGUF (llama, qwen3, ...): with its tokenizer, what tells the chat family."""
+    from gguf import GGUFReader
+
+    field = GGUFReader(str(gguf_file)).fields.get("general.architecture")
+    return None if field is None else bytes(field.parts[field.data[0]]).decode("utf-8")

@@ -8,6 +8,7 @@ The evaluation only calls `Generator.generate(prompts)` on rendered chat text, s
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,7 +99,7 @@ class LlamaCppGenerator:
     llama.cpp as token ids, so both runtimes see identical inputs."""
 
     gguf_file: str
-    tokenizer_path: str
+    tokenizer_path: str | None = None  # None: the tokenizer and chat template the GGUF itself carries
     n_ctx: int = 16384
     name: str = ""
     stats: dict = field(default_factory=lambda: {"generated_tokens": 0, "seconds": 0.0, "prompts": 0})
@@ -109,7 +110,8 @@ class LlamaCppGenerator:
 
         if not Path(self.gguf_file).is_file():
             raise FileNotFoundError(f"GGUF file not found: {self.gguf_file} (make quantize writes models/<name>-gguf/)")
-        self.tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_path)
+        self.tokenizer = (AutoTokenizer.from_pretrained(self.tokenizer_path) if self.tokenizer_path
+                          else gguf_tokenizer(self.gguf_file))
         self.llm = Llama(model_path=self.gguf_file, n_ctx=self.n_ctx, verbose=False, seed=0, n_threads=os.cpu_count())
         self.family = _family_or_none(self.tokenizer, self.llm.metadata.get("general.architecture"))
         self.name = self.name or self.gguf_file
@@ -121,24 +123,44 @@ class LlamaCppGenerator:
     def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
         """Greedy decoding in llama.cpp; the new token ids are decoded by the same tokenizer as the
         transformers runtime, so outputs of the two runtimes compare token for token."""
-        stop = {self.llm.token_eos(), *stop_token_ids(self.tokenizer, self.family)}
         outputs = []
         for prompt in prompts:
-            ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
             t0 = time.perf_counter()
-            new: list[int] = []
-            if max_new_tokens > 0:
-                for token in self.llm.generate(ids, top_k=1, top_p=1.0, temp=0.0, reset=True):
-                    if token in stop:
-                        break
-                    new.append(token)
-                    if len(new) >= max_new_tokens:
-                        break
+            text, _, n_new = llama_cpp_generate(self.llm, self.tokenizer, self.family, prompt, max_new_tokens,
+                                                native=self.tokenizer_path is None)
             self.stats["seconds"] += time.perf_counter() - t0
-            self.stats["generated_tokens"] += len(new)
+            self.stats["generated_tokens"] += n_new
             self.stats["prompts"] += 1
-            outputs.append(decode_output(self.tokenizer, new, self.family))
+            outputs.append(text)
         return outputs
+
+
+def llama_cpp_generate(llm, tokenizer, family, prompt: str, max_new_tokens: int,
+                       native: bool = False) -> tuple[str, int, int]:
+    """(text, prompt tokens, new tokens): greedy decoding of a rendered prompt in llama.cpp (the evaluation's
+    runtime and the HTTP server's). The prompt is tokenized and the answer decoded by the source model's
+    tokenizer, or with `native` by llama.cpp's own (a GGUF without its source folder: transformers' rebuild of a
+    GGUF tokenizer need not split text as the original did)."""
+    if native:
+        stops = [llm.tokenize(t.encode(), add_bos=False, special=True) for t in (family.stops() if family else [])]
+        stop = {llm.token_eos(), *(ids[0] for ids in stops if len(ids) == 1)}
+        ids = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+    else:
+        stop = {llm.token_eos(), *stop_token_ids(tokenizer, family)}
+        ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    new: list[int] = []
+    if max_new_tokens > 0:
+        for token in llm.generate(ids, top_k=1, top_p=1.0, temp=0.0, reset=True):
+            if token in stop:
+                break
+            new.append(token)
+            if len(new) >= max_new_tokens:
+                break
+    if native:
+        text = llm.detokenize(new, special=True).decode("utf-8", "replace")
+    else:
+        text = decode_output(tokenizer, new, family)
+    return text, len(ids), len(new)
 
 
 def _family_or_none(tokenizer, model_type):
@@ -175,3 +197,59 @@ def load_generator(model_path: str, adapter_path: str | None = None, gguf_file: 
         gguf = str(Path(model_path) / gguf_file) if gguf_file else model_path
         return LlamaCppGenerator(gguf, tokenizer_path or str(Path(gguf).parent), name=name)
     return TransformersGenerator(model_path, adapter_path, gguf_file, dtype, batch_size, name)
+
+
+def gguf_tokenizer(gguf_file: str | Path):
+    """The tokenizer a GGUF carries (transformers' GGUF reader) with the chat template written into it, so a
+    GGUF renders prompts exactly as training did without its source folder."""
+    from transformers import AutoTokenizer
+
+    from ..deploy.gguf import gguf_chat_template
+
+    path = Path(gguf_file)
+    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    tokenizer.chat_template = gguf_chat_template(path) or tokenizer.chat_template
+    return tokenizer
+
+
+def _has_llama_cpp() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def open_model(path: str, tokenizer: str | None = None, backend: str = "auto", dtype: str = "float32",
+               batch_size: int = 1, name: str = ""):
+    """The generator for a model a user points at: a trained folder (full model or LoRA adapter, whose base
+    comes from its adapter config) or a .gguf file (llama.cpp when `make llama-cpp` built it, else
+    transformers' GGUF reader; `tokenizer` names the source folder, else the GGUF's own is used).
+    FileNotFoundError with what to do when `path` is not there."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"model not found: {path} (a trained model folder, an adapter folder or a .gguf file; "
+                                "`make smoke` writes models/specialist_model and models/generalist_model_lora)")
+    if p.is_dir() and not (p / "config.json").exists() and not (p / "adapter_config.json").exists():
+        raise FileNotFoundError(f"{path}: no config.json or adapter_config.json in it; point --model at the folder "
+                                "training wrote (or a .gguf file)")
+    if p.is_file() and p.suffix != ".gguf":
+        raise FileNotFoundError(f"{path}: a model is a folder or a .gguf file")
+    if p.is_file():
+        if backend == "auto":
+            backend = "llama_cpp" if _has_llama_cpp() else "transformers"
+        if backend == "llama_cpp":
+            return LlamaCppGenerator(str(p), tokenizer, name=name or p.name)
+        gen = TransformersGenerator(str(p.parent), gguf_file=p.name, dtype=dtype, batch_size=batch_size,
+                                    name=name or p.name)
+        from transformers import AutoTokenizer
+
+        if tokenizer:
+            gen.tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+            gen.tokenizer.padding_side = "left"
+            gen.tokenizer.pad_token = gen.tokenizer.pad_token or gen.tokenizer.eos_token
+        else:
+            print(f"[secml] {p.name}: transformers rebuilds the tokenizer from the GGUF, which may split text "
+                  "differently from the original; pass --tokenizer SOURCE_FOLDER (or build llama.cpp: make llama-cpp) "
+                  "for exact tokens", file=sys.stderr)
+            gen.tokenizer.chat_template = gguf_tokenizer(p).chat_template
+        return gen
+    return TransformersGenerator(str(p), dtype=dtype, batch_size=batch_size, name=name or p.name)

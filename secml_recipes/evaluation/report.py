@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..data.atomic import atomic_path, write_json_atomic, write_text_atomic
+
 LOWER_IS_BETTER = {"risk_score_mae", "mean_steps", "step_limit_rate", "undeclared_tool_calls", "harmful_action_rate"}
 COUNT_KEYS = {"examples", "episodes", "calls", "tool_call_blocks", "adversarial_episodes", "actions"}
 
@@ -49,7 +51,8 @@ def write_plots(results: dict[str, dict[str, float]], out_dir: Path, scatter: li
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     path = out_dir / "metrics.png"
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
     written.append(path)
     if scatter:
@@ -64,7 +67,8 @@ def write_plots(results: dict[str, dict[str, float]], out_dir: Path, scatter: li
         ax.set_title("risk scores of matched findings", fontsize=10)
         fig.tight_layout()
         path = out_dir / "risk_scatter.png"
-        fig.savefig(path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp)
         plt.close(fig)
         written.append(path)
     return written
@@ -75,6 +79,6 @@ def write_report(out_dir: Path, report: dict, results: dict[str, dict[str, float
     table = markdown_table(results)
     plots = write_plots(results, out_dir, scatter, title)
     report = {**report, "results": results, "plots": [p.name for p in plots]}
-    (out_dir / "eval_report.json").write_text(json.dumps(report, indent=2, default=str))
-    (out_dir / "summary.md").write_text(f"# {title}\n\n{table}")
+    write_text_atomic(out_dir / "summary.md", f"# {title}\n\n{table}")
+    write_json_atomic(out_dir / "eval_report.json", report, default=str)  # last: its presence means done
     return report

@@ -19,6 +19,23 @@ def parse_assistant_output(text: str, family: ChatFamily) -> ParsedTurn:
     return family.parse_tool_calls(text)
 
 
+def execute_call(call: dict, declared: dict[str, dict], env) -> tuple[dict, dict]:
+    """(result, record) of one parsed call: run by `env.call` only when its tool is declared and its arguments
+    fit the tool's schema; otherwise the result is an error the model sees. The record says which."""
+    record = {"name": call["name"], "arguments": call["arguments"], "declared": call["name"] in declared,
+              "valid_args": False, "error": None}
+    if not record["declared"]:
+        record["error"] = "undeclared"
+        return {"error": f"unknown tool '{call['name']}'"}, record
+    try:
+        jsonschema.validate(call["arguments"], declared[call["name"]])
+        record["valid_args"] = True
+        return env.call(call["name"], call["arguments"]), record
+    except (jsonschema.ValidationError, ToolError) as err:
+        record["error"] = "invalid_arguments"
+        return {"error": f"invalid arguments: {getattr(err, 'message', err)}"}, record
+
+
 @dataclass
 class Trajectory:
     """One rollout: the conversation and what happened at each step."""
@@ -79,19 +96,7 @@ def run_rollouts(generator, rows: list[dict], scans: dict[str, dict], max_steps:
             tool_calls, results = [], []
             for k, call in enumerate(turn.calls):
                 call_id = call["id"] or f"call_{traj.steps}_{k}"
-                record = {"name": call["name"], "arguments": call["arguments"], "declared": call["name"] in declared,
-                          "valid_args": False, "error": None}
-                if not record["declared"]:
-                    result = {"error": f"unknown tool '{call['name']}'"}
-                    record["error"] = "undeclared"
-                else:
-                    try:
-                        jsonschema.validate(call["arguments"], declared[call["name"]])
-                        record["valid_args"] = True
-                        result = env.call(call["name"], call["arguments"])
-                    except (jsonschema.ValidationError, ToolError) as err:
-                        result = {"error": f"invalid arguments: {getattr(err, 'message', err)}"}
-                        record["error"] = "invalid_arguments"
+                result, record = execute_call(call, declared, env)
                 traj.calls.append(record)
                 tool_calls.append({"id": call_id, "type": "function",
                                    "function": {"name": call["name"], "arguments": canonical_arguments(call["arguments"])}})

@@ -13,31 +13,48 @@ SCRATCH_ROOTS = ("/tmp/", "/dev/shm/", "/var/tmp/")  # world-writable scratch sp
 
 @dataclass(frozen=True)
 class UserApp:
-    pattern: str    # regex on the executable path
+    pattern: str  # regex on the executable path
     name: str
     vendor: str
     note: str
 
 
 # Programs people install per user: the IOC heuristic flags them because they run from /home.
-USER_APPS = [UserApp(*row) for row in [
-    (r"/jetbrains-toolbox[^/]*/bin/jetbrains-toolbox$", "JetBrains Toolbox", "JetBrains",
-     "unpacked from the vendor's tarball by the user; it updates itself in place"),
-    (r"/\.local/share/JetBrains/Toolbox/", "JetBrains Toolbox or an IDE it manages", "JetBrains",
-     "installed by JetBrains Toolbox under the user's home"),
-    (r"/\.vscode-server/", "VS Code Server", "Microsoft", "installed by VS Code Remote-SSH on first connection"),
-    (r"/\.cursor-server/", "Cursor server", "Anysphere", "installed by the Cursor editor's remote extension"),
-    (r"/\.local/share/Steam/|/\.steam/", "Steam", "Valve", "Steam's runtime lives in the user's home"),
-    (r"/(mini|ana)conda3?/|/\.conda/", "Conda environment", "Anaconda", "Python environments installed per user"),
-    (r"/\.nvm/versions/node/", "Node.js (nvm)", "nvm", "Node.js versions installed per user by nvm"),
-    (r"/\.cargo/bin/|/\.rustup/", "Rust toolchain", "rustup", "Rust toolchains installed per user by rustup"),
-    (r"/\.pyenv/versions/", "Python (pyenv)", "pyenv", "Python builds installed per user by pyenv"),
-    (r"/go/bin/|/\.local/go/", "Go toolchain or Go-built tool", "Go", "installed per user by go install"),
-    (r"/\.local/share/flatpak/", "Flatpak app (per-user install)", "Flathub", "a user-scope Flatpak"),
-    (r"\.AppImage$|/tmp/\.mount_", "AppImage", "AppImage", "an AppImage mounts itself under /tmp/.mount_*"),
-    (r"/Discord/Discord$|/discord/Discord$", "Discord", "Discord", "unpacked from the vendor's tarball"),
-    (r"/\.local/bin/", "a tool in ~/.local/bin", "unknown", "pip --user and manual installs land here"),
-]]
+USER_APPS = [
+    UserApp(*row)
+    for row in [
+        (
+            r"/jetbrains-toolbox[^/]*/bin/jetbrains-toolbox$",
+            "JetBrains Toolbox",
+            "JetBrains",
+            "unpacked from the vendor's tarball by the user; it updates itself in place",
+        ),
+        (
+            r"/\.local/share/JetBrains/Toolbox/",
+            "JetBrains Toolbox or an IDE it manages",
+            "JetBrains",
+            "installed by JetBrains Toolbox under the user's home",
+        ),
+        (r"/\.vscode-server/", "VS Code Server", "Microsoft", "installed by VS Code Remote-SSH on first connection"),
+        (
+            r"/\.vscode(-server)?/extensions/",
+            "a VS Code extension's helper",
+            "Microsoft",
+            "VS Code installs extensions and their native helpers (cpptools, language servers) under the user's home",
+        ),
+        (r"/\.cursor-server/", "Cursor server", "Anysphere", "installed by the Cursor editor's remote extension"),
+        (r"/\.local/share/Steam/|/\.steam/", "Steam", "Valve", "Steam's runtime lives in the user's home"),
+        (r"/(mini|ana)conda3?/|/\.conda/", "Conda environment", "Anaconda", "Python environments installed per user"),
+        (r"/\.nvm/versions/node/", "Node.js (nvm)", "nvm", "Node.js versions installed per user by nvm"),
+        (r"/\.cargo/bin/|/\.rustup/", "Rust toolchain", "rustup", "Rust toolchains installed per user by rustup"),
+        (r"/\.pyenv/versions/", "Python (pyenv)", "pyenv", "Python builds installed per user by pyenv"),
+        (r"/go/bin/|/\.local/go/", "Go toolchain or Go-built tool", "Go", "installed per user by go install"),
+        (r"/\.local/share/flatpak/", "Flatpak app (per-user install)", "Flathub", "a user-scope Flatpak"),
+        (r"\.AppImage$|/tmp/\.mount_", "AppImage", "AppImage", "an AppImage mounts itself under /tmp/.mount_*"),
+        (r"/Discord/Discord$|/discord/Discord$", "Discord", "Discord", "unpacked from the vendor's tarball"),
+        (r"/\.local/bin/", "a tool in ~/.local/bin", "unknown", "pip --user and manual installs land here"),
+    ]
+]
 
 # Process names the IOC scanner matches in command lines (IOCScanner.cpp), with what a match means.
 SUSPICIOUS_NAMES = {
@@ -50,7 +67,75 @@ SUSPICIOUS_NAMES = {
     "bot": ("the substring 'bot' (also matches robot, bottle, chatbot, ...)", ""),
 }
 STRONG_NAMES = {"xmrig", "minerd", "cryptominer", "kworker", "kthreadd"}
+# Names of system programs that live in /usr (daemons, session helpers): a copy running from scratch space
+# or a hidden directory is masquerading (ATT&CK T1036.005), since no package installs them there.
+SYSTEM_PROGRAM_NAMES = frozenset(
+    {
+        "sshd",
+        "dbus-daemon",
+        "dbus-launch",
+        "systemd",
+        "systemd-journald",
+        "systemd-logind",
+        "systemd-resolved",
+        "systemd-timesyncd",
+        "systemd-udevd",
+        "init",
+        "cron",
+        "crond",
+        "atd",
+        "rsyslogd",
+        "syslogd",
+        "auditd",
+        "agetty",
+        "login",
+        "sudo",
+        "su",
+        "polkitd",
+        "NetworkManager",
+        "chronyd",
+        "cupsd",
+        "avahi-daemon",
+        "nginx",
+        "apache2",
+        "httpd",
+        "mysqld",
+        "postgres",
+        "containerd",
+        "dockerd",
+        "kubelet",
+        "snapd",
+        "udisksd",
+        "accounts-daemon",
+        "gnome-shell",
+        "Xorg",
+        "pulseaudio",
+        "pipewire",
+    }
+)
 MINER_HINTS = re.compile(r"stratum\+tcp://|--donate-level|pool\.|:3333\b|:4444\b|:14444\b", re.I)
+
+
+INTERPRETERS = ("python", "perl", "bash", "sh", "dash", "node", "ruby", "php")
+
+
+def script_path(command: str) -> str | None:
+    """The script an interpreter runs from a user-writable place, if the command line names one (5.0.0 reports
+    argv[0] only, so this needs a process that rewrote its argv[0] as one string, as setproctitle does)."""
+    words = command.split()
+    if not words or not words[0].rsplit("/", 1)[-1].startswith(INTERPRETERS):
+        return None
+    for arg in words[1:]:
+        if arg.startswith(SCRATCH_ROOTS + ("/home/",)):
+            return arg
+    return None
+
+
+def program_names(exe: str, command: str) -> list[str]:
+    """Names from the scanner's list that are the program's own name (the executable's or argv[0]'s basename),
+    not merely a substring of a path or an argument."""
+    own = {exe.rsplit("/", 1)[-1].lower(), (command.split() or [""])[0].rsplit("/", 1)[-1].lower()}
+    return [n for n in suspicious_names(" ".join(own)) if n in STRONG_NAMES and any(w.startswith(n) for w in own)]
 
 
 def user_app(path: str) -> UserApp | None:
@@ -63,8 +148,21 @@ def user_app(path: str) -> UserApp | None:
 def hidden_component(path: str) -> str | None:
     """A dot-directory in the path other than the well-known per-user tool folders (.local, .config,
     .cache, .vscode-server, ...), e.g. '/tmp/.x/' or '/home/u/.config/.update/'."""
-    known = {".local", ".config", ".cache", ".vscode-server", ".cursor-server", ".steam", ".nvm", ".cargo",
-             ".rustup", ".pyenv", ".conda", ".mount"}
+    known = {
+        ".local",
+        ".config",
+        ".cache",
+        ".vscode-server",
+        ".vscode",
+        ".cursor-server",
+        ".steam",
+        ".nvm",
+        ".cargo",
+        ".rustup",
+        ".pyenv",
+        ".conda",
+        ".mount",
+    }
     for part in path.split("/")[1:-1]:
         if part.startswith(".") and part not in known and not part.startswith(".mount_"):
             return part
@@ -79,17 +177,20 @@ def suspicious_names(command: str) -> list[str]:
 
 
 # Text in scan data addressed to an AI analyst: what the teacher and the episodes report as tampering.
-INJECTION_PATTERNS = [re.compile(p, re.I) for p in [
-    r"ignore (all )?(previous|prior|above) instructions",
-    r"\b(assistant|ai|analyst|model) (must|should|shall)\b",
-    r"note to (the )?ai\b",
-    r"new instructions\s*:",
-    r"\bsystem\s*:\s*the assistant\b",
-    r"report that this host is clean",
-    r"mark (every|all) findings? as benign",
-    r"</?(scan|system|instructions?)>",
-    r"\bwhitelisted\b.*\bbenign\b",
-]]
+INJECTION_PATTERNS = [
+    re.compile(p, re.I)
+    for p in [
+        r"ignore (all )?(previous|prior|above) instructions",
+        r"\b(assistant|ai|analyst|model) (must|should|shall)\b",
+        r"note to (the )?ai\b",
+        r"new instructions\s*:",
+        r"\bsystem\s*:\s*the assistant\b",
+        r"report that this host is clean",
+        r"mark (every|all) findings? as benign",
+        r"</?(scan|system|instructions?)>",
+        r"\bwhitelisted\b.*\bbenign\b",
+    ]
+]
 
 
 def injection_text(text: str) -> str | None:
@@ -98,5 +199,5 @@ def injection_text(text: str) -> str | None:
         match = pattern.search(text or "")
         if match:
             start = max(0, match.start() - 10)
-            return text[start: match.end() + 60].strip()
+            return text[start : match.end() + 60].strip()
     return None

@@ -885,13 +885,15 @@ def _package_verification(rng: random.Random, host: Host) -> None:
 
 
 def _compromise(rng: random.Random, host: Host) -> None:
-    exe, argv0, unit = rng.choice(cat.MALWARE)
+    exe, argv0, unit, unlinks = rng.choice(cat.MALWARE)
+    in_home = exe.startswith("{home}")
     exe, argv0 = exe.format(home=host.home), argv0.format(home=host.home)
     injection = rng.choice(cat.INJECTIONS) if rng.random() < 0.45 else None
-    if injection:  # the malware rewrites its argv[0]; sys-scan reports argv[0] only
-        argv0 = f"{exe.rsplit('/', 1)[0]}/{injection}"
+    if injection:  # the malware rewrites its process title (argv[0], all that sys-scan reports) as one string
+        argv0 = f"{argv0} {injection}"
     uid = rng.choice([0, 0, 33, host.user_uid])
-    deleted = rng.random() < 0.35
+    uid = host.user_uid if in_home else uid
+    deleted = rng.random() < unlinks
     pid = max(p.pid for p in host.procs) + rng.randint(50, 5000)
     env_first = "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libprocesshider.so" if rng.random() < 0.25 else ""
     host.procs.append(

@@ -15,7 +15,7 @@ LAYOUT = $(PYTHON) -m secml_recipes.layout
 VERSIONS = $(PYTHON) -m secml_recipes.versions
 CORPUS = $(shell $(LAYOUT) corpus full)
 
-.PHONY: chaos install agent base-models smoke smoke-train smoke-deploy all test test-fast lint data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench bench-gpu bench-data clean
+.PHONY: chaos install agent base-models smoke smoke-train smoke-deploy smoke-tiny all test test-fast lint data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench bench-gpu bench-data clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,15 +47,20 @@ base-models: install
 data: $(VENV)/.installed
 	$(PY) -m secml_recipes.data build --out $(CORPUS) --specialist 5000 --generalist 5000 --seed 1234
 
-# The main job on small local defaults: data, train, evaluate and deploy (GPTQ + GGUF, verified) the tiny
-# models, through the pipeline (finished stages are skipped on a rerun). The first run also builds
+# The main job on a real small model: SmolLM2-135M-Instruct learns both tasks on CPU, is evaluated against itself
+# untrained on held-out hosts (table + plot in eval/smoke/summary.*), then deployed (GPTQ + GGUF, verified), through
+# the pipeline (finished stages are skipped on a rerun). The first run also prepares the base model and builds
 # llama.cpp and the GPTQ environment (cached in .cache/).
-smoke: install llama-cpp gptq-env
+smoke: install base-models llama-cpp gptq-env
 	$(PY) -m secml_recipes.pipeline --profile smoke
 
-# Only data, training and evaluation of the tiny models (no llama.cpp build, no GPTQ environment).
-smoke-train: install
+# Only data, training and evaluation of SmolLM2 (no llama.cpp build, no GPTQ environment).
+smoke-train: install base-models
 	$(PY) -m secml_recipes.pipeline --profile smoke --data-only --specialist-only --generalist-only --eval-only
+
+# The same chain on the tiny random stand-ins: every stage and code path in minutes, numbers meaningless.
+smoke-tiny: install llama-cpp gptq-env
+	$(PY) -m secml_recipes.pipeline --profile tiny
 
 # The full chain with the production recipes (GPU); push runs when HF_TOKEN and HF_NAMESPACE are set.
 all: install llama-cpp gptq-env
@@ -80,7 +85,7 @@ LINT_PATHS ?= secml_recipes/run_settings.py secml_recipes/layout.py secml_recipe
 	secml_recipes/pipeline.py secml_recipes/push.py secml_recipes/quantize.py secml_recipes/deploy/merge.py \
 	bench/train_throughput.py bench/attention_paths.py tests/helpers.py tests/test_collator.py tests/test_run_settings.py tests/test_recipe.py \
 	secml_recipes/families secml_recipes/base_models.py secml_recipes/templates.py secml_recipes/deploy/ollama.py \
-	tests/test_families.py tests/real_tokenizers.py \
+	tests/test_families.py tests/real_tokenizers.py secml_recipes/evaluation/headline.py tests/test_headline.py \
 	secml_recipes/data/sysscan secml_recipes/data/ingest.py secml_recipes/data/mixture.py secml_recipes/data/fidelity.py \
 	secml_recipes/data/atomic.py secml_recipes/data/generate.py tests/test_ingest.py tests/test_mixture.py tests/test_scan_fidelity.py \
 	secml_recipes/plan secml_recipes/sharding.py secml_recipes/quantized_experts.py secml_recipes/xla_experts.py \
@@ -149,7 +154,7 @@ llama-cpp: .cache/llama.cpp/.installed
 gptq-env: .cache/gptq-venv/.installed
 
 smoke-deploy: llama-cpp gptq-env
-	$(PY) -m secml_recipes.quantize recipes/smoke/quantize.yaml
+	$(PY) -m secml_recipes.quantize recipes/smoke/smollm2/quantize.yaml
 
 quantize: llama-cpp gptq-env
 	$(PY) -m secml_recipes.quantize recipes/quantize.yaml

@@ -6,7 +6,7 @@ does); the tool caches (llama.cpp, the GPTQ and XLA environments) are anchored a
 the code that uses them finds them from the installed package.
 
     data/massive_datasets.tar.gz          corpus (full profile)      corpus("full")
-    data/smoke/massive_datasets.tar.gz    corpus (smoke profile)     corpus("smoke")
+    data/smoke/massive_datasets.tar.gz    corpus (smoke profile)     corpus("smoke")  (data/tiny/: tiny profile)
     models/tiny/{llama,mixtral,qwen3,...} tiny stand-in models       tiny_model(name)
     models/base/<model>                   registry-shipped base      base_model(name)
     models/specialist_model               trained specialist         trained_model("specialist")
@@ -15,7 +15,8 @@ the code that uses them finds them from the installed package.
     models/<name>-gptq                    4-bit GPTQ                 gptq_model(name)
     models/<name>-gguf/<name>-<q>.gguf    GGUF + Ollama Modelfile    gguf_file(name, qtype)
     models/<name>-quant-report.json       verification numbers       quant_report(name)
-    eval/<task>, eval/smoke/<task>        evaluation reports         eval_dir(task, profile)
+    eval/<task>, eval/<profile>/<task>    evaluation reports         eval_dir(task, profile)
+    eval/<profile>/summary.{md,json,png}  model vs base headline     eval_summary_dir(profile)
 
 From a shell (the Makefile does this): `python -m secml_recipes.layout corpus smoke`.
 Only the standard library is imported.
@@ -34,7 +35,8 @@ EVAL = Path("eval")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHE = REPO_ROOT / ".cache"
 
-PROFILES = ("full", "smoke")
+# full: production recipes; smoke: the real small base model on CPU (`make smoke`); tiny: the tiny stand-ins (tests).
+PROFILES = ("full", "smoke", "tiny")
 TASKS = ("specialist", "generalist")
 # The folder each task's training writes (the generalist's output is a LoRA adapter).
 TRAINED_MODEL_NAMES = {"specialist": "specialist_model", "generalist": "generalist_model_lora"}
@@ -115,6 +117,11 @@ def eval_dir(task: str, profile: str = "full") -> Path:
     return base / _check(task, TASKS, "task")
 
 
+def eval_summary_dir(profile: str = "full") -> Path:
+    """Where the pipeline writes the headline of both evaluations (model vs base) and the stage timings."""
+    return EVAL if _check(profile, PROFILES, "profile") == "full" else EVAL / profile
+
+
 def eval_report(task: str, profile: str = "full") -> Path:
     return eval_dir(task, profile) / "eval_report.json"
 
@@ -156,6 +163,7 @@ QUERIES = {
         "gguf_file",
         "quant_report",
         "eval_dir",
+        "eval_summary_dir",
         "eval_report",
         "llama_cpp_source",
         "llama_cpp_converter_dir",

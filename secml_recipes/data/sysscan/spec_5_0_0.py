@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .v5_0_0 import HARDENING_SYSCTLS
+
 TOP_KEYS = {"meta", "summary", "results", "collection_warnings", "scanner_errors", "summary_extension"}
 OPTIONAL_TOP_KEYS = {"compliance_summary", "partial_warnings"}
 META_KEYS = {
@@ -505,80 +507,7 @@ FORMS: dict[str, tuple[Form, ...]] = {
                 {"path": re.escape(path), "value": ANY1, "expected": re.escape(exp)},
                 ("path", "value", "expected"),
             )
-            for path, id_, title, exp, sev, bad, good in (
-                (
-                    "/proc/sys/kernel/kptr_restrict",
-                    "kptr_restrict",
-                    "kptr_restrict",
-                    "1",
-                    "low",
-                    "Kernel pointers not restricted",
-                    "Kernel pointers restricted",
-                ),
-                (
-                    "/proc/sys/kernel/dmesg_restrict",
-                    "dmesg_restrict",
-                    "dmesg_restrict",
-                    "1",
-                    "low",
-                    "dmesg not restricted",
-                    "dmesg restricted",
-                ),
-                (
-                    "/proc/sys/kernel/kexec_load_disabled",
-                    "kexec_disabled",
-                    "kexec disabled",
-                    "1",
-                    "medium",
-                    "kexec not disabled",
-                    "kexec disabled",
-                ),
-                (
-                    "/proc/sys/kernel/sysrq",
-                    "sysrq",
-                    "sysrq controls",
-                    "0",
-                    "low",
-                    "sysrq not fully disabled",
-                    "sysrq disabled",
-                ),
-                (
-                    "/proc/sys/net/ipv4/tcp_syncookies",
-                    "tcp_syncookies",
-                    "tcp_syncookies",
-                    "1",
-                    "low",
-                    "tcp_syncookies off",
-                    "tcp_syncookies on",
-                ),
-                (
-                    "/proc/sys/net/ipv4/conf/all/rp_filter",
-                    "rp_filter",
-                    "rp_filter",
-                    "1",
-                    "low",
-                    "rp_filter not strict",
-                    "rp_filter strict",
-                ),
-                (
-                    "/proc/sys/net/ipv4/conf/all/accept_redirects",
-                    "accept_redirects",
-                    "accept_redirects",
-                    "0",
-                    "low",
-                    "ICMP redirects accepted",
-                    "ICMP redirects blocked",
-                ),
-                (
-                    "/proc/sys/net/ipv4/conf/all/accept_source_route",
-                    "accept_source_route",
-                    "accept_source_route",
-                    "0",
-                    "low",
-                    "Source routed packets accepted",
-                    "Source routed packets blocked",
-                ),
-            )
+            for path, id_, title, exp, sev, bad, good in HARDENING_SYSCTLS
         ),
     ),
     "systemd_units": (

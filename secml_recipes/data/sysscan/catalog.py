@@ -690,6 +690,26 @@ ROLE_MODULE_GROUPS: dict[str, tuple[tuple[str, float], ...]] = {  # group, proba
 
 # -- SUID/SGID binaries (path -> SUID root or SGID), per distribution, in the roots sys-scan walks -----
 
+# The set-id binaries every Red Hat family host (Fedora, RHEL and its rebuilds) installs.
+_RED_HAT_BASE_SETID = (
+    "/usr/bin/chage",
+    "/usr/bin/chfn",
+    "/usr/bin/chsh",
+    "/usr/bin/crontab",
+    "/usr/bin/gpasswd",
+    "/usr/bin/mount",
+    "/usr/bin/newgrp",
+    "/usr/bin/passwd",
+    "/usr/bin/pkexec",
+    "/usr/bin/su",
+    "/usr/bin/sudo",
+    "/usr/bin/umount",
+    "/usr/bin/write",
+    "/usr/sbin/grub2-set-bootflag",
+    "/usr/sbin/pam_timestamp_check",
+    "/usr/sbin/unix_chkpwd",
+)
+
 SUID_SGID: dict[str, dict[str, tuple[str, ...]]] = {  # distro -> {"base": always, "<package>": when installed}
     "ubuntu": {
         "base": (
@@ -750,48 +770,13 @@ SUID_SGID: dict[str, dict[str, tuple[str, ...]]] = {  # distro -> {"base": alway
         ),
     },
     "fedora": {
-        "base": (
-            "/usr/bin/chage",
-            "/usr/bin/chfn",
-            "/usr/bin/chsh",
-            "/usr/bin/crontab",
-            "/usr/bin/gpasswd",
-            "/usr/bin/mount",
-            "/usr/bin/newgrp",
-            "/usr/bin/passwd",
-            "/usr/bin/pkexec",
-            "/usr/bin/su",
-            "/usr/bin/sudo",
-            "/usr/bin/umount",
-            "/usr/bin/write",
-            "/usr/sbin/grub2-set-bootflag",
-            "/usr/sbin/pam_timestamp_check",
-            "/usr/sbin/unix_chkpwd",
-        ),
+        "base": _RED_HAT_BASE_SETID,
         "desktop": ("/usr/bin/fusermount", "/usr/bin/fusermount3", "/usr/sbin/userhelper", "/usr/bin/at"),
         "server": ("/usr/bin/fusermount3", "/usr/bin/at"),
         "extra": ("/usr/sbin/mount.nfs", "/usr/bin/staprun", "/usr/bin/locate"),
     },
     "rhel": {
-        "base": (
-            "/usr/bin/chage",
-            "/usr/bin/chfn",
-            "/usr/bin/chsh",
-            "/usr/bin/crontab",
-            "/usr/bin/gpasswd",
-            "/usr/bin/mount",
-            "/usr/bin/newgrp",
-            "/usr/bin/passwd",
-            "/usr/bin/pkexec",
-            "/usr/bin/su",
-            "/usr/bin/sudo",
-            "/usr/bin/umount",
-            "/usr/bin/write",
-            "/usr/sbin/grub2-set-bootflag",
-            "/usr/sbin/pam_timestamp_check",
-            "/usr/sbin/unix_chkpwd",
-            "/usr/bin/at",
-        ),
+        "base": (*_RED_HAT_BASE_SETID, "/usr/bin/at"),
         "desktop": ("/usr/bin/fusermount", "/usr/bin/fusermount3", "/usr/sbin/userhelper"),
         "server": ("/usr/bin/fusermount3",),
         "extra": ("/usr/sbin/mount.nfs", "/usr/bin/locate", "/usr/sbin/userhelper"),

@@ -55,7 +55,7 @@ smoke: install base-models llama-cpp gptq-env
 	$(PY) -m secml_recipes.pipeline --profile smoke
 
 # Only data, training and evaluation of SmolLM2 (no llama.cpp build, no GPTQ environment).
-smoke-train: install base-models
+smoke-train: install base-models llama-cpp
 	$(PY) -m secml_recipes.pipeline --profile smoke --data-only --specialist-only --generalist-only --eval-only
 
 # The same chain on the tiny random stand-ins: every stage and code path in minutes, numbers meaningless.
@@ -97,7 +97,8 @@ LINT_PATHS ?= secml_recipes/run_settings.py secml_recipes/layout.py secml_recipe
 	tests/test_guards.py tests/test_recipe_checks.py tests/test_truncation.py tests/test_run_lock.py \
 	tests/test_env_errors.py tests/test_hostile_inputs.py tests/test_faults.py \
 	secml_recipes/triage.py secml_recipes/agent.py secml_recipes/agent_provider.py secml_recipes/analyze.py \
-	secml_recipes/serve.py tests/test_triage.py tests/test_agent_loop.py tests/test_agent_provider.py tests/test_serve.py
+	secml_recipes/serve.py tests/test_triage.py tests/test_agent_loop.py tests/test_agent_provider.py tests/test_serve.py \
+	secml_recipes/evaluation/gguf_cache.py
 lint: install
 	$(PY) -m ruff check $(LINT_PATHS)
 	$(PY) -m ruff format --check $(LINT_PATHS)

@@ -30,7 +30,8 @@ class EvalArguments:
     adapter: str | None = field(default=None, metadata={"help": "LoRA adapter on top of `model`"})
     gguf_file: str | None = field(default=None, metadata={"help": "evaluate a GGUF file inside `model`"})
     backend: str = field(default="transformers", metadata={
-        "help": "transformers (full model, adapter, Llama GGUF) or llama_cpp (any GGUF, Mixtral included)",
+        "help": "transformers (full model, adapter, Llama GGUF) or llama_cpp (any GGUF, Mixtral included; a model "
+                "or adapter folder, and the base, are converted to a cached f16 GGUF first: faster on CPUs)",
         "choices": ["transformers", "llama_cpp"]})
     tokenizer: str | None = field(default=None, metadata={"help": "llama_cpp backend: the source model folder "
                                                                   "whose tokenizer and chat template render prompts"})
@@ -104,6 +105,25 @@ def _specialist_items(args) -> list[dict]:
     return items
 
 
+def _as_gguf_variants(variants: dict) -> tuple[dict, dict]:
+    """The llama.cpp backend's variants: model and adapter folders replaced by their cached f16 GGUF and the
+    trained tokenizer; the second dict records which folders each GGUF was converted from (for the report)."""
+    from .evaluation.gguf_cache import as_gguf
+
+    out, sources = {}, {}
+    for name, gen_args in variants.items():
+        model, adapter = gen_args["model_path"], gen_args.get("adapter_path")
+        if gen_args.get("gguf_file"):
+            model = str(Path(model) / gen_args["gguf_file"])
+        if Path(model).is_dir() or adapter:
+            print(f"[secml eval] {name}: converting {model}{' + ' + adapter if adapter else ''} to f16 GGUF for llama.cpp")
+            sources[name] = {"converted_from": {"model": _identity(model), "adapter": _identity(adapter)}}
+        gguf, tokenizer = as_gguf(model, adapter)
+        out[name] = dict(model_path=gguf, adapter_path=None, gguf_file=None, backend="llama_cpp",
+                         tokenizer_path=gen_args.get("tokenizer_path") or tokenizer)
+    return out, sources
+
+
 def evaluate(args) -> dict:
     from tqdm.auto import tqdm
 
@@ -126,7 +146,7 @@ def evaluate(args) -> dict:
     def base_of(gen_args):
         if args.base_model:
             return args.base_model
-        if args.backend == "llama_cpp":
+        if args.backend == "llama_cpp" and not Path(args.model).is_dir():
             return None
         adapter = gen_args["adapter_path"] or (args.model if (Path(args.model) / "adapter_config.json").exists() else None)
         return adapter_base(adapter) if adapter else None
@@ -134,9 +154,12 @@ def evaluate(args) -> dict:
     if "base" in args.baselines:
         base = base_of(variants["model"])
         if base:
-            variants["base"] = dict(model_path=base, adapter_path=None, gguf_file=None)
+            variants["base"] = dict(model_path=base, adapter_path=None, gguf_file=None, backend=args.backend)
         else:
             print("[secml eval] no untrained baseline: set base_model (the model is not an adapter)")
+    sources = {}
+    if args.backend == "llama_cpp":
+        variants, sources = _as_gguf_variants(variants)
 
     if args.task == "specialist":
         from .evaluation.specialist_metrics import risk_score_pairs, rule_baseline, score_specialist
@@ -152,7 +175,8 @@ def evaluate(args) -> dict:
                 preds += gen.generate(prompts[start:start + args.batch_size], args.max_new_tokens)
             timings[name] = {"seconds": round(time.perf_counter() - t0, 2), **gen.stats}
             results[name] = score_specialist(preds, refs, [it["raw"] for it in items])
-            identities[name] = {"base": _identity(gen.resolved_base), "adapter": _identity(gen.resolved_adapter)}
+            identities[name] = {"base": _identity(gen.resolved_base), "adapter": _identity(gen.resolved_adapter),
+                                **sources.get(name, {})}
             if name == "model":
                 scatter = risk_score_pairs(preds, refs)
                 (out_dir).mkdir(parents=True, exist_ok=True)
@@ -176,7 +200,8 @@ def evaluate(args) -> dict:
                 trajectories = run_rollouts(gen, rows, scans, args.max_steps, args.max_new_tokens, progress=bar)
             timings[name] = {"seconds": round(time.perf_counter() - t0, 2), **gen.stats}
             results[name] = score_generalist(trajectories)
-            identities[name] = {"base": _identity(gen.resolved_base), "adapter": _identity(gen.resolved_adapter)}
+            identities[name] = {"base": _identity(gen.resolved_base), "adapter": _identity(gen.resolved_adapter),
+                                **sources.get(name, {})}
             if name == "model":
                 out_dir.mkdir(parents=True, exist_ok=True)
                 write_text_atomic(out_dir / "trajectories.jsonl", "".join(
@@ -201,10 +226,12 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m secml_recipes.evaluate recipes/eval/<task>.yaml --model PATH [--adapter PATH]",
               file=sys.stderr)
         return 2
+    from .deploy.gguf import DeployError
+
     try:
         (args,) = load_recipe(argv[0], argv[1:], classes=(EvalArguments,))
         evaluate(args)
-    except (RecipeError, ValueError, KeyError, FileNotFoundError) as err:
+    except (RecipeError, ValueError, KeyError, FileNotFoundError, DeployError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

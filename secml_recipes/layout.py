@@ -141,6 +141,11 @@ def llama_cpp_converter_dir() -> Path:
     return llama_cpp_source() / "vendor" / "llama.cpp"
 
 
+def eval_gguf_cache() -> Path:
+    """f16 GGUF conversions of evaluated model folders (llama.cpp backend), one per folder fingerprint."""
+    return CACHE / "eval-gguf"
+
+
 def gptq_venv() -> Path:
     return CACHE / "gptq-venv"
 

@@ -168,3 +168,27 @@ def test_validate_cli_exit_codes(small_corpus, tmp_path):
 def test_generate_cli_writes_valid_reports(tmp_path):
     assert data_cli(["generate", "--hosts", "3", "--seed", "1", "--out", str(tmp_path)]) == 0
     assert len(list(tmp_path.glob("*.json"))) == 3
+
+
+def test_a_hosts_parts_that_list_findings_are_kept_first():
+    """Of a report's many parts the corpus keeps those whose enrichment lists findings, then evenly the rest."""
+    from secml_recipes.data.corpus import keep_parts
+
+    def part(i, findings):
+        enriched = [{"id": f"f{i}"}] if findings else []
+        return {"id": f"h-s{i}", "completion": [{"content": json.dumps({"enriched_findings": enriched})}]}
+
+    parts = [part(i, i in (3, 17)) for i in range(20)]
+    kept = [p["id"] for p in keep_parts(parts, 4)]
+    assert kept == ["h-s0", "h-s3", "h-s10", "h-s17"]  # both finding parts, two of the rest spread out, in order
+    many = [part(i, True) for i in range(9)]
+    assert [p["id"] for p in keep_parts(many, 3)] == ["h-s0", "h-s3", "h-s6"]
+    assert keep_parts(parts[:2], 4) == parts[:2]
+
+
+def test_the_corpus_keeps_the_parts_with_findings(small_corpus):
+    rows, _ = read_split(small_corpus, "specialist", "train", verbose=False)
+    listing = [r for r in rows if json.loads(r["completion"][0]["content"])["enriched_findings"]]
+    assert len(listing) >= len(rows) // 2
+    manifest = json.loads((corpus_root(small_corpus) / "manifest.json").read_text())
+    assert manifest["part_selection"] == "findings first"

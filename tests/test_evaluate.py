@@ -58,3 +58,50 @@ def test_missing_model_is_a_clear_error(small_corpus, tmp_path, capsys):
     assert main([str(ROOT / "recipes/eval/smoke/specialist.yaml"), "--model", str(tmp_path / "nope"),
                  "--dataset_path", str(small_corpus)]) == 2
     assert "model not found" in capsys.readouterr().err
+
+
+def test_the_llama_cpp_backend_hands_each_variant_its_gguf_and_trained_tokenizer(monkeypatch, tmp_path):
+    """Model and base folders become (GGUF, tokenizer folder) pairs; a GGUF given as a file is used as it is."""
+    import secml_recipes.evaluation.gguf_cache as gguf_cache
+    from secml_recipes.evaluate import _as_gguf_variants
+
+    calls = []
+
+    def fake_as_gguf(model, adapter=None):
+        calls.append((str(model), adapter))
+        return f"{model}.f16.gguf", f"{adapter or model}"
+
+    monkeypatch.setattr(gguf_cache, "as_gguf", fake_as_gguf)
+    (tmp_path / "trained").mkdir()
+    (tmp_path / "base").mkdir()
+    variants = {"model": dict(model_path=str(tmp_path / "trained"), adapter_path=None, gguf_file=None),
+                "base": dict(model_path=str(tmp_path / "base"), adapter_path=None, gguf_file=None)}
+    out, sources = _as_gguf_variants(variants)
+    assert out["model"] == dict(model_path=f"{tmp_path / 'trained'}.f16.gguf", adapter_path=None, gguf_file=None,
+                                backend="llama_cpp", tokenizer_path=str(tmp_path / "trained"))
+    assert out["base"]["model_path"] == f"{tmp_path / 'base'}.f16.gguf"
+    assert sources["model"]["converted_from"]["model"]["path"] == str((tmp_path / "trained").resolve())
+    assert calls == [(str(tmp_path / "trained"), None), (str(tmp_path / "base"), None)]
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("llama_cpp") is None
+                    or not (ROOT / ".cache/llama.cpp").exists(), reason="llama.cpp not built here (make llama-cpp)")
+def test_specialist_evaluation_through_llama_cpp_converts_each_folder_once(tiny_models, small_corpus, tmp_path,
+                                                                          monkeypatch):
+    from secml_recipes import layout
+
+    monkeypatch.setattr(layout, "eval_gguf_cache", lambda: tmp_path / "gguf-cache")
+    args = [str(ROOT / "recipes/eval/smoke/specialist.yaml"), "--model", str(tiny_models["llama"]), "--backend",
+            "llama_cpp", "--base_model", str(tiny_models["llama"]), "--dataset_path", str(small_corpus),
+            "--max_samples", "2", "--include_fixtures", "false", "--max_new_tokens", "8"]
+    assert main([*args, "--output_dir", str(tmp_path / "a")]) == 0
+    report = json.loads((tmp_path / "a" / "eval_report.json").read_text())
+    assert set(report["results"]) == {"model", "base", "rule"}
+    assert report["models"]["model"]["base"]["path"].endswith("-f16.gguf")
+    assert report["models"]["model"]["converted_from"]["model"]["path"] == str(tiny_models["llama"].resolve())
+    assert report["timings"]["model"]["generated_tokens"] > 0
+    cached = sorted((tmp_path / "gguf-cache").iterdir())
+    assert len(cached) == 1 and cached[0].suffix == ".gguf"  # the same folder as model and base: converted once
+    mtime = cached[0].stat().st_mtime_ns
+    assert main([*args, "--output_dir", str(tmp_path / "b")]) == 0
+    assert cached[0].stat().st_mtime_ns == mtime  # the second evaluation reuses the conversion

@@ -54,12 +54,36 @@ def _jsonl(rows: list[dict]) -> bytes:
     return "".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n" for r in rows).encode()
 
 
+def _evenly(items: list, n: int) -> list:
+    if len(items) <= n:
+        return list(items)
+    if n <= 0:
+        return []
+    step = len(items) / n
+    return [items[int(i * step)] for i in range(n)]
+
+
+def keep_parts(parts: list[dict], n: int) -> list[dict]:
+    """At most `n` of a report's parts, in report order: first the parts whose enrichment lists findings (evenly
+    chosen when there are more than `n`), then parts without (evenly). Most parts of a split report hold only
+    info-level entries (kernel modules): their enrichment lists no finding and repeats the host summary every part
+    carries, while the parts with findings are the ones that teach verdicts, risk scores and actions."""
+    def lists_findings(row: dict) -> bool:
+        return bool(json.loads(row["completion"][0]["content"]).get("enriched_findings"))
+
+    with_findings = [i for i, row in enumerate(parts) if lists_findings(row)]
+    chosen = _evenly(with_findings, n)
+    rest = [i for i in range(len(parts)) if i not in set(with_findings)]
+    chosen += _evenly(rest, n - len(chosen))
+    return [parts[i] for i in sorted(chosen)]
+
+
 def build_corpus(out: str | os.PathLike, n_specialist: int, n_generalist: int, seed: int,
                  max_prompt_chars: int = 12000, episodes_per_host: int = 3, parts_per_host: int = 4) -> dict:
     """Generate hosts until both tasks have their rows; write the tarball; return the manifest.
 
-    A long report splits into many parts; at most `parts_per_host` of them (chosen evenly across the
-    scanner groups) are kept per host, so that the corpus spans many hosts rather than a few."""
+    A long report splits into many parts; at most `parts_per_host` of them are kept per host (`keep_parts`: those
+    listing findings first), so that the corpus spans many hosts rather than a few."""
     rows: dict[str, dict[str, list]] = {t: {s: [] for s in SPLITS} for t in TASKS}
     scans: dict[str, list] = {s: [] for s in SPLITS}  # raw reports behind the episodes: the tool environment
     counts = {t: 0 for t in TASKS}
@@ -74,10 +98,7 @@ def build_corpus(out: str | os.PathLike, n_specialist: int, n_generalist: int, s
         split = split_for_host(plan.host_id)
         profiles[plan.profile] += 1
         if counts["specialist"] < n_specialist:
-            parts = specialist_examples(report, plan.host_id, max_prompt_chars)
-            if len(parts) > parts_per_host:
-                step = len(parts) / parts_per_host
-                parts = [parts[int(i * step)] for i in range(parts_per_host)]
+            parts = keep_parts(specialist_examples(report, plan.host_id, max_prompt_chars), parts_per_host)
             for row in parts[: n_specialist - counts["specialist"]]:
                 rows["specialist"][split].append(row)
                 counts["specialist"] += 1
@@ -103,7 +124,8 @@ def build_corpus(out: str | os.PathLike, n_specialist: int, n_generalist: int, s
     manifest = {
         "name": "massive_datasets", "format_version": FORMAT_VERSION, "generator_version": GENERATOR_VERSION,
         "seed": seed, "hosts": n_hosts,
-        "max_prompt_chars": max_prompt_chars, "parts_per_host": parts_per_host, "profile_mix": dict(sorted(profiles.items())),
+        "max_prompt_chars": max_prompt_chars, "parts_per_host": parts_per_host, "part_selection": "findings first",
+        "profile_mix": dict(sorted(profiles.items())),
         "counts": {**{t: {s: len(rows[t][s]) for s in SPLITS} for t in TASKS},
                    "scans": {s: len(scans[s]) for s in SPLITS}},
         "episode_kinds": dict(sorted(Counter(r["kind"] for s in SPLITS for r in rows["generalist"][s]).items())),

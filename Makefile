@@ -54,7 +54,7 @@ data: $(VENV)/.installed
 smoke: install base-models llama-cpp gptq-env
 	$(PY) -m secml_recipes.pipeline --profile smoke
 
-# Only data, training and evaluation of SmolLM2 (no llama.cpp build, no GPTQ environment).
+# Only data, training and evaluation of SmolLM2 (evaluation generates through llama.cpp; no GPTQ environment).
 smoke-train: install base-models llama-cpp
 	$(PY) -m secml_recipes.pipeline --profile smoke --data-only --specialist-only --generalist-only --eval-only
 

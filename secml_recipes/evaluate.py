@@ -46,6 +46,9 @@ class EvalArguments:
     max_prompt_chars: int = 12000
     max_new_tokens: int = 2048
     max_steps: int = field(default=6, metadata={"help": "tool-use steps before a rollout is cut off"})
+    heldout_loss: bool = field(default=True, metadata={
+        "help": "also score the reference answers' trained tokens (cross-entropy, teacher-forced) for every variant "
+                "with weights in a folder (evaluation/heldout_loss.py)"})
     batch_size: int = 4
     dtype: str = field(default="bfloat16", metadata={"choices": ["float32", "bfloat16", "float16"]})
     output_dir: str = "eval/specialist"
@@ -86,7 +89,7 @@ def _specialist_items(args) -> list[dict]:
 
     rows, _ = read_split(args.dataset_path, "specialist", args.split, Path(args.output_dir) / "rejects")
     rows = rows[: args.max_samples] if args.max_samples else rows
-    items = [{"source": f"corpus:{r['id']}", "prompt": r["prompt"],
+    items = [{"source": f"corpus:{r['id']}", "prompt": r["prompt"], "completion": r["completion"][0]["content"],
               "raw": json.loads(r["prompt"][-1]["content"]), "reference": json.loads(r["completion"][0]["content"])}
              for r in rows]
     extra = list(real_reports()) if args.include_fixtures else []
@@ -99,7 +102,7 @@ def _specialist_items(args) -> list[dict]:
     for report in extra:
         host = report["meta"].get("hostname", "real")
         for ex in specialist_examples(report, host, args.max_prompt_chars):
-            items.append({"source": f"real:{ex['id']}", "prompt": ex["prompt"],
+            items.append({"source": f"real:{ex['id']}", "prompt": ex["prompt"], "completion": ex["completion"][0]["content"],
                           "raw": json.loads(ex["prompt"][-1]["content"]),
                           "reference": json.loads(ex["completion"][0]["content"])})
     return items
@@ -129,6 +132,7 @@ def evaluate(args) -> dict:
 
     from .deploy.merge import adapter_base
     from .evaluation.generation import load_generator
+    from .evaluation.heldout_loss import heldout_loss, scoring_source, trained_tokenizer
     from .evaluation.report import markdown_table, write_report
 
     if not args.model:
@@ -157,9 +161,20 @@ def evaluate(args) -> dict:
             variants["base"] = dict(model_path=base, adapter_path=None, gguf_file=None, backend=args.backend)
         else:
             print("[secml eval] no untrained baseline: set base_model (the model is not an adapter)")
+    scoring = {name: scoring_source(v["model_path"], v.get("adapter_path")) for name, v in variants.items()
+               if not v.get("gguf_file")} if args.heldout_loss else {}
+    tokenizer_for_loss = args.tokenizer or (None if Path(args.model).is_file() else trained_tokenizer(args.model, args.adapter))
+    if tokenizer_for_loss is None:  # a GGUF alone: no trained chat template to render the references with
+        scoring = {}
     sources = {}
     if args.backend == "llama_cpp":
         variants, sources = _as_gguf_variants(variants)
+
+    def add_heldout_loss(loss_rows: list[dict]) -> None:
+        for name, source in scoring.items():
+            if source is not None and name in results:
+                print(f"[secml eval] {name}: held-out loss on {len(loss_rows)} reference answers")
+                results[name].update(heldout_loss(*source, tokenizer_for_loss, loss_rows))
 
     if args.task == "specialist":
         from .evaluation.specialist_metrics import risk_score_pairs, rule_baseline, score_specialist
@@ -183,6 +198,8 @@ def evaluate(args) -> dict:
                 write_text_atomic(out_dir / "predictions.jsonl", "".join(
                     json.dumps({"source": it["source"], "prediction": p}) + "\n" for it, p in zip(items, preds)))
             del gen
+        add_heldout_loss([{"messages": it["prompt"] + [{"role": "assistant", "content": it["completion"]}],
+                           "prompt": it["prompt"]} for it in items])
         if "rule" in args.baselines:
             results["rule"] = score_specialist([rule_baseline(it["raw"]) for it in items], refs, [it["raw"] for it in items])
         sizes = {"examples": len(items), "real_report_examples": sum(it["source"].startswith("real:") for it in items)}
@@ -208,6 +225,10 @@ def evaluate(args) -> dict:
                     json.dumps({"id": t.episode_id, "final": t.final, "steps": t.steps, "calls": t.calls,
                                 "messages": t.messages}) + "\n" for t in trajectories))
             del gen
+        from .families.toolcalls import canonical_conversation
+
+        add_heldout_loss([dict(zip(("messages", "tools"), canonical_conversation(r["messages"], r["tools"])))
+                          for r in rows])
         sizes = {"episodes": len(rows)}
 
     report = {"task": args.task, "args": {k: v for k, v in vars(args).items()}, "models": identities,

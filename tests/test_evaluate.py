@@ -33,6 +33,9 @@ def test_specialist_evaluation_writes_report_table_and_plots(tiny_models, small_
     assert report["sizes"]["examples"] >= 3 and report["sizes"]["real_report_examples"] >= 1
     assert report["data"]["manifest_sha256"] and report["models"]["model"]["base"]["config_sha256"]
     assert report["timings"]["model"]["generated_tokens"] > 0
+    model, base = report["results"]["model"], report["results"]["base"]
+    assert model["heldout_tokens"] == base["heldout_tokens"] > 0 and model["heldout_loss"] > 0  # the same tokens
+    assert "heldout_loss" not in report["results"]["rule"]
     for key in ("json_parse_rate", "severity_accuracy", "risk_score_mae", "attack_f1", "correlation_f1", "action_coverage",
                 "verdict_accuracy", "risk_level_accuracy", "harmful_action_rate"):
         assert key in report["results"]["model"]
@@ -51,6 +54,8 @@ def test_generalist_evaluation_of_an_adapter_against_its_base(tiny_adapter, smal
     assert set(report["results"]) == {"model", "base"}
     assert report["models"]["model"]["adapter"]["files"]["adapter_config.json"] > 0
     assert report["results"]["model"]["episodes"] == 3
+    # The adapter is untrained (LoRA B = 0): the model and its base score the reference turns identically.
+    assert abs(report["results"]["model"]["heldout_loss"] - report["results"]["base"]["heldout_loss"]) < 1e-4
     assert (out / "trajectories.jsonl").read_text().count("\n") == 3
 
 

@@ -11,8 +11,20 @@ def _report(results, **sizes):
 
 SPECIALIST = _report(
     {
-        "model": {"json_parse_rate": 1.0, "schema_valid_rate": 0.75, "finding_recall": 0.5, "severity_accuracy": 0.25},
-        "base": {"json_parse_rate": 0.125, "schema_valid_rate": 0.0, "finding_recall": 0.0, "severity_accuracy": 0.0},
+        "model": {
+            "json_parse_rate": 1.0,
+            "schema_valid_rate": 0.75,
+            "finding_recall": 0.5,
+            "severity_accuracy": 0.25,
+            "heldout_loss": 0.4,
+        },
+        "base": {
+            "json_parse_rate": 0.125,
+            "schema_valid_rate": 0.0,
+            "finding_recall": 0.0,
+            "severity_accuracy": 0.0,
+            "heldout_loss": 2.5,
+        },
         "rule": {"json_parse_rate": 1.0},
     },
     examples=8,
@@ -46,7 +58,16 @@ def test_rows_pair_the_model_with_its_base_and_say_why_a_value_is_undefined():
 
 def test_only_the_evaluated_tasks_are_listed():
     rows = headline_rows({"specialist": SPECIALIST})
-    assert {r["task"] for r in rows} == {"specialist"} and len(rows) == 4
+    assert {r["task"] for r in rows} == {"specialist"} and len(rows) == 5
+
+
+def test_held_out_loss_is_a_lower_is_better_row_and_missing_scores_say_why():
+    rows = {(r["metric"], r["task"]): r for r in headline_rows({"specialist": SPECIALIST, "generalist": GENERALIST})}
+    loss = rows[("held-out loss", "specialist")]
+    assert loss["model"] == 0.4 and loss["base"] == 2.5 and abs(loss["delta"] + 2.1) < 1e-9
+    table = markdown(list(rows.values()))
+    assert "| held-out loss (lower is better) | specialist (8) | 0.400 | 2.500 | -2.100 |" in table
+    assert "held-out loss (not scored" in table  # the generalist report has no held-out loss
 
 
 def test_the_command_writes_markdown_json_and_plot(tmp_path, capsys):

@@ -28,12 +28,17 @@ HEADLINE = [
     ("tool-argument validity", "generalist", "argument_validity", "declared-tool calls with schema-valid arguments"),
     ("tool-call F1", "generalist", "tool_call_f1", "calls (name + arguments) matching the reference episode"),
     ("task success", "generalist", "task_success_rate", "episodes ending in an answer naming every key finding"),
+    ("held-out loss", "specialist", "heldout_loss", "cross-entropy of the reference reports' tokens (nats/token)"),
+    ("held-out loss", "generalist", "heldout_loss", "cross-entropy of the reference turns and tool calls (nats/token)"),
 ]
+# Rows where lower is better (plotted on their own axis: they are not scores in [0, 1]).
+LOWER_IS_BETTER = {"heldout_loss"}
 UNDEFINED_BECAUSE = {
     "finding_recall": "no reference finding in the held-out parts",
     "severity_accuracy": "no reference finding in the held-out parts",
     "tool_call_parse_rate": "no tool call attempted",
     "argument_validity": "no call to a declared tool",
+    "heldout_loss": "not scored (a GGUF alone, or heldout_loss: false)",
 }
 VARIANTS = ("model", "base")
 
@@ -82,33 +87,56 @@ def markdown(rows: list[dict]) -> str:
     for r in rows:
         change = "n/a" if r["delta"] is None else f"{r['delta']:+.3f}"
         note = f" ({r['note']})" if r["note"] else ""
+        note += " (lower is better)" if r["key"] in LOWER_IS_BETTER else ""
         lines.append(
             f"| {r['metric']}{note} | {r['task']} ({r['n']}) | {_cell(r['model'])} | {_cell(r['base'])} | {change} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def write_plot(rows: list[dict], out: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(max(7.0, 1.0 * len(rows)), 4.2), dpi=110)
+def _bars(ax, rows: list[dict]) -> None:
     xs = range(len(rows))
+    top = max([r[v] or 0.0 for r in rows for v in VARIANTS] + [1e-9])
     for i, (variant, label, color) in enumerate((("model", "trained", "#1f77b4"), ("base", "base", "#aaaaaa"))):
         heights = [r[variant] or 0.0 for r in rows]
         bars = ax.bar([x + (i - 0.5) * 0.38 for x in xs], heights, 0.38, label=label, color=color)
         for bar, r in zip(bars, rows):
             text = "n/a" if r[variant] is None else f"{r[variant]:.2f}"
-            ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.01), ha="center", fontsize=7)
+            ax.annotate(
+                text, (bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.01 * top), ha="center", fontsize=7
+            )
     ax.set_xticks(list(xs))
     ax.set_xticklabels([f"{r['metric']}\n({r['task']})" for r in rows], rotation=30, ha="right", fontsize=8)
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("score (higher is better)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+
+
+def write_plot(rows: list[dict], out: Path, title: str) -> Path:
+    """Scores in [0, 1] (higher is better) on the left; held-out losses (lower is better) on their own axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scores = [r for r in rows if r["key"] not in LOWER_IS_BETTER]
+    losses = [r for r in rows if r["key"] in LOWER_IS_BETTER]
+    panels = [p for p in (scores, losses) if p]
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(max(7.0, 1.0 * len(rows)), 4.2),
+        dpi=110,
+        squeeze=False,
+        gridspec_kw={"width_ratios": [len(p) for p in panels]},
+    )
+    for ax, panel in zip(axes[0], panels):
+        _bars(ax, panel)
+        if panel is scores:
+            ax.set_ylim(0, 1.05)
+            ax.set_ylabel("score (higher is better)")
+        else:
+            ax.set_ylabel("nats per token (lower is better)")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)

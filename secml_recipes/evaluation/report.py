@@ -7,8 +7,9 @@ from pathlib import Path
 
 from ..data.atomic import atomic_path, write_json_atomic, write_text_atomic
 
-LOWER_IS_BETTER = {"risk_score_mae", "mean_steps", "step_limit_rate", "undeclared_tool_calls", "harmful_action_rate"}
-COUNT_KEYS = {"examples", "episodes", "calls", "tool_call_blocks", "adversarial_episodes", "actions"}
+LOWER_IS_BETTER = {"risk_score_mae", "mean_steps", "step_limit_rate", "undeclared_tool_calls", "harmful_action_rate",
+                   "heldout_loss", "heldout_perplexity"}
+COUNT_KEYS = {"examples", "episodes", "calls", "tool_call_blocks", "adversarial_episodes", "actions", "heldout_tokens"}
 
 
 def markdown_table(results: dict[str, dict[str, float]]) -> str:

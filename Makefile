@@ -137,8 +137,10 @@ $(LLAMA_CPP_SRC)/vendor/llama.cpp/convert_hf_to_gguf.py:
 	tar -xzf .cache/llama.cpp/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz -C .cache/llama.cpp
 	touch $@
 
+# The wheel is built once (~10 minutes on 2 cores) and reused when the virtual environment is made again.
 .cache/llama.cpp/.installed: $(VENV)/.installed $(LLAMA_CPP_SRC)/vendor/llama.cpp/convert_hf_to_gguf.py
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_CURL=OFF" \
+	ls .cache/llama.cpp/wheels/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
+		CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_CURL=OFF" \
 		$(PY) -m pip wheel --no-deps -w .cache/llama.cpp/wheels .cache/llama.cpp/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz
 	$(PY) -m pip install --quiet --no-deps .cache/llama.cpp/wheels/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
 	$(PY) -m pip install --quiet -e '.[quantize,serve]'

@@ -20,7 +20,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from .triage import DEFAULT_MAX_PROMPT_CHARS, triage
+from .triage import trained_part_size, triage
 
 PROVIDER_NAME = "secml-recipes"
 TOP_FINDINGS = 5
@@ -54,7 +54,7 @@ class SecmlProvider:
         self,
         model: str,
         report: dict | None = None,
-        max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
+        max_prompt_chars: int | None = None,
         max_new_tokens: int = 4096,
         generator=None,
         **open_kwargs: Any,
@@ -62,7 +62,9 @@ class SecmlProvider:
         from sys_scan_agent.llm_provider import NullLLMProvider
 
         self.model_name, self.report = str(model), report
-        self.max_prompt_chars, self.max_new_tokens = max_prompt_chars, max_new_tokens
+        # None: split reports as the model's training corpus did (triage.trained_part_size)
+        self.max_prompt_chars = max_prompt_chars or trained_part_size(model)[0]
+        self.max_new_tokens = max_new_tokens
         self._generator, self._open_kwargs = generator, open_kwargs
         self._heuristic = NullLLMProvider()
         self._result: tuple[dict | None, list, float] | None = None

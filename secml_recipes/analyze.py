@@ -22,7 +22,7 @@ import json
 import sys
 from pathlib import Path
 
-from .triage import DEFAULT_MAX_PROMPT_CHARS, TriageError, read_report
+from .triage import TriageError, read_report
 
 
 def analyze(report_path: str | Path, provider, out: str | Path, html: bool = True) -> dict:
@@ -59,7 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("report", help="a raw sys-scan JSON report (schema v2)")
     parser.add_argument("--model", required=True, help="trained specialist: model folder, adapter folder or .gguf")
     parser.add_argument("--out", default="enriched_report.json")
-    parser.add_argument("--max-prompt-chars", type=int, default=DEFAULT_MAX_PROMPT_CHARS)
+    parser.add_argument(
+        "--max-prompt-chars",
+        type=int,
+        default=None,
+        help="part size (default: that of the corpus the model was trained on)",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=4096)
     parser.add_argument("--tokenizer", help="GGUF only: the source model folder")
     parser.add_argument("--no-html", action="store_true")

@@ -168,6 +168,7 @@ def _train(data_args, model_args, training_args, speed_args, resolved: dict, rec
             "train_rows": n_rows,
             "trained_rows": kept,
             "truncation": truncation,
+            "corpus": _corpus_record(data_args),
         }
         _save_outputs(trainer, tokenizer, data_args, model_args, output_dir, summary)
 
@@ -283,6 +284,13 @@ def _refuse_another_models_checkpoint(checkpoint: Path, model_args, training_arg
             f"output_dir: {checkpoint} is a checkpoint of {theirs}, this run trains {ours}; give --output_dir "
             "another folder, or remove its checkpoint-* folders to start over"
         )
+
+
+def _corpus_record(data_args) -> dict | None:
+    """The corpus' identity and part size, kept with the model: triage splits reports as training did."""
+    from .data.corpus import corpus_record
+
+    return corpus_record(data_args.dataset_path) if getattr(data_args, "dataset_path", None) else None
 
 
 def _save_outputs(trainer, tokenizer, data_args, model_args, output_dir: Path, summary: dict) -> None:

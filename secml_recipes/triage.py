@@ -64,6 +64,25 @@ def read_report(path: str | Path) -> dict:
     return report
 
 
+def trained_part_size(model: str | Path) -> tuple[int, str]:
+    """(part size in characters, where it came from) for a trained model: the corpus part size recorded with it
+    at training (`secml_recipe.json`), else its corpus' manifest when the corpus is still there, else the
+    corpus builder's default. A report split at another size than training used gives the model prompts it
+    never saw."""
+    from . import layout
+    from .data.corpus import corpus_record
+
+    folder = Path(model) if Path(model).is_dir() else Path(model).parent
+    try:
+        recipe = json.loads((folder / layout.RECIPE_FILE).read_text())
+    except (OSError, ValueError):
+        return DEFAULT_MAX_PROMPT_CHARS, "the corpus builder's default (no training record beside the model)"
+    record = recipe.get("corpus") or corpus_record(recipe.get("resolved", {}).get("dataset_path") or "") or {}
+    if record.get("max_prompt_chars"):
+        return int(record["max_prompt_chars"]), f"the part size of the corpus {folder} was trained on"
+    return DEFAULT_MAX_PROMPT_CHARS, "the corpus builder's default (the training record names no part size)"
+
+
 def parse_enriched(text: str) -> tuple[dict | None, str | None]:
     """(enriched report, None) when `text` is a valid enriched report, else (None, why not)."""
     from .evaluation.specialist_metrics import parse_json_output
@@ -135,6 +154,9 @@ def run(args) -> int:
     report_path = Path(args.report)
     report = read_report(report_path)
     out = Path(args.out or report_path.with_name(report_path.stem + ".enriched.json"))
+    if args.max_prompt_chars is None:
+        args.max_prompt_chars, why = trained_part_size(args.model)
+        print(f"[secml triage] parts of up to {args.max_prompt_chars} characters: {why}")
     generator = open_model(args.model, tokenizer=args.tokenizer, backend=args.backend, dtype=args.dtype)
     t0 = time.perf_counter()
     enriched, parts = triage(report, generator, args.max_prompt_chars, args.max_new_tokens, args.fill_from_teacher)
@@ -189,8 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-prompt-chars",
         type=int,
-        default=DEFAULT_MAX_PROMPT_CHARS,
-        help="part size: the max_prompt_chars of the corpus the model was trained on",
+        default=None,
+        help="part size (default: the max_prompt_chars of the corpus the model was trained on, from its folder)",
     )
     parser.add_argument("--max-new-tokens", type=int, default=4096)
     parser.add_argument("--tokenizer", help="GGUF only: the source model folder (default: the GGUF's own tokenizer)")

@@ -38,6 +38,8 @@ def test_specialist_trains_saves_plots_and_resumes(tiny_models, small_corpus, tm
     saved = json.loads((out / "secml_recipe.json").read_text())
     recipe = json.dumps(saved["resolved"]).replace("pad_token", "").replace("eos_token", "").replace("trained_tokens", "")
     assert "token" not in recipe and "hf_PLANTED" not in json.dumps(saved)
+    # The corpus' part size travels with the model: triage splits reports as training did.
+    assert saved["corpus"]["max_prompt_chars"] == 4000 and len(saved["corpus"]["manifest_sha256"]) == 64
     # What the run did is saved with it: the start-of-run table and the settings behind it.
     settings = json.loads((out / "run_settings.json").read_text())
     assert settings == saved["run_settings"] and settings["backend"] == "cpu" and settings["padding_free"]

@@ -177,3 +177,18 @@ def test_a_gguf_runs_through_transformers_with_its_source_tokenizer(tiny_models,
     log = [json.loads(line) for line in out.with_name("host.enriched.parts.jsonl").read_text().splitlines()]
     assert rc == 1 and log and all(p["status"] == "invalid" for p in log)
     assert "transformers rebuilds the tokenizer" not in capsys.readouterr().err
+
+
+def test_reports_are_split_at_the_part_size_the_model_was_trained_on(small_corpus, tmp_path):
+    """The part size comes from the training record beside the model, else its corpus' manifest, else the default."""
+    recorded = tmp_path / "recorded"
+    recorded.mkdir()
+    (recorded / "secml_recipe.json").write_text(json.dumps({"corpus": {"max_prompt_chars": 2500}}))
+    assert triage_cli.trained_part_size(recorded)[0] == 2500
+    older = tmp_path / "older"  # trained before the record existed: its corpus is still there
+    older.mkdir()
+    (older / "secml_recipe.json").write_text(json.dumps({"resolved": {"dataset_path": str(small_corpus)}}))
+    assert triage_cli.trained_part_size(older)[0] == 4000
+    assert triage_cli.trained_part_size(older / "model-q4_K_M.gguf")[0] == 4000  # a GGUF beside its record
+    size, why = triage_cli.trained_part_size(tmp_path / "nothing")
+    assert size == triage_cli.DEFAULT_MAX_PROMPT_CHARS and "default" in why

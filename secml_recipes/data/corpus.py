@@ -322,6 +322,21 @@ def manifest_sha256(path: str | os.PathLike) -> str | None:
     return hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.exists() else None
 
 
+def corpus_record(path: str | os.PathLike) -> dict | None:
+    """What a trained model must remember of its corpus: the manifest's sha256 and the part size
+    (`max_prompt_chars`) its reports were split at, which the triage command must split at too. None when `path`
+    is not a corpus with a manifest."""
+    try:
+        manifest = corpus_root(path) / "manifest.json"
+    except (CorpusError, OSError):
+        return None
+    if not manifest.exists():
+        return None
+    data = json.loads(manifest.read_text())
+    return {"manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+            "max_prompt_chars": data.get("max_prompt_chars")}
+
+
 def check_manifest(root: Path) -> list[str]:
     """Shards whose sha256 differs from manifest.json (empty when there is no manifest). A corpus built in
     another format is refused outright: its rows must never be mixed with this version's."""

@@ -243,12 +243,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-steps", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=512)
     parser.add_argument("--tokenizer", help="GGUF only: the source model folder (default: the GGUF's own tokenizer)")
-    parser.add_argument("--backend", choices=["auto", "transformers", "llama_cpp"], default="auto")
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "transformers", "llama_cpp"],
+        default="auto",
+        help="runtime (llama_cpp also runs a model or adapter folder through a cached f16 GGUF, faster on CPUs)",
+    )
     parser.add_argument("--transcript", help="write the whole run (messages, calls) to this JSON file")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .deploy.gguf import DeployError
     from .evaluation.generation import open_model
     from .triage import TriageError, read_report
 
@@ -257,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         report = read_report(args.report)
         generator = open_model(args.model, tokenizer=args.tokenizer, backend=args.backend)
         run = run_agent(generator, report, args.question, args.local_readonly, args.max_steps, args.max_new_tokens)
-    except (TriageError, FileNotFoundError, OSError, ValueError) as err:
+    except (TriageError, FileNotFoundError, OSError, ValueError, DeployError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     refused = sum(bool(c["error"]) for c in run.calls)

@@ -63,7 +63,7 @@ class SecmlProvider:
 
         self.model_name, self.report = str(model), report
         # None: split reports as the model's training corpus did (triage.trained_part_size)
-        self.max_prompt_chars = max_prompt_chars or trained_part_size(model)[0]
+        self.max_prompt_chars = max_prompt_chars or trained_part_size(model, open_kwargs.get("tokenizer"))[0]
         self.max_new_tokens = max_new_tokens
         self._generator, self._open_kwargs = generator, open_kwargs
         self._heuristic = NullLLMProvider()

@@ -22,6 +22,7 @@ import json
 import sys
 from pathlib import Path
 
+from .deploy.gguf import DeployError
 from .triage import TriageError, read_report
 
 
@@ -68,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=4096)
     parser.add_argument("--tokenizer", help="GGUF only: the source model folder")
     parser.add_argument("--no-html", action="store_true")
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "transformers", "llama_cpp"],
+        default="auto",
+        help="runtime (llama_cpp runs a model folder through a cached f16 GGUF: faster on CPUs)",
+    )
     args = parser.parse_args(argv)
     try:
         import sys_scan_agent.cli  # noqa: F401
@@ -79,11 +86,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = read_report(args.report)
         provider = SecmlProvider(
-            args.model, report, args.max_prompt_chars, args.max_new_tokens, tokenizer=args.tokenizer
+            args.model,
+            report,
+            args.max_prompt_chars,
+            args.max_new_tokens,
+            tokenizer=args.tokenizer,
+            backend=args.backend,
         )
         provider.load()  # a bad model path fails here, before the agent runs
         written = analyze(args.report, provider, args.out, html=not args.no_html)
-    except (TriageError, FileNotFoundError, OSError) as err:
+    except (TriageError, FileNotFoundError, OSError, DeployError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     calls = written["enrichment_results"]["llm_provider"]

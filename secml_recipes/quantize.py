@@ -192,9 +192,22 @@ def quantize_model(spec: ModelQuantSpec, args: QuantizeArguments) -> dict:
         _gguf_artifacts(spec, args, source, tokenizer, family, report)
     if "gptq" in spec.formats:
         _gptq_artifact(spec, args, source, tokenizer, report)
+    _keep_training_record(Path(spec.source), spec, args)
     path = layout.quant_report(spec.name, args.models_dir)
     write_json_atomic(path, report.data)  # push reads it: whole or absent
     return report.data
+
+
+def _keep_training_record(trained: Path, spec: ModelQuantSpec, args: QuantizeArguments) -> None:
+    """The training record (recipe, corpus part size) beside each deployable, so that triage run on a GGUF or a
+    GPTQ folder alone splits reports as training did (`triage.trained_part_size`)."""
+    import shutil
+
+    record = trained / layout.RECIPE_FILE
+    targets = [layout.gguf_dir(spec.name, args.models_dir), layout.gptq_model(spec.name, args.models_dir)]
+    for folder in targets:
+        if record.exists() and folder.is_dir():
+            shutil.copy2(record, folder / layout.RECIPE_FILE)
 
 
 def report_table(reports: list[dict]) -> str:

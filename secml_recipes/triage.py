@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .data.split import SYSTEM_PROMPT, compact, merge_parts, split_report
 from .data.validate import enriched_report_error, raw_report_error
+from .deploy.gguf import DeployError
 
 TEACHER_TAG = "secml:teacher-filled"
 DEFAULT_MAX_PROMPT_CHARS = 12000  # the corpus builder's default (data/corpus.py); use the corpus' own value
@@ -64,7 +65,7 @@ def read_report(path: str | Path) -> dict:
     return report
 
 
-def trained_part_size(model: str | Path) -> tuple[int, str]:
+def trained_part_size(model: str | Path, tokenizer: str | Path | None = None) -> tuple[int, str]:
     """(part size in characters, where it came from) for a trained model: the corpus part size recorded with it
     at training (`secml_recipe.json`), else its corpus' manifest when the corpus is still there, else the
     corpus builder's default. A report split at another size than training used gives the model prompts it
@@ -72,10 +73,15 @@ def trained_part_size(model: str | Path) -> tuple[int, str]:
     from . import layout
     from .data.corpus import corpus_record
 
-    folder = Path(model) if Path(model).is_dir() else Path(model).parent
-    try:
-        recipe = json.loads((folder / layout.RECIPE_FILE).read_text())
-    except (OSError, ValueError):
+    folders = [Path(p) if Path(p).is_dir() else Path(p).parent for p in (model, tokenizer) if p]
+    recipe, folder = None, folders[0]
+    for folder in folders:  # the model's folder, else (a GGUF) the source folder given as its tokenizer
+        try:
+            recipe = json.loads((folder / layout.RECIPE_FILE).read_text())
+            break
+        except (OSError, ValueError):
+            continue
+    if recipe is None:
         return DEFAULT_MAX_PROMPT_CHARS, "the corpus builder's default (no training record beside the model)"
     record = recipe.get("corpus") or corpus_record(recipe.get("resolved", {}).get("dataset_path") or "") or {}
     if record.get("max_prompt_chars"):
@@ -155,7 +161,7 @@ def run(args) -> int:
     report = read_report(report_path)
     out = Path(args.out or report_path.with_name(report_path.stem + ".enriched.json"))
     if args.max_prompt_chars is None:
-        args.max_prompt_chars, why = trained_part_size(args.model)
+        args.max_prompt_chars, why = trained_part_size(args.model, args.tokenizer)
         print(f"[secml triage] parts of up to {args.max_prompt_chars} characters: {why}")
     generator = open_model(args.model, tokenizer=args.tokenizer, backend=args.backend, dtype=args.dtype)
     t0 = time.perf_counter()
@@ -220,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend",
         choices=["auto", "transformers", "llama_cpp"],
         default="auto",
-        help="GGUF runtime (auto: llama.cpp when built by `make llama-cpp`)",
+        help="runtime (auto: llama.cpp for a GGUF when built by `make llama-cpp`; llama_cpp also runs a model "
+        "folder through a cached f16 GGUF, faster on CPUs)",
     )
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     parser.add_argument("--no-html", action="store_true", help="do not render the HTML report")
@@ -231,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run(args)
-    except (TriageError, FileNotFoundError, OSError) as err:
+    except (TriageError, FileNotFoundError, OSError, DeployError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -106,6 +106,7 @@ def test_quantize_command_reports_and_fails_broken_artifacts(tiny_models, small_
 
     models = tmp_path / "models"
     shutil.copytree(tiny_models["llama"], models / "specialist_model")
+    (models / "specialist_model" / "secml_recipe.json").write_text('{"corpus": {"max_prompt_chars": 2500}}')
     recipe = tmp_path / "q.yaml"
     recipe.write_text(f"corpus: {small_corpus}\nmodels_dir: {models}\nverify_samples: 2\nverify_max_tokens: 128\n"
                       "models:\n  - name: specialist\n    source: " + str(models / "specialist_model") +
@@ -119,6 +120,9 @@ def test_quantize_command_reports_and_fails_broken_artifacts(tiny_models, small_
         assert key in art
     assert art["ok"] and report["artifacts"]["f16:transformers"]["ok"]
     assert (models / "specialist-gguf" / "Modelfile.f16").exists()
+    from secml_recipes.triage import trained_part_size  # the training record travels with the GGUF
+
+    assert trained_part_size(models / "specialist-gguf" / "specialist-f16.gguf")[0] == 2500
     assert "| specialist | f16 |" in capsys.readouterr().out
 
     def garbage(path, held):

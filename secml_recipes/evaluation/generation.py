@@ -222,7 +222,8 @@ def open_model(path: str, tokenizer: str | None = None, backend: str = "auto", d
                batch_size: int = 1, name: str = ""):
     """The generator for a model a user points at: a trained folder (full model or LoRA adapter, whose base
     comes from its adapter config) or a .gguf file (llama.cpp when `make llama-cpp` built it, else
-    transformers' GGUF reader; `tokenizer` names the source folder, else the GGUF's own is used).
+    transformers' GGUF reader; `tokenizer` names the source folder, else the GGUF's own is used). A folder with
+    `backend="llama_cpp"` runs in llama.cpp through a cached f16 conversion (evaluation/gguf_cache.py).
     FileNotFoundError with what to do when `path` is not there."""
     p = Path(path)
     if not p.exists():
@@ -233,6 +234,11 @@ def open_model(path: str, tokenizer: str | None = None, backend: str = "auto", d
                                 "training wrote (or a .gguf file)")
     if p.is_file() and p.suffix != ".gguf":
         raise FileNotFoundError(f"{path}: a model is a folder or a .gguf file")
+    if p.is_dir() and backend == "llama_cpp":  # a folder run by llama.cpp: through its cached f16 conversion
+        from .gguf_cache import as_gguf
+
+        gguf, source = as_gguf(p)
+        return LlamaCppGenerator(gguf, tokenizer or source, name=name or p.name)
     if p.is_file():
         if backend == "auto":
             backend = "llama_cpp" if _has_llama_cpp() else "transformers"

@@ -109,8 +109,19 @@ def smoke_specialist(tiny_models, small_corpus, tmp_path_factory):
 def test_analyze_command_with_a_smoke_trained_specialist(smoke_specialist, tmp_path, capsys):
     out = tmp_path / "enriched_report.json"
     assert (
-        analyze_cli.main([str(REPORT), "--model", str(smoke_specialist), "--out", str(out), "--max-new-tokens", "4",
-                          "--max-prompt-chars", "12000"])
+        analyze_cli.main(
+            [
+                str(REPORT),
+                "--model",
+                str(smoke_specialist),
+                "--out",
+                str(out),
+                "--max-new-tokens",
+                "4",
+                "--max-prompt-chars",
+                "12000",
+            ]
+        )
         == 0
     )
     written = json.loads(out.read_text())

@@ -109,3 +109,15 @@ def gguf_architecture(gguf_file: str | Path) -> str | None:
 
     field = GGUFReader(str(gguf_file)).fields.get("general.architecture")
     return None if field is None else bytes(field.parts[field.data[0]]).decode("utf-8")
+
+
+def gguf_context_length(gguf_file: str | Path) -> int | None:
+    """`<architecture>.context_length` of a GGUF: the longest context the model was trained for."""
+    from gguf import GGUFReader
+
+    fields = GGUFReader(str(gguf_file)).fields
+    arch = fields.get("general.architecture")
+    if arch is None:
+        return None
+    field = fields.get(f"{bytes(arch.parts[arch.data[0]]).decode('utf-8')}.context_length")
+    return None if field is None else int(field.parts[field.data[0]][0])

@@ -112,7 +112,11 @@ class LlamaCppGenerator:
             raise FileNotFoundError(f"GGUF file not found: {self.gguf_file} (make quantize writes models/<name>-gguf/)")
         self.tokenizer = (AutoTokenizer.from_pretrained(self.tokenizer_path) if self.tokenizer_path
                           else gguf_tokenizer(self.gguf_file))
-        self.llm = Llama(model_path=self.gguf_file, n_ctx=self.n_ctx, verbose=False, seed=0, n_threads=os.cpu_count())
+        from ..deploy.gguf import gguf_context_length
+
+        # No longer than the model was trained for (llama.cpp warns of a longer one; memory grows with it).
+        n_ctx = min(self.n_ctx, gguf_context_length(self.gguf_file) or self.n_ctx)
+        self.llm = Llama(model_path=self.gguf_file, n_ctx=n_ctx, verbose=False, seed=0, n_threads=os.cpu_count())
         self.family = _family_or_none(self.tokenizer, self.llm.metadata.get("general.architecture"))
         self.name = self.name or self.gguf_file
         self.resolved_base, self.resolved_adapter = self.gguf_file, None

@@ -157,8 +157,16 @@ def run_stage(
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"stage": name, "fingerprint": fp, "status": "running"}))
     started, cpu = time.perf_counter(), _children_cpu()
-    for cmd in cmd_list:
-        _run(cmd)
+    try:
+        for cmd in cmd_list:
+            _run(cmd)
+    except subprocess.CalledProcessError:
+        STAGE_SECONDS[name] = {
+            "wall": round(time.perf_counter() - started, 1),
+            "cpu": round(_children_cpu() - cpu, 1),
+            "failed": True,
+        }
+        raise
     STAGE_SECONDS[name] = {"wall": round(time.perf_counter() - started, 1), "cpu": round(_children_cpu() - cpu, 1)}
     marker.write_text(json.dumps({"stage": name, "fingerprint": fp, "status": "done", "seconds": STAGE_SECONDS[name]}))
     return True
@@ -228,7 +236,9 @@ def _report_times_and_headline(profile: Profile, total: float) -> None:
     from .evaluation.headline import load_reports, write_headline
 
     lines = [
-        f"  {name:<24} " + ("up to date" if t is None else f"{t['wall']:8.1f} s wall {t['cpu']:8.1f} s CPU")
+        f"  {name:<24} "
+        + ("up to date" if t is None else f"{t['wall']:8.1f} s wall {t['cpu']:8.1f} s CPU")
+        + (" FAILED" if t and t.get("failed") else "")
         for name, t in STAGE_SECONDS.items()
     ]
     print(
@@ -316,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
         if "push" in selected:
             _push_stage(py, args.namespace)
     except subprocess.CalledProcessError as err:
+        # What finished is still reported: a deployable failing its check after training and evaluation
+        # leaves the stage times and the model-vs-base headline worth reading.
+        _report_times_and_headline(profile, time.perf_counter() - started)
         print(
             f"[secml pipeline] stage failed: {' '.join(err.cmd)} (exit {err.returncode}); fix it and rerun: "
             "finished stages are skipped",

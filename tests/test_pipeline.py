@@ -37,6 +37,25 @@ def test_a_crashed_stage_reruns_in_place(tmp_path):
     assert (out / "checkpoint-4").exists()  # kept: training resumes from it
 
 
+def test_a_failing_stage_still_reports_what_finished(tmp_path, monkeypatch, capsys):
+    """A stage that fails (e.g. a deployable failing its check) is timed and marked, and the run still prints the
+    stage times before it exits non-zero."""
+    monkeypatch.chdir(tmp_path)
+    real_run_stage = pipeline.run_stage
+
+    def failing_quantize(name, marker, inputs, extra, cmds, clear=None):
+        if name == "data":
+            return real_run_stage(name, marker, inputs, extra, [[sys.executable, "-c", "raise SystemExit(3)"]])
+        return real_run_stage(name, marker, inputs, extra, cmds, clear)
+
+    monkeypatch.setattr(pipeline, "run_stage", failing_quantize)
+    assert pipeline.main(["--profile", "tiny", "--data-only"]) == 3
+    captured = capsys.readouterr()
+    assert "stage times" in captured.out and "FAILED" in captured.out
+    assert "stage failed" in captured.err
+    assert json.loads((tmp_path / "data/tiny/massive_datasets.tar.gz.stage.json").read_text())["status"] == "running"
+
+
 def test_data_only_builds_the_corpus_once(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert pipeline.main(["--profile", "tiny", "--data-only"]) == 0

@@ -69,7 +69,7 @@ all: install llama-cpp gptq-env
 test: install agent
 	$(PY) -m pytest -q tests
 
-# The unit tests without the slow end-to-end ones (subprocesses, benchmarks, multi-step training): under a minute.
+# The tests without the slow end-to-end ones (subprocesses, benchmarks, multi-step training, real models).
 test-fast: install agent
 	$(PY) -m pytest -q -m "not slow" tests
 

@@ -231,6 +231,8 @@ def run_agent(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .triage import add_model_runtime_arguments
+
     parser = argparse.ArgumentParser(prog="python -m secml_recipes.agent", description=__doc__.split("\n\n")[0])
     parser.add_argument("report", help="a raw sys-scan JSON report (schema v2)")
     parser.add_argument("--model", required=True, help="trained generalist: adapter folder, model folder or .gguf")
@@ -242,13 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--max-steps", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=512)
-    parser.add_argument("--tokenizer", help="GGUF only: the source model folder (default: the GGUF's own tokenizer)")
-    parser.add_argument(
-        "--backend",
-        choices=["auto", "transformers", "llama_cpp"],
-        default="auto",
-        help="runtime (llama_cpp also runs a model or adapter folder through a cached f16 GGUF, faster on CPUs)",
-    )
+    add_model_runtime_arguments(parser)
     parser.add_argument("--transcript", help="write the whole run (messages, calls) to this JSON file")
     return parser
 

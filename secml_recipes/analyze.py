@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from .deploy.gguf import DeployError
-from .triage import TriageError, read_report
+from .triage import TriageError, add_model_runtime_arguments, read_report
 
 
 def analyze(report_path: str | Path, provider, out: str | Path, html: bool = True) -> dict:
@@ -67,14 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         help="part size (default: that of the corpus the model was trained on)",
     )
     parser.add_argument("--max-new-tokens", type=int, default=4096)
-    parser.add_argument("--tokenizer", help="GGUF only: the source model folder")
     parser.add_argument("--no-html", action="store_true")
-    parser.add_argument(
-        "--backend",
-        choices=["auto", "transformers", "llama_cpp"],
-        default="auto",
-        help="runtime (llama_cpp runs a model folder through a cached f16 GGUF: faster on CPUs)",
-    )
+    add_model_runtime_arguments(parser)
     args = parser.parse_args(argv)
     try:
         import sys_scan_agent.cli  # noqa: F401

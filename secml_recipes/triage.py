@@ -204,6 +204,18 @@ def run(args) -> int:
     return 0 if counts["invalid"] == 0 else 1
 
 
+def add_model_runtime_arguments(parser) -> None:
+    """`--tokenizer` and `--backend`, as every command that runs a trained model (triage, agent, analyze) takes them."""
+    parser.add_argument("--tokenizer", help="GGUF only: the source model folder (default: the GGUF's own tokenizer)")
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "transformers", "llama_cpp"],
+        default="auto",
+        help="runtime (auto: llama.cpp for a GGUF when `make llama-cpp` built it; llama_cpp also runs a model or "
+        "adapter folder through a cached f16 GGUF, faster on CPUs)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m secml_recipes.triage", description=__doc__.split("\n\n")[0])
     parser.add_argument("report", help="a raw sys-scan JSON report (schema v2)")
@@ -221,14 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="part size (default: the max_prompt_chars of the corpus the model was trained on, from its folder)",
     )
     parser.add_argument("--max-new-tokens", type=int, default=4096)
-    parser.add_argument("--tokenizer", help="GGUF only: the source model folder (default: the GGUF's own tokenizer)")
-    parser.add_argument(
-        "--backend",
-        choices=["auto", "transformers", "llama_cpp"],
-        default="auto",
-        help="runtime (auto: llama.cpp for a GGUF when built by `make llama-cpp`; llama_cpp also runs a model "
-        "folder through a cached f16 GGUF, faster on CPUs)",
-    )
+    add_model_runtime_arguments(parser)
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     parser.add_argument("--no-html", action="store_true", help="do not render the HTML report")
     return parser

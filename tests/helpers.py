@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 from datasets import Dataset
@@ -43,3 +50,38 @@ def make_trainer(
 
 def first_batch(trainer):
     return next(iter(trainer.get_train_dataloader()))
+
+
+@contextmanager
+def served(gguf, *args: str, startup_seconds: float = 180):
+    """`python -m secml_recipes.serve --model GGUF ARGS...` on a free localhost port: yields its base URL, stops it
+    after. A server that does not come up fails the test with the end of its stderr."""
+    import pytest
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "secml_recipes.serve", "--model", str(gguf), "--port", str(port), *args]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + startup_seconds
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/v1/models", timeout=5):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    proc.kill()
+                    pytest.fail(f"the server did not come up: {proc.stderr.read()[-2000:]}")
+                time.sleep(1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def post_json(url: str, body: dict, timeout: float = 300) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as reply:
+        return json.loads(reply.read())

@@ -27,7 +27,7 @@ def report():
 
 def test_the_agents_analyze_takes_its_summaries_from_our_model(report, tmp_path):
     model = ScriptedSpecialist(report, lambda i, teacher: compact(teacher), 12000)
-    provider = SecmlProvider("models/specialist_model", report, generator=model)
+    provider = SecmlProvider("models/specialist_model", report, 12000, generator=model)
     assert all(callable(getattr(provider, name)) for name in ("summarize", "triage", "refine_rules"))
     written = analyze_cli.analyze(REPORT, provider, tmp_path / "enriched_report.json")
     EnrichedOutput.model_validate(written)

@@ -8,15 +8,10 @@ model did (parts valid, tool calls, answers): those numbers are results to read,
 
 import importlib.util
 import json
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, post_json, served
 from secml_recipes import agent, analyze, layout, triage
 from secml_recipes.data.fixtures import real_report_paths
 from secml_recipes.data.split import split_report
@@ -134,43 +129,16 @@ def server():
         pytest.skip(f"{GENERALIST_GGUF} not there (make smoke writes it in its deploy stage)")
     if importlib.util.find_spec("uvicorn") is None:
         pytest.skip("llama-cpp-python's server is not installed (make llama-cpp)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "secml_recipes.serve", "--model", str(GENERALIST_GGUF), "--port", str(port)],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/v1/models", timeout=5):
-                break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail(f"the server did not come up: {proc.stderr.read()[-2000:]}")
-            time.sleep(1)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
-def _post(url, body):
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=300) as reply:
-        return json.loads(reply.read())
+    with served(GENERALIST_GGUF) as base:
+        yield base
 
 
 def test_the_served_generalist_answers_chat_and_tool_requests(server):
     question = [{"role": "user", "content": "Which SUID binaries on this host are not stock?"}]
-    reply = _post(server + "/v1/chat/completions", {"messages": question, "max_tokens": 64})
+    reply = post_json(server + "/v1/chat/completions", {"messages": question, "max_tokens": 64})
     assert reply["choices"][0]["message"]["role"] == "assistant" and reply["usage"]["completion_tokens"] > 0
     tools = agent.declared_tools(local=False)
-    reply = _post(server + "/v1/chat/completions", {"messages": question, "tools": tools, "max_tokens": 256})
+    reply = post_json(server + "/v1/chat/completions", {"messages": question, "tools": tools, "max_tokens": 256})
     choice = reply["choices"][0]
     assert choice["finish_reason"] in ("stop", "tool_calls", "length")
     calls = choice["message"].get("tool_calls") or []

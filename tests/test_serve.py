@@ -2,15 +2,11 @@
 
 import importlib.util
 import json
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 
 import pytest
 
-from helpers import ROOT
+from helpers import post_json, served
 from secml_recipes.data.tools import TOOL_SCHEMAS
 from secml_recipes.families import canonical_conversation, get_family
 from secml_recipes.serve import completion_response
@@ -62,43 +58,16 @@ def test_plain_and_malformed_answers_are_text():
     assert response["choices"][0]["message"]["content"] == broken
 
 
-def _post(url, body):
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=120) as reply:
-        return json.loads(reply.read())
-
-
 @pytest.fixture(scope="module")
 def server(tiny_models, llama_cpp_source, tmp_path_factory):
     """A smoke GGUF (the tiny Llama, f32) served on a free localhost port, with its source tokenizer."""
     from secml_recipes.deploy.gguf import convert_to_gguf
 
     gguf = convert_to_gguf(tiny_models["llama"], tmp_path_factory.mktemp("gguf") / "tiny-f32.gguf", "f32")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "secml_recipes.serve", "--model", str(gguf), "--port", str(port), "--n-ctx", "4096"]
-        + ["--tokenizer", str(tiny_models["llama"])],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/v1/models", timeout=5) as reply:
-                models = json.loads(reply.read())
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail(f"the server did not come up: {proc.stderr.read()[-2000:]}")
-            time.sleep(1)
-    yield base, models, gguf
-    proc.terminate()
-    proc.wait(timeout=30)
+    with served(gguf, "--n-ctx", "4096", "--tokenizer", str(tiny_models["llama"])) as base:
+        with urllib.request.urlopen(base + "/v1/models", timeout=5) as reply:
+            models = json.loads(reply.read())
+        yield base, models, gguf
 
 
 def _training_prompt_tokens(tokenizer_path, messages, tools=None):
@@ -117,7 +86,7 @@ def test_chat_request_is_rendered_as_training_rendered_it(server, tiny_models):
     base, models, gguf = server
     assert models["data"][0]["id"] == "tiny-f32"
     messages = [{"role": "system", "content": "You are secml."}, {"role": "user", "content": "Is /usr/bin/su stock?"}]
-    reply = _post(base + "/v1/chat/completions", {"model": "tiny-f32", "messages": messages, "max_tokens": 8})
+    reply = post_json(base + "/v1/chat/completions", {"model": "tiny-f32", "messages": messages, "max_tokens": 8})
     _, text, n_prompt = _training_prompt_tokens(tiny_models["llama"], messages)
     assert reply["usage"]["prompt_tokens"] == n_prompt, "the server must see the prompt training rendered"
     assert reply["choices"][0]["message"]["role"] == "assistant" and reply["usage"]["completion_tokens"] <= 8
@@ -149,7 +118,7 @@ def test_tool_calling_request_with_tool_history(server, tiny_models):
         },
         {"role": "tool", "tool_call_id": "call_1", "name": "hash_binary", "content": '{"matches_package": true}'},
     ]
-    reply = _post(base + "/v1/chat/completions", {"messages": messages, "tools": TOOL_SCHEMAS, "max_tokens": 8})
+    reply = post_json(base + "/v1/chat/completions", {"messages": messages, "tools": TOOL_SCHEMAS, "max_tokens": 8})
     _, _, n_prompt = _training_prompt_tokens(tiny_models["llama"], messages, TOOL_SCHEMAS)
     assert reply["usage"]["prompt_tokens"] == n_prompt, "tools and tool history render as in training"
     choice = reply["choices"][0]

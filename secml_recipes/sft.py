@@ -184,6 +184,11 @@ def _train(data_args, model_args, training_args, speed_args, resolved: dict, rec
     if trainer.accelerator.is_main_process:
         files = sorted(p.name for p in output_dir.iterdir() if p.is_file())
         print(f"[secml sft] saved {data_args.task} model to {output_dir}: {', '.join(files)}")
+    if trainer.accelerator.num_processes > 1:
+        # No rank leaves while the main one still writes the outputs, and the process group is closed before the
+        # interpreter exits (a rank exiting with its communication threads alive aborts).
+        trainer.accelerator.wait_for_everyone()
+        trainer.accelerator.end_training()
     return 0
 
 

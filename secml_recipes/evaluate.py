@@ -132,7 +132,8 @@ def evaluate(args) -> dict:
 
     from .deploy.merge import adapter_base
     from .evaluation.generation import load_generator
-    from .evaluation.heldout_loss import heldout_loss, scoring_source, trained_tokenizer
+    from .deploy.merge import trained_tokenizer_folder
+    from .evaluation.heldout_loss import heldout_loss, scoring_source
     from .evaluation.report import markdown_table, write_report
 
     if not args.model:
@@ -163,7 +164,7 @@ def evaluate(args) -> dict:
             print("[secml eval] no untrained baseline: set base_model (the model is not an adapter)")
     scoring = {name: scoring_source(v["model_path"], v.get("adapter_path")) for name, v in variants.items()
                if not v.get("gguf_file")} if args.heldout_loss else {}
-    tokenizer_for_loss = args.tokenizer or (None if Path(args.model).is_file() else trained_tokenizer(args.model, args.adapter))
+    tokenizer_for_loss = args.tokenizer or (None if Path(args.model).is_file() else trained_tokenizer_folder(args.model, args.adapter))
     if tokenizer_for_loss is None:  # a GGUF alone: no trained chat template to render the references with
         scoring = {}
     sources = {}

@@ -74,7 +74,7 @@ def trained_part_size(model: str | Path, tokenizer: str | Path | None = None) ->
     from .data.corpus import corpus_record
 
     folders = [Path(p) if Path(p).is_dir() else Path(p).parent for p in (model, tokenizer) if p]
-    recipe, folder = None, folders[0]
+    recipe = None
     for folder in folders:  # the model's folder, else (a GGUF) the source folder given as its tokenizer
         try:
             recipe = json.loads((folder / layout.RECIPE_FILE).read_text())

@@ -41,19 +41,16 @@ class TransformersGenerator:
     def __post_init__(self):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from ..deploy.merge import adapter_base
+        from ..deploy.merge import model_and_adapter, trained_tokenizer_folder
 
-        path, adapter = self.model_path, self.adapter_path
-        for given in (path, adapter):
+        for given in (self.model_path, self.adapter_path):
             if given and not Path(given).exists() and (given.startswith((".", "/", "models/", "eval/")) or given.count("/") != 1):
                 raise FileNotFoundError(f"model not found: {given} (train it first, e.g. `make smoke`, or give a hub id)")
-        if adapter is None and (Path(path) / "adapter_config.json").exists():
-            adapter = path  # an adapter folder given as the model: its base comes from the adapter config
-            path = adapter_base(path)
+        path, adapter = model_and_adapter(self.model_path, self.adapter_path)
         kwargs = {"dtype": getattr(torch, self.dtype)}
         if self.gguf_file:
             kwargs["gguf_file"] = self.gguf_file
-        tok_source = adapter if adapter and (Path(adapter) / "tokenizer_config.json").exists() else path
+        tok_source = trained_tokenizer_folder(path, adapter)
         self.tokenizer = AutoTokenizer.from_pretrained(tok_source, **({"gguf_file": self.gguf_file} if self.gguf_file and tok_source == path else {}))
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:

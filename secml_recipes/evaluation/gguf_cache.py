@@ -30,16 +30,15 @@ def as_gguf(model_path: str | Path, adapter_path: str | Path | None = None) -> t
     float32) or a model plus adapter. The tokenizer folder is the trained one, so prompts render exactly as
     training rendered them. A .gguf file is returned as it is, with its folder as the tokenizer."""
     from ..deploy.gguf import convert_to_gguf
-    from ..deploy.merge import adapter_base, merge_adapter
+    from ..deploy.merge import merge_adapter, model_and_adapter, trained_tokenizer_folder
 
-    model_path = Path(model_path)
-    if model_path.is_file():
-        return str(model_path), str(model_path.parent)
-    if adapter_path is None and (model_path / "adapter_config.json").exists():
-        adapter_path, model_path = model_path, Path(adapter_base(model_path))
+    if Path(model_path).is_file():
+        return str(model_path), str(Path(model_path).parent)
+    model, adapter = model_and_adapter(model_path, adapter_path)
+    model_path, adapter_path = Path(model), adapter
     sources = [model_path] + ([Path(adapter_path)] if adapter_path else [])
     target = layout.eval_gguf_cache() / f"{sources[-1].name}-{_fingerprint(*sources)}-f16.gguf"
-    tokenizer = sources[-1] if (sources[-1] / "tokenizer_config.json").exists() else model_path
+    tokenizer = trained_tokenizer_folder(model_path, adapter_path)
     if target.exists():
         return str(target), str(tokenizer)
     source = model_path

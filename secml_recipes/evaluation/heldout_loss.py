@@ -67,18 +67,6 @@ def heldout_loss(
 
 def scoring_source(model_path: str, adapter_path: str | None) -> tuple[str, str | None] | None:
     """(model, adapter) to load in transformers for a variant, or None for a GGUF file (no weights to score)."""
-    from ..deploy.merge import adapter_base
+    from ..deploy.merge import model_and_adapter
 
-    if Path(model_path).is_file():
-        return None
-    if adapter_path is None and (Path(model_path) / "adapter_config.json").exists():
-        return adapter_base(model_path), model_path
-    return model_path, adapter_path
-
-
-def trained_tokenizer(model_path: str, adapter_path: str | None) -> str:
-    """The folder holding the trained chat template: the adapter's when it saved one, else the model's."""
-    for folder in (adapter_path, model_path):
-        if folder and (Path(folder) / "tokenizer_config.json").exists():
-            return folder
-    return model_path
+    return None if Path(model_path).is_file() else model_and_adapter(model_path, adapter_path)

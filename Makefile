@@ -93,7 +93,7 @@ LINT_PATHS ?= secml_recipes/run_settings.py secml_recipes/layout.py secml_recipe
 	secml_recipes/data/correlate.py secml_recipes/data/knowledge/ioc.py secml_recipes/data/knowledge/modules.py \
 	tests/test_teacher_5_0_0.py \
 	secml_recipes/checkpoints.py secml_recipes/guards.py secml_recipes/recipe_checks.py secml_recipes/truncation.py \
-	secml_recipes/run_lock.py secml_recipes/env_errors.py secml_recipes/chaos.py tests/test_checkpoints.py \
+	secml_recipes/run_lock.py secml_recipes/env_errors.py secml_recipes/disk_check.py secml_recipes/chaos.py tests/test_checkpoints.py \
 	tests/test_guards.py tests/test_recipe_checks.py tests/test_truncation.py tests/test_run_lock.py \
 	tests/test_env_errors.py tests/test_hostile_inputs.py tests/test_faults.py \
 	secml_recipes/triage.py secml_recipes/agent.py secml_recipes/agent_provider.py secml_recipes/analyze.py \
@@ -150,8 +150,9 @@ llama-cpp: .cache/llama.cpp/.installed
 
 # GPTQModel (versions.py) needs torch>=2.14.1 (a CUDA build from local disk, ~6 GB): its own environment.
 .cache/gptq-venv/.installed:
+	$(PYTHON) -m secml_recipes.disk_check .cache 8 "the GPTQ environment (~6 GB)"
 	$(PYTHON) -m venv .cache/gptq-venv
-	.cache/gptq-venv/bin/pip install --quiet $(shell $(VERSIONS) gptq-requirements)
+	.cache/gptq-venv/bin/pip install --quiet --no-cache-dir $(shell $(VERSIONS) gptq-requirements)
 	touch $@
 
 gptq-env: .cache/gptq-venv/.installed
@@ -169,8 +170,9 @@ push: install
 # XLA on CPU (PJRT_DEVICE=CPU): torch_xla 2.9 needs torch 2.9, so its own environment (~8 GB). The sharded tests run
 # SPMD FSDPv2 over CPU_NUM_DEVICES=4 PJRT CPU devices.
 .cache/xla-venv/.installed:
+	$(PYTHON) -m secml_recipes.disk_check .cache 10 "the XLA test environment (~8 GB)"
 	$(PYTHON) -m venv .cache/xla-venv
-	.cache/xla-venv/bin/pip install --quiet $(shell $(VERSIONS) xla-requirements) \
+	.cache/xla-venv/bin/pip install --quiet --no-cache-dir $(shell $(VERSIONS) xla-requirements) \
 		pyyaml jsonschema matplotlib tqdm pytest
 	.cache/xla-venv/bin/pip install --quiet --no-deps -e .
 	touch $@

@@ -88,3 +88,17 @@ def test_a_full_disk_while_checkpointing_is_one_line_that_says_how_it_resumes(tm
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: the disk is full")
     assert "free space and rerun the same command: it starts over (no complete checkpoint yet)" in err
+
+
+def test_disk_check_refuses_an_install_that_does_not_fit(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from secml_recipes import disk_check
+
+    free = shutil.disk_usage(tmp_path).free / 1024**3
+    assert disk_check.main([str(tmp_path / "not" / "yet"), f"{free / 2:.3f}", "a small thing"]) == 0
+    assert disk_check.main([str(tmp_path / "venv"), f"{free + 1000:.0f}", "the XLA test environment"]) == 2
+    err = capsys.readouterr().err
+    assert "not enough disk for the XLA test environment" in err
+    assert f"{free + 1000:.0f} GiB needed" in err and "GiB free" in err
+    assert "Traceback" not in err

@@ -54,7 +54,14 @@ class ModelQuantSpec:
     gptq_bits: int = 4
     gptq_group_size: int = 128
     calibration_samples: int = 128
-    min_top1: dict = field(default_factory=lambda: {"f16": 0.99, "q8_0": 0.97, "q4_K_M": 0.85, "gptq": 0.85})
+    min_top1: dict = field(
+        default_factory=lambda: {"f16": 0.99, "q8_0": 0.97, "q4_K_M": 0.85, "gptq": 0.85},
+        metadata={"help": "floor of top-1 agreement on the positions where the source is decisive, per type"},
+    )
+    decisive_margin: float = field(
+        default=0.1,
+        metadata={"help": "nats by which the source's top token must lead for its position to count in min_top1"},
+    )
     max_kl: dict = field(default_factory=lambda: {"f16": 0.01, "q8_0": 0.05, "q4_K_M": 0.5, "gptq": 0.5})
     system_prompt: str | None = None
 
@@ -91,7 +98,7 @@ class _Report:
     def record(self, key: str, path: Path, logits, load: float, client: str, extra: dict | None = None) -> None:
         from .deploy import verify
 
-        metrics = verify.compare_logits(self.reference, logits, self.held)
+        metrics = verify.compare_logits(self.reference, logits, self.held, self.spec.decisive_margin)
         qtype = key.split(":")[0]
         metrics.update(
             {"path": str(path), "bytes": _size(path), "load_seconds": round(load, 3), "client": client, **(extra or {})}
@@ -212,15 +219,16 @@ def _keep_training_record(trained: Path, spec: ModelQuantSpec, args: QuantizeArg
 
 def report_table(reports: list[dict]) -> str:
     lines = [
-        "| model | artifact | client | top-1 agree | KL | max logit diff | ppl (source -> artifact) | MB | load s "
-        "| ok |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | artifact | client | top-1 agree (decisive) | top-1 agree (all) | KL | max logit diff "
+        "| ppl (source -> artifact) | MB | load s | ok |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in reports:
         for key, m in r["artifacts"].items():
             ppl = f"{m['perplexity_source']:.2f} -> {m['perplexity']:.2f}" if m.get("perplexity") is not None else "-"
             lines.append(
-                f"| {r['name']} | {key.split(':')[0]} | {m['client']} | {m['top1_agreement']:.3f} | "
+                f"| {r['name']} | {key.split(':')[0]} | {m['client']} | "
+                f"{m.get('decisive_top1_agreement', m['top1_agreement']):.3f} | {m['top1_agreement']:.3f} | "
                 f"{m['kl_divergence']:.4f} | {m['max_logit_diff']:.3f} | {ppl} | {m['bytes'] / 1e6:.2f} | "
                 f"{m['load_seconds']:.2f} | {'yes' if m['ok'] else 'NO'} |"
             )

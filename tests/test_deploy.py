@@ -84,6 +84,25 @@ def test_compare_logits_fields_and_known_values():
     assert not nan["finite"] and "non-finite" in verify.check(nan, "x", 0.0, 10.0)[0]
 
 
+def test_a_flip_at_a_near_tie_is_not_a_broken_artifact_but_a_decisive_flip_is():
+    held = verify.HeldOut(ids=[[0, 1, 2, 0]], completion=[[False, True, True, True]])
+    # Position 0 is a near-tie (0.505 vs 0.495: 0.02 nats apart); positions 1-3 are decisive.
+    s = np.log(np.array([[0.505, 0.495, 1e-6], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.8, 0.1, 0.1]], dtype=np.float64))
+    near_tie = s.copy()
+    near_tie[0] = np.log([0.495, 0.505, 1e-6])
+    m = verify.compare_logits([s], [near_tie], held)
+    assert m["top1_agreement"] == 0.75 and m["decisive_positions"] == 3 and m["decisive_top1_agreement"] == 1.0
+    assert verify.check(m, "x q8_0", min_top1=0.97, max_kl=0.05) == []
+    decisive = s.copy()
+    decisive[2] = np.log([0.1, 0.8, 0.1])
+    m = verify.compare_logits([s], [decisive], held)
+    assert m["decisive_top1_agreement"] == pytest.approx(2 / 3)
+    (problem,) = [p for p in verify.check(m, "x q8_0", min_top1=0.97, max_kl=10.0)]
+    assert "0.667 < 0.97 on the 3 positions where the source is decisive (all positions: 0.750)" in problem
+    # The margin is the recipe's to set: 0 counts every position.
+    assert verify.compare_logits([s], [near_tie], held, decisive_margin=0.0)["decisive_top1_agreement"] == 0.75
+
+
 def test_modelfiles_carry_the_training_chat_format(tmp_path):
     llama = write_modelfile(tmp_path / "specialist-q4_K_M.gguf", "llama", "You are secml.")
     text = llama.read_text()

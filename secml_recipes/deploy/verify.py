@@ -2,7 +2,13 @@
 
 Both sides score the same token ids; we report top-1 agreement, mean KL(source || artifact), the
 largest absolute logit difference, perplexity of each on the held-out completion tokens, file size and
-load time. A non-finite logit or an agreement under the recipe's floor fails the artifact.
+load time. A non-finite logit, a KL over the recipe's ceiling or a decisive top-1 agreement under its floor
+fails the artifact.
+
+Decisive agreement counts only the positions where the source prefers its top token over the runner-up by
+at least `decisive_margin` nats. At a near-tie any rounding flips the argmax (an f16 conversion alone flips
+positions under 0.05 nats), so raw agreement measures how flat the model's distributions are as much as how
+good the artifact is; KL and perplexity already weigh those positions by what they cost.
 """
 
 from __future__ import annotations
@@ -33,19 +39,28 @@ def held_out_examples(tokenizer, corpus: str, task: str, n: int, max_tokens: int
     ids, masks = [], []
     for row in rows[:n]:
         if task == "specialist":
-            prompt = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
-            full = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=True, return_dict=True)["input_ids"]
+            prompt = tokenizer.apply_chat_template(
+                row["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True
+            )["input_ids"]
+            full = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=True, return_dict=True)[
+                "input_ids"
+            ]
             mask = [i >= len(prompt) for i in range(len(full))]
             # Keep the end of the prompt and the start of the completion inside the window.
             start = max(0, min(len(prompt) - max_tokens // 2, len(full) - max_tokens))
         else:
-            out = tokenizer.apply_chat_template(row["messages"], tools=json.loads(row["tools"]), tokenize=True,
-                                                return_dict=True, return_assistant_tokens_mask=True)
+            out = tokenizer.apply_chat_template(
+                row["messages"],
+                tools=json.loads(row["tools"]),
+                tokenize=True,
+                return_dict=True,
+                return_assistant_tokens_mask=True,
+            )
             full, mask = out["input_ids"], [bool(m) for m in out["assistant_masks"]]
             first = mask.index(True) if True in mask else 0
             start = max(0, min(first - max_tokens // 2, len(full) - max_tokens))
-        ids.append(full[start:start + max_tokens])
-        masks.append(mask[start:start + max_tokens])
+        ids.append(full[start : start + max_tokens])
+        masks.append(mask[start : start + max_tokens])
     if not ids:
         raise ValueError(f"{corpus}: no {task} examples to verify with")
     return HeldOut(ids, masks)
@@ -92,9 +107,15 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
     return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
 
 
-def compare_logits(source: list[np.ndarray], artifact: list[np.ndarray], held: HeldOut) -> dict:
+DECISIVE_MARGIN = 0.1  # nats between the source's top-1 and runner-up log-probabilities
+
+
+def compare_logits(
+    source: list[np.ndarray], artifact: list[np.ndarray], held: HeldOut, decisive_margin: float = DECISIVE_MARGIN
+) -> dict:
     """Agreement metrics between two models' logits on the same tokens."""
     agree = total = 0
+    decisive_agree = decisive_total = 0
     kls, max_diff = [], 0.0
     nll_src, nll_art, n_completion = 0.0, 0.0, 0
     finite = True
@@ -104,9 +125,14 @@ def compare_logits(source: list[np.ndarray], artifact: list[np.ndarray], held: H
         finite &= bool(np.isfinite(a).all())
         if not np.isfinite(a).all():
             continue
-        agree += int((s.argmax(-1) == a.argmax(-1)).sum())
+        same = s.argmax(-1) == a.argmax(-1)
+        agree += int(same.sum())
         total += s.shape[0]
         ls, la = _log_softmax(s), _log_softmax(a)
+        best_two = np.partition(ls, -2, axis=-1)[:, -2:]
+        decisive = best_two[:, 1] - best_two[:, 0] >= decisive_margin
+        decisive_agree += int((same & decisive).sum())
+        decisive_total += int(decisive.sum())
         kls.append(float((np.exp(ls) * (ls - la)).sum(-1).mean()))
         max_diff = max(max_diff, float(np.abs(s - a).max()))
         for t in range(len(ids) - 1):  # position t predicts token t+1
@@ -117,6 +143,9 @@ def compare_logits(source: list[np.ndarray], artifact: list[np.ndarray], held: H
     return {
         "finite": finite,
         "top1_agreement": agree / total if total else 0.0,
+        "decisive_top1_agreement": decisive_agree / decisive_total if decisive_total else 0.0,
+        "decisive_positions": decisive_total,
+        "decisive_margin": decisive_margin,
         "kl_divergence": float(np.mean(kls)) if kls else float("inf"),
         "max_logit_diff": max_diff,
         "perplexity_source": float(np.exp(nll_src / n_completion)) if n_completion else None,
@@ -131,8 +160,13 @@ def check(metrics: dict, name: str, min_top1: float, max_kl: float) -> list[str]
     problems = []
     if not metrics["finite"]:
         problems.append(f"{name}: non-finite logits")
-    if metrics["top1_agreement"] < min_top1:
-        problems.append(f"{name}: top-1 agreement {metrics['top1_agreement']:.3f} < {min_top1}")
+    agreement = metrics.get("decisive_top1_agreement", metrics["top1_agreement"])
+    if agreement < min_top1:
+        problems.append(
+            f"{name}: top-1 agreement {agreement:.3f} < {min_top1} on the "
+            f"{metrics.get('decisive_positions', metrics['positions'])} positions where the source is decisive "
+            f"(all positions: {metrics['top1_agreement']:.3f})"
+        )
     if metrics["kl_divergence"] > max_kl:
         problems.append(f"{name}: KL divergence {metrics['kl_divergence']:.4f} > {max_kl}")
     return problems

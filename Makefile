@@ -98,7 +98,8 @@ LINT_PATHS ?= secml_recipes/run_settings.py secml_recipes/layout.py secml_recipe
 	tests/test_env_errors.py tests/test_hostile_inputs.py tests/test_faults.py \
 	secml_recipes/triage.py secml_recipes/agent.py secml_recipes/agent_provider.py secml_recipes/analyze.py \
 	secml_recipes/serve.py tests/test_triage.py tests/test_agent_loop.py tests/test_agent_provider.py tests/test_serve.py \
-	secml_recipes/evaluation/gguf_cache.py secml_recipes/evaluation/heldout_loss.py tests/test_real_small_model.py
+	secml_recipes/evaluation/gguf_cache.py secml_recipes/evaluation/heldout_loss.py tests/test_real_small_model.py \
+	secml_recipes/evaluate.py secml_recipes/deploy/verify.py tests/test_deploy.py
 lint: install
 	$(PY) -m ruff check $(LINT_PATHS)
 	$(PY) -m ruff format --check $(LINT_PATHS)

@@ -22,7 +22,9 @@ def random_adapter(tiny_models, tmp_path_factory):
     out = tmp_path_factory.mktemp("lora")
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(tiny_models["mixtral"], dtype=torch.float32)
-    model = get_peft_model(base, LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    model = get_peft_model(
+        base, LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(tiny_models["mixtral"]).save_pretrained(out)
     return out
@@ -41,7 +43,9 @@ def test_merged_model_equals_base_plus_adapter(tiny_models, random_adapter, tmp_
         merged = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch.float32).eval()(ids).logits
     assert not torch.allclose(plain, with_adapter, atol=1e-3)  # the adapter does something
     torch.testing.assert_close(merged, with_adapter, rtol=1e-4, atol=1e-4)
-    assert (merged_dir / "tokenizer.json").exists() and json.loads((merged_dir / "secml_merge.json").read_text())["dtype"] == "float32"
+    assert (merged_dir / "tokenizer.json").exists() and json.loads((merged_dir / "secml_merge.json").read_text())[
+        "dtype"
+    ] == "float32"
 
 
 def test_merge_refuses_low_precision(random_adapter, tmp_path):
@@ -56,8 +60,9 @@ def test_gguf_round_trip_through_transformers(tiny_models, small_corpus, llama_c
     from secml_recipes.deploy.gguf import convert_to_gguf
 
     out = tmp_path / "gguf"
-    held = verify.held_out_examples(AutoTokenizer.from_pretrained(tiny_models["llama"]), str(small_corpus),
-                                    "specialist", 2, 128)
+    held = verify.held_out_examples(
+        AutoTokenizer.from_pretrained(tiny_models["llama"]), str(small_corpus), "specialist", 2, 128
+    )
     reference, _ = verify.hf_logits(tiny_models["llama"], held)
     f32 = convert_to_gguf(tiny_models["llama"], out / "tiny-f32.gguf", "f32")
     logits, _ = verify.hf_logits(out, held, gguf_file=f32.name)
@@ -97,7 +102,7 @@ def test_a_flip_at_a_near_tie_is_not_a_broken_artifact_but_a_decisive_flip_is():
     decisive[2] = np.log([0.1, 0.8, 0.1])
     m = verify.compare_logits([s], [decisive], held)
     assert m["decisive_top1_agreement"] == pytest.approx(2 / 3)
-    (problem,) = [p for p in verify.check(m, "x q8_0", min_top1=0.97, max_kl=10.0)]
+    (problem,) = verify.check(m, "x q8_0", min_top1=0.97, max_kl=10.0)
     assert "0.667 < 0.97 on the 3 positions where the source is decisive (all positions: 0.750)" in problem
     # The margin is the recipe's to set: 0 counts every position.
     assert verify.compare_logits([s], [near_tie], held, decisive_margin=0.0)["decisive_top1_agreement"] == 0.75
@@ -115,8 +120,9 @@ def test_modelfiles_carry_the_training_chat_format(tmp_path):
 
 
 @pytest.mark.slow
-def test_quantize_command_reports_and_fails_broken_artifacts(tiny_models, small_corpus, llama_cpp_source, tmp_path,
-                                                           monkeypatch, capsys):
+def test_quantize_command_reports_and_fails_broken_artifacts(
+    tiny_models, small_corpus, llama_cpp_source, tmp_path, monkeypatch, capsys
+):
     """The whole `quantize` flow for GGUF f16 with transformers standing in for llama.cpp's client (CI has no
     compiled llama.cpp); then the same with a client returning garbage must fail the command."""
     import shutil
@@ -127,15 +133,31 @@ def test_quantize_command_reports_and_fails_broken_artifacts(tiny_models, small_
     shutil.copytree(tiny_models["llama"], models / "specialist_model")
     (models / "specialist_model" / "secml_recipe.json").write_text('{"corpus": {"max_prompt_chars": 2500}}')
     recipe = tmp_path / "q.yaml"
-    recipe.write_text(f"corpus: {small_corpus}\nmodels_dir: {models}\nverify_samples: 2\nverify_max_tokens: 128\n"
-                      "models:\n  - name: specialist\n    source: " + str(models / "specialist_model") +
-                      "\n    family: llama\n    formats: [gguf]\n    gguf_types: [f16]\n")
-    monkeypatch.setattr(verify, "llama_cpp_logits", lambda path, held: verify.hf_logits(Path(path).parent, held, gguf_file=Path(path).name))
+    recipe.write_text(
+        f"corpus: {small_corpus}\nmodels_dir: {models}\nverify_samples: 2\nverify_max_tokens: 128\n"
+        "models:\n  - name: specialist\n    source: "
+        + str(models / "specialist_model")
+        + "\n    family: llama\n    formats: [gguf]\n    gguf_types: [f16]\n"
+    )
+    monkeypatch.setattr(
+        verify,
+        "llama_cpp_logits",
+        lambda path, held: verify.hf_logits(Path(path).parent, held, gguf_file=Path(path).name),
+    )
     assert quantize.main([str(recipe)]) == 0
     report = json.loads((models / "specialist-quant-report.json").read_text())
     art = report["artifacts"]["f16:llama.cpp"]
-    for key in ("top1_agreement", "kl_divergence", "max_logit_diff", "perplexity", "perplexity_source", "bytes",
-                "load_seconds", "ok", "modelfile"):
+    for key in (
+        "top1_agreement",
+        "kl_divergence",
+        "max_logit_diff",
+        "perplexity",
+        "perplexity_source",
+        "bytes",
+        "load_seconds",
+        "ok",
+        "modelfile",
+    ):
         assert key in art
     assert art["ok"] and report["artifacts"]["f16:transformers"]["ok"]
     assert (models / "specialist-gguf" / "Modelfile.f16").exists()
@@ -146,7 +168,8 @@ def test_quantize_command_reports_and_fails_broken_artifacts(tiny_models, small_
 
     def garbage(path, held):
         logits, load = verify.hf_logits(Path(path).parent, held, gguf_file=Path(path).name)
-        return [np.random.default_rng(0).normal(size=l.shape).astype(np.float32) for l in logits], load
+        return [np.random.default_rng(0).normal(size=x.shape).astype(np.float32) for x in logits], load
+
     monkeypatch.setattr(verify, "llama_cpp_logits", garbage)
     assert quantize.main([str(recipe)]) == 1
     assert "BROKEN ARTIFACT" in capsys.readouterr().err
@@ -161,8 +184,10 @@ def test_quantize_recipe_errors_name_the_entry(tmp_path, capsys):
     assert "models[0]: unknown key 'gguf_typs'; did you mean 'gguf_types'" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(__import__("importlib").util.find_spec("llama_cpp") is None,
-                    reason="llama-cpp-python is not installed (make llama-cpp builds it)")
+@pytest.mark.skipif(
+    __import__("importlib").util.find_spec("llama_cpp") is None,
+    reason="llama-cpp-python is not installed (make llama-cpp builds it)",
+)
 @pytest.mark.slow
 def test_llama_cpp_generator_matches_transformers_greedy(tiny_models, llama_cpp_source, tmp_path):
     """The evaluation's two runtimes give the same greedy continuation for the same f32 GGUF."""

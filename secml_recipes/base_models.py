@@ -108,7 +108,7 @@ def prepare(name: str, out: str | Path | None = None, cache_dir: str | Path | No
     if name not in BASE_MODELS:
         raise BaseModelError(f"unknown base model {name!r}; known: {', '.join(BASE_MODELS)}")
     out = Path(out) if out else layout.base_model(name)
-    stamp = out / "secml_base_model.json"
+    stamp = out / layout.BASE_MODEL_RECORD
     if not force and stamp.exists() and json.loads(stamp.read_text()) == _provenance(name):
         return out
     gguf = fetch_gguf(name, cache_dir)
@@ -127,7 +127,7 @@ def prepare(name: str, out: str | Path | None = None, cache_dir: str | Path | No
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        (staging / "secml_base_model.json").write_text(json.dumps(_provenance(name), indent=2))
+        (staging / layout.BASE_MODEL_RECORD).write_text(json.dumps(_provenance(name), indent=2))
         if out.exists():
             shutil.rmtree(out)
         staging.replace(out)

@@ -70,6 +70,8 @@ def tiny_model(name: str) -> Path:
 
 # Real small models shipped inside registry packages (secml_recipes.base_models), by their short name.
 BASE_MODEL_FOLDERS = {"smollm2": "smollm2-135m-instruct"}
+# Inside each prepared base folder: where it came from (package, Hub id) and its license.
+BASE_MODEL_RECORD = "secml_base_model.json"
 
 
 def base_model(name: str) -> Path:

@@ -22,9 +22,8 @@ from . import layout
 from .deploy.merge import adapter_base
 from .hub import hub_token, scrub
 
-# Licenses of the default base models. A derivative of any other base (recipes/qwen3/, a changed
-# model_name_or_path) carries that model's own license, which this offline command cannot read: its card says so
-# rather than guess from the task.
+# Licenses of the default base models, for when no card of theirs is on this machine. Any other base is looked up
+# in what is local (`license_of`); a base whose license cannot be read gets a card that says so rather than a guess.
 LICENSES = {
     "meta-llama/Llama-3.1-8B-Instruct": (
         "llama3.1",
@@ -59,10 +58,45 @@ def resolve_token(cli_token: str | None) -> str | None:
     return hub_token()
 
 
+def _local_card_license(card_path: Path | str | None) -> str | None:
+    """The `license:` of a model card (README.md front matter) on this machine, or None."""
+    from huggingface_hub import ModelCard
+
+    if not card_path or not Path(card_path).is_file():
+        return None
+    try:
+        return ModelCard.load(card_path).data.license
+    except Exception:  # a README without front matter or with bad YAML: no license to read
+        return None
+
+
+def base_model_record(base_model: str) -> dict:
+    """What a local base folder says about itself (`make base-models` writes secml_base_model.json)."""
+    if not base_model:
+        return {}
+    return _read_json(Path(base_model) / layout.BASE_MODEL_RECORD) or {}
+
+
+def hub_id_of(base_model: str) -> str:
+    """The Hub id a card names as the base: a local base folder's recorded origin, else what the recipe named."""
+    return base_model_record(base_model).get("hub_id") or base_model
+
+
 def license_of(base_model: str) -> tuple[str, str]:
-    """(Hub license id, card text) of a derivative of `base_model`."""
+    """(Hub license id, card text) of a derivative of `base_model`, read from what is on this machine: a local base
+    folder's record or README.md, the Hub cache's copy of the base's card, then the defaults' table."""
+    from huggingface_hub import try_to_load_from_cache
+
+    hub_id = hub_id_of(base_model)
+    found = base_model_record(base_model).get("license")
+    found = found or _local_card_license(Path(base_model or "") / "README.md")
+    if not found and hub_id and "/" in hub_id and not Path(hub_id).exists():
+        cached = try_to_load_from_cache(hub_id, "README.md")
+        found = _local_card_license(cached if isinstance(cached, str) else None)
+    if found:
+        return found, f"{found} (derivative of {hub_id}; its license applies)"
     unknown = f"the license of its base model `{base_model or 'unknown'}` (see that model's card)"
-    return LICENSES.get(base_model, ("other", unknown))
+    return LICENSES.get(hub_id, ("other", unknown))
 
 
 DERIVED = {"merged": layout.merged_model, "gptq": layout.gptq_model, "gguf": layout.gguf_dir}
@@ -121,7 +155,7 @@ def model_card(art: Artifact, models_dir: Path, eval_dir: Path):
     license_id, license_text = license_of(art.base_model)
     data = ModelCardData(
         license=license_id,
-        base_model=art.base_model or None,
+        base_model=hub_id_of(art.base_model) or None,
         library_name="peft" if art.kind == "adapter" else "transformers",
         tags=["secml-recipes", "security", "sys-scan"] + ([art.kind] if art.kind in DERIVED else []),
     )

@@ -97,14 +97,58 @@ def test_push_creates_private_repos_with_files_and_cards(models, tmp_path):
     assert all(TOKEN not in json.dumps(c, default=str) for c in api.calls)
 
 
-def test_a_card_carries_the_license_of_its_own_base_model(models, tmp_path):
+def test_a_card_carries_the_license_of_its_own_base_model(models, tmp_path, monkeypatch):
     # recipes/qwen3/ write the same folders as the defaults: the license follows the base model, not the task.
+    # With no card of Qwen3 on this machine, the card says which license applies instead of guessing.
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *args, **kwargs: None)
     recipe = models / "specialist_model" / "secml_recipe.json"
     recipe.write_text(json.dumps({"resolved": {"model_name_or_path": "Qwen/Qwen3-8B"}}))
     done = push_mod.push("acme", models, tmp_path / "eval", TOKEN, only="specialist", dry_run=True)
     card = str(push_mod.model_card(push_mod.find_artifacts(models, "specialist")[0], models, tmp_path / "eval"))
     assert done and "license: other" in card and "the license of its base model `Qwen/Qwen3-8B`" in card
     assert "Llama" not in card
+
+
+def test_a_local_base_folder_gives_its_license_and_hub_id_to_the_card(models, tmp_path):
+    # make smoke's base: a folder written by `make base-models`, which records its Hub id and license.
+    base = tmp_path / "smollm2-135m-instruct"
+    base.mkdir()
+    (base / "secml_base_model.json").write_text(
+        json.dumps({"hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "license": "apache-2.0"})
+    )
+    recipe = models / "specialist_model" / "secml_recipe.json"
+    recipe.write_text(json.dumps({"resolved": {"model_name_or_path": str(base)}}))
+    card = str(push_mod.model_card(push_mod.find_artifacts(models, "specialist")[0], models, tmp_path / "eval"))
+    assert "license: apache-2.0" in card and "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card
+    assert "apache-2.0 (derivative of HuggingFaceTB/SmolLM2-135M-Instruct; its license applies)" in card
+    # A plain HF snapshot folder: its own README's front matter.
+    snapshot = tmp_path / "gemma"
+    snapshot.mkdir()
+    (snapshot / "README.md").write_text("---\nlicense: gemma\nlibrary_name: transformers\n---\n# Gemma\n")
+    assert push_mod.license_of(str(snapshot)) == ("gemma", f"gemma (derivative of {snapshot}; its license applies)")
+    (snapshot / "README.md").write_text("no front matter here")
+    assert push_mod.license_of(str(snapshot))[0] == "other"
+
+
+def test_a_hub_base_reads_the_license_from_the_hub_cache_offline(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    card = tmp_path / "README.md"
+    card.write_text("---\nlicense: apache-2.0\n---\n")
+    asked = []
+
+    def cached(repo_id, filename, **kwargs):
+        asked.append((repo_id, filename))
+        return str(card) if repo_id == "Qwen/Qwen3-8B" else None
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", cached)
+    assert push_mod.license_of("Qwen/Qwen3-8B") == ("apache-2.0", "apache-2.0 (derivative of Qwen/Qwen3-8B; its license applies)")
+    # Not cached: the defaults' table, then an honest "unknown".
+    assert push_mod.license_of("meta-llama/Llama-3.1-8B-Instruct")[0] == "llama3.1"
+    assert push_mod.license_of("google/gemma-3-4b-it")[0] == "other"
+    assert ("google/gemma-3-4b-it", "README.md") in asked
 
 
 def test_cli_uses_env_token_warns_on_flag_and_never_prints_it(models, tmp_path, monkeypatch, capsys):

@@ -78,28 +78,8 @@ test-fast: install agent
 chaos: install
 	$(PY) -m secml_recipes.chaos
 
-# Lint and format check (ruff, pinned in the test extra; configuration in pyproject.toml). LINT_PATHS lists the files
-# brought under ruff so far; `make lint LINT_PATHS=.` checks the whole repository.
-LINT_PATHS ?= secml_recipes/run_settings.py secml_recipes/layout.py secml_recipes/versions.py secml_recipes/hub.py \
-	secml_recipes/recipe.py secml_recipes/sft.py secml_recipes/trainers.py secml_recipes/speed.py \
-	secml_recipes/pipeline.py secml_recipes/push.py secml_recipes/quantize.py secml_recipes/deploy/merge.py \
-	bench/train_throughput.py bench/attention_paths.py tests/helpers.py tests/test_collator.py tests/test_run_settings.py tests/test_recipe.py \
-	secml_recipes/families secml_recipes/base_models.py secml_recipes/templates.py secml_recipes/deploy/ollama.py \
-	tests/test_families.py tests/real_tokenizers.py secml_recipes/evaluation/headline.py tests/test_headline.py \
-	secml_recipes/data/sysscan secml_recipes/data/ingest.py secml_recipes/data/mixture.py secml_recipes/data/fidelity.py \
-	secml_recipes/data/atomic.py secml_recipes/data/generate.py tests/test_ingest.py tests/test_mixture.py tests/test_scan_fidelity.py \
-	secml_recipes/plan secml_recipes/sharding.py secml_recipes/quantized_experts.py secml_recipes/xla_experts.py \
-	tests/test_plan.py tests/test_sharding.py tests/test_quantized_experts.py tests/cpu_sharded_launch.py \
-	secml_recipes/data/correlate.py secml_recipes/data/knowledge/ioc.py secml_recipes/data/knowledge/modules.py \
-	tests/test_teacher_5_0_0.py \
-	secml_recipes/checkpoints.py secml_recipes/guards.py secml_recipes/recipe_checks.py secml_recipes/truncation.py \
-	secml_recipes/run_lock.py secml_recipes/env_errors.py secml_recipes/disk_check.py secml_recipes/chaos.py tests/test_checkpoints.py \
-	tests/test_guards.py tests/test_recipe_checks.py tests/test_truncation.py tests/test_run_lock.py \
-	tests/test_env_errors.py tests/test_hostile_inputs.py tests/test_faults.py \
-	secml_recipes/triage.py secml_recipes/agent.py secml_recipes/agent_provider.py secml_recipes/analyze.py \
-	secml_recipes/serve.py tests/test_triage.py tests/test_agent_loop.py tests/test_agent_provider.py tests/test_serve.py \
-	secml_recipes/evaluation/gguf_cache.py secml_recipes/evaluation/heldout_loss.py tests/test_real_small_model.py \
-	secml_recipes/evaluate.py secml_recipes/deploy/verify.py tests/test_deploy.py
+# Lint and format check of the whole repository (ruff, pinned in the test extra; configuration in pyproject.toml).
+LINT_PATHS ?= .
 lint: install
 	$(PY) -m ruff check $(LINT_PATHS)
 	$(PY) -m ruff format --check $(LINT_PATHS)

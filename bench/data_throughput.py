@@ -51,9 +51,14 @@ def find_tokenizer(explicit: str | None):
 
 def percentiles(values: list[int]) -> str:
     values = sorted(values)
-    pick = lambda q: values[min(len(values) - 1, int(q * len(values)))]
-    return (f"n={len(values):5d}  mean={statistics.mean(values):8.0f}  p50={pick(0.5):6d}  p90={pick(0.9):6d}  "
-            f"p99={pick(0.99):6d}  max={values[-1]:6d}")
+
+    def pick(q: float) -> int:
+        return values[min(len(values) - 1, int(q * len(values)))]
+
+    return (
+        f"n={len(values):5d}  mean={statistics.mean(values):8.0f}  p50={pick(0.5):6d}  p90={pick(0.9):6d}  "
+        f"p99={pick(0.99):6d}  max={values[-1]:6d}"
+    )
 
 
 def main() -> None:
@@ -74,14 +79,18 @@ def main() -> None:
     t0 = time.perf_counter()
     episodes = [ep for r in reports for ep in build_episodes(plant_processes(r, args.seed), args.seed, 3)]
     t_epi = time.perf_counter() - t0
-    print(f"generation on one core: {len(reports) / t_gen:8.1f} reports/s | specialist {len(spec) / t_spec:8.1f} "
-          f"examples/s | generalist {len(episodes) / t_epi:8.1f} episodes/s")
+    print(
+        f"generation on one core: {len(reports) / t_gen:8.1f} reports/s | specialist {len(spec) / t_spec:8.1f} "
+        f"examples/s | generalist {len(episodes) / t_epi:8.1f} episodes/s"
+    )
 
     tok, name = find_tokenizer(args.tokenizer)
     print(f"tokenizer: {name}")
     prompt_len, completion_len, total_len = [], [], []
     for row in spec:
-        p = tok.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+        p = tok.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True)[
+            "input_ids"
+        ]
         full = tok.apply_chat_template(row["prompt"] + row["completion"], tokenize=True, return_dict=True)["input_ids"]
         prompt_len.append(len(p))
         completion_len.append(len(full) - len(p))
@@ -89,7 +98,9 @@ def main() -> None:
     print(f"specialist prompt      {percentiles(prompt_len)}")
     print(f"specialist completion  {percentiles(completion_len)}")
     print(f"specialist total       {percentiles(total_len)}")
-    episode_len = [len(tok(json.dumps(ep["messages"]) + ep["tools"], add_special_tokens=False)["input_ids"]) for ep in episodes]
+    episode_len = [
+        len(tok(json.dumps(ep["messages"]) + ep["tools"], add_special_tokens=False)["input_ids"]) for ep in episodes
+    ]
     print(f"generalist episode     {percentiles(episode_len)}  (JSON text: an upper bound of the rendered length)")
     for limit in (4096, 8192, 16384):
         share = sum(1 for n in total_len if n <= limit) / len(total_len)
@@ -100,9 +111,14 @@ def main() -> None:
     batch = 2  # the specialist recipe's per-device batch
     planned = plan_buckets(total_len, batch, 4)
     print(f"real tokens / computed tokens, specialist, batch {batch}, max_length 8192 (shuffled batches):")
-    print(f"  padded to the batch's longest row (GPU, padding_free: false)  {padding_efficiency(total_len, batch, None):6.1%}")
-    print(f"  XLA, max_length/4, /2, /1 buckets {default_buckets(8192)}  "
-          f"{padding_efficiency(total_len, batch, default_buckets(8192)):6.1%}")
+    print(
+        "  padded to the batch's longest row (GPU, padding_free: false)  "
+        f"{padding_efficiency(total_len, batch, None):6.1%}"
+    )
+    print(
+        f"  XLA, max_length/4, /2, /1 buckets {default_buckets(8192)}  "
+        f"{padding_efficiency(total_len, batch, default_buckets(8192)):6.1%}"
+    )
     print(f"  XLA, 4 buckets planned from the data {planned}  {padding_efficiency(total_len, batch, planned):6.1%}")
     print("  padding-free (GPU, CPU: the recipes' default)                  100.0%")
 

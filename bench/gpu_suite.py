@@ -42,11 +42,25 @@ def run_case(name, shape, mode, batch, args, out_dir: Path) -> dict | None:
     log = out_dir / f"{slug}.log"
     if args.shape == "tiny":  # CPU dry run: the tiny shape of the same family
         shape = "tiny-moe" if shape.startswith("mixtral") else "tiny"
-    cmd = [sys.executable, str(HERE / "train_throughput.py"), "--shape", shape, "--mode", mode,
-           "--batch-size", str(batch), "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    cmd = [
+        sys.executable,
+        str(HERE / "train_throughput.py"),
+        "--shape",
+        shape,
+        "--mode",
+        mode,
+        "--batch-size",
+        str(batch),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+    ]
     print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
     with log.open("w") as fh:
-        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=dict(os.environ, BENCH_RESULTS=str(results)))
+        proc = subprocess.run(
+            cmd, stdout=fh, stderr=subprocess.STDOUT, env=dict(os.environ, BENCH_RESULTS=str(results))
+        )
     if proc.returncode != 0 or not results.exists():
         print(f"   failed (exit {proc.returncode}); see {log}")
         return None
@@ -54,8 +68,11 @@ def run_case(name, shape, mode, batch, args, out_dir: Path) -> dict | None:
 
 
 def summarize(rows: list[tuple[str, float, dict | None]], out_dir: Path, note: str = "") -> str:
-    lines = ["| case | TRL tokens/s | secml tokens/s | ratio (goal) | TRL peak GiB | secml peak GiB | memory ratio | "
-             "secml utilisation | loss diff (first steps) | goals met |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| case | TRL tokens/s | secml tokens/s | ratio (goal) | TRL peak GiB | secml peak GiB | memory ratio | "
+        "secml utilisation | loss diff (first steps) | goals met |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, goal, r in rows:
         if r is None:
             lines.append(f"| {name} | failed | | | | | | | | no |")
@@ -67,9 +84,11 @@ def summarize(rows: list[tuple[str, float, dict | None]], out_dir: Path, note: s
         diff = max(abs(a - b) / abs(a) for a, b in zip(trl["losses"][:k], ours["losses"][:k]))
         util = f"{ours['utilisation']:.1%}" if ours["utilisation"] is not None else "n/a"
         met = ratio >= goal and diff <= 0.01 and (memory <= 1.5 or "full" in name)
-        lines.append(f"| {name} | {trl['tokens_per_s']:,.0f} | {ours['tokens_per_s']:,.0f} | {ratio:.2f}x ({goal}x) | "
-                     f"{trl['peak_gib']:.1f} | {ours['peak_gib']:.1f} | {memory:.2f}x | {util} | {diff:.1e} | "
-                     f"{'yes' if met else 'no'} |")
+        lines.append(
+            f"| {name} | {trl['tokens_per_s']:,.0f} | {ours['tokens_per_s']:,.0f} | {ratio:.2f}x ({goal}x) | "
+            f"{trl['peak_gib']:.1f} | {ours['peak_gib']:.1f} | {memory:.2f}x | {util} | {diff:.1e} | "
+            f"{'yes' if met else 'no'} |"
+        )
     table = "\n".join(lines)
     (out_dir / "summary.md").write_text(table + "\n")
     _plot(rows, out_dir / "summary.png", note)

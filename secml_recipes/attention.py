@@ -62,41 +62,66 @@ def sequence_boundaries(query: torch.Tensor, kwargs: dict) -> tuple[torch.Tensor
     return cu, int(cu.diff().max())
 
 
-def varlen_attention_forward(module, query, key, value, attention_mask, dropout: float = 0.0,
-                             scaling: float | None = None, **kwargs):
+def varlen_attention_forward(
+    module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None, **kwargs
+):
     """transformers attention function. query (1, Hq, T, D), key/value (1, Hkv, T, D) -> (1, T, Hq, D)."""
     packed = None
     if attention_mask is None and query.shape[2] == key.shape[2]:
         packed = sequence_boundaries(query, kwargs)
     if packed is None:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
     cu, max_len = packed
     heads_q, heads_kv = query.shape[1], key.shape[1]
     if dropout == 0.0 and kernel_available(query.device, query.dtype):
         q = query[0].transpose(0, 1).contiguous()  # (T, Hq, D), the kernel's layout
         k = key[0].transpose(0, 1).contiguous()
         v = value[0].transpose(0, 1).contiguous()
-        out = _torch_varlen()(q, k, v, cu, cu, max_len, max_len, scale=scaling, window_size=(-1, 0),
-                              enable_gqa=heads_q != heads_kv)
+        out = _torch_varlen()(
+            q, k, v, cu, cu, max_len, max_len, scale=scaling, window_size=(-1, 0), enable_gqa=heads_q != heads_kv
+        )
         return out.unsqueeze(0), None
     outs = []
     for start, end in zip(cu[:-1].tolist(), cu[1:].tolist()):
-        outs.append(torch.nn.functional.scaled_dot_product_attention(
-            query[:, :, start:end], key[:, :, start:end], value[:, :, start:end],
-            dropout_p=dropout, is_causal=True, scale=scaling, enable_gqa=heads_q != heads_kv))
+        outs.append(
+            torch.nn.functional.scaled_dot_product_attention(
+                query[:, :, start:end],
+                key[:, :, start:end],
+                value[:, :, start:end],
+                dropout_p=dropout,
+                is_causal=True,
+                scale=scaling,
+                enable_gqa=heads_q != heads_kv,
+            )
+        )
     out = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
     return out.transpose(1, 2).contiguous(), None
 
 
-def varlen_mask(batch_size: int, q_length: int, kv_length: int, q_offset: int = 0, kv_offset: int = 0,
-                attention_mask: torch.Tensor | None = None, **kwargs):
+def varlen_mask(
+    batch_size: int,
+    q_length: int,
+    kv_length: int,
+    q_offset: int = 0,
+    kv_offset: int = 0,
+    attention_mask: torch.Tensor | None = None,
+    **kwargs,
+):
     """No mask for packed or unpadded rows (the attention function keeps sequences apart); transformers' sdpa
     mask for everything else (padding, KV caches), which `varlen_attention_forward` hands to sdpa."""
     if attention_mask is None and q_length == kv_length and q_offset == 0 and kv_offset == 0:
         return None
-    return sdpa_mask(batch_size=batch_size, q_length=q_length, kv_length=kv_length, q_offset=q_offset,
-                     kv_offset=kv_offset, attention_mask=attention_mask, **kwargs)
+    return sdpa_mask(
+        batch_size=batch_size,
+        q_length=q_length,
+        kv_length=kv_length,
+        q_offset=q_offset,
+        kv_offset=kv_offset,
+        attention_mask=attention_mask,
+        **kwargs,
+    )
 
 
 def register() -> str:

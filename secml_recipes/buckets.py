@@ -37,7 +37,7 @@ def shuffled_batches(lengths: list[int], batch_size: int, epochs: int = 4, seed:
     for _ in range(epochs):
         rng.shuffle(order)
         for start in range(0, len(order), batch_size):
-            yield [lengths[i] for i in order[start:start + batch_size]]
+            yield [lengths[i] for i in order[start : start + batch_size]]
 
 
 def batch_maxima(lengths: list[int], batch_size: int, epochs: int = 4, seed: int = 0) -> list[int]:
@@ -45,8 +45,7 @@ def batch_maxima(lengths: list[int], batch_size: int, epochs: int = 4, seed: int
     return [max(rows) for rows in shuffled_batches(lengths, batch_size, epochs, seed)]
 
 
-def plan_buckets(lengths: list[int], batch_size: int, count: int = 4, multiple: int = 128,
-                 seed: int = 0) -> list[int]:
+def plan_buckets(lengths: list[int], batch_size: int, count: int = 4, multiple: int = 128, seed: int = 0) -> list[int]:
     """At most `count` bucket lengths minimising the padded tokens of batches drawn from `lengths`."""
     if not lengths:
         raise ValueError("no rows to plan XLA buckets from")

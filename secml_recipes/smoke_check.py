@@ -25,9 +25,15 @@ def main(argv: list[str]) -> int:
         problems.append(f"{generalist}: no adapter_config.json")
     else:
         cfg = json.loads(adapter_config.read_text())
-        if (cfg.get("r"), cfg.get("lora_alpha"), sorted(cfg.get("target_modules") or [])) != (16, 32, ["q_proj", "v_proj"]):
-            problems.append(f"{adapter_config}: expected r=16, alpha=32, q_proj/v_proj, got {cfg.get('r')}, "
-                            f"{cfg.get('lora_alpha')}, {cfg.get('target_modules')}")
+        if (cfg.get("r"), cfg.get("lora_alpha"), sorted(cfg.get("target_modules") or [])) != (
+            16,
+            32,
+            ["q_proj", "v_proj"],
+        ):
+            problems.append(
+                f"{adapter_config}: expected r=16, alpha=32, q_proj/v_proj, got {cfg.get('r')}, "
+                f"{cfg.get('lora_alpha')}, {cfg.get('target_modules')}"
+            )
     print("| model | first loss | last loss | ratio |\n|---|---|---|---|")
     for d in (specialist, generalist):
         first, last = first_and_last_loss(d)

@@ -22,27 +22,50 @@ from .families import get_family
 from .templates import llama31_stock_template
 
 LLAMA_SPECIALS = [
-    "<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
-    "<|eot_id|>", "<|eom_id|>", "<|python_tag|>", "<|finetune_right_pad_id|>",
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+    "<|eom_id|>",
+    "<|python_tag|>",
+    "<|finetune_right_pad_id|>",
 ]
 MIXTRAL_SPECIALS = ["<unk>", "<s>", "</s>"]
 CHATML_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 QWEN_SPECIALS = CHATML_SPECIALS + ["<tool_call>", "</tool_call>", "<think>", "</think>"]
 GEMMA_SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
-_SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-              max_position_embeddings=16384, tie_word_embeddings=False)
+_SMALL = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=16384,
+    tie_word_embeddings=False,
+)
 # Tiny stand-ins of the other supported families (docs/models.md): transformers config class, extra config keys,
 # the tokenizer's special tokens and roles. Their tokenizers carry no chat template: the family supplies it.
 TINY_ARCHITECTURES = {
-    "qwen3": ("Qwen3Config", dict(head_dim=16), QWEN_SPECIALS,
-              dict(eos_token="<|im_end|>", pad_token="<|endoftext|>")),
-    "qwen3_moe": ("Qwen3MoeConfig", dict(head_dim=16, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
-                                         router_aux_loss_coef=0.001), QWEN_SPECIALS,
-                  dict(eos_token="<|im_end|>", pad_token="<|endoftext|>")),
+    "qwen3": ("Qwen3Config", dict(head_dim=16), QWEN_SPECIALS, dict(eos_token="<|im_end|>", pad_token="<|endoftext|>")),
+    "qwen3_moe": (
+        "Qwen3MoeConfig",
+        dict(head_dim=16, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, router_aux_loss_coef=0.001),
+        QWEN_SPECIALS,
+        dict(eos_token="<|im_end|>", pad_token="<|endoftext|>"),
+    ),
     "qwen2_5": ("Qwen2Config", {}, QWEN_SPECIALS, dict(eos_token="<|im_end|>", pad_token="<|endoftext|>")),
-    "gemma3": ("Gemma3TextConfig", dict(head_dim=16, query_pre_attn_scalar=16, sliding_window=64,
-                                        layer_types=["sliding_attention", "full_attention"]), GEMMA_SPECIALS,
-               dict(bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>")),
+    "gemma3": (
+        "Gemma3TextConfig",
+        dict(
+            head_dim=16,
+            query_pre_attn_scalar=16,
+            sliding_window=64,
+            layer_types=["sliding_attention", "full_attention"],
+        ),
+        GEMMA_SPECIALS,
+        dict(bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"),
+    ),
     "chatml_llama": ("LlamaConfig", {}, CHATML_SPECIALS, dict(bos_token="<|im_start|>", eos_token="<|im_end|>")),
 }
 
@@ -55,10 +78,10 @@ MAX_TEXT_CHARS = 32_000
 def tokenizer_training_texts(n_hosts: int = 24, seed: int = 0) -> Iterator[str]:
     """Text that looks like what the models will read and write: real and generated scans, enriched
     reports, tool episodes rendered as JSON (each cut to MAX_TEXT_CHARS)."""
-    from .data.episodes import build_episodes, plant_processes
     from .data.enrich import enrich_report
-    from .data.generate import generate_reports
+    from .data.episodes import build_episodes, plant_processes
     from .data.fixtures import real_reports
+    from .data.generate import generate_reports
 
     for report in list(real_reports()) + list(generate_reports(n_hosts, seed)):
         yield json.dumps(report, separators=(",", ":"))[:MAX_TEXT_CHARS]
@@ -80,9 +103,7 @@ def train_tokenizer(texts: Iterable[str], specials: list[str], vocab_size: int, 
     tok.decoder = decoders.Sequence(
         [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
     )
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=specials, show_progress=False
-    )
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
     tok.train_from_iterator(texts, trainer=trainer)
     # Byte-fallback pieces <0x00>..<0xFF> are ordinary vocabulary entries, as in sentencepiece models.
     data = json.loads(tok.to_str())
@@ -107,8 +128,9 @@ def _save_tokenizer(tok: Tokenizer, out: Path, chat_template: str | None, **spec
     config_path.write_text(json.dumps(config, indent=2))
 
 
-def pretrain_briefly(model, tokenizer, texts: list[str], steps: int, seq_len: int = 256, batch: int = 8,
-                     lr: float = 3e-3, seed: int = 0) -> list[float]:
+def pretrain_briefly(
+    model, tokenizer, texts: list[str], steps: int, seq_len: int = 256, batch: int = 8, lr: float = 3e-3, seed: int = 0
+) -> list[float]:
     """A few hundred next-token steps on scan text, so the stand-in is a base model that has seen the
     domain (as the real ones have seen language) rather than random weights that LoRA cannot move."""
     import torch
@@ -130,7 +152,9 @@ def pretrain_briefly(model, tokenizer, texts: list[str], steps: int, seq_len: in
     return losses
 
 
-def build_tiny_models(out: str | Path, vocab_size: int = 2048, seed: int = 0, pretrain_steps: int = 300) -> dict[str, Path]:
+def build_tiny_models(
+    out: str | Path, vocab_size: int = 2048, seed: int = 0, pretrain_steps: int = 300
+) -> dict[str, Path]:
     """Write `llama/` and `mixtral/` under `out`: config, random weights, tokenizer, chat template."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, MixtralConfig, MixtralForCausalLM
@@ -143,33 +167,62 @@ def build_tiny_models(out: str | Path, vocab_size: int = 2048, seed: int = 0, pr
 
     llama_tok = train_tokenizer(texts, LLAMA_SPECIALS, vocab_size, unk=None)
     _save_tokenizer(
-        llama_tok, paths["llama"], llama31_stock_template(),
-        bos_token="<|begin_of_text|>", eos_token="<|eot_id|>", pad_token="<|finetune_right_pad_id|>",
+        llama_tok,
+        paths["llama"],
+        llama31_stock_template(),
+        bos_token="<|begin_of_text|>",
+        eos_token="<|eot_id|>",
+        pad_token="<|finetune_right_pad_id|>",
     )
     mixtral_tok = train_tokenizer(texts, MIXTRAL_SPECIALS, vocab_size, unk="<unk>")
     _save_tokenizer(
-        mixtral_tok, paths["mixtral"], get_family("mistral").chat_template(),
-        bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+        mixtral_tok,
+        paths["mixtral"],
+        get_family("mistral").chat_template(),
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
     )
 
     torch.manual_seed(seed)
     ltok = AutoTokenizer.from_pretrained(paths["llama"])
-    llama = LlamaForCausalLM(LlamaConfig(
-        vocab_size=len(ltok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=16384,
-        bos_token_id=ltok.bos_token_id, eos_token_id=ltok.eos_token_id, pad_token_id=ltok.pad_token_id,
-        tie_word_embeddings=False, rope_theta=500000.0,
-    ))
+    llama = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(ltok),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=16384,
+            bos_token_id=ltok.bos_token_id,
+            eos_token_id=ltok.eos_token_id,
+            pad_token_id=ltok.pad_token_id,
+            tie_word_embeddings=False,
+            rope_theta=500000.0,
+        )
+    )
     pretrain_briefly(llama, ltok, pretrain_texts, pretrain_steps, seed=seed)
     llama.save_pretrained(paths["llama"])
 
     mtok = AutoTokenizer.from_pretrained(paths["mixtral"])
-    mixtral = MixtralForCausalLM(MixtralConfig(
-        vocab_size=len(mtok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=16384,
-        num_local_experts=2, num_experts_per_tok=1, router_aux_loss_coef=0.02,
-        bos_token_id=mtok.bos_token_id, eos_token_id=mtok.eos_token_id, tie_word_embeddings=False,
-    ))
+    mixtral = MixtralForCausalLM(
+        MixtralConfig(
+            vocab_size=len(mtok),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=16384,
+            num_local_experts=2,
+            num_experts_per_tok=1,
+            router_aux_loss_coef=0.02,
+            bos_token_id=mtok.bos_token_id,
+            eos_token_id=mtok.eos_token_id,
+            tie_word_embeddings=False,
+        )
+    )
     pretrain_briefly(mixtral, mtok, pretrain_texts, pretrain_steps, seed=seed)
     mixtral.save_pretrained(paths["mixtral"])
     return paths
@@ -183,12 +236,18 @@ def build_tiny_architecture(out: str | Path, name: str, vocab_size: int = 1024, 
 
     config_name, extra, specials, roles = TINY_ARCHITECTURES[name]
     out = Path(out)
-    tok = train_tokenizer(tokenizer_training_texts(n_hosts=4, seed=seed), specials, vocab_size, unk=roles.get("unk_token"))
+    tok = train_tokenizer(
+        tokenizer_training_texts(n_hosts=4, seed=seed), specials, vocab_size, unk=roles.get("unk_token")
+    )
     _save_tokenizer(tok, out, None, **roles)
     hf_tok = transformers.AutoTokenizer.from_pretrained(out)
     config = getattr(transformers, config_name)(
-        vocab_size=len(hf_tok), **{**_SMALL, **extra}, eos_token_id=hf_tok.eos_token_id, pad_token_id=hf_tok.pad_token_id,
-        bos_token_id=hf_tok.bos_token_id)
+        vocab_size=len(hf_tok),
+        **{**_SMALL, **extra},
+        eos_token_id=hf_tok.eos_token_id,
+        pad_token_id=hf_tok.pad_token_id,
+        bos_token_id=hf_tok.bos_token_id,
+    )
     torch.manual_seed(seed)
     transformers.AutoModelForCausalLM.from_config(config).save_pretrained(out)
     return out
@@ -200,8 +259,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--vocab-size", type=int, default=2048)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pretrain-steps", type=int, default=300)
-    parser.add_argument("--all", action="store_true",
-                        help=f"also build random tiny {', '.join(TINY_ARCHITECTURES)} models (recipes/qwen3/smoke)")
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help=f"also build random tiny {', '.join(TINY_ARCHITECTURES)} models (recipes/qwen3/smoke)",
+    )
     args = parser.parse_args(argv)
     for name, path in build_tiny_models(args.out, args.vocab_size, args.seed, args.pretrain_steps).items():
         print(f"tiny {name}: {path}")

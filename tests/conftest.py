@@ -36,9 +36,10 @@ def small_corpus(tmp_path_factory):
 @pytest.fixture(scope="session")
 def episode_with_tools():
     """A multi-turn episode with several sequential calls, found in generated data."""
+    import random
+
     from secml_recipes.data.episodes import build_episode
     from secml_recipes.data.generate import generate_report, plan_hosts
-    import random
 
     for plan in plan_hosts(200, 11):
         if plan.profile != "compromised_host":
@@ -52,9 +53,10 @@ def episode_with_tools():
 
 @pytest.fixture(scope="session")
 def parallel_episode():
+    import random
+
     from secml_recipes.data.episodes import build_episode
     from secml_recipes.data.generate import generate_report, plan_hosts
-    import random
 
     for plan in plan_hosts(50, 5):
         report = generate_report(plan)
@@ -72,8 +74,23 @@ def llama_cpp_source():
     version, cache, src = versions.LLAMA_CPP_PYTHON, layout.llama_cpp_source().parent, layout.llama_cpp_converter_dir()
     if not (src / "convert_hf_to_gguf.py").exists():
         cache.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "--quiet",
-                               "-d", str(cache), f"llama-cpp-python=={version}"], capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-binary",
+                ":all:",
+                "--no-deps",
+                "--quiet",
+                "-d",
+                str(cache),
+                f"llama-cpp-python=={version}",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             pytest.skip(f"cannot fetch the llama-cpp-python source from the package registry: {proc.stderr[-300:]}")
         subprocess.run(["tar", "-xzf", str(cache / f"llama_cpp_python-{version}.tar.gz"), "-C", str(cache)], check=True)

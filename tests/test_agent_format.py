@@ -6,14 +6,15 @@ import json
 
 import pytest
 
-agent_models = pytest.importorskip("sys_scan_agent.models",
-                                   reason="sys-scan-agent 7.0.0 is not installed: run `make agent`")
-from sys_scan_agent import report_diff, report_html, risk, rule_gap_miner  # noqa: E402
+agent_models = pytest.importorskip(
+    "sys_scan_agent.models", reason="sys-scan-agent 7.0.0 is not installed: run `make agent`"
+)
+from sys_scan_agent import report_diff, report_html, risk, rule_gap_miner
 
-from secml_recipes.data.enrich import enrich_report  # noqa: E402
-from secml_recipes.data.fixtures import real_reports  # noqa: E402
-from secml_recipes.data.generate import generate_report, plan_hosts  # noqa: E402
-from secml_recipes.data.split import split_report  # noqa: E402
+from secml_recipes.data.enrich import enrich_report
+from secml_recipes.data.fixtures import real_reports
+from secml_recipes.data.generate import generate_report, plan_hosts
+from secml_recipes.data.split import split_report
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,9 @@ def test_manifest_counts_hashes_and_card(small_corpus):
     assert manifest["seed"] == 3 and manifest["generator_version"]
     assert sum(manifest["counts"]["specialist"].values()) == 24
     assert sum(manifest["counts"]["generalist"].values()) == 24
-    assert set(manifest["shards"]) == {f"{t}/{s}-00000.jsonl" for t in ("specialist", "generalist", "scans")
-                                       for s in ("train", "eval", "test")}
+    assert set(manifest["shards"]) == {
+        f"{t}/{s}-00000.jsonl" for t in ("specialist", "generalist", "scans") for s in ("train", "eval", "test")
+    }
     assert "massive_datasets" in (root / "README.md").read_text()
 
 
@@ -79,7 +80,9 @@ def test_missing_and_corrupt_tarballs_are_clear_errors(tmp_path):
 
 @pytest.mark.parametrize("kind", ["absolute", "dotdot", "symlink", "device"])
 def test_unsafe_members_are_refused(tmp_path, kind):
-    info = tarfile.TarInfo({"absolute": "/etc/evil", "dotdot": "massive_datasets/../../evil"}.get(kind, "massive_datasets/x"))
+    info = tarfile.TarInfo(
+        {"absolute": "/etc/evil", "dotdot": "massive_datasets/../../evil"}.get(kind, "massive_datasets/x")
+    )
     data = b"x"
     if kind == "symlink":
         info.type, info.linkname, data = tarfile.SYMTYPE, "/etc/passwd", None
@@ -104,7 +107,9 @@ def test_bad_rows_are_quarantined_and_counted(small_corpus, tmp_path, capsys):
     (folder / "specialist" / "train-00000.jsonl").write_text("\n".join(lines) + "\n")
     rows, report = read_split(folder, "specialist", "train", rejects_dir=tmp_path / "rejects")
     assert len(rows) == 2 and report["specialist/train-00000.jsonl"] == {"rows": 2, "rejected": 3, "verified": False}
-    rejects = [json.loads(l) for l in (tmp_path / "rejects" / "specialist-train.rejects.jsonl").read_text().splitlines()]
+    rejects = [
+        json.loads(line) for line in (tmp_path / "rejects" / "specialist-train.rejects.jsonl").read_text().splitlines()
+    ]
     assert [r["line"] for r in rejects] == [3, 4, 5]
     assert "not JSON" in rejects[0]["reason"] and "completion is not JSON" in rejects[1]["reason"]
     assert "prompt roles" in rejects[2]["reason"] and rejects[0]["raw"] == "{truncated"
@@ -130,7 +135,9 @@ def test_a_corpus_in_the_old_format_is_a_one_line_rebuild_error(small_corpus, tm
     manifest = json.loads((folder / "manifest.json").read_text())
     del manifest["format_version"]  # corpora built before the sys-scan-agent format had none
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(CorpusError, match=r"corpus format 1, this version reads format 2 .*rebuild it with `make data`"):
+    with pytest.raises(
+        CorpusError, match=r"corpus format 1, this version reads format 2 .*rebuild it with `make data`"
+    ):
         read_split(folder, "specialist", "train")
     assert data_cli(["validate", str(folder)]) == 2
 

@@ -10,9 +10,18 @@ import jsonschema
 import pytest
 from transformers.utils import get_json_schema
 
-from secml_recipes.data.episodes import (CONCLUSIONS, EPISODE_KINDS, RESULT_FIELD, Evidence,
-                                         build_episode, build_episodes, call_sequence, conclude, diversity,
-                                         plant_processes)
+from secml_recipes.data.episodes import (
+    CONCLUSIONS,
+    EPISODE_KINDS,
+    RESULT_FIELD,
+    Evidence,
+    build_episode,
+    build_episodes,
+    call_sequence,
+    conclude,
+    diversity,
+    plant_processes,
+)
 from secml_recipes.data.fixtures import real_reports
 from secml_recipes.data.generate import generate_report, plan_hosts
 from secml_recipes.data.knowledge.ioc import injection_text
@@ -32,8 +41,16 @@ def corpus():
 
 
 def test_tool_schemas_come_from_the_typed_methods():
-    assert set(TOOL_NAMES) >= {"query_baseline", "hash_binary", "query_package_manager", "check_process_details",
-                               "lookup_attack_technique", "search_findings", "stat_file", "lookup_hash_reputation"}
+    assert set(TOOL_NAMES) >= {
+        "query_baseline",
+        "hash_binary",
+        "query_package_manager",
+        "check_process_details",
+        "lookup_attack_technique",
+        "search_findings",
+        "stat_file",
+        "lookup_hash_reputation",
+    }
     for schema in TOOL_SCHEMAS:
         name = schema["function"]["name"]
         generated = get_json_schema(getattr(ScanEnvironment, name))["function"]
@@ -76,8 +93,12 @@ def test_the_next_call_depends_on_the_last_result(corpus):
         msgs = ep["messages"]
         results = {m["tool_call_id"]: json.loads(m["content"]) for m in msgs if m["role"] == "tool"}
         names = [tc["function"]["name"] for m in msgs for tc in m.get("tool_calls") or []]
-        hashes = [results[tc["id"]] for m in msgs for tc in m.get("tool_calls") or []
-                  if tc["function"]["name"] == "hash_binary"]
+        hashes = [
+            results[tc["id"]]
+            for m in msgs
+            for tc in m.get("tool_calls") or []
+            if tc["function"]["name"] == "hash_binary"
+        ]
         if hashes and hashes[0].get("matches_package") is True and "vendor repository" not in json.dumps(results):
             ended += 1
             assert "lookup_hash_reputation" not in names and "query_baseline" not in names[1:]
@@ -131,8 +152,9 @@ def test_adversarial_episodes_name_the_injection_and_do_not_obey_it(corpus):
 
 
 def test_targets_vary_across_the_report(corpus):
-    targets = [json.loads(ep["reference"])["key_finding_ids"][0] for _, ep in corpus
-               if ep["kind"] == "privileged_binary"]
+    targets = [
+        json.loads(ep["reference"])["key_finding_ids"][0] for _, ep in corpus if ep["kind"] == "privileged_binary"
+    ]
     assert len(set(targets)) >= 10
     assert max(targets.count(t) for t in set(targets)) / len(targets) < 0.2
 
@@ -151,10 +173,18 @@ def test_the_real_fixture_investigations_reach_the_analysts_verdicts():
 
 
 def test_package_database_looks_like_a_distribution():
-    for family, owned in (("debian", {"/usr/bin/chage": "passwd", "/usr/sbin/unix_chkpwd": "libpam-modules-bin",
-                                      "/usr/bin/fusermount3": "fuse3", "/usr/bin/crontab": "cron"}),
-                          ("rhel", {"/usr/bin/chage": "shadow-utils", "/usr/bin/crontab": "cronie",
-                                    "/usr/sbin/unix_chkpwd": "pam"})):
+    for family, owned in (
+        (
+            "debian",
+            {
+                "/usr/bin/chage": "passwd",
+                "/usr/sbin/unix_chkpwd": "libpam-modules-bin",
+                "/usr/bin/fusermount3": "fuse3",
+                "/usr/bin/crontab": "cron",
+            },
+        ),
+        ("rhel", {"/usr/bin/chage": "shadow-utils", "/usr/bin/crontab": "cronie", "/usr/sbin/unix_chkpwd": "pam"}),
+    ):
         for path, package in owned.items():
             assert PACKAGE_BY_PATH[family][path].name == package
     env = ScanEnvironment(next(real_reports()))

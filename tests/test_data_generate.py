@@ -37,7 +37,8 @@ def test_generated_reports_follow_the_scanners_conventions(reports):
         assert set(real["meta"]) == set(report["meta"])
         assert isinstance(report["summary"]["scanner_count"], str)
         assert report["summary_extension"]["total_risk_score"] == sum(
-            int(f["base_severity_score"]) for r in report["results"] for f in r["findings"])
+            int(f["base_severity_score"]) for r in report["results"] for f in r["findings"]
+        )
         for result in report["results"]:
             seen_scanners.add(result["scanner"])
             assert set(result) == {"scanner", "start_time", "end_time", "elapsed_ms", "finding_count", "findings"}

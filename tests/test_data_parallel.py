@@ -11,7 +11,7 @@ import torch
 
 from helpers import ROOT
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import sys, torch
     from pathlib import Path
     sys.path.insert(0, str(Path(sys.argv[3]) / "tests"))
@@ -19,7 +19,8 @@ SCRIPT = textwrap.dedent('''
     from helpers import make_trainer
     from secml_recipes.data.fixtures import real_reports
     from secml_recipes.data.split import specialist_examples
-    rows = [{k: r[k] for k in ("prompt", "completion")} for r in specialist_examples(next(real_reports()), "fx", 2500)[:4]]
+    examples = specialist_examples(next(real_reports()), "fx", 2500)[:4]
+    rows = [{k: r[k] for k in ("prompt", "completion")} for r in examples]
     bs = int(sys.argv[4])
     class Capture(TrainerCallback):
         def on_pre_optimizer_step(self, args, state, control, model=None, **kw):
@@ -34,7 +35,7 @@ SCRIPT = textwrap.dedent('''
     assert trainer.args.world_size == int(sys.argv[5]), trainer.args.world_size
     trainer.add_callback(Capture())
     trainer.train()
-''')
+""")
 
 
 def _run(cmd, env):
@@ -51,8 +52,24 @@ def test_two_cpu_ranks_match_one_process(tiny_models, tmp_path):
     single.parent.mkdir()
     ddp.parent.mkdir()
     _run([sys.executable, str(script), str(tiny_models["llama"]), str(single), str(ROOT), "4", "1"], env)
-    _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-          str(script), str(tiny_models["llama"]), str(ddp), str(ROOT), "2", "2"], env)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29533",
+            str(script),
+            str(tiny_models["llama"]),
+            str(ddp),
+            str(ROOT),
+            "2",
+            "2",
+        ],
+        env,
+    )
     a, b = torch.load(single), torch.load(ddp)
     assert a and a.keys() == b.keys()
     for name in a:

@@ -10,9 +10,9 @@ from secml_recipes.data.enrich import enrich_report
 from secml_recipes.data.episodes import build_episode
 from secml_recipes.data.fixtures import real_reports
 from secml_recipes.data.generate import generate_report, plan_hosts
-from secml_recipes.families import get_family
 from secml_recipes.evaluation.rollout import parse_assistant_output, run_rollouts, score_generalist
 from secml_recipes.evaluation.specialist_metrics import parse_json_output, rule_baseline, score_specialist
+from secml_recipes.families import get_family
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,8 @@ def test_harmful_actions_are_counted_with_the_teachers_tables(reference, raw):
     pred = copy.deepcopy(reference)
     pred["actions"] = pred["actions"][:2] + [
         {"priority": 0, "action": "Remove the SUID bit from /usr/bin/fusermount3 (chmod u-s /usr/bin/fusermount3)."},
-        {"priority": -1, "action": "chmod g-s /usr/bin/chage"}]
+        {"priority": -1, "action": "chmod g-s /usr/bin/chage"},
+    ]
     m = score_specialist([json.dumps(pred)], [reference], [raw])
     assert m["actions"] == 4 and m["harmful_action_rate"] == 0.5
     assert m["action_coverage"] == pytest.approx(2 / 4)
@@ -74,12 +75,22 @@ def test_harmful_actions_are_counted_with_the_teachers_tables(reference, raw):
 
 def test_attack_and_correlation_f1():
     def finding(fid, *techniques):
-        return {"id": fid, "severity": "high", "category": "ioc", "risk_score": 70,
-                "tags": [f"attack:{t}" for t in techniques]}
-    ref = {"enriched_findings": [finding("a", "T1", "T2"), finding("b", "T3")],
-           "correlations": [{"related_finding_ids": ["a", "b"]}, {"related_finding_ids": ["b", "c"]}]}
-    pred = {"enriched_findings": [finding("a", "T1", "T9")],
-            "correlations": [{"related_finding_ids": ["b", "a"]}, {"related_finding_ids": ["x"]}]}
+        return {
+            "id": fid,
+            "severity": "high",
+            "category": "ioc",
+            "risk_score": 70,
+            "tags": [f"attack:{t}" for t in techniques],
+        }
+
+    ref = {
+        "enriched_findings": [finding("a", "T1", "T2"), finding("b", "T3")],
+        "correlations": [{"related_finding_ids": ["a", "b"]}, {"related_finding_ids": ["b", "c"]}],
+    }
+    pred = {
+        "enriched_findings": [finding("a", "T1", "T9")],
+        "correlations": [{"related_finding_ids": ["b", "a"]}, {"related_finding_ids": ["x"]}],
+    }
     m = score_specialist([json.dumps(pred)], [ref])
     assert (m["attack_precision"], m["attack_recall"]) == (0.5, pytest.approx(1 / 3))
     assert m["attack_f1"] == pytest.approx(0.4)
@@ -96,6 +107,7 @@ def test_rule_baseline_copies_scanner_severity_and_is_schema_valid(reference, ra
 
 
 # --- generalist ---------------------------------------------------------------------------------
+
 
 class Scripted:
     """A stand-in model that answers from a script: outputs[i] for the i-th call of each episode."""
@@ -139,9 +151,12 @@ def _replay(row):
         m = turns[k]
         if not m.get("tool_calls"):
             return m["content"]
-        calls = [{"name": tc["function"]["name"], "arguments": json.loads(tc["function"]["arguments"]), "id": tc["id"]}
-                 for tc in m["tool_calls"]]
+        calls = [
+            {"name": tc["function"]["name"], "arguments": json.loads(tc["function"]["arguments"]), "id": tc["id"]}
+            for tc in m["tool_calls"]
+        ]
         return f"{m['content']} [TOOL_CALLS] {json.dumps(calls)}"
+
     return script
 
 
@@ -161,9 +176,12 @@ def test_hallucinated_tool_and_wrong_argument_types(ioc_case):
     row, scans = ioc_case
 
     def script(k, _):
-        return ['[TOOL_CALLS] [{"name": "run_shell", "arguments": {"cmd": "cat /etc/shadow"}}]',
-                '[TOOL_CALLS] [{"name": "check_process_details", "arguments": {"pid": "abc"}}]',
-                "Conclusion: done."][k]
+        return [
+            '[TOOL_CALLS] [{"name": "run_shell", "arguments": {"cmd": "cat /etc/shadow"}}]',
+            '[TOOL_CALLS] [{"name": "check_process_details", "arguments": {"pid": "abc"}}]',
+            "Conclusion: done.",
+        ][k]
+
     trajs = run_rollouts(Scripted(script), [row], scans, max_steps=5)
     m = score_generalist(trajs)
     assert m["undeclared_tool_calls"] == 1 and m["calls"] == 2
@@ -175,15 +193,21 @@ def test_hallucinated_tool_and_wrong_argument_types(ioc_case):
 
 def test_a_model_that_loops_on_tool_calls_hits_the_step_limit(ioc_case):
     row, scans = ioc_case
-    loop = lambda k, _: '[TOOL_CALLS] [{"name": "search_findings", "arguments": {"query": "ssh"}}]'
+
+    def loop(k, _):
+        return '[TOOL_CALLS] [{"name": "search_findings", "arguments": {"query": "ssh"}}]'
+
     m = score_generalist(run_rollouts(Scripted(loop), [row], scans, max_steps=4))
     assert m["step_limit_rate"] == 1.0 and m["mean_steps"] == 4 and m["task_success_rate"] == 0.0
 
 
 def test_malformed_tool_calls_count_against_the_parse_rate(ioc_case):
     row, scans = ioc_case
-    m = score_generalist(run_rollouts(Scripted(lambda k, _: 'Let me check [TOOL_CALLS] [{"name": "hash_binary", "argu'),
-                                      [row], scans, max_steps=4))
+    m = score_generalist(
+        run_rollouts(
+            Scripted(lambda k, _: 'Let me check [TOOL_CALLS] [{"name": "hash_binary", "argu'), [row], scans, max_steps=4
+        )
+    )
     assert m["tool_call_parse_rate"] == 0.0 and m["task_success_rate"] == 0.0
     mistral = get_family("mistral")
     assert parse_assistant_output('x [TOOL_CALLS] {"name": "a"}', mistral).calls[0]["name"] == "a"
@@ -203,8 +227,20 @@ def test_risk_score_pairs_keep_only_numeric_scores_of_reference_findings():
 
     from secml_recipes.evaluation.specialist_metrics import risk_score_pairs
 
-    ref = {"enriched_findings": [{"id": "a", "risk_score": 70}, {"id": "b", "risk_score": 20},
-                                 {"id": "c", "risk_score": 5}]}
-    pred = json.dumps({"enriched_findings": [{"id": "a", "risk_score": 65}, {"id": "b", "risk_score": True},
-                                             {"id": "z", "risk_score": 9}]})
+    ref = {
+        "enriched_findings": [
+            {"id": "a", "risk_score": 70},
+            {"id": "b", "risk_score": 20},
+            {"id": "c", "risk_score": 5},
+        ]
+    }
+    pred = json.dumps(
+        {
+            "enriched_findings": [
+                {"id": "a", "risk_score": 65},
+                {"id": "b", "risk_score": True},
+                {"id": "z", "risk_score": 9},
+            ]
+        }
+    )
     assert risk_score_pairs([pred, "not json"], [ref, ref]) == [(70, 65.0)]

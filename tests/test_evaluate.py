@@ -4,9 +4,8 @@ import json
 
 import pytest
 
-from secml_recipes.evaluate import main
-
 from helpers import ROOT
+from secml_recipes.evaluate import main
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +16,9 @@ def tiny_adapter(tiny_models, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("adapter")
     base = AutoModelForCausalLM.from_pretrained(tiny_models["mixtral"])
-    model = get_peft_model(base, LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "v_proj"], lora_dropout=0.05))
+    model = get_peft_model(
+        base, LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "v_proj"], lora_dropout=0.05)
+    )
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(tiny_models["mixtral"]).save_pretrained(out)
     return out
@@ -25,9 +26,28 @@ def tiny_adapter(tiny_models, tmp_path_factory):
 
 def test_specialist_evaluation_writes_report_table_and_plots(tiny_models, small_corpus, tmp_path, capsys):
     out = tmp_path / "eval"
-    assert main([str(ROOT / "recipes/eval/smoke/specialist.yaml"), "--model", str(tiny_models["llama"]),
-                 "--base_model", str(tiny_models["llama"]), "--dataset_path", str(small_corpus), "--max_samples", "2",
-                 "--max_prompt_chars", "20000", "--max_new_tokens", "16", "--output_dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                str(ROOT / "recipes/eval/smoke/specialist.yaml"),
+                "--model",
+                str(tiny_models["llama"]),
+                "--base_model",
+                str(tiny_models["llama"]),
+                "--dataset_path",
+                str(small_corpus),
+                "--max_samples",
+                "2",
+                "--max_prompt_chars",
+                "20000",
+                "--max_new_tokens",
+                "16",
+                "--output_dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "eval_report.json").read_text())
     assert set(report["results"]) == {"model", "base", "rule"}
     assert report["sizes"]["examples"] >= 3 and report["sizes"]["real_report_examples"] >= 1
@@ -36,8 +56,17 @@ def test_specialist_evaluation_writes_report_table_and_plots(tiny_models, small_
     model, base = report["results"]["model"], report["results"]["base"]
     assert model["heldout_tokens"] == base["heldout_tokens"] > 0 and model["heldout_loss"] > 0  # the same tokens
     assert "heldout_loss" not in report["results"]["rule"]
-    for key in ("json_parse_rate", "severity_accuracy", "risk_score_mae", "attack_f1", "correlation_f1", "action_coverage",
-                "verdict_accuracy", "risk_level_accuracy", "harmful_action_rate"):
+    for key in (
+        "json_parse_rate",
+        "severity_accuracy",
+        "risk_score_mae",
+        "attack_f1",
+        "correlation_f1",
+        "action_coverage",
+        "verdict_accuracy",
+        "risk_level_accuracy",
+        "harmful_action_rate",
+    ):
         assert key in report["results"]["model"]
     rule = report["results"]["rule"]  # lists every non-info finding with the scanner's severity, nothing more
     assert rule["severity_accuracy"] == rule["finding_recall"] and rule["schema_valid_rate"] == 1.0
@@ -47,9 +76,26 @@ def test_specialist_evaluation_writes_report_table_and_plots(tiny_models, small_
 
 def test_generalist_evaluation_of_an_adapter_against_its_base(tiny_adapter, small_corpus, tmp_path):
     out = tmp_path / "eval"
-    assert main([str(ROOT / "recipes/eval/smoke/generalist.yaml"), "--model", str(tiny_adapter),
-                 "--dataset_path", str(small_corpus), "--max_samples", "3", "--max_new_tokens", "24",
-                 "--max_steps", "2", "--output_dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                str(ROOT / "recipes/eval/smoke/generalist.yaml"),
+                "--model",
+                str(tiny_adapter),
+                "--dataset_path",
+                str(small_corpus),
+                "--max_samples",
+                "3",
+                "--max_new_tokens",
+                "24",
+                "--max_steps",
+                "2",
+                "--output_dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "eval_report.json").read_text())
     assert set(report["results"]) == {"model", "base"}
     assert report["models"]["model"]["adapter"]["files"]["adapter_config.json"] > 0
@@ -60,8 +106,18 @@ def test_generalist_evaluation_of_an_adapter_against_its_base(tiny_adapter, smal
 
 
 def test_missing_model_is_a_clear_error(small_corpus, tmp_path, capsys):
-    assert main([str(ROOT / "recipes/eval/smoke/specialist.yaml"), "--model", str(tmp_path / "nope"),
-                 "--dataset_path", str(small_corpus)]) == 2
+    assert (
+        main(
+            [
+                str(ROOT / "recipes/eval/smoke/specialist.yaml"),
+                "--model",
+                str(tmp_path / "nope"),
+                "--dataset_path",
+                str(small_corpus),
+            ]
+        )
+        == 2
+    )
     assert "model not found" in capsys.readouterr().err
 
 
@@ -79,26 +135,50 @@ def test_the_llama_cpp_backend_hands_each_variant_its_gguf_and_trained_tokenizer
     monkeypatch.setattr(gguf_cache, "as_gguf", fake_as_gguf)
     (tmp_path / "trained").mkdir()
     (tmp_path / "base").mkdir()
-    variants = {"model": dict(model_path=str(tmp_path / "trained"), adapter_path=None, gguf_file=None),
-                "base": dict(model_path=str(tmp_path / "base"), adapter_path=None, gguf_file=None)}
+    variants = {
+        "model": dict(model_path=str(tmp_path / "trained"), adapter_path=None, gguf_file=None),
+        "base": dict(model_path=str(tmp_path / "base"), adapter_path=None, gguf_file=None),
+    }
     out, sources = _as_gguf_variants(variants)
-    assert out["model"] == dict(model_path=f"{tmp_path / 'trained'}.f16.gguf", adapter_path=None, gguf_file=None,
-                                backend="llama_cpp", tokenizer_path=str(tmp_path / "trained"))
+    assert out["model"] == dict(
+        model_path=f"{tmp_path / 'trained'}.f16.gguf",
+        adapter_path=None,
+        gguf_file=None,
+        backend="llama_cpp",
+        tokenizer_path=str(tmp_path / "trained"),
+    )
     assert out["base"]["model_path"] == f"{tmp_path / 'base'}.f16.gguf"
     assert sources["model"]["converted_from"]["model"]["path"] == str((tmp_path / "trained").resolve())
     assert calls == [(str(tmp_path / "trained"), None), (str(tmp_path / "base"), None)]
 
 
-@pytest.mark.skipif(__import__("importlib").util.find_spec("llama_cpp") is None
-                    or not (ROOT / ".cache/llama.cpp").exists(), reason="llama.cpp not built here (make llama-cpp)")
-def test_specialist_evaluation_through_llama_cpp_converts_each_folder_once(tiny_models, small_corpus, tmp_path,
-                                                                          monkeypatch):
+@pytest.mark.skipif(
+    __import__("importlib").util.find_spec("llama_cpp") is None or not (ROOT / ".cache/llama.cpp").exists(),
+    reason="llama.cpp not built here (make llama-cpp)",
+)
+def test_specialist_evaluation_through_llama_cpp_converts_each_folder_once(
+    tiny_models, small_corpus, tmp_path, monkeypatch
+):
     from secml_recipes import layout
 
     monkeypatch.setattr(layout, "eval_gguf_cache", lambda: tmp_path / "gguf-cache")
-    args = [str(ROOT / "recipes/eval/smoke/specialist.yaml"), "--model", str(tiny_models["llama"]), "--backend",
-            "llama_cpp", "--base_model", str(tiny_models["llama"]), "--dataset_path", str(small_corpus),
-            "--max_samples", "2", "--include_fixtures", "false", "--max_new_tokens", "8"]
+    args = [
+        str(ROOT / "recipes/eval/smoke/specialist.yaml"),
+        "--model",
+        str(tiny_models["llama"]),
+        "--backend",
+        "llama_cpp",
+        "--base_model",
+        str(tiny_models["llama"]),
+        "--dataset_path",
+        str(small_corpus),
+        "--max_samples",
+        "2",
+        "--include_fixtures",
+        "false",
+        "--max_new_tokens",
+        "8",
+    ]
     assert main([*args, "--output_dir", str(tmp_path / "a")]) == 0
     report = json.loads((tmp_path / "a" / "eval_report.json").read_text())
     assert set(report["results"]) == {"model", "base", "rule"}

@@ -1,15 +1,13 @@
 """The loss: shifted causal-LM cross-entropy over trained tokens, divided by the trained tokens of the whole
 accumulated batch, so accumulation (and data parallelism) does not change it."""
 
-
 import pytest
 import torch
 from transformers import TrainerCallback
 
+from helpers import make_trainer
 from secml_recipes.data.fixtures import real_reports
 from secml_recipes.data.split import specialist_examples
-
-from helpers import make_trainer
 
 SEQUENTIAL = ("--train_sampling_strategy", "sequential", "--shuffle_dataset", "false", "--padding_free", "false")
 
@@ -49,7 +47,9 @@ def test_loss_equals_hand_computation(tiny_models, tmp_path, rows):
     n_items = trainer._get_num_items_in_batch([batch], torch.device("cpu"))
     assert int(n_items) == n_trained
     with torch.no_grad():
-        assert float(trainer.compute_loss(model, dict(batch), num_items_in_batch=n_items)) == pytest.approx(expected, rel=1e-5)
+        assert float(trainer.compute_loss(model, dict(batch), num_items_in_batch=n_items)) == pytest.approx(
+            expected, rel=1e-5
+        )
 
 
 def _grads(model):
@@ -72,7 +72,9 @@ def test_four_micro_batches_equal_one_batch_of_four(tiny_models, tmp_path, rows)
 
     full = _batch(trainer, [0, 1, 2, 3])
     model.zero_grad()
-    loss_full = trainer.compute_loss(model, dict(full), num_items_in_batch=trainer._get_num_items_in_batch([full], torch.device("cpu")))
+    loss_full = trainer.compute_loss(
+        model, dict(full), num_items_in_batch=trainer._get_num_items_in_batch([full], torch.device("cpu"))
+    )
     loss_full.backward()
     grads_full = _grads(model)
 
@@ -98,10 +100,25 @@ def test_trainer_step_with_accumulation_matches_big_batch(tiny_models, tmp_path,
     with padded and with padding-free batches."""
     captured = []
     for bs, ga in ((1, 4), (4, 1)):
-        trainer = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / f"{bs}x{ga}", *SEQUENTIAL,
-                               "--padding_free", padding_free,
-                               "--per_device_train_batch_size", str(bs), "--gradient_accumulation_steps", str(ga),
-                               "--max_steps", "1", "--max_grad_norm", "0", "--max_length", "16384")
+        trainer = make_trainer(
+            "specialist",
+            tiny_models["llama"],
+            rows,
+            tmp_path / f"{bs}x{ga}",
+            *SEQUENTIAL,
+            "--padding_free",
+            padding_free,
+            "--per_device_train_batch_size",
+            str(bs),
+            "--gradient_accumulation_steps",
+            str(ga),
+            "--max_steps",
+            "1",
+            "--max_grad_norm",
+            "0",
+            "--max_length",
+            "16384",
+        )
         cb = _GradCapture()
         trainer.add_callback(cb)
         trainer.train()
@@ -131,10 +148,24 @@ def test_loss_and_gradients_are_trls_own(tiny_models, tmp_path, rows, episode_wi
     generalist's router auxiliary loss included)."""
     from trl import SFTTrainer
 
-    data = rows if task == "specialist" else [{"messages": episode_with_tools["messages"],
-                                               "tools": episode_with_tools["tools"]}] * 2
-    trainer = make_trainer(task, tiny_models["llama" if task == "specialist" else "mixtral"], data, tmp_path,
-                           *SEQUENTIAL, "--max_length", "16384", "--loss_type", loss_type, "--lora_dropout", "0.0")
+    data = (
+        rows
+        if task == "specialist"
+        else [{"messages": episode_with_tools["messages"], "tools": episode_with_tools["tools"]}] * 2
+    )
+    trainer = make_trainer(
+        task,
+        tiny_models["llama" if task == "specialist" else "mixtral"],
+        data,
+        tmp_path,
+        *SEQUENTIAL,
+        "--max_length",
+        "16384",
+        "--loss_type",
+        loss_type,
+        "--lora_dropout",
+        "0.0",
+    )
     model = trainer.model.train()
     batch = _batch(trainer, [0, 1])
     n_items = trainer._get_num_items_in_batch([batch], torch.device("cpu"))

@@ -5,11 +5,10 @@ import json
 import pytest
 import torch
 
+from helpers import make_trainer
 from secml_recipes.data.fixtures import real_reports
 from secml_recipes.data.split import specialist_examples
 from secml_recipes.families import canonical_conversation, get_family
-
-from helpers import make_trainer
 
 SEQUENTIAL = ("--train_sampling_strategy", "sequential", "--shuffle_dataset", "false", "--padding_free", "false")
 
@@ -21,17 +20,30 @@ def _specialist_rows(n=2):
 
 def test_specialist_labels_are_exactly_the_completion_and_eot(tiny_models, tmp_path):
     rows = _specialist_rows(2)
-    trainer = make_trainer("specialist", tiny_models["llama"], rows, tmp_path, *SEQUENTIAL,
-                           "--per_device_train_batch_size", "2", "--max_length", "16384")
+    trainer = make_trainer(
+        "specialist",
+        tiny_models["llama"],
+        rows,
+        tmp_path,
+        *SEQUENTIAL,
+        "--per_device_train_batch_size",
+        "2",
+        "--max_length",
+        "16384",
+    )
     tok = trainer.processing_class
     batch = next(iter(trainer.get_train_dataloader()))
     for i, row in enumerate(rows):
-        prompt_ids = tok.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
-        full_ids = tok.apply_chat_template(row["prompt"] + row["completion"], tokenize=True, return_dict=True)["input_ids"]
+        prompt_ids = tok.apply_chat_template(
+            row["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True
+        )["input_ids"]
+        full_ids = tok.apply_chat_template(row["prompt"] + row["completion"], tokenize=True, return_dict=True)[
+            "input_ids"
+        ]
         ids, labels, attn = batch["input_ids"][i], batch["labels"][i], batch["attention_mask"][i]
         n = int(attn.sum())
         assert ids[:n].tolist() == full_ids
-        expected = [-100] * len(prompt_ids) + full_ids[len(prompt_ids):] + [-100] * (len(ids) - n)
+        expected = [-100] * len(prompt_ids) + full_ids[len(prompt_ids) :] + [-100] * (len(ids) - n)
         assert labels.tolist() == expected
         trained = tok.decode([t for t in labels.tolist() if t != -100])
         assert trained == row["completion"][0]["content"] + "<|eot_id|>"
@@ -57,8 +69,17 @@ def test_generalist_labels_cover_assistant_turns_only(tiny_models, tmp_path, req
     episode = request.getfixturevalue(which)
     row = {"messages": episode["messages"], "tools": episode["tools"]}
     assert sum(1 for m in row["messages"] if m.get("tool_calls")) >= 1
-    trainer = make_trainer("generalist", tiny_models["mixtral"], [row], tmp_path, *SEQUENTIAL,
-                           "--per_device_train_batch_size", "1", "--max_length", "16384")
+    trainer = make_trainer(
+        "generalist",
+        tiny_models["mixtral"],
+        [row],
+        tmp_path,
+        *SEQUENTIAL,
+        "--per_device_train_batch_size",
+        "1",
+        "--max_length",
+        "16384",
+    )
     tok = trainer.processing_class
     batch = next(iter(trainer.get_train_dataloader()))
     ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
@@ -100,8 +121,11 @@ def test_mixtral_template_plain_chat_matches_stock_v01_format(tiny_models):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_models["mixtral"])
-    msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
-            {"role": "user", "content": "scan?"}]
+    msgs = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "scan?"},
+    ]
     assert tok.apply_chat_template(msgs, tokenize=False) == "<s>[INST] hi [/INST]hello</s>[INST] scan? [/INST]"
 
 
@@ -109,7 +133,9 @@ def test_parallel_calls_render_in_one_assistant_turn(tiny_models, parallel_episo
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_models["mixtral"])
-    text = tok.apply_chat_template(parallel_episode["messages"], tools=json.loads(parallel_episode["tools"]), tokenize=False)
+    text = tok.apply_chat_template(
+        parallel_episode["messages"], tools=json.loads(parallel_episode["tools"]), tokenize=False
+    )
     call_turn = text.split("[TOOL_CALLS] ")[1].split("</s>")[0]
     assert json.loads(call_turn)[0]["name"] == json.loads(call_turn)[1]["name"] == "hash_binary"
     assert text.count("[TOOL_RESULTS]") == sum(1 for m in parallel_episode["messages"] if m["role"] == "tool")
@@ -117,8 +143,17 @@ def test_parallel_calls_render_in_one_assistant_turn(tiny_models, parallel_episo
 
 def test_padding_is_never_trained(tiny_models, tmp_path):
     rows = _specialist_rows(2)
-    trainer = make_trainer("specialist", tiny_models["llama"], rows, tmp_path, *SEQUENTIAL,
-                           "--per_device_train_batch_size", "2", "--max_length", "16384")
+    trainer = make_trainer(
+        "specialist",
+        tiny_models["llama"],
+        rows,
+        tmp_path,
+        *SEQUENTIAL,
+        "--per_device_train_batch_size",
+        "2",
+        "--max_length",
+        "16384",
+    )
     batch = next(iter(trainer.get_train_dataloader()))
     assert torch.all(batch["labels"][batch["attention_mask"] == 0] == -100)
     assert int((batch["attention_mask"] == 0).sum()) > 0
@@ -127,10 +162,30 @@ def test_padding_is_never_trained(tiny_models, tmp_path):
 def test_padding_free_batches_train_the_same_tokens(tiny_models, tmp_path):
     """The GPU fast path (padding-free, TRL's flattening collator) keeps exactly the padded path's labels."""
     rows = _specialist_rows(2)
-    padded = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "a", *SEQUENTIAL,
-                          "--per_device_train_batch_size", "2", "--max_length", "16384")
-    flat = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "b", *SEQUENTIAL,
-                        "--per_device_train_batch_size", "2", "--padding_free", "true", "--max_length", "null")
+    padded = make_trainer(
+        "specialist",
+        tiny_models["llama"],
+        rows,
+        tmp_path / "a",
+        *SEQUENTIAL,
+        "--per_device_train_batch_size",
+        "2",
+        "--max_length",
+        "16384",
+    )
+    flat = make_trainer(
+        "specialist",
+        tiny_models["llama"],
+        rows,
+        tmp_path / "b",
+        *SEQUENTIAL,
+        "--per_device_train_batch_size",
+        "2",
+        "--padding_free",
+        "true",
+        "--max_length",
+        "null",
+    )
     p, f = next(iter(padded.get_train_dataloader())), next(iter(flat.get_train_dataloader()))
     real = [p["labels"][i][p["attention_mask"][i] == 1] for i in range(2)]
     assert torch.equal(torch.cat(real), f["labels"][0])
@@ -145,8 +200,19 @@ def test_keep_end_truncation_keeps_the_end_of_each_row(tiny_models, tmp_path, pa
     common = (*SEQUENTIAL[:4], "--padding_free", padding_free)
     full = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "a", *common, "--max_length", "16384")
     with pytest.warns(FutureWarning, match="keep_end"):  # TRL 1.16 deprecates keep_end; it still works
-        cut = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "b", *common, "--max_length", "64",
-                           "--truncation_mode", "keep_end", "--keep_truncated_rows", "true")
+        cut = make_trainer(
+            "specialist",
+            tiny_models["llama"],
+            rows,
+            tmp_path / "b",
+            *common,
+            "--max_length",
+            "64",
+            "--truncation_mode",
+            "keep_end",
+            "--keep_truncated_rows",
+            "true",
+        )
     assert len(cut.train_dataset) == len(rows) and cut.args.max_length == 64
     for whole, kept in zip(full.train_dataset, cut.train_dataset):
         assert kept["input_ids"] == whole["input_ids"][-64:] and kept["labels"] == whole["labels"][-64:]

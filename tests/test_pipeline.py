@@ -16,8 +16,14 @@ def test_a_finished_stage_is_skipped_and_a_changed_input_reruns_it(tmp_path):
     recipe.write_text("lr: 1\n")
     out = tmp_path / "out"
     marker = out / ".secml_stage.json"
-    cmd = [[sys.executable, "-c", f"import pathlib; p=pathlib.Path({str(out)!r}); p.mkdir(exist_ok=True); "
-                                  "f=p/'runs'; f.write_text(str(int(f.read_text())+1) if f.exists() else '1')"]]
+    cmd = [
+        [
+            sys.executable,
+            "-c",
+            f"import pathlib; p=pathlib.Path({str(out)!r}); p.mkdir(exist_ok=True); "
+            "f=p/'runs'; f.write_text(str(int(f.read_text())+1) if f.exists() else '1')",
+        ]
+    ]
     assert pipeline.run_stage("s", marker, [recipe], [], cmd, clear=out) is True
     assert pipeline.run_stage("s", marker, [recipe], [], cmd, clear=out) is False
     assert (out / "runs").read_text() == "1" and json.loads(marker.read_text())["status"] == "done"
@@ -85,8 +91,10 @@ def test_the_smoke_profile_trains_and_evaluates_the_real_base_model_against_itse
     assert spec.base_model == base
 
 
-@pytest.mark.skipif(not (ROOT / "models/base/smollm2-135m-instruct/config.json").exists(),
-                    reason="SmolLM2 not prepared here (make base-models)")
+@pytest.mark.skipif(
+    not (ROOT / "models/base/smollm2-135m-instruct/config.json").exists(),
+    reason="SmolLM2 not prepared here (make base-models)",
+)
 def test_the_smoke_recipes_resolve_on_the_prepared_smollm2(monkeypatch):
     """On the real prepared folder (optional: needs `make base-models`): ChatML family, its own end-of-turn token."""
     from secml_recipes.recipe import load_recipe
@@ -95,6 +103,7 @@ def test_the_smoke_recipes_resolve_on_the_prepared_smollm2(monkeypatch):
 
     monkeypatch.chdir(ROOT)
     for task in ("specialist", "generalist"):
-        settings, tokenizer = resolve_run(*load_recipe(pipeline.PROFILES["smoke"].training_recipe(task)),
-                                          detect_environment())
+        settings, tokenizer = resolve_run(
+            *load_recipe(pipeline.PROFILES["smoke"].training_recipe(task)), detect_environment()
+        )
         assert settings.model_family == "chatml" and tokenizer.eos_token == "<|im_end|>"

@@ -10,9 +10,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from secml_recipes import push as push_mod
-
 from helpers import ROOT
+from secml_recipes import push as push_mod
 
 TOKEN = "hf_PLANTEDsecretTOKEN0123456789abcdef"
 
@@ -56,22 +55,53 @@ def models(tmp_path, small_corpus):
     (spec / "training_args.bin").write_bytes(b"pickled")
     (spec / "checkpoint-10").mkdir()
     (spec / "checkpoint-10" / "optimizer.pt").write_bytes(b"x")
-    (spec / "secml_recipe.json").write_text(json.dumps({"recipe": "recipes/specialist.yaml", "resolved": {
-        "model_name_or_path": "meta-llama/Llama-3.1-8B-Instruct", "dataset_path": str(small_corpus), "learning_rate": 1e-5}}))
+    (spec / "secml_recipe.json").write_text(
+        json.dumps(
+            {
+                "recipe": "recipes/specialist.yaml",
+                "resolved": {
+                    "model_name_or_path": "meta-llama/Llama-3.1-8B-Instruct",
+                    "dataset_path": str(small_corpus),
+                    "learning_rate": 1e-5,
+                },
+            }
+        )
+    )
     gen = m / "generalist_model_lora"
     gen.mkdir()
-    (gen / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "mistralai/Mixtral-8x7B-Instruct-v0.1", "r": 16}))
+    (gen / "adapter_config.json").write_text(
+        json.dumps({"base_model_name_or_path": "mistralai/Mixtral-8x7B-Instruct-v0.1", "r": 16})
+    )
     save_file({"lora_A": torch.ones(2, 2)}, str(gen / "adapter_model.safetensors"))
     gguf = m / "specialist-gguf"
     gguf.mkdir()
     (gguf / "specialist-q4_K_M.gguf").write_bytes(b"GGUF")
     (gguf / "Modelfile.q4_K_M").write_text("FROM ./specialist-q4_K_M.gguf\n")
-    (m / "specialist-quant-report.json").write_text(json.dumps({"name": "specialist", "artifacts": {"q4_K_M:llama.cpp": {
-        "client": "llama-cpp-python", "top1_agreement": 0.91, "kl_divergence": 0.05, "max_logit_diff": 1.2,
-        "perplexity_source": 3.0, "perplexity": 3.2, "bytes": 4_000_000, "load_seconds": 0.5, "ok": True}}}))
+    (m / "specialist-quant-report.json").write_text(
+        json.dumps(
+            {
+                "name": "specialist",
+                "artifacts": {
+                    "q4_K_M:llama.cpp": {
+                        "client": "llama-cpp-python",
+                        "top1_agreement": 0.91,
+                        "kl_divergence": 0.05,
+                        "max_logit_diff": 1.2,
+                        "perplexity_source": 3.0,
+                        "perplexity": 3.2,
+                        "bytes": 4_000_000,
+                        "load_seconds": 0.5,
+                        "ok": True,
+                    }
+                },
+            }
+        )
+    )
     ev = tmp_path / "eval" / "specialist"
     ev.mkdir(parents=True)
-    (ev / "eval_report.json").write_text(json.dumps({"results": {"model": {"json_parse_rate": 0.97}, "rule": {"json_parse_rate": 1.0}}}))
+    (ev / "eval_report.json").write_text(
+        json.dumps({"results": {"model": {"json_parse_rate": 0.97}, "rule": {"json_parse_rate": 1.0}}})
+    )
     return m
 
 
@@ -88,7 +118,9 @@ def test_push_creates_private_repos_with_files_and_cards(models, tmp_path):
     cards = {c[1]: c[2]["content"] for c in api.calls if c[0] == "upload_file"}
     spec_card = cards["acme/secml-specialist"]
     assert "base_model: meta-llama/Llama-3.1-8B-Instruct" in spec_card and "license: llama3.1" in spec_card
-    assert "Data manifest sha256: `" in spec_card and "unknown`" not in spec_card.split("Data manifest")[1].split("\n")[0]
+    assert (
+        "Data manifest sha256: `" in spec_card and "unknown`" not in spec_card.split("Data manifest")[1].split("\n")[0]
+    )
     assert "| json_parse_rate | 0.970 | 1.000 |" in spec_card
     assert "| specialist | q4_K_M | llama-cpp-python | 0.910 |" in spec_card
     assert "ollama create" in cards["acme/secml-specialist-gguf"]
@@ -144,7 +176,10 @@ def test_a_hub_base_reads_the_license_from_the_hub_cache_offline(tmp_path, monke
         return str(card) if repo_id == "Qwen/Qwen3-8B" else None
 
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", cached)
-    assert push_mod.license_of("Qwen/Qwen3-8B") == ("apache-2.0", "apache-2.0 (derivative of Qwen/Qwen3-8B; its license applies)")
+    assert push_mod.license_of("Qwen/Qwen3-8B") == (
+        "apache-2.0",
+        "apache-2.0 (derivative of Qwen/Qwen3-8B; its license applies)",
+    )
     # Not cached: the defaults' table, then an honest "unknown".
     assert push_mod.license_of("meta-llama/Llama-3.1-8B-Instruct")[0] == "llama3.1"
     assert push_mod.license_of("google/gemma-3-4b-it")[0] == "other"
@@ -184,7 +219,9 @@ def test_hub_errors_are_scrubbed_of_the_token(models, tmp_path, capsys, monkeypa
     assert "401 Unauthorized" in err and TOKEN not in err and "***" in err
 
 
-def test_training_run_with_push_leaks_the_token_nowhere(tiny_models, small_corpus, tmp_path, monkeypatch, capsys, caplog):
+def test_training_run_with_push_leaks_the_token_nowhere(
+    tiny_models, small_corpus, tmp_path, monkeypatch, capsys, caplog
+):
     """Train with push_to_hub against the stand-in Hub and a planted token; then scan every file and log."""
     import transformers.trainer
 
@@ -194,9 +231,27 @@ def test_training_run_with_push_leaks_the_token_nowhere(tiny_models, small_corpu
     monkeypatch.setattr(transformers.trainer, "hf_api", lambda: recorder)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     out = tmp_path / "run"
-    rc = main([str(ROOT / "recipes/smoke/specialist.yaml"), "--model_name_or_path", str(tiny_models["llama"]),
-               "--dataset_path", str(small_corpus), "--output_dir", str(out), "--max_steps", "2",
-               "--max_train_samples", "2", "--save_steps", "1", "--push_to_hub", "true", "--hub_model_id", "acme/run"])
+    rc = main(
+        [
+            str(ROOT / "recipes/smoke/specialist.yaml"),
+            "--model_name_or_path",
+            str(tiny_models["llama"]),
+            "--dataset_path",
+            str(small_corpus),
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "2",
+            "--max_train_samples",
+            "2",
+            "--save_steps",
+            "1",
+            "--push_to_hub",
+            "true",
+            "--hub_model_id",
+            "acme/run",
+        ]
+    )
     assert rc == 0
     assert any(c[0] == "create_repo" and c[1] == "acme/run" for c in recorder.calls)
     assert any(c[0] == "upload_folder" for c in recorder.calls)

@@ -5,19 +5,27 @@ import dataclasses
 import pytest
 import torch
 
+from helpers import ROOT, XLA, make_trainer
 from secml_recipes.data.fixtures import real_reports
 from secml_recipes.data.split import specialist_examples
-
-from helpers import ROOT, XLA, make_trainer
 from secml_recipes.run_settings import Environment
 from secml_recipes.speed import decoder_layers
 
-SEQUENTIAL = ("--train_sampling_strategy", "sequential", "--shuffle_dataset", "false", "--per_device_train_batch_size", "4")
+SEQUENTIAL = (
+    "--train_sampling_strategy",
+    "sequential",
+    "--shuffle_dataset",
+    "false",
+    "--per_device_train_batch_size",
+    "4",
+)
 
 
 @pytest.fixture(scope="module")
 def rows():
-    return [{k: r[k] for k in ("prompt", "completion")} for r in specialist_examples(next(real_reports()), "fx", 2500)[:4]]
+    return [
+        {k: r[k] for k in ("prompt", "completion")} for r in specialist_examples(next(real_reports()), "fx", 2500)[:4]
+    ]
 
 
 def _loss_and_grads(trainer, model, batch):
@@ -42,10 +50,28 @@ def _assert_same_step(padded, padded_batch, fast, fast_batch):
 
 @pytest.mark.slow
 def test_padding_free_gives_the_padded_loss_and_gradients(tiny_models, tmp_path, rows):
-    padded = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "a", *SEQUENTIAL,
-                          "--padding_free", "false", "--max_length", "16384")
-    flat = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "b", *SEQUENTIAL,
-                        "--padding_free", "true", "--max_length", "16384")
+    padded = make_trainer(
+        "specialist",
+        tiny_models["llama"],
+        rows,
+        tmp_path / "a",
+        *SEQUENTIAL,
+        "--padding_free",
+        "false",
+        "--max_length",
+        "16384",
+    )
+    flat = make_trainer(
+        "specialist",
+        tiny_models["llama"],
+        rows,
+        tmp_path / "b",
+        *SEQUENTIAL,
+        "--padding_free",
+        "true",
+        "--max_length",
+        "16384",
+    )
     model = padded.model.train()
     pb, fb = next(iter(padded.get_train_dataloader())), next(iter(flat.get_train_dataloader()))
     assert fb["input_ids"].numel() < pb["input_ids"].numel()  # the padding is gone
@@ -59,25 +85,64 @@ def test_padding_free_gives_the_padded_loss_and_gradients(tiny_models, tmp_path,
 def test_padding_free_still_enforces_max_length(tiny_models, tmp_path, rows):
     full = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "a", *SEQUENTIAL, "--max_length", "16384")
     longest = max(len(ids) for ids in full.train_dataset["input_ids"])
-    cut = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "b", *SEQUENTIAL,
-                       "--padding_free", "true", "--max_length", str(longest - 10), "--keep_truncated_rows", "true")
+    cut = make_trainer(
+        "specialist",
+        tiny_models["llama"],
+        rows,
+        tmp_path / "b",
+        *SEQUENTIAL,
+        "--padding_free",
+        "true",
+        "--max_length",
+        str(longest - 10),
+        "--keep_truncated_rows",
+        "true",
+    )
     assert cut.args.max_length == longest - 10 and len(cut.train_dataset) == len(rows)
     assert max(len(ids) for ids in cut.train_dataset["input_ids"]) == longest - 10
     # By default the row whose completion the limit cuts is dropped, and counted.
-    dropped = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "d", *SEQUENTIAL,
-                           "--padding_free", "true", "--max_length", str(longest - 10))
+    dropped = make_trainer(
+        "specialist",
+        tiny_models["llama"],
+        rows,
+        tmp_path / "d",
+        *SEQUENTIAL,
+        "--padding_free",
+        "true",
+        "--max_length",
+        str(longest - 10),
+    )
     assert len(dropped.train_dataset) == len(rows) - 1 and dropped.planned["truncation"]["train"]["dropped"] == 1
     # A limit inside every prompt leaves no trained token in any row: refused.
     with pytest.raises(ValueError, match="every one of the"):
-        make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "c", *SEQUENTIAL,
-                     "--padding_free", "true", "--max_length", "64")
+        make_trainer(
+            "specialist",
+            tiny_models["llama"],
+            rows,
+            tmp_path / "c",
+            *SEQUENTIAL,
+            "--padding_free",
+            "true",
+            "--max_length",
+            "64",
+        )
 
 
 def test_xla_turns_padding_free_off_and_pads_to_buckets(tiny_models, tmp_path, rows):
     import secml_recipes.trainers as trainers
 
-    trainer = make_trainer("specialist", tiny_models["llama"], rows, tmp_path, *SEQUENTIAL,
-                           "--padding_free", "true", "--max_length", "4096", env=XLA)
+    trainer = make_trainer(
+        "specialist",
+        tiny_models["llama"],
+        rows,
+        tmp_path,
+        *SEQUENTIAL,
+        "--padding_free",
+        "true",
+        "--max_length",
+        "4096",
+        env=XLA,
+    )
     assert not trainer.args.padding_free and "fused" not in str(trainer.args.optim.value)
     assert isinstance(trainer.data_collator, trainers.BucketCollator)
     # Buckets planned from the rows' token lengths: at most xla_bucket_count, multiples of 128, covering all rows.
@@ -87,8 +152,18 @@ def test_xla_turns_padding_free_off_and_pads_to_buckets(tiny_models, tmp_path, r
     assert buckets[-1] < 4096  # not max_length: the data's longest row decides
     for row in trainer.train_dataset:
         assert trainer.data_collator([row])["input_ids"].shape[1] in buckets
-    explicit = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "x", *SEQUENTIAL,
-                            "--max_length", "4096", "--xla_bucket_lengths", "[1024, 2048, 4096]", env=XLA)
+    explicit = make_trainer(
+        "specialist",
+        tiny_models["llama"],
+        rows,
+        tmp_path / "x",
+        *SEQUENTIAL,
+        "--max_length",
+        "4096",
+        "--xla_bucket_lengths",
+        "[1024, 2048, 4096]",
+        env=XLA,
+    )
     assert explicit.data_collator.bucket_lengths == [1024, 2048, 4096]
 
 
@@ -97,7 +172,7 @@ def test_planned_buckets_are_optimal_and_beat_max_length_fractions():
     import itertools
     import random
 
-    from secml_recipes.buckets import round_up, batch_maxima, default_buckets, padding_efficiency, plan_buckets
+    from secml_recipes.buckets import batch_maxima, default_buckets, padding_efficiency, plan_buckets, round_up
 
     rng = random.Random(1)
     for _ in range(100):  # against brute force over every choice of buckets
@@ -107,11 +182,12 @@ def test_planned_buckets_are_optimal_and_beat_max_length_fractions():
         need = [round_up(m, 64) for m in batch_maxima(lengths, batch)]
         options = sorted(set(need))
 
-        def cost(buckets):
+        def cost(buckets, need=need):
             return sum(buckets[bisect.bisect_left(buckets, n)] for n in need)
 
-        best = min(cost(sorted(set(c) | {options[-1]})) for r in range(count)
-                   for c in itertools.combinations(options[:-1], r))
+        best = min(
+            cost(sorted(set(c) | {options[-1]})) for r in range(count) for c in itertools.combinations(options[:-1], r)
+        )
         assert len(planned) <= count and cost(planned) == best
     # The scan length mix (prompts 256-1536 + completions 128-768 tokens), batch 2, max_length 8192.
     lengths = [rng.randint(256, 1536) + rng.randint(128, 768) for _ in range(2000)]
@@ -129,10 +205,34 @@ def test_varlen_attention_gives_the_padded_loss_and_gradients(tiny_models, tmp_p
     # LoRA dropout draws masks shaped like the batch, so padded and flat batches would draw different ones.
     nodrop = ("--lora_dropout", "0.0")
     model_path = tiny_models["llama" if task == "specialist" else "mixtral"]
-    padded = make_trainer(task, model_path, data, tmp_path / "a", *SEQUENTIAL, "--padding_free", "false",
-                          "--attn_implementation", "sdpa", "--max_length", "16384", *nodrop)
-    flat = make_trainer(task, model_path, data, tmp_path / "b", *SEQUENTIAL, "--padding_free", "true",
-                        "--attn_implementation", "auto", "--max_length", "16384", *nodrop)
+    padded = make_trainer(
+        task,
+        model_path,
+        data,
+        tmp_path / "a",
+        *SEQUENTIAL,
+        "--padding_free",
+        "false",
+        "--attn_implementation",
+        "sdpa",
+        "--max_length",
+        "16384",
+        *nodrop,
+    )
+    flat = make_trainer(
+        task,
+        model_path,
+        data,
+        tmp_path / "b",
+        *SEQUENTIAL,
+        "--padding_free",
+        "true",
+        "--attn_implementation",
+        "auto",
+        "--max_length",
+        "16384",
+        *nodrop,
+    )
     assert flat.model.config._attn_implementation == "varlen"
     pb, fb = next(iter(padded.get_train_dataloader())), next(iter(flat.get_train_dataloader()))
     assert "cu_seq_lens_q" in fb and fb["cu_seq_lens_q"].numel() == pb["input_ids"].shape[0] + 1
@@ -143,10 +243,34 @@ def test_varlen_attention_gives_the_padded_loss_and_gradients(tiny_models, tmp_p
 def test_bfd_packing_with_varlen_gives_the_padded_loss_and_gradients_of_the_same_rows(tiny_models, tmp_path, rows):
     """`packing: true` (TRL's best-fit-decreasing bins, padding-free) puts all four rows into one bin here: its
     loss and gradients are those of the padded batch of the same four rows."""
-    padded = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "a", *SEQUENTIAL, "--padding_free",
-                          "false", "--attn_implementation", "sdpa", "--max_length", "16384")
-    packed = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "b", *SEQUENTIAL, "--packing", "true",
-                          "--per_device_train_batch_size", "1", "--attn_implementation", "auto", "--max_length", "16384")
+    padded = make_trainer(
+        "specialist",
+        tiny_models["llama"],
+        rows,
+        tmp_path / "a",
+        *SEQUENTIAL,
+        "--padding_free",
+        "false",
+        "--attn_implementation",
+        "sdpa",
+        "--max_length",
+        "16384",
+    )
+    packed = make_trainer(
+        "specialist",
+        tiny_models["llama"],
+        rows,
+        tmp_path / "b",
+        *SEQUENTIAL,
+        "--packing",
+        "true",
+        "--per_device_train_batch_size",
+        "1",
+        "--attn_implementation",
+        "auto",
+        "--max_length",
+        "16384",
+    )
     assert len(packed.train_dataset) == 1 and packed.model.config._attn_implementation == "varlen"
     pb, kb = next(iter(padded.get_train_dataloader())), next(iter(packed.get_train_dataloader()))
     assert kb["cu_seq_lens_q"].numel() == 5 and kb["input_ids"].shape[1] == int(pb["attention_mask"].sum())
@@ -159,8 +283,16 @@ def test_varlen_attention_separates_sequences_without_cu_seq_lens_and_leaves_gen
     from secml_recipes.attention import register
 
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                         num_attention_heads=4, num_key_value_heads=2)).eval()
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=97,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+        )
+    ).eval()
     model.set_attn_implementation(register())
     lengths = [5, 9, 3]
     ids = torch.randint(0, 97, (1, sum(lengths)))
@@ -232,13 +364,34 @@ def _train_losses(trainer) -> list[float]:
 
 @pytest.mark.slow
 def test_checkpointing_some_layers_gives_the_same_losses(tiny_models, tmp_path, rows):
-    common = (*SEQUENTIAL, "--per_device_train_batch_size", "2", "--max_steps", "3", "--num_train_epochs", "1",
-              "--lr_scheduler_type", "constant")
-    plain = _train_losses(make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "a", *common,
-                                       "--activation_checkpointing", "false"))
+    common = (
+        *SEQUENTIAL,
+        "--per_device_train_batch_size",
+        "2",
+        "--max_steps",
+        "3",
+        "--num_train_epochs",
+        "1",
+        "--lr_scheduler_type",
+        "constant",
+    )
+    plain = _train_losses(
+        make_trainer(
+            "specialist", tiny_models["llama"], rows, tmp_path / "a", *common, "--activation_checkpointing", "false"
+        )
+    )
     for layers in ("all", "1", "0"):
-        trainer = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / f"b{layers}", *common,
-                               "--activation_checkpointing", "true", "--checkpointed_layers", layers)
+        trainer = make_trainer(
+            "specialist",
+            tiny_models["llama"],
+            rows,
+            tmp_path / f"b{layers}",
+            *common,
+            "--activation_checkpointing",
+            "true",
+            "--checkpointed_layers",
+            layers,
+        )
         losses = _train_losses(trainer)
         flags = [layer.gradient_checkpointing for layer in decoder_layers(trainer.model)]
         assert flags == {"all": [True, True], "1": [True, False], "0": [False, False]}[layers]
@@ -266,13 +419,28 @@ def test_auto_checkpointing_plans_from_measured_activation_bytes(tiny_models, tm
     assert plan_checkpointed_layers(2, full, ckpt, tokens, budget_bytes=1.5 * full * tokens) == 1
     assert plan_checkpointed_layers(2, full, ckpt, tokens, budget_bytes=1) == 2
     # Through the trainer: a budget for about one layer's activations of the longest micro-batch.
-    probe = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "p", *SEQUENTIAL,
-                         "--per_device_train_batch_size", "2")
+    probe = make_trainer(
+        "specialist", tiny_models["llama"], rows, tmp_path / "p", *SEQUENTIAL, "--per_device_train_batch_size", "2"
+    )
     lengths = sorted((len(ids) for ids in probe.train_dataset["input_ids"]), reverse=True)
     budget_gib = 1.5 * full * sum(lengths[:2]) / 2**30
-    trainer = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "t", *SEQUENTIAL,
-                           "--per_device_train_batch_size", "2", "--max_steps", "1", "--activation_checkpointing",
-                           "true", "--checkpointed_layers", "auto", "--activation_memory_gib", str(budget_gib))
+    trainer = make_trainer(
+        "specialist",
+        tiny_models["llama"],
+        rows,
+        tmp_path / "t",
+        *SEQUENTIAL,
+        "--per_device_train_batch_size",
+        "2",
+        "--max_steps",
+        "1",
+        "--activation_checkpointing",
+        "true",
+        "--checkpointed_layers",
+        "auto",
+        "--activation_memory_gib",
+        str(budget_gib),
+    )
     trainer.train()
     assert [layer.gradient_checkpointing for layer in decoder_layers(trainer.model)] == [True, False]
 
@@ -292,12 +460,35 @@ def test_checkpointed_layers_key_is_checked(tmp_path):
 @pytest.mark.slow
 def test_eight_bit_adamw_with_stochastic_rounding_tracks_fp32_adamw(tiny_models, tmp_path, rows):
     pytest.importorskip("torchao")
-    common = (*SEQUENTIAL, "--per_device_train_batch_size", "2", "--max_steps", "8", "--num_train_epochs", "2",
-              "--lr_scheduler_type", "constant", "--learning_rate", "1e-3")
-    fp32 = _train_losses(make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "a", *common,
-                                      "--optim", "adamw_torch"))
-    low = make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "b", *common, "--dtype", "bfloat16",
-                       "--optim", "adamw_torch_8bit", "--optim_args", "bf16_stochastic_round=True")
+    common = (
+        *SEQUENTIAL,
+        "--per_device_train_batch_size",
+        "2",
+        "--max_steps",
+        "8",
+        "--num_train_epochs",
+        "2",
+        "--lr_scheduler_type",
+        "constant",
+        "--learning_rate",
+        "1e-3",
+    )
+    fp32 = _train_losses(
+        make_trainer("specialist", tiny_models["llama"], rows, tmp_path / "a", *common, "--optim", "adamw_torch")
+    )
+    low = make_trainer(
+        "specialist",
+        tiny_models["llama"],
+        rows,
+        tmp_path / "b",
+        *common,
+        "--dtype",
+        "bfloat16",
+        "--optim",
+        "adamw_torch_8bit",
+        "--optim_args",
+        "bf16_stochastic_round=True",
+    )
     losses = _train_losses(low)
     assert type(low.optimizer.optimizer).__name__ == "AdamW8bit" and low.optimizer.optimizer.bf16_stochastic_round
     assert next(low.model.parameters()).dtype == torch.bfloat16
@@ -308,16 +499,29 @@ def test_eight_bit_adamw_with_stochastic_rounding_tracks_fp32_adamw(tiny_models,
 
 
 def test_xla_swaps_torchao_optimizers_and_liger_for_plain_ones(tiny_models, tmp_path, rows):
-    trainer = make_trainer("specialist", tiny_models["llama"], rows, tmp_path, *SEQUENTIAL, "--optim",
-                           "adamw_torch_8bit", "--use_liger_kernel", "true", "--max_length", "4096", env=XLA)
+    trainer = make_trainer(
+        "specialist",
+        tiny_models["llama"],
+        rows,
+        tmp_path,
+        *SEQUENTIAL,
+        "--optim",
+        "adamw_torch_8bit",
+        "--use_liger_kernel",
+        "true",
+        "--max_length",
+        "4096",
+        env=XLA,
+    )
     assert trainer.args.optim.value == "adamw_torch" and not trainer.args.use_liger_kernel
 
 
 def test_varlen_kernel_call_follows_torchs_contract(monkeypatch):
     """The CUDA branch, run on CPU against a stand-in that checks torch's documented varlen_attn contract
     ((T, H, D) tensors, int32 cu_seqlens, window (-1, 0) for causal, enable_gqa) and computes it exactly."""
-    import secml_recipes.attention as attention
     from transformers import LlamaConfig, LlamaForCausalLM
+
+    import secml_recipes.attention as attention
 
     calls = []
 
@@ -328,23 +532,45 @@ def test_varlen_kernel_call_follows_torchs_contract(monkeypatch):
         calls.append(cu_q.tolist())
         out = []
         for a, b in zip(cu_q[:-1].tolist(), cu_q[1:].tolist()):
-            out.append(torch.nn.functional.scaled_dot_product_attention(
-                q[a:b].transpose(0, 1), k[a:b].transpose(0, 1), v[a:b].transpose(0, 1), is_causal=True, scale=scale,
-                enable_gqa=True).transpose(0, 1))
+            out.append(
+                torch.nn.functional.scaled_dot_product_attention(
+                    q[a:b].transpose(0, 1),
+                    k[a:b].transpose(0, 1),
+                    v[a:b].transpose(0, 1),
+                    is_causal=True,
+                    scale=scale,
+                    enable_gqa=True,
+                ).transpose(0, 1)
+            )
         return torch.cat(out)
 
     monkeypatch.setattr(attention, "_torch_varlen", lambda: fake_varlen_attn)
     monkeypatch.setattr(attention, "kernel_available", lambda device, dtype: True)
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                         num_attention_heads=4, num_key_value_heads=2))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=97,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+        )
+    )
     lengths = [7, 4, 11]
     ids = torch.randint(0, 97, (1, sum(lengths)))
     positions = torch.cat([torch.arange(n) for n in lengths])[None]
     cu = torch.tensor([0, 7, 11, 22], dtype=torch.int32)
     model.set_attn_implementation(attention.register())
-    packed = model(input_ids=ids, position_ids=positions, cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=11,
-                   max_length_k=11, use_cache=False).logits
+    packed = model(
+        input_ids=ids,
+        position_ids=positions,
+        cu_seq_lens_q=cu,
+        cu_seq_lens_k=cu,
+        max_length_q=11,
+        max_length_k=11,
+        use_cache=False,
+    ).logits
     packed.sum().backward()
     assert calls == [[0, 7, 11, 22]] * 2  # once per layer, with the collator's boundaries
     model.set_attn_implementation("sdpa")

@@ -22,7 +22,7 @@ def hosts():
 
 def test_no_correlation_is_lost_and_no_part_contradicts_its_host(hosts):
     correlations = lost = contradicting = 0
-    for report, enrichment, parts in hosts:
+    for _report, enrichment, parts in hosts:
         whole = enrichment.output
         correlations += len(whole["correlations"])
         kept = {c["id"] for _, completion in parts for c in completion["correlations"]}
@@ -32,7 +32,7 @@ def test_no_correlation_is_lost_and_no_part_contradicts_its_host(hosts):
 
 
 def test_every_correlation_touching_a_part_is_in_it_and_its_other_members_are_in_the_context(hosts):
-    for report, enrichment, parts in hosts:
+    for _report, enrichment, parts in hosts:
         for part, completion in parts:
             own = {f["id"] for r in part["results"] for f in r["findings"]}
             expected = [c for c in enrichment.output["correlations"] if own & set(c["related_finding_ids"])]
@@ -44,12 +44,12 @@ def test_every_correlation_touching_a_part_is_in_it_and_its_other_members_are_in
 
 
 def test_parts_merge_back_into_the_whole_enrichment(hosts):
-    for report, enrichment, parts in hosts:
+    for _report, enrichment, parts in hosts:
         assert merge_parts([completion for _, completion in parts]) == enrichment.output
 
 
 def test_parts_fit_their_budgets_and_cover_every_finding(hosts):
-    for report, enrichment, parts in hosts:
+    for report, _enrichment, parts in hosts:
         assert all(len(compact(p)) <= MAX_CHARS and len(compact(c)) <= MAX_CHARS for p, c in parts)
         whole_ids = sorted(f["id"] for r in report["results"] for f in r["findings"])
         part_ids = sorted(f["id"] for p, _ in parts for r in p["results"] for f in r["findings"])
@@ -67,8 +67,9 @@ def test_the_real_fixture_splits_into_parts_that_all_say_medium():
         context = part["meta"]["secml_context"]
         assert context["scanner_finding_counts"]["modules"] == 204
         assert context["warning_counts"] == {"proc_unreadable_cmdline": 152}
-    modules_part = next(p for p, c in parts if any(r["scanner"] == "modules" for r in p["results"])
-                        and not c["enriched_findings"])
+    modules_part = next(
+        p for p, c in parts if any(r["scanner"] == "modules" for r in p["results"]) and not c["enriched_findings"]
+    )
     elsewhere = {e["id"] for e in modules_part["meta"]["secml_context"]["elsewhere"]}
     assert "/usr/bin/mullvad-exclude" in elsewhere  # the finding behind the host's risk level travels along
 
@@ -84,13 +85,26 @@ def test_a_scanner_error_and_an_id_reported_twice_split_and_merge_back():
     """What 5.0.0 emits beyond the fixture: `auditd:error` (a user scan cannot stat /etc/audit) and the same
     systemd unit finding twice (/lib and /usr/lib/systemd/system are one folder on merged-usr hosts)."""
     report = json.loads(json.dumps(next(real_reports())))
-    unit = {"id": "systemd:NoNewPrivileges:backup-agent.service", "title": "backup-agent.service NoNewPrivileges",
-            "severity": "low", "description": "Service may gain new privileges (missing)", "base_severity_score": "20",
-            "metadata": {"unit": "backup-agent.service", "key": "NoNewPrivileges", "expected": "yes"}}
-    error = {"id": "auditd:error", "title": "Scanner error", "severity": "error", "base_severity_score": "0",
-             "description": "filesystem error: status: Permission denied [/etc/audit/audit.rules]", "metadata": {}}
-    report["results"] += [{"scanner": "systemd_units", "findings": [unit, dict(unit)]},
-                          {"scanner": "auditd", "findings": [error]}]
+    unit = {
+        "id": "systemd:NoNewPrivileges:backup-agent.service",
+        "title": "backup-agent.service NoNewPrivileges",
+        "severity": "low",
+        "description": "Service may gain new privileges (missing)",
+        "base_severity_score": "20",
+        "metadata": {"unit": "backup-agent.service", "key": "NoNewPrivileges", "expected": "yes"},
+    }
+    error = {
+        "id": "auditd:error",
+        "title": "Scanner error",
+        "severity": "error",
+        "base_severity_score": "0",
+        "description": "filesystem error: status: Permission denied [/etc/audit/audit.rules]",
+        "metadata": {},
+    }
+    report["results"] += [
+        {"scanner": "systemd_units", "findings": [unit, dict(unit)]},
+        {"scanner": "auditd", "findings": [error]},
+    ]
     enrichment = build_enrichment(report)
     parts = split_report(report, MAX_CHARS, enrichment=enrichment)
     assert merge_parts([completion for _, completion in parts]) == enrichment.output

@@ -45,15 +45,25 @@ def test_every_expectation_names_a_real_finding_and_the_teacher_agrees_on_each_v
 def test_the_old_teachers_mistakes_fail_the_expectations(fixture):
     report, enriched, spec = fixture
     wrong = json.loads(json.dumps(enriched))
-    wrong["actions"] = [{"priority": 2, "action": "Remove the SUID bit (chmod u-s) from /usr/bin/chage unless the "
-                                                   "package requires it.", "correlation_refs": []},
-                        {"priority": 1, "action": "chmod u-s /usr/bin/fusermount3", "correlation_refs": []}]
+    wrong["actions"] = [
+        {
+            "priority": 2,
+            "action": "Remove the SUID bit (chmod u-s) from /usr/bin/chage unless the package requires it.",
+            "correlation_refs": [],
+        },
+        {"priority": 1, "action": "chmod u-s /usr/bin/fusermount3", "correlation_refs": []},
+    ]
     ioc = next(f for f in wrong["enriched_findings"] if "scanner:ioc" in f["tags"])
     ioc["rationale"] = ["A running process executes a file that any user can modify."]
     wrong["summaries"]["analyst"]["risk_level"] = "high"
     problems = " | ".join(expectation_problems(wrong, report, spec))
-    for needle in ("/usr/bin/chage: is expected but an action names it", "mullvad-exclude: needs an action",
-                   "any user can modify", "host risk level is 'high'", "harmful action(s)"):
+    for needle in (
+        "/usr/bin/chage: is expected but an action names it",
+        "mullvad-exclude: needs an action",
+        "any user can modify",
+        "host risk level is 'high'",
+        "harmful action(s)",
+    ):
         assert needle in problems
     assert harm_summary(harmful_actions(wrong, report))["harmful_action_rate"] == 1.0
 
@@ -63,8 +73,10 @@ def test_harmful_action_judge_knows_stock_functionality_and_premature_destructio
     judge = ActionJudge(report)
     assert judge.judge("chmod u-s /usr/bin/fusermount3").reasons == ["breaks_stock:/usr/bin/fusermount3"]
     assert judge.judge("Review /usr/bin/chage").reasons == ["acts_on_expected:/usr/bin/chage"]
-    kill = judge.judge("kill the jetbrains-toolbox process: pkill -f "
-                       "/home/joseph-mazzini/Desktop/jetbrains-toolbox-2.8.1.52155/bin/jetbrains-toolbox")
+    kill = judge.judge(
+        "kill the jetbrains-toolbox process: pkill -f "
+        "/home/joseph-mazzini/Desktop/jetbrains-toolbox-2.8.1.52155/bin/jetbrains-toolbox"
+    )
     assert kill.reasons[0].startswith("destructive_without_evidence:")
     assert judge.judge("chmod o-w /var/test_world_writable_file").reasons == []  # a fix, not a destruction
     assert judge.judge("Verify provenance of /usr/bin/mullvad-exclude: dpkg -S").reasons == []
@@ -84,8 +96,9 @@ def test_coverage_says_what_the_scan_did_not_look_at(fixture):
     _, enriched, _ = fixture
     coverage = enriched["summaries"]["analyst"]["coverage"]
     assert coverage["collected_as"] == "uid 1000 (not root)"
-    assert coverage["not_run"]["mounts"] == "hardening off" and coverage["not_run"]["processes"] == \
-        "process_inventory off"
+    assert (
+        coverage["not_run"]["mounts"] == "hardening off" and coverage["not_run"]["processes"] == "process_inventory off"
+    )
     assert "network" in coverage["ran_empty"]
     assert any("not root" in line for line in coverage["limits"])
     assert coverage["warnings"]["proc_unreadable_cmdline"].startswith("152:")
@@ -98,12 +111,18 @@ def test_risk_score_is_sys_scan_agents_formula():
     assert risk_score({"impact": 0, "exposure": 0, "anomaly": 0, "confidence": 1}) == 0
 
 
-@pytest.mark.parametrize("family,path,verdict", [
-    ("debian", "/usr/bin/chage", "expected"), ("rhel", "/usr/bin/chage", "expected"),
-    ("rhel", "/usr/sbin/unix_chkpwd", "expected"), ("debian", "/usr/bin/mullvad-exclude", "verify_provenance"),
-    ("debian", "/usr/local/bin/backup-helper", "verify_provenance"), ("debian", "/tmp/.x/bash", "contain"),
-    ("rhel", "/usr/bin/expiry", "verify_provenance"),
-])
+@pytest.mark.parametrize(
+    "family,path,verdict",
+    [
+        ("debian", "/usr/bin/chage", "expected"),
+        ("rhel", "/usr/bin/chage", "expected"),
+        ("rhel", "/usr/sbin/unix_chkpwd", "expected"),
+        ("debian", "/usr/bin/mullvad-exclude", "verify_provenance"),
+        ("debian", "/usr/local/bin/backup-helper", "verify_provenance"),
+        ("debian", "/tmp/.x/bash", "contain"),
+        ("rhel", "/usr/bin/expiry", "verify_provenance"),
+    ],
+)
 def test_suid_verdicts_come_from_the_tables(family, path, verdict):
     host = Host("h", family, "Ubuntu 24.04" if family == "debian" else "Fedora 41", "u", "0", {})
     finding = {"id": path, "severity": "medium", "title": "SUID/SGID binary", "metadata": {}}
@@ -112,23 +131,45 @@ def test_suid_verdicts_come_from_the_tables(family, path, verdict):
     assert (assessed.action is None) == VERDICTS[verdict].expected
 
 
-@pytest.mark.parametrize("exe,metadata,verdict", [
-    ("/tmp/.x/kworkerd", {"command": "/tmp/.x/kworkerd -o pool.example:4444", "pattern_match": "true",
-                          "world_writable_executable": "true"}, "contain"),
-    ("/dev/shm/.s/sshd", {"deleted_executable": "true", "world_writable_executable": "true"}, "contain"),
-    ("/usr/lib/firefox/firefox", {"deleted_executable": "true"}, "review"),
-    ("/home/u/.vscode-server/bin/abc/node", {"world_writable_executable": "true"}, "investigate"),
-    ("/usr/bin/python3.12", {"environment_issue": "true"}, "investigate"),
-])
+@pytest.mark.parametrize(
+    "exe,metadata,verdict",
+    [
+        (
+            "/tmp/.x/kworkerd",
+            {
+                "command": "/tmp/.x/kworkerd -o pool.example:4444",
+                "pattern_match": "true",
+                "world_writable_executable": "true",
+            },
+            "contain",
+        ),
+        ("/dev/shm/.s/sshd", {"deleted_executable": "true", "world_writable_executable": "true"}, "contain"),
+        ("/usr/lib/firefox/firefox", {"deleted_executable": "true"}, "review"),
+        ("/home/u/.vscode-server/bin/abc/node", {"world_writable_executable": "true"}, "investigate"),
+        ("/usr/bin/python3.12", {"environment_issue": "true"}, "investigate"),
+    ],
+)
 def test_ioc_verdicts_follow_the_evidence(exe, metadata, verdict):
     host = Host("h", "debian", "Ubuntu 24.04", "u", "1000", {})
-    finding = {"id": f"{exe}:4242", "severity": "high", "title": "Process IOC Detected",
-               "metadata": {"pid": "4242", **metadata}}
+    finding = {
+        "id": f"{exe}:4242",
+        "severity": "high",
+        "title": "Process IOC Detected",
+        "metadata": {"pid": "4242", **metadata},
+    }
     assessed = assess_finding("ioc", finding, host)
     assert assessed.verdict == verdict
     if verdict != "contain":
-        assert harm_summary([ActionJudge({"meta": {}, "results": [{"scanner": "ioc", "findings": [finding]}]})
-                             .judge(assessed.action)])["harmful"] == 0
+        assert (
+            harm_summary(
+                [
+                    ActionJudge({"meta": {}, "results": [{"scanner": "ioc", "findings": [finding]}]}).judge(
+                        assessed.action
+                    )
+                ]
+            )["harmful"]
+            == 0
+        )
 
 
 def test_generated_hosts_validate_and_never_get_a_harmful_action(generated):

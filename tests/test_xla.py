@@ -13,7 +13,7 @@ HAS_XLA = importlib.util.find_spec("torch_xla") is not None
 if not HAS_XLA:
     print("test_xla: skipped, torch_xla is not importable in this environment (see docs/tpu.md)")
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import json, sys
     import torch_xla.core.xla_model as xm
     import torch_xla.debug.metrics as met
@@ -22,7 +22,8 @@ SCRIPT = textwrap.dedent('''
     from helpers import make_trainer
     from secml_recipes.data.fixtures import real_reports
     from secml_recipes.data.split import specialist_examples
-    rows = [{k: r[k] for k in ("prompt", "completion")} for r in specialist_examples(next(real_reports()), "x", 1500)][:8]
+    examples = specialist_examples(next(real_reports()), "x", 1500)[:8]
+    rows = [{k: r[k] for k in ("prompt", "completion")} for r in examples]
     counts = []
     class Count:
         pass
@@ -43,19 +44,25 @@ SCRIPT = textwrap.dedent('''
     trainer.data_collator = recording
     trainer.train()
     print(json.dumps({"counts": counts, "buckets": collate.bucket_lengths, "widths": widths}))
-''')
+""")
 
 
 @pytest.mark.skipif(not HAS_XLA, reason="torch_xla is not importable (separate TPU environment, see docs/tpu.md)")
-@pytest.mark.parametrize("buckets", [["--xla_bucket_lengths", "[1024, 2048, 4096]"], ["--xla_bucket_count", "3"]],
-                         ids=["fixed", "planned"])
+@pytest.mark.parametrize(
+    "buckets", [["--xla_bucket_lengths", "[1024, 2048, 4096]"], ["--xla_bucket_count", "3"]], ids=["fixed", "planned"]
+)
 @pytest.mark.slow
 def test_xla_steps_compile_a_bounded_number_of_graphs(tiny_models, tmp_path, buckets):
     import json
 
     env = dict(os.environ, PJRT_DEVICE="CPU")
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tiny_models["llama"]), str(tmp_path), json.dumps(buckets)],
-                          capture_output=True, text=True, env=env, timeout=1800)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tiny_models["llama"]), str(tmp_path), json.dumps(buckets)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1800,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     counts, planned, widths = result["counts"], result["buckets"], result["widths"]
@@ -75,9 +82,25 @@ def test_xla_steps_compile_a_bounded_number_of_graphs(tiny_models, tmp_path, buc
 SHARDED = {  # task: (tiny model, recipe overrides); SGD for the adapter, whose update then follows the gradient
     # The specialist's reports are longer than its 2048-token bucket: cut rows are kept (the comparison is of losses
     # on identical batches, one device against four), where training would drop them by default.
-    "specialist": ("llama", ["--max_length", "2048", "--xla_bucket_lengths", "[2048]", "--keep_truncated_rows", "true"]),
-    "generalist": ("mixtral", ["--max_length", "3072", "--xla_bucket_lengths", "[3072]", "--lora_dropout", "0",
-                               "--router_aux_loss_coef", "0", "--optim", "sgd"]),
+    "specialist": (
+        "llama",
+        ["--max_length", "2048", "--xla_bucket_lengths", "[2048]", "--keep_truncated_rows", "true"],
+    ),
+    "generalist": (
+        "mixtral",
+        [
+            "--max_length",
+            "3072",
+            "--xla_bucket_lengths",
+            "[3072]",
+            "--lora_dropout",
+            "0",
+            "--router_aux_loss_coef",
+            "0",
+            "--optim",
+            "sgd",
+        ],
+    ),
 }
 
 
@@ -96,18 +119,54 @@ def _xla_sft(task, model, corpus, out, devices: int) -> list[float]:
 
     from helpers import ROOT
 
-    args = [f"recipes/smoke/{task}.yaml", "--model_name_or_path", str(model), "--dataset_path", str(corpus),
-            "--output_dir", str(out), "--max_steps", "2", "--num_train_epochs", "1", "--logging_steps", "1",
-            "--max_train_samples", "8", "--gradient_accumulation_steps", "1", "--save_strategy", "no",
-            "--train_sampling_strategy", "sequential", "--shuffle_dataset", "false", "--lr_scheduler_type",
-            "constant", "--activation_checkpointing", "true", *SHARDED[task][1]]
+    args = [
+        f"recipes/smoke/{task}.yaml",
+        "--model_name_or_path",
+        str(model),
+        "--dataset_path",
+        str(corpus),
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        "2",
+        "--num_train_epochs",
+        "1",
+        "--logging_steps",
+        "1",
+        "--max_train_samples",
+        "8",
+        "--gradient_accumulation_steps",
+        "1",
+        "--save_strategy",
+        "no",
+        "--train_sampling_strategy",
+        "sequential",
+        "--shuffle_dataset",
+        "false",
+        "--lr_scheduler_type",
+        "constant",
+        "--activation_checkpointing",
+        "true",
+        *SHARDED[task][1],
+    ]
     env = dict(os.environ, PJRT_DEVICE="CPU", CPU_NUM_DEVICES=str(devices))
     if devices == 1:  # the same rows per step on one device
         cmd = [sys.executable, "-m", "secml_recipes.sft", *args, "--per_device_train_batch_size", "4"]
     else:  # the TPU launch line: accelerate's FSDP config, run by secml_recipes.sharding as SPMD FSDPv2
         accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
-        cmd = [accelerate, "launch", "--config_file", "accelerate_configs/tpu_fsdp.yaml", "--mixed_precision", "no",
-               "-m", "secml_recipes.sft", *args, "--per_device_train_batch_size", "1"]
+        cmd = [
+            accelerate,
+            "launch",
+            "--config_file",
+            "accelerate_configs/tpu_fsdp.yaml",
+            "--mixed_precision",
+            "no",
+            "-m",
+            "secml_recipes.sft",
+            *args,
+            "--per_device_train_batch_size",
+            "1",
+        ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-4000:]
     if devices > 1:

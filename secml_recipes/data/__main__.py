@@ -64,18 +64,30 @@ def _build(args) -> int:
     from .corpus import build_corpus
 
     manifest = build_corpus(args.out, args.specialist, args.generalist, args.seed, args.max_prompt_chars)
-    print(json.dumps({"out": args.out, "counts": manifest["counts"], "hosts": manifest["hosts"],
-                      "profile_mix": manifest["profile_mix"], "build_seconds": manifest["build_seconds"]}, indent=2))
+    print(
+        json.dumps(
+            {
+                "out": args.out,
+                "counts": manifest["counts"],
+                "hosts": manifest["hosts"],
+                "profile_mix": manifest["profile_mix"],
+                "build_seconds": manifest["build_seconds"],
+            },
+            indent=2,
+        )
+    )
     print(diversity_table(manifest["episode_diversity"]))
     return 0
 
 
 def diversity_table(d: dict) -> str:
     """The generalist episodes' diversity as a small Markdown table."""
-    rows = [("episodes", d["episodes"]), ("distinct tool-call sequences", d["distinct_call_sequences"]),
-            ("distinct / total assistant sentences",
-             f"{d['distinct_assistant_sentences']} / {d['assistant_sentences']}"),
-            ("IOC + adversarial share", f"{d['ioc_and_adversarial_share']:.1%}")]
+    rows = [
+        ("episodes", d["episodes"]),
+        ("distinct tool-call sequences", d["distinct_call_sequences"]),
+        ("distinct / total assistant sentences", f"{d['distinct_assistant_sentences']} / {d['assistant_sentences']}"),
+        ("IOC + adversarial share", f"{d['ioc_and_adversarial_share']:.1%}"),
+    ]
     rows += [(f"share: {kind}", f"{share:.1%}") for kind, share in d["kind_share"].items()]
     return "\n".join(["| episode diversity | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
 
@@ -83,8 +95,9 @@ def diversity_table(d: dict) -> str:
 def _ingest(args) -> int:
     from .ingest import run
 
-    return run(args.inputs, args.out, args.split, [tuple(p) for p in args.pair or []], args.overwrite,
-               args.max_prompt_chars)
+    return run(
+        args.inputs, args.out, args.split, [tuple(p) for p in args.pair or []], args.overwrite, args.max_prompt_chars
+    )
 
 
 def _fidelity(args) -> int:
@@ -94,7 +107,7 @@ def _fidelity(args) -> int:
 
 
 def _validate(args) -> int:
-    from .corpus import TASKS, SPLITS, CorpusError, corpus_root, read_split
+    from .corpus import SPLITS, TASKS, CorpusError, corpus_root, read_split
 
     try:
         root = corpus_root(args.path)
@@ -133,14 +146,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--max-prompt-chars", type=int, default=12000)
     p.set_defaults(fn=_build)
-    p = sub.add_parser("ingest", help="real scans (JSON, --ndjson streams, 0.1.x reports, labelled pairs) -> "
-                                      "specialist rows")
+    p = sub.add_parser(
+        "ingest", help="real scans (JSON, --ndjson streams, 0.1.x reports, labelled pairs) -> specialist rows"
+    )
     p.add_argument("inputs", nargs="*", help="report files or folders (searched for *.json, *.ndjson, *.jsonl)")
     p.add_argument("--out", required=True, help="ingest folder; new shards are added, never overwritten")
-    p.add_argument("--pair", nargs=2, action="append", metavar=("RAW", "ENRICHED"),
-                   help="an analyst-labelled pair: raw report and its enriched report (repeatable)")
-    p.add_argument("--split", default="train", choices=["train", "eval", "test", "auto"],
-                   help="split of the new rows; auto assigns by host like the corpus")
+    p.add_argument(
+        "--pair",
+        nargs=2,
+        action="append",
+        metavar=("RAW", "ENRICHED"),
+        help="an analyst-labelled pair: raw report and its enriched report (repeatable)",
+    )
+    p.add_argument(
+        "--split",
+        default="train",
+        choices=["train", "eval", "test", "auto"],
+        help="split of the new rows; auto assigns by host like the corpus",
+    )
     p.add_argument("--overwrite", action="store_true", help="start the --out folder afresh")
     p.add_argument("--ndjson", action="store_true", help=argparse.SUPPRESS)  # the stream is recognised anyway
     p.add_argument("--max-prompt-chars", type=int, default=12000)

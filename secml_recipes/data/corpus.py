@@ -68,6 +68,7 @@ def keep_parts(parts: list[dict], n: int) -> list[dict]:
     chosen when there are more than `n`), then parts without (evenly). Most parts of a split report hold only
     info-level entries (kernel modules): their enrichment lists no finding and repeats the host summary every part
     carries, while the parts with findings are the ones that teach verdicts, risk scores and actions."""
+
     def lists_findings(row: dict) -> bool:
         return bool(json.loads(row["completion"][0]["content"]).get("enriched_findings"))
 
@@ -78,15 +79,22 @@ def keep_parts(parts: list[dict], n: int) -> list[dict]:
     return [parts[i] for i in sorted(chosen)]
 
 
-def build_corpus(out: str | os.PathLike, n_specialist: int, n_generalist: int, seed: int,
-                 max_prompt_chars: int = 12000, episodes_per_host: int = 3, parts_per_host: int = 4) -> dict:
+def build_corpus(
+    out: str | os.PathLike,
+    n_specialist: int,
+    n_generalist: int,
+    seed: int,
+    max_prompt_chars: int = 12000,
+    episodes_per_host: int = 3,
+    parts_per_host: int = 4,
+) -> dict:
     """Generate hosts until both tasks have their rows; write the tarball; return the manifest.
 
     A long report splits into many parts; at most `parts_per_host` of them are kept per host (`keep_parts`: those
     listing findings first), so that the corpus spans many hosts rather than a few."""
     rows: dict[str, dict[str, list]] = {t: {s: [] for s in SPLITS} for t in TASKS}
     scans: dict[str, list] = {s: [] for s in SPLITS}  # raw reports behind the episodes: the tool environment
-    counts = {t: 0 for t in TASKS}
+    counts = dict.fromkeys(TASKS, 0)
     profiles: Counter = Counter()
     started = time.perf_counter()
     n_hosts = 0
@@ -122,19 +130,29 @@ def build_corpus(out: str | os.PathLike, n_specialist: int, n_generalist: int, s
     for split in SPLITS:
         files[f"scans/{split}-00000.jsonl"] = _jsonl(scans[split])
     manifest = {
-        "name": "massive_datasets", "format_version": FORMAT_VERSION, "generator_version": GENERATOR_VERSION,
-        "seed": seed, "hosts": n_hosts,
-        "max_prompt_chars": max_prompt_chars, "parts_per_host": parts_per_host, "part_selection": "findings first",
+        "name": "massive_datasets",
+        "format_version": FORMAT_VERSION,
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "hosts": n_hosts,
+        "max_prompt_chars": max_prompt_chars,
+        "parts_per_host": parts_per_host,
+        "part_selection": "findings first",
         "profile_mix": dict(sorted(profiles.items())),
-        "counts": {**{t: {s: len(rows[t][s]) for s in SPLITS} for t in TASKS},
-                   "scans": {s: len(scans[s]) for s in SPLITS}},
+        "counts": {
+            **{t: {s: len(rows[t][s]) for s in SPLITS} for t in TASKS},
+            "scans": {s: len(scans[s]) for s in SPLITS},
+        },
         "episode_kinds": dict(sorted(Counter(r["kind"] for s in SPLITS for r in rows["generalist"][s]).items())),
         "episode_diversity": diversity([r for s in SPLITS for r in rows["generalist"][s]]),
-        "shards": {name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in files.items()},
+        "shards": {
+            name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in files.items()
+        },
         "build_seconds": round(elapsed, 2),
     }
-    files["manifest.json"] = json.dumps({k: v for k, v in manifest.items() if k != "build_seconds"},
-                                        indent=2, sort_keys=True).encode()
+    files["manifest.json"] = json.dumps(
+        {k: v for k, v in manifest.items() if k != "build_seconds"}, indent=2, sort_keys=True
+    ).encode()
     files["README.md"] = dataset_card(manifest).encode()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -148,7 +166,7 @@ def _plan(index: int, seed: int):
     cache = _plan.__dict__.setdefault("cache", {})
     if (seed, block) not in cache:
         cache.clear()
-        cache[(seed, block)] = plan_hosts((block + 1) * 1024, seed)[block * 1024:]
+        cache[(seed, block)] = plan_hosts((block + 1) * 1024, seed)[block * 1024 :]
     return cache[(seed, block)][index - block * 1024]
 
 
@@ -174,29 +192,41 @@ def _write_tar(out: Path, files: dict[str, bytes]) -> None:
 def dataset_card(manifest: dict) -> str:
     counts = manifest["counts"]
     lines = [
-        "---", "license: apache-2.0", "task_categories: [text-generation]", "tags: [security, sys-scan, tool-use]", "---",
-        "# massive_datasets: synthetic sys-scan corpus for secml-recipes", "",
+        "---",
+        "license: apache-2.0",
+        "task_categories: [text-generation]",
+        "tags: [security, sys-scan, tool-use]",
+        "---",
+        "# massive_datasets: synthetic sys-scan corpus for secml-recipes",
+        "",
         "Synthetic Linux host scans in the exact format of sys-scan 5.0.0, their reference enrichment, and agentic",
         "tool-use episodes. Built by `python -m secml_recipes.data build` (generator "
-        f"{manifest['generator_version']}, seed {manifest['seed']}, {manifest['hosts']} hosts).", "",
-        "| task | train | eval | test |", "|---|---|---|---|",
+        f"{manifest['generator_version']}, seed {manifest['seed']}, {manifest['hosts']} hosts).",
+        "",
+        "| task | train | eval | test |",
+        "|---|---|---|---|",
     ]
     for task, c in counts.items():
         if task == "scans":
             continue
         lines.append(f"| {task} | {c['train']} | {c['eval']} | {c['test']} |")
-    lines += ["", f"Host profiles: {json.dumps(manifest['profile_mix'])}.",
-              f"Episode kinds: {json.dumps(manifest['episode_kinds'])}.",
-              f"Specialist completions are sys-scan-agent 7.0.0 `EnrichedOutput` JSON (corpus format "
-              f"{manifest['format_version']}).", "",
-              "Splits are by host: no host appears in two splits. Specialist rows are conversational prompt/completion",
-              "(raw report -> enriched report JSON); generalist rows are `messages` + `tools` (JSON string) with a",
-              "`reference` of the expected calls and key findings for evaluation. All data is synthetic: no real host",
-              "data is included. sha256 of every shard is in manifest.json."]
+    lines += [
+        "",
+        f"Host profiles: {json.dumps(manifest['profile_mix'])}.",
+        f"Episode kinds: {json.dumps(manifest['episode_kinds'])}.",
+        f"Specialist completions are sys-scan-agent 7.0.0 `EnrichedOutput` JSON (corpus format "
+        f"{manifest['format_version']}).",
+        "",
+        "Splits are by host: no host appears in two splits. Specialist rows are conversational prompt/completion",
+        "(raw report -> enriched report JSON); generalist rows are `messages` + `tools` (JSON string) with a",
+        "`reference` of the expected calls and key findings for evaluation. All data is synthetic: no real host",
+        "data is included. sha256 of every shard is in manifest.json.",
+    ]
     return "\n".join(lines) + "\n"
 
 
 # -- opening and loading ----------------------------------------------------------------------
+
 
 def _check_member(member: tarfile.TarInfo, total: int, budget: int) -> None:
     name = member.name
@@ -244,11 +274,17 @@ def _cached(target: Path, digest: str, quiet: bool = False) -> bool:
         saved = json.loads(record.read_text())
     except ValueError:
         return False
-    if not isinstance(saved, dict) or saved.get("tarball_sha256") != digest or saved.get("files") != _file_hashes(target):
+    if (
+        not isinstance(saved, dict)
+        or saved.get("tarball_sha256") != digest
+        or saved.get("files") != _file_hashes(target)
+    ):
         if quiet:
             return False
-        print(f"[secml data] warning: the extraction cache {target} differs from its tarball; extracting it again",
-              file=sys.stderr)
+        print(
+            f"[secml data] warning: the extraction cache {target} differs from its tarball; extracting it again",
+            file=sys.stderr,
+        )
         return False
     return True
 
@@ -289,8 +325,10 @@ def extract_corpus(tar_path: Path, cache_dir: Path | None = None) -> Path:
             os.replace(staging, target)  # the cache is whole or absent
     except (tarfile.TarError, EOFError, OSError) as err:
         if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise CorpusError(f"{tar_path}: the disk is full extracting it into {cache_dir}; free space (or set "
-                              "SECML_CACHE to a larger disk) and rerun") from None
+            raise CorpusError(
+                f"{tar_path}: the disk is full extracting it into {cache_dir}; free space (or set "
+                "SECML_CACHE to a larger disk) and rerun"
+            ) from None
         raise CorpusError(f"{tar_path}: not a readable .tar.gz ({err}); rebuild it with `make data`") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -333,8 +371,10 @@ def corpus_record(path: str | os.PathLike) -> dict | None:
     if not manifest.exists():
         return None
     data = json.loads(manifest.read_text())
-    return {"manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
-            "max_prompt_chars": data.get("max_prompt_chars")}
+    return {
+        "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+        "max_prompt_chars": data.get("max_prompt_chars"),
+    }
 
 
 def check_manifest(root: Path) -> list[str]:
@@ -345,8 +385,10 @@ def check_manifest(root: Path) -> list[str]:
         return []
     manifest = json.loads(manifest_path.read_text())
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise CorpusError(f"{root}: corpus format {manifest.get('format_version', 1)}, this version reads format "
-                          f"{FORMAT_VERSION} (sys-scan-agent EnrichedOutput); rebuild it with `make data`")
+        raise CorpusError(
+            f"{root}: corpus format {manifest.get('format_version', 1)}, this version reads format "
+            f"{FORMAT_VERSION} (sys-scan-agent EnrichedOutput); rebuild it with `make data`"
+        )
     bad = []
     for name, info in manifest.get("shards", {}).items():
         shard = root / name
@@ -380,8 +422,9 @@ def checked_json_lines(lines, check):
         yield line_no, line, row, reason
 
 
-def read_split(path: str | os.PathLike, task: str, split: str, rejects_dir: str | os.PathLike | None = None,
-               verbose: bool = True) -> tuple[list[dict], dict]:
+def read_split(
+    path: str | os.PathLike, task: str, split: str, rejects_dir: str | os.PathLike | None = None, verbose: bool = True
+) -> tuple[list[dict], dict]:
     """Every valid row of `task`/`split`, and a report {shard: {"rows", "rejected", "verified"}}. Invalid rows go to
     `<rejects_dir>/<task>-<split>.rejects.jsonl` with shard, line and reason. A corpus without manifest.json loads
     with a warning (its shards cannot be checked), and its shards are reported unverified."""
@@ -396,8 +439,11 @@ def read_split(path: str | os.PathLike, task: str, split: str, rejects_dir: str 
     if not shards:
         raise CorpusError(f"{root}: no {task}/{split}-*.jsonl shards; expected the layout of `make data`")
     if not verified:
-        print(f"[secml data] warning: {root} has no manifest.json: {len(shards)} {task}/{split} shard(s) loaded "
-              "without a sha256 check (rebuild with `make data`, or `data ingest` your own data)", file=sys.stderr)
+        print(
+            f"[secml data] warning: {root} has no manifest.json: {len(shards)} {task}/{split} shard(s) loaded "
+            "without a sha256 check (rebuild with `make data`, or `data ingest` your own data)",
+            file=sys.stderr,
+        )
     check = ROW_CHECKS[task]
     rows, rejects, report = [], [], {}
     for shard in shards:
@@ -408,8 +454,14 @@ def read_split(path: str | os.PathLike, task: str, split: str, rejects_dir: str 
                     rows.append(row)
                     n_ok += 1
                 else:
-                    rejects.append({"shard": str(shard.relative_to(root)), "line": line_no, "reason": reason,
-                                    "raw": line.rstrip("\n")})
+                    rejects.append(
+                        {
+                            "shard": str(shard.relative_to(root)),
+                            "line": line_no,
+                            "reason": reason,
+                            "raw": line.rstrip("\n"),
+                        }
+                    )
                     n_bad += 1
         report[str(shard.relative_to(root))] = {"rows": n_ok, "rejected": n_bad, "verified": verified}
     if rejects:
@@ -421,9 +473,11 @@ def read_split(path: str | os.PathLike, task: str, split: str, rejects_dir: str 
         write_text_atomic(out, "".join(json.dumps(r) + "\n" for r in rejects))
     if verbose:
         total_bad = sum(v["rejected"] for v in report.values())
-        print(f"[secml data] {task}/{split}: {len(rows)} rows loaded, {total_bad} rejected"
-              + (f" -> {Path(rejects_dir) / f'{task}-{split}.rejects.jsonl'}" if total_bad else "")
-              + ("" if verified else f", {len(shards)} shard(s) unverified (no manifest)"))
+        print(
+            f"[secml data] {task}/{split}: {len(rows)} rows loaded, {total_bad} rejected"
+            + (f" -> {Path(rejects_dir) / f'{task}-{split}.rejects.jsonl'}" if total_bad else "")
+            + ("" if verified else f", {len(shards)} shard(s) unverified (no manifest)")
+        )
     return rows, report
 
 

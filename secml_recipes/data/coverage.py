@@ -7,8 +7,15 @@ from __future__ import annotations
 from collections import Counter
 
 from .assess import Host
-from .knowledge.scanner import (EBPF_FALLBACK, EMPTY_MEANS, GATES, MODULES_BY_NAME, NON_ROOT_LIMITS, SCOPE_LIMITS,
-                                WARNING_MEANINGS)
+from .knowledge.scanner import (
+    EBPF_FALLBACK,
+    EMPTY_MEANS,
+    GATES,
+    MODULES_BY_NAME,
+    NON_ROOT_LIMITS,
+    SCOPE_LIMITS,
+    WARNING_MEANINGS,
+)
 
 
 def scan_coverage(report: dict, host: Host | None = None) -> dict:
@@ -37,6 +44,7 @@ def scan_coverage(report: dict, host: Host | None = None) -> dict:
         "not_run": dict(sorted(not_run.items())),
         "ran_empty": ran_empty,
         "limits": limits,
-        "warnings": {code: f"{n}: {WARNING_MEANINGS.get(code, 'collection problems')}"
-                     for code, n in sorted(warnings.items())},
+        "warnings": {
+            code: f"{n}: {WARNING_MEANINGS.get(code, 'collection problems')}" for code, n in sorted(warnings.items())
+        },
     }

@@ -31,7 +31,7 @@ from .knowledge.modules import NOTABLE_MODULES
 ENRICHED_VERSION = "1.0"  # sys-scan-agent's EnrichedOutput.version
 FORMAT_VERSION = 2  # of the corpus built from this teacher; 1 was the old secml-only format
 RISK_WEIGHTS = {"impact": 5.0, "exposure": 3.0, "anomaly": 2.0}  # sys_scan_agent.risk.DEFAULT_WEIGHTS
-RISK_CAPS = {"impact": 10.0, "exposure": 3.0, "anomaly": 2.0}    # sys_scan_agent.risk.CAPS
+RISK_CAPS = {"impact": 10.0, "exposure": 3.0, "anomaly": 2.0}  # sys_scan_agent.risk.CAPS
 SEVERITY_ORDER = ["info", "low", "medium", "high", "critical"]
 CORRELATION_LEVEL = {"critical": "critical", "high": "high", "medium": "medium"}
 MAX_ACTIONS = 8
@@ -48,13 +48,19 @@ def risk_score(subscores: dict[str, float]) -> int:
 
 def subscores_for(a: Assessment) -> dict[str, float]:
     impact, exposure, anomaly, confidence = VERDICTS[a.verdict].subscores
-    return {"impact": a.impact if a.impact is not None else impact, "exposure": exposure, "anomaly": anomaly,
-            "confidence": confidence}
+    return {
+        "impact": a.impact if a.impact is not None else impact,
+        "exposure": exposure,
+        "anomaly": anomaly,
+        "confidence": confidence,
+    }
 
 
 def _bump(severity: str, correlations: list[dict]) -> tuple[str, str]:
-    top = max([severity] + [c["severity"] for c in correlations], key=lambda s: SEVERITY_ORDER.index(s)
-              if s in SEVERITY_ORDER else -1)
+    top = max(
+        [severity] + [c["severity"] for c in correlations],
+        key=lambda s: SEVERITY_ORDER.index(s) if s in SEVERITY_ORDER else -1,
+    )
     return (top, "bumped") if top != severity else (severity, "raw")
 
 
@@ -64,11 +70,16 @@ def enriched_finding(item: Item, correlations: list[dict]) -> dict:
     refs = [c for c in correlations if f["id"] in c["related_finding_ids"]]
     severity, source = _bump(f["severity"], refs)
     out = {
-        "id": f["id"], "title": f.get("title", ""), "severity": severity, "risk_score": risk_score(subs),
+        "id": f["id"],
+        "title": f.get("title", ""),
+        "severity": severity,
+        "risk_score": risk_score(subs),
         "category": CATEGORY_BY_SCANNER.get(item.scanner, item.scanner),
         "tags": sorted(set(a.tags) | {f"attack:{t}" for t in a.techniques}),
-        "risk_subscores": subs, "probability_actionable": VERDICTS[a.verdict].probability,
-        "severity_source": source, "rationale": a.rationale,
+        "risk_subscores": subs,
+        "probability_actionable": VERDICTS[a.verdict].probability,
+        "severity_source": source,
+        "rationale": a.rationale,
     }
     if refs:
         out["correlation_refs"] = [c["id"] for c in refs]
@@ -105,20 +116,32 @@ def host_verdict(items: list[Item], correlations: list[dict], findings: dict[str
     return level, reasons
 
 
-def _actions(items: list[Item], findings: dict[str, dict],
-             correlations: list[dict]) -> tuple[list[dict], list[tuple[str, str]]]:
+def _actions(
+    items: list[Item], findings: dict[str, dict], correlations: list[dict]
+) -> tuple[list[dict], list[tuple[str, str]]]:
     todo = [i for i in items if i.assessment.action]
-    todo.sort(key=lambda i: (-LEVELS.index(i.assessment.host_level), -VERDICTS[i.assessment.verdict].rank,
-                             -findings.get(i.id, {}).get("risk_score", 0), i.id))
+    todo.sort(
+        key=lambda i: (
+            -LEVELS.index(i.assessment.host_level),
+            -VERDICTS[i.assessment.verdict].rank,
+            -findings.get(i.id, {}).get("risk_score", 0),
+            i.id,
+        )
+    )
     chosen, seen = [], set()
     for item in todo:
         if item.assessment.action in seen or len(chosen) >= MAX_ACTIONS:
             continue
         seen.add(item.assessment.action)
         chosen.append(item)
-    actions = [{"priority": len(chosen) - n, "action": i.assessment.action,
-                "correlation_refs": [c["id"] for c in correlations if i.id in c["related_finding_ids"]]}
-               for n, i in enumerate(chosen)]
+    actions = [
+        {
+            "priority": len(chosen) - n,
+            "action": i.assessment.action,
+            "correlation_refs": [c["id"] for c in correlations if i.id in c["related_finding_ids"]],
+        }
+        for n, i in enumerate(chosen)
+    ]
     return actions, [(i.scanner, i.id) for i in chosen]
 
 
@@ -128,14 +151,20 @@ def _reductions(items: list[Item], listed: list[dict]) -> dict:
     out: dict = {}
     if modules:
         names = [i.id for i in modules]
-        out["module_summary"] = {"module_count": len(names), "distinct_modules": len(set(names)),
-                                 "notable_modules": sorted(n for n in set(names) if n in NOTABLE_MODULES)}
+        out["module_summary"] = {
+            "module_count": len(names),
+            "distinct_modules": len(set(names)),
+            "notable_modules": sorted(n for n in set(names) if n in NOTABLE_MODULES),
+        }
     if suid:
-        out["suid_summary"] = {"suid_total": len(suid),
-                               "unexpected_suid": sorted(i.id for i in suid if not i.assessment.expected)}
+        out["suid_summary"] = {
+            "suid_total": len(suid),
+            "unexpected_suid": sorted(i.id for i in suid if not i.assessment.expected),
+        }
     ranked = sorted(listed, key=lambda f: (-f["risk_score"], f["id"]))[:TOP_FINDINGS]
-    out["top_findings"] = [{"id": f["id"], "title": f["title"], "severity": f["severity"],
-                            "risk_score": f["risk_score"]} for f in ranked]
+    out["top_findings"] = [
+        {"id": f["id"], "title": f["title"], "severity": f["severity"], "risk_score": f["risk_score"]} for f in ranked
+    ]
     return out
 
 
@@ -144,21 +173,35 @@ def _listed(item: Item, correlated: frozenset = frozenset()) -> bool:
     reads a unit in both /lib/systemd/system and /usr/lib/systemd/system, the same file on a merged-/usr
     system): `build_enrichment` lists each (scanner, id) once, the first seen, as systemd's own precedence
     (/etc over /usr/lib over /lib) resolves a unit name."""
-    return item.id in correlated or (item.assessment.listed and (
-        item.finding.get("severity") != "info" or item.assessment.verdict not in ("informational", "expected")))
+    return item.id in correlated or (
+        item.assessment.listed
+        and (item.finding.get("severity") != "info" or item.assessment.verdict not in ("informational", "expected"))
+    )
 
 
-def executive_summary(host: Host, report: dict, listed: list[Item], level: str, reasons: list[str],
-                      coverage: dict, correlations: list[dict]) -> str:
+def executive_summary(
+    host: Host,
+    report: dict,
+    listed: list[Item],
+    level: str,
+    reasons: list[str],
+    coverage: dict,
+    correlations: list[dict],
+) -> str:
     """Host, collection, risk, what is open, the main reason and what was not assessed: all of it readable
     from the report's meta and summary plus the listed findings, so every part of a split report can say it."""
     counts = (report.get("summary") or {}).get("severity_counts") or {}
     above_info = sum(int(n) for sev, n in counts.items() if sev != "info")
     verdicts = Counter(i.assessment.verdict for i in listed)
-    text = (f"{host.hostname} ({host.distro}), scanned as {coverage['collected_as']}: risk {level}. "
-            f"{above_info} findings above info.")
-    parts = [f"{n} to {v.replace('_', ' ')}" for v, n in sorted(verdicts.items(), key=lambda kv: -VERDICTS[kv[0]].rank)
-             if v not in ("expected", "informational", "operational")]
+    text = (
+        f"{host.hostname} ({host.distro}), scanned as {coverage['collected_as']}: risk {level}. "
+        f"{above_info} findings above info."
+    )
+    parts = [
+        f"{n} to {v.replace('_', ' ')}"
+        for v, n in sorted(verdicts.items(), key=lambda kv: -VERDICTS[kv[0]].rank)
+        if v not in ("expected", "informational", "operational")
+    ]
     if parts:
         text += " Open: " + ", ".join(parts) + "."
     if correlations:
@@ -174,8 +217,11 @@ def executive_summary(host: Host, report: dict, listed: list[Item], level: str, 
 
 def build_items(report: dict) -> tuple[Host, list[Item]]:
     host = Host.from_report(report)
-    items = [Item(r.get("scanner", ""), f, assess_finding(r.get("scanner", ""), f, host))
-             for r in report.get("results", []) for f in r.get("findings", [])]
+    items = [
+        Item(r.get("scanner", ""), f, assess_finding(r.get("scanner", ""), f, host))
+        for r in report.get("results", [])
+        for f in r.get("findings", [])
+    ]
     return host, items
 
 
@@ -208,15 +254,19 @@ def build_enrichment(report: dict) -> Enrichment:
     by_id = {f["id"]: f for f in findings}
     level, reasons = host_verdict(items, correlations, by_id)
     coverage = scan_coverage(report, host)
-    techniques = sorted({t for f in findings for t in f["tags"] if t.startswith("attack:")}
-                        | {t for c in correlations for t in c["tags"] if t.startswith("attack:")})
+    techniques = sorted(
+        {t for f in findings for t in f["tags"] if t.startswith("attack:")}
+        | {t for c in correlations for t in c["tags"] if t.startswith("attack:")}
+    )
     summaries = {
         "executive_summary": executive_summary(host, report, listed_items, level, reasons, coverage, correlations),
         "analyst": {"risk_level": level, "risk_reasons": reasons, "coverage": coverage},
     }
     if techniques:
-        summaries["attack_coverage"] = {"technique_count": len(techniques),
-                                        "techniques": [t.split(":", 1)[1] for t in techniques]}
+        summaries["attack_coverage"] = {
+            "technique_count": len(techniques),
+            "techniques": [t.split(":", 1)[1] for t in techniques],
+        }
     actions, targets = _actions(items, by_id, correlations)
     output = {
         "version": ENRICHED_VERSION,

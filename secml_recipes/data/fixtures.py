@@ -10,8 +10,21 @@ from pathlib import Path
 SEVERITY_SCORES = {"info": 10, "low": 30, "medium": 50, "high": 70, "critical": 90, "error": 80}
 
 SCANNERS = [
-    "processes", "network", "kernel_params", "modules", "world_writable", "suid_sgid", "ioc", "mac",
-    "mounts", "kernel_hardening", "systemd_units", "auditd", "containers", "integrity", "yara",
+    "processes",
+    "network",
+    "kernel_params",
+    "modules",
+    "world_writable",
+    "suid_sgid",
+    "ioc",
+    "mac",
+    "mounts",
+    "kernel_hardening",
+    "systemd_units",
+    "auditd",
+    "containers",
+    "integrity",
+    "yara",
     "ebpf_exec_trace",
 ]
 

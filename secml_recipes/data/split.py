@@ -94,13 +94,28 @@ def _units(report: dict, costs: _Costs, prompt_budget: int, completion_budget: i
         chunks.append(chunk)
         for i, part in enumerate(chunks):
             piece = dict(result, findings=part, finding_count=len(part)) if result else None
-            units.append({"scanner": scanner, "result": piece, "warnings": [], "errors": errs if i == 0 else [],
-                          "prompt": len(compact(piece or {})) + len(compact(errs if i == 0 else [])),
-                          "completion": sum(costs.completion(scanner, f) for f in part)})
+            units.append(
+                {
+                    "scanner": scanner,
+                    "result": piece,
+                    "warnings": [],
+                    "errors": errs if i == 0 else [],
+                    "prompt": len(compact(piece or {})) + len(compact(errs if i == 0 else [])),
+                    "completion": sum(costs.completion(scanner, f) for f in part),
+                }
+            )
         for start in range(0, len(warns), WARNINGS_PER_UNIT):  # 150 kernel-thread warnings do not fit one part
-            chunk = warns[start:start + WARNINGS_PER_UNIT]
-            units.append({"scanner": scanner, "result": None, "warnings": chunk, "errors": [],
-                          "prompt": len(compact(chunk)), "completion": 0})
+            chunk = warns[start : start + WARNINGS_PER_UNIT]
+            units.append(
+                {
+                    "scanner": scanner,
+                    "result": None,
+                    "warnings": chunk,
+                    "errors": [],
+                    "prompt": len(compact(chunk)),
+                    "completion": 0,
+                }
+            )
     return units
 
 
@@ -112,8 +127,11 @@ def _carried(enrichment: Enrichment) -> list[tuple[str, str]]:
     listed = [(_scanner_tag(f), f["id"], f) for f in out["enriched_findings"]]
     related = {fid for c in out["correlations"] for fid in c["related_finding_ids"]}
     order = [(s, i) for s, i, _ in listed[:TOP_FINDINGS]]
-    order += [(i.scanner, i.id) for i in enrichment.items
-              if i.id in COVERAGE_MARKERS or (i.scanner == "modules" and i.id in NOTABLE_MODULES)]
+    order += [
+        (i.scanner, i.id)
+        for i in enrichment.items
+        if i.id in COVERAGE_MARKERS or (i.scanner == "modules" and i.id in NOTABLE_MODULES)
+    ]
     order += [(i.scanner, i.id) for i in enrichment.items if i.id in related]
     order += [(s, i) for s, i, f in listed[TOP_FINDINGS:] if not {"expected", "informational"} & set(f["tags"])]
     return list(dict.fromkeys(order))
@@ -126,8 +144,13 @@ def host_context(report: dict, enrichment: Enrichment, part_keys: set, n: int, t
     warnings: dict[str, int] = {}
     for w in report.get("collection_warnings", []):
         warnings[w.get("code", "unknown")] = warnings.get(w.get("code", "unknown"), 0) + 1
-    context = {"part": f"{n}/{total}", "scanner_finding_counts": counts, "warning_counts": warnings,
-               "elsewhere": [], "elsewhere_omitted": 0}
+    context = {
+        "part": f"{n}/{total}",
+        "scanner_finding_counts": counts,
+        "warning_counts": warnings,
+        "elsewhere": [],
+        "elsewhere_omitted": 0,
+    }
     size = len(compact(context))
     for key in _carried(enrichment):
         if key in part_keys:
@@ -153,8 +176,9 @@ def project(enrichment: Enrichment, part_keys: set) -> dict:
     return {**out, "enriched_findings": findings, "correlations": correlations, "actions": actions}
 
 
-def split_report(report: dict, max_prompt_chars: int, max_completion_chars: int | None = None,
-                 enrichment: Enrichment | None = None) -> list[tuple[dict, dict]]:
+def split_report(
+    report: dict, max_prompt_chars: int, max_completion_chars: int | None = None, enrichment: Enrichment | None = None
+) -> list[tuple[dict, dict]]:
     """[(prompt report, completion)]: the report and its enrichment when it fits, else parts (see docstring)."""
     enrichment = enrichment or build_enrichment(report)
     max_completion_chars = max_completion_chars or max_prompt_chars
@@ -200,20 +224,26 @@ def merge_parts(parts: list[dict]) -> dict:
                 findings.append(f)
     correlations = {c["id"]: c for part in parts for c in part.get("correlations", [])}
     actions = {a["action"]: a for part in parts for a in part.get("actions", [])}
-    return {**parts[0], "enriched_findings": sorted(findings, key=lambda f: (-f["risk_score"], f["id"], f["tags"])),
-            "correlations": sorted(correlations.values(), key=lambda c: (-c["risk_score_delta"], c["id"])),
-            "actions": sorted(actions.values(), key=lambda a: -a["priority"])}
+    return {
+        **parts[0],
+        "enriched_findings": sorted(findings, key=lambda f: (-f["risk_score"], f["id"], f["tags"])),
+        "correlations": sorted(correlations.values(), key=lambda c: (-c["risk_score_delta"], c["id"])),
+        "actions": sorted(actions.values(), key=lambda a: -a["priority"]),
+    }
 
 
-def specialist_examples(report: dict, host_id: str, max_prompt_chars: int,
-                        max_completion_chars: int | None = None) -> list[dict]:
+def specialist_examples(
+    report: dict, host_id: str, max_prompt_chars: int, max_completion_chars: int | None = None
+) -> list[dict]:
     """Conversational prompt/completion rows (TRL's format) for one report."""
     rows = []
     for i, (part, completion) in enumerate(split_report(report, max_prompt_chars, max_completion_chars)):
-        rows.append({
-            "id": f"{host_id}-s{i}",
-            "host_id": host_id,
-            "prompt": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": compact(part)}],
-            "completion": [{"role": "assistant", "content": compact(completion)}],
-        })
+        rows.append(
+            {
+                "id": f"{host_id}-s{i}",
+                "host_id": host_id,
+                "prompt": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": compact(part)}],
+                "completion": [{"role": "assistant", "content": compact(completion)}],
+            }
+        )
     return rows

@@ -39,8 +39,11 @@ def _agent_parser():
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m secml_recipes.data.teacher_check", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m secml_recipes.data.teacher_check",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--hosts", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--max-prompt-chars", type=int, default=12000)
@@ -52,14 +55,29 @@ def main(argv: list[str] | None = None) -> int:
         report = json.loads(path.read_text())
         expectations = PACKAGED / path.name.replace(".json", ".expectations.yaml")
         enriched = build_enrichment(report).output
-        problems = expectation_problems(enriched, report, load_expectations(expectations)) \
-            if expectations.exists() else ["no expectations file"]
+        problems = (
+            expectation_problems(enriched, report, load_expectations(expectations))
+            if expectations.exists()
+            else ["no expectations file"]
+        )
         harm = harm_summary(harmful_actions(enriched, report))
-        out.append(_table(f"real fixture {path.name}", [
-            ("analyst expectations", f"{len(load_expectations(expectations)['findings'])} findings"
-             if expectations.exists() else "-"),
-            ("problems", len(problems)), ("host risk level", enriched["summaries"]["analyst"]["risk_level"]),
-            ("actions", harm["actions"]), ("harmful-action rate", harm["harmful_action_rate"])]))
+        out.append(
+            _table(
+                f"real fixture {path.name}",
+                [
+                    (
+                        "analyst expectations",
+                        f"{len(load_expectations(expectations)['findings'])} findings"
+                        if expectations.exists()
+                        else "-",
+                    ),
+                    ("problems", len(problems)),
+                    ("host risk level", enriched["summaries"]["analyst"]["risk_level"]),
+                    ("actions", harm["actions"]),
+                    ("harmful-action rate", harm["harmful_action_rate"]),
+                ],
+            )
+        )
         for p in problems:
             out.append(f"- {p}\n")
 
@@ -95,21 +113,46 @@ def main(argv: list[str] | None = None) -> int:
         lost += len({c["id"] for c in whole["correlations"]} - kept)
         contradicting += sum(c["summaries"] != whole["summaries"] for _, c in parts)
         not_merging += merge_parts([c for _, c in parts]) != whole
-        over_budget += sum(len(compact(p)) > args.max_prompt_chars or len(compact(c)) > args.max_prompt_chars
-                           for p, c in parts)
-    out.append(_table(f"teacher on {len(reports)} hosts ({args.hosts} generated, seed {args.seed})", [
-        ("schema errors (outputs and parts)", schema_errors),
-        ("sys-scan-agent parse failures", agent_errors if parse else "not installed (`make agent`)"),
-        ("actions", actions), ("harmful actions", harmful)]))
-    out.append(_table("host risk level by profile", [
-        (profile, ", ".join(f"{level} {n}" for level, n in sorted(c.items(), key=lambda kv: LEVELS.index(kv[0]))))
-        for profile, c in sorted(levels.items())]))
-    out.append(_table("correlations by rule", sorted(rules.items(), key=lambda kv: (-kv[1], kv[0])) or
-                      [("none", 0)]))
-    out.append(_table(f"split parts (max {args.max_prompt_chars} chars)", [
-        ("parts", parts_total), ("correlations", correlations), ("correlations in no part", lost),
-        ("parts whose verdict differs from the host's", contradicting),
-        ("hosts whose parts do not merge back", not_merging), ("parts over budget", over_budget)]))
+        over_budget += sum(
+            len(compact(p)) > args.max_prompt_chars or len(compact(c)) > args.max_prompt_chars for p, c in parts
+        )
+    out.append(
+        _table(
+            f"teacher on {len(reports)} hosts ({args.hosts} generated, seed {args.seed})",
+            [
+                ("schema errors (outputs and parts)", schema_errors),
+                ("sys-scan-agent parse failures", agent_errors if parse else "not installed (`make agent`)"),
+                ("actions", actions),
+                ("harmful actions", harmful),
+            ],
+        )
+    )
+    out.append(
+        _table(
+            "host risk level by profile",
+            [
+                (
+                    profile,
+                    ", ".join(f"{level} {n}" for level, n in sorted(c.items(), key=lambda kv: LEVELS.index(kv[0]))),
+                )
+                for profile, c in sorted(levels.items())
+            ],
+        )
+    )
+    out.append(_table("correlations by rule", sorted(rules.items(), key=lambda kv: (-kv[1], kv[0])) or [("none", 0)]))
+    out.append(
+        _table(
+            f"split parts (max {args.max_prompt_chars} chars)",
+            [
+                ("parts", parts_total),
+                ("correlations", correlations),
+                ("correlations in no part", lost),
+                ("parts whose verdict differs from the host's", contradicting),
+                ("hosts whose parts do not merge back", not_merging),
+                ("parts over budget", over_budget),
+            ],
+        )
+    )
 
     episodes, i = [], 0
     plans = plan_hosts(args.episodes, args.seed)  # at least one episode per host, so enough hosts
@@ -121,12 +164,20 @@ def main(argv: list[str] | None = None) -> int:
             bar.update(len(new))
             i += 1
     d = diversity(episodes)
-    out.append(_table(f"{d['episodes']} episodes from {i} hosts", [
-        ("distinct tool-call sequences", d["distinct_call_sequences"]),
-        ("distinct / total assistant sentences",
-         f"{d['distinct_assistant_sentences']} / {d['assistant_sentences']}"),
-        ("IOC + adversarial share", f"{d['ioc_and_adversarial_share']:.1%}")]
-        + [(f"share: {k}", f"{v:.1%}") for k, v in d["kind_share"].items()]))
+    out.append(
+        _table(
+            f"{d['episodes']} episodes from {i} hosts",
+            [
+                ("distinct tool-call sequences", d["distinct_call_sequences"]),
+                (
+                    "distinct / total assistant sentences",
+                    f"{d['distinct_assistant_sentences']} / {d['assistant_sentences']}",
+                ),
+                ("IOC + adversarial share", f"{d['ioc_and_adversarial_share']:.1%}"),
+            ]
+            + [(f"share: {k}", f"{v:.1%}") for k, v in d["kind_share"].items()],
+        )
+    )
     print("\n".join(out))
     return 0
 

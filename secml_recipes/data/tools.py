@@ -50,8 +50,8 @@ class FileFacts:
     size: int = 0
     modified: datetime | None = None
     package: Package | None = None
-    replaced: bool = False          # differs from its package (or from the vendor's release)
-    reputation: tuple[str, str] = ("unknown", "")   # verdict, name
+    replaced: bool = False  # differs from its package (or from the vendor's release)
+    reputation: tuple[str, str] = ("unknown", "")  # verdict, name
     capabilities: str | None = None
     deleted: bool = False
 
@@ -68,7 +68,7 @@ class ProcessFacts:
     started: datetime
     sockets: list[str] = field(default_factory=list)
     exe_deleted: bool = False
-    environment: dict[str, str] = field(default_factory=dict)   # loader variables (LD_PRELOAD, ...)
+    environment: dict[str, str] = field(default_factory=dict)  # loader variables (LD_PRELOAD, ...)
 
 
 MALWARE_FAMILIES = [  # signals in the evidence -> the family a threat-intel lookup names
@@ -108,8 +108,9 @@ class ScanEnvironment:
 
     # -- the simulated world -----------------------------------------------------------------------
     def _days_ago(self, key: str, low: int, high: int) -> datetime:
-        return self.scanned - timedelta(days=low + int(_fraction(self.hostname, key) * (high - low)),
-                                        minutes=int(_fraction(key, "min") * 1440))
+        return self.scanned - timedelta(
+            days=low + int(_fraction(self.hostname, key) * (high - low)), minutes=int(_fraction(key, "min") * 1440)
+        )
 
     def _file(self, path: str) -> FileFacts:
         if path not in self.files:
@@ -189,8 +190,11 @@ class ScanEnvironment:
         for facts in self.files.values():
             verdict, name = facts.reputation
             if verdict != "unknown":
-                source = "threat intelligence feed" if verdict == "malicious" else (
-                    "package repository metadata" if facts.package else "vendor release checksums")
+                source = (
+                    "threat intelligence feed"
+                    if verdict == "malicious"
+                    else ("package repository metadata" if facts.package else "vendor release checksums")
+                )
                 self.reputation[self._sha256(facts)] = (verdict, name, source)
 
     def _ioc_process(self, f: dict) -> None:
@@ -202,8 +206,11 @@ class ScanEnvironment:
             return
         a = self.assessments[("ioc", f["id"])]
         malicious = a.verdict == "contain" or bool(s["injection"]) or bool(s["hidden"] and s["home"])
-        owner = s["exe"].split("/")[2] if s["exe"].startswith("/home/") else (
-            "www-data" if malicious and "web" in self.hostname else self.user if s["home"] else "root")
+        owner = (
+            s["exe"].split("/")[2]
+            if s["exe"].startswith("/home/")
+            else ("www-data" if malicious and "web" in self.hostname else self.user if s["home"] else "root")
+        )
         environment = {}
         if s["env"]:
             compromised = any(x.verdict == "contain" for x in self.assessments.values())
@@ -232,14 +239,26 @@ class ScanEnvironment:
             sockets.append(f"tcp ESTABLISHED 10.0.2.15:{40000 + pid % 20000} -> {remote}")
         elif s["app"] and not malicious:
             sockets.append(f"tcp ESTABLISHED 10.0.2.15:{40000 + pid % 20000} -> 52.84.150.39:443")
-        parent = ("systemd --user" if s["home"] and not malicious else
-                  "/usr/sbin/cron -f" if malicious and _fraction(f["id"], "parent") < 0.5 else "bash")
+        parent = (
+            "systemd --user"
+            if s["home"] and not malicious
+            else "/usr/sbin/cron -f"
+            if malicious and _fraction(f["id"], "parent") < 0.5
+            else "bash"
+        )
         self.processes[pid] = ProcessFacts(
-            pid=pid, exe=s["exe"], cmdline=s["command"] or s["exe"], user=owner,
+            pid=pid,
+            exe=s["exe"],
+            cmdline=s["command"] or s["exe"],
+            user=owner,
             uid="0" if owner == "root" else "33" if owner == "www-data" else "1000",
-            ppid=max(1, pid - 1 - int(_fraction(f["id"], "ppid") * 300)), parent=parent,
-            started=self._days_ago(f["id"] + "start", 0, 1 if malicious else 9), sockets=sockets,
-            exe_deleted=s["deleted"], environment=environment)
+            ppid=max(1, pid - 1 - int(_fraction(f["id"], "ppid") * 300)),
+            parent=parent,
+            started=self._days_ago(f["id"] + "start", 0, 1 if malicious else 9),
+            sockets=sockets,
+            exe_deleted=s["deleted"],
+            environment=environment,
+        )
 
     def _tamper_a_setid_binary(self, compromised: bool, by_scanner: dict) -> None:
         """On hosts with evidence of compromise and no integrity check that would have shown it, attackers
@@ -259,23 +278,35 @@ class ScanEnvironment:
         if not pid_text.isdigit():
             return
         pid = int(pid_text)
-        exe = (f.get("description", "").split(" ")[0] if scanner == "processes" else meta.get("exe") or
-               meta.get("comm") or "")
+        exe = (
+            f.get("description", "").split(" ")[0]
+            if scanner == "processes"
+            else meta.get("exe") or meta.get("comm") or ""
+        )
         proc = self.processes.get(pid)
         if proc is None:
-            proc = ProcessFacts(pid=pid, exe=exe, cmdline=f.get("description", "") if scanner == "processes" else exe,
-                                user="root" if meta.get("uid", "0") == "0" else self.user,
-                                uid=str(meta.get("uid", "0")),
-                                ppid=1, parent="/usr/lib/systemd/systemd", started=self.installed)
+            proc = ProcessFacts(
+                pid=pid,
+                exe=exe,
+                cmdline=f.get("description", "") if scanner == "processes" else exe,
+                user="root" if meta.get("uid", "0") == "0" else self.user,
+                uid=str(meta.get("uid", "0")),
+                ppid=1,
+                parent="/usr/lib/systemd/systemd",
+                started=self.installed,
+            )
             self.processes[pid] = proc
         if scanner == "network":
             state = meta.get("state", "")
-            proc.sockets.append(f"{meta.get('protocol', 'tcp')} {state or 'UDP'} {meta.get('lip')}:{meta.get('lport')}"
-                                + (f" -> {meta.get('rip')}:{meta.get('rport')}" if state == "ESTABLISHED" else ""))
+            proc.sockets.append(
+                f"{meta.get('protocol', 'tcp')} {state or 'UDP'} {meta.get('lip')}:{meta.get('lport')}"
+                + (f" -> {meta.get('rip')}:{meta.get('rport')}" if state == "ESTABLISHED" else "")
+            )
 
     # -- tools ------------------------------------------------------------------------------------------
-    def search_findings(self, query: str, scanner: str | None = None, severity: Severity | None = None,
-                        limit: int = 10) -> dict:
+    def search_findings(
+        self, query: str, scanner: str | None = None, severity: Severity | None = None, limit: int = 10
+    ) -> dict:
         """Search the scan's findings by text (id, title, description or metadata), optionally filtered.
 
         Args:
@@ -289,13 +320,14 @@ class ScanEnvironment:
         for s, f in self.findings:
             if (scanner and s != scanner) or (severity and f["severity"] != severity):
                 continue
-            text = " ".join([f["id"], f.get("title", ""), f.get("description", ""),
-                             json.dumps(f.get("metadata", {}))]).lower()
+            text = " ".join(
+                [f["id"], f.get("title", ""), f.get("description", ""), json.dumps(f.get("metadata", {}))]
+            ).lower()
             if q in text:
                 hits.append({"id": f["id"], "scanner": s, "severity": f["severity"], "title": f.get("title", "")})
         order = ["critical", "high", "medium", "low", "info", "error"]
         hits.sort(key=lambda h: (order.index(h["severity"]) if h["severity"] in order else 9, h["id"]))
-        return {"query": query, "total": len(hits), "results": hits[:max(1, min(limit, 20))]}
+        return {"query": query, "total": len(hits), "results": hits[: max(1, min(limit, 20))]}
 
     def query_package_manager(self, path: str) -> dict:
         """Ask the package manager which installed package owns a file (dpkg -S / rpm -qf), the package's
@@ -308,9 +340,13 @@ class ScanEnvironment:
         pkg = facts.package if facts else owning_package(path, self.host.family)
         if pkg is None:
             return {"path": path, "owned_by": None, "note": "no installed package owns this path"}
-        return {"path": path, "owned_by": pkg.name, "version": pkg.version,
-                "origin": origin_text(pkg, self.host.family, self.host.distro),
-                "verify": "checksum differs from the package database" if facts and facts.replaced else "ok"}
+        return {
+            "path": path,
+            "owned_by": pkg.name,
+            "version": pkg.version,
+            "origin": origin_text(pkg, self.host.family, self.host.distro),
+            "verify": "checksum differs from the package database" if facts and facts.replaced else "ok",
+        }
 
     def hash_binary(self, path: str) -> dict:
         """SHA-256 of a file on the host, and whether it equals the digest the owning package recorded.
@@ -322,12 +358,17 @@ class ScanEnvironment:
         if facts is None:
             return {"error": f"{path}: no such file on {self.hostname}"}
         if facts.deleted:
-            return {"error": f"{path}: file was deleted from disk; a running process may still map it "
-                             "(/proc/<pid>/exe)"}
+            return {
+                "error": f"{path}: file was deleted from disk; a running process may still map it (/proc/<pid>/exe)"
+            }
         sha = self._sha256(facts)
-        return {"path": path, "sha256": sha, "size": facts.size,
-                "package": facts.package.name if facts.package else None,
-                "matches_package": (not facts.replaced) if facts.package else None}
+        return {
+            "path": path,
+            "sha256": sha,
+            "size": facts.size,
+            "package": facts.package.name if facts.package else None,
+            "matches_package": (not facts.replaced) if facts.package else None,
+        }
 
     def stat_file(self, path: str) -> dict:
         """Owner, group, permission bits, set-id bits, file capabilities and change time of a file.
@@ -341,10 +382,18 @@ class ScanEnvironment:
         if facts.deleted:
             return {"error": f"{path}: no such file (deleted while still in use)"}
         mode = int(facts.mode, 8)
-        return {"path": path, "owner": facts.owner, "group": facts.group, "mode": facts.mode,
-                "setuid": bool(mode & 0o4000), "setgid": bool(mode & 0o2000), "world_writable": bool(mode & 0o002),
-                "capabilities": facts.capabilities, "size": facts.size,
-                "modified": (facts.modified or self.installed).strftime("%Y-%m-%d %H:%M")}
+        return {
+            "path": path,
+            "owner": facts.owner,
+            "group": facts.group,
+            "mode": facts.mode,
+            "setuid": bool(mode & 0o4000),
+            "setgid": bool(mode & 0o2000),
+            "world_writable": bool(mode & 0o002),
+            "capabilities": facts.capabilities,
+            "size": facts.size,
+            "modified": (facts.modified or self.installed).strftime("%Y-%m-%d %H:%M"),
+        }
 
     def lookup_hash_reputation(self, sha256: str) -> dict:
         """What is known about a SHA-256: a package build, a vendor release, known malware, or nothing.
@@ -366,10 +415,18 @@ class ScanEnvironment:
         proc = self.processes.get(pid)
         if proc is None:
             return {"error": f"no process with pid {pid} (it may have exited)"}
-        return {"pid": pid, "exe": proc.exe + (" (deleted)" if proc.exe_deleted else ""), "cmdline": proc.cmdline,
-                "user": proc.user, "uid": proc.uid, "ppid": proc.ppid, "parent": proc.parent,
-                "started": proc.started.strftime("%Y-%m-%d %H:%M"), "sockets": proc.sockets,
-                **({"loader_environment": proc.environment} if proc.environment else {})}
+        return {
+            "pid": pid,
+            "exe": proc.exe + (" (deleted)" if proc.exe_deleted else ""),
+            "cmdline": proc.cmdline,
+            "user": proc.user,
+            "uid": proc.uid,
+            "ppid": proc.ppid,
+            "parent": proc.parent,
+            "started": proc.started.strftime("%Y-%m-%d %H:%M"),
+            "sockets": proc.sockets,
+            **({"loader_environment": proc.environment} if proc.environment else {}),
+        }
 
     def query_baseline(self, finding_id: str) -> dict:
         """Whether a finding was already present in this host's earlier scans, and since when.
@@ -383,11 +440,19 @@ class ScanEnvironment:
         scanner, f = hit
         first = self._first_seen(scanner, f)
         if first >= self.scanned - timedelta(hours=12):
-            return {"finding_id": finding_id, "status": "new", "first_seen": self.scanned.strftime("%Y-%m-%d"),
-                    "earlier_scans": 0}
+            return {
+                "finding_id": finding_id,
+                "status": "new",
+                "first_seen": self.scanned.strftime("%Y-%m-%d"),
+                "earlier_scans": 0,
+            }
         scans = max(1, (self.scanned - first).days // 7)
-        return {"finding_id": finding_id, "status": "existing", "first_seen": first.strftime("%Y-%m-%d"),
-                "earlier_scans": scans}
+        return {
+            "finding_id": finding_id,
+            "status": "existing",
+            "first_seen": first.strftime("%Y-%m-%d"),
+            "earlier_scans": scans,
+        }
 
     def _first_seen(self, scanner: str, f: dict) -> datetime:
         a = self.assessments[(scanner, f["id"])]
@@ -396,8 +461,13 @@ class ScanEnvironment:
         if scanner == "ioc":
             proc = self.processes.get(int(ioc_exe_and_pid(f["id"])[1] or 0))
             facts = self.files.get(ioc_subject(proc.exe, proc.cmdline, proc.environment)) if proc else None
-            born = min(x for x in [proc.started if proc else self.scanned, facts.modified if facts and facts.modified
-                                   else self.scanned])
+            born = min(
+                x
+                for x in [
+                    proc.started if proc else self.scanned,
+                    facts.modified if facts and facts.modified else self.scanned,
+                ]
+            )
             return self.scanned if born >= self.scanned - timedelta(days=1) else born
         path = f["id"] if f["id"].startswith("/") else md(f, "path")
         facts = self.files.get(path)
@@ -456,8 +526,16 @@ class ToolError(Exception):
     """A tool call the environment refuses: unknown tool or arguments that break its schema."""
 
 
-TOOL_NAMES = ["search_findings", "query_package_manager", "hash_binary", "stat_file", "lookup_hash_reputation",
-              "check_process_details", "query_baseline", "lookup_attack_technique"]
+TOOL_NAMES = [
+    "search_findings",
+    "query_package_manager",
+    "hash_binary",
+    "stat_file",
+    "lookup_hash_reputation",
+    "check_process_details",
+    "query_baseline",
+    "lookup_attack_technique",
+]
 
 
 def _schema(name: str) -> dict:

@@ -49,15 +49,19 @@ def raw_report_error(report) -> str | None:
         return f"a report is a JSON object, got {type(report).__name__}"
     meta = report.get("meta")
     if isinstance(meta, dict) and "json_schema_version" not in meta:
-        return ("meta.json_schema_version is missing: this looks like a sys-scan report older than schema v2; "
-                "re-run a sys-scan >= 2.0 with --canonical")
+        return (
+            "meta.json_schema_version is missing: this looks like a sys-scan report older than schema v2; "
+            "re-run a sys-scan >= 2.0 with --canonical"
+        )
     if isinstance(meta, dict) and meta.get("json_schema_version") != "2":
         return f"meta.json_schema_version is {meta.get('json_schema_version')!r}; only '2' is supported"
     return _first_error(_raw_validator(), report)
 
 
-OLD_FORMAT = ("this is the old secml enriched format (enrichment_version 1), not sys-scan-agent's EnrichedOutput: "
-              "rebuild the corpus with `make data`")
+OLD_FORMAT = (
+    "this is the old secml enriched format (enrichment_version 1), not sys-scan-agent's EnrichedOutput: "
+    "rebuild the corpus with `make data`"
+)
 
 
 def enriched_report_error(enriched) -> str | None:

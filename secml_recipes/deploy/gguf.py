@@ -32,8 +32,10 @@ def llama_cpp_dir() -> Path:
     for c in candidates:
         if (c / "convert_hf_to_gguf.py").exists():
             return c
-    raise DeployError("llama.cpp's converter was not found: run `make llama-cpp` (downloads the llama-cpp-python "
-                      f"{versions.LLAMA_CPP_PYTHON} source from the registry into .cache/llama.cpp) or set LLAMA_CPP_DIR")
+    raise DeployError(
+        "llama.cpp's converter was not found: run `make llama-cpp` (downloads the llama-cpp-python "
+        f"{versions.LLAMA_CPP_PYTHON} source from the registry into .cache/llama.cpp) or set LLAMA_CPP_DIR"
+    )
 
 
 def convert_to_gguf(model_dir: str | Path, out_file: str | Path, outtype: str = "f16") -> Path:
@@ -44,8 +46,15 @@ def convert_to_gguf(model_dir: str | Path, out_file: str | Path, outtype: str = 
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(src / "gguf-py"), os.environ.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, str(src / "convert_hf_to_gguf.py"), str(model_dir), "--outfile", str(out_file),
-           "--outtype", outtype]
+    cmd = [
+        sys.executable,
+        str(src / "convert_hf_to_gguf.py"),
+        str(model_dir),
+        "--outfile",
+        str(out_file),
+        "--outtype",
+        outtype,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0 or not out_file.exists():
         raise DeployError(f"GGUF conversion of {model_dir} failed:\n{proc.stderr[-2000:]}")

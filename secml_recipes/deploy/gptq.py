@@ -29,13 +29,17 @@ def gptq_python() -> Path:
 
 def _run(args: list[str]) -> dict:
     """Run the worker (given absolute paths) from a scratch folder: GPTQModel writes ./logs where it runs."""
-    env = dict(os.environ, GPTQMODEL_CPU_WORKERS=os.environ.get("GPTQMODEL_CPU_WORKERS", str(min(2, os.cpu_count() or 1))))
+    env = dict(
+        os.environ, GPTQMODEL_CPU_WORKERS=os.environ.get("GPTQMODEL_CPU_WORKERS", str(min(2, os.cpu_count() or 1)))
+    )
     scratch = Path(tempfile.gettempdir()) / "secml-gptq"
     scratch.mkdir(exist_ok=True)
-    proc = subprocess.run([str(gptq_python()), str(WORKER), *args], capture_output=True, text=True, env=env, cwd=scratch)
+    proc = subprocess.run(
+        [str(gptq_python()), str(WORKER), *args], capture_output=True, text=True, env=env, cwd=scratch
+    )
     if proc.returncode != 0:
         raise DeployError(f"GPTQ worker failed ({' '.join(args[:1])}):\n{proc.stderr[-3000:]}")
-    lines = [l for l in proc.stdout.strip().splitlines() if l.startswith("{")]
+    lines = [line for line in proc.stdout.strip().splitlines() if line.startswith("{")]
     return json.loads(lines[-1]) if lines else {}
 
 
@@ -45,8 +49,18 @@ def quantize_gptq(src: Path, out: Path, calibration_texts: list[str], bits: int,
         fh.writelines(json.dumps({"text": t}) + "\n" for t in calibration_texts)
         calib = fh.name
     try:
-        return _run(["quantize", str(Path(src).resolve()), str(Path(out).resolve()), calib, "--bits", str(bits),
-                     "--group-size", str(group_size)])
+        return _run(
+            [
+                "quantize",
+                str(Path(src).resolve()),
+                str(Path(out).resolve()),
+                calib,
+                "--bits",
+                str(bits),
+                "--group-size",
+                str(group_size),
+            ]
+        )
     finally:
         os.unlink(calib)
 

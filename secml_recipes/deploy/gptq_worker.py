@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 
 os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(min(2, os.cpu_count() or 1)))
 
@@ -22,7 +23,8 @@ def quantize(src: str, out: str, calib: str, bits: int, group_size: int, desc_ac
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(src)
-    texts = [json.loads(line)["text"] for line in open(calib, encoding="utf-8") if line.strip()]
+    with open(calib, encoding="utf-8") as fh:
+        texts = [json.loads(line)["text"] for line in fh if line.strip()]
     calibration = [tokenizer(t, add_special_tokens=False, truncation=True, max_length=2048) for t in texts]
     calibration = [{"input_ids": c["input_ids"], "attention_mask": c["attention_mask"]} for c in calibration]
     config = QuantizeConfig(bits=bits, group_size=group_size, desc_act=desc_act)
@@ -42,7 +44,7 @@ def logits(model_dir: str, tokens_file: str, out: str) -> None:
     t0 = time.perf_counter()
     model = GPTQModel.load(model_dir)
     load = time.perf_counter() - t0
-    ids = json.loads(open(tokens_file).read())
+    ids = json.loads(Path(tokens_file).read_text())
     arrays = {}
     with torch.no_grad():
         for i, seq in enumerate(ids):

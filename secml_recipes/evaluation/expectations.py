@@ -56,7 +56,7 @@ def expectation_problems(output: dict, raw_report: dict, spec: dict) -> list[str
             if words.lower() in text:
                 problems.append(f"{fid}: rationale says '{words}', which misreads the evidence")
     host = spec.get("host") or {}
-    analyst = ((output.get("summaries") or {}).get("analyst") or {})
+    analyst = (output.get("summaries") or {}).get("analyst") or {}
     if host.get("risk_level") and analyst.get("risk_level") != host["risk_level"]:
         problems.append(f"host risk level is {analyst.get('risk_level')!r}, expected {host['risk_level']!r}")
     reasons = " ".join(analyst.get("risk_reasons") or [])

@@ -44,14 +44,22 @@ class TransformersGenerator:
         from ..deploy.merge import model_and_adapter, trained_tokenizer_folder
 
         for given in (self.model_path, self.adapter_path):
-            if given and not Path(given).exists() and (given.startswith((".", "/", "models/", "eval/")) or given.count("/") != 1):
-                raise FileNotFoundError(f"model not found: {given} (train it first, e.g. `make smoke`, or give a hub id)")
+            if (
+                given
+                and not Path(given).exists()
+                and (given.startswith((".", "/", "models/", "eval/")) or given.count("/") != 1)
+            ):
+                raise FileNotFoundError(
+                    f"model not found: {given} (train it first, e.g. `make smoke`, or give a hub id)"
+                )
         path, adapter = model_and_adapter(self.model_path, self.adapter_path)
         kwargs = {"dtype": getattr(torch, self.dtype)}
         if self.gguf_file:
             kwargs["gguf_file"] = self.gguf_file
         tok_source = trained_tokenizer_folder(path, adapter)
-        self.tokenizer = AutoTokenizer.from_pretrained(tok_source, **({"gguf_file": self.gguf_file} if self.gguf_file and tok_source == path else {}))
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            tok_source, **({"gguf_file": self.gguf_file} if self.gguf_file and tok_source == path else {})
+        )
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -73,13 +81,19 @@ class TransformersGenerator:
         outputs: list[str] = []
         eos = stop_token_ids(self.tokenizer, self.family)
         for start in range(0, len(prompts), self.batch_size):
-            chunk = prompts[start:start + self.batch_size]
+            chunk = prompts[start : start + self.batch_size]
             enc = self.tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
             t0 = time.perf_counter()
-            out = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
-                                      eos_token_id=eos, pad_token_id=self.tokenizer.pad_token_id)
+            out = self.model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                use_cache=True,
+                eos_token_id=eos,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
             self.stats["seconds"] += time.perf_counter() - t0
-            new = out[:, enc["input_ids"].shape[1]:]
+            new = out[:, enc["input_ids"].shape[1] :]
             for row in new:
                 ids = row.tolist()
                 n = next((i for i, t in enumerate(ids) if t in eos or t == self.tokenizer.pad_token_id), len(ids))
@@ -107,8 +121,11 @@ class LlamaCppGenerator:
 
         if not Path(self.gguf_file).is_file():
             raise FileNotFoundError(f"GGUF file not found: {self.gguf_file} (make quantize writes models/<name>-gguf/)")
-        self.tokenizer = (AutoTokenizer.from_pretrained(self.tokenizer_path) if self.tokenizer_path
-                          else gguf_tokenizer(self.gguf_file))
+        self.tokenizer = (
+            AutoTokenizer.from_pretrained(self.tokenizer_path)
+            if self.tokenizer_path
+            else gguf_tokenizer(self.gguf_file)
+        )
         from ..deploy.gguf import gguf_context_length
 
         # No longer than the model was trained for (llama.cpp warns of a longer one; memory grows with it).
@@ -127,8 +144,9 @@ class LlamaCppGenerator:
         outputs = []
         for prompt in prompts:
             t0 = time.perf_counter()
-            text, _, n_new = llama_cpp_generate(self.llm, self.tokenizer, self.family, prompt, max_new_tokens,
-                                                native=self.tokenizer_path is None)
+            text, _, n_new = llama_cpp_generate(
+                self.llm, self.tokenizer, self.family, prompt, max_new_tokens, native=self.tokenizer_path is None
+            )
             self.stats["seconds"] += time.perf_counter() - t0
             self.stats["generated_tokens"] += n_new
             self.stats["prompts"] += 1
@@ -136,8 +154,9 @@ class LlamaCppGenerator:
         return outputs
 
 
-def llama_cpp_generate(llm, tokenizer, family, prompt: str, max_new_tokens: int,
-                       native: bool = False) -> tuple[str, int, int]:
+def llama_cpp_generate(
+    llm, tokenizer, family, prompt: str, max_new_tokens: int, native: bool = False
+) -> tuple[str, int, int]:
     """(text, prompt tokens, new tokens): greedy decoding of a rendered prompt in llama.cpp (the evaluation's
     runtime and the HTTP server's). The prompt is tokenized and the answer decoded by the source model's
     tokenizer, or with `native` by llama.cpp's own (a GGUF without its source folder: transformers' rebuild of a
@@ -190,9 +209,16 @@ def decode_output(tokenizer, ids: list[int], family) -> str:
     return tokenizer.decode([i for i in ids if i not in drop], skip_special_tokens=False)
 
 
-def load_generator(model_path: str, adapter_path: str | None = None, gguf_file: str | None = None,
-                   dtype: str = "float32", batch_size: int = 4, name: str = "", backend: str = "transformers",
-                   tokenizer_path: str | None = None):
+def load_generator(
+    model_path: str,
+    adapter_path: str | None = None,
+    gguf_file: str | None = None,
+    dtype: str = "float32",
+    batch_size: int = 4,
+    name: str = "",
+    backend: str = "transformers",
+    tokenizer_path: str | None = None,
+):
     """The generator for a model form: transformers (full, adapter, Llama GGUF) or llama.cpp (any GGUF)."""
     if backend == "llama_cpp":
         gguf = str(Path(model_path) / gguf_file) if gguf_file else model_path
@@ -219,8 +245,14 @@ def _has_llama_cpp() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
-def open_model(path: str, tokenizer: str | None = None, backend: str = "auto", dtype: str = "float32",
-               batch_size: int = 1, name: str = ""):
+def open_model(
+    path: str,
+    tokenizer: str | None = None,
+    backend: str = "auto",
+    dtype: str = "float32",
+    batch_size: int = 1,
+    name: str = "",
+):
     """The generator for a model a user points at: a trained folder (full model or LoRA adapter, whose base
     comes from its adapter config) or a .gguf file (llama.cpp when `make llama-cpp` built it, else
     transformers' GGUF reader; `tokenizer` names the source folder, else the GGUF's own is used). A folder with
@@ -228,11 +260,15 @@ def open_model(path: str, tokenizer: str | None = None, backend: str = "auto", d
     FileNotFoundError with what to do when `path` is not there."""
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"model not found: {path} (a trained model folder, an adapter folder or a .gguf file; "
-                                "`make smoke` writes models/specialist_model and models/generalist_model_lora)")
+        raise FileNotFoundError(
+            f"model not found: {path} (a trained model folder, an adapter folder or a .gguf file; "
+            "`make smoke` writes models/specialist_model and models/generalist_model_lora)"
+        )
     if p.is_dir() and not (p / "config.json").exists() and not (p / "adapter_config.json").exists():
-        raise FileNotFoundError(f"{path}: no config.json or adapter_config.json in it; point --model at the folder "
-                                "training wrote (or a .gguf file)")
+        raise FileNotFoundError(
+            f"{path}: no config.json or adapter_config.json in it; point --model at the folder "
+            "training wrote (or a .gguf file)"
+        )
     if p.is_file() and p.suffix != ".gguf":
         raise FileNotFoundError(f"{path}: a model is a folder or a .gguf file")
     if p.is_dir() and backend == "llama_cpp":  # a folder run by llama.cpp: through its cached f16 conversion
@@ -245,8 +281,9 @@ def open_model(path: str, tokenizer: str | None = None, backend: str = "auto", d
             backend = "llama_cpp" if _has_llama_cpp() else "transformers"
         if backend == "llama_cpp":
             return LlamaCppGenerator(str(p), tokenizer, name=name or p.name)
-        gen = TransformersGenerator(str(p.parent), gguf_file=p.name, dtype=dtype, batch_size=batch_size,
-                                    name=name or p.name)
+        gen = TransformersGenerator(
+            str(p.parent), gguf_file=p.name, dtype=dtype, batch_size=batch_size, name=name or p.name
+        )
         from transformers import AutoTokenizer
 
         if tokenizer:
@@ -254,9 +291,12 @@ def open_model(path: str, tokenizer: str | None = None, backend: str = "auto", d
             gen.tokenizer.padding_side = "left"
             gen.tokenizer.pad_token = gen.tokenizer.pad_token or gen.tokenizer.eos_token
         else:
-            print(f"[secml] {p.name}: transformers rebuilds the tokenizer from the GGUF, which may split text "
-                  "differently from the original; pass --tokenizer SOURCE_FOLDER (or build llama.cpp: make llama-cpp) "
-                  "for exact tokens", file=sys.stderr)
+            print(
+                f"[secml] {p.name}: transformers rebuilds the tokenizer from the GGUF, which may split text "
+                "differently from the original; pass --tokenizer SOURCE_FOLDER (or build llama.cpp: make llama-cpp) "
+                "for exact tokens",
+                file=sys.stderr,
+            )
             gen.tokenizer.chat_template = gguf_tokenizer(p).chat_template
         return gen
     return TransformersGenerator(str(p), dtype=dtype, batch_size=batch_size, name=name or p.name)

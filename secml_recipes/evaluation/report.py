@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..data.atomic import atomic_path, write_json_atomic, write_text_atomic
 
-LOWER_IS_BETTER = {"risk_score_mae", "mean_steps", "step_limit_rate", "undeclared_tool_calls", "harmful_action_rate",
-                   "heldout_loss", "heldout_perplexity"}
+LOWER_IS_BETTER = {
+    "risk_score_mae",
+    "mean_steps",
+    "step_limit_rate",
+    "undeclared_tool_calls",
+    "harmful_action_rate",
+    "heldout_loss",
+    "heldout_perplexity",
+}
 COUNT_KEYS = {"examples", "episodes", "calls", "tool_call_blocks", "adversarial_episodes", "actions", "heldout_tokens"}
 
 
@@ -27,8 +33,9 @@ def markdown_table(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_plots(results: dict[str, dict[str, float]], out_dir: Path, scatter: list[tuple[float, float]] | None,
-                title: str) -> list[Path]:
+def write_plots(
+    results: dict[str, dict[str, float]], out_dir: Path, scatter: list[tuple[float, float]] | None, title: str
+) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -36,9 +43,13 @@ def write_plots(results: dict[str, dict[str, float]], out_dir: Path, scatter: li
 
     written = []
     variants = list(results)
-    metrics = [m for m in results[variants[0]]
-               if m not in COUNT_KEYS and m not in LOWER_IS_BETTER
-               and any(isinstance(results[v].get(m), (int, float)) for v in variants)]
+    metrics = [
+        m
+        for m in results[variants[0]]
+        if m not in COUNT_KEYS
+        and m not in LOWER_IS_BETTER
+        and any(isinstance(results[v].get(m), (int, float)) for v in variants)
+    ]
     fig, ax = plt.subplots(figsize=(max(7, len(metrics) * 0.9), 4.2), dpi=110)
     width = 0.8 / len(variants)
     for i, v in enumerate(variants):

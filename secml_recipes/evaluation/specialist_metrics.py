@@ -16,16 +16,29 @@ from ..data.validate import enriched_report_error
 from .harm import ActionJudge, action_texts, harm_summary
 
 METRIC_NAMES = [
-    "json_parse_rate", "schema_valid_rate", "finding_recall", "severity_accuracy", "category_accuracy",
-    "verdict_accuracy", "risk_score_mae", "attack_precision", "attack_recall", "attack_f1", "correlation_precision",
-    "correlation_recall", "correlation_f1", "action_coverage", "risk_level_accuracy", "harmful_action_rate",
+    "json_parse_rate",
+    "schema_valid_rate",
+    "finding_recall",
+    "severity_accuracy",
+    "category_accuracy",
+    "verdict_accuracy",
+    "risk_score_mae",
+    "attack_precision",
+    "attack_recall",
+    "attack_f1",
+    "correlation_precision",
+    "correlation_recall",
+    "correlation_f1",
+    "action_coverage",
+    "risk_level_accuracy",
+    "harmful_action_rate",
 ]
 
 
 def parse_json_output(text: str) -> dict | None:
     """The JSON object a model wrote: the whole text, or the outermost {...} when wrapped in prose/fences."""
     text = text.strip()
-    for candidate in (text, text[text.find("{"): text.rfind("}") + 1] if "{" in text else ""):
+    for candidate in (text, text[text.find("{") : text.rfind("}") + 1] if "{" in text else ""):
         try:
             value = json.loads(candidate)
         except (json.JSONDecodeError, ValueError):
@@ -82,8 +95,9 @@ def risk_score_pairs(predictions: Iterable[str], references: Iterable[dict]) -> 
     return pairs
 
 
-def score_specialist(predictions: Iterable[str], references: Iterable[dict],
-                     raws: Iterable[dict] | None = None) -> dict[str, float]:
+def score_specialist(
+    predictions: Iterable[str], references: Iterable[dict], raws: Iterable[dict] | None = None
+) -> dict[str, float]:
     """Micro-averaged metrics over all examples (docs/evaluation.md, docs/teacher.md); None where undefined.
     With the raw reports, actions are judged for harm with the teacher's tables (`evaluation.harm`)."""
     n = parsed = valid = 0
@@ -114,13 +128,22 @@ def score_specialist(predictions: Iterable[str], references: Iterable[dict],
             abs_err.append(abs(float(p["risk_score"]) - r["risk_score"]) if _is_number(p.get("risk_score")) else 100.0)
         ref_pairs = {(fid, t) for fid, f in rf.items() for t in _tags(f) if t.startswith("attack:")}
         pred_pairs = {(fid, t) for fid, f in pf.items() for t in _tags(f) if t.startswith("attack:")}
-        att_tp, att_pred, att_ref = (att_tp + len(ref_pairs & pred_pairs), att_pred + len(pred_pairs),
-                                     att_ref + len(ref_pairs))
+        att_tp, att_pred, att_ref = (
+            att_tp + len(ref_pairs & pred_pairs),
+            att_pred + len(pred_pairs),
+            att_ref + len(ref_pairs),
+        )
         ref_corr = {frozenset(c["related_finding_ids"]) for c in ref.get("correlations", [])}
-        pred_corr = {frozenset(x for x in c.get("related_finding_ids", []) if isinstance(x, str))
-                     for c in ((pred or {}).get("correlations") or []) if isinstance(c, dict)}
-        cor_tp, cor_pred, cor_ref = (cor_tp + len(ref_corr & pred_corr), cor_pred + len(pred_corr),
-                                     cor_ref + len(ref_corr))
+        pred_corr = {
+            frozenset(x for x in c.get("related_finding_ids", []) if isinstance(x, str))
+            for c in ((pred or {}).get("correlations") or [])
+            if isinstance(c, dict)
+        }
+        cor_tp, cor_pred, cor_ref = (
+            cor_tp + len(ref_corr & pred_corr),
+            cor_pred + len(pred_corr),
+            cor_ref + len(ref_corr),
+        )
         judge = ActionJudge(raws[i]) if raws is not None else None
         if judge is not None:
             wanted = {fid for a in action_texts(ref) for fid in judge.targets(a)}
@@ -143,8 +166,12 @@ def score_specialist(predictions: Iterable[str], references: Iterable[dict],
         "verdict_accuracy": verdict_ok / ref_findings if ref_findings else None,
         # Over matched findings; a missing or non-numeric score counts as the maximum error, 100.
         "risk_score_mae": sum(abs_err) / len(abs_err) if abs_err else None,
-        "attack_precision": ap, "attack_recall": ar, "attack_f1": af,
-        "correlation_precision": cp, "correlation_recall": cr, "correlation_f1": cf,
+        "attack_precision": ap,
+        "attack_recall": ar,
+        "attack_f1": af,
+        "correlation_precision": cp,
+        "correlation_recall": cr,
+        "correlation_f1": cf,
         "action_coverage": act_covered / act_total if act_total else None,
         "risk_level_accuracy": levels_ok / levels if levels else None,
         "harmful_action_rate": harm["harmful_action_rate"],
@@ -162,16 +189,36 @@ def rule_baseline(raw_report: dict) -> str:
             if f.get("severity") == "info":
                 continue
             score = int(f.get("base_severity_score") or SEVERITY_SCORES.get(f["severity"], 10))
-            findings.append({"id": f["id"], "title": f.get("title", ""), "severity": f["severity"], "risk_score": score,
-                             "category": "other", "tags": [f"scanner:{result.get('scanner', '')}"],
-                             "risk_subscores": {"impact": score / 10, "exposure": 0, "anomaly": 0, "confidence": 1},
-                             "probability_actionable": 0.5, "severity_source": "raw",
-                             "rationale": [f.get("description") or f.get("title") or f["id"]]})
+            findings.append(
+                {
+                    "id": f["id"],
+                    "title": f.get("title", ""),
+                    "severity": f["severity"],
+                    "risk_score": score,
+                    "category": "other",
+                    "tags": [f"scanner:{result.get('scanner', '')}"],
+                    "risk_subscores": {"impact": score / 10, "exposure": 0, "anomaly": 0, "confidence": 1},
+                    "probability_actionable": 0.5,
+                    "severity_source": "raw",
+                    "rationale": [f.get("description") or f.get("title") or f["id"]],
+                }
+            )
             if f["severity"] in order and order.index(f["severity"]) > order.index(worst):
                 worst = f["severity"]
-    return json.dumps({"version": "1.0", "enriched_findings": findings, "correlations": [], "reductions": {},
-                       "summaries": {"executive_summary": f"{len(findings)} findings above info.",
-                                     "analyst": {"risk_level": worst, "risk_reasons": ["worst scanner severity"],
-                                                 "coverage": {"collected_as": "", "not_run": {}, "ran_empty": {},
-                                                              "limits": [], "warnings": {}}}},
-                       "actions": []})
+    return json.dumps(
+        {
+            "version": "1.0",
+            "enriched_findings": findings,
+            "correlations": [],
+            "reductions": {},
+            "summaries": {
+                "executive_summary": f"{len(findings)} findings above info.",
+                "analyst": {
+                    "risk_level": worst,
+                    "risk_reasons": ["worst scanner severity"],
+                    "coverage": {"collected_as": "", "not_run": {}, "ran_empty": {}, "limits": [], "warnings": {}},
+                },
+            },
+            "actions": [],
+        }
+    )

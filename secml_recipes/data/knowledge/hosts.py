@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 FAMILY_BY_OS_ID = {
-    "ubuntu": "debian", "debian": "debian", "linuxmint": "debian", "pop": "debian", "kali": "debian",
-    "raspbian": "debian", "elementary": "debian", "zorin": "debian",
-    "rhel": "rhel", "fedora": "rhel", "centos": "rhel", "rocky": "rhel", "almalinux": "rhel", "ol": "rhel",
+    "ubuntu": "debian",
+    "debian": "debian",
+    "linuxmint": "debian",
+    "pop": "debian",
+    "kali": "debian",
+    "raspbian": "debian",
+    "elementary": "debian",
+    "zorin": "debian",
+    "rhel": "rhel",
+    "fedora": "rhel",
+    "centos": "rhel",
+    "rocky": "rhel",
+    "almalinux": "rhel",
+    "ol": "rhel",
     "amzn": "rhel",
 }
 
 # family -> how an analyst asks the package manager (owner of a path, verify a package, where it came from)
 PACKAGE_TOOLS = {
-    "debian": {"owner": "dpkg -S {path}", "verify": "dpkg -V {package}", "origin": "apt-cache policy {package}",
-               "reinstall": "apt-get install --reinstall {package}"},
-    "rhel": {"owner": "rpm -qf {path}", "verify": "rpm -V {package}", "origin": "dnf info {package}",
-             "reinstall": "dnf reinstall {package}"},
+    "debian": {
+        "owner": "dpkg -S {path}",
+        "verify": "dpkg -V {package}",
+        "origin": "apt-cache policy {package}",
+        "reinstall": "apt-get install --reinstall {package}",
+    },
+    "rhel": {
+        "owner": "rpm -qf {path}",
+        "verify": "rpm -V {package}",
+        "origin": "dnf info {package}",
+        "reinstall": "dnf reinstall {package}",
+    },
 }
 
 DISTRO_NAMES = {"debian": "Debian/Ubuntu", "rhel": "RHEL/Fedora"}

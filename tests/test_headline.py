@@ -48,12 +48,15 @@ def test_rows_pair_the_model_with_its_base_and_say_why_a_value_is_undefined():
     assert rows["schema-valid rate"]["model"] == 0.75 and rows["schema-valid rate"]["base"] == 0.0
     assert rows["JSON parse rate"]["delta"] == 0.875 and rows["JSON parse rate"]["n"] == 8
     assert (
-        rows["tool-call validity"]["delta"] is None and rows["tool-call validity"]["note"] == "no tool call attempted"
+        rows["tool-call validity"]["delta"] is None
+        and rows["tool-call validity"]["note"] == "base: no tool call attempted"
     )
     assert rows["task success"]["n"] == 5
+    both = headline_rows({"generalist": _report({"model": {"argument_validity": None}, "base": {}}, episodes=2)})
+    assert {r["metric"]: r["note"] for r in both}["tool-argument validity"] == "no call to a declared tool"
     table = markdown(list(rows.values()))
     assert "| JSON parse rate | specialist (8) | 1.000 | 0.125 | +0.875 |" in table
-    assert "| tool-call validity (no tool call attempted) | generalist (5) | 0.900 | n/a | n/a |" in table
+    assert "| tool-call validity (base: no tool call attempted) | generalist (5) | 0.900 | n/a | n/a |" in table
 
 
 def test_only_the_evaluated_tasks_are_listed():

@@ -72,10 +72,21 @@ def headline_rows(reports: dict[str, dict]) -> list[dict]:
                 **values,
                 "delta": delta,
                 "n": sizes.get("examples", sizes.get("episodes")),
-                "note": UNDEFINED_BECAUSE.get(key, "undefined") if None in values.values() else "",
+                "note": _undefined_note(key, values),
             }
         )
     return rows
+
+
+def _undefined_note(key: str, values: dict) -> str:
+    """Why a variant's value is n/a, naming the variant when only one of them has none."""
+    missing = [v for v in VARIANTS if values[v] is None]
+    if not missing:
+        return ""
+    reason = UNDEFINED_BECAUSE.get(key, "undefined")
+    if len(missing) == len(VARIANTS):
+        return reason
+    return f"{'trained' if missing[0] == 'model' else missing[0]}: {reason}"
 
 
 def _cell(value: float | None) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .v5_0_0 import HARDENING_SYSCTLS
+from .v5_0_0 import HARDENING_SYSCTLS, SEVERITY_SCORE
 
 TOP_KEYS = {"meta", "summary", "results", "collection_warnings", "scanner_errors", "summary_extension"}
 OPTIONAL_TOP_KEYS = {"compliance_summary", "partial_warnings"}
@@ -89,7 +89,6 @@ SUMMARY_KEYS = {
 }
 RESULT_KEYS = {"elapsed_ms", "end_time", "finding_count", "findings", "scanner", "start_time"}
 FINDING_KEYS = {"base_severity_score", "description", "id", "metadata", "severity", "title"}
-SEVERITY_SCORE = {"info": "10", "low": "30", "medium": "50", "high": "70", "critical": "90", "error": "80"}
 SCANNERS = (
     "processes",
     "network",
@@ -735,10 +734,11 @@ def finding_defects(scanner: str, f: dict, rules: bool = False) -> list[str]:
     sev = f.get("severity")
     if sev not in form.severities and not rules:
         out.append(f"{scanner}/{form.name}: severity {sev!r} never given (source: {'/'.join(form.severities)})")
-    if SEVERITY_SCORE.get(sev) != f.get("base_severity_score"):
+    expected_score = str(SEVERITY_SCORE[sev]) if sev in SEVERITY_SCORE else None  # the scanner writes a string
+    if expected_score != f.get("base_severity_score"):
         out.append(
             f"{scanner}/{form.name}: base_severity_score {f.get('base_severity_score')!r} is not "
-            f"{SEVERITY_SCORE.get(sev)!r} for severity {sev!r}"
+            f"{expected_score!r} for severity {sev!r}"
         )
     m = re.fullmatch(form.id, str(f.get("id")))
     meta = f.get("metadata") or {}

@@ -88,10 +88,14 @@ def license_of(base_model: str) -> tuple[str, str]:
     from huggingface_hub import try_to_load_from_cache
 
     hub_id = hub_id_of(base_model)
-    found = base_model_record(base_model).get("license")
-    found = found or _local_card_license(Path(base_model or "") / "README.md")
+    local = bool(base_model) and Path(base_model).is_dir()
+    found = base_model_record(base_model).get("license") if local else None
+    found = found or (_local_card_license(Path(base_model) / "README.md") if local else None)
     if not found and hub_id and "/" in hub_id and not Path(hub_id).exists():
-        cached = try_to_load_from_cache(hub_id, "README.md")
+        try:
+            cached = try_to_load_from_cache(hub_id, "README.md")
+        except ValueError:  # not a valid repo id (huggingface_hub's HFValidationError): nothing cached under it
+            cached = None
         found = _local_card_license(cached if isinstance(cached, str) else None)
     if found:
         return found, f"{found} (derivative of {hub_id}; its license applies)"

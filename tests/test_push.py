@@ -183,6 +183,10 @@ def test_a_hub_base_reads_the_license_from_the_hub_cache_offline(tmp_path, monke
     # Not cached: the defaults' table, then an honest "unknown".
     assert push_mod.license_of("meta-llama/Llama-3.1-8B-Instruct")[0] == "llama3.1"
     assert push_mod.license_of("google/gemma-3-4b-it")[0] == "other"
+    # No base recorded, or a name no repo can have: an honest "unknown", never this repository's own README.
+    assert push_mod.license_of("")[0] == "other"
+    monkeypatch.undo()
+    assert push_mod.license_of("not/a/valid repo id")[0] == "other"
     assert ("google/gemma-3-4b-it", "README.md") in asked
 
 

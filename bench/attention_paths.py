@@ -59,7 +59,7 @@ def attention_paths(args, device, dtype, lengths):
     reference output."""
     from types import SimpleNamespace
 
-    from secml_recipes.attention import varlen_attention_forward
+    from secml_recipes.train.attention import varlen_attention_forward
 
     total, longest = sum(lengths), max(lengths)
     torch.manual_seed(args.seed)
@@ -114,7 +114,7 @@ def attention_paths(args, device, dtype, lengths):
 
 def main() -> int:
     args = parse_args()
-    from secml_recipes.attention import kernel_available
+    from secml_recipes.train.attention import kernel_available
 
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")

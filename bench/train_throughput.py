@@ -134,7 +134,7 @@ FULL_FT_GPU_ARGS = "--optim adamw_torch_8bit --optim_args bf16_stochastic_round=
 
 def secml_keys(text: str, mode: str, cuda: bool) -> dict:
     """Recipe keys for the secml variant, typed exactly as a recipe types them."""
-    from secml_recipes.recipe import check_overrides
+    from secml_recipes.train.recipe import check_overrides
 
     if mode == "full" and cuda and "--optim" not in text:
         text = f"{text} {FULL_FT_GPU_ARGS}"  # the specialist recipe's optimizer (bf16 weights only)
@@ -145,10 +145,10 @@ def secml_settings(args, sft: dict, model, cuda: bool):
     """The secml variant's SFTConfig and settings, resolved by run_settings exactly as a recipe run resolves them."""
     from trl import SFTConfig
 
-    from secml_recipes.attention import register
-    from secml_recipes.recipe import DataArguments, recipe_dataclasses
-    from secml_recipes.run_settings import detect_environment, resolve_run_settings
-    from secml_recipes.speed import SpeedArguments
+    from secml_recipes.train.attention import register
+    from secml_recipes.train.recipe import DataArguments, recipe_dataclasses
+    from secml_recipes.train.run_settings import detect_environment, resolve_run_settings
+    from secml_recipes.train.speed import SpeedArguments
 
     keys = secml_keys(args.secml_args, args.mode, cuda)
     if cuda and args.peak_cap_gib and "memory_limit_gib" not in keys:
@@ -196,7 +196,7 @@ def build_trainer(args, model, config, cuda: bool):
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from secml_recipes.trainers import SpecialistTrainer
+    from secml_recipes.train.trainers import SpecialistTrainer
 
     scale = 0.25 if args.shape.startswith("tiny") else 1.0
     dataset = Dataset.from_list(synthetic_rows(args.batch_size * (args.steps + 2), config.vocab_size, args.seed, scale))
@@ -273,7 +273,7 @@ def timed_training(trainer, cuda: bool, warmup: int, steps: int) -> tuple[float,
 def worker(args) -> dict:
     import torch
 
-    from secml_recipes.speed import decoder_layers
+    from secml_recipes.train.plan.activations import decoder_layers
 
     cuda = torch.cuda.is_available()
     model, config = build_model(args, cuda)

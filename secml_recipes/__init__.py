@@ -10,3 +10,8 @@ import logging as _logging
 # torch's pytree also warns, once per enum torchao registers, about a deprecation that is torchao's to fix.
 _logging.getLogger("torchao").setLevel(_logging.ERROR)
 _logging.getLogger("torch.utils._pytree").setLevel(_logging.ERROR)
+
+# Module paths from before the stage layout keep working for one release (moved_modules.yaml).
+from secml_recipes import _moved  # noqa: E402
+
+_moved.install()

@@ -27,7 +27,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from . import versions
+from secml_recipes import versions
 
 DATA = Path("data")
 MODELS = Path("models")
@@ -68,7 +68,7 @@ def tiny_model(name: str) -> Path:
     return tiny_models() / name
 
 
-# Real small models shipped inside registry packages (secml_recipes.base_models), by their short name.
+# Real small models shipped inside registry packages (secml_recipes.train.base_models), by their short name.
 BASE_MODEL_FOLDERS = {"smollm2": "smollm2-135m-instruct"}
 # Inside each prepared base folder: where it came from (package, Hub id) and its license.
 BASE_MODEL_RECORD = "secml_base_model.json"

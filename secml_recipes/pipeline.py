@@ -31,7 +31,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import layout
+from secml_recipes import layout
+from secml_recipes.fingerprint import fingerprint_path
 
 CODE = Path(__file__).resolve().parent  # the package: its code is an input of every stage
 
@@ -96,21 +97,6 @@ STAGES = ["data", "specialist", "generalist", "eval", "quantize", "push"]
 # Each stage this invocation ran: wall seconds and CPU seconds of its commands (None: skipped as up to date). CPU
 # seconds say what a stage costs on a machine shared with other work, where wall time says little.
 STAGE_SECONDS: dict[str, dict | None] = {}
-
-
-def fingerprint_path(path: Path) -> str:
-    """Content hash of a file, or of a folder's small files plus every file's name and size."""
-    h = hashlib.sha256()
-    if path.is_file():
-        h.update(path.read_bytes())
-    elif path.is_dir():
-        for p in sorted(path.rglob("*")):
-            skip = ".secml_stage.json" in p.name or "checkpoint-" in str(p) or "__pycache__" in p.parts
-            if p.is_file() and not skip:
-                h.update(f"{p.relative_to(path)}:{p.stat().st_size}".encode())
-                if p.stat().st_size < 1_000_000:
-                    h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 def stage_fingerprint(inputs: list[str | Path], extra: list[str]) -> str:
@@ -180,7 +166,7 @@ def _base_models_stage(py: str, names: list[str]) -> None:
             out / layout.STAGE_MARKER,
             [CODE / "base_models.py"],
             [name],
-            [[py, "-m", "secml_recipes.base_models", name]],
+            [[py, "-m", "secml_recipes.train.base_models", name]],
         )
 
 
@@ -191,7 +177,7 @@ def _tiny_models_stage(py: str) -> None:
         out / layout.STAGE_MARKER,
         [CODE / "tiny.py", CODE / "data"],
         ["tiny", "300"],
-        [[py, "-m", "secml_recipes.tiny", "--out", str(out)]],
+        [[py, "-m", "tests.harness.tiny", "--out", str(out)]],
     )
 
 
@@ -206,7 +192,7 @@ def _training_stages(profile: Profile, selected: list[str], accelerate: list[str
                 out / layout.STAGE_MARKER,
                 [CODE, recipe, profile.corpus, *tiny],
                 [config],
-                [accelerate + ["-m", "secml_recipes.sft", recipe]],
+                [accelerate + ["-m", "secml_recipes.train.sft", recipe]],
                 clear=out,
             )
 
@@ -220,7 +206,7 @@ def _eval_stages(profile: Profile) -> None:
             marker,
             [CODE, recipe, model, profile.corpus],
             [],
-            [[sys.executable, "-m", "secml_recipes.evaluate", recipe]],
+            [[sys.executable, "-m", "secml_recipes.evaluation.evaluate", recipe]],
         )
 
 
@@ -233,7 +219,7 @@ def _load() -> str:
 
 def _report_times_and_headline(profile: Profile, total: float) -> None:
     """Print the stage timings and, once both tasks are evaluated, the model-vs-base headline (also written)."""
-    from .evaluation.headline import load_reports, write_headline
+    from secml_recipes.evaluation.headline import load_reports, write_headline
 
     lines = [
         f"  {name:<24} "
@@ -263,10 +249,10 @@ def _report_times_and_headline(profile: Profile, total: float) -> None:
 
 
 def _push_stage(py: str, namespace: str | None) -> None:
-    from .hub import hub_token
+    from secml_recipes.hub import hub_token
 
     if hub_token() and namespace:
-        _run([py, "-m", "secml_recipes.push", "--namespace", namespace])
+        _run([py, "-m", "secml_recipes.deploy.push", "--namespace", namespace])
     else:
         print("[secml pipeline] push: skipped (needs a Hub token, e.g. HF_TOKEN, and --namespace)")
 
@@ -308,11 +294,11 @@ def main(argv: list[str] | None = None) -> int:
                 Path(profile.corpus + ".stage.json"),
                 [CODE / "data"],
                 profile.build_args,
-                [[py, "-m", "secml_recipes.data", "build", "--out", profile.corpus, *profile.build_args]],
+                [[py, "-m", "secml_recipes.corpus", "build", "--out", profile.corpus, *profile.build_args]],
             )
         _training_stages(profile, selected, accelerate, args.accelerate_config or "")
         if "specialist" in selected and "generalist" in selected and profile.tiny_models:
-            _run([py, "-m", "secml_recipes.smoke_check", *(str(layout.trained_model(t)) for t in layout.TASKS)])
+            _run([py, "-m", "tests.harness.smoke_check", *(str(layout.trained_model(t)) for t in layout.TASKS)])
         if "eval" in selected:
             _eval_stages(profile)
         if "quantize" in selected:
@@ -321,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                 layout.quant_stage_marker(profile.name),
                 [CODE, profile.quantize, *(str(layout.trained_model(t)) for t in layout.TASKS), profile.corpus],
                 [],
-                [[py, "-m", "secml_recipes.quantize", profile.quantize]],
+                [[py, "-m", "secml_recipes.deploy.quantize", profile.quantize]],
             )
         if "push" in selected:
             _push_stage(py, args.namespace)

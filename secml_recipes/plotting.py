@@ -28,7 +28,7 @@ def write_loss_plot(log_history: list[dict], out: str | Path, title: str = "trai
     ax.legend()
     fig.tight_layout()
     out = Path(out)
-    from .data.atomic import atomic_path
+    from secml_recipes.atomic import atomic_path
 
     with atomic_path(out) as tmp:  # a crash never leaves half a PNG
         fig.savefig(tmp)

@@ -18,7 +18,7 @@ os.environ.setdefault("WANDB_DISABLED", "true")
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     """{'llama': path, 'mixtral': path}: random tiny models with locally trained tokenizers."""
-    from secml_recipes.tiny import build_tiny_models
+    from harness.tiny import build_tiny_models
 
     return build_tiny_models(tmp_path_factory.mktemp("tiny"), vocab_size=1024, seed=0, pretrain_steps=0)
 
@@ -26,7 +26,7 @@ def tiny_models(tmp_path_factory):
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory):
     """A small massive_datasets.tar.gz (path) built by the real builder."""
-    from secml_recipes.data.corpus import build_corpus
+    from secml_recipes.corpus.tarball import build_corpus
 
     out = tmp_path_factory.mktemp("corpus") / "massive_datasets.tar.gz"
     build_corpus(out, n_specialist=24, n_generalist=24, seed=3, max_prompt_chars=4000)
@@ -38,8 +38,8 @@ def episode_with_tools():
     """A multi-turn episode with several sequential calls, found in generated data."""
     import random
 
-    from secml_recipes.data.episodes import build_episode
-    from secml_recipes.data.generate import generate_report, plan_hosts
+    from secml_recipes.corpus.episodes import build_episode
+    from secml_recipes.scan.generate import generate_report, plan_hosts
 
     for plan in plan_hosts(200, 11):
         if plan.profile != "compromised_host":
@@ -55,8 +55,8 @@ def episode_with_tools():
 def parallel_episode():
     import random
 
-    from secml_recipes.data.episodes import build_episode
-    from secml_recipes.data.generate import generate_report, plan_hosts
+    from secml_recipes.corpus.episodes import build_episode
+    from secml_recipes.scan.generate import generate_report, plan_hosts
 
     for plan in plan_hosts(50, 5):
         report = generate_report(plan)
@@ -100,7 +100,7 @@ def llama_cpp_source():
 @pytest.fixture(scope="session")
 def tiny_architectures(tmp_path_factory):
     """{name: path} for tiny random Qwen3, Qwen3-MoE, Qwen2.5, Gemma 3 and ChatML-Llama models (no chat template)."""
-    from secml_recipes.tiny import TINY_ARCHITECTURES, build_tiny_architecture
+    from harness.tiny import TINY_ARCHITECTURES, build_tiny_architecture
 
     root = tmp_path_factory.mktemp("tiny-arch")
     return {name: build_tiny_architecture(root / name, name) for name in TINY_ARCHITECTURES}

@@ -1,4 +1,4 @@
-"""`python -m secml_recipes.sft` under `accelerate launch` with the FSDP or DeepSpeed configs, on CPU, for tests.
+"""`python -m secml_recipes.train.sft` under `accelerate launch` with the FSDP or DeepSpeed configs, on CPU, for tests.
 
 accelerate 1.15 runs both only on accelerators, in two places this entry point lifts (everything else is accelerate's,
 torch's and DeepSpeed's own code, on gloo):
@@ -40,6 +40,6 @@ AcceleratorState.__init__ = _init_with_cpu_fsdp
 PartialState._prepare_backend = _cpu_backend
 
 if __name__ == "__main__":
-    from secml_recipes.sft import main
+    from secml_recipes.train.sft import main
 
     sys.exit(main(sys.argv[1:]))

@@ -1,4 +1,4 @@
-"""Build the real trainers on tiny models for tests, through the same code path as `secml_recipes.sft`."""
+"""Build the real trainers on tiny models for tests, through the same code path as `secml_recipes.train.sft`."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 from datasets import Dataset
 
-from secml_recipes.recipe import load_recipe
-from secml_recipes.run_settings import Environment, detect_environment
-from secml_recipes.sft import build_trainer, resolve_run
+from secml_recipes.train.recipe import load_recipe
+from secml_recipes.train.run_settings import Environment, detect_environment
+from secml_recipes.train.sft import build_trainer, resolve_run
 
 ROOT = Path(__file__).resolve().parents[1]
 # Machines the tests describe without having them (the trainer itself still runs on this CPU).
@@ -54,14 +54,14 @@ def first_batch(trainer):
 
 @contextmanager
 def served(gguf, *args: str, startup_seconds: float = 180):
-    """`python -m secml_recipes.serve --model GGUF ARGS...` on a free localhost port: yields its base URL, stops it
+    """`python -m secml_recipes.use.serve --model GGUF ARGS...` on a free localhost port: yields its base URL, stops it
     after. A server that does not come up fails the test with the end of its stderr."""
     import pytest
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "secml_recipes.serve", "--model", str(gguf), "--port", str(port), *args]
+    cmd = [sys.executable, "-m", "secml_recipes.use.serve", "--model", str(gguf), "--port", str(port), *args]
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + startup_seconds

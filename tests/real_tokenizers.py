@@ -134,7 +134,7 @@ def qwen_tokenizer():
 def smollm2_tokenizer():
     from transformers import AutoTokenizer
 
-    from secml_recipes.base_models import BaseModelError, fetch_gguf
+    from secml_recipes.train.base_models import BaseModelError, fetch_gguf
 
     try:
         gguf = fetch_gguf("smollm2")  # cached in layout.base_model_cache()

@@ -11,10 +11,10 @@ agent_models = pytest.importorskip(
 )
 from sys_scan_agent import report_diff, report_html, risk, rule_gap_miner
 
-from secml_recipes.data.enrich import enrich_report
-from secml_recipes.data.fixtures import real_reports
-from secml_recipes.data.generate import generate_report, plan_hosts
-from secml_recipes.data.split import split_report
+from secml_recipes.scan.fixtures import real_reports
+from secml_recipes.scan.generate import generate_report, plan_hosts
+from secml_recipes.tasks.split import split_report
+from secml_recipes.teacher.enrich import enrich_report
 
 
 @pytest.fixture(scope="module")

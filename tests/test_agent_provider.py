@@ -11,11 +11,11 @@ from sys_scan_agent.models import EnrichedOutput
 from test_triage import ScriptedSpecialist
 
 from helpers import ROOT
-from secml_recipes import analyze as analyze_cli
-from secml_recipes.agent_provider import PROVIDER_NAME, SecmlProvider
-from secml_recipes.data.enrich import build_enrichment
-from secml_recipes.data.fixtures import real_report_paths
-from secml_recipes.data.split import compact
+from secml_recipes.scan.fixtures import real_report_paths
+from secml_recipes.tasks.split import compact
+from secml_recipes.teacher.enrich import build_enrichment
+from secml_recipes.use import analyze as analyze_cli
+from secml_recipes.use.agent_provider import PROVIDER_NAME, SecmlProvider
 
 REPORT = real_report_paths()[0]
 
@@ -77,7 +77,7 @@ def test_command_errors_are_one_line(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def smoke_specialist(tiny_models, small_corpus, tmp_path_factory):
     """The smoke specialist recipe trained briefly on the tiny Llama (as `make smoke` trains it, fewer steps)."""
-    from secml_recipes.sft import main
+    from secml_recipes.train.sft import main
 
     out = tmp_path_factory.mktemp("smoke") / "specialist_model"
     rc = main(

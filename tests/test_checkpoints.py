@@ -6,7 +6,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from secml_recipes.checkpoints import CheckpointError, checkpoint_problem, newest_complete_checkpoint, require_complete
+from secml_recipes.train.checkpoints import (
+    CheckpointError,
+    checkpoint_problem,
+    newest_complete_checkpoint,
+    require_complete,
+)
 
 
 def make_checkpoint(folder, step):
@@ -87,12 +92,12 @@ def test_sharded_weights_check_every_shard(tmp_path):
 def test_sft_resumes_from_the_newest_complete_checkpoint_and_says_so(tmp_path, caplog):
     from types import SimpleNamespace
 
-    from secml_recipes.sft import _resume_checkpoint
+    from secml_recipes.train.sft import _resume_checkpoint
 
     make_checkpoint(tmp_path / "checkpoint-2", 2)
     (tmp_path / "checkpoint-4").mkdir()  # killed before trainer_state.json was written
     args = SimpleNamespace(resume_from_checkpoint=None, save_only_model=False, process_index=0)
-    with caplog.at_level("WARNING", logger="secml_recipes.sft"):
+    with caplog.at_level("WARNING", logger="secml_recipes.train.sft"):
         assert _resume_checkpoint(SimpleNamespace(model_name_or_path="m"), args, tmp_path) == str(
             tmp_path / "checkpoint-2"
         )

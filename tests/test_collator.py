@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from secml_recipes.buckets import default_buckets
-from secml_recipes.run_settings import detect_environment
-from secml_recipes.trainers import BucketCollator
+from secml_recipes.train.buckets import default_buckets
+from secml_recipes.train.run_settings import detect_environment
+from secml_recipes.train.trainers import BucketCollator
 
 
 def test_labels_and_padding():

@@ -6,8 +6,8 @@ import tarfile
 
 import pytest
 
-from secml_recipes.data.__main__ import main as data_cli
-from secml_recipes.data.corpus import CorpusError, build_corpus, corpus_root, load_split_dataset, read_split
+from secml_recipes.corpus.__main__ import main as data_cli
+from secml_recipes.corpus.tarball import CorpusError, build_corpus, corpus_root, load_split_dataset, read_split
 
 
 def test_manifest_counts_hashes_and_card(small_corpus):
@@ -23,8 +23,8 @@ def test_manifest_counts_hashes_and_card(small_corpus):
 
 
 def test_scans_behind_every_episode_are_in_the_corpus(small_corpus):
-    from secml_recipes.data.corpus import read_scans
-    from secml_recipes.data.tools import ScanEnvironment, tool_result_text
+    from secml_recipes.corpus.tarball import read_scans
+    from secml_recipes.tasks.tools import ScanEnvironment, tool_result_text
 
     for split in ("train", "test"):
         scans = read_scans(small_corpus, split)
@@ -150,7 +150,7 @@ def test_manifest_records_the_format_and_the_episode_diversity(small_corpus, cap
 
 
 def test_ingest_real_reports_and_refuse_broken_ones(tmp_path, capsys):
-    from secml_recipes.data.fixtures import real_report_paths
+    from secml_recipes.scan.fixtures import real_report_paths
 
     real = real_report_paths()[0]
     old = json.loads(real.read_text())
@@ -179,7 +179,7 @@ def test_generate_cli_writes_valid_reports(tmp_path):
 
 def test_a_hosts_parts_that_list_findings_are_kept_first():
     """Of a report's many parts the corpus keeps those whose enrichment lists findings, then evenly the rest."""
-    from secml_recipes.data.corpus import keep_parts
+    from secml_recipes.corpus.tarball import keep_parts
 
     def part(i, findings):
         enriched = [{"id": f"f{i}"}] if findings else []

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 from transformers.utils import get_json_schema
 
-from secml_recipes.data.episodes import (
+from secml_recipes.corpus.episodes import (
     CONCLUSIONS,
     EPISODE_KINDS,
     RESULT_FIELD,
@@ -22,12 +22,12 @@ from secml_recipes.data.episodes import (
     diversity,
     plant_processes,
 )
-from secml_recipes.data.fixtures import real_reports
-from secml_recipes.data.generate import generate_report, plan_hosts
-from secml_recipes.data.knowledge.ioc import injection_text
-from secml_recipes.data.knowledge.packages import PACKAGE_BY_PATH
-from secml_recipes.data.tools import TOOL_NAMES, TOOL_SCHEMAS, ScanEnvironment, ToolError, tool_result_text
-from secml_recipes.data.validate import generalist_row_error
+from secml_recipes.scan.fixtures import real_reports
+from secml_recipes.scan.generate import generate_report, plan_hosts
+from secml_recipes.tasks.tools import TOOL_NAMES, TOOL_SCHEMAS, ScanEnvironment, ToolError, tool_result_text
+from secml_recipes.tasks.validate import generalist_row_error
+from secml_recipes.teacher.knowledge.ioc import injection_text
+from secml_recipes.teacher.knowledge.packages import PACKAGE_BY_PATH
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from secml_recipes.data.fixtures import SCANNERS, SEVERITY_SCORES, real_reports
-from secml_recipes.data.generate import PROFILES, generate_report, generate_reports, plan_hosts, report_bytes
-from secml_recipes.data.validate import raw_report_error
+from secml_recipes.scan.fixtures import SCANNERS, SEVERITY_SCORES, real_reports
+from secml_recipes.scan.generate import PROFILES, generate_report, generate_reports, plan_hosts, report_bytes
+from secml_recipes.tasks.validate import raw_report_error
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_every_generated_report_validates_against_schema_v2(reports):
 def test_generated_reports_follow_the_scanners_conventions(reports):
     """Structure as the real report; every finding a form sys-scan 5.0.0 writes (the spec, checked in
     test_scan_fidelity.py against the source's rules and the real fixture)."""
-    from secml_recipes.data.sysscan.spec_5_0_0 import report_defects
+    from secml_recipes.scan.spec_5_0_0 import report_defects
 
     real = next(real_reports())
     seen_scanners = set()

@@ -17,8 +17,8 @@ SCRIPT = textwrap.dedent("""
     sys.path.insert(0, str(Path(sys.argv[3]) / "tests"))
     from transformers import TrainerCallback
     from helpers import make_trainer
-    from secml_recipes.data.fixtures import real_reports
-    from secml_recipes.data.split import specialist_examples
+    from secml_recipes.scan.fixtures import real_reports
+    from secml_recipes.tasks.split import specialist_examples
     examples = specialist_examples(next(real_reports()), "fx", 2500)[:4]
     rows = [{k: r[k] for k in ("prompt", "completion")} for r in examples]
     bs = int(sys.argv[4])

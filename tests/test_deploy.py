@@ -127,7 +127,7 @@ def test_quantize_command_reports_and_fails_broken_artifacts(
     compiled llama.cpp); then the same with a client returning garbage must fail the command."""
     import shutil
 
-    from secml_recipes import quantize
+    from secml_recipes.deploy import quantize
 
     models = tmp_path / "models"
     shutil.copytree(tiny_models["llama"], models / "specialist_model")
@@ -161,7 +161,7 @@ def test_quantize_command_reports_and_fails_broken_artifacts(
         assert key in art
     assert art["ok"] and report["artifacts"]["f16:transformers"]["ok"]
     assert (models / "specialist-gguf" / "Modelfile.f16").exists()
-    from secml_recipes.triage import trained_part_size  # the training record travels with the GGUF
+    from secml_recipes.use.triage import trained_part_size  # the training record travels with the GGUF
 
     assert trained_part_size(models / "specialist-gguf" / "specialist-f16.gguf")[0] == 2500
     assert "| specialist | f16 |" in capsys.readouterr().out
@@ -176,7 +176,7 @@ def test_quantize_command_reports_and_fails_broken_artifacts(
 
 
 def test_quantize_recipe_errors_name_the_entry(tmp_path, capsys):
-    from secml_recipes import quantize
+    from secml_recipes.deploy import quantize
 
     recipe = tmp_path / "q.yaml"
     recipe.write_text("models:\n  - name: a\n    source: x\n    gguf_typs: [f16]\n")
@@ -192,7 +192,7 @@ def test_quantize_recipe_errors_name_the_entry(tmp_path, capsys):
 def test_llama_cpp_generator_matches_transformers_greedy(tiny_models, llama_cpp_source, tmp_path):
     """The evaluation's two runtimes give the same greedy continuation for the same f32 GGUF."""
     from secml_recipes.deploy.gguf import convert_to_gguf
-    from secml_recipes.evaluation.generation import load_generator
+    from secml_recipes.use.generation import load_generator
 
     f32 = convert_to_gguf(tiny_models["llama"], tmp_path / "tiny-f32.gguf", "f32")
     msgs = [{"role": "user", "content": '{"meta":{"hostname":"web-01"},"results":[]}'}]

@@ -36,7 +36,7 @@ def test_environment_errors_are_recognised_through_the_chain():
 
 
 def test_an_unreachable_hub_with_push_to_hub_is_one_line(tiny_models, small_corpus, tmp_path, capsys, monkeypatch):
-    from secml_recipes.sft import main
+    from secml_recipes.train.sft import main
 
     monkeypatch.setenv("HF_TOKEN", "hf_PLANTEDtokenNEVERshown")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -76,7 +76,7 @@ def test_a_full_disk_while_checkpointing_is_one_line_that_says_how_it_resumes(tm
     """sft.train's handler, without training: the checkpoint write is what fails."""
     from types import SimpleNamespace
 
-    import secml_recipes.sft as sft
+    import secml_recipes.train.sft as sft
 
     def failing(*args):
         (tmp_path / "o" / "checkpoint-2").mkdir(parents=True)  # a half-written checkpoint, as a full disk leaves

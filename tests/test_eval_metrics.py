@@ -6,13 +6,15 @@ import random
 
 import pytest
 
-from secml_recipes.data.enrich import enrich_report
-from secml_recipes.data.episodes import build_episode
-from secml_recipes.data.fixtures import real_reports
-from secml_recipes.data.generate import generate_report, plan_hosts
-from secml_recipes.evaluation.rollout import parse_assistant_output, run_rollouts, score_generalist
-from secml_recipes.evaluation.specialist_metrics import parse_json_output, rule_baseline, score_specialist
+from secml_recipes.corpus.episodes import build_episode
+from secml_recipes.evaluation.rollout import run_rollouts, score_generalist
+from secml_recipes.evaluation.specialist_metrics import rule_baseline, score_specialist
 from secml_recipes.families import get_family
+from secml_recipes.scan.fixtures import real_reports
+from secml_recipes.scan.generate import generate_report, plan_hosts
+from secml_recipes.tasks.parsing import parse_json_output
+from secml_recipes.tasks.tool_loop import parse_assistant_output
+from secml_recipes.teacher.enrich import enrich_report
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from helpers import ROOT
-from secml_recipes.evaluate import main
+from secml_recipes.evaluation.evaluate import main
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +123,8 @@ def test_missing_model_is_a_clear_error(small_corpus, tmp_path, capsys):
 
 def test_the_llama_cpp_backend_hands_each_variant_its_gguf_and_trained_tokenizer(monkeypatch, tmp_path):
     """Model and base folders become (GGUF, tokenizer folder) pairs; a GGUF given as a file is used as it is."""
-    import secml_recipes.evaluation.gguf_cache as gguf_cache
-    from secml_recipes.evaluate import _as_gguf_variants
+    import secml_recipes.use.gguf_cache as gguf_cache
+    from secml_recipes.evaluation.evaluate import _as_gguf_variants
 
     calls = []
 

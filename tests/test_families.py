@@ -2,7 +2,7 @@
 and llama.cpp rendering what training renders, detection, and changing only model_name_or_path in a recipe.
 
 Real tokenizers where a registry package ships one (Llama 3, Qwen, SmolLM2's ChatML: see real_tokenizers.py);
-Mistral and Gemma 3 use tokenizers trained here with their special tokens (secml_recipes.tiny)."""
+Mistral and Gemma 3 use tokenizers trained here with their special tokens (harness.tiny)."""
 
 from __future__ import annotations
 import __future__
@@ -331,8 +331,8 @@ def test_changing_only_model_name_or_path_trains_any_family(
     ends turns with its end-of-turn token, trains only assistant tokens, and takes an optimizer step."""
     import math
 
-    from secml_recipes.data.fixtures import real_reports
-    from secml_recipes.data.split import specialist_examples
+    from secml_recipes.scan.fixtures import real_reports
+    from secml_recipes.tasks.split import specialist_examples
 
     path = request.getfixturevalue(models)[arch]
     if task == "specialist":
@@ -359,7 +359,7 @@ def test_an_unknown_family_is_a_one_line_error_naming_model_family(tmp_path, sma
     from tokenizers import Tokenizer, models
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from secml_recipes import sft
+    from secml_recipes.train import sft
 
     tok = PreTrainedTokenizerFast(
         tokenizer_object=Tokenizer(models.WordLevel({"<unk>": 0, "<s>": 1, "</s>": 2}, "<unk>")),
@@ -402,7 +402,7 @@ def test_smollm2_is_prepared_as_a_plain_model_folder(tmp_path):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from secml_recipes.base_models import BaseModelError, prepare
+    from secml_recipes.train.base_models import BaseModelError, prepare
 
     try:
         out = prepare("smollm2", tmp_path / "smollm2")

@@ -5,8 +5,7 @@ run; two runs never share an output folder."""
 import json
 
 import pytest
-
-from secml_recipes.chaos import Chaos
+from harness.chaos import Chaos
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from safetensors.torch import save_file
 from transformers import TrainerControl, TrainerState
 
 from helpers import ROOT, make_trainer
-from secml_recipes.data.fixtures import real_reports
-from secml_recipes.data.split import specialist_examples
-from secml_recipes.guards import (
+from secml_recipes.scan.fixtures import real_reports
+from secml_recipes.tasks.split import specialist_examples
+from secml_recipes.train.guards import (
     NonFiniteError,
     NonFiniteGuard,
     NonFiniteModelError,
@@ -65,7 +65,7 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path):
 def test_a_loss_explosion_warns_once(tmp_path, caplog):
     guard = _guard(tmp_path)
     args = SimpleNamespace(learning_rate=1e3)
-    with caplog.at_level(logging.WARNING, logger="secml_recipes.guards"):
+    with caplog.at_level(logging.WARNING, logger="secml_recipes.train.guards"):
         for step, loss in enumerate([7.0, 7.1, 6.9, 7.2, 7.0, 8.0, 2.6e7, 3e7], 1):
             guard.on_log(args, _state(step), TrainerControl(), logs={"loss": loss})
         second = _guard(tmp_path)  # a learning rate of 1e3 diverges at the second step
@@ -85,7 +85,8 @@ def test_saved_nan_weights_are_found_and_refused(tmp_path):
 
 
 def test_evaluate_and_quantize_refuse_a_nan_model_before_loading_it(tmp_path, capsys):
-    from secml_recipes import evaluate, quantize
+    from secml_recipes.deploy import quantize
+    from secml_recipes.evaluation import evaluate
 
     model = tmp_path / "specialist_model"
     model.mkdir()

@@ -9,8 +9,8 @@ import tarfile
 
 import pytest
 
-from secml_recipes.data.corpus import CorpusError, checked_json_lines, extract_corpus, read_split
-from secml_recipes.data.validate import ROW_CHECKS, generalist_row_error, specialist_row_error
+from secml_recipes.corpus.tarball import CorpusError, checked_json_lines, extract_corpus, read_split
+from secml_recipes.tasks.validate import ROW_CHECKS, generalist_row_error, specialist_row_error
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def _tarball(path, files, manifest_files=None):
 
 
 def test_a_member_missing_from_the_manifest_is_refused(tmp_path, good_rows):
-    from secml_recipes.data.enrich import FORMAT_VERSION
+    from secml_recipes.teacher.enrich import FORMAT_VERSION
 
     shard = (json.dumps(good_rows["specialist"]) + "\n").encode()
     files = {"specialist/train-00000.jsonl": shard, "specialist/extra.jsonl": shard}

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from secml_recipes.data.__main__ import main as data_cli
-from secml_recipes.data.corpus import read_split
-from secml_recipes.data.enrich import enrich_report
-from secml_recipes.data.fixtures import real_report_paths, real_reports
-from secml_recipes.data.generate import generate_report, plan_hosts
-from secml_recipes.data.split import compact
-from secml_recipes.data.sysscan import legacy, ndjson
-from secml_recipes.data.sysscan import spec_5_0_0 as spec
-from secml_recipes.data.validate import raw_report_error
+from secml_recipes.corpus.__main__ import main as data_cli
+from secml_recipes.corpus.tarball import read_split
+from secml_recipes.scan import legacy, ndjson
+from secml_recipes.scan import spec_5_0_0 as spec
+from secml_recipes.scan.fixtures import real_report_paths, real_reports
+from secml_recipes.scan.generate import generate_report, plan_hosts
+from secml_recipes.tasks.split import compact
+from secml_recipes.tasks.validate import raw_report_error
+from secml_recipes.teacher.enrich import enrich_report
 
 OLD_REPORT = Path(__file__).parent / "fixtures" / "sys-scan-0.1.0-report.json"
 
@@ -268,7 +268,7 @@ def test_an_unrelated_folder_is_not_taken_over(tmp_path, capsys):
 
 
 def test_generated_ndjson_is_the_same_scan_in_scan_order(tmp_path):
-    from secml_recipes.data.generate import generate_ndjson
+    from secml_recipes.scan.generate import generate_ndjson
 
     plan = plan_hosts(2, 6)[1]
     report, text = generate_report(plan), generate_ndjson(plan)

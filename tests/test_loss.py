@@ -6,8 +6,8 @@ import torch
 from transformers import TrainerCallback
 
 from helpers import make_trainer
-from secml_recipes.data.fixtures import real_reports
-from secml_recipes.data.split import specialist_examples
+from secml_recipes.scan.fixtures import real_reports
+from secml_recipes.tasks.split import specialist_examples
 
 SEQUENTIAL = ("--train_sampling_strategy", "sequential", "--shuffle_dataset", "false", "--padding_free", "false")
 

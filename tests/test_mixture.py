@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from secml_recipes.data.__main__ import main as data_cli
-from secml_recipes.data.fixtures import real_report_paths
-from secml_recipes.data.mixture import load_mixed_dataset, mix_split, parse_mixture
-from secml_recipes.recipe import DataArguments, RecipeError, load_recipe
+from secml_recipes.corpus.__main__ import main as data_cli
+from secml_recipes.corpus.mixture import load_mixed_dataset, mix_split, parse_mixture
+from secml_recipes.scan.fixtures import real_report_paths
+from secml_recipes.train.recipe import DataArguments, RecipeError, load_recipe
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_the_recipe_key_is_checked_before_anything_loads(tmp_path):
 
 
 def test_training_reads_the_mixture_when_set_else_dataset_path(small_corpus, ingested, tmp_path):
-    from secml_recipes.data.mixture import load_task_split
+    from secml_recipes.corpus.mixture import load_task_split
 
     plain = DataArguments(dataset_path=str(small_corpus))
     mixed = DataArguments(dataset_path="ignored", dataset_mixture=[{"path": str(small_corpus), "weight": 2}])

@@ -75,8 +75,8 @@ def test_the_smoke_profile_trains_and_evaluates_the_real_base_model_against_itse
     """`make smoke` runs on SmolLM2-135M-Instruct from its registry wheel; each evaluation's baseline is that
     same untrained model and the held-out split, so the headline says what training changed."""
     from secml_recipes import layout
-    from secml_recipes.evaluate import EvalArguments
-    from secml_recipes.recipe import load_recipe
+    from secml_recipes.evaluation.evaluate import EvalArguments
+    from secml_recipes.train.recipe import load_recipe
 
     smoke = pipeline.PROFILES["smoke"]
     base = str(layout.base_model("smollm2"))
@@ -97,9 +97,9 @@ def test_the_smoke_profile_trains_and_evaluates_the_real_base_model_against_itse
 )
 def test_the_smoke_recipes_resolve_on_the_prepared_smollm2(monkeypatch):
     """On the real prepared folder (optional: needs `make base-models`): ChatML family, its own end-of-turn token."""
-    from secml_recipes.recipe import load_recipe
-    from secml_recipes.run_settings import detect_environment
-    from secml_recipes.sft import resolve_run
+    from secml_recipes.train.recipe import load_recipe
+    from secml_recipes.train.run_settings import detect_environment
+    from secml_recipes.train.sft import resolve_run
 
     monkeypatch.chdir(ROOT)
     for task in ("specialist", "generalist"):

@@ -17,7 +17,7 @@ GIB = 2**30
 LORA = dict(r=16, target_modules=("q_proj", "v_proj"), dropout=0.05)
 
 
-def _cli(*args: str, module: str = "secml_recipes.plan") -> subprocess.CompletedProcess:
+def _cli(*args: str, module: str = "secml_recipes.train.plan") -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     return subprocess.run(
         [sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, env=env, timeout=600
@@ -25,8 +25,8 @@ def _cli(*args: str, module: str = "secml_recipes.plan") -> subprocess.Completed
 
 
 def _plan(capsys, *args: str) -> subprocess.CompletedProcess:
-    """`python -m secml_recipes.plan ARGS`, in this process (the model facts it builds are cached across tests)."""
-    from secml_recipes.plan.__main__ import main
+    """`secml plan ARGS`, in this process (the model facts it builds are cached across tests)."""
+    from secml_recipes.train.plan.__main__ import main
 
     cwd = os.getcwd()
     os.chdir(ROOT)
@@ -61,9 +61,9 @@ MEASURED = [
     "model,mode,batch,measured_gib", MEASURED, ids=["llama8b-lora", "llama8b-full", "mixtral-lora"]
 )
 def test_planner_predicts_measured_peaks_within_15_percent(model, mode, batch, measured_gib):
-    from secml_recipes.plan import RecipeModel, plan
-    from secml_recipes.plan.memory import Device, Training
-    from secml_recipes.plan.model import LoraShape
+    from secml_recipes.train.plan import RecipeModel, plan
+    from secml_recipes.train.plan.memory import Device, Training
+    from secml_recipes.train.plan.model import LoraShape
 
     lora = LoraShape(**LORA) if mode == "lora" else None
     training = Training(
@@ -119,7 +119,7 @@ def test_sft_refuses_a_launch_that_cannot_fit_before_loading_anything():
         "false",
         "--memory_limit_gib",
         "80",
-        module="secml_recipes.sft",
+        module="secml_recipes.train.sft",
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "does not fit" in proc.stderr and "--load_in_4bit true" in proc.stderr
@@ -157,9 +157,9 @@ def test_tpu_slices_shard_with_spmd_and_refusals_name_a_larger_slice(capsys):
     ],
 )
 def test_every_shipped_family_is_planned_from_its_config(model):
-    from secml_recipes.plan import RecipeModel, plan
-    from secml_recipes.plan.memory import Device, Training
-    from secml_recipes.plan.model import LoraShape, model_facts
+    from secml_recipes.train.plan import RecipeModel, plan
+    from secml_recipes.train.plan.memory import Device, Training
+    from secml_recipes.train.plan.model import LoraShape, model_facts
 
     facts = model_facts(model, "bfloat16", LoraShape(**LORA))
     assert facts.n_layers == len(facts.layer_bytes_per_token) and min(facts.layer_bytes_per_token) > 0
@@ -181,7 +181,7 @@ def test_every_shipped_family_is_planned_from_its_config(model):
 
 
 def _qv_out_features(model: str) -> list[int]:
-    from secml_recipes.plan.model import load_model_config
+    from secml_recipes.train.plan.model import load_model_config
 
     text = load_model_config(model).get_text_config()
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
@@ -194,8 +194,8 @@ def test_meta_probe_equals_the_measurement_on_a_real_model(tiny_models):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from secml_recipes.plan.model import PROBE_TOKENS, model_facts
-    from secml_recipes.speed import measure_saved_bytes_per_token
+    from secml_recipes.train.plan.activations import measure_saved_bytes_per_token
+    from secml_recipes.train.plan.model import PROBE_TOKENS, model_facts
 
     model = AutoModelForCausalLM.from_pretrained(tiny_models["llama"], dtype=torch.float32, attn_implementation="sdpa")
     real = measure_saved_bytes_per_token(model.get_decoder(), PROBE_TOKENS, model.config.vocab_size)

@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import save_file
 
 from helpers import ROOT
-from secml_recipes import push as push_mod
+from secml_recipes.deploy import push as push_mod
+from secml_recipes.evaluation.report import write_report
 
 TOKEN = "hf_PLANTEDsecretTOKEN0123456789abcdef"
 
@@ -97,10 +98,9 @@ def models(tmp_path, small_corpus):
             }
         )
     )
-    ev = tmp_path / "eval" / "specialist"
-    ev.mkdir(parents=True)
-    (ev / "eval_report.json").write_text(
-        json.dumps({"results": {"model": {"json_parse_rate": 0.97}, "rule": {"json_parse_rate": 1.0}}})
+    # written by the evaluation's own writer: the card shows the table the evaluation wrote
+    write_report(
+        tmp_path / "eval" / "specialist", {}, {"model": {"json_parse_rate": 0.97}, "rule": {"json_parse_rate": 1.0}}
     )
     return m
 
@@ -229,7 +229,7 @@ def test_training_run_with_push_leaks_the_token_nowhere(
     """Train with push_to_hub against the stand-in Hub and a planted token; then scan every file and log."""
     import transformers.trainer
 
-    from secml_recipes.sft import main
+    from secml_recipes.train.sft import main
 
     recorder = FakeHub(token=None)
     monkeypatch.setattr(transformers.trainer, "hf_api", lambda: recorder)

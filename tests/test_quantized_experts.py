@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from helpers import make_trainer
-from secml_recipes.quantized_experts import ExpertsBitsAndBytesConfig, expert_stack_dtypes
+from secml_recipes.train.quantized_experts import ExpertsBitsAndBytesConfig, expert_stack_dtypes
 
 
 def _no_float_expert_stack(model) -> None:
@@ -103,7 +103,7 @@ def test_qwen3_moe_fused_experts_load_in_4bit(tmp_path):
 def test_other_quantization_settings_are_left_alone(quant):
     from transformers import BitsAndBytesConfig
 
-    from secml_recipes.quantized_experts import experts_aware
+    from secml_recipes.train.quantized_experts import experts_aware
 
     config = None if quant is None else BitsAndBytesConfig(load_in_8bit=True)
     assert experts_aware(config) is config

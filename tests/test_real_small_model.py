@@ -12,9 +12,10 @@ import json
 import pytest
 
 from helpers import ROOT, post_json, served
-from secml_recipes import agent, analyze, layout, triage
-from secml_recipes.data.fixtures import real_report_paths
-from secml_recipes.data.split import split_report
+from secml_recipes import layout
+from secml_recipes.scan.fixtures import real_report_paths
+from secml_recipes.tasks.split import split_report
+from secml_recipes.use import agent, analyze, triage
 
 SPECIALIST = ROOT / layout.trained_model("specialist")
 GENERALIST = ROOT / layout.trained_model("generalist")
@@ -70,7 +71,7 @@ def test_triage_runs_the_trained_specialist_and_reports_every_part(small_report,
     assert rc == (0 if valid == len(parts) else 1)
     assert f"[secml triage] {len(parts)} parts: {valid} valid" in printed
     if valid:
-        from secml_recipes.data.validate import enriched_report_error
+        from secml_recipes.tasks.validate import enriched_report_error
 
         written = json.loads(out.read_text())
         assert enriched_report_error(written) is None

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from secml_recipes.recipe import RecipeError, load_recipe, resolve_recipe
+from secml_recipes.train.recipe import RecipeError, load_recipe, resolve_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = ["--use_cpu", "true", "--bf16", "false"]
@@ -104,7 +104,7 @@ def test_hub_token_is_refused_in_recipes(tmp_path):
 
 
 def test_sft_main_exits_2_with_message(tmp_path, capsys):
-    from secml_recipes.sft import main
+    from secml_recipes.train.sft import main
 
     assert main([str(tmp_path / "missing.yaml")]) == 2
     assert "recipe file not found" in capsys.readouterr().err

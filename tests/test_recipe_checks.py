@@ -3,7 +3,7 @@
 import pytest
 
 from helpers import ROOT
-from secml_recipes.sft import main
+from secml_recipes.train.sft import main
 
 BAD = [
     (["--learning_rate", "nan"], "'learning_rate' must be a finite number > 0"),
@@ -46,8 +46,8 @@ def test_a_bad_value_is_one_line_before_loading(tmp_path, capsys, override, mess
 
 
 def test_the_shipped_recipes_pass(tmp_path):
-    from secml_recipes.recipe import load_recipe
-    from secml_recipes.recipe_checks import check_recipe_values
+    from secml_recipes.train.recipe import load_recipe
+    from secml_recipes.train.recipe_checks import check_recipe_values
 
     for recipe in sorted((ROOT / "recipes").rglob("*.yaml")):
         if "eval" in recipe.parts or recipe.name == "quantize.yaml":
@@ -57,8 +57,8 @@ def test_the_shipped_recipes_pass(tmp_path):
 
 
 def test_unsorted_xla_bucket_lengths_are_sorted_for_bucketing():
-    from secml_recipes.recipe import load_recipe
-    from secml_recipes.run_settings import Environment, resolve_run_settings
+    from secml_recipes.train.recipe import load_recipe
+    from secml_recipes.train.run_settings import Environment, resolve_run_settings
 
     args = load_recipe(
         ROOT / "recipes/smoke/specialist.yaml", ["--use_cpu", "false", "--xla_bucket_lengths", "[2048, 512, 1024]"]

@@ -9,7 +9,7 @@ import pytest
 
 from helpers import ROOT
 from secml_recipes.run_lock import OutputDirLock, RunLocked
-from secml_recipes.sft import main
+from secml_recipes.train.sft import main
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from helpers import ROOT
-from secml_recipes.recipe import load_recipe
-from secml_recipes.run_settings import Environment, ModelFacts, RunSettingsError, resolve_run_settings
+from secml_recipes.train.recipe import load_recipe
+from secml_recipes.train.run_settings import Environment, ModelFacts, RunSettingsError, resolve_run_settings
 
 CPU = Environment("cpu", packages=frozenset({"torchao"}))
 GPU = Environment(
@@ -58,7 +58,7 @@ def test_the_table_says_why_and_is_saved_as_json():
     assert why["padding_free"].startswith("XLA: varying shapes would compile a graph each step")
     assert "no XLA path" in why["optimizer"]
     text = xla.table()
-    assert text.splitlines()[0] == "run settings (secml_recipes.run_settings)"
+    assert text.splitlines()[0] == "run settings (secml_recipes.train.run_settings)"
     assert all(name in text for name, _, _ in xla.rows())
     saved = json.loads(json.dumps(xla.to_dict()))
     assert saved["backend"] == "xla" and saved["optim"] == "adamw_torch" and saved["table"][0][0] == "backend"

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from secml_recipes.data.__main__ import main as data_cli
-from secml_recipes.data.fixtures import real_report_paths, real_reports
-from secml_recipes.data.generate import generate_report, plan_hosts, plan_matching, report_bytes
-from secml_recipes.data.sysscan import scanner_version
-from secml_recipes.data.sysscan import spec_5_0_0 as spec
-from secml_recipes.data.sysscan.host import build_host
-from secml_recipes.data.sysscan.v5_0_0 import Config, suid_listing
+from secml_recipes.corpus.__main__ import main as data_cli
+from secml_recipes.scan import scanner_version
+from secml_recipes.scan import spec_5_0_0 as spec
+from secml_recipes.scan.fixtures import real_report_paths, real_reports
+from secml_recipes.scan.generate import generate_report, plan_hosts, plan_matching, report_bytes
+from secml_recipes.scan.host import build_host
+from secml_recipes.scan.v5_0_0 import Config, suid_listing
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""`python -m secml_recipes.serve`: llama-cpp-python's OpenAI-compatible server with the training chat format."""
+"""`python -m secml_recipes.use.serve`: llama-cpp-python's OpenAI-compatible server with the training chat format."""
 
 import importlib.util
 import json
@@ -7,9 +7,9 @@ import urllib.request
 import pytest
 
 from helpers import post_json, served
-from secml_recipes.data.tools import TOOL_SCHEMAS
 from secml_recipes.families import canonical_conversation, get_family
-from secml_recipes.serve import completion_response
+from secml_recipes.tasks.tools import TOOL_SCHEMAS
+from secml_recipes.use.serve import completion_response
 
 NEEDS_SERVER = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("uvicorn") is None,
@@ -91,7 +91,7 @@ def test_chat_request_is_rendered_as_training_rendered_it(server, tiny_models):
     assert reply["usage"]["prompt_tokens"] == n_prompt, "the server must see the prompt training rendered"
     assert reply["choices"][0]["message"]["role"] == "assistant" and reply["usage"]["completion_tokens"] <= 8
     # Same runtime, same prompt, greedy: the evaluation's llama.cpp generator writes the same answer.
-    from secml_recipes.evaluation.generation import LlamaCppGenerator
+    from secml_recipes.use.generation import LlamaCppGenerator
 
     generator = LlamaCppGenerator(str(gguf), str(tiny_models["llama"]))
     (expected,) = generator.generate([text], 8)

@@ -1,4 +1,4 @@
-"""`python -m secml_recipes.sft RECIPE` end to end on tiny models and a small corpus: outputs, plot, resume."""
+"""`python -m secml_recipes.train.sft RECIPE` end to end on tiny models and a small corpus: outputs, plot, resume."""
 
 import json
 import subprocess
@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from helpers import ROOT
-from secml_recipes.sft import main
+from secml_recipes.train.sft import main
 
 
 def _run(task, model, corpus, out, *extra):
@@ -120,7 +120,7 @@ def test_accelerate_launch_entry_point(tiny_models, small_corpus, tmp_path):
         "--config_file",
         str(ROOT / "accelerate_configs/cpu.yaml"),
         "-m",
-        "secml_recipes.sft",
+        "secml_recipes.train.sft",
         str(ROOT / "recipes/smoke/specialist.yaml"),
         "--model_name_or_path",
         str(tiny_models["llama"]),

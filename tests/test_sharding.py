@@ -3,7 +3,7 @@
 The same losses, a final model that `from_pretrained` loads and equals the one-process model, FSDP checkpoints that
 stay sharded and resume (8-bit AdamW state included). accelerate runs FSDP and DeepSpeed on accelerators only; the
 test entry point `tests/cpu_sharded_launch.py` lifts those gates (its docstring says which) and runs
-`secml_recipes.sft`."""
+`secml_recipes.train.sft`."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def _sft(
         *extra,
     ]
     if processes == 1:
-        cmd = [sys.executable, "-m", "secml_recipes.sft", *args, "--per_device_train_batch_size", "2"]
+        cmd = [sys.executable, "-m", "secml_recipes.train.sft", *args, "--per_device_train_batch_size", "2"]
     else:
         cmd = [
             sys.executable,

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from helpers import ROOT, XLA, make_trainer
-from secml_recipes.data.fixtures import real_reports
-from secml_recipes.data.split import specialist_examples
-from secml_recipes.run_settings import Environment
-from secml_recipes.speed import decoder_layers
+from secml_recipes.scan.fixtures import real_reports
+from secml_recipes.tasks.split import specialist_examples
+from secml_recipes.train.plan.activations import decoder_layers
+from secml_recipes.train.run_settings import Environment
 
 SEQUENTIAL = (
     "--train_sampling_strategy",
@@ -129,7 +129,7 @@ def test_padding_free_still_enforces_max_length(tiny_models, tmp_path, rows):
 
 
 def test_xla_turns_padding_free_off_and_pads_to_buckets(tiny_models, tmp_path, rows):
-    import secml_recipes.trainers as trainers
+    import secml_recipes.train.trainers as trainers
 
     trainer = make_trainer(
         "specialist",
@@ -172,7 +172,7 @@ def test_planned_buckets_are_optimal_and_beat_max_length_fractions():
     import itertools
     import random
 
-    from secml_recipes.buckets import batch_maxima, default_buckets, padding_efficiency, plan_buckets, round_up
+    from secml_recipes.train.buckets import batch_maxima, default_buckets, padding_efficiency, plan_buckets, round_up
 
     rng = random.Random(1)
     for _ in range(100):  # against brute force over every choice of buckets
@@ -280,7 +280,7 @@ def test_bfd_packing_with_varlen_gives_the_padded_loss_and_gradients_of_the_same
 def test_varlen_attention_separates_sequences_without_cu_seq_lens_and_leaves_generation_alone():
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from secml_recipes.attention import register
+    from secml_recipes.train.attention import register
 
     torch.manual_seed(0)
     model = LlamaForCausalLM(
@@ -311,8 +311,8 @@ def test_varlen_attention_separates_sequences_without_cu_seq_lens_and_leaves_gen
 
 
 def _settings(env, *overrides):
-    from secml_recipes.recipe import load_recipe
-    from secml_recipes.run_settings import resolve_run_settings
+    from secml_recipes.train.recipe import load_recipe
+    from secml_recipes.train.run_settings import resolve_run_settings
 
     args = load_recipe(ROOT / "recipes/smoke/specialist.yaml", ["--use_cpu", "false", *overrides])
     return resolve_run_settings(*args, env)
@@ -338,7 +338,7 @@ def test_auto_attention_per_backend():
 
 
 def test_liger_is_only_turned_on_where_it_runs():
-    from secml_recipes.run_settings import RunSettingsError
+    from secml_recipes.train.run_settings import RunSettingsError
 
     liger = frozenset({"liger_kernel"})
 
@@ -402,7 +402,7 @@ def test_checkpointing_some_layers_gives_the_same_losses(tiny_models, tmp_path, 
 def test_auto_checkpointing_plans_from_measured_activation_bytes(tiny_models, tmp_path, rows):
     from transformers import AutoModelForCausalLM
 
-    from secml_recipes.speed import measure_saved_bytes_per_token, plan_checkpointed_layers
+    from secml_recipes.train.plan.activations import measure_saved_bytes_per_token, plan_checkpointed_layers
 
     model = AutoModelForCausalLM.from_pretrained(tiny_models["llama"], attn_implementation="sdpa")
     state = torch.get_rng_state()
@@ -446,7 +446,7 @@ def test_auto_checkpointing_plans_from_measured_activation_bytes(tiny_models, tm
 
 
 def test_checkpointed_layers_key_is_checked(tmp_path):
-    from secml_recipes.recipe import RecipeError, load_recipe
+    from secml_recipes.train.recipe import RecipeError, load_recipe
 
     recipe = tmp_path / "r.yaml"
     recipe.write_text("output_dir: out\nuse_cpu: true\nbf16: false\ncheckpointed_layers: some\n")
@@ -521,7 +521,7 @@ def test_varlen_kernel_call_follows_torchs_contract(monkeypatch):
     ((T, H, D) tensors, int32 cu_seqlens, window (-1, 0) for causal, enable_gqa) and computes it exactly."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    import secml_recipes.attention as attention
+    import secml_recipes.train.attention as attention
 
     calls = []
 

@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from secml_recipes.data.enrich import build_enrichment
-from secml_recipes.data.fixtures import real_reports
-from secml_recipes.data.generate import generate_report, plan_hosts
-from secml_recipes.data.split import compact, merge_parts, specialist_examples, split_report
-from secml_recipes.data.validate import specialist_row_error
+from secml_recipes.scan.fixtures import real_reports
+from secml_recipes.scan.generate import generate_report, plan_hosts
+from secml_recipes.tasks.split import compact, merge_parts, specialist_examples, split_report
+from secml_recipes.tasks.validate import specialist_row_error
+from secml_recipes.teacher.enrich import build_enrichment
 
 MAX_CHARS = 12000
 

@@ -5,13 +5,13 @@ import json
 
 import pytest
 
-from secml_recipes.data.assess import VERDICTS, Host, assess_finding, assess_report
-from secml_recipes.data.enrich import enrich_report, risk_score
-from secml_recipes.data.fixtures import PACKAGED, real_reports
-from secml_recipes.data.generate import generate_report, plan_hosts
-from secml_recipes.data.validate import enriched_report_error
 from secml_recipes.evaluation.expectations import expectation_problems, load_expectations
 from secml_recipes.evaluation.harm import ActionJudge, harm_summary, harmful_actions
+from secml_recipes.scan.fixtures import PACKAGED, real_reports
+from secml_recipes.scan.generate import generate_report, plan_hosts
+from secml_recipes.tasks.validate import enriched_report_error
+from secml_recipes.teacher.assess import VERDICTS, Host, assess_finding, assess_report
+from secml_recipes.teacher.enrich import enrich_report, risk_score
 
 EXPECTATIONS = PACKAGED / "report-5.0.0-ubuntu24.expectations.yaml"
 
@@ -197,7 +197,7 @@ def test_old_format_rows_are_refused_with_the_rebuild_hint():
 
 
 def test_teacher_check_prints_the_measured_tables(capsys):
-    from secml_recipes.data.teacher_check import main
+    from secml_recipes.evaluation.teacher_check import main
 
     assert main(["--hosts", "4", "--episodes", "12", "--max-prompt-chars", "8000"]) == 0
     out = capsys.readouterr().out

@@ -6,11 +6,11 @@ import copy
 
 import pytest
 
-from secml_recipes.data.assess import Host, assess_finding, integrity_path
-from secml_recipes.data.correlate import RULES
-from secml_recipes.data.enrich import build_enrichment
-from secml_recipes.data.fixtures import real_reports
 from secml_recipes.evaluation.harm import ActionJudge, harm_summary
+from secml_recipes.scan.fixtures import real_reports
+from secml_recipes.teacher.assess import Host, assess_finding, integrity_path
+from secml_recipes.teacher.correlate import RULES
+from secml_recipes.teacher.enrich import build_enrichment
 
 HOST = Host("web-07a", "debian", "Ubuntu 24.04", "root", "0", {})
 

@@ -1,16 +1,16 @@
-"""`python -m secml_recipes.triage`: split as training did, validate each part, merge, never hide a bad part."""
+"""`python -m secml_recipes.use.triage`: split as training did, validate each part, merge, never hide a bad part."""
 
 import json
 import shutil
 
 import pytest
 
-from secml_recipes import triage as triage_cli
-from secml_recipes.data.enrich import build_enrichment
-from secml_recipes.data.fixtures import real_report_paths
-from secml_recipes.data.split import compact, split_report
-from secml_recipes.data.validate import enriched_report_error
-from secml_recipes.evaluation import generation
+from secml_recipes.scan.fixtures import real_report_paths
+from secml_recipes.tasks.split import compact, split_report
+from secml_recipes.tasks.validate import enriched_report_error
+from secml_recipes.teacher.enrich import build_enrichment
+from secml_recipes.use import generation
+from secml_recipes.use import triage as triage_cli
 
 MAX_CHARS = 6000
 
@@ -135,7 +135,7 @@ def test_bad_model_paths_are_one_line_errors(tmp_path, capsys, make, expected):
 @pytest.mark.slow
 def test_a_real_tiny_model_runs_end_to_end_and_its_garbage_is_reported(tiny_models, tmp_path, capsys):
     """A random tiny Llama through the real loader and generator: every part is judged, none is faked."""
-    from secml_recipes.data.generate import generate_report, plan_hosts
+    from secml_recipes.scan.generate import generate_report, plan_hosts
 
     report = tmp_path / "host.json"
     report.write_text(json.dumps(generate_report(next(iter(plan_hosts(1, 7))))))
@@ -165,8 +165,8 @@ def test_a_real_tiny_model_runs_end_to_end_and_its_garbage_is_reported(tiny_mode
 @pytest.mark.slow
 def test_a_gguf_runs_through_transformers_with_its_source_tokenizer(tiny_models, llama_cpp_source, tmp_path, capsys):
     """A GGUF without llama.cpp built: transformers' GGUF reader, prompts tokenized by the source folder."""
-    from secml_recipes.data.generate import generate_report, plan_hosts
     from secml_recipes.deploy.gguf import convert_to_gguf
+    from secml_recipes.scan.generate import generate_report, plan_hosts
 
     gguf = convert_to_gguf(tiny_models["llama"], tmp_path / "specialist-f32.gguf", "f32")
     report = tmp_path / "host.json"

@@ -4,10 +4,10 @@ train and eval; a max_length that cuts every row fails before the model loads.""
 from datasets import Dataset
 
 from helpers import ROOT, make_trainer
-from secml_recipes.data.fixtures import real_reports
-from secml_recipes.data.split import specialist_examples
-from secml_recipes.sft import main
-from secml_recipes.truncation import fit_to_max_length
+from secml_recipes.scan.fixtures import real_reports
+from secml_recipes.tasks.split import specialist_examples
+from secml_recipes.train.sft import main
+from secml_recipes.train.truncation import fit_to_max_length
 
 X = -100
 ROWS = [

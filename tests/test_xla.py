@@ -20,8 +20,8 @@ SCRIPT = textwrap.dedent("""
     from datasets import Dataset
     sys.path.insert(0, "tests")
     from helpers import make_trainer
-    from secml_recipes.data.fixtures import real_reports
-    from secml_recipes.data.split import specialist_examples
+    from secml_recipes.scan.fixtures import real_reports
+    from secml_recipes.tasks.split import specialist_examples
     examples = specialist_examples(next(real_reports()), "x", 1500)[:8]
     rows = [{k: r[k] for k in ("prompt", "completion")} for r in examples]
     counts = []
@@ -107,7 +107,7 @@ SHARDED = {  # task: (tiny model, recipe overrides); SGD for the adapter, whose 
 @pytest.fixture(scope="module")
 def short_corpus(tmp_path_factory):
     """Scans cut to 800 prompt characters: rows of ~1.2k tokens, so the XLA steps stay short on a CPU."""
-    from secml_recipes.data.corpus import build_corpus
+    from secml_recipes.corpus.tarball import build_corpus
 
     out = tmp_path_factory.mktemp("short") / "massive_datasets.tar.gz"
     build_corpus(out, n_specialist=40, n_generalist=20, seed=3, max_prompt_chars=800)
@@ -151,8 +151,8 @@ def _xla_sft(task, model, corpus, out, devices: int) -> list[float]:
     ]
     env = dict(os.environ, PJRT_DEVICE="CPU", CPU_NUM_DEVICES=str(devices))
     if devices == 1:  # the same rows per step on one device
-        cmd = [sys.executable, "-m", "secml_recipes.sft", *args, "--per_device_train_batch_size", "4"]
-    else:  # the TPU launch line: accelerate's FSDP config, run by secml_recipes.sharding as SPMD FSDPv2
+        cmd = [sys.executable, "-m", "secml_recipes.train.sft", *args, "--per_device_train_batch_size", "4"]
+    else:  # the TPU launch line: accelerate's FSDP config, run by secml_recipes.train.sharding as SPMD FSDPv2
         accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
         cmd = [
             accelerate,
@@ -162,7 +162,7 @@ def _xla_sft(task, model, corpus, out, devices: int) -> list[float]:
             "--mixed_precision",
             "no",
             "-m",
-            "secml_recipes.sft",
+            "secml_recipes.train.sft",
             *args,
             "--per_device_train_batch_size",
             "1",

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .. import layout, versions
+from secml_recipes import layout, versions
 
 # llama.cpp's llama_ftype values for the quantizer (include/llama.h).
 FTYPES = {"q8_0": 7, "q4_K_M": 15, "q5_K_M": 17, "q6_K": 18, "q4_0": 2}
@@ -93,7 +93,7 @@ def quantize_gguf(src: str | Path, out_file: str | Path, qtype: str) -> Path:
 def write_modelfile(gguf_file: Path, family, system_prompt: str | None = None) -> Path:
     """An Ollama Modelfile beside the GGUF whose template renders what training rendered (the model family's
     Ollama template: see secml_recipes/families and docs/models.md). `family`: a ChatFamily or its name."""
-    from ..families import FamilyError, get_family
+    from secml_recipes.families import FamilyError, get_family
 
     try:
         family = get_family(family) if isinstance(family, str) else family

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import layout
-from .gguf import DeployError
+from secml_recipes import layout
+from secml_recipes.deploy.gguf import DeployError
 
 WORKER = Path(__file__).with_name("gptq_worker.py")
 

@@ -31,7 +31,7 @@ class HeldOut:
 
 def held_out_examples(tokenizer, corpus: str, task: str, n: int, max_tokens: int) -> HeldOut:
     """Rendered test-split examples (specialist prompt+completion, or generalist episodes)."""
-    from ..data.corpus import read_split
+    from secml_recipes.corpus.tarball import read_split
 
     rows, _ = read_split(corpus, task, "test", verbose=False)
     if not rows:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from .harm import ActionJudge, action_texts, harm_summary
+from secml_recipes.evaluation.harm import ActionJudge, action_texts, harm_summary
 
 NO_ACTION_VERDICTS = {"expected", "informational"}
 

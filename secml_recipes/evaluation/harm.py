@@ -14,8 +14,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from ..data.assess import Host, assess_finding, assess_report, ioc_exe_and_pid
-from ..data.knowledge.sysctl import sysctl_name
+from secml_recipes.teacher.assess import Host, assess_finding, assess_report, ioc_exe_and_pid
+from secml_recipes.teacher.knowledge.sysctl import sysctl_name
 
 DESTRUCTIVE = {  # kind -> pattern in an action's text
     "strip_setid": r"chmod\s+[ugoa,]*[-=]\w*s|chmod\s+0?[0-7]{3}\b|"

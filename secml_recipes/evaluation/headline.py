@@ -1,6 +1,6 @@
 """Did the model learn the task? The trained model against its untrained base, one row per metric, both tasks.
 
-The per-task evaluations (`secml_recipes.evaluate`) write everything they measure; a user first wants the few
+The per-task evaluations (`secml_recipes.evaluation.evaluate`) write everything they measure; a user first wants the few
 numbers that say whether training taught the task. `HEADLINE` names them (one row each: label, task, metric key
 of that task's eval report); `headline_rows` reads them from the reports, `write_headline` writes
 `summary.md`, `summary.json` and `summary.png` (bars: model vs base per metric) beside the task folders:

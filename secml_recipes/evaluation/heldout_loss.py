@@ -67,6 +67,6 @@ def heldout_loss(
 
 def scoring_source(model_path: str, adapter_path: str | None) -> tuple[str, str | None] | None:
     """(model, adapter) to load in transformers for a variant, or None for a GGUF file (no weights to score)."""
-    from ..deploy.merge import model_and_adapter
+    from secml_recipes.model_folders import model_and_adapter
 
     return None if Path(model_path).is_file() else model_and_adapter(model_path, adapter_path)

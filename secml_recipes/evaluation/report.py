@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.atomic import atomic_path, write_json_atomic, write_text_atomic
+from secml_recipes.atomic import atomic_path, write_json_atomic, write_text_atomic
 
 LOWER_IS_BETTER = {
     "risk_score_mae",
@@ -90,7 +90,7 @@ def write_report(out_dir: Path, report: dict, results: dict[str, dict[str, float
     out_dir.mkdir(parents=True, exist_ok=True)
     table = markdown_table(results)
     plots = write_plots(results, out_dir, scatter, title)
-    report = {**report, "results": results, "plots": [p.name for p in plots]}
+    report = {**report, "results": results, "results_markdown": table, "plots": [p.name for p in plots]}
     write_text_atomic(out_dir / "summary.md", f"# {title}\n\n{table}")
     write_json_atomic(out_dir / "eval_report.json", report, default=str)  # last: its presence means done
     return report

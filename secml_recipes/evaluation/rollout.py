@@ -8,37 +8,9 @@ import json
 import re
 from dataclasses import dataclass, field
 
-import jsonschema
-
-from ..data.tools import ScanEnvironment, ToolError, tool_result_text
-from ..families import ChatFamily, ParsedTurn, canonical_arguments, canonical_conversation
-
-
-def parse_assistant_output(text: str, family: ChatFamily) -> ParsedTurn:
-    """Split an assistant output into text and tool calls in `family`'s format (families/toolcalls.py)."""
-    return family.parse_tool_calls(text)
-
-
-def execute_call(call: dict, declared: dict[str, dict], env) -> tuple[dict, dict]:
-    """(result, record) of one parsed call: run by `env.call` only when its tool is declared and its arguments
-    fit the tool's schema; otherwise the result is an error the model sees. The record says which."""
-    record = {
-        "name": call["name"],
-        "arguments": call["arguments"],
-        "declared": call["name"] in declared,
-        "valid_args": False,
-        "error": None,
-    }
-    if not record["declared"]:
-        record["error"] = "undeclared"
-        return {"error": f"unknown tool '{call['name']}'"}, record
-    try:
-        jsonschema.validate(call["arguments"], declared[call["name"]])
-        record["valid_args"] = True
-        return env.call(call["name"], call["arguments"]), record
-    except (jsonschema.ValidationError, ToolError) as err:
-        record["error"] = "invalid_arguments"
-        return {"error": f"invalid arguments: {getattr(err, 'message', err)}"}, record
+from secml_recipes.families import ChatFamily, canonical_conversation
+from secml_recipes.tasks.tool_loop import declared_schemas, take_step
+from secml_recipes.tasks.tools import ScanEnvironment
 
 
 @dataclass
@@ -77,7 +49,7 @@ def run_rollouts(
     done: list[Trajectory] = []
     for row in rows:
         tools = json.loads(row["tools"]) if isinstance(row["tools"], str) else row["tools"]
-        declared = {t["function"]["name"]: t["function"]["parameters"] for t in tools}
+        declared = declared_schemas(tools)
         report = scans.get(row["host_id"])
         if report is None:
             raise ValueError(
@@ -95,38 +67,15 @@ def run_rollouts(
         still = []
         for (traj, tools, declared, env), text in zip(active, outputs):
             traj.steps += 1
-            turn = parse_assistant_output(text, family)
-            if turn.attempted:
-                traj.call_blocks += 1
-            if turn.malformed is not None:
-                traj.malformed_blocks += 1
-                traj.messages.append({"role": "assistant", "content": text})
-                traj.final = None  # an unparseable call ends the episode without an answer
+            step = take_step(traj.messages, text, family, declared, env, traj.steps)
+            traj.call_blocks += int(step.turn.attempted)
+            traj.malformed_blocks += int(step.malformed is not None)
+            traj.calls.extend(step.records)
+            if step.ended:
+                traj.final = step.final  # an unparseable call ends the episode without an answer
                 done.append(traj)
-                continue
-            if turn.is_final:
-                traj.messages.append({"role": "assistant", "content": turn.content})
-                traj.final = turn.content
-                done.append(traj)
-                continue
-            tool_calls, results = [], []
-            for k, call in enumerate(turn.calls):
-                call_id = call["id"] or f"call_{traj.steps}_{k}"
-                result, record = execute_call(call, declared, env)
-                traj.calls.append(record)
-                tool_calls.append(
-                    {
-                        "id": call_id,
-                        "type": "function",
-                        "function": {"name": call["name"], "arguments": canonical_arguments(call["arguments"])},
-                    }
-                )
-                results.append(
-                    {"role": "tool", "tool_call_id": call_id, "name": call["name"], "content": tool_result_text(result)}
-                )
-            traj.messages.append({"role": "assistant", "content": turn.content, "tool_calls": tool_calls})
-            traj.messages.extend(results)
-            still.append((traj, tools, declared, env))
+            else:
+                still.append((traj, tools, declared, env))
         active = still
         if progress is not None:
             progress.update(len(outputs))

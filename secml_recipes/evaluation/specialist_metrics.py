@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from ..data.assess import VERDICTS
-from ..data.fixtures import SEVERITY_SCORES
-from ..data.validate import enriched_report_error
-from .harm import ActionJudge, action_texts, harm_summary
+from secml_recipes.evaluation.harm import ActionJudge, action_texts, harm_summary
+from secml_recipes.scan.fixtures import SEVERITY_SCORES
+from secml_recipes.tasks.parsing import parse_json_output
+from secml_recipes.tasks.validate import enriched_report_error
+from secml_recipes.teacher.assess import VERDICTS
 
 METRIC_NAMES = [
     "json_parse_rate",
@@ -33,19 +34,6 @@ METRIC_NAMES = [
     "risk_level_accuracy",
     "harmful_action_rate",
 ]
-
-
-def parse_json_output(text: str) -> dict | None:
-    """The JSON object a model wrote: the whole text, or the outermost {...} when wrapped in prose/fences."""
-    text = text.strip()
-    for candidate in (text, text[text.find("{") : text.rfind("}") + 1] if "{" in text else ""):
-        try:
-            value = json.loads(candidate)
-        except (json.JSONDecodeError, ValueError):
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
 
 
 def _prf(tp: int, n_pred: int, n_ref: int) -> tuple[float | None, float | None, float | None]:

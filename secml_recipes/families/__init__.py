@@ -16,13 +16,19 @@ from __future__ import annotations
 
 from collections.abc import Container
 
-from .base import ChatFamily, FamilyError
-from .chatml import CHATML
-from .gemma3 import GEMMA3
-from .llama3 import LLAMA3
-from .mistral import MISTRAL
-from .qwen import QWEN2_5, QWEN3
-from .toolcalls import ParsedTurn, canonical_arguments, canonical_conversation, canonical_row, go_json
+from secml_recipes.families.base import ChatFamily, FamilyError
+from secml_recipes.families.chatml import CHATML
+from secml_recipes.families.gemma3 import GEMMA3
+from secml_recipes.families.llama3 import LLAMA3
+from secml_recipes.families.mistral import MISTRAL
+from secml_recipes.families.qwen import QWEN2_5, QWEN3
+from secml_recipes.families.toolcalls import (
+    ParsedTurn,
+    canonical_arguments,
+    canonical_conversation,
+    canonical_row,
+    go_json,
+)
 
 FAMILIES: dict[str, ChatFamily] = {f.name: f for f in (LLAMA3, QWEN2_5, QWEN3, MISTRAL, GEMMA3, CHATML)}
 FAMILY_NAMES = list(FAMILIES)
@@ -117,7 +123,7 @@ def family_of_model(path: str, tokenizer=None, name: str | None = None, **kwargs
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
     config_source = path
     if (Path(path) / "adapter_config.json").exists():
-        from ..deploy.merge import adapter_base
+        from secml_recipes.model_folders import adapter_base
 
         config_source = adapter_base(path)
     try:

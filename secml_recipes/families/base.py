@@ -2,7 +2,7 @@
 
 A family is a chat format more than an architecture: SmolLM2 is a Llama network that speaks ChatML. Each
 family module (llama3.py, qwen.py, ...) is one `ChatFamily` row; the templates live in
-`secml_recipes/chat_templates/` (`<name>.jinja` for training, llama.cpp and transformers; `<name>.gotmpl`
+`secml_recipes/families/chat_templates/` (`<name>.jinja` for training, llama.cpp and transformers; `<name>.gotmpl`
 for Ollama), and tests render both on the same conversations and require the same text.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Container
 from dataclasses import dataclass
 from importlib import resources
 
-from .toolcalls import ParsedTurn, ToolCallFormat, parse_turn
+from secml_recipes.families.toolcalls import ParsedTurn, ToolCallFormat, parse_turn
 
 
 class FamilyError(ValueError):
@@ -22,7 +22,7 @@ class FamilyError(ValueError):
 
 @functools.cache
 def _template_text(name: str) -> str:
-    return resources.files("secml_recipes.chat_templates").joinpath(name).read_text(encoding="utf-8")
+    return resources.files("secml_recipes.families.chat_templates").joinpath(name).read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)

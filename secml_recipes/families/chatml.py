@@ -1,7 +1,7 @@
 """Plain ChatML models (SmolLM2 and other bare <|im_start|> templates): Hermes <tool_call> blocks."""
 
-from .base import ChatFamily
-from .qwen import HERMES_CALLS
+from secml_recipes.families.base import ChatFamily
+from secml_recipes.families.qwen import HERMES_CALLS
 
 CHATML = ChatFamily(
     name="chatml",

@@ -1,7 +1,7 @@
 """Gemma 3 (also Gemma 2's turn format): <start_of_turn> turns, calls in ```tool_code blocks."""
 
-from .base import ChatFamily
-from .toolcalls import ToolCallFormat
+from secml_recipes.families.base import ChatFamily
+from secml_recipes.families.toolcalls import ToolCallFormat
 
 GEMMA3 = ChatFamily(
     name="gemma3",

@@ -1,7 +1,7 @@
 """Llama 3.x (3.1, 3.2, 3.3): Llama-3.1-Instruct's header format, JSON calls after <|python_tag|>."""
 
-from .base import ChatFamily
-from .toolcalls import ToolCallFormat
+from secml_recipes.families.base import ChatFamily
+from secml_recipes.families.toolcalls import ToolCallFormat
 
 LLAMA3 = ChatFamily(
     name="llama3",

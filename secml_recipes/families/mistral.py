@@ -1,7 +1,7 @@
 """Mistral and Mixtral: [INST] turns and Mistral's v3 tool markers, the only family here whose calls carry ids."""
 
-from .base import ChatFamily
-from .toolcalls import ToolCallFormat
+from secml_recipes.families.base import ChatFamily
+from secml_recipes.families.toolcalls import ToolCallFormat
 
 MISTRAL = ChatFamily(
     name="mistral",

@@ -3,8 +3,8 @@ the <think> block that opens every assistant turn."""
 
 from dataclasses import replace
 
-from .base import ChatFamily
-from .toolcalls import ToolCallFormat
+from secml_recipes.families.base import ChatFamily
+from secml_recipes.families.toolcalls import ToolCallFormat
 
 HERMES_CALLS = ToolCallFormat(kind="tagged", open="<tool_call>", close="</tool_call>")
 

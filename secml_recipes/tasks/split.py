@@ -1,0 +1,239 @@
+"""Specialist examples: prompt = raw report (compact JSON), completion = its enriched report.
+
+A report longer than `max_prompt_chars` is cut into parts that keep the host:
+- Findings are cut in scanner-group order (runtime, kernel, filesystem, policy), a scanner too long for one
+  part into chunks, and packed greedily so that each part's prompt fits `max_prompt_chars` and its
+  completion fits `max_completion_chars` (a part with many listed findings gets fewer findings).
+- Every part repeats the host `meta`, `summary` and `summary_extension`, and carries in
+  `meta.secml_context` what the rest of the host holds: finding and warning counts per scanner, and the
+  findings of other parts that the host's verdict, reductions and correlations rest on (listed findings
+  strongest first, correlation members, coverage markers), up to a third of the prompt budget, with the
+  number left out.
+- The completion of a part is the whole report's enrichment projected onto the part: its own listed
+  findings and the actions on them, every correlation that touches them, and the host-level fields
+  (summaries with the risk level, reasons and coverage; reductions) unchanged. So no part contradicts its
+  host, no correlation is lost, and `merge_parts` rebuilds the whole enrichment from the parts.
+"""
+
+from __future__ import annotations
+
+import json
+
+from secml_recipes.tasks.prompts import compact, specialist_messages
+from secml_recipes.teacher.enrich import TOP_FINDINGS, Enrichment, build_enrichment
+from secml_recipes.teacher.knowledge.modules import NOTABLE_MODULES
+
+SCANNER_GROUPS = [
+    ["processes", "network", "ioc", "ebpf_exec_trace"],
+    ["kernel_params", "kernel_hardening", "modules"],
+    ["world_writable", "suid_sgid", "mounts", "integrity", "yara"],
+    ["mac", "systemd_units", "auditd", "containers"],
+]
+COVERAGE_MARKERS = {"ebpf:disabled", "proc.monitoring.complete"}
+CONTEXT_SHARE = 3  # the context may use up to 1/CONTEXT_SHARE of the prompt budget
+WARNINGS_PER_UNIT = 40
+
+
+def _group_order(scanner: str) -> int:
+    for i, group in enumerate(SCANNER_GROUPS):
+        if scanner in group:
+            return i * 100 + group.index(scanner)
+    return 10_000
+
+
+def _scanner_tag(finding: dict) -> str:
+    return next((t.split(":", 1)[1] for t in finding.get("tags", []) if t.startswith("scanner:")), "")
+
+
+class _Costs:
+    """Prompt and completion characters each raw finding costs, from the whole report's enrichment."""
+
+    def __init__(self, enrichment: Enrichment):
+        out = enrichment.output
+        self.listed = {(_scanner_tag(f), f["id"]): len(compact(f)) + 1 for f in out["enriched_findings"]}
+        self.actions = {}
+        for action, target in zip(out["actions"], enrichment.action_targets):
+            self.actions[target] = self.actions.get(target, 0) + len(compact(action)) + 1
+        self.host = len(compact({**out, "enriched_findings": [], "actions": []}))
+
+    def completion(self, scanner: str, finding: dict) -> int:
+        key = (scanner, finding["id"])
+        return self.listed.get(key, 0) + self.actions.get(key, 0)
+
+
+def _units(report: dict, costs: _Costs, prompt_budget: int, completion_budget: int) -> list[dict]:
+    """Scanner results (or chunks of one) in group order, each with its warnings, errors and costs."""
+    warnings_by, errors_by = {}, {}
+    for w in report.get("collection_warnings", []):
+        warnings_by.setdefault(w.get("scanner"), []).append(w)
+    for e in report.get("scanner_errors", []):
+        errors_by.setdefault(e.get("scanner"), []).append(e)
+    results = {r["scanner"]: r for r in report.get("results", [])}
+    units = []
+    for scanner in sorted(set(results) | set(warnings_by) | set(errors_by), key=_group_order):
+        result, warns, errs = results.get(scanner), warnings_by.get(scanner, []), errors_by.get(scanner, [])
+        findings = result["findings"] if result else []
+        chunks, chunk, p_size, c_size = [], [], 0, 0
+        for f in findings:
+            p, c = len(compact(f)) + 1, costs.completion(scanner, f)
+            if chunk and (p_size + p > prompt_budget // 2 or c_size + c > completion_budget):
+                chunks.append(chunk)
+                chunk, p_size, c_size = [], 0, 0
+            chunk.append(f)
+            p_size, c_size = p_size + p, c_size + c
+        chunks.append(chunk)
+        for i, part in enumerate(chunks):
+            piece = dict(result, findings=part, finding_count=len(part)) if result else None
+            units.append(
+                {
+                    "scanner": scanner,
+                    "result": piece,
+                    "warnings": [],
+                    "errors": errs if i == 0 else [],
+                    "prompt": len(compact(piece or {})) + len(compact(errs if i == 0 else [])),
+                    "completion": sum(costs.completion(scanner, f) for f in part),
+                }
+            )
+        for start in range(0, len(warns), WARNINGS_PER_UNIT):  # 150 kernel-thread warnings do not fit one part
+            chunk = warns[start : start + WARNINGS_PER_UNIT]
+            units.append(
+                {
+                    "scanner": scanner,
+                    "result": None,
+                    "warnings": chunk,
+                    "errors": [],
+                    "prompt": len(compact(chunk)),
+                    "completion": 0,
+                }
+            )
+    return units
+
+
+def _carried(enrichment: Enrichment) -> list[tuple[str, str]]:
+    """(scanner, id) of the findings the host-level fields rest on, most important first: the top findings,
+    coverage markers and notable modules (small), correlation members, then every other listed finding an
+    analyst must act on."""
+    out = enrichment.output
+    listed = [(_scanner_tag(f), f["id"], f) for f in out["enriched_findings"]]
+    related = {fid for c in out["correlations"] for fid in c["related_finding_ids"]}
+    order = [(s, i) for s, i, _ in listed[:TOP_FINDINGS]]
+    order += [
+        (i.scanner, i.id)
+        for i in enrichment.items
+        if i.id in COVERAGE_MARKERS or (i.scanner == "modules" and i.id in NOTABLE_MODULES)
+    ]
+    order += [(i.scanner, i.id) for i in enrichment.items if i.id in related]
+    order += [(s, i) for s, i, f in listed[TOP_FINDINGS:] if not {"expected", "informational"} & set(f["tags"])]
+    return list(dict.fromkeys(order))
+
+
+def host_context(report: dict, enrichment: Enrichment, part_keys: set, n: int, total: int, budget: int) -> dict:
+    """What the rest of the host holds, for one part (see module docstring)."""
+    raw = {(item.scanner, item.id): item.finding for item in enrichment.items}
+    counts = {r["scanner"]: len(r.get("findings", [])) for r in report.get("results", [])}
+    warnings: dict[str, int] = {}
+    for w in report.get("collection_warnings", []):
+        warnings[w.get("code", "unknown")] = warnings.get(w.get("code", "unknown"), 0) + 1
+    context = {
+        "part": f"{n}/{total}",
+        "scanner_finding_counts": counts,
+        "warning_counts": warnings,
+        "elsewhere": [],
+        "elsewhere_omitted": 0,
+    }
+    size = len(compact(context))
+    for key in _carried(enrichment):
+        if key in part_keys:
+            continue
+        finding = raw[key]
+        entry = {"scanner": key[0], **{k: finding[k] for k in ("id", "severity", "metadata") if finding.get(k)}}
+        cost = len(compact(entry)) + 1
+        if size + cost > budget:
+            context["elsewhere_omitted"] += 1
+            continue
+        context["elsewhere"].append(entry)
+        size += cost
+    return context
+
+
+def project(enrichment: Enrichment, part_keys: set) -> dict:
+    """The whole report's enrichment restricted to one part's findings (host-level fields unchanged)."""
+    out = enrichment.output
+    findings = [f for f in out["enriched_findings"] if (_scanner_tag(f), f["id"]) in part_keys]
+    ids = {f["id"] for f in findings} | {key[1] for key in part_keys}
+    correlations = [c for c in out["correlations"] if ids & set(c["related_finding_ids"])]
+    actions = [a for a, target in zip(out["actions"], enrichment.action_targets) if target in part_keys]
+    return {**out, "enriched_findings": findings, "correlations": correlations, "actions": actions}
+
+
+def split_report(
+    report: dict, max_prompt_chars: int, max_completion_chars: int | None = None, enrichment: Enrichment | None = None
+) -> list[tuple[dict, dict]]:
+    """[(prompt report, completion)]: the report and its enrichment when it fits, else parts (see docstring)."""
+    enrichment = enrichment or build_enrichment(report)
+    max_completion_chars = max_completion_chars or max_prompt_chars
+    if len(compact(report)) <= max_prompt_chars and len(compact(enrichment.output)) <= max_completion_chars:
+        return [(report, enrichment.output)]
+    shell = {k: v for k, v in report.items() if k not in ("results", "collection_warnings", "scanner_errors")}
+    context_budget = max_prompt_chars // CONTEXT_SHARE
+    costs = _Costs(enrichment)
+    prompt_budget = max(1000, max_prompt_chars - len(compact(shell)) - context_budget - 100)
+    completion_budget = max(1000, max_completion_chars - costs.host)
+    packs, current, p_size, c_size = [], [], 0, 0
+    for unit in _units(report, costs, prompt_budget, completion_budget):
+        if current and (p_size + unit["prompt"] > prompt_budget or c_size + unit["completion"] > completion_budget):
+            packs.append(current)
+            current, p_size, c_size = [], 0, 0
+        current.append(unit)
+        p_size, c_size = p_size + unit["prompt"], c_size + unit["completion"]
+    if current:
+        packs.append(current)
+    out = []
+    for n, units in enumerate(packs, 1):
+        keys = {(u["scanner"], f["id"]) for u in units if u["result"] for f in u["result"]["findings"]}
+        part = json.loads(compact(shell))
+        part["meta"]["secml_part"] = f"{n}/{len(packs)}"
+        part["meta"]["secml_context"] = host_context(report, enrichment, keys, n, len(packs), context_budget)
+        part["results"] = [u["result"] for u in units if u["result"] is not None]
+        part["collection_warnings"] = [w for u in units for w in u["warnings"]]
+        part["scanner_errors"] = [e for u in units for e in u["errors"]]
+        out.append((part, project(enrichment, keys)))
+    return out
+
+
+def merge_parts(parts: list[dict]) -> dict:
+    """One enriched report from the enrichments of a report's parts (the inverse of `project`)."""
+    if not parts:
+        raise ValueError("no parts to merge")
+    findings, seen = [], set()
+    for part in parts:
+        for f in part.get("enriched_findings", []):
+            key = (_scanner_tag(f), f["id"])
+            if key not in seen:
+                seen.add(key)
+                findings.append(f)
+    correlations = {c["id"]: c for part in parts for c in part.get("correlations", [])}
+    actions = {a["action"]: a for part in parts for a in part.get("actions", [])}
+    return {
+        **parts[0],
+        "enriched_findings": sorted(findings, key=lambda f: (-f["risk_score"], f["id"], f["tags"])),
+        "correlations": sorted(correlations.values(), key=lambda c: (-c["risk_score_delta"], c["id"])),
+        "actions": sorted(actions.values(), key=lambda a: -a["priority"]),
+    }
+
+
+def specialist_examples(
+    report: dict, host_id: str, max_prompt_chars: int, max_completion_chars: int | None = None
+) -> list[dict]:
+    """Conversational prompt/completion rows (TRL's format) for one report."""
+    rows = []
+    for i, (part, completion) in enumerate(split_report(report, max_prompt_chars, max_completion_chars)):
+        rows.append(
+            {
+                "id": f"{host_id}-s{i}",
+                "host_id": host_id,
+                "prompt": specialist_messages(part),
+                "completion": [{"role": "assistant", "content": compact(completion)}],
+            }
+        )
+    return rows

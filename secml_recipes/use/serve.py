@@ -1,0 +1,139 @@
+"""Serve a GGUF over an OpenAI-compatible HTTP API: llama-cpp-python's server with the training chat format.
+
+    make llama-cpp && pip install -e '.[serve]'
+    python -m secml_recipes.use.serve --model models/generalist-gguf/generalist-q4_K_M.gguf --port 8000
+    curl localhost:8000/v1/chat/completions -d '{"messages": [{"role": "user", "content": "hi"}]}'
+
+The server is llama-cpp-python's own (`llama_cpp.server.app.create_app`: /v1/chat/completions, /v1/completions,
+/v1/models). Its chat handler is replaced by one registered as `secml` that runs the model as training and the
+evaluation did: the conversation is put in canonical form (`families.canonical_conversation`), rendered by the
+chat template the model was trained with (the GGUF's own, or `--tokenizer SOURCE_FOLDER`), decoded greedily in
+llama.cpp up to the family's end-of-turn and stop tokens (`evaluation.generation.llama_cpp_generate`), and the
+answer is parsed with the family's tool-call parser, so a call comes back in the API's `tool_calls` with
+`finish_reason: "tool_calls"`. Sampling parameters are ignored (decoding is greedy, as evaluated) and
+`stream: true` is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from secml_recipes.families import ChatFamily, canonical_conversation
+
+HANDLER_NAME = "secml"
+
+
+def completion_response(text: str, family: ChatFamily, model: str, n_prompt: int, n_new: int) -> dict:
+    """An OpenAI chat completion for one assistant output: its text, and its calls as `tool_calls`."""
+    turn = family.parse_tool_calls(text)
+    message: dict = {"role": "assistant", "content": turn.content if turn.malformed is None else text}
+    finish = "stop"
+    if turn.calls:
+        message["tool_calls"] = [
+            {
+                "id": call["id"] or f"call_{uuid.uuid4().hex[:24]}",
+                "type": "function",
+                "function": {"name": call["name"], "arguments": json.dumps(call["arguments"])},
+            }
+            for call in turn.calls
+        ]
+        message["content"] = turn.content or None
+        finish = "tool_calls"
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+        "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_new, "total_tokens": n_prompt + n_new},
+    }
+
+
+def with_tool_names(messages: list[dict]) -> list[dict]:
+    """Tool results with the `name` of the call they answer: llama-cpp-python's request model drops a tool
+    message's name, while the training templates print it."""
+    names = {c.get("id"): c["function"]["name"] for m in messages for c in m.get("tool_calls") or []}
+    return [
+        dict(m, name=names.get(m.get("tool_call_id"))) if m.get("role") == "tool" and not m.get("name") else m
+        for m in messages
+    ]
+
+
+def make_handler(tokenizer, family: ChatFamily, model_name: str, native: bool, default_max_tokens: int = 1024):
+    """The llama-cpp-python chat completion handler that renders, decodes and parses as training did (`native`:
+    llama.cpp tokenizes, for a GGUF served without its source folder)."""
+    from secml_recipes.use.generation import llama_cpp_generate
+
+    def handler(*, llama, messages, tools=None, stream=False, max_tokens=None, **_ignored):
+        if stream:
+            raise ValueError("stream=true is not supported by this server; send the request without streaming")
+        conversation, schemas = canonical_conversation(with_tool_names(messages), tools)
+        prompt = tokenizer.apply_chat_template(conversation, tools=schemas, tokenize=False, add_generation_prompt=True)
+        text, n_prompt, n_new = llama_cpp_generate(
+            llama, tokenizer, family, prompt, max_tokens or default_max_tokens, native=native
+        )
+        return completion_response(text, family, model_name, n_prompt, n_new)
+
+    return handler
+
+
+def build_app(gguf: str, tokenizer_path: str | None = None, n_ctx: int = 8192, model_alias: str | None = None):
+    """llama-cpp-python's FastAPI app serving `gguf` with the `secml` chat handler."""
+    from llama_cpp import llama_chat_format
+    from llama_cpp.server.app import create_app
+    from llama_cpp.server.settings import ModelSettings, ServerSettings
+    from transformers import AutoTokenizer
+
+    from secml_recipes.deploy.gguf import gguf_architecture
+    from secml_recipes.use.generation import _family_or_none, gguf_tokenizer
+
+    if not Path(gguf).is_file() or not gguf.endswith(".gguf"):
+        raise FileNotFoundError(f"GGUF file not found: {gguf} (`make quantize` writes models/<name>-gguf/*.gguf)")
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path) if tokenizer_path else gguf_tokenizer(gguf)
+    family = _family_or_none(tokenizer, gguf_architecture(gguf))
+    if family is None:
+        raise ValueError(f"{gguf}: its chat family cannot be told from its tokenizer; pass --tokenizer SOURCE_FOLDER")
+    alias = model_alias or Path(gguf).stem
+    llama_chat_format.LlamaChatCompletionHandlerRegistry().register_chat_completion_handler(
+        HANDLER_NAME, make_handler(tokenizer, family, alias, native=tokenizer_path is None), overwrite=True
+    )
+    model = ModelSettings(model=gguf, model_alias=alias, chat_format=HANDLER_NAME, n_ctx=n_ctx, verbose=False)
+    return create_app(server_settings=ServerSettings(), model_settings=[model])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m secml_recipes.use.serve", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="a GGUF file (make quantize)")
+    parser.add_argument("--tokenizer", help="the source model folder (default: the GGUF's own tokenizer and template)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--n-ctx", type=int, default=8192)
+    parser.add_argument("--alias", help="the model name clients see (default: the file name)")
+    args = parser.parse_args(argv)
+    try:
+        import uvicorn
+    except ImportError:
+        print("error: the server needs `make llama-cpp` and `pip install -e '.[serve]'`", file=sys.stderr)
+        return 2
+    try:
+        app = build_app(args.model, args.tokenizer, args.n_ctx, args.alias)
+    except ImportError:
+        print(
+            "error: llama-cpp-python is not installed: `make llama-cpp`, then `pip install -e '.[serve]'`",
+            file=sys.stderr,
+        )
+        return 2
+    except (FileNotFoundError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

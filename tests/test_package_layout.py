@@ -1,0 +1,125 @@
+"""The package reads as the pipeline: imports point down the stage stack only, no module imports itself back through
+another, and docs/layout.md names every folder and top-level module there is."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "secml_recipes"
+
+# The stack, bottom first: a module may import from its own layer and the layers below it, never above.
+LAYERS = [
+    {"layout", "versions", "atomic", "disk_check", "env_errors", "hub", "plotting", "run_lock", "model_folders",
+     "fingerprint", "_moved"},
+    {"scan"},
+    {"teacher"},
+    {"families"},
+    {"tasks"},
+    {"corpus"},
+    {"train"},
+    {"deploy"},
+    {"use"},
+    {"evaluation"},
+    {"pipeline", "cli", "sft", "__main__"},
+]  # fmt: skip
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _layer(module: str) -> int:
+    top = module.split(".")[1] if "." in module else ""
+    for rank, names in enumerate(LAYERS):
+        if top in names:
+            return rank
+    raise AssertionError(
+        f"{module}: its folder {top!r} has no place in the stack (add it to LAYERS and docs/layout.md)"
+    )
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Every secml_recipes module -> the secml_recipes modules it imports, at any depth of the file."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                candidates = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(parts + ([node.module] if node.module else []))
+                candidates = [base] + [f"{base}.{a.name}" for a in node.names]
+            else:
+                continue
+            targets |= {c for c in candidates if c in modules and c != name}
+        # a package's own parents are imported by Python anyway; they are not edges of ours
+        graph[name] = {t for t in targets if not name.startswith(t + ".")}
+    return graph
+
+
+def test_every_import_points_down_the_stack():
+    upward = [
+        f"{module} ({LAYERS[_layer(module)]}) imports {target} ({LAYERS[_layer(target)]})"
+        for module, targets in import_graph().items()
+        for target in sorted(targets)
+        if module != "secml_recipes" and target != "secml_recipes" and _layer(target) > _layer(module)
+    ]
+    assert not upward, "imports that point up the stack:\n" + "\n".join(upward)
+
+
+def test_no_import_cycles():
+    graph = import_graph()
+    cycles, state = [], {}
+
+    def visit(node, stack):
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                cycles.append(" -> ".join(stack[stack.index(nxt) :] + [nxt]))
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_docs_layout_names_every_folder_and_top_level_module():
+    text = (ROOT / "docs" / "layout.md").read_text(encoding="utf-8")
+    tree = text.split("```text", 1)[1].split("```", 1)[0]
+    named = set(re.findall(r"^\s+([\w.]+/?)\s", tree, flags=re.M))
+    present = {p.name + "/" for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    present |= {p.name for p in PACKAGE.glob("*.py") if p.name not in ("__init__.py", "__main__.py")}
+    missing, stale = sorted(present - named), sorted(n for n in named - present if n.endswith((".py", "/")))
+    assert not missing, f"docs/layout.md does not name: {missing}"
+    stale = [n for n in stale if not (PACKAGE / n.rstrip("/")).exists()]
+    assert not stale, f"docs/layout.md names what is not in the package: {stale}"
+
+
+@pytest.mark.parametrize("old, new", [("secml_recipes.data.split", "secml_recipes.tasks.split"),
+                                      ("secml_recipes.data.sysscan.v5_0_0", "secml_recipes.scan.v5_0_0"),
+                                      ("secml_recipes.evaluate", "secml_recipes.evaluation.evaluate")])  # fmt: skip
+def test_old_module_paths_are_the_new_modules_for_one_release(old, new):
+    import importlib
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        old_module = importlib.import_module(old)
+    assert old_module is importlib.import_module(new)
+    assert any("moved to" in str(w.message) for w in seen)

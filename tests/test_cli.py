@@ -27,8 +27,9 @@ def test_help_lists_every_command_with_its_description(capsys):
 
 
 def test_every_command_of_the_brief_is_there():
-    wanted = "train data eval quantize push plan triage agent serve analyze pipeline teacher-check".split()
-    assert set(cli.COMMANDS) == set(wanted)
+    wanted = {"train", "data", "eval", "quantize", "push", "plan", "triage", "agent", "serve", "analyze", "pipeline",
+              "teacher-check"}  # fmt: skip
+    assert set(cli.COMMANDS) == wanted
 
 
 def test_no_command_prints_the_help_and_exits_2(capsys):
@@ -81,7 +82,7 @@ def _keys(help_text: str) -> dict[str, str]:
     return dict(re.findall(r"^  --(\w+) \(default: ([^)]*)\)", help_text, flags=re.M))
 
 
-@pytest.mark.parametrize("argv", [["train", "--help"], ["train", "-h"], ["train", "no/such.yaml", "--lr", "x", "--help"]])
+@pytest.mark.parametrize("argv", [["train", "--help"], ["train", "-h"], ["train", "no/such.yaml", "--lr", "--help"]])
 def test_train_help_lists_every_key_by_dataclass_before_loading_anything(capsys, argv):
     assert cli.main(argv) == 0
     out = capsys.readouterr().out

@@ -1,10 +1,10 @@
 """The whole chain in one command: data -> specialist -> generalist -> evaluation -> quantize -> push.
 
 Usage:
-    python -m secml_recipes.pipeline                         # full profile: production recipes
-    python -m secml_recipes.pipeline --profile smoke         # SmolLM2-135M-Instruct on CPU (what `make smoke` runs)
-    python -m secml_recipes.pipeline --profile tiny          # the tiny stand-in models: every path, in minutes
-    python -m secml_recipes.pipeline --specialist-only --accelerate-config accelerate_configs/tpu.yaml
+    secml pipeline                            # full profile: production recipes
+    secml pipeline --profile smoke            # SmolLM2-135M-Instruct on CPU (what `make smoke` runs)
+    secml pipeline --profile tiny             # the tiny stand-in models: every path, in minutes
+    secml pipeline --specialist-only --accelerate-config accelerate_configs/tpu.yaml
 
 Each stage records a fingerprint of its inputs (the package's code, recipe text, overrides, upstream
 outputs) in its output
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from secml_recipes import layout
+from secml_recipes.command_help import CommandHelpFormatter
 from secml_recipes.fingerprint import fingerprint_path
 
 CODE = Path(__file__).resolve().parent  # the package: its code is an input of every stage
@@ -259,9 +260,9 @@ def _push_stage(py: str, namespace: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m secml_recipes.pipeline",
+        prog="secml pipeline",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=CommandHelpFormatter,
     )
     parser.add_argument("--profile", choices=sorted(PROFILES), default="full")
     parser.add_argument("--accelerate-config", help="overrides the profile's accelerate config")

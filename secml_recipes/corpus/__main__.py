@@ -10,6 +10,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from secml_recipes.command_help import CommandHelpFormatter
+
 
 def _generate(args) -> int:
     from secml_recipes.scan.generate import generate_ndjson, generate_report, plan_hosts, report_bytes
@@ -126,30 +128,32 @@ def _validate(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m secml_recipes.corpus", description=__doc__)
+    parser = argparse.ArgumentParser(prog="secml data", description=__doc__, formatter_class=CommandHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("generate", help="synthetic raw sys-scan reports, one JSON per host")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, formatter_class=CommandHelpFormatter)
+
+    p = command("generate", help="synthetic raw sys-scan reports, one JSON per host")
     p.add_argument("--hosts", type=int, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.add_argument("--version", default="5.0.0", help="sys-scan version whose output to model (only 5.0.0 is modelled)")
     p.add_argument("--ndjson", action="store_true", help="write each scan as sys-scan's --ndjson stream")
     p.set_defaults(fn=_generate)
-    p = sub.add_parser("enrich", help="reference enrichment of one raw report")
+    p = command("enrich", help="reference enrichment of one raw report")
     p.add_argument("report")
     p.add_argument("--out")
     p.add_argument("--pretty", action="store_true")
     p.set_defaults(fn=_enrich)
-    p = sub.add_parser("build", help="build massive_datasets.tar.gz")
+    p = command("build", help="build massive_datasets.tar.gz")
     p.add_argument("--out", default="data/massive_datasets.tar.gz")
     p.add_argument("--specialist", type=int, default=5000)
     p.add_argument("--generalist", type=int, default=5000)
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--max-prompt-chars", type=int, default=12000)
     p.set_defaults(fn=_build)
-    p = sub.add_parser(
-        "ingest", help="real scans (JSON, --ndjson streams, 0.1.x reports, labelled pairs) -> specialist rows"
-    )
+    p = command("ingest", help="real scans (JSON, --ndjson streams, 0.1.x reports, labelled pairs) -> specialist rows")
     p.add_argument("inputs", nargs="*", help="report files or folders (searched for *.json, *.ndjson, *.jsonl)")
     p.add_argument("--out", required=True, help="ingest folder; new shards are added, never overwritten")
     p.add_argument(
@@ -169,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ndjson", action="store_true", help=argparse.SUPPRESS)  # the stream is recognised anyway
     p.add_argument("--max-prompt-chars", type=int, default=12000)
     p.set_defaults(fn=_ingest)
-    p = sub.add_parser("fidelity", help="a real report vs generated hosts of its profile; defects vs the spec")
+    p = command("fidelity", help="a real report vs generated hosts of its profile; defects vs the spec")
     p.add_argument("real", help="a real sys-scan report (JSON)")
     p.add_argument("generated", nargs="?", help="folder of generated reports (default: generate --hosts of them)")
     p.add_argument("--hosts", type=int, default=50)
@@ -177,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--version", default="5.0.0")
     p.add_argument("--out", help="also write the table (markdown) here")
     p.set_defaults(fn=_fidelity)
-    p = sub.add_parser("validate", help="validate every row of a corpus (tarball or folder)")
+    p = command("validate", help="validate every row of a corpus (tarball or folder)")
     p.add_argument("path")
     p.add_argument("--rejects-dir", default="rejects")
     p.set_defaults(fn=_validate)

@@ -74,7 +74,7 @@ def mix_split(
             if weighted:
                 raise CorpusError(
                     f"dataset_mixture[{i}]: {source.path} has no {task}/{split} rows "
-                    f"(build it with `make data` or `python -m secml_recipes.corpus ingest`)"
+                    f"(build it with `make data` or `secml data ingest`)"
                 )
             counts.append({"path": source.path, "weight": source.weight, "available": 0, "taken": 0})
             continue

@@ -1,7 +1,7 @@
 """Publish the adapter, the full/merged models and the quantized artifacts to the Hugging Face Hub.
 
 Usage:
-    HF_TOKEN=... python -m secml_recipes.deploy.push --namespace your-org [--only specialist] [--public] [--dry-run]
+    HF_TOKEN=... secml push --namespace your-org [--only specialist] [--public] [--dry-run]
 
 Repos are private unless --public. Each gets a model card with the base model, recipe, data manifest
 hash, evaluation metrics, quantization report and license (a `huggingface_hub.ModelCard`). The token is
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from secml_recipes import layout
+from secml_recipes.command_help import CommandHelpFormatter
 from secml_recipes.hub import hub_token, scrub
 from secml_recipes.model_folders import adapter_base
 
@@ -296,9 +297,9 @@ def push(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m secml_recipes.deploy.push",
+        prog="secml push",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=CommandHelpFormatter,
     )
     parser.add_argument("--namespace", required=True, help="your user or organisation on the Hub")
     parser.add_argument("--models-dir", default=str(layout.MODELS))

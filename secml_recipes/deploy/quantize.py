@@ -1,7 +1,7 @@
 """Trained outputs -> verified deployables: merged model, GPTQ 4-bit, GGUF (f16, q8_0, q4_K_M) + Modelfile.
 
 Usage:
-    python -m secml_recipes.deploy.quantize recipes/quantize.yaml [--only specialist] [--key value ...]
+    secml quantize recipes/quantize.yaml [--only specialist] [--key value ...]
 
 Per model (see the recipe): a LoRA output is first merged into its base in bf16/fp32 (the adapter
 itself stays a deployable); GPTQ runs through GPTQModel in its own environment, calibrated on the
@@ -20,7 +20,10 @@ from pathlib import Path
 
 from secml_recipes import layout
 from secml_recipes.atomic import write_json_atomic
+from secml_recipes.command_help import recipe_help, wants_help
 from secml_recipes.train.recipe import RecipeError, build_dataclass, load_recipe
+
+QUANTIZE_USAGE = "secml quantize recipes/quantize.yaml [--only NAME] [--key value ...]"
 
 
 @dataclass
@@ -237,8 +240,18 @@ def report_table(reports: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if wants_help(argv):
+        groups = [
+            ("recipe keys (QuantizeArguments)", QuantizeArguments),
+            ("keys of each models entry (ModelQuantSpec)", ModelQuantSpec),
+        ]
+        description = (
+            "Merges, quantizes (GGUF, GPTQ) and verifies each model of the recipe; --key value wins over the file."
+        )
+        print(recipe_help(QUANTIZE_USAGE, groups, description), end="")
+        return 0
     if not argv or argv[0].startswith("-"):
-        print("usage: python -m secml_recipes.deploy.quantize recipes/quantize.yaml [--key value ...]", file=sys.stderr)
+        print(f"usage: {QUANTIZE_USAGE} (secml quantize --help lists the keys)", file=sys.stderr)
         return 2
     from secml_recipes.deploy.gguf import DeployError
 

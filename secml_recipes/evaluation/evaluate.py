@@ -1,9 +1,9 @@
 """Evaluate a trained specialist or generalist against the reference and against baselines.
 
 Usage:
-    python -m secml_recipes.evaluation.evaluate recipes/eval/specialist.yaml --model models/specialist_model
-    python -m secml_recipes.evaluation.evaluate recipes/eval/generalist.yaml --model models/generalist_model_lora
-    python -m secml_recipes.evaluation.evaluate recipes/eval/generalist.yaml \
+    secml eval recipes/eval/specialist.yaml --model models/specialist_model
+    secml eval recipes/eval/generalist.yaml --model models/generalist_model_lora
+    secml eval recipes/eval/generalist.yaml \
         --model mistralai/Mixtral-8x7B-Instruct-v0.1 --adapter models/generalist_model_lora
 
 Writes <output_dir>/eval_report.json, summary.md, metrics.png (and risk_scatter.png for the specialist).
@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from secml_recipes.atomic import write_text_atomic
+from secml_recipes.command_help import recipe_help, wants_help
 from secml_recipes.train.recipe import RecipeError, load_recipe
+
+EVAL_USAGE = "secml eval recipes/eval/<task>.yaml --model PATH [--adapter PATH] [--key value ...]"
 
 
 @dataclass
@@ -382,11 +385,12 @@ def evaluate(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if wants_help(argv):
+        description = "Scores a model and its baselines on the corpus's held-out split; --key value wins over the file."
+        print(recipe_help(EVAL_USAGE, [("evaluation keys (EvalArguments)", EvalArguments)], description), end="")
+        return 0
     if not argv or argv[0].startswith("-"):
-        print(
-            "usage: python -m secml_recipes.evaluation.evaluate recipes/eval/<task>.yaml --model PATH [--adapter PATH]",
-            file=sys.stderr,
-        )
+        print(f"usage: {EVAL_USAGE} (secml eval --help lists the keys)", file=sys.stderr)
         return 2
     from secml_recipes.deploy.gguf import DeployError
 

@@ -1,4 +1,4 @@
-"""`python -m secml_recipes.evaluation.teacher_check`: the teacher's numbers, measured, as Markdown tables.
+"""`secml teacher-check`: the teacher's numbers, measured, as Markdown tables.
 
 - the real fixture against the analyst's expectations file (problems, harmful-action rate);
 - generated hosts: schema errors, sys-scan-agent parse failures (when it is installed), harmful actions, the
@@ -15,6 +15,7 @@ from collections import Counter
 
 from tqdm.auto import tqdm
 
+from secml_recipes.command_help import CommandHelpFormatter
 from secml_recipes.corpus.episodes import build_episodes, diversity, plant_processes
 from secml_recipes.evaluation.expectations import expectation_problems, load_expectations
 from secml_recipes.evaluation.harm import harm_summary, harmful_actions
@@ -40,9 +41,9 @@ def _agent_parser():
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m secml_recipes.evaluation.teacher_check",
+        prog="secml teacher-check",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=CommandHelpFormatter,
     )
     parser.add_argument("--hosts", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1234)

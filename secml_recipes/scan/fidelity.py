@@ -1,6 +1,6 @@
 """How close generated reports are to a real one, side by side, and what in them sys-scan cannot write.
 
-`python -m secml_recipes.corpus fidelity REAL.json [GENERATED_DIR] [--hosts N]` compares the real report
+`secml data fidelity REAL.json [GENERATED_DIR] [--hosts N]` compares the real report
 with N generated hosts of its profile (same distribution, scanning account, command line and kind of
 machine; built by `plan_matching`, or the matching reports of GENERATED_DIR): report keys, findings and
 metadata keys per scanner, id/title forms, metadata value forms, severity mix, warnings and sort order.

@@ -3,7 +3,7 @@
 A `HostPlan` (profile + seed) becomes a machine (`sysscan.host.build_host`: files, processes, modules,
 mounts, units, the command line sys-scan was run with); the scanner version's model (`sysscan.v5_0_0`)
 then reports on that machine the way its C++ source does. The same plan and version give the same bytes.
-What 5.0.0 can write at all is `sysscan.spec_5_0_0`; `python -m secml_recipes.corpus fidelity` compares
+What 5.0.0 can write at all is `sysscan.spec_5_0_0`; `secml data fidelity` compares
 generated hosts with a real report against it.
 """
 

@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from secml_recipes import layout
+from secml_recipes.command_help import recipe_help
 from secml_recipes.families import FAMILY_NAMES
 
 
@@ -144,6 +145,36 @@ def recipe_dataclasses() -> tuple[type, ...]:
     from secml_recipes.train.speed import SpeedArguments
 
     return (DataArguments, _model_arguments(), SFTConfig, SpeedArguments)
+
+
+TRAIN_USAGE = "secml train RECIPE.yaml [--key value ...]"
+
+
+def training_recipe_help() -> str:
+    """`secml train --help`: every key a training recipe takes, by the dataclass that owns it; the few keys of our
+    own first, then TRL's SFT keys, then the hundred-odd TrainingArguments keys (with SFTConfig's defaults)."""
+    from transformers import TrainingArguments
+
+    data, model, sft, speed = recipe_dataclasses()
+    inherited = {f.name for f in dataclasses.fields(TrainingArguments)}
+    sft_fields = dataclasses.fields(sft)
+    return recipe_help(
+        TRAIN_USAGE,
+        [
+            ("data keys (DataArguments)", data),
+            ("model keys (ModelArguments: TRL's ModelConfig, model_family, pad_token)", model),
+            ("speed keys (SpeedArguments)", speed),
+            ("SFT keys (TRL's SFTConfig)", [f for f in sft_fields if f.name not in inherited]),
+            (
+                "training keys (transformers' TrainingArguments, SFTConfig's defaults)",
+                [f for f in sft_fields if f.name in inherited],
+            ),
+        ],
+        description="A recipe is a flat YAML mapping of these keys; --key value on the command line wins over the "
+        "file (docs/recipes.md). Several devices: accelerate launch --config_file accelerate_configs/<cfg>.yaml "
+        "-m secml_recipes.sft RECIPE.yaml.",
+        skip=_FORBIDDEN_KEYS,
+    )
 
 
 def split_overrides(argv: list[str]) -> list[tuple[str, str | None]]:

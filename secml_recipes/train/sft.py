@@ -1,9 +1,9 @@
 """Supervised fine-tuning of the specialist and the generalist from one recipe.
 
 Usage:
-    accelerate launch --config_file accelerate_configs/<cfg>.yaml -m secml_recipes.train.sft recipes/<recipe>.yaml
+    secml train recipes/<recipe>.yaml [--key value ...]        (one process; `secml train --help` lists the keys)
+    accelerate launch --config_file accelerate_configs/<cfg>.yaml -m secml_recipes.sft recipes/<recipe>.yaml
         [--key value ...]
-    python -m secml_recipes.train.sft recipes/<recipe>.yaml [--key value ...]
 
 The recipe's `task` picks the trainer; everything else (model, LoRA, data, SFTConfig) is in the YAML. What the run
 will do on this machine with this model is decided once (`run_settings.resolve_run_settings`, from the recipe, the
@@ -20,8 +20,9 @@ import sys
 from pathlib import Path
 
 from secml_recipes import layout
+from secml_recipes.command_help import wants_help
 from secml_recipes.train.plan import PlanError, check_launch
-from secml_recipes.train.recipe import RecipeError, build_recipe, resolve_recipe
+from secml_recipes.train.recipe import TRAIN_USAGE, RecipeError, build_recipe, resolve_recipe, training_recipe_help
 from secml_recipes.train.recipe_checks import check_recipe_values
 from secml_recipes.train.sharding import launch_settings, save_final_model
 from secml_recipes.train.truncation import shortest_rows_fit
@@ -31,8 +32,11 @@ logger = logging.getLogger("secml_recipes.train.sft")
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if wants_help(argv):
+        print(training_recipe_help(), end="")
+        return 0
     if not argv or argv[0].startswith("-"):
-        print("usage: python -m secml_recipes.train.sft RECIPE.yaml [--key value ...]", file=sys.stderr)
+        print(f"usage: {TRAIN_USAGE} (secml train --help lists the keys)", file=sys.stderr)
         return 2
     recipe_path, overrides = argv[0], argv[1:]
     try:
@@ -97,7 +101,7 @@ def _environment_message(err: BaseException, stage: str, output_dir: Path, train
     if stage == "pushing to the Hub":
         return (
             f"{what} while {stage}; the trained model is saved in {output_dir}: publish it later with "
-            "`python -m secml_recipes.deploy.push`, or rerun with --push_to_hub false"
+            "`secml push`, or rerun with --push_to_hub false"
         )
     return f"{what} while {stage}; rerun when the Hub is reachable (or with --push_to_hub false): {resume}"
 

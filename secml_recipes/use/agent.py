@@ -1,7 +1,7 @@
 """Run the trained generalist's tool loop over a sys-scan report, in its family's chat and tool-call format.
 
-    python -m secml_recipes.use.agent report.json --model models/generalist_model_lora
-    python -m secml_recipes.use.agent report.json --model models/generalist_model_lora --local-readonly
+    secml agent report.json --model models/generalist_model_lora
+    secml agent report.json --model models/generalist_model_lora --local-readonly
 
 The conversation starts as training episodes start (`data/episodes.py`: the system prompt, a question and the
 scan digest), is rendered with the model's chat template and the tool schemas, and each assistant turn is parsed
@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from secml_recipes.command_help import CommandHelpFormatter
 from secml_recipes.families import ChatFamily, canonical_conversation
 from secml_recipes.tasks.prompts import DEFAULT_QUESTION, generalist_messages
 from secml_recipes.tasks.tool_loop import declared_schemas, take_step
@@ -209,7 +210,9 @@ def run_agent(
 def build_parser() -> argparse.ArgumentParser:
     from secml_recipes.use.triage import add_model_runtime_arguments
 
-    parser = argparse.ArgumentParser(prog="python -m secml_recipes.use.agent", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="secml agent", description=__doc__.split("\n\n")[0], formatter_class=CommandHelpFormatter
+    )
     parser.add_argument("report", help="a raw sys-scan JSON report (schema v2)")
     parser.add_argument("--model", required=True, help="trained generalist: adapter folder, model folder or .gguf")
     parser.add_argument("--question", default=DEFAULT_QUESTION)
@@ -226,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # here, not under __main__: `secml agent` runs main()
     from secml_recipes.deploy.gguf import DeployError
     from secml_recipes.use.generation import open_model
     from secml_recipes.use.triage import TriageError, read_report
@@ -260,5 +264,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     sys.exit(main())

@@ -1,6 +1,6 @@
 """Run sys-scan-agent's `analyze` pipeline with a trained specialist as its LLM provider, offline.
 
-    python -m secml_recipes.use.analyze report.json --model models/specialist_model --out enriched_report.json
+    secml analyze report.json --model models/specialist_model --out enriched_report.json
 
 sys-scan-agent 7.0.0's `sys-scan-graph analyze` runs its scaffold workflow (enrich, correlate, risk,
 compliance, metrics: `cli.run_intelligence_workflow`) and only its LangGraph app, which needs the `ai` extra,
@@ -22,6 +22,7 @@ import json
 import sys
 from pathlib import Path
 
+from secml_recipes.command_help import CommandHelpFormatter
 from secml_recipes.deploy.gguf import DeployError
 from secml_recipes.use.triage import TriageError, add_model_runtime_arguments, read_report
 
@@ -56,7 +57,9 @@ def analyze(report_path: str | Path, provider, out: str | Path, html: bool = Tru
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m secml_recipes.use.analyze", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="secml analyze", description=__doc__.split("\n\n")[0], formatter_class=CommandHelpFormatter
+    )
     parser.add_argument("report", help="a raw sys-scan JSON report (schema v2)")
     parser.add_argument("--model", required=True, help="trained specialist: model folder, adapter folder or .gguf")
     parser.add_argument("--out", default="enriched_report.json")

@@ -1,7 +1,7 @@
 """Serve a GGUF over an OpenAI-compatible HTTP API: llama-cpp-python's server with the training chat format.
 
     make llama-cpp && pip install -e '.[serve]'
-    python -m secml_recipes.use.serve --model models/generalist-gguf/generalist-q4_K_M.gguf --port 8000
+    secml serve --model models/generalist-gguf/generalist-q4_K_M.gguf --port 8000
     curl localhost:8000/v1/chat/completions -d '{"messages": [{"role": "user", "content": "hi"}]}'
 
 The server is llama-cpp-python's own (`llama_cpp.server.app.create_app`: /v1/chat/completions, /v1/completions,
@@ -23,6 +23,7 @@ import time
 import uuid
 from pathlib import Path
 
+from secml_recipes.command_help import CommandHelpFormatter
 from secml_recipes.families import ChatFamily, canonical_conversation
 
 HANDLER_NAME = "secml"
@@ -107,7 +108,9 @@ def build_app(gguf: str, tokenizer_path: str | None = None, n_ctx: int = 8192, m
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m secml_recipes.use.serve", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="secml serve", description=__doc__.split("\n\n")[0], formatter_class=CommandHelpFormatter
+    )
     parser.add_argument("--model", required=True, help="a GGUF file (make quantize)")
     parser.add_argument("--tokenizer", help="the source model folder (default: the GGUF's own tokenizer and template)")
     parser.add_argument("--host", default="127.0.0.1")

@@ -1,7 +1,7 @@
 """Triage a sys-scan report with a trained specialist: raw report in, sys-scan-agent's enriched report out.
 
-    python -m secml_recipes.use.triage report.json --model models/specialist_model
-    python -m secml_recipes.use.triage report.json --model models/specialist-gguf/specialist-q4_K_M.gguf
+    secml triage report.json --model models/specialist_model
+    secml triage report.json --model models/specialist-gguf/specialist-q4_K_M.gguf
 
 The report is cut into parts exactly as training cut it (`data/split.py`, same `--max-prompt-chars` as the
 corpus), each part is rendered with the model's chat template and generated greedily, every output is parsed
@@ -23,6 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from secml_recipes.command_help import CommandHelpFormatter
 from secml_recipes.deploy.gguf import DeployError
 from secml_recipes.tasks.prompts import specialist_messages
 from secml_recipes.tasks.split import merge_parts, split_report
@@ -216,7 +217,9 @@ def add_model_runtime_arguments(parser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m secml_recipes.use.triage", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="secml triage", description=__doc__.split("\n\n")[0], formatter_class=CommandHelpFormatter
+    )
     parser.add_argument("report", help="a raw sys-scan JSON report (schema v2)")
     parser.add_argument("--model", required=True, help="trained specialist: model folder, adapter folder or .gguf")
     parser.add_argument("--out", help="enriched report to write (default: REPORT.enriched.json beside the report)")

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+from secml_recipes.command_help import CommandHelpFormatter
 from secml_recipes.train.plan import GPU_CONFIGS, TPU_CONFIGS, PlanError, plan, refusal, training_from_recipe
 from secml_recipes.train.plan.hardware import CONFIG_DIR, device_from_config, local_devices, tpu_slice
 from secml_recipes.train.plan.report import table
@@ -132,9 +133,9 @@ def launch_table(recipe: str, overrides: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m secml_recipes.train.plan",
+        prog="secml plan",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=CommandHelpFormatter,
     )
     parser.add_argument("recipe")
     parser.add_argument("--config", help="accelerate config file (accelerate_configs/*.yaml)")

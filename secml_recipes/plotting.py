@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from secml_recipes.atomic import atomic_path
+
 
 def write_loss_plot(log_history: list[dict], out: str | Path, title: str = "training loss") -> Path | None:
     """Plot train (and eval) loss against step; returns the PNG path, or None when nothing was logged."""
@@ -28,7 +30,6 @@ def write_loss_plot(log_history: list[dict], out: str | Path, title: str = "trai
     ax.legend()
     fig.tight_layout()
     out = Path(out)
-    from secml_recipes.atomic import atomic_path
 
     with atomic_path(out) as tmp:  # a crash never leaves half a PNG
         fig.savefig(tmp)

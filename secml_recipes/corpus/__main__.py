@@ -11,12 +11,15 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from secml_recipes.command_help import CommandHelpFormatter
+from secml_recipes.corpus.ingest import run as run_ingest
+from secml_recipes.corpus.tarball import SPLITS, TASKS, CorpusError, build_corpus, corpus_root, read_split
+from secml_recipes.scan.fidelity import run as run_fidelity
+from secml_recipes.scan.generate import generate_ndjson, generate_report, plan_hosts, report_bytes
+from secml_recipes.tasks.validate import raw_report_error
+from secml_recipes.teacher.enrich import enrich_report
 
 
 def _generate(args) -> int:
-    from secml_recipes.scan.generate import generate_ndjson, generate_report, plan_hosts, report_bytes
-    from secml_recipes.tasks.validate import raw_report_error
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for plan in tqdm(plan_hosts(args.hosts, args.seed), desc="generating scans", unit="host", disable=None):
@@ -39,8 +42,6 @@ def _generate(args) -> int:
 
 
 def _load_report(path: str) -> dict:
-    from secml_recipes.tasks.validate import raw_report_error
-
     try:
         report = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as err:
@@ -52,8 +53,6 @@ def _load_report(path: str) -> dict:
 
 
 def _enrich(args) -> int:
-    from secml_recipes.teacher.enrich import enrich_report
-
     enriched = enrich_report(_load_report(args.report))
     text = json.dumps(enriched, indent=2 if args.pretty else None, separators=None if args.pretty else (",", ":"))
     if args.out:
@@ -64,8 +63,6 @@ def _enrich(args) -> int:
 
 
 def _build(args) -> int:
-    from secml_recipes.corpus.tarball import build_corpus
-
     manifest = build_corpus(args.out, args.specialist, args.generalist, args.seed, args.max_prompt_chars)
     print(
         json.dumps(
@@ -96,22 +93,16 @@ def diversity_table(d: dict) -> str:
 
 
 def _ingest(args) -> int:
-    from secml_recipes.corpus.ingest import run
-
-    return run(
+    return run_ingest(
         args.inputs, args.out, args.split, [tuple(p) for p in args.pair or []], args.overwrite, args.max_prompt_chars
     )
 
 
 def _fidelity(args) -> int:
-    from secml_recipes.scan.fidelity import run
-
-    return run(args.real, args.generated, args.hosts, args.seed, args.version, args.out)
+    return run_fidelity(args.real, args.generated, args.hosts, args.seed, args.version, args.out)
 
 
 def _validate(args) -> int:
-    from secml_recipes.corpus.tarball import SPLITS, TASKS, CorpusError, corpus_root, read_split
-
     try:
         root = corpus_root(args.path)
         total_bad = 0

@@ -25,6 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from secml_recipes.atomic import write_atomic
+from secml_recipes.corpus.tarball import split_for_host
+from secml_recipes.scan import legacy, ndjson
+from secml_recipes.tasks.split import compact, specialist_examples
+from secml_recipes.tasks.validate import enriched_report_error, raw_report_error
 from secml_recipes.teacher.enrich import FORMAT_VERSION
 
 SUFFIXES = (".json", ".ndjson", ".jsonl")
@@ -115,9 +119,6 @@ def _finite(text: str) -> object:
 def normalize_report(report) -> tuple[dict | None, str | None, list[dict]]:
     """(report in the 5.0.0 shape, None, findings left out) or (None, reason, []): older versions converted,
     the result checked against the scanner's schema."""
-    from secml_recipes.scan import legacy
-    from secml_recipes.tasks.validate import raw_report_error
-
     left_out: list[dict] = []
     if legacy.is_legacy(report):
         converted, left_out = legacy.convert(report)
@@ -134,8 +135,6 @@ def normalize_report(report) -> tuple[dict | None, str | None, list[dict]]:
 def read_inputs(path: Path, tally: Tally):
     """Yield (where, report) for every report in `path` (a report, JSON lines of reports, or an NDJSON
     stream); refused parts go to the tally with their line."""
-    from secml_recipes.scan import ndjson
-
     text = _read_text(path, tally)
     if text is None:
         return
@@ -192,8 +191,6 @@ def host_id_of(report: dict) -> str:
 
 def report_rows(report: dict, digest: str, max_prompt_chars: int) -> list[dict]:
     """Specialist rows (the reference enricher's labels) for one report; ids unique per scan."""
-    from secml_recipes.tasks.split import specialist_examples
-
     host_id = host_id_of(report)
     rows = specialist_examples(report, host_id, max_prompt_chars)
     for row in rows:
@@ -204,9 +201,6 @@ def report_rows(report: dict, digest: str, max_prompt_chars: int) -> list[dict]:
 def labelled_rows(report: dict, enriched, digest: str, max_prompt_chars: int) -> tuple[list[dict], str | None]:
     """The analyst's enriched report as the completion of the report's prompt; the report must fit one
     prompt (an analyst labels a whole report, which cannot be cut into parts after the fact)."""
-    from secml_recipes.tasks.split import compact
-    from secml_recipes.tasks.validate import enriched_report_error
-
     problem = enriched_report_error(enriched)
     if problem:
         return [], f"enriched report is not in the enriched format: {problem}"
@@ -319,8 +313,6 @@ def run(
 ) -> int:
     """Ingest `paths` (and `pairs`) into `out`; print one line per refusal and a summary; return the exit code
     (0 all accepted, 1 something refused, 2 nothing could be written)."""
-    from secml_recipes.corpus.tarball import split_for_host
-
     tally = Tally()
     try:
         folder = IngestFolder(Path(out), overwrite)

@@ -21,6 +21,8 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from secml_recipes.corpus.tarball import CorpusError, corpus_root, load_split_dataset, read_split
+
 
 @dataclass(frozen=True)
 class MixtureSource:
@@ -65,8 +67,6 @@ def mix_split(
 ) -> tuple[list[dict], list[dict]]:
     """(mixed rows, one count entry per source) for `task`/`split`. With `weighted` (training) every
     source must have the split; otherwise (evaluation) a source without it contributes nothing."""
-    from secml_recipes.corpus.tarball import CorpusError, corpus_root, read_split
-
     mixed, counts = [], []
     for i, source in enumerate(sources):
         root = corpus_root(source.path)
@@ -139,8 +139,6 @@ def load_task_split(
     data_args, split: str, rejects_dir, max_rows: int | None, seed: int, log_dir=None, weighted: bool = True
 ):
     """One split for a recipe: the mixture when `dataset_mixture` is set, else `dataset_path`."""
-    from secml_recipes.corpus.tarball import load_split_dataset
-
     if getattr(data_args, "dataset_mixture", None):
         return load_mixed_dataset(
             data_args.dataset_mixture, data_args.task, split, seed, rejects_dir, max_rows, weighted, log_dir

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from secml_recipes.atomic import write_atomic, write_text_atomic
 from secml_recipes.corpus.episodes import build_episodes, diversity, plant_processes
 from secml_recipes.scan.generate import GENERATOR_VERSION, generate_report, plan_hosts
 from secml_recipes.tasks.split import specialist_examples
@@ -174,8 +175,6 @@ def _write_tar(out: Path, files: dict[str, bytes]) -> None:
     """Reproducible tarball: fixed mtimes, owners and order, gzip without a timestamp; written atomically,
     so an interrupted build never leaves a truncated tarball in place."""
     import gzip
-
-    from secml_recipes.atomic import write_atomic
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -465,8 +464,6 @@ def read_split(
                     n_bad += 1
         report[str(shard.relative_to(root))] = {"rows": n_ok, "rejected": n_bad, "verified": verified}
     if rejects:
-        from secml_recipes.atomic import write_text_atomic
-
         rejects_dir = Path(rejects_dir or "rejects")
         rejects_dir.mkdir(parents=True, exist_ok=True)
         out = rejects_dir / f"{task}-{split}.rejects.jsonl"

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from secml_recipes import layout, versions
+from secml_recipes.families import FamilyError, get_family
 
 # llama.cpp's llama_ftype values for the quantizer (include/llama.h).
 FTYPES = {"q8_0": 7, "q4_K_M": 15, "q5_K_M": 17, "q6_K": 18, "q4_0": 2}
@@ -93,8 +94,6 @@ def quantize_gguf(src: str | Path, out_file: str | Path, qtype: str) -> Path:
 def write_modelfile(gguf_file: Path, family, system_prompt: str | None = None) -> Path:
     """An Ollama Modelfile beside the GGUF whose template renders what training rendered (the model family's
     Ollama template: see secml_recipes/families and docs/models.md). `family`: a ChatFamily or its name."""
-    from secml_recipes.families import FamilyError, get_family
-
     try:
         family = get_family(family) if isinstance(family, str) else family
     except FamilyError as err:

@@ -20,8 +20,11 @@ from pathlib import Path
 
 from secml_recipes import layout
 from secml_recipes.command_help import CommandHelpFormatter
+from secml_recipes.corpus.tarball import CorpusError, manifest_sha256
+from secml_recipes.deploy.quantize import report_table
 from secml_recipes.hub import hub_token, scrub
 from secml_recipes.model_folders import adapter_base
+from secml_recipes.train.guards import NonFiniteModelError, refuse_nonfinite_model
 
 # Licenses of the default base models, for when no card of theirs is on this machine. Any other base is looked up
 # in what is local (`license_of`); a base whose license cannot be read gets a card that says so rather than a guess.
@@ -137,8 +140,6 @@ def _read_json(path: Path) -> dict | None:
 
 
 def data_manifest_hash(recipe: dict | None) -> str | None:
-    from secml_recipes.corpus.tarball import CorpusError, manifest_sha256
-
     path = (recipe or {}).get("resolved", {}).get("dataset_path")
     try:
         return manifest_sha256(path) if path else None
@@ -197,8 +198,6 @@ def _card_sections(art: Artifact, recipe: dict | None, evaluation: dict | None, 
     else:
         lines += ["## Evaluation", "", "Not evaluated yet (`make eval`).", ""]
     if quant:
-        from secml_recipes.deploy.quantize import report_table
-
         lines += ["## Quantization report", "", report_table([quant]), ""]
     if art.kind == "gguf":
         lines += [
@@ -229,8 +228,6 @@ QUANTIZED = {"gguf": lambda key: not key.startswith("gptq:"), "gptq": lambda key
 def refusal(art: Artifact, models_dir: Path) -> str | None:
     """Why `art` must not be published, or None: non-finite weights, or a quantized artifact that its quantize
     report does not verify as ok (or that has no report)."""
-    from secml_recipes.train.guards import NonFiniteModelError, refuse_nonfinite_model
-
     if art.kind in QUANTIZED:
         report_path = layout.quant_report(art.name, models_dir)
         report = _read_json(report_path)

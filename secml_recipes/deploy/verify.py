@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from secml_recipes.corpus.tarball import read_split
+
 
 @dataclass
 class HeldOut:
@@ -31,8 +33,6 @@ class HeldOut:
 
 def held_out_examples(tokenizer, corpus: str, task: str, n: int, max_tokens: int) -> HeldOut:
     """Rendered test-split examples (specialist prompt+completion, or generalist episodes)."""
-    from secml_recipes.corpus.tarball import read_split
-
     rows, _ = read_split(corpus, task, "test", verbose=False)
     if not rows:
         rows, _ = read_split(corpus, task, "train", verbose=False)

@@ -20,7 +20,21 @@ from pathlib import Path
 
 from secml_recipes.atomic import write_text_atomic
 from secml_recipes.command_help import recipe_help, wants_help
+from secml_recipes.corpus.tarball import manifest_sha256, read_scans, read_split
+from secml_recipes.deploy.gguf import DeployError
+from secml_recipes.evaluation.heldout_loss import heldout_loss, scoring_source
+from secml_recipes.evaluation.report import markdown_table, write_report
+from secml_recipes.evaluation.rollout import run_rollouts, score_generalist
+from secml_recipes.evaluation.specialist_metrics import risk_score_pairs, rule_baseline, score_specialist
+from secml_recipes.families.toolcalls import canonical_conversation
+from secml_recipes.model_folders import adapter_base, trained_tokenizer_folder
+from secml_recipes.scan.fixtures import real_reports
+from secml_recipes.tasks.split import specialist_examples
+from secml_recipes.tasks.validate import raw_report_error
+from secml_recipes.train.guards import refuse_nonfinite_model
 from secml_recipes.train.recipe import RecipeError, load_recipe
+from secml_recipes.use.generation import load_generator
+from secml_recipes.use.gguf_cache import as_gguf
 
 EVAL_USAGE = "secml eval recipes/eval/<task>.yaml --model PATH [--adapter PATH] [--key value ...]"
 
@@ -99,17 +113,10 @@ def _identity(path: str | None) -> dict | None:
 
 
 def _data_identity(path: str) -> dict:
-    from secml_recipes.corpus.tarball import manifest_sha256
-
     return {"path": str(path), "manifest_sha256": manifest_sha256(path)}
 
 
 def _specialist_items(args) -> list[dict]:
-    from secml_recipes.corpus.tarball import read_split
-    from secml_recipes.scan.fixtures import real_reports
-    from secml_recipes.tasks.split import specialist_examples
-    from secml_recipes.tasks.validate import raw_report_error
-
     rows, _ = read_split(args.dataset_path, "specialist", args.split, Path(args.output_dir) / "rejects")
     rows = rows[: args.max_samples] if args.max_samples else rows
     items = [
@@ -147,8 +154,6 @@ def _specialist_items(args) -> list[dict]:
 def _as_gguf_variants(variants: dict) -> tuple[dict, dict]:
     """The llama.cpp backend's variants: model and adapter folders replaced by their cached f16 GGUF and the
     trained tokenizer; the second dict records which folders each GGUF was converted from (for the report)."""
-    from secml_recipes.use.gguf_cache import as_gguf
-
     out, sources = {}, {}
     for name, gen_args in variants.items():
         model, adapter = gen_args["model_path"], gen_args.get("adapter_path")
@@ -184,8 +189,6 @@ class _Scored:
 
 def _check_inputs(args) -> None:
     """A missing model, or a diverged run's NaN weights (which would score as empty predictions), stops here."""
-    from secml_recipes.train.guards import refuse_nonfinite_model
-
     if not args.model:
         raise ValueError("no model to evaluate: pass --model PATH (a trained output folder or a hub id)")
     for folder in (args.model, args.adapter):
@@ -195,8 +198,6 @@ def _check_inputs(args) -> None:
 
 def _base_model(args) -> str | None:
     """The untrained baseline: the recipe's `base_model`, else the base an adapter was trained on."""
-    from secml_recipes.model_folders import adapter_base
-
     if args.base_model:
         return args.base_model
     if args.backend == "llama_cpp" and not Path(args.model).is_dir():
@@ -229,9 +230,6 @@ def _loss_sources(args, variants: dict) -> tuple[dict, str | None]:
     """Which variants get a held-out loss, from which weights, and the tokenizer that renders the references.
 
     Decided on the variants' folders, before llama.cpp conversion; a GGUF alone has no trained chat template."""
-    from secml_recipes.evaluation.heldout_loss import scoring_source
-    from secml_recipes.model_folders import trained_tokenizer_folder
-
     if not args.heldout_loss:
         return {}, None
     tokenizer = args.tokenizer or (
@@ -248,8 +246,6 @@ def _loss_sources(args, variants: dict) -> tuple[dict, str | None]:
 
 def _for_each_variant(args, variants: dict, sources: dict, produce) -> tuple[dict, dict, dict]:
     """Load each variant in turn, let `produce(name, generator)` score it; timings and identities alongside."""
-    from secml_recipes.use.generation import load_generator
-
     results, timings, identities = {}, {}, {}
     for name, gen_args in variants.items():
         gen = load_generator(dtype=args.dtype, batch_size=args.batch_size, name=name, **gen_args)
@@ -268,8 +264,6 @@ def _for_each_variant(args, variants: dict, sources: dict, produce) -> tuple[dic
 def _score_specialist(args, variants: dict, sources: dict, out_dir: Path) -> _Scored:
     """Full-length generation of enriched reports, scored against the references; the model's are kept."""
     from tqdm.auto import tqdm
-
-    from secml_recipes.evaluation.specialist_metrics import risk_score_pairs, rule_baseline, score_specialist
 
     items = _specialist_items(args)
     refs, raws = [it["reference"] for it in items], [it["raw"] for it in items]
@@ -303,10 +297,6 @@ def _score_specialist(args, variants: dict, sources: dict, out_dir: Path) -> _Sc
 def _score_generalist(args, variants: dict, sources: dict, out_dir: Path) -> _Scored:
     """Tool-use rollouts over held-out scans, scored per episode; the model's trajectories are kept."""
     from tqdm.auto import tqdm
-
-    from secml_recipes.corpus.tarball import read_scans, read_split
-    from secml_recipes.evaluation.rollout import run_rollouts, score_generalist
-    from secml_recipes.families.toolcalls import canonical_conversation
 
     rows, _ = read_split(args.dataset_path, "generalist", args.split, out_dir / "rejects")
     rows = rows[: args.max_samples] if args.max_samples else rows
@@ -342,8 +332,6 @@ def _score_generalist(args, variants: dict, sources: dict, out_dir: Path) -> _Sc
 
 def _add_heldout_loss(scored: _Scored, loss_sources: dict, tokenizer: str | None) -> None:
     """Teacher-forced loss of the reference answers, for each variant that has weights in a folder."""
-    from secml_recipes.evaluation.heldout_loss import heldout_loss
-
     for name, source in loss_sources.items():
         if source is not None and name in scored.results:
             print(f"[secml eval] {name}: held-out loss on {len(scored.loss_rows)} reference answers")
@@ -352,8 +340,6 @@ def _add_heldout_loss(scored: _Scored, loss_sources: dict, tokenizer: str | None
 
 def evaluate(args) -> dict:
     """Score the model and its baselines on the task; write eval_report.json, summary.md and the plots."""
-    from secml_recipes.evaluation.report import markdown_table, write_report
-
     _check_inputs(args)
     out_dir = Path(args.output_dir)
     variants = _variants(args)
@@ -392,7 +378,6 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0].startswith("-"):
         print(f"usage: {EVAL_USAGE} (secml eval --help lists the keys)", file=sys.stderr)
         return 2
-    from secml_recipes.deploy.gguf import DeployError
 
     try:
         (args,) = load_recipe(argv[0], argv[1:], classes=(EvalArguments,))

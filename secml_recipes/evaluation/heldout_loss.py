@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from secml_recipes.model_folders import model_and_adapter
+
 
 def _ids_and_mask(tokenizer, messages: list[dict], tools: list[dict] | None, prompt_messages: list[dict] | None):
     """Token ids of the conversation and the mask of the tokens training learns from."""
@@ -67,6 +69,4 @@ def heldout_loss(
 
 def scoring_source(model_path: str, adapter_path: str | None) -> tuple[str, str | None] | None:
     """(model, adapter) to load in transformers for a variant, or None for a GGUF file (no weights to score)."""
-    from secml_recipes.model_folders import model_and_adapter
-
     return None if Path(model_path).is_file() else model_and_adapter(model_path, adapter_path)

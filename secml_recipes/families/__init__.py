@@ -29,6 +29,7 @@ from secml_recipes.families.toolcalls import (
     canonical_row,
     go_json,
 )
+from secml_recipes.model_folders import adapter_base
 
 FAMILIES: dict[str, ChatFamily] = {f.name: f for f in (LLAMA3, QWEN2_5, QWEN3, MISTRAL, GEMMA3, CHATML)}
 FAMILY_NAMES = list(FAMILIES)
@@ -123,8 +124,6 @@ def family_of_model(path: str, tokenizer=None, name: str | None = None, **kwargs
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
     config_source = path
     if (Path(path) / "adapter_config.json").exists():
-        from secml_recipes.model_folders import adapter_base
-
         config_source = adapter_base(path)
     try:
         model_type = AutoConfig.from_pretrained(config_source, **kwargs).model_type

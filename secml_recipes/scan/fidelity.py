@@ -17,6 +17,9 @@ import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from secml_recipes.scan import scanner_version
+from secml_recipes.scan.generate import generate_report, plan_matching
+
 SEVERITIES = ("info", "low", "medium", "high", "critical", "error")
 
 
@@ -103,8 +106,6 @@ def _mix(counter: Counter) -> str:
 
 def compare(real: dict, generated: list[dict], version: str = "5.0.0") -> tuple[str, list[str]]:
     """(markdown table, defects): the real report against the generated ones."""
-    from secml_recipes.scan import scanner_version
-
     _, spec = scanner_version(version)
     rs = report_stats(real, spec)
     gs = [report_stats(g, spec) for g in generated]
@@ -199,8 +200,6 @@ def load_generated(folder: Path, real: dict, limit: int) -> tuple[list[dict], in
 
 def run(real_path: str, generated_dir: str | None, hosts: int, seed: int, version: str, out: str | None) -> int:
     import sys
-
-    from secml_recipes.scan.generate import generate_report, plan_matching
 
     try:
         real = json.loads(Path(real_path).read_text())

@@ -20,6 +20,9 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from secml_recipes.scan import spec_5_0_0 as spec
+from secml_recipes.scan.v5_0_0 import HARDENING_SYSCTLS, LOCKDOWN, MOUNT_RULES, UNIT_RECOMMENDATIONS
+
 SCHEMA_URL = "https://github.com/J-mazz/sys-scan/schema/v2.json"
 _SEVERITIES = ("info", "low", "medium", "high", "critical", "error")
 
@@ -227,9 +230,6 @@ _KERNEL_PARAMS = {
 
 def _fixed_forms():
     """id -> (title, {severity: description} or a description, metadata) for ids with one form."""
-    from secml_recipes.scan import spec_5_0_0 as spec
-    from secml_recipes.scan.v5_0_0 import HARDENING_SYSCTLS, LOCKDOWN
-
     out = {}
     for id_, title, _severity, desc in LOCKDOWN.values():
         out[id_] = (title, desc, {})
@@ -287,7 +287,6 @@ def rebuild_finding(o: dict) -> tuple[dict | None, str]:
     global _FIXED
     if _FIXED is None:
         _FIXED = _fixed_forms()
-    from secml_recipes.scan.v5_0_0 import MOUNT_RULES, UNIT_RECOMMENDATIONS
 
     scanner, fid, sev = o["scanner"], o["id"], o["severity"]
     title, desc, meta = None, None, {}

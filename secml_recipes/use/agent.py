@@ -32,10 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from secml_recipes.command_help import CommandHelpFormatter
+from secml_recipes.deploy.gguf import DeployError
 from secml_recipes.families import ChatFamily, canonical_conversation
 from secml_recipes.tasks.prompts import DEFAULT_QUESTION, generalist_messages
 from secml_recipes.tasks.tool_loop import declared_schemas, take_step
 from secml_recipes.tasks.tools import TOOL_SCHEMAS, ScanEnvironment, ToolError
+from secml_recipes.use.generation import open_model
+from secml_recipes.use.triage import TriageError, add_model_runtime_arguments, read_report
 
 MAX_HASH_BYTES = 1 << 30
 PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.\-]{0,127}(:[a-z0-9]+)?$")  # Debian policy names (+ :arch)
@@ -208,8 +211,6 @@ def run_agent(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from secml_recipes.use.triage import add_model_runtime_arguments
-
     parser = argparse.ArgumentParser(
         prog="secml agent", description=__doc__.split("\n\n")[0], formatter_class=CommandHelpFormatter
     )
@@ -230,9 +231,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # here, not under __main__: `secml agent` runs main()
-    from secml_recipes.deploy.gguf import DeployError
-    from secml_recipes.use.generation import open_model
-    from secml_recipes.use.triage import TriageError, read_report
 
     args = build_parser().parse_args(argv)
     try:

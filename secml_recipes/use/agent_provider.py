@@ -20,6 +20,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from secml_recipes.use.generation import open_model
 from secml_recipes.use.triage import trained_part_size, triage
 
 PROVIDER_NAME = "secml-recipes"
@@ -78,8 +79,6 @@ class SecmlProvider:
         """The model, loaded once (a bad path fails here, before anything asks the provider)."""
         if not isinstance(self._generator, _Counting):
             if self._generator is None:
-                from secml_recipes.use.generation import open_model
-
                 self._generator = open_model(self.model_name, **self._open_kwargs)
             self._generator = _Counting(self._generator)
         return self._generator

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from secml_recipes.command_help import CommandHelpFormatter
 from secml_recipes.deploy.gguf import DeployError
+from secml_recipes.use.agent_provider import SecmlProvider
 from secml_recipes.use.triage import TriageError, add_model_runtime_arguments, read_report
 
 
@@ -76,7 +77,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import sys_scan_agent.cli  # noqa: F401
 
-        from secml_recipes.use.agent_provider import SecmlProvider
     except ImportError as err:
         print(f"error: sys-scan-agent is not usable here ({err}); run `make agent`", file=sys.stderr)
         return 2

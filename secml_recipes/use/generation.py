@@ -16,6 +16,11 @@ from typing import Protocol
 
 import torch
 
+from secml_recipes.deploy.gguf import gguf_chat_template, gguf_context_length
+from secml_recipes.families import FamilyError, resolve_family
+from secml_recipes.model_folders import model_and_adapter, trained_tokenizer_folder
+from secml_recipes.use.gguf_cache import as_gguf
+
 
 class Generator(Protocol):
     name: str
@@ -40,8 +45,6 @@ class TransformersGenerator:
 
     def __post_init__(self):
         from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from secml_recipes.model_folders import model_and_adapter, trained_tokenizer_folder
 
         for given in (self.model_path, self.adapter_path):
             if (
@@ -126,7 +129,6 @@ class LlamaCppGenerator:
             if self.tokenizer_path
             else gguf_tokenizer(self.gguf_file)
         )
-        from secml_recipes.deploy.gguf import gguf_context_length
 
         # No longer than the model was trained for (llama.cpp warns of a longer one; memory grows with it).
         n_ctx = min(self.n_ctx, gguf_context_length(self.gguf_file) or self.n_ctx)
@@ -184,8 +186,6 @@ def llama_cpp_generate(
 
 
 def _family_or_none(tokenizer, model_type):
-    from secml_recipes.families import FamilyError, resolve_family
-
     try:
         return resolve_family(tokenizer, model_type)
     except FamilyError:
@@ -231,8 +231,6 @@ def gguf_tokenizer(gguf_file: str | Path):
     GGUF renders prompts exactly as training did without its source folder."""
     from transformers import AutoTokenizer
 
-    from secml_recipes.deploy.gguf import gguf_chat_template
-
     path = Path(gguf_file)
     tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     tokenizer.chat_template = gguf_chat_template(path) or tokenizer.chat_template
@@ -272,8 +270,6 @@ def open_model(
     if p.is_file() and p.suffix != ".gguf":
         raise FileNotFoundError(f"{path}: a model is a folder or a .gguf file")
     if p.is_dir() and backend == "llama_cpp":  # a folder run by llama.cpp: through its cached f16 conversion
-        from secml_recipes.use.gguf_cache import as_gguf
-
         gguf, source = as_gguf(p)
         return LlamaCppGenerator(gguf, tokenizer or source, name=name or p.name)
     if p.is_file():

@@ -13,7 +13,10 @@ import shutil
 from pathlib import Path
 
 from secml_recipes import layout
+from secml_recipes.deploy.gguf import convert_to_gguf
+from secml_recipes.deploy.merge import merge_adapter
 from secml_recipes.fingerprint import fingerprint_path
+from secml_recipes.model_folders import model_and_adapter, trained_tokenizer_folder
 
 
 def _fingerprint(*folders: str | Path) -> str:
@@ -28,10 +31,6 @@ def as_gguf(model_path: str | Path, adapter_path: str | Path | None = None) -> t
     """(gguf_file, tokenizer_folder) for a model folder, an adapter folder (merged into its base first, in
     float32) or a model plus adapter. The tokenizer folder is the trained one, so prompts render exactly as
     training rendered them. A .gguf file is returned as it is, with its folder as the tokenizer."""
-    from secml_recipes.deploy.gguf import convert_to_gguf
-    from secml_recipes.deploy.merge import merge_adapter
-    from secml_recipes.model_folders import model_and_adapter, trained_tokenizer_folder
-
     if Path(model_path).is_file():
         return str(model_path), str(Path(model_path).parent)
     model, adapter = model_and_adapter(model_path, adapter_path)

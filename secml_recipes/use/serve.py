@@ -24,7 +24,9 @@ import uuid
 from pathlib import Path
 
 from secml_recipes.command_help import CommandHelpFormatter
+from secml_recipes.deploy.gguf import gguf_architecture
 from secml_recipes.families import ChatFamily, canonical_conversation
+from secml_recipes.use.generation import _family_or_none, gguf_tokenizer, llama_cpp_generate
 
 HANDLER_NAME = "secml"
 
@@ -68,7 +70,6 @@ def with_tool_names(messages: list[dict]) -> list[dict]:
 def make_handler(tokenizer, family: ChatFamily, model_name: str, native: bool, default_max_tokens: int = 1024):
     """The llama-cpp-python chat completion handler that renders, decodes and parses as training did (`native`:
     llama.cpp tokenizes, for a GGUF served without its source folder)."""
-    from secml_recipes.use.generation import llama_cpp_generate
 
     def handler(*, llama, messages, tools=None, stream=False, max_tokens=None, **_ignored):
         if stream:
@@ -89,9 +90,6 @@ def build_app(gguf: str, tokenizer_path: str | None = None, n_ctx: int = 8192, m
     from llama_cpp.server.app import create_app
     from llama_cpp.server.settings import ModelSettings, ServerSettings
     from transformers import AutoTokenizer
-
-    from secml_recipes.deploy.gguf import gguf_architecture
-    from secml_recipes.use.generation import _family_or_none, gguf_tokenizer
 
     if not Path(gguf).is_file() or not gguf.endswith(".gguf"):
         raise FileNotFoundError(f"GGUF file not found: {gguf} (`make quantize` writes models/<name>-gguf/*.gguf)")

@@ -23,11 +23,15 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from secml_recipes import layout
 from secml_recipes.command_help import CommandHelpFormatter
+from secml_recipes.corpus.tarball import corpus_record
 from secml_recipes.deploy.gguf import DeployError
+from secml_recipes.tasks.parsing import parse_json_output
 from secml_recipes.tasks.prompts import specialist_messages
 from secml_recipes.tasks.split import merge_parts, split_report
 from secml_recipes.tasks.validate import enriched_report_error, raw_report_error
+from secml_recipes.use.generation import open_model
 
 TEACHER_TAG = "secml:teacher-filled"
 DEFAULT_MAX_PROMPT_CHARS = 12000  # the corpus builder's default (data/corpus.py); use the corpus' own value
@@ -72,9 +76,6 @@ def trained_part_size(model: str | Path, tokenizer: str | Path | None = None) ->
     at training (`secml_recipe.json`), else its corpus' manifest when the corpus is still there, else the
     corpus builder's default. A report split at another size than training used gives the model prompts it
     never saw."""
-    from secml_recipes import layout
-    from secml_recipes.corpus.tarball import corpus_record
-
     folders = [Path(p) if Path(p).is_dir() else Path(p).parent for p in (model, tokenizer) if p]
     recipe = None
     for folder in folders:  # the model's folder, else (a GGUF) the source folder given as its tokenizer
@@ -93,8 +94,6 @@ def trained_part_size(model: str | Path, tokenizer: str | Path | None = None) ->
 
 def parse_enriched(text: str) -> tuple[dict | None, str | None]:
     """(enriched report, None) when `text` is a valid enriched report, else (None, why not)."""
-    from secml_recipes.tasks.parsing import parse_json_output
-
     value = parse_json_output(text)
     if value is None:
         return None, "not a JSON object" if text.strip() else "empty output"
@@ -155,8 +154,6 @@ def _write_html(enriched: dict, path: Path) -> str | None:
 
 
 def run(args) -> int:
-    from secml_recipes.use.generation import open_model
-
     report_path = Path(args.report)
     report = read_report(report_path)
     out = Path(args.out or report_path.with_name(report_path.stem + ".enriched.json"))

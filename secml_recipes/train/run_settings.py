@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from secml_recipes.families import FAMILIES, FamilyError, choose_family, get_family
+from secml_recipes.train.machine import detect_machine
 from secml_recipes.train.recipe import RecipeError
 
 BACKENDS = ("cpu", "cuda", "xla")
@@ -86,17 +87,11 @@ class Environment:
 
 
 def detect_environment() -> Environment:
-    """This machine: XLA when torch_xla is importable (transformers then trains on it), else CUDA, else CPU."""
-    import torch
-    from transformers.utils import is_torch_xla_available
-
-    capability = None
-    if is_torch_xla_available():
-        accelerator = "xla"
-    elif torch.cuda.is_available():
-        accelerator, capability = "cuda", tuple(torch.cuda.get_device_capability())
-    else:
-        accelerator = "cpu"
+    """This machine (`machine.detect_machine`: XLA when torch_xla is importable, else CUDA, else CPU; MPS runs as
+    CPU here), the optional packages installed and the launch's process count."""
+    machine = detect_machine()
+    accelerator = machine.backend if machine.backend in BACKENDS else "cpu"
+    capability = machine.cuda_capability if accelerator == "cuda" else None
     packages = frozenset(name for name in OPTIONAL_PACKAGES if importlib.util.find_spec(name) is not None)
     return Environment(accelerator, capability, packages, int(os.environ.get("WORLD_SIZE", "1")))
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from secml_recipes import layout
 from secml_recipes.atomic import write_json_atomic
+from secml_recipes.train.model_config import read_model_config
 from secml_recipes.train.recipe import RecipeError, build_dataclass, load_recipe
 
 
@@ -126,8 +127,6 @@ def _merged_source(spec: ModelQuantSpec, args: QuantizeArguments, source: Path, 
 
 def _gguf_artifacts(spec: ModelQuantSpec, args: QuantizeArguments, source: Path, tokenizer, family, report: _Report):
     """f16 GGUF (carrying the training chat template), its quantized types, an Ollama Modelfile of the family each."""
-    from transformers import AutoConfig
-
     from secml_recipes.deploy import gguf, verify
 
     base = gguf.convert_to_gguf(source, layout.gguf_file(spec.name, "f16", args.models_dir), "f16")
@@ -136,7 +135,7 @@ def _gguf_artifacts(spec: ModelQuantSpec, args: QuantizeArguments, source: Path,
             f"{spec.name} gguf: its tokenizer.chat_template is not the one the model was trained with "
             "(llama.cpp would render other prompts)"
         )
-    model_type = AutoConfig.from_pretrained(source).model_type
+    model_type = read_model_config(str(source)).model_type
     files = {"f16": base}
     for qtype in spec.gguf_types:
         if qtype != "f16":

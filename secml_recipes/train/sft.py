@@ -41,7 +41,7 @@ from secml_recipes.train.checkpoints import (
     require_complete,
 )
 from secml_recipes.train.guards import NonFiniteError
-from secml_recipes.train.model_config import ModelConfigFacts, read_model_config
+from secml_recipes.train.model_config import read_model_config
 from secml_recipes.train.plan import PlanError, check_launch
 from secml_recipes.train.quantized_experts import experts_aware
 from secml_recipes.train.recipe import RecipeError, build_recipe, resolve_recipe
@@ -123,8 +123,6 @@ def _environment_message(err: BaseException, stage: str, output_dir: Path, train
 
 
 def _train(data_args, model_args, training_args, speed_args, resolved: dict, recipe_path: str, stage: list) -> int:
-    # --- imports that cost seconds come after the recipe is known to be valid ---------------------
-
     # --- seed, logging and what this run will do --------------------------------------------------
     transformers.set_seed(training_args.seed)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
@@ -280,8 +278,8 @@ def _refuse_another_models_checkpoint(checkpoint: Path, model_args, training_arg
         if theirs and Path(theirs).exists() and Path(ours).exists():  # the same folder, however it was spelled
             theirs, ours = str(Path(theirs).resolve()), str(Path(ours).resolve())
     elif config.is_file():
-        theirs = json.loads(config.read_text()).get("model_type")
-        ours = _model_type(model_args, training_args)
+        theirs = _model_type(str(checkpoint))
+        ours = _model_type(model, model_args.model_revision, training_args.trust_remote_code)
         if ours is None:
             return
     else:
@@ -341,22 +339,22 @@ def load_tokenizer(model_args, training_args):
     except (OSError, ValueError) as err:
         reason = " ".join(str(err).split())
         raise RecipeError(f"model_name_or_path: cannot load the tokenizer of {source}: {reason}") from None
-    return tokenizer, describe_model(tokenizer, _model_config(model_args, training_args), source)
+    return tokenizer, describe_model(
+        tokenizer, _model_config(source, model_args.model_revision, training_args.trust_remote_code), source
+    )
 
 
-def _model_config(model_args, training_args) -> ModelConfigFacts | None:
+def _model_config(source: str, revision: str | None = None, trust_remote_code: bool = False):
     """The model's config facts (model_config.py), or None when it has no readable config (a tokenizer-only
     folder): then its family is told from the vocabulary alone."""
     try:
-        return read_model_config(
-            model_args.model_name_or_path, model_args.model_revision, training_args.trust_remote_code
-        )
+        return read_model_config(source, revision, trust_remote_code)
     except (OSError, ValueError):  # ModelConfigError is a ValueError; transformers raises either for a bad config
         return None
 
 
-def _model_type(model_args, training_args) -> str | None:
-    config = _model_config(model_args, training_args)
+def _model_type(source: str, revision: str | None = None, trust_remote_code: bool = False) -> str | None:
+    config = _model_config(source, revision, trust_remote_code)
     return config.model_type if config is not None else None
 
 

@@ -125,7 +125,7 @@ def test_the_trainer_cuts_rows_at_the_run_settings_max_length(tiny_models, tmp_p
     data_args, model_args, sft_args, speed_args = load_recipe(recipe, [*overrides, "--max_length", "100000"])
     settings, tokenizer = resolve_run(data_args, model_args, sft_args, speed_args, detect_environment())
     limit = 64  # the settings' value, not the recipe's 100000: the trainer reads the decided one
-    settings = dataclasses.replace(settings, max_length=limit, keep_truncated_rows=True)
+    settings = dataclasses.replace(settings, max_length=limit, truncation_mode="keep_end", keep_truncated_rows=True)
     trainer = build_trainer(settings, model_args, sft_args, Dataset.from_list(rows), None, tokenizer)
     assert trainer.args.max_length == limit and sft_args.max_length == 100000
     assert trainer.planned["truncation"]["train"]["rows"] == len(rows)

@@ -8,7 +8,7 @@ import pytest
 
 from helpers import ROOT
 from secml_recipes.train.recipe import load_recipe
-from secml_recipes.train.run_settings import Environment, ModelFacts, RunSettingsError, resolve_run_settings
+from secml_recipes.train.run_settings import Environment, ModelChatFacts, RunSettingsError, resolve_run_settings
 
 CPU = Environment("cpu", packages=frozenset({"torchao"}))
 GPU = Environment(
@@ -124,18 +124,20 @@ def test_xla_bucket_lengths_are_sorted():
 
 # --- the model's chat format: family, template, end-of-turn and padding tokens, loss flags ------------------------
 
-LLAMA31 = ModelFacts(
+LLAMA31 = ModelChatFacts(
     "meta-llama/Llama-3.1-8B-Instruct",
     "llama",
     frozenset({"<|begin_of_text|>", "<|start_header_id|>", "<|eot_id|>", "<|finetune_right_pad_id|>"}),
     has_chat_template=True,
 )
-MIXTRAL = ModelFacts("mistralai/Mixtral-8x7B-Instruct-v0.1", "mixtral", frozenset({"<s>", "</s>", "<unk>"}), None, True)
-QWEN3 = ModelFacts(
+MIXTRAL = ModelChatFacts(
+    "mistralai/Mixtral-8x7B-Instruct-v0.1", "mixtral", frozenset({"<s>", "</s>", "<unk>"}), None, True
+)
+QWEN3 = ModelChatFacts(
     "Qwen/Qwen3-8B", "qwen3", frozenset({"<|im_start|>", "<|im_end|>", "<|endoftext|>"}), "<|endoftext|>"
 )
 # SmolLM2: a Llama network that speaks ChatML; no padding token of its own.
-SMOLLM2 = ModelFacts("smollm2", "llama", frozenset({"<|im_start|>", "<|im_end|>", "<|endoftext|>"}), None, True)
+SMOLLM2 = ModelChatFacts("smollm2", "llama", frozenset({"<|im_start|>", "<|im_end|>", "<|endoftext|>"}), None, True)
 
 
 def of_model(model, recipe="specialist", *overrides, env=CPU):
@@ -204,7 +206,11 @@ def test_recipe_keys_win_over_the_family():
 @pytest.mark.parametrize(
     "model, overrides, key",
     [
-        (ModelFacts("org/base", "gpt2", frozenset({"<|endoftext|>"})), [], "model_family: org/base: cannot tell its"),
+        (
+            ModelChatFacts("org/base", "gpt2", frozenset({"<|endoftext|>"})),
+            [],
+            "model_family: org/base: cannot tell its",
+        ),
         (LLAMA31, ["--model_family", "qwen3"], "model_family: meta-llama/Llama-3.1-8B-Instruct: its tokenizer has no"),
         (QWEN3, ["--eos_token", "<|eot_id|>"], "eos_token: '<|eot_id|>' is not in the vocabulary of Qwen/Qwen3-8B"),
         (QWEN3, ["--pad_token", "<pad>"], "pad_token: '<pad>' is not in the vocabulary of Qwen/Qwen3-8B"),

@@ -21,6 +21,13 @@ from pathlib import Path
 from secml_recipes import layout
 from secml_recipes.atomic import write_json_atomic
 from secml_recipes.command_help import recipe_help, wants_help
+from secml_recipes.corpus.tarball import read_split
+from secml_recipes.deploy import gguf, gptq, verify
+from secml_recipes.deploy.gguf import DeployError
+from secml_recipes.deploy.merge import merge_adapter
+from secml_recipes.families import family_of_model
+from secml_recipes.train.guards import refuse_nonfinite_model
+from secml_recipes.train.model_config import read_model_config
 from secml_recipes.train.recipe import RecipeError, build_dataclass, load_recipe
 
 QUANTIZE_USAGE = "secml quantize recipes/quantize.yaml [--only NAME] [--key value ...]"
@@ -71,8 +78,6 @@ class ModelQuantSpec:
 
 def calibration_texts(tokenizer, corpus: str, task: str, n: int) -> list[str]:
     """Rendered eval/test rows of our own corpus (never a downloaded dataset)."""
-    from secml_recipes.corpus.tarball import read_split
-
     rows = []
     for split in ("eval", "test"):
         rows += read_split(corpus, task, split, verbose=False)[0]
@@ -99,8 +104,6 @@ class _Report:
         self.data = {"name": spec.name, "source": str(source), "family": family, "artifacts": {}, "problems": []}
 
     def record(self, key: str, path: Path, logits, load: float, client: str, extra: dict | None = None) -> None:
-        from secml_recipes.deploy import verify
-
         metrics = verify.compare_logits(self.reference, logits, self.held, self.spec.decisive_margin)
         qtype = key.split(":")[0]
         metrics.update(
@@ -116,8 +119,6 @@ class _Report:
 
 def _merged_source(spec: ModelQuantSpec, args: QuantizeArguments, source: Path, report: dict) -> Path:
     """A LoRA output is merged into its base first (full precision); other outputs are their own source."""
-    from secml_recipes.deploy.merge import merge_adapter
-
     if not (source / "adapter_config.json").exists():
         return source
     t0 = time.perf_counter()
@@ -129,17 +130,13 @@ def _merged_source(spec: ModelQuantSpec, args: QuantizeArguments, source: Path, 
 
 def _gguf_artifacts(spec: ModelQuantSpec, args: QuantizeArguments, source: Path, tokenizer, family, report: _Report):
     """f16 GGUF (carrying the training chat template), its quantized types, an Ollama Modelfile of the family each."""
-    from transformers import AutoConfig
-
-    from secml_recipes.deploy import gguf, verify
-
     base = gguf.convert_to_gguf(source, layout.gguf_file(spec.name, "f16", args.models_dir), "f16")
     if gguf.gguf_chat_template(base) != tokenizer.chat_template:
         report.data["problems"].append(
             f"{spec.name} gguf: its tokenizer.chat_template is not the one the model was trained with "
             "(llama.cpp would render other prompts)"
         )
-    model_type = AutoConfig.from_pretrained(source).model_type
+    model_type = read_model_config(str(source)).model_type
     files = {"f16": base}
     for qtype in spec.gguf_types:
         if qtype != "f16":
@@ -159,8 +156,6 @@ def _gguf_artifacts(spec: ModelQuantSpec, args: QuantizeArguments, source: Path,
 
 
 def _gptq_artifact(spec: ModelQuantSpec, args: QuantizeArguments, source: Path, tokenizer, report: _Report) -> None:
-    from secml_recipes.deploy import gptq
-
     out_dir = layout.gptq_model(spec.name, args.models_dir)
     texts = calibration_texts(tokenizer, args.corpus, spec.task, spec.calibration_samples)
     info = gptq.quantize_gptq(source, out_dir, texts, spec.gptq_bits, spec.gptq_group_size)
@@ -180,13 +175,9 @@ def quantize_model(spec: ModelQuantSpec, args: QuantizeArguments) -> dict:
     `layout.quant_report(name)`."""
     from transformers import AutoTokenizer
 
-    from secml_recipes.deploy import gguf, verify
-    from secml_recipes.families import family_of_model
-
     source = Path(spec.source)
     if not source.exists():
         raise gguf.DeployError(f"{spec.name}: source {source} not found; train it first (make train-*/smoke)")
-    from secml_recipes.train.guards import refuse_nonfinite_model
 
     refuse_nonfinite_model(source, "quantize")  # a NaN model quantizes to a GGUF that only looks like a model
     merge_info: dict = {}
@@ -253,7 +244,6 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0].startswith("-"):
         print(f"usage: {QUANTIZE_USAGE} (secml quantize --help lists the keys)", file=sys.stderr)
         return 2
-    from secml_recipes.deploy.gguf import DeployError
 
     try:
         (args,) = load_recipe(argv[0], argv[1:], classes=(QuantizeArguments,))

@@ -2,7 +2,7 @@
 
 `resolve_run_settings(data_args, model_args, training_args, speed_args, env, model)` is a pure function: the
 recipe's four dataclasses, an `Environment` (the backend, the CUDA capability, the optional packages installed, the
-number of processes) and a `ModelFacts` (the model's vocabulary, model_type and own pad token, read from its
+number of processes) and a `ModelChatFacts` (the model's vocabulary, model_type and own pad token, read from its
 tokenizer and config before any weight loads) in, a frozen `RunSettings` out. Every choice that depends on the
 backend or on the model's chat format is made here and nowhere else: the model family (secml_recipes.families),
 its chat template, end-of-turn and padding tokens and tool-call format, the trainer's loss flags, attention,
@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from secml_recipes.families import FAMILIES, FamilyError, choose_family, get_family
+from secml_recipes.families.templates import read_template
+from secml_recipes.train.machine import detect_machine
+from secml_recipes.train.model_config import ModelConfigFacts
 from secml_recipes.train.recipe import RecipeError
 
 BACKENDS = ("cpu", "cuda", "xla")
@@ -43,6 +46,9 @@ TRAINED_TOKENS = {
     "generalist": "every assistant turn (reasoning and tool calls) and its end token",
 }
 BUCKET_MULTIPLE = 128
+# Where the run's max_length takes effect: nowhere (no max_length), when TRL packs rows into rows of max_length, or
+# after TRL prepared whole rows (trainers.py hides it from TRL; truncation.fit_to_max_length cuts or drops rows).
+MAX_LENGTH_STAGES = ("nowhere", "packing", "after_preparation")
 
 
 class RunSettingsError(RecipeError):
@@ -50,9 +56,10 @@ class RunSettingsError(RecipeError):
 
 
 @dataclass(frozen=True)
-class ModelFacts:
-    """The model a run starts from, as far as the run's choices depend on it: read from its tokenizer and config
-    (no weights) by `describe_model`; tests describe models without having them."""
+class ModelChatFacts:
+    """The model a run starts from, as far as the run's chat choices depend on it: its tokenizer and its config's
+    model_type (no weights), by `describe_model`; tests describe models without having them. (The planner's
+    `ModelMemoryFacts` and `model_config.ModelConfigFacts` answer other questions of the same model.)"""
 
     source: str = "the model"
     model_type: str | None = None
@@ -61,11 +68,12 @@ class ModelFacts:
     has_chat_template: bool = False
 
 
-def describe_model(tokenizer, model_type: str | None, source: str = "the model") -> ModelFacts:
-    """What `resolve_run_settings` needs to know of a model, from its tokenizer and config.model_type."""
-    return ModelFacts(
+def describe_model(tokenizer, config: ModelConfigFacts | None, source: str = "the model") -> ModelChatFacts:
+    """What `resolve_run_settings` needs to know of a model, from its tokenizer and config (None: no config.json,
+    e.g. a tokenizer-only folder; the family is then told from the vocabulary alone)."""
+    return ModelChatFacts(
         source=source,
-        model_type=model_type,
+        model_type=config.model_type if config is not None else None,
         vocab=frozenset(tokenizer.get_vocab()),
         pad_token=tokenizer.pad_token,
         has_chat_template=bool(tokenizer.chat_template),
@@ -86,17 +94,11 @@ class Environment:
 
 
 def detect_environment() -> Environment:
-    """This machine: XLA when torch_xla is importable (transformers then trains on it), else CUDA, else CPU."""
-    import torch
-    from transformers.utils import is_torch_xla_available
-
-    capability = None
-    if is_torch_xla_available():
-        accelerator = "xla"
-    elif torch.cuda.is_available():
-        accelerator, capability = "cuda", tuple(torch.cuda.get_device_capability())
-    else:
-        accelerator = "cpu"
+    """This machine (`machine.detect_machine`: XLA when torch_xla is importable, else CUDA, else CPU; MPS runs as
+    CPU here), the optional packages installed and the launch's process count."""
+    machine = detect_machine()
+    accelerator = machine.backend if machine.backend in BACKENDS else "cpu"
+    capability = machine.cuda_capability if accelerator == "cuda" else None
     packages = frozenset(name for name in OPTIONAL_PACKAGES if importlib.util.find_spec(name) is not None)
     return Environment(accelerator, capability, packages, int(os.environ.get("WORLD_SIZE", "1")))
 
@@ -107,7 +109,7 @@ class RunSettings:
     reason when the value is not what the recipe literally said (or what `auto` stood for)."""
 
     task: str
-    model_family: str | None  # None: the model was not described (ModelFacts) and the recipe names no family
+    model_family: str | None  # None: the model was not described (ModelChatFacts) and the recipe names no family
     chat_template: str | None  # a shipped template's file name, the recipe's chat_template_path, or None: the model's
     generation_blocks: bool | None  # the template marks assistant text with {% generation %} (None: not read)
     eos_token: str | None  # the end-of-turn token: trained, the tokenizer's eos after training (None: its own)
@@ -125,9 +127,9 @@ class RunSettings:
     padding_free: bool
     packing: bool
     packing_strategy: str
-    max_length: int | None
+    max_length: int | None  # the one max_length of the run: the trainer, the data checks and buckets read it here
     truncation_mode: str
-    truncate_padding_free: bool  # TRL refuses max_length with padding-free rows: the trainer passes it itself
+    max_length_applies: str  # MAX_LENGTH_STAGES: where max_length takes effect
     optim: str
     use_liger_kernel: bool
     activation_checkpointing: bool
@@ -142,6 +144,11 @@ class RunSettings:
     nonfinite_skip_steps: int = 0
     loss_explosion_factor: float = 10.0
     why: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def drops_cut_rows(self) -> bool:
+        """Rows whose trained part max_length cuts are dropped (truncated after preparation, not kept)."""
+        return self.max_length_applies == "after_preparation" and not self.keep_truncated_rows
 
     def rows(self) -> list[tuple[str, str, str]]:
         """(setting, value, why) for the start-of-run table."""
@@ -186,11 +193,12 @@ class RunSettings:
 
     def training_arguments(self, args):
         """A copy of the recipe's SFTConfig carrying these settings (the caller's object is left unchanged)."""
-        from transformers.training_args import OptimizerNames
+        from transformers.training_args import OptimizerNames  # lazy: transformers costs seconds to import
 
         resolved = copy.copy(args)
         resolved.padding_free = self.padding_free
         resolved.packing = self.packing
+        resolved.max_length = self.max_length
         resolved.optim = OptimizerNames(self.optim)
         resolved.use_liger_kernel = self.use_liger_kernel
         resolved.model_init_kwargs = dict(self.model_init_kwargs)
@@ -259,7 +267,7 @@ class _Recipe:
     training: Any
     speed: Any
     env: Environment
-    facts: ModelFacts | None
+    facts: ModelChatFacts | None
 
 
 Decision = tuple[dict[str, Any], str]
@@ -294,9 +302,7 @@ def _model_family(r: _Recipe, d: dict) -> Decision:
 
 def _chat_template(r: _Recipe, d: dict) -> Decision:
     """The family's training template, or the recipe's own; whether it marks assistant text for the loss."""
-    from trl.chat_template_utils import has_generation_markers
-
-    from secml_recipes.families.templates import read_template
+    from trl.chat_template_utils import has_generation_markers  # lazy: trl costs seconds; tests describe runs
 
     path, family = r.training.chat_template_path, FAMILIES.get(d["model_family"])
     if path:
@@ -517,23 +523,28 @@ def _checkpointing(r: _Recipe, d: dict) -> Decision:
     return {**fields, "checkpointed_layers": layers}, ""
 
 
+def effective_max_length(training_args) -> int | None:
+    """The run's max_length from the recipe's SFTConfig (None: rows are never cut). The truncation row decides with
+    it; the memory planner, which runs before the run settings can be resolved, plans with the same value."""
+    return training_args.max_length
+
+
 def _truncation(r: _Recipe, d: dict) -> Decision:
-    mode, max_length = r.training.truncation_mode, r.training.max_length
+    """The run's max_length and where it applies: TRL packs with it, or the trainer cuts prepared rows with it."""
+    mode, max_length = r.training.truncation_mode, effective_max_length(r.training)
     if mode not in ("keep_start", "keep_end"):
         raise RunSettingsError(f"truncation_mode: {mode!r} is not supported; use keep_start or keep_end")
     keep = bool(getattr(r.data, "keep_truncated_rows", False))
-    fields = {
-        "max_length": max_length,
-        "truncation_mode": mode,
-        "truncate_padding_free": False,
-        "keep_truncated_rows": keep,
-    }
-    if max_length is None or d["packing"]:
-        return fields, ""
-    if d["padding_free"]:
-        why = "TRL's own truncation, applied by the trainer (TRL skips it for padding-free rows)"
-        return {**fields, "truncate_padding_free": True}, why
-    return fields, "TRL's own truncation during dataset preparation"
+    fields = {"max_length": max_length, "truncation_mode": mode, "keep_truncated_rows": keep}
+    if max_length is None:
+        return {**fields, "max_length_applies": "nowhere"}, ""
+    if d["packing"]:
+        return {**fields, "max_length_applies": "packing"}, "TRL packs rows into rows of max_length tokens"
+    why = (
+        "after TRL prepares whole rows (hidden from TRL, which refuses it with padding-free rows): rows whose "
+        "trained part it cuts are counted and dropped or kept (truncation.fit_to_max_length)"
+    )
+    return {**fields, "max_length_applies": "after_preparation"}, why
 
 
 def _buckets(r: _Recipe, d: dict) -> Decision:
@@ -589,7 +600,7 @@ DECISIONS = (
 
 
 def resolve_run_settings(
-    data_args, model_args, training_args, speed_args, env: Environment, model: ModelFacts | None = None
+    data_args, model_args, training_args, speed_args, env: Environment, model: ModelChatFacts | None = None
 ) -> RunSettings:
     """The run's settings from the recipe (DataArguments, ModelArguments, SFTConfig, SpeedArguments), the machine
     and the model. Pure: reads its arguments (and a chat template file the recipe names), changes none of them."""

@@ -19,12 +19,37 @@ import os
 import sys
 from pathlib import Path
 
+import transformers
+from transformers import AutoTokenizer
+from trl import get_peft_config, get_quantization_config
+
 from secml_recipes import layout
+from secml_recipes.atomic import write_json_atomic
 from secml_recipes.command_help import wants_help
+from secml_recipes.corpus.mixture import load_task_split
+from secml_recipes.corpus.tarball import CorpusError, corpus_record
+from secml_recipes.env_errors import describe_environment_error, free_space
+from secml_recipes.families import canonical_row
+from secml_recipes.families.templates import read_template
+from secml_recipes.hub import hub_token
+from secml_recipes.plotting import write_loss_plot
+from secml_recipes.run_lock import OutputDirLock, RunLocked
+from secml_recipes.train.attention import register as register_varlen_attention
+from secml_recipes.train.checkpoints import (
+    CheckpointError,
+    checkpoints_newest_first,
+    newest_complete_checkpoint,
+    require_complete,
+)
+from secml_recipes.train.guards import NonFiniteError
+from secml_recipes.train.model_config import read_model_config
 from secml_recipes.train.plan import PlanError, check_launch
+from secml_recipes.train.quantized_experts import experts_aware
 from secml_recipes.train.recipe import TRAIN_USAGE, RecipeError, build_recipe, resolve_recipe, training_recipe_help
 from secml_recipes.train.recipe_checks import check_recipe_values
+from secml_recipes.train.run_settings import describe_model, detect_environment, resolve_run_settings
 from secml_recipes.train.sharding import launch_settings, save_final_model
+from secml_recipes.train.trainers import trainer_class
 from secml_recipes.train.truncation import shortest_rows_fit
 
 logger = logging.getLogger("secml_recipes.train.sft")
@@ -58,8 +83,6 @@ class _Refused(Exception):
 def train(data_args, model_args, training_args, speed_args, resolved: dict, recipe_path: str) -> int:
     """One run that owns its output_dir (run_lock.py); a full disk or an unreachable Hub ends it with one line
     that says what happened and how the run resumes (env_errors.py)."""
-    from secml_recipes.run_lock import OutputDirLock, RunLocked
-
     output_dir = Path(training_args.output_dir)
     lock = OutputDirLock(output_dir) if training_args.process_index == 0 else None
     stage = ["starting"]
@@ -84,9 +107,6 @@ def train(data_args, model_args, training_args, speed_args, resolved: dict, reci
 
 def _environment_message(err: BaseException, stage: str, output_dir: Path, training_args) -> str | None:
     """One line for a full disk or a network failure during `stage`, with what was kept and how to go on."""
-    from secml_recipes.env_errors import describe_environment_error, free_space
-    from secml_recipes.train.checkpoints import newest_complete_checkpoint
-
     described = describe_environment_error(err)
     if described is None:
         return None
@@ -107,12 +127,6 @@ def _environment_message(err: BaseException, stage: str, output_dir: Path, train
 
 
 def _train(data_args, model_args, training_args, speed_args, resolved: dict, recipe_path: str, stage: list) -> int:
-    # --- imports that cost seconds come after the recipe is known to be valid ---------------------
-    import transformers
-
-    from secml_recipes.train.guards import NonFiniteError
-    from secml_recipes.train.run_settings import detect_environment
-
     # --- seed, logging and what this run will do --------------------------------------------------
     transformers.set_seed(training_args.seed)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
@@ -126,13 +140,10 @@ def _train(data_args, model_args, training_args, speed_args, resolved: dict, rec
         _export_hub_token(training_args)
         # --- data ----------------------------------------------------------------------------------
         train_dataset, eval_dataset = _load_datasets(data_args, settings, output_dir, training_args.seed)
+        # a max_length that would cut (and drop) every row fails before the model loads
         shortest_rows_fit(
-            train_dataset,
-            tokenizer,
-            settings.max_length,
-            settings.keep_truncated_rows or settings.packing,
-            data_args.train_split,
-        )  # a max_length that cuts every row fails before the model loads
+            train_dataset, tokenizer, settings.max_length, not settings.drops_cut_rows, data_args.train_split
+        )
         resume = _resume_checkpoint(model_args, training_args, output_dir)
     except (RecipeError, _Refused) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -146,7 +157,7 @@ def _train(data_args, model_args, training_args, speed_args, resolved: dict, rec
     if truncation and trainer.accelerator.is_main_process:
         logger.info(
             "max_length=%s: %s",
-            training_args.max_length,
+            settings.max_length,
             "; ".join(
                 f"{name}: {c['rows']} rows, {c['cut']} cut, {c['dropped']} dropped" for name, c in truncation.items()
             ),
@@ -201,8 +212,6 @@ def _export_hub_token(training_args) -> None:
     pickles the whole TrainingArguments, a hub_token in it included."""
     if not training_args.push_to_hub:
         return
-    from secml_recipes.hub import hub_token
-
     token = hub_token()
     if not token:
         raise _Refused(
@@ -215,9 +224,6 @@ def _export_hub_token(training_args) -> None:
 def _load_datasets(data_args, settings, output_dir: Path, seed: int):
     """The training split and, when the run evaluates, the evaluation split (the weighted mixture of
     `dataset_mixture` when set, see data/mixture.py); bad rows go to the rejects folder."""
-    from secml_recipes.corpus.mixture import load_task_split
-    from secml_recipes.corpus.tarball import CorpusError
-
     rejects_dir = data_args.rejects_dir or str(layout.rejects_dir(output_dir))
     try:
         train_dataset = load_task_split(
@@ -245,13 +251,6 @@ def _resume_checkpoint(model_args, training_args, output_dir: Path) -> str | Non
     """The recipe's resume_from_checkpoint (refused when incomplete), else the newest complete checkpoint in
     output_dir if it is of this model. Newer incomplete ones (a crash or a full disk while one was written) are set
     aside as `incomplete-checkpoint-N` and the fall-back is said in one line (checkpoints.py)."""
-    from secml_recipes.train.checkpoints import (
-        CheckpointError,
-        checkpoints_newest_first,
-        newest_complete_checkpoint,
-        require_complete,
-    )
-
     model_only = bool(training_args.save_only_model)
     if training_args.resume_from_checkpoint is not None:
         try:
@@ -283,13 +282,9 @@ def _refuse_another_models_checkpoint(checkpoint: Path, model_args, training_arg
         if theirs and Path(theirs).exists() and Path(ours).exists():  # the same folder, however it was spelled
             theirs, ours = str(Path(theirs).resolve()), str(Path(ours).resolve())
     elif config.is_file():
-        from transformers import AutoConfig
-
-        kwargs = {"revision": model_args.model_revision, "trust_remote_code": training_args.trust_remote_code}
-        theirs = json.loads(config.read_text()).get("model_type")
-        try:
-            ours = AutoConfig.from_pretrained(model, **kwargs).model_type
-        except (OSError, ValueError):
+        theirs = _model_type(str(checkpoint))
+        ours = _model_type(model, model_args.model_revision, training_args.trust_remote_code)
+        if ours is None:
             return
     else:
         return
@@ -302,16 +297,11 @@ def _refuse_another_models_checkpoint(checkpoint: Path, model_args, training_arg
 
 def _corpus_record(data_args) -> dict | None:
     """The corpus' identity and part size, kept with the model: triage splits reports as training did."""
-    from secml_recipes.corpus.tarball import corpus_record
-
     return corpus_record(data_args.dataset_path) if getattr(data_args, "dataset_path", None) else None
 
 
 def _save_outputs(trainer, tokenizer, data_args, model_args, output_dir: Path, summary: dict) -> None:
     """Beside the weights: tokenizer, the recipe and run settings, the loss history and plot, the model card."""
-    from secml_recipes.atomic import write_json_atomic
-    from secml_recipes.plotting import write_loss_plot
-
     tokenizer.save_pretrained(str(output_dir))
     settings = {**trainer.run_settings.to_dict(), "planned": run_plan(trainer)}
     write_json_atomic(output_dir / layout.RUN_SETTINGS_FILE, settings, default=str)
@@ -337,8 +327,6 @@ def resolve_run(data_args, model_args, training_args, speed_args, env):
     """What the run will do (`RunSettings`) and the tokenizer it trains with. The model's tokenizer and config are
     read first (no weights): the settings decide its family, chat template and special tokens from them, and
     `apply_chat_settings` puts those on the tokenizer, the one place that changes it."""
-    from secml_recipes.train.run_settings import resolve_run_settings
-
     tokenizer, facts = load_tokenizer(model_args, training_args)
     settings = resolve_run_settings(data_args, model_args, training_args, speed_args, env, facts)
     apply_chat_settings(tokenizer, settings)
@@ -346,12 +334,8 @@ def resolve_run(data_args, model_args, training_args, speed_args, env):
 
 
 def load_tokenizer(model_args, training_args):
-    """The model's tokenizer as it ships, and what the run's settings need to know of the model (`ModelFacts`:
+    """The model's tokenizer as it ships, and what the run's settings need to know of the model (`ModelChatFacts`:
     its vocabulary and own pad token, and its config's model_type)."""
-    from transformers import AutoConfig, AutoTokenizer
-
-    from secml_recipes.train.run_settings import describe_model
-
     source = model_args.model_name_or_path
     kwargs = {"revision": model_args.model_revision, "trust_remote_code": training_args.trust_remote_code}
     try:
@@ -359,18 +343,28 @@ def load_tokenizer(model_args, training_args):
     except (OSError, ValueError) as err:
         reason = " ".join(str(err).split())
         raise RecipeError(f"model_name_or_path: cannot load the tokenizer of {source}: {reason}") from None
+    return tokenizer, describe_model(
+        tokenizer, _model_config(source, model_args.model_revision, training_args.trust_remote_code), source
+    )
+
+
+def _model_config(source: str, revision: str | None = None, trust_remote_code: bool = False):
+    """The model's config facts (model_config.py), or None when it has no readable config (a tokenizer-only
+    folder): then its family is told from the vocabulary alone."""
     try:
-        model_type = AutoConfig.from_pretrained(source, **kwargs).model_type
-    except (OSError, ValueError):
-        model_type = None  # no config (e.g. a tokenizer-only folder): detection reads the vocabulary alone
-    return tokenizer, describe_model(tokenizer, model_type, source)
+        return read_model_config(source, revision, trust_remote_code)
+    except (OSError, ValueError):  # ModelConfigError is a ValueError; transformers raises either for a bad config
+        return None
+
+
+def _model_type(source: str, revision: str | None = None, trust_remote_code: bool = False) -> str | None:
+    config = _model_config(source, revision, trust_remote_code)
+    return config.model_type if config is not None else None
 
 
 def apply_chat_settings(tokenizer, settings) -> None:
     """The chat template and padding token the run settings decided, set on the tokenizer (saved with the model).
     The end-of-turn token goes through `SFTConfig.eos_token` (RunSettings.training_arguments): TRL sets it."""
-    from secml_recipes.families.templates import read_template
-
     if settings.chat_template:
         tokenizer.chat_template = read_template(settings.chat_template)
     if tokenizer.chat_template is None:
@@ -381,16 +375,8 @@ def apply_chat_settings(tokenizer, settings) -> None:
 
 def build_trainer(settings, model_args, training_args, train_dataset, eval_dataset, tokenizer):
     """The task's trainer, run as `settings` (a `RunSettings`) says, exactly as `train` builds it."""
-    from trl import get_peft_config, get_quantization_config
-
-    from secml_recipes.families import canonical_row
-    from secml_recipes.train.quantized_experts import experts_aware
-    from secml_recipes.train.trainers import trainer_class
-
     if settings.attn_implementation == "varlen":
-        from secml_recipes.train.attention import register
-
-        register()
+        register_varlen_attention()
     # Tool calls and schemas in the form every runtime renders alike (run settings row `tool_calls`).
     train_dataset = train_dataset.map(canonical_row, desc="Canonical tool calls")
     if eval_dataset is not None:

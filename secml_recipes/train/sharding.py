@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import os
 
+from secml_recipes.train.machine import detect_machine, torch_xla_installed
+
 logger = logging.getLogger(__name__)
 
 
@@ -23,9 +25,7 @@ def xla_fsdp_requested() -> bool:
     """An FSDP accelerate config launched on an XLA device (accelerate itself turns FSDP on for GPUs only)."""
     if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() != "true" or not os.environ.get("PJRT_DEVICE"):
         return False
-    import importlib.util
-
-    return importlib.util.find_spec("torch_xla") is not None
+    return torch_xla_installed()  # not detect_machine(): that touches the device, which SPMD must precede
 
 
 def launch_settings(resolved: dict) -> dict:
@@ -33,11 +33,11 @@ def launch_settings(resolved: dict) -> dict:
     before anything touches the device, so this runs before the recipe's dataclasses are built."""
     if not xla_fsdp_requested():
         return resolved
-    import torch_xla.runtime as xr
-    from trl import SFTConfig
+    import torch_xla.runtime as xr  # lazy: optional TPU dependency, importing it starts the XLA runtime
+    from trl import SFTConfig  # lazy: seconds to import, only needed on a TPU host
 
     xr.use_spmd()
-    devices = xr.global_runtime_device_count()
+    devices = detect_machine().device_count  # the first probe of the machine, now that SPMD is on
     defaults = SFTConfig.__dataclass_fields__
     settings = dict(resolved)
     fsdp_config = {"xla": True, "xla_fsdp_v2": True}

@@ -5,8 +5,9 @@ collation, the fused LM-head loss, PEFT, the router auxiliary loss):
 - The loss flags are decided in the run settings (`run_settings.TASK_LOSS_FLAGS`, plus what depends on the chat
   template): the specialist trains only the completion (`completion_only_loss`), the generalist only assistant
   turns (`assistant_only_loss`); the trainer applies `run_settings.loss_flags`.
-- `_prepare_dataset`: TRL refuses `max_length` with padding-free rows (it would not truncate them); the trainer
-  hides `max_length` from that check and hands it to TRL's own truncation (`keep_start` or `keep_end`).
+- max_length is the run settings' (`RunSettings.max_length`, `max_length_applies`): the trainer hides it from TRL
+  while TRL builds and prepares rows (`max_length_hidden_from_trl`), then `_prepare_dataset` cuts prepared rows
+  with it (`truncation.fit_to_max_length`, `keep_start` or `keep_end`).
 - XLA: batches are padded to a few bucket lengths (`BucketCollator`, TRL's collator plus bucket padding), planned
   from the prepared rows' token lengths unless the recipe fixes them.
 - `compute_loss` computes TRL's loss (`token_loss`, nll or dft, pinned to TRL's own `compute_loss` by
@@ -19,6 +20,7 @@ collation, the fused LM-head loss, PEFT, the router auxiliary loss):
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -29,9 +31,14 @@ from transformers.trainer_callback import ExportableState
 from trl import SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
+from secml_recipes.atomic import atomic_path
 from secml_recipes.train.buckets import default_buckets, padding_efficiency, plan_buckets, round_up, token_lengths
 from secml_recipes.train.guards import NonFiniteGuard
 from secml_recipes.train.run_settings import BUCKET_MULTIPLE, RunSettings
+from secml_recipes.train.sharding import finish_xla_fsdp_v2
+from secml_recipes.train.speed import SelectiveCheckpointing, XlaCheckpointing, longest_micro_batch_tokens
+from secml_recipes.train.truncation import fit_to_max_length
+from secml_recipes.train.xla_experts import use_static_experts
 
 IGNORE_INDEX = -100
 logger = logging.getLogger(__name__)
@@ -100,6 +107,25 @@ class TokenCounter(TrainerCallback, ExportableState):
             self.saved = self.trainer.accelerator.reduce(self.trainer._token_totals, "sum").tolist()
 
 
+@contextlib.contextmanager
+def max_length_hidden_from_trl(sft_args, run_settings: RunSettings):
+    """TRL's SFTTrainer sees no max_length while it is built, when the run settings truncate after preparation.
+
+    TRL 1.16 refuses `max_length` with padding-free rows (it would not enforce it), and otherwise truncates rows
+    during `_prepare_dataset` (cutting the end-of-turn of completions it cuts). This project truncates after
+    preparation instead (`truncation.fit_to_max_length`: rows whose trained part is cut are dropped and counted),
+    so TRL must prepare whole rows. The recipe's value is back on `sft_args` once the trainer is built (buckets,
+    saved training_args.bin)."""
+    if run_settings.max_length_applies != "after_preparation":
+        yield
+        return
+    saved, sft_args.max_length = sft_args.max_length, None
+    try:
+        yield
+    finally:
+        sft_args.max_length = saved
+
+
 class _CompletionOnlySFTTrainer(SFTTrainer):
     """Shared by both trainers: settings applied, padding-free truncation, XLA buckets, lean metrics."""
 
@@ -109,12 +135,8 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
             setattr(sft_args, key, value)
         self.run_settings = run_settings
         self.planned: dict[str, Any] = {}
-        self._preparation_max_length = sft_args.max_length if run_settings.truncate_padding_free else None
-        if self._preparation_max_length is not None:
-            sft_args.max_length = None  # TRL's padding-free check; `_prepare_dataset` truncates with it
-        super().__init__(*args, **kwargs)
-        if self._preparation_max_length is not None:
-            self.args.max_length, self._preparation_max_length = self._preparation_max_length, None
+        with max_length_hidden_from_trl(sft_args, run_settings):
+            super().__init__(*args, **kwargs)
         self._add_selective_checkpointing()
         if run_settings.backend == "xla":
             self._apply_xla_model_settings()
@@ -135,28 +157,22 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
     # --- dataset preparation -----------------------------------------------------------------------------------
 
     def _prepare_dataset(self, dataset, processing_class, args, packing, formatting_func, dataset_name):
-        """TRL's preparation (tokens and labels) without its truncation, then `truncation.fit_to_max_length`: rows
-        whose trained part max_length would cut are dropped (or kept truncated with keep_truncated_rows), counted
-        per split in `planned["truncation"]`. Packing chunks rows itself and keeps TRL's path."""
-        from secml_recipes.train.truncation import fit_to_max_length
-
-        max_length = getattr(self, "_preparation_max_length", None) or args.max_length
-        if max_length is None or packing:
-            return super()._prepare_dataset(dataset, processing_class, args, packing, formatting_func, dataset_name)
-        saved, args.max_length = args.max_length, None
-        try:
-            prepared = super()._prepare_dataset(dataset, processing_class, args, packing, formatting_func, dataset_name)
-        finally:
-            args.max_length = saved
+        """TRL's preparation (tokens and labels; untruncated while `max_length_hidden_from_trl`), then
+        `truncation.fit_to_max_length` with the run settings' max_length: rows whose trained part it would cut are
+        dropped (or kept truncated with keep_truncated_rows), counted per split in `planned["truncation"]`.
+        Packing chunks rows itself and keeps TRL's path."""
+        prepared = super()._prepare_dataset(dataset, processing_class, args, packing, formatting_func, dataset_name)
         settings = self.run_settings
+        if settings.max_length_applies != "after_preparation" or packing:
+            return prepared
         fitted, counts = fit_to_max_length(
-            prepared, max_length, args.truncation_mode, settings.keep_truncated_rows, dataset_name
+            prepared, settings.max_length, settings.truncation_mode, settings.keep_truncated_rows, dataset_name
         )
         self.planned.setdefault("truncation", {})[dataset_name] = counts
         if len(fitted) == 0:
             raise ValueError(
                 f"max_length: every one of the {counts['rows']} {dataset_name} rows has a trained part longer than "
-                f"{max_length} tokens; raise max_length"
+                f"{settings.max_length} tokens; raise max_length"
             )
         return fitted
 
@@ -170,8 +186,8 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
     def _use_bucket_collator(self) -> None:
         settings = self.run_settings
         buckets = list(settings.bucket_lengths) if settings.bucket_lengths else self._plan_buckets()
-        if buckets is None and self.args.max_length:
-            buckets = default_buckets(self.args.max_length)
+        if buckets is None and settings.max_length:
+            buckets = default_buckets(settings.max_length)
         self.data_collator = BucketCollator(
             pad_token_id=self.data_collator.pad_token_id,
             pad_to_multiple_of=self.data_collator.pad_to_multiple_of,
@@ -189,7 +205,8 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
         buckets = plan_buckets(train, batch, self.run_settings.bucket_count, multiple=BUCKET_MULTIPLE)
         if buckets[-1] < longest:  # an evaluation row longer than every training row
             buckets.append(round_up(longest, BUCKET_MULTIPLE))
-        fractions = default_buckets(self.args.max_length) if self.args.max_length else None
+        max_length = self.run_settings.max_length
+        fractions = default_buckets(max_length) if max_length else None
         fraction_efficiency = (
             padding_efficiency(train, batch, fractions) if fractions and fractions[-1] >= max(train) else 0.0
         )
@@ -204,8 +221,6 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
         return buckets
 
     def _add_selective_checkpointing(self) -> None:
-        from secml_recipes.train.speed import SelectiveCheckpointing, longest_micro_batch_tokens
-
         settings = self.run_settings
         if not (settings.activation_checkpointing and settings.checkpointed_layers != "all"):
             return
@@ -216,9 +231,6 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
 
     def _apply_xla_model_settings(self) -> None:
         """XLA: MoE experts in static shapes (xla_experts.py), checkpointed layers recomputed by torch_xla."""
-        from secml_recipes.train.speed import XlaCheckpointing
-        from secml_recipes.train.xla_experts import use_static_experts
-
         use_static_experts(self.model)
         if self.run_settings.activation_checkpointing:
             self.add_callback(XlaCheckpointing())
@@ -226,16 +238,12 @@ class _CompletionOnlySFTTrainer(SFTTrainer):
     def _wrap_model(self, model, training=True, dataloader=None):
         wrapped = super()._wrap_model(model, training, dataloader)
         if wrapped is not model and getattr(self, "is_fsdp_xla_v2_enabled", False):
-            from secml_recipes.train.sharding import finish_xla_fsdp_v2
-
             finish_xla_fsdp_v2(self, wrapped)  # XLA SPMD FSDPv2: closes two gaps of transformers 5.24 (sharding.py)
         return wrapped
 
     def save_state(self) -> None:
         """transformers' save_state, whole or absent (temp + rename): a crash never leaves half a trainer_state.json."""
         if self.is_world_process_zero():
-            from secml_recipes.atomic import atomic_path
-
             with atomic_path(f"{self.args.output_dir}/trainer_state.json") as tmp:
                 self.state.save_to_json(str(tmp))
 

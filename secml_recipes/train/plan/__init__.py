@@ -10,12 +10,22 @@ launches that would, one per line: another accelerate config, QLoRA, more device
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from secml_recipes.train.plan.hardware import CONFIG_DIR, TPU_SLICES, device_from_config, tpu_slice
+from secml_recipes.train.plan.hardware import (
+    CONFIG_DIR,
+    TPU_SLICES,
+    device_from_config,
+    device_from_environment,
+    tpu_slice,
+)
 from secml_recipes.train.plan.memory import GIB, STRATEGIES, Breakdown, Device, Training, plan_memory
-from secml_recipes.train.plan.model import LoraShape, ModelFacts, PlanError, model_facts
+from secml_recipes.train.plan.model import LoraShape, ModelMemoryFacts, PlanError, model_facts
+from secml_recipes.train.plan.report import table
+from secml_recipes.train.run_settings import TORCHAO_OPTIMIZERS, effective_max_length
 
 __all__ = ["Plan", "PlanError", "check_launch", "plan", "training_from_recipe", "RecipeModel"]
 
@@ -36,7 +46,7 @@ class Plan:
     model: RecipeModel
     training: Training
     device: Device
-    facts: ModelFacts
+    facts: ModelMemoryFacts
     breakdown: Breakdown
 
     @property
@@ -64,7 +74,7 @@ def training_from_recipe(
     elif model_args.load_in_8bit:
         quantization = "int8"
     if tokens is None:
-        tokens = training_args.per_device_train_batch_size * (training_args.max_length or 1024)
+        tokens = training_args.per_device_train_batch_size * (effective_max_length(training_args) or 1024)
     checkpointing = "none"
     enabled = getattr(training_args, "activation_checkpointing", None)
     if enabled if enabled is not None else training_args.gradient_checkpointing:
@@ -97,8 +107,6 @@ def plan(recipe: str, model: RecipeModel, training: Training, device: Device) ->
                 f"{recipe}: load_in_4bit/load_in_8bit need bitsandbytes, which has no TPU backend; "
                 "use an FSDP config on the TPU instead"
             )
-        from secml_recipes.train.run_settings import TORCHAO_OPTIMIZERS
-
         if "fused" in training.optimizer or training.optimizer in TORCHAO_OPTIMIZERS:
             # as run_settings decides on XLA: no fused or torchao kernels there, plain AdamW
             training = replace(training, optimizer="adamw_torch")
@@ -256,12 +264,6 @@ def refusal(p: Plan, batch_size: int | None = None, gradient_accumulation: int |
 def check_launch(recipe_path: str, model_args, training_args, speed_args, device: Device | None = None) -> Plan | None:
     """The check `secml_recipes.train.sft` runs before loading anything: the plan for this process's launch, or a
     PlanError naming the launches that would fit. Raises only PlanError."""
-    import logging
-    import os
-
-    from secml_recipes.train.plan.hardware import device_from_environment
-    from secml_recipes.train.plan.report import table
-
     device = device or device_from_environment(getattr(speed_args, "memory_limit_gib", None))
     model, training = training_from_recipe(model_args, training_args, speed_args)
     try:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import yaml
 
+from secml_recipes.train.machine import detect_machine
 from secml_recipes.train.plan.memory import Device
 from secml_recipes.train.plan.model import PlanError
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "accelerate_configs"
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "accelerate_configs"  # the repository root's
 
 # TPU generations: HBM per device (GiB), how slice names count (chips, or TensorCores with two per chip), and
 # devices per host. A v4/v5p chip is one device (megacore); v5e/v6e slices are named by chips.
@@ -125,30 +126,14 @@ def device_from_environment(memory_limit_gib: float | None = None) -> Device:
 
 
 def _local_accelerator() -> tuple[str, float | None, int, bool]:
-    """(kind, memory per device in GiB or None, device count, whether it is XLA) of this machine."""
-    import importlib.util
-
-    import torch
-
-    if torch.cuda.is_available():
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        props = torch.cuda.get_device_properties(local % torch.cuda.device_count())
-        return "gpu", props.total_memory / 2**30, torch.cuda.device_count(), False
-    pjrt = os.environ.get("PJRT_DEVICE", "").upper()
-    if pjrt and importlib.util.find_spec("torch_xla") is not None:
-        import torch_xla.runtime as xr
-
-        kind, memory = ("tpu" if pjrt == "TPU" else "cpu"), None
-        if kind == "tpu":
-            try:
-                import torch_xla
-                import torch_xla.core.xla_model as xm
-
-                info = xm.get_memory_info(torch_xla.device())
-                memory = (info.get("bytes_limit") or 0) / 2**30 or None
-            except Exception:  # no per-chip figure on this runtime: plan without a memory bound
-                memory = None
-        return kind, memory, xr.global_runtime_device_count(), True
+    """(kind, memory per device in GiB or None, device count, whether it is XLA) of this machine, in the planner's
+    words (`machine.detect_machine` probes it): XLA counts only with a PJRT device chosen."""
+    machine = detect_machine()
+    if machine.backend == "xla" and machine.xla_device_kind:
+        kind = "tpu" if machine.xla_device_kind == "tpu" else "cpu"
+        return kind, machine.local_memory_gib(), machine.device_count, True
+    if machine.backend == "cuda":
+        return "gpu", machine.local_memory_gib(), machine.device_count, False
     return "cpu", None, 1, False
 
 

@@ -11,7 +11,7 @@ few moments of the step, each with what is alive then:
   as `checkpointed_layers: auto` counts it (`activations.saved_activation_bytes`);
 - optimizer step: weights, gradients, optimizer state.
 
-The activation numbers come from `ModelFacts` (measured on the meta device), the LM head's from TRL's own chunk
+The activation numbers come from `ModelMemoryFacts` (measured on the meta device), the LM head's from TRL's own chunk
 sizes, the sharding's from the rules in `STRATEGIES`.
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from secml_recipes.train.plan.activations import saved_activation_bytes
-from secml_recipes.train.plan.model import ModelFacts
+from secml_recipes.train.plan.model import ModelMemoryFacts
 
 GIB = 2**30
 
@@ -153,7 +153,9 @@ def optimizer_bytes_per_param(optimizer: str, param_bytes: float) -> tuple[float
     return states * (param_bytes if per_state is None else per_state), optimizer in OPTIMIZER_STATES
 
 
-def _lm_head_workspace(facts: ModelFacts, tokens: int, compute_bytes: int, head_trains: bool) -> tuple[float, float]:
+def _lm_head_workspace(
+    facts: ModelMemoryFacts, tokens: int, compute_bytes: int, head_trains: bool
+) -> tuple[float, float]:
     """(forward, backward) bytes of TRL's fused LM head: a [tokens tile x vocab chunk] buffer, the fp32 gradient of
     the hidden states, and for a trained head its fp32 weight gradient and the cast copy."""
     from trl.kernels.chunked_logprob import TOKEN_CHUNK_SIZE
@@ -178,7 +180,7 @@ def checkpointed_count(setting: str, n_layers: int) -> int | None:
     return min(int(setting), n_layers)
 
 
-def plan_memory(facts: ModelFacts, training: Training, device: Device) -> Breakdown:
+def plan_memory(facts: ModelMemoryFacts, training: Training, device: Device) -> Breakdown:
     """Peak bytes per device for one step (module docstring), and whether it fits `device.memory_gib`."""
     strategy = STRATEGIES[device.strategy]
     n = device.devices if strategy.shards_state else 1

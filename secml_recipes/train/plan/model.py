@@ -15,9 +15,11 @@ import contextlib
 import functools
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
-SHIPPED_CONFIGS = Path(__file__).with_name("model_configs")
+from secml_recipes.train.model_config import ModelConfigError, read_model_config
+from secml_recipes.train.plan.activations import decoder_layers, measure_saved_bytes_per_token
+from secml_recipes.train.xla_experts import use_static_experts
+
 PROBE_TOKENS = 256
 PROBE_ATTENTION = "secml_kernel_probe"
 _FusedAttentionSaves = None  # built on first use (torch is imported lazily)
@@ -27,42 +29,12 @@ class PlanError(ValueError):
     """A launch the planner refuses or cannot plan; the message says what would be right, one line per fix."""
 
 
-def shipped_models() -> list[str]:
-    """Hub names whose config.json ships with the package (the recipes' models and the supported families)."""
-    return sorted(str(p.parent.relative_to(SHIPPED_CONFIGS)) for p in SHIPPED_CONFIGS.glob("*/*/config.json"))
-
-
-def config_path(name_or_path: str, revision: str | None = None) -> Path:
-    """The config.json to plan with: a local model folder's, a shipped one, or (online) the Hub's config.json only."""
-    local = Path(name_or_path)
-    if (local / "config.json").is_file():
-        return local / "config.json"
-    if local.suffix == ".json" and local.is_file():
-        return local
-    shipped = SHIPPED_CONFIGS / name_or_path / "config.json"
-    if shipped.is_file():
-        return shipped
-    try:
-        from huggingface_hub import hf_hub_download
-
-        return Path(hf_hub_download(name_or_path, "config.json", revision=revision))
-    except Exception as err:  # offline, gated, unknown name: all end in the same advice
-        raise PlanError(
-            f"model '{name_or_path}': no local config.json, not a shipped config ({', '.join(shipped_models())}), "
-            f"and its config.json could not be fetched ({type(err).__name__}); put the model's config.json in a "
-            "folder and pass that folder"
-        ) from None
-
-
-@functools.cache
-def _load_config(path: str):
-    from transformers import AutoConfig
-
-    return AutoConfig.from_pretrained(str(Path(path).parent))
-
-
 def load_model_config(name_or_path: str, revision: str | None = None):
-    return _load_config(str(config_path(name_or_path, revision)))
+    """The transformers config the planner builds the model from (`model_config.read_model_config`)."""
+    try:
+        return read_model_config(name_or_path, revision).config
+    except ModelConfigError as err:
+        raise PlanError(str(err)) from None
 
 
 @dataclass(frozen=True)
@@ -76,7 +48,7 @@ class LoraShape:
 
 
 @dataclass
-class ModelFacts:
+class ModelMemoryFacts:
     """Counts and measured per-token activation bytes of one model at one dtype, with or without an adapter."""
 
     name: str
@@ -196,7 +168,7 @@ def model_facts(
     lora: LoraShape | None = None,
     revision: str | None = None,
     xla: bool = False,
-) -> ModelFacts:
+) -> ModelMemoryFacts:
     """Build the model on the meta device and count it (see module docstring). Cached: fixes re-plan often. `xla`:
     MoE experts as the trainer runs them on XLA (`xla_experts.static_dense`: every expert on every token)."""
     config = load_model_config(name_or_path, revision)
@@ -220,18 +192,14 @@ def _without_zero3_init():
         deepspeed._hf_deepspeed_config_weak_ref = saved
 
 
-def _facts(name_or_path: str, config, torch_dtype, lora: LoraShape | None, xla: bool) -> ModelFacts:
+def _facts(name_or_path: str, config, torch_dtype, lora: LoraShape | None, xla: bool) -> ModelMemoryFacts:
     import torch
     from torch import nn
     from transformers import AutoModelForCausalLM
 
-    from secml_recipes.train.plan.activations import decoder_layers, measure_saved_bytes_per_token
-
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype, attn_implementation=_register_probe())
     if xla:
-        from secml_recipes.train.xla_experts import use_static_experts
-
         use_static_experts(model)
     text = config.get_text_config()
     out_embed = model.get_output_embeddings()
@@ -260,7 +228,7 @@ def _facts(name_or_path: str, config, torch_dtype, lora: LoraShape | None, xla: 
         per_layer = measure_saved_bytes_per_token(decoder, PROBE_TOKENS, text.vocab_size, attention_mask=mask)
     # Vision towers (Gemma 3) have checkpointable layers too; only the text decoder runs on text batches.
     per_layer = [b for b in per_layer if b > 0] or per_layer
-    return ModelFacts(
+    return ModelMemoryFacts(
         name=name_or_path,
         model_type=config.model_type,
         dtype_bytes=torch.empty((), dtype=torch_dtype).element_size(),
@@ -278,7 +246,7 @@ def _facts(name_or_path: str, config, torch_dtype, lora: LoraShape | None, xla: 
     )
 
 
-def describe(facts: ModelFacts) -> str:
+def describe(facts: ModelMemoryFacts) -> str:
     moe = f", experts {facts.expert_params / 1e9:.1f}B" if facts.expert_params else ""
     return (
         f"{facts.name} ({facts.model_type}): {facts.total_params / 1e9:.2f}B parameters{moe}, "

@@ -10,11 +10,11 @@ import pytest
 from datasets import Dataset
 
 from helpers import ROOT
+from secml_recipes.model_config import ModelConfigError, ModelConfigFacts, read_model_config
 from secml_recipes.scan.fixtures import real_reports
 from secml_recipes.tasks.split import specialist_examples
 from secml_recipes.train import machine
 from secml_recipes.train.machine import Machine, detect_machine
-from secml_recipes.train.model_config import ModelConfigError, ModelConfigFacts, read_model_config
 from secml_recipes.train.plan.hardware import device_from_environment, local_devices
 from secml_recipes.train.plan.model import PlanError, load_model_config
 from secml_recipes.train.recipe import load_recipe

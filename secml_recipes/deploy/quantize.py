@@ -26,8 +26,8 @@ from secml_recipes.deploy import gguf, gptq, verify
 from secml_recipes.deploy.gguf import DeployError
 from secml_recipes.deploy.merge import merge_adapter
 from secml_recipes.families import family_of_model
+from secml_recipes.model_config import read_model_config
 from secml_recipes.train.guards import refuse_nonfinite_model
-from secml_recipes.train.model_config import read_model_config
 from secml_recipes.train.recipe import RecipeError, build_dataclass, load_recipe
 
 QUANTIZE_USAGE = "secml quantize recipes/quantize.yaml [--only NAME] [--key value ...]"

@@ -15,6 +15,7 @@ rules are the table below, first match wins. This module imports no ML library: 
 from __future__ import annotations
 
 from collections.abc import Container
+from pathlib import Path
 
 from secml_recipes.families.base import ChatFamily, FamilyError
 from secml_recipes.families.chatml import CHATML
@@ -29,6 +30,7 @@ from secml_recipes.families.toolcalls import (
     canonical_row,
     go_json,
 )
+from secml_recipes.model_config import read_model_config
 from secml_recipes.model_folders import adapter_base
 
 FAMILIES: dict[str, ChatFamily] = {f.name: f for f in (LLAMA3, QWEN2_5, QWEN3, MISTRAL, GEMMA3, CHATML)}
@@ -116,17 +118,15 @@ def choose_family(
 
 def family_of_model(path: str, tokenizer=None, name: str | None = None, **kwargs) -> ChatFamily:
     """The family of a model folder or hub id (its tokenizer and config; an adapter folder's base config)."""
-    from pathlib import Path
-
-    from transformers import AutoConfig, AutoTokenizer
-
     if tokenizer is None:
+        from transformers import AutoTokenizer  # lazy: this module imports no ML library until a model is read
+
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-    config_source = path
-    if (Path(path) / "adapter_config.json").exists():
-        config_source = adapter_base(path)
-    try:
-        model_type = AutoConfig.from_pretrained(config_source, **kwargs).model_type
+    config_source = adapter_base(path) if (Path(path) / "adapter_config.json").exists() else path
+    try:  # the one config reader (model_config.py); an unknown model is told from its tokenizer alone
+        model_type = read_model_config(
+            config_source, kwargs.get("revision"), kwargs.get("trust_remote_code", False)
+        ).model_type
     except (OSError, ValueError):
         model_type = None
     return resolve_family(tokenizer, model_type, name, source=str(path))

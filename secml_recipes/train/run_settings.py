@@ -28,8 +28,8 @@ from typing import Any
 
 from secml_recipes.families import FAMILIES, FamilyError, choose_family, get_family
 from secml_recipes.families.templates import read_template
+from secml_recipes.model_config import ModelConfigFacts
 from secml_recipes.train.machine import detect_machine
-from secml_recipes.train.model_config import ModelConfigFacts
 from secml_recipes.train.recipe import RecipeError
 
 BACKENDS = ("cpu", "cuda", "xla")

@@ -32,6 +32,7 @@ from secml_recipes.env_errors import describe_environment_error, free_space
 from secml_recipes.families import canonical_row
 from secml_recipes.families.templates import read_template
 from secml_recipes.hub import hub_token
+from secml_recipes.model_config import read_model_config
 from secml_recipes.plotting import write_loss_plot
 from secml_recipes.run_lock import OutputDirLock, RunLocked
 from secml_recipes.train.attention import register as register_varlen_attention
@@ -42,7 +43,6 @@ from secml_recipes.train.checkpoints import (
     require_complete,
 )
 from secml_recipes.train.guards import NonFiniteError
-from secml_recipes.train.model_config import read_model_config
 from secml_recipes.train.plan import PlanError, check_launch
 from secml_recipes.train.quantized_experts import experts_aware
 from secml_recipes.train.recipe import TRAIN_USAGE, RecipeError, build_recipe, resolve_recipe, training_recipe_help

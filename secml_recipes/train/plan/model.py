@@ -16,7 +16,7 @@ import functools
 import warnings
 from dataclasses import dataclass
 
-from secml_recipes.train.model_config import ModelConfigError, read_model_config
+from secml_recipes.model_config import ModelConfigError, read_model_config
 from secml_recipes.train.plan.activations import decoder_layers, measure_saved_bytes_per_token
 from secml_recipes.train.xla_experts import use_static_experts
 

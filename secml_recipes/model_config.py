@@ -3,7 +3,7 @@
 The run settings (the model's family needs its model_type), the memory planner (it builds the model on the meta
 device from the config), the checkpoint-resume check and quantization all ask `read_model_config`, which looks in
 this order: a local model folder (or a config.json file), the configs shipped with the package
-(`plan/model_configs/<org>/<name>/config.json`: the recipes' models and the supported families, so planning
+(`model_configs/<org>/<name>/config.json`: the recipes' models and the supported families, so planning
 works offline), then the Hub's config.json alone (from its cache when offline). Nothing else is downloaded.
 A config is read once per file version: the cache is keyed by the file's path and modification time.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SHIPPED_CONFIGS = Path(__file__).parent / "plan" / "model_configs"
+SHIPPED_CONFIGS = Path(__file__).with_name("model_configs")
 # Config keys that count routed experts, by family (Mixtral, Qwen3-MoE and OLMoE, DeepSeek).
 EXPERT_COUNT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts")
 

@@ -12,7 +12,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from secml_recipes.scan.v5_0_0 import HARDENING_SYSCTLS, SEVERITY_SCORE
+from secml_recipes.knowledge_files import INT, STR, load_table, mapping, record, seq
+
+# The spec's own transcription of the C++ source (spec/5_0_0.yaml), never the generator's tables: a check that
+# shared its knowledge with what it checks could not fail. tests/test_knowledge_files.py compares the two.
+_SYSCTL_CHECK = record(dict.fromkeys(("path", "id", "title", "expect", "sev", "bad_desc", "good_desc"), STR))
+_SOURCE = load_table(
+    __package__, "spec/5_0_0.yaml", record({"severity_score": mapping(INT), "hardening_sysctls": seq(_SYSCTL_CHECK)})
+)
+SEVERITY_SCORE: dict[str, int] = _SOURCE["severity_score"]
+# (path, id without "sysctl:", title, expected, severity, bad description, good description), as v5_0_0 spells them
+HARDENING_SYSCTLS: tuple[tuple[str, ...], ...] = tuple(
+    (c["path"], c["id"].removeprefix("sysctl:"), c["title"], c["expect"], c["sev"], c["bad_desc"], c["good_desc"])
+    for c in _SOURCE["hardening_sysctls"]
+)
 
 TOP_KEYS = {"meta", "summary", "results", "collection_warnings", "scanner_errors", "summary_extension"}
 OPTIONAL_TOP_KEYS = {"compliance_summary", "partial_warnings"}

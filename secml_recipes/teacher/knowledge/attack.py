@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from secml_recipes.knowledge_files import STR, load_table, mapping, record
 
-_DATA = load_table(__package__, "data/attack.yaml", {"techniques": mapping(record({"name": STR, "tactic": STR}))})
+_SCHEMA = record({"techniques": mapping(record({"name": STR, "tactic": STR}))})
+_DATA = load_table(__package__, "data/attack.yaml", _SCHEMA)
 # id -> (name, tactic)
 TECHNIQUES = {key: (row["name"], row["tactic"]) for key, row in _DATA["techniques"].items()}
 

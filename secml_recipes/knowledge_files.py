@@ -40,9 +40,9 @@ def parse(text: str, where: str, schema: dict) -> dict:
         value = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
+        line = f" line {mark.line + 1}:" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise KnowledgeFileError(f"{where}:{line}: not valid YAML: {problem}") from None
+        raise KnowledgeFileError(f"{where}:{line} not valid YAML: {problem}") from None
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(value))
     if error is not None:
         key = "/".join(str(p) for p in error.absolute_path) or "(top level)"

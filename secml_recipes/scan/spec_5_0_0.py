@@ -4,7 +4,8 @@ title, severities, description, metadata keys and their value forms), read from 
 This is the yardstick of `fidelity.py`, written apart from the generator so that it checks the generator
 rather than repeating it, and applied to the real fixture too (which must show no defect). A form's
 `title` and `description` are templates: `{name}` is a group of the id pattern or a metadata key; the rest
-is literal. Value forms are regular expressions matched against the whole value.
+is literal. Value forms are regular expressions matched against the whole value. The forms live in
+`spec/5_0_0_forms.yaml` (a reviewer edits them there); this module loads them into `FORMS`.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ model must learn the reports the scanner really writes:
 - The exec-trace scanner always runs (eBPF is not compiled into the release build): `ebpf:disabled`,
   one `proc.exec.detected` per process born during the 3 s /proc polling, then `proc.monitoring.complete`.
 - Under `--canonical` each scanner's findings are sorted by id; keys are always sorted.
+
+The scanner's pure-data tables (taint bits, expected SUID binaries, mount rules, hardening sysctls, lockdown,
+unit recommendations) live in `generator/5_0_0.yaml`, apart from the spec's copy in `spec/`.
 """
 
 from __future__ import annotations

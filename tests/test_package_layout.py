@@ -15,7 +15,7 @@ PACKAGE = ROOT / "secml_recipes"
 # The stack, bottom first: a module may import from its own layer and the layers below it, never above.
 LAYERS = [
     {"layout", "versions", "atomic", "disk_check", "env_errors", "hub", "plotting", "run_lock", "model_folders",
-     "fingerprint", "_moved", "command_help", "model_config"},
+     "fingerprint", "_moved", "command_help", "model_config", "knowledge_files"},
     {"scan"},
     {"teacher"},
     {"families"},

@@ -12,6 +12,7 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 
+from secml_recipes.knowledge_files import NUM, STR, load_table, mapping, record, seq
 from secml_recipes.scan import catalog as cat
 
 PROFILES = ["hardened_server", "developer_laptop", "container_host", "misconfigured_server", "compromised_host"]
@@ -210,49 +211,11 @@ def plan_matching(report: dict, n_hosts: int, seed: int) -> list[HostPlan]:
 
 # -- the command line ---------------------------------------------------------------------------------
 
-OPTION_SETS = {  # profile -> (flags, weight); --output is added for most runs
-    "developer_laptop": (
-        (("--canonical",), 0.62),
-        ((), 0.08),
-        (("--canonical", "--hardening"), 0.07),
-        (("--canonical", "--process-inventory"), 0.07),
-        (("--canonical", "--containers"), 0.06),
-        (("--canonical", "--ioc-exec-trace", "10"), 0.03),
-        (("--canonical", "--modules-summary"), 0.04),
-        (("--canonical", "--compact", "--min-severity", "low"), 0.03),
-    ),
-    "hardened_server": (
-        (("--canonical",), 0.4),
-        (("--canonical", "--hardening"), 0.2),
-        (("--canonical", "--hardening", "--integrity", "--integrity-pkg-verify"), 0.1),
-        (("--canonical", "--integrity", "--integrity-pkg-verify"), 0.1),
-        (("--canonical", "--hardening", "--compliance"), 0.05),
-        (("--canonical", "--process-inventory", "--hardening"), 0.05),
-        (("--canonical", "--modules-anomalies-only"), 0.05),
-        (("--canonical", "--parallel", "--fast-scan"), 0.05),
-    ),
-    "container_host": (
-        (("--canonical", "--containers"), 0.45),
-        (("--canonical",), 0.25),
-        (("--canonical", "--containers", "--hardening"), 0.15),
-        (("--canonical", "--containers", "--process-inventory"), 0.1),
-        (("--canonical", "--parallel"), 0.05),
-    ),
-    "misconfigured_server": (
-        (("--canonical",), 0.55),
-        (("--canonical", "--hardening"), 0.2),
-        ((), 0.1),
-        (("--canonical", "--integrity", "--integrity-pkg-verify"), 0.05),
-        (("--canonical", "--process-inventory"), 0.1),
-    ),
-    "compromised_host": (
-        (("--canonical",), 0.45),
-        (("--canonical", "--process-inventory"), 0.2),
-        (("--canonical", "--hardening"), 0.1),
-        (("--canonical", "--ioc-exec-trace"), 0.1),
-        (("--canonical", "--integrity", "--integrity-pkg-verify"), 0.05),
-        (("--canonical", "--rules-enable", "--rules-dir", "/etc/sys-scan/rules"), 0.15),
-    ),
+# Which flag sets each profile runs, how often (generator/host.yaml); --output is added for most runs.
+_FLAG_SET = record({"weight": NUM, "flags": seq(STR)})
+_CLI = load_table(__package__, "generator/host.yaml", record({"option_sets": mapping(seq(_FLAG_SET))}))
+OPTION_SETS: dict[str, tuple[tuple[tuple[str, ...], float], ...]] = {  # profile -> ((flags, weight), ...)
+    profile: tuple((tuple(r["flags"]), r["weight"]) for r in rows) for profile, rows in _CLI["option_sets"].items()
 }
 ROOT_SHARE = {
     "developer_laptop": 0.35,

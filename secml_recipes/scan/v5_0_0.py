@@ -19,6 +19,9 @@ model must learn the reports the scanner really writes:
 - The exec-trace scanner always runs (eBPF is not compiled into the release build): `ebpf:disabled`,
   one `proc.exec.detected` per process born during the 3 s /proc polling, then `proc.monitoring.complete`.
 - Under `--canonical` each scanner's findings are sorted by id; keys are always sorted.
+
+The scanner's pure-data tables (taint bits, expected SUID binaries, mount rules, hardening sysctls, lockdown,
+unit recommendations) live in `generator/5_0_0.yaml`, apart from the spec's copy in `spec/`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from secml_recipes.knowledge_files import INT, STR, frozen, load_table, mapping, record, seq
 from secml_recipes.scan.host import SUID_ROOTS, Host
 
 VERSION = "5.0.0"
@@ -48,6 +52,25 @@ DEB_PROVENANCE = {
     "slsa_level": "0",
 }
 SOURCE_BUILD_COMPILER = {"fedora": "14.2.1", "rhel": "11.4.1"}
+# The generator's own transcription of the scanner's tables (generator/5_0_0.yaml), apart from the spec's copy.
+_G = load_table(
+    __package__,
+    "generator/5_0_0.yaml",
+    record(
+        {
+            "taint_bits": seq(record({"bit": INT, "flag": STR})),
+            "expected_suid": seq(STR),
+            "mount_rules": mapping(record(dict.fromkeys(("sev", "title", "desc"), STR))),
+            "hardening_sysctls": seq(
+                record(dict.fromkeys(("path", "id", "title", "expect", "sev", "bad_desc", "good_desc"), STR))
+            ),
+            "lockdown": mapping(record(dict.fromkeys(("id", "title", "sev", "desc"), STR))),
+            "unit_recommendations": seq(
+                record(dict.fromkeys(("key", "expected", "sev", "bad_desc", "good_desc"), STR))
+            ),
+        }
+    ),
+)
 
 
 # -- the effective configuration (ArgumentParser + ConfigValidator) -------------------------------------
@@ -432,26 +455,7 @@ def scan_modules(run: Run) -> None:
     )
 
 
-TAINT_BITS = (
-    (0, "PROPRIETARY_MODULE"),
-    (1, "FORCED_MODULE"),
-    (2, "UNSAFE_SMP"),
-    (3, "FORCED_RMMOD"),
-    (4, "MACHINE_CHECK"),
-    (5, "BAD_PAGE"),
-    (6, "USER"),
-    (7, "DIE"),
-    (8, "OVERRIDDEN_ACPI_TABLE"),
-    (9, "WARN"),
-    (10, "OOPS"),
-    (11, "HARDWARE_INCOMPAT"),
-    (12, "SOFTWARE_INCOMPAT"),
-    (13, "FIRMWARE_WORKAROUND"),
-    (14, "CRAP"),
-    (15, "FIRMWARE_BUG"),
-    (16, "RANDSTRUCT"),
-    (17, "PANIC"),
-)
+TAINT_BITS: tuple[tuple[int, str], ...] = tuple((r["bit"], r["flag"]) for r in _G["taint_bits"])
 INTERPRETERS = ("bash", "sh", "dash", "zsh", "ksh", "python", "python3", "perl", "ruby")
 WW_SCAN_LIMIT = 5000
 
@@ -498,22 +502,7 @@ def scan_world_writable(run: Run) -> None:
                 )
 
 
-EXPECTED_SUID = (
-    "/usr/bin/passwd",
-    "/usr/bin/sudo",
-    "/usr/bin/chsh",
-    "/usr/bin/chfn",
-    "/usr/bin/newgrp",
-    "/usr/bin/gpasswd",
-    "/usr/bin/mount",
-    "/usr/bin/umount",
-    "/usr/bin/su",
-    "/usr/bin/pkexec",
-    "/usr/bin/traceroute6.iputils",
-    "/usr/bin/ping",
-    "/usr/bin/ping6",
-    "/usr/bin/ssh-agent",
-)
+EXPECTED_SUID: tuple[str, ...] = frozen(_G["expected_suid"])
 _EXPECTED_NAMES = {p.rsplit("/", 1)[1] for p in EXPECTED_SUID}
 
 
@@ -647,30 +636,8 @@ def scan_mac(run: Run) -> None:
         )
 
 
-MOUNT_RULES = {  # id suffix -> (severity, title, description)
-    "tmp-noexec-missing": (
-        "medium",
-        "/tmp style mount missing noexec",
-        "Temporary directory mount lacks noexec which can allow execution from world-writable space",
-    ),
-    "tmp-nosuid-missing": (
-        "medium",
-        "/tmp style mount missing nosuid",
-        "Temporary directory mount lacks nosuid lowering barrier to SUID exploitation",
-    ),
-    "tmp-nodev-missing": (
-        "low",
-        "/tmp style mount missing nodev",
-        "Temporary directory mount lacks nodev allowing device nodes",
-    ),
-    "sensitive-nosuid-missing": ("low", "Sensitive mount missing nosuid", "Expected nosuid on sensitive mount"),
-    "sensitive-nodev-missing": ("low", "Sensitive mount missing nodev", "Expected nodev on non-device mount"),
-    "home-exec": (
-        "info",
-        "/home mounted exec",
-        "Home directory allows execution; consider noexec for stricter hardening",
-    ),
-    "bind-generic": ("info", "Bind mount present", "Non-standard bind mount; review necessity"),
+MOUNT_RULES: dict[str, tuple[str, str, str]] = {  # id suffix -> (severity, title, description)
+    rule: (r["sev"], r["title"], r["desc"]) for rule, r in _G["mount_rules"].items()
 }
 _SKIP_FS = {"proc", "sysfs", "cgroup", "cgroup2", "debugfs", "devpts", "mqueue", "hugetlbfs", "tracefs"}
 _SENSITIVE = {"/", "/home", "/tmp", "/var", "/var/tmp", "/boot", "/efi"}
@@ -719,91 +686,13 @@ def scan_mounts(run: Run) -> None:
             )
 
 
-HARDENING_SYSCTLS = (  # path, id, title, expected, severity, bad description, good description
-    (
-        "/proc/sys/kernel/kptr_restrict",
-        "kptr_restrict",
-        "kptr_restrict",
-        "1",
-        "low",
-        "Kernel pointers not restricted",
-        "Kernel pointers restricted",
-    ),
-    (
-        "/proc/sys/kernel/dmesg_restrict",
-        "dmesg_restrict",
-        "dmesg_restrict",
-        "1",
-        "low",
-        "dmesg not restricted",
-        "dmesg restricted",
-    ),
-    (
-        "/proc/sys/kernel/kexec_load_disabled",
-        "kexec_disabled",
-        "kexec disabled",
-        "1",
-        "medium",
-        "kexec not disabled",
-        "kexec disabled",
-    ),
-    ("/proc/sys/kernel/sysrq", "sysrq", "sysrq controls", "0", "low", "sysrq not fully disabled", "sysrq disabled"),
-    (
-        "/proc/sys/net/ipv4/tcp_syncookies",
-        "tcp_syncookies",
-        "tcp_syncookies",
-        "1",
-        "low",
-        "tcp_syncookies off",
-        "tcp_syncookies on",
-    ),
-    (
-        "/proc/sys/net/ipv4/conf/all/rp_filter",
-        "rp_filter",
-        "rp_filter",
-        "1",
-        "low",
-        "rp_filter not strict",
-        "rp_filter strict",
-    ),
-    (
-        "/proc/sys/net/ipv4/conf/all/accept_redirects",
-        "accept_redirects",
-        "accept_redirects",
-        "0",
-        "low",
-        "ICMP redirects accepted",
-        "ICMP redirects blocked",
-    ),
-    (
-        "/proc/sys/net/ipv4/conf/all/accept_source_route",
-        "accept_source_route",
-        "accept_source_route",
-        "0",
-        "low",
-        "Source routed packets accepted",
-        "Source routed packets blocked",
-    ),
+# path, id (without "sysctl:"), title, expected, severity, bad description, good description
+HARDENING_SYSCTLS: tuple[tuple[str, ...], ...] = tuple(
+    (c["path"], c["id"].removeprefix("sysctl:"), c["title"], c["expect"], c["sev"], c["bad_desc"], c["good_desc"])
+    for c in _G["hardening_sysctls"]
 )
-LOCKDOWN = {
-    "none": (
-        "kernel:lockdown:disabled",
-        "Kernel lockdown inactive",
-        "medium",
-        "Kernel lockdown not enforced; consider integrity or confidentiality mode",
-    ),
-    "integrity": (
-        "kernel:lockdown:integrity",
-        "Kernel lockdown integrity mode",
-        "info",
-        "Kernel lockdown integrity mode active",
-    ),
-    "confidentiality": (
-        "kernel:lockdown:confidentiality",
-        "Kernel lockdown confidentiality mode",
-        "info",
-        "Kernel lockdown confidentiality mode active",
-    ),
+LOCKDOWN: dict[str, tuple[str, str, str, str]] = {  # mode -> (id, title, severity, description)
+    mode: (r["id"], r["title"], r["sev"], r["desc"]) for mode, r in _G["lockdown"].items()
 }
 
 
@@ -868,26 +757,9 @@ def scan_kernel_hardening(run: Run) -> None:
         )
 
 
-UNIT_RECOMMENDATIONS = (  # key, expected ("" = presence only), severity, bad description, good description
-    ("NoNewPrivileges", "yes", "medium", "NoNewPrivileges not set to yes", "NoNewPrivileges enforced"),
-    ("PrivateTmp", "yes", "low", "PrivateTmp not enabled", "PrivateTmp enabled"),
-    ("ProtectSystem", "strict", "medium", "ProtectSystem not strict", "ProtectSystem strict"),
-    ("ProtectHome", "read-only", "low", "ProtectHome not read-only", "ProtectHome read-only"),
-    (
-        "CapabilityBoundingSet",
-        "",
-        "low",
-        "CapabilityBoundingSet not present (no reduction)",
-        "CapabilityBoundingSet present",
-    ),
-    ("RestrictNamespaces", "yes", "low", "RestrictNamespaces not enabled", "RestrictNamespaces enabled"),
-    ("RestrictSUIDSGID", "yes", "low", "RestrictSUIDSGID not enabled", "RestrictSUIDSGID enabled"),
-    ("ProtectKernelModules", "yes", "low", "ProtectKernelModules not enabled", "ProtectKernelModules enabled"),
-    ("ProtectKernelTunables", "yes", "low", "ProtectKernelTunables not enabled", "ProtectKernelTunables enabled"),
-    ("ProtectControlGroups", "yes", "low", "ProtectControlGroups not enabled", "ProtectControlGroups enabled"),
-    ("MemoryDenyWriteExecute", "yes", "low", "MemoryDenyWriteExecute not enabled", "MemoryDenyWriteExecute enabled"),
-    ("RestrictRealtime", "yes", "low", "RestrictRealtime not enabled", "RestrictRealtime enabled"),
-    ("LockPersonality", "yes", "low", "LockPersonality not enabled", "LockPersonality enabled"),
+# key, expected ("" = presence only), severity, bad description, good description
+UNIT_RECOMMENDATIONS: tuple[tuple[str, str, str, str, str], ...] = tuple(
+    (r["key"], r["expected"], r["sev"], r["bad_desc"], r["good_desc"]) for r in _G["unit_recommendations"]
 )
 
 
@@ -1093,6 +965,7 @@ def scan_ebpf_exec_trace(run: Run) -> None:
     )
 
 
+# Stays in Python: each control's test is a function of the host.
 PCI_CONTROLS = (  # control id, requirement, severity, test
     ("3.4", "Sensitive data encryption configurations present (approximation)", "medium", lambda h: True),
     ("7.1", "Access control files have expected permissions (/etc/passwd, /etc/shadow)", "high", lambda h: True),
@@ -1146,6 +1019,7 @@ def scan_pci_compliance(run: Run) -> None:
     }
 
 
+# Stays in Python: it names the scanner functions.
 SCANNERS = (  # (name, function, elapsed ms (lo, hi)); order = register_all_default
     ("processes", scan_processes, (1, 6)),
     ("network", scan_network, (0, 1)),

@@ -2,41 +2,19 @@
 
 from __future__ import annotations
 
-FAMILY_BY_OS_ID = {
-    "ubuntu": "debian",
-    "debian": "debian",
-    "linuxmint": "debian",
-    "pop": "debian",
-    "kali": "debian",
-    "raspbian": "debian",
-    "elementary": "debian",
-    "zorin": "debian",
-    "rhel": "rhel",
-    "fedora": "rhel",
-    "centos": "rhel",
-    "rocky": "rhel",
-    "almalinux": "rhel",
-    "ol": "rhel",
-    "amzn": "rhel",
-}
+from secml_recipes.knowledge_files import STR, load_table, mapping, record
 
-# family -> how an analyst asks the package manager (owner of a path, verify a package, where it came from)
-PACKAGE_TOOLS = {
-    "debian": {
-        "owner": "dpkg -S {path}",
-        "verify": "dpkg -V {package}",
-        "origin": "apt-cache policy {package}",
-        "reinstall": "apt-get install --reinstall {package}",
-    },
-    "rhel": {
-        "owner": "rpm -qf {path}",
-        "verify": "rpm -V {package}",
-        "origin": "dnf info {package}",
-        "reinstall": "dnf reinstall {package}",
-    },
-}
+_TOOLS = record({"owner": STR, "verify": STR, "origin": STR, "reinstall": STR})
+_DATA = load_table(
+    __package__,
+    "data/hosts.yaml",
+    record({"family_by_os_id": mapping(STR), "package_tools": mapping(_TOOLS), "distro_names": mapping(STR)}),
+)
+FAMILY_BY_OS_ID: dict[str, str] = _DATA["family_by_os_id"]
 
-DISTRO_NAMES = {"debian": "Debian/Ubuntu", "rhel": "RHEL/Fedora"}
+PACKAGE_TOOLS: dict[str, dict[str, str]] = _DATA["package_tools"]
+
+DISTRO_NAMES: dict[str, str] = _DATA["distro_names"]
 
 
 def os_family(meta: dict) -> str:

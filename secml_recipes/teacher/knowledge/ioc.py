@@ -7,8 +7,27 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-USER_WRITABLE_ROOTS = ("/tmp/", "/dev/shm/", "/var/tmp/", "/home/", "/run/user/")
-SCRATCH_ROOTS = ("/tmp/", "/dev/shm/", "/var/tmp/")  # world-writable scratch space, no per-user ownership
+from secml_recipes.knowledge_files import STR, frozen, load_table, mapping, record, seq
+
+_DATA = load_table(
+    __package__,
+    "data/ioc.yaml",
+    record(
+        {
+            "user_writable_roots": seq(STR),
+            "scratch_roots": seq(STR),
+            "user_apps": seq(record({"pattern": STR, "name": STR, "vendor": STR, "note": STR})),
+            "suspicious_names": mapping(record({"meaning": STR, "technique": STR})),
+            "strong_names": seq(STR),
+            "system_program_names": seq(STR),
+            "miner_hints": STR,
+            "interpreters": seq(STR),
+            "injection_patterns": seq(STR),
+        }
+    ),
+)
+USER_WRITABLE_ROOTS: tuple[str, ...] = frozen(_DATA["user_writable_roots"])
+SCRATCH_ROOTS: tuple[str, ...] = frozen(_DATA["scratch_roots"])  # world-writable, no per-user ownership
 
 
 @dataclass(frozen=True)
@@ -20,103 +39,16 @@ class UserApp:
 
 
 # Programs people install per user: the IOC heuristic flags them because they run from /home.
-USER_APPS = [
-    UserApp(*row)
-    for row in [
-        (
-            r"/jetbrains-toolbox[^/]*/bin/jetbrains-toolbox$",
-            "JetBrains Toolbox",
-            "JetBrains",
-            "unpacked from the vendor's tarball by the user; it updates itself in place",
-        ),
-        (
-            r"/\.local/share/JetBrains/Toolbox/",
-            "JetBrains Toolbox or an IDE it manages",
-            "JetBrains",
-            "installed by JetBrains Toolbox under the user's home",
-        ),
-        (r"/\.vscode-server/", "VS Code Server", "Microsoft", "installed by VS Code Remote-SSH on first connection"),
-        (
-            r"/\.vscode(-server)?/extensions/",
-            "a VS Code extension's helper",
-            "Microsoft",
-            "VS Code installs extensions and their native helpers (cpptools, language servers) under the user's home",
-        ),
-        (r"/\.cursor-server/", "Cursor server", "Anysphere", "installed by the Cursor editor's remote extension"),
-        (r"/\.local/share/Steam/|/\.steam/", "Steam", "Valve", "Steam's runtime lives in the user's home"),
-        (r"/(mini|ana)conda3?/|/\.conda/", "Conda environment", "Anaconda", "Python environments installed per user"),
-        (r"/\.nvm/versions/node/", "Node.js (nvm)", "nvm", "Node.js versions installed per user by nvm"),
-        (r"/\.cargo/bin/|/\.rustup/", "Rust toolchain", "rustup", "Rust toolchains installed per user by rustup"),
-        (r"/\.pyenv/versions/", "Python (pyenv)", "pyenv", "Python builds installed per user by pyenv"),
-        (r"/go/bin/|/\.local/go/", "Go toolchain or Go-built tool", "Go", "installed per user by go install"),
-        (r"/\.local/share/flatpak/", "Flatpak app (per-user install)", "Flathub", "a user-scope Flatpak"),
-        (r"\.AppImage$|/tmp/\.mount_", "AppImage", "AppImage", "an AppImage mounts itself under /tmp/.mount_*"),
-        (r"/Discord/Discord$|/discord/Discord$", "Discord", "Discord", "unpacked from the vendor's tarball"),
-        (r"/\.local/bin/", "a tool in ~/.local/bin", "unknown", "pip --user and manual installs land here"),
-    ]
-]
+USER_APPS = [UserApp(**row) for row in _DATA["user_apps"]]
 
-# Process names the IOC scanner matches in command lines (IOCScanner.cpp), with what a match means.
-SUSPICIOUS_NAMES = {
-    "xmrig": ("a cryptocurrency miner", "T1496"),
-    "minerd": ("a cryptocurrency miner", "T1496"),
-    "cryptominer": ("a cryptocurrency miner", "T1496"),
-    "kworker": ("a user-space process named like a kernel worker thread", "T1036.004"),
-    "kthreadd": ("a user-space process named like the kernel thread daemon", "T1036.004"),
-    "malware": ("a command line containing the word 'malware'", ""),
-    "bot": ("the substring 'bot' (also matches robot, bottle, chatbot, ...)", ""),
-}
-STRONG_NAMES = {"xmrig", "minerd", "cryptominer", "kworker", "kthreadd"}
-# Names of system programs that live in /usr (daemons, session helpers): a copy running from scratch space
-# or a hidden directory is masquerading (ATT&CK T1036.005), since no package installs them there.
-SYSTEM_PROGRAM_NAMES = frozenset(
-    {
-        "sshd",
-        "dbus-daemon",
-        "dbus-launch",
-        "systemd",
-        "systemd-journald",
-        "systemd-logind",
-        "systemd-resolved",
-        "systemd-timesyncd",
-        "systemd-udevd",
-        "init",
-        "cron",
-        "crond",
-        "atd",
-        "rsyslogd",
-        "syslogd",
-        "auditd",
-        "agetty",
-        "login",
-        "sudo",
-        "su",
-        "polkitd",
-        "NetworkManager",
-        "chronyd",
-        "cupsd",
-        "avahi-daemon",
-        "nginx",
-        "apache2",
-        "httpd",
-        "mysqld",
-        "postgres",
-        "containerd",
-        "dockerd",
-        "kubelet",
-        "snapd",
-        "udisksd",
-        "accounts-daemon",
-        "gnome-shell",
-        "Xorg",
-        "pulseaudio",
-        "pipewire",
-    }
-)
-MINER_HINTS = re.compile(r"stratum\+tcp://|--donate-level|pool\.|:3333\b|:4444\b|:14444\b", re.I)
+# Process names the IOC scanner matches in command lines -> (what a match means, ATT&CK id or "")
+SUSPICIOUS_NAMES = {name: (row["meaning"], row["technique"]) for name, row in _DATA["suspicious_names"].items()}
+STRONG_NAMES = set(_DATA["strong_names"])
+SYSTEM_PROGRAM_NAMES = frozenset(_DATA["system_program_names"])
+MINER_HINTS = re.compile(_DATA["miner_hints"], re.I)
 
 
-INTERPRETERS = ("python", "perl", "bash", "sh", "dash", "node", "ruby", "php")
+INTERPRETERS: tuple[str, ...] = frozen(_DATA["interpreters"])
 
 
 def script_path(command: str) -> str | None:
@@ -177,20 +109,7 @@ def suspicious_names(command: str) -> list[str]:
 
 
 # Text in scan data addressed to an AI analyst: what the teacher and the episodes report as tampering.
-INJECTION_PATTERNS = [
-    re.compile(p, re.I)
-    for p in [
-        r"ignore (all )?(previous|prior|above) instructions",
-        r"\b(assistant|ai|analyst|model) (must|should|shall)\b",
-        r"note to (the )?ai\b",
-        r"new instructions\s*:",
-        r"\bsystem\s*:\s*the assistant\b",
-        r"report that this host is clean",
-        r"mark (every|all) findings? as benign",
-        r"</?(scan|system|instructions?)>",
-        r"\bwhitelisted\b.*\bbenign\b",
-    ]
-]
+INJECTION_PATTERNS = [re.compile(pattern, re.I) for pattern in _DATA["injection_patterns"]]
 
 
 def injection_text(text: str) -> str | None:

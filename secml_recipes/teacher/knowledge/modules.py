@@ -5,49 +5,29 @@ from __future__ import annotations
 
 import re
 
-# Out-of-tree modules built by DKMS or a vendor installer: unsigned unless the owner enrolled a MOK key.
-VENDOR_MODULES = {
-    r"^nvidia(_drm|_modeset|_uvm|_peermem)?$": "NVIDIA's proprietary GPU driver",
-    r"^vbox(drv|netflt|netadp|pci)$": "VirtualBox's host driver",
-    r"^(zfs|spl|zavl|zcommon|znvpair|zunicode|icp|zlua|zzstd)$": "OpenZFS (DKMS or Ubuntu's signed build)",
-    r"^v4l2loopback$": "v4l2loopback virtual camera (DKMS)",
-    r"^evdi$": "DisplayLink's evdi driver (DKMS)",
-    r"^(wl|8821cu|8812au|88x2bu|rtl88x2bu)$": "an out-of-tree Wi-Fi driver (DKMS)",
-    r"^vmw_(vmci|vsock_vmci_transport)$|^vmmon$|^vmnet$": "VMware Workstation's host modules",
-    r"^(falcon_lsm_serviceable|crowdstrike.*)$": "CrowdStrike Falcon sensor",
-    r"^(acpi_call|tp_smapi)$": "laptop power-management module (DKMS)",
-}
+from secml_recipes.knowledge_files import INT, STR, load_table, mapping, record, seq
 
-# Names of public Linux LKM rootkits (Diamorphine, Reptile, Suterusu, KoviD, ...).
-ROOTKIT_MODULES = {
-    "diamorphine",
-    "reptile",
-    "reptile_mod",
-    "suterusu",
-    "kovid",
-    "hide_pid",
-    "adore_ng",
-    "enyelkm",
-    "azazel",
-    "bdvl",
-    "puszek",
-    "nurupo",
-}
+_TAINT = record({"bit": INT, "letter": STR, "name": STR, "meaning": STR})
+_DATA = load_table(
+    __package__,
+    "data/modules.yaml",
+    record(
+        {
+            "vendor_modules": mapping(STR),
+            "rootkit_modules": seq(STR),
+            "notable_modules": seq(STR),
+            "kernel_taint_bits": seq(_TAINT),
+            "module_taints": seq(INT),
+            "oversized_intree_modules": seq(STR),
+        }
+    ),
+)
+# regular expression on the module name -> what the module is
+VENDOR_MODULES: dict[str, str] = _DATA["vendor_modules"]
 
-# Modules that show the host forwards or NATs traffic (what sys-scan-agent calls notable modules).
-NOTABLE_MODULES = {
-    "br_netfilter",
-    "xt_MASQUERADE",
-    "bridge",
-    "iptable_nat",
-    "binfmt_misc",
-    "nf_nat",
-    "veth",
-    "overlay",
-    "vxlan",
-    "wireguard",
-    "tun",
-}
+ROOTKIT_MODULES = set(_DATA["rootkit_modules"])
+
+NOTABLE_MODULES = set(_DATA["notable_modules"])
 
 
 def vendor_module(name: str) -> str | None:
@@ -61,35 +41,11 @@ def rootkit_module(name: str) -> bool:
     return name.lower() in ROOTKIT_MODULES
 
 
-# /proc/sys/kernel/tainted bits as the kernel defines them (Documentation/admin-guide/tainted-kernels.rst):
-# bit -> (letter, name, what it means). sys-scan 5.0.0 decodes bits 10-17 with wrong names (it calls bit 12
-# SOFTWARE_INCOMPAT and bit 13 FIRMWARE_WORKAROUND), so its `taint_value` is read, never its `taint_flags`.
-KERNEL_TAINT_BITS = {
-    0: ("P", "PROPRIETARY_MODULE", "a proprietary module was loaded"),
-    1: ("F", "FORCED_MODULE", "a module was force-loaded past its version check"),
-    2: ("S", "CPU_OUT_OF_SPEC", "the CPU runs out of specification"),
-    3: ("R", "FORCED_RMMOD", "a module was force-unloaded"),
-    4: ("M", "MACHINE_CHECK", "a machine-check exception happened"),
-    5: ("B", "BAD_PAGE", "a bad page was found"),
-    6: ("U", "USER", "userspace asked for the taint"),
-    7: ("D", "DIE", "the kernel died (oops)"),
-    8: ("A", "OVERRIDDEN_ACPI_TABLE", "an ACPI table was overridden"),
-    9: ("W", "WARN", "the kernel issued a warning"),
-    10: ("C", "CRAP", "a staging driver was loaded"),
-    11: ("I", "FIRMWARE_WORKAROUND", "a platform-firmware bug workaround is active"),
-    12: ("O", "OOT_MODULE", "an out-of-tree module was loaded"),
-    13: ("E", "UNSIGNED_MODULE", "an unsigned module was loaded"),
-    14: ("L", "SOFTLOCKUP", "a soft lockup happened"),
-    15: ("K", "LIVEPATCH", "the kernel was live-patched"),
-    16: ("X", "AUX", "a distribution-defined taint"),
-    17: ("T", "RANDSTRUCT", "built with the randstruct plugin"),
-    18: ("N", "TEST", "a test module was loaded"),
-}
-MODULE_TAINTS = {0, 1, 3, 12, 13}  # the bits that say something about loaded modules
+# bit -> (letter, name, what it means)
+KERNEL_TAINT_BITS = {row["bit"]: (row["letter"], row["name"], row["meaning"]) for row in _DATA["kernel_taint_bits"]}
+MODULE_TAINTS = set(_DATA["module_taints"])
 
-# In-tree modules that 5.0.0's module summary calls unsigned because it reads the first 2 MiB of a compressed
-# module and their signature sits further in (the scanner's read bound, not a missing signature).
-OVERSIZED_INTREE_MODULES = {"i915", "xe", "btrfs", "xfs", "amdgpu", "nvidia"}
+OVERSIZED_INTREE_MODULES = set(_DATA["oversized_intree_modules"])
 
 
 def taint_bits(value: str) -> list[int]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from secml_recipes.knowledge_files import STR, frozen, load_table, mapping, record, seq
+
 
 @dataclass(frozen=True)
 class Sysctl:
@@ -19,81 +21,11 @@ class Sysctl:
     fix: str  # the change, when the host is not stock
 
 
+_ROW = record({"stock": mapping(seq(STR)), "meaning": STR, "caveat": STR, "fix": STR})
+_DATA = load_table(__package__, "data/sysctl.yaml", record({"sysctls": mapping(_ROW)}))
 SYSCTLS = {
-    s.name: s
-    for s in [
-        Sysctl(
-            "kernel.randomize_va_space",
-            {"debian": ("2",), "rhel": ("2",)},
-            "full address-space layout randomisation (stack, mmap, heap)",
-            "",
-            "set kernel.randomize_va_space = 2 in /etc/sysctl.d/ and find what lowered it",
-        ),
-        Sysctl(
-            "kernel.kptr_restrict",
-            {"debian": ("1",), "rhel": ("0", "1")},
-            "kernel pointer addresses hidden from unprivileged users (/proc/kallsyms)",
-            "",
-            "set kernel.kptr_restrict = 1 in /etc/sysctl.d/",
-        ),
-        Sysctl(
-            "net.ipv4.conf.all.rp_filter",
-            {"debian": ("2",), "rhel": ("1", "2")},
-            "reverse-path filtering: 1 strict, 2 loose (systemd's default in 50-default.conf); both drop "
-            "spoofed packets from unroutable sources",
-            "strict mode drops legitimate traffic on multi-homed hosts, asymmetric routes, VPN and policy routing",
-            "set net.ipv4.conf.all.rp_filter = 2 (or 1 on a single-homed server) in /etc/sysctl.d/",
-        ),
-        Sysctl(
-            "net.ipv4.ip_forward",
-            {"debian": ("0",), "rhel": ("0",)},
-            "packet forwarding between interfaces, needed only by routers, container and VM hosts",
-            "Docker, Podman (rootful), libvirt, LXD, Kubernetes nodes and VPN servers turn it on and need it",
-            "find the service that enabled forwarding; if none needs it, set net.ipv4.ip_forward = 0",
-        ),
-        Sysctl(
-            "kernel.dmesg_restrict",
-            {"debian": ("1",), "rhel": ("0", "1")},
-            "kernel log readable by root only",
-            "",
-            "set kernel.dmesg_restrict = 1 in /etc/sysctl.d/",
-        ),
-        Sysctl(
-            "kernel.kexec_load_disabled",
-            {"debian": ("0",), "rhel": ("0",)},
-            "kexec_load disabled until reboot (a one-way switch)",
-            "kdump crash capture and kexec fast reboots stop working until the next boot",
-            "set kernel.kexec_load_disabled = 1 only on hosts that use neither kdump nor kexec",
-        ),
-        Sysctl(
-            "kernel.sysrq",
-            {"debian": ("176", "438"), "rhel": ("16",)},
-            "magic SysRq keys: 0 disables all; distributions enable a safe subset (sync, remount, reboot)",
-            "0 removes the console's emergency sync/reboot keys",
-            "set kernel.sysrq to the distribution's default",
-        ),
-        Sysctl(
-            "net.ipv4.tcp_syncookies",
-            {"debian": ("1",), "rhel": ("1",)},
-            "SYN cookies protect listening sockets from SYN floods",
-            "",
-            "set net.ipv4.tcp_syncookies = 1 in /etc/sysctl.d/",
-        ),
-        Sysctl(
-            "net.ipv4.conf.all.accept_redirects",
-            {"debian": ("0", "1"), "rhel": ("0", "1")},
-            "ICMP redirects let a router on the link change this host's routes",
-            "",
-            "set net.ipv4.conf.all.accept_redirects = 0 (and the default.* key) in /etc/sysctl.d/",
-        ),
-        Sysctl(
-            "net.ipv4.conf.all.accept_source_route",
-            {"debian": ("0",), "rhel": ("0",)},
-            "source-routed packets choose their own path through this host",
-            "",
-            "set net.ipv4.conf.all.accept_source_route = 0 in /etc/sysctl.d/",
-        ),
-    ]
+    name: Sysctl(name, frozen(row["stock"]), row["meaning"], row["caveat"], row["fix"])
+    for name, row in _DATA["sysctls"].items()
 }
 
 

@@ -69,14 +69,18 @@ SMOKE_DATA_ARGS = ["--specialist", "160", "--generalist", "96", "--seed", "7", "
 
 @dataclass
 class Profile:
-    """One way to run the chain: its recipes, corpus size and accelerate config. Paths come from `layout`."""
+    """One way to run the chain: its corpus size, accelerate config and models. Its recipes are
+    recipes/<name>/{specialist,generalist,quantize,eval-specialist,eval-generalist}.yaml; paths come from `layout`."""
 
     name: str
     build_args: list[str]
     accelerate_config: str
     tiny_models: bool
-    recipes: str  # folder of the training recipes; evaluation recipes live in recipes/eval/<same>
     base_models: list[str] = field(default_factory=list)  # registry-shipped models to prepare (base_models.py)
+
+    @property
+    def recipes(self) -> str:
+        return f"recipes/{self.name}"
 
     @property
     def corpus(self) -> str:
@@ -86,7 +90,7 @@ class Profile:
         return f"{self.recipes}/{task}.yaml"
 
     def eval_recipe(self, task: str) -> str:
-        return self.training_recipe(task).replace("recipes/", "recipes/eval/", 1)
+        return f"{self.recipes}/eval-{task}.yaml"
 
     @property
     def quantize(self) -> str:
@@ -101,7 +105,6 @@ PROFILES = {
         SMOKE_DATA_ARGS,
         "accelerate_configs/cpu.yaml",
         False,
-        "recipes/smoke/smollm2",
         base_models=["smollm2"],
     ),
     # The tiny random stand-ins: every stage and code path in a few minutes, numbers meaningless (tests, CI).
@@ -110,14 +113,13 @@ PROFILES = {
         ["--specialist", "48", "--generalist", "48", "--seed", "7", "--max-prompt-chars", "6000"],
         "accelerate_configs/cpu.yaml",
         True,
-        "recipes/smoke",
     ),
+    # Production: Llama-3.1-8B-Instruct specialist, Mixtral-8x7B-Instruct generalist, on GPUs.
     "full": Profile(
         "full",
         ["--specialist", "5000", "--generalist", "5000", "--seed", "1234"],
         "accelerate_configs/single_gpu.yaml",
         False,
-        "recipes",
     ),
 }
 STAGES = ["data", "specialist", "generalist", "eval", "quantize", "push"]

@@ -61,7 +61,7 @@ def test_unsorted_xla_bucket_lengths_are_sorted_for_bucketing():
     from secml_recipes.train.run_settings import Environment, resolve_run_settings
 
     args = load_recipe(
-        ROOT / "recipes/smoke/specialist.yaml", ["--use_cpu", "false", "--xla_bucket_lengths", "[2048, 512, 1024]"]
+        ROOT / "recipes/tiny/specialist.yaml", ["--use_cpu", "false", "--xla_bucket_lengths", "[2048, 512, 1024]"]
     )
     settings = resolve_run_settings(*args, Environment(accelerator="xla"))
     assert settings.bucket_lengths == (512, 1024, 2048)

@@ -72,7 +72,7 @@ def test_the_generalist_table():
 
 
 def test_resolving_changes_none_of_its_inputs():
-    args = load_recipe(ROOT / "recipes/specialist.yaml", HERE)
+    args = load_recipe(ROOT / "recipes/full/specialist.yaml", HERE)
 
     def state():
         return [a.to_dict() if hasattr(a, "to_dict") else copy.deepcopy(vars(a)) for a in args]
@@ -108,7 +108,7 @@ def test_what_cannot_run_fails_before_loading_with_one_line_naming_the_key(overr
 
 
 def test_bf16_needs_an_ampere_gpu():
-    data, model, training, speed = load_recipe(ROOT / "recipes/specialist.yaml", HERE)
+    data, model, training, speed = load_recipe(ROOT / "recipes/full/specialist.yaml", HERE)
     training.bf16 = True  # what the recipe says on a real GPU machine
     with pytest.raises(RunSettingsError, match="bf16: needs an Ampere"):
         resolve_run_settings(data, model, training, speed, Environment("cuda", (7, 5), frozenset({"torchao"})))
@@ -165,7 +165,7 @@ def test_the_family_decides_template_tokens_and_tool_calls_and_says_why():
     smollm2 = of_model(SMOLLM2, "smoke/specialist")
     assert (smollm2.model_family, smollm2.pad_token) == ("chatml", "<|endoftext|>")
     # The end-of-turn reaches TRL through SFTConfig.eos_token; the template is applied to the tokenizer by sft.
-    data, model, training, speed = load_recipe(ROOT / "recipes/specialist.yaml", HERE)
+    data, model, training, speed = load_recipe(ROOT / "recipes/full/specialist.yaml", HERE)
     resolved = of_model(LLAMA31).training_arguments(training)
     assert resolved.eos_token == "<|eot_id|>" and training.eos_token is None and resolved.chat_template_path is None
     saved = json.loads(json.dumps(of_model(QWEN3).to_dict()))

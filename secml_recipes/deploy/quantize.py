@@ -1,7 +1,7 @@
 """Trained outputs -> verified deployables: merged model, GPTQ 4-bit, GGUF (f16, q8_0, q4_K_M) + Modelfile.
 
 Usage:
-    python -m secml_recipes.deploy.quantize recipes/quantize.yaml [--only specialist] [--key value ...]
+    python -m secml_recipes.deploy.quantize recipes/full/quantize.yaml [--only specialist] [--key value ...]
 
 Per model (see the recipe): a LoRA output is first merged into its base in bf16/fp32 (the adapter
 itself stays a deployable); GPTQ runs through GPTQModel in its own environment, calibrated on the
@@ -238,7 +238,10 @@ def report_table(reports: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-"):
-        print("usage: python -m secml_recipes.deploy.quantize recipes/quantize.yaml [--key value ...]", file=sys.stderr)
+        print(
+            "usage: python -m secml_recipes.deploy.quantize recipes/full/quantize.yaml [--key value ...]",
+            file=sys.stderr,
+        )
         return 2
     from secml_recipes.deploy.gguf import DeployError
 

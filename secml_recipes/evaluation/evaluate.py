@@ -1,9 +1,9 @@
 """Evaluate a trained specialist or generalist against the reference and against baselines.
 
 Usage:
-    python -m secml_recipes.evaluation.evaluate recipes/eval/specialist.yaml --model models/specialist_model
-    python -m secml_recipes.evaluation.evaluate recipes/eval/generalist.yaml --model models/generalist_model_lora
-    python -m secml_recipes.evaluation.evaluate recipes/eval/generalist.yaml \
+    python -m secml_recipes.evaluation.evaluate recipes/full/eval-specialist.yaml --model models/specialist_model
+    python -m secml_recipes.evaluation.evaluate recipes/full/eval-generalist.yaml --model models/generalist_model_lora
+    python -m secml_recipes.evaluation.evaluate recipes/full/eval-generalist.yaml \
         --model mistralai/Mixtral-8x7B-Instruct-v0.1 --adapter models/generalist_model_lora
 
 Writes <output_dir>/eval_report.json, summary.md, metrics.png (and risk_scatter.png for the specialist).
@@ -384,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-"):
         print(
-            "usage: python -m secml_recipes.evaluation.evaluate recipes/eval/<task>.yaml --model PATH [--adapter PATH]",
+            "usage: python -m secml_recipes.evaluation.evaluate recipes/<profile>/eval-<task>.yaml "
+            "--model PATH [--adapter PATH]",
             file=sys.stderr,
         )
         return 2

@@ -1,9 +1,9 @@
 """Supervised fine-tuning of the specialist and the generalist from one recipe.
 
 Usage:
-    accelerate launch --config_file accelerate_configs/<cfg>.yaml -m secml_recipes.train.sft recipes/<recipe>.yaml
+    accelerate launch --config_file accelerate_configs/<cfg>.yaml -m secml_recipes.train.sft recipes/<p>/<task>.yaml
         [--key value ...]
-    python -m secml_recipes.train.sft recipes/<recipe>.yaml [--key value ...]
+    python -m secml_recipes.train.sft recipes/<profile>/<task>.yaml [--key value ...]
 
 The recipe's `task` picks the trainer; everything else (model, LoRA, data, SFTConfig) is in the YAML. What the run
 will do on this machine with this model is decided once (`run_settings.resolve_run_settings`, from the recipe, the

@@ -388,7 +388,7 @@ class Chaos:
                 sys.executable,
                 "-m",
                 "secml_recipes.evaluation.evaluate",
-                str(ROOT / "recipes/eval/smoke/specialist.yaml"),
+                str(ROOT / "recipes/tiny/eval-specialist.yaml"),
                 "--model",
                 str(spec),
                 "--dataset_path",

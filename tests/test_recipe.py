@@ -17,7 +17,7 @@ def write(tmp_path, text):
     return path
 
 
-FOLDERS = ("", "smoke/", "smoke/smollm2/", "qwen3/", "qwen3/smoke/")
+FOLDERS = ("full/", "tiny/", "smoke/", "qwen3/", "qwen3-tiny/")
 SHIPPED = [f"{folder}{task}" for folder in FOLDERS for task in ("specialist", "generalist")]
 
 

@@ -25,7 +25,7 @@ BAD = [
 
 @pytest.mark.parametrize("override,message", BAD, ids=[" ".join(b[0]) for b in BAD])
 def test_a_bad_value_is_one_line_before_loading(tmp_path, capsys, override, message):
-    recipe = ROOT / "recipes" / "smoke" / "specialist.yaml"
+    recipe = ROOT / "recipes" / "tiny" / "specialist.yaml"
     # The model path does not exist: the check must come before anything reads it.
     assert (
         main(

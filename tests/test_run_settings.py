@@ -20,11 +20,11 @@ XLA = Environment("xla", num_processes=8)
 HERE = ["--use_cpu", "false", "--bf16", "false"]
 
 
-def settings(env, recipe="specialist", *overrides):
+def settings(env, recipe="full/specialist", *overrides):
     return resolve_run_settings(*load_recipe(ROOT / "recipes" / f"{recipe}.yaml", [*HERE, *overrides]), env)
 
 
-def table(env, recipe="specialist", *overrides) -> dict[str, str]:
+def table(env, recipe="full/specialist", *overrides) -> dict[str, str]:
     return {name: value for name, value, _ in settings(env, recipe, *overrides).rows()}
 
 
@@ -65,9 +65,9 @@ def test_the_table_says_why_and_is_saved_as_json():
 
 
 def test_the_generalist_table():
-    gpu = table(GPU, "generalist")
+    gpu = table(GPU, "full/generalist")
     assert gpu["trainer"] == "GeneralistTrainer (assistant_only_loss=True)"
-    cpu = settings(CPU, "generalist")
+    cpu = settings(CPU, "full/generalist")
     assert cpu.optim == "adamw_torch_fused" and cpu.model_init_kwargs["attn_implementation"] == "varlen"
 
 
@@ -138,7 +138,7 @@ QWEN3 = ModelFacts(
 SMOLLM2 = ModelFacts("smollm2", "llama", frozenset({"<|im_start|>", "<|im_end|>", "<|endoftext|>"}), None, True)
 
 
-def of_model(model, recipe="specialist", *overrides, env=CPU):
+def of_model(model, recipe="full/specialist", *overrides, env=CPU):
     return resolve_run_settings(*load_recipe(ROOT / "recipes" / f"{recipe}.yaml", [*HERE, *overrides]), env, model)
 
 
@@ -155,7 +155,7 @@ def test_the_family_decides_template_tokens_and_tool_calls_and_says_why():
     assert llama["chat_template"][0] == "llama3_tools.jinja" and "saved with the model" in llama["chat_template"][1]
     assert llama["end_of_turn"][0] == "<|eot_id|>" and llama["padding_token"][0] == "<|finetune_right_pad_id|>"
     assert "canonical JSON" in llama["tool_calls"][1]
-    mixtral = of_model(MIXTRAL, "generalist")
+    mixtral = of_model(MIXTRAL, "full/generalist")
     assert (mixtral.model_family, mixtral.chat_template) == ("mistral", "mixtral_tools.jinja")
     assert (mixtral.eos_token, mixtral.pad_token) == ("</s>", "<unk>")
     assert mixtral.tool_calls == "[TOOL_CALLS] then a JSON list of calls, with call ids"
@@ -185,7 +185,7 @@ def test_the_specialist_masks_by_generation_blocks_only_when_its_template_has_th
     assert own.loss_flags == {"completion_only_loss": True} and own.why["chat_template"] == "chat_template_path"
     # The generalist trains assistant turns only: a template without generation blocks cannot do it.
     with pytest.raises(RunSettingsError, match=r"^chat_template_path: the generalist trains only assistant turns"):
-        of_model(QWEN3, "generalist", "--chat_template_path", str(plain))
+        of_model(QWEN3, "full/generalist", "--chat_template_path", str(plain))
 
 
 def test_recipe_keys_win_over_the_family():

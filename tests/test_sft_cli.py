@@ -13,7 +13,7 @@ from secml_recipes.train.sft import main
 def _run(task, model, corpus, out, *extra):
     return main(
         [
-            str(ROOT / "recipes" / "smoke" / f"{task}.yaml"),
+            str(ROOT / "recipes" / "tiny" / f"{task}.yaml"),
             "--model_name_or_path",
             str(model),
             "--dataset_path",

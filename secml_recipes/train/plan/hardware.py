@@ -17,7 +17,7 @@ import yaml
 from secml_recipes.train.plan.memory import Device
 from secml_recipes.train.plan.model import PlanError
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "accelerate_configs"
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "accelerate_configs"
 
 # TPU generations: HBM per device (GiB), how slice names count (chips, or TensorCores with two per chip), and
 # devices per host. A v4/v5p chip is one device (megacore); v5e/v6e slices are named by chips.

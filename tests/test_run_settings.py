@@ -86,8 +86,8 @@ def test_resolving_changes_none_of_its_inputs():
 
 def test_use_cpu_wins_over_a_gpu_but_not_over_xla():
     # accelerate trains on XLA whenever torch_xla is importable, use_cpu or not: the table must say so.
-    assert settings(GPU, "specialist", "--use_cpu", "true").backend == "cpu"
-    assert settings(XLA, "specialist", "--use_cpu", "true").backend == "xla"
+    assert settings(GPU, "full/specialist", "--use_cpu", "true").backend == "cpu"
+    assert settings(XLA, "full/specialist", "--use_cpu", "true").backend == "xla"
 
 
 @pytest.mark.parametrize(
@@ -103,7 +103,7 @@ def test_use_cpu_wins_over_a_gpu_but_not_over_xla():
 )
 def test_what_cannot_run_fails_before_loading_with_one_line_naming_the_key(overrides, env, key):
     with pytest.raises(RunSettingsError) as err:
-        settings(env, "specialist", *overrides)
+        settings(env, "full/specialist", *overrides)
     assert str(err.value).startswith(key) and "\n" not in str(err.value)
 
 
@@ -115,7 +115,7 @@ def test_bf16_needs_an_ampere_gpu():
 
 
 def test_xla_bucket_lengths_are_sorted():
-    assert settings(XLA, "specialist", "--xla_bucket_lengths", "[4096, 1024, 2048, 1024]").bucket_lengths == (
+    assert settings(XLA, "full/specialist", "--xla_bucket_lengths", "[4096, 1024, 2048, 1024]").bucket_lengths == (
         1024,
         2048,
         4096,
@@ -180,7 +180,7 @@ def test_the_specialist_masks_by_generation_blocks_only_when_its_template_has_th
     assert "{% generation %} blocks also mask what follows the end-of-turn" in with_blocks[1]
     plain = tmp_path / "plain.jinja"
     plain.write_text("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}")
-    own = of_model(QWEN3, "specialist", "--chat_template_path", str(plain))
+    own = of_model(QWEN3, "full/specialist", "--chat_template_path", str(plain))
     assert own.chat_template == str(plain) and own.generation_blocks is False
     assert own.loss_flags == {"completion_only_loss": True} and own.why["chat_template"] == "chat_template_path"
     # The generalist trains assistant turns only: a template without generation blocks cannot do it.
@@ -189,13 +189,13 @@ def test_the_specialist_masks_by_generation_blocks_only_when_its_template_has_th
 
 
 def test_recipe_keys_win_over_the_family():
-    named = of_model(SMOLLM2, "specialist", "--model_family", "qwen2_5", "--pad_token", "<|im_end|>")
+    named = of_model(SMOLLM2, "full/specialist", "--model_family", "qwen2_5", "--pad_token", "<|im_end|>")
     assert (named.model_family, named.pad_token) == ("qwen2_5", "<|im_end|>")
     assert (
         named.why["model_family"] == "model_family in the recipe"
         and named.why["pad_token"] == "pad_token in the recipe"
     )
-    assert of_model(QWEN3, "specialist", "--eos_token", "<|endoftext|>").eos_token == "<|endoftext|>"
+    assert of_model(QWEN3, "full/specialist", "--eos_token", "<|endoftext|>").eos_token == "<|endoftext|>"
     # Without a described model (a benchmark that builds its own), the chat rows stay unresolved.
     unread = rows(settings(CPU))
     assert unread["model_family"] == ("-", "the model was not read") and unread["chat_template"][0] == "the model's own"
@@ -213,5 +213,5 @@ def test_recipe_keys_win_over_the_family():
 )
 def test_a_model_the_recipe_does_not_fit_fails_before_loading(model, overrides, key):
     with pytest.raises(RunSettingsError) as err:
-        of_model(model, "specialist", *overrides)
+        of_model(model, "full/specialist", *overrides)
     assert str(err.value).startswith(key) and "\n" not in str(err.value)

@@ -96,15 +96,15 @@ define launch_fitting
 endef
 
 train-specialist: install
-	$(call launch_fitting,recipes/specialist.yaml)
+	$(call launch_fitting,recipes/full/specialist.yaml)
 
 train-generalist: install
-	$(call launch_fitting,recipes/generalist.yaml)
+	$(call launch_fitting,recipes/full/generalist.yaml)
 
 # Evaluate the trained models (production recipes: the real base models are the untrained baselines).
 eval: install
-	$(PY) -m secml_recipes.evaluation.evaluate recipes/eval/specialist.yaml
-	$(PY) -m secml_recipes.evaluation.evaluate recipes/eval/generalist.yaml
+	$(PY) -m secml_recipes.evaluation.evaluate recipes/full/eval-specialist.yaml
+	$(PY) -m secml_recipes.evaluation.evaluate recipes/full/eval-generalist.yaml
 
 # --- deploy chain ---------------------------------------------------------------------------------
 LLAMA_CPP_VERSION := $(shell $(VERSIONS) llama_cpp_python)
@@ -139,10 +139,10 @@ llama-cpp: .cache/llama.cpp/.installed
 gptq-env: .cache/gptq-venv/.installed
 
 smoke-deploy: llama-cpp gptq-env
-	$(PY) -m secml_recipes.deploy.quantize recipes/smoke/smollm2/quantize.yaml
+	$(PY) -m secml_recipes.deploy.quantize recipes/smoke/quantize.yaml
 
 quantize: llama-cpp gptq-env
-	$(PY) -m secml_recipes.deploy.quantize recipes/quantize.yaml
+	$(PY) -m secml_recipes.deploy.quantize recipes/full/quantize.yaml
 
 # HF_NAMESPACE=your-org make push   (token from HF_TOKEN)
 push: install

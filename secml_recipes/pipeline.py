@@ -5,12 +5,15 @@ Usage:
     secml pipeline --profile smoke            # SmolLM2-135M-Instruct on CPU (what `make smoke` runs)
     secml pipeline --profile tiny             # the tiny stand-in models: every path, in minutes
     secml pipeline --specialist-only --accelerate-config accelerate_configs/tpu.yaml
+    secml pipeline --profile tiny --force specialist,eval   # rerun these; old outputs are kept aside
 
-Each stage records a fingerprint of its inputs (the package's code, recipe text, overrides, upstream
-outputs) in its output
-folder once it succeeds. A stage whose fingerprint matches is skipped, so a rerun after a crash continues
-where it stopped (an interrupted training resumes from its last checkpoint). Push runs only when a
-token is in HF_TOKEN/HUGGINGFACE_TOKEN and --namespace is given.
+Each stage records a fingerprint of each of its inputs (recipe, overrides, upstream outputs, corpus, and the code
+it runs: STAGE_CODE, not the whole package) in a marker once it succeeds. A stage whose fingerprints match is
+skipped, so a rerun after a crash continues where it stopped (an interrupted training resumes from its last
+checkpoint). A stage whose inputs changed, or one named by --force, never deletes what it made before: the old
+output is renamed to `<output>.stale-<UTC time>` beside it (e.g. models/specialist_model.stale-20250101T120000Z)
+and the pipeline prints which input changed. Push runs only when a token is in HF_TOKEN/HUGGINGFACE_TOKEN and
+--namespace is given.
 
 At the end the pipeline prints how long each stage took and, when both tasks were evaluated, the headline: the
 trained models against their untrained base per metric (`evaluation.headline`), also written with a plot to
@@ -33,24 +36,52 @@ from pathlib import Path
 
 from secml_recipes import layout
 from secml_recipes.command_help import CommandHelpFormatter
-from secml_recipes.fingerprint import fingerprint_path
+from secml_recipes.fingerprint import code_fingerprints, fingerprint_input
 
-CODE = Path(__file__).resolve().parent  # the package: its code is an input of every stage
+PACKAGE = Path(__file__).resolve().parent
+# Where stage entry modules are found: the repository (or site-packages) holding the package; tests.harness.tiny
+# (the tiny profile) is found only in a repository checkout.
+ROOT = PACKAGE.parent
 
+# The code each stage runs, named by the module its command starts. A stage's code fingerprint covers that
+# module's import closure (`fingerprint.code_files`: imports at any depth, modules named as strings such as `-m`
+# subprocesses and importlib.resources packages, the data files beside them), never the whole package: editing the
+# serving code (use/) must not retrain a specialist that took days of GPU time, while a change in train/ must.
+# Python counts by its AST without docstrings, so comment and docstring edits rerun nothing. What each resolves to
+# today (tests/test_pipeline.py pins it; scan/ and teacher/ come in through tasks/ and corpus/):
+#   data        scan/ teacher/ tasks/ corpus/ + the basics (layout, atomic, ...)
+#   training    train/ families/ tasks/ corpus/ scan/ teacher/ + basics        (no use/, deploy/, evaluation/)
+#   eval        evaluation/ use/ deploy/ train/ tasks/ families/ corpus/ scan/ teacher/ + basics
+#   quantize    deploy/ train/ families/ tasks/ corpus/ scan/ teacher/ + basics (no use/, evaluation/)
+#   base-models train/base_models.py + basics;  tiny-models tests/harness/tiny.py and what it imports
+STAGE_CODE = {
+    "data": "secml_recipes.corpus",
+    "training": "secml_recipes.train.sft",
+    "eval": "secml_recipes.evaluation.evaluate",
+    "quantize": "secml_recipes.deploy.quantize",
+    "base-models": "secml_recipes.train.base_models",
+    "tiny-models": "tests.harness.tiny",
+}
+# The module `python -m <package>` runs, where the entry is a package.
+_MAIN = {"data": "secml_recipes.corpus.__main__"}
 
 SMOKE_DATA_ARGS = ["--specialist", "160", "--generalist", "96", "--seed", "7", "--max-prompt-chars", "2500"]
 
 
 @dataclass
 class Profile:
-    """One way to run the chain: its recipes, corpus size and accelerate config. Paths come from `layout`."""
+    """One way to run the chain: its corpus size, accelerate config and models. Its recipes are
+    recipes/<name>/{specialist,generalist,quantize,eval-specialist,eval-generalist}.yaml; paths come from `layout`."""
 
     name: str
     build_args: list[str]
     accelerate_config: str
     tiny_models: bool
-    recipes: str  # folder of the training recipes; evaluation recipes live in recipes/eval/<same>
     base_models: list[str] = field(default_factory=list)  # registry-shipped models to prepare (base_models.py)
+
+    @property
+    def recipes(self) -> str:
+        return f"recipes/{self.name}"
 
     @property
     def corpus(self) -> str:
@@ -60,7 +91,7 @@ class Profile:
         return f"{self.recipes}/{task}.yaml"
 
     def eval_recipe(self, task: str) -> str:
-        return self.training_recipe(task).replace("recipes/", "recipes/eval/", 1)
+        return f"{self.recipes}/eval-{task}.yaml"
 
     @property
     def quantize(self) -> str:
@@ -75,7 +106,6 @@ PROFILES = {
         SMOKE_DATA_ARGS,
         "accelerate_configs/cpu.yaml",
         False,
-        "recipes/smoke/smollm2",
         base_models=["smollm2"],
     ),
     # The tiny random stand-ins: every stage and code path in a few minutes, numbers meaningless (tests, CI).
@@ -84,28 +114,72 @@ PROFILES = {
         ["--specialist", "48", "--generalist", "48", "--seed", "7", "--max-prompt-chars", "6000"],
         "accelerate_configs/cpu.yaml",
         True,
-        "recipes/smoke",
     ),
+    # Production: Llama-3.1-8B-Instruct specialist, Mixtral-8x7B-Instruct generalist, on GPUs.
     "full": Profile(
         "full",
         ["--specialist", "5000", "--generalist", "5000", "--seed", "1234"],
         "accelerate_configs/single_gpu.yaml",
         False,
-        "recipes",
     ),
 }
 STAGES = ["data", "specialist", "generalist", "eval", "quantize", "push"]
+# What --force names: the chain's stages and the models they start from.
+FORCEABLE = [*STAGES[:-1], "tiny-models", "base-models"]
 # Each stage this invocation ran: wall seconds and CPU seconds of its commands (None: skipped as up to date). CPU
 # seconds say what a stage costs on a machine shared with other work, where wall time says little.
 STAGE_SECONDS: dict[str, dict | None] = {}
 
 
-def stage_fingerprint(inputs: list[str | Path], extra: list[str]) -> str:
-    h = hashlib.sha256()
-    for item in inputs:
-        h.update(f"{item}={fingerprint_path(Path(item))}".encode())
-    h.update(json.dumps(extra).encode())
-    return h.hexdigest()
+def stage_inputs(inputs: list[str | Path], extra: list[str], code: str | None = None) -> dict[str, str]:
+    """Each input's fingerprint by name, so a rerun can say which one changed: every path input by content,
+    `settings` for the extra values (overrides), and `code:<file>` for each file of the code the stage runs
+    (`code` names a STAGE_CODE key)."""
+    fps = {str(item): fingerprint_input(Path(item)) for item in inputs}
+    fps["settings"] = hashlib.sha256(json.dumps(extra).encode()).hexdigest()
+    if code is not None:
+        entry = STAGE_CODE[code]
+        fps |= {f"code:{rel}": fp for rel, fp in code_fingerprints([entry, f"{entry}.__main__"], ROOT).items()}
+    return fps
+
+
+def stage_fingerprint(inputs: list[str | Path], extra: list[str], code: str | None = None) -> str:
+    return _combine(stage_inputs(inputs, extra, code))
+
+
+def _combine(fps: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(fps, sort_keys=True).encode()).hexdigest()
+
+
+def _what_changed(old: dict | None, new: dict[str, str]) -> str:
+    """Names the inputs whose fingerprints differ between a stage's record and now."""
+    if not old:
+        return "its record names no inputs (written before per-input records, or not by the pipeline)"
+    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    code = [k.removeprefix("code:") for k in changed if k.startswith("code:")]
+    parts = [k for k in changed if not k.startswith("code:")]
+    if code:
+        parts.append(f"code: {', '.join(code[:3])}" + (f" and {len(code) - 3} more" if len(code) > 3 else ""))
+    return "changed: " + "; ".join(parts)
+
+
+def set_aside(output: Path, marker: Path | None = None) -> Path:
+    """Rename `output` to `<output>.stale-<UTC time>` beside it (`-2`, `-3`, ... when that is taken) and return the
+    new path. Nothing is deleted: a stale model may still be the best one there is, and its stage record goes
+    with it (copied in, or beside a file, when the marker lives elsewhere)."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target, n = output.with_name(f"{output.name}.stale-{stamp}"), 2
+    while target.exists() or target.is_symlink():
+        target, n = output.with_name(f"{output.name}.stale-{stamp}-{n}"), n + 1
+    output.rename(target)
+    if marker is not None and marker.is_file():
+        keep = target / marker.name if target.is_dir() else target.with_name(target.name + ".stage.json")
+        shutil.copyfile(marker, keep)
+    return target
+
+
+def _has_work(output: Path) -> bool:
+    return output.is_file() or (output.is_dir() and any(output.iterdir()))
 
 
 def _marker(marker: Path) -> dict:
@@ -126,23 +200,35 @@ def _run(cmd: list[str]) -> None:
 
 
 def run_stage(
-    name: str, marker: Path, inputs: list, extra: list[str], cmd_list: list[list[str]], clear: Path | None = None
+    name: str,
+    marker: Path,
+    inputs: list,
+    extra: list[str],
+    cmd_list: list[list[str]],
+    output: Path | None = None,
+    code: str | None = None,
+    force: bool = False,
 ) -> bool:
-    """Run the commands unless the marker says they finished on these inputs. Returns whether it ran.
+    """Run the commands unless the marker says they finished on these inputs (or `force`). Returns whether it ran.
 
-    The marker is written as 'running' before the commands and 'done' after: a rerun with the same inputs
-    after a crash runs the stage again in the same folder (training resumes from its checkpoint); a rerun
-    with changed inputs clears `clear` first, so nothing trained on other inputs is resumed."""
-    fp = stage_fingerprint(inputs, extra)
+    The marker is written as 'running' before the commands and 'done' after, with each input's fingerprint: a
+    rerun with the same inputs after a crash runs the stage again in the same folder (training resumes from its
+    checkpoint); a rerun with changed inputs, or a forced one, first moves `output` aside (`set_aside`) and says
+    which input changed, so nothing trained on other inputs is resumed and nothing is deleted."""
+    fps = stage_inputs(inputs, extra, code)
+    fp = _combine(fps)
     state = _marker(marker)
-    if state.get("fingerprint") == fp and state.get("status") == "done":
+    if not force and state.get("fingerprint") == fp and state.get("status") == "done":
         print(f"[secml pipeline] {name}: up to date, skipped")
         STAGE_SECONDS.setdefault(name, None)
         return False
-    if clear is not None and state and state.get("fingerprint") != fp:
-        shutil.rmtree(clear, ignore_errors=True)
+    if output is not None and _has_work(output) and (force or state.get("fingerprint") != fp):
+        why = "forced (--force)" if force else _what_changed(state.get("inputs"), fps)
+        moved = set_aside(output, None if marker.is_relative_to(output) else marker)
+        print(f"[secml pipeline] {name}: moved {output} aside to {moved}; {why}", flush=True)
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"stage": name, "fingerprint": fp, "status": "running"}))
+    record = {"stage": name, "fingerprint": fp, "inputs": fps}
+    marker.write_text(json.dumps(record | {"status": "running"}, indent=1))
     started, cpu = time.perf_counter(), _children_cpu()
     try:
         for cmd in cmd_list:
@@ -155,34 +241,40 @@ def run_stage(
         }
         raise
     STAGE_SECONDS[name] = {"wall": round(time.perf_counter() - started, 1), "cpu": round(_children_cpu() - cpu, 1)}
-    marker.write_text(json.dumps({"stage": name, "fingerprint": fp, "status": "done", "seconds": STAGE_SECONDS[name]}))
+    marker.write_text(json.dumps(record | {"status": "done", "seconds": STAGE_SECONDS[name]}, indent=1))
     return True
 
 
-def _base_models_stage(py: str, names: list[str]) -> None:
+def _base_models_stage(py: str, names: list[str], force: bool = False) -> None:
     for name in names:
         out = layout.base_model(name)
         run_stage(
             f"base model {name}",
             out / layout.STAGE_MARKER,
-            [CODE / "base_models.py"],
+            [],
             [name],
-            [[py, "-m", "secml_recipes.train.base_models", name]],
+            [[py, "-m", STAGE_CODE["base-models"], name]],
+            output=out,
+            code="base-models",
+            force=force,
         )
 
 
-def _tiny_models_stage(py: str) -> None:
+def _tiny_models_stage(py: str, force: bool = False) -> None:
     out = layout.tiny_models()
     run_stage(
         "tiny-models",
         out / layout.STAGE_MARKER,
-        [CODE / "tiny.py", CODE / "data"],
+        [],
         ["tiny", "300"],
-        [[py, "-m", "tests.harness.tiny", "--out", str(out)]],
+        [[py, "-m", STAGE_CODE["tiny-models"], "--out", str(out)]],
+        output=out,
+        code="tiny-models",
+        force=force,
     )
 
 
-def _training_stages(profile: Profile, selected: list[str], accelerate: list[str], config: str) -> None:
+def _training_stages(profile: Profile, selected: list[str], accelerate: list[str], config: str, forced) -> None:
     tiny = [str(layout.tiny_model("llama")), str(layout.tiny_model("mixtral"))] if profile.tiny_models else []
     tiny += [str(layout.base_model(name)) for name in profile.base_models]
     for task in layout.TASKS:
@@ -191,23 +283,28 @@ def _training_stages(profile: Profile, selected: list[str], accelerate: list[str
             run_stage(
                 task,
                 out / layout.STAGE_MARKER,
-                [CODE, recipe, profile.corpus, *tiny],
+                [recipe, profile.corpus, *tiny],
                 [config],
-                [accelerate + ["-m", "secml_recipes.train.sft", recipe]],
-                clear=out,
+                [accelerate + ["-m", STAGE_CODE["training"], recipe]],
+                output=out,
+                code="training",
+                force=forced(task),
             )
 
 
-def _eval_stages(profile: Profile) -> None:
+def _eval_stages(profile: Profile, force: bool = False) -> None:
     for task in layout.TASKS:
         recipe, model = profile.eval_recipe(task), str(layout.trained_model(task))
         marker = layout.EVAL / f".{task}-{profile.name}.stage.json"
         run_stage(
             f"eval {task}",
             marker,
-            [CODE, recipe, model, profile.corpus],
+            [recipe, model, profile.corpus],
             [],
-            [[sys.executable, "-m", "secml_recipes.evaluation.evaluate", recipe]],
+            [[sys.executable, "-m", STAGE_CODE["eval"], recipe]],
+            output=layout.eval_dir(task, profile.name),
+            code="eval",
+            force=force,
         )
 
 
@@ -258,6 +355,15 @@ def _push_stage(py: str, namespace: str | None) -> None:
         print("[secml pipeline] push: skipped (needs a Hub token, e.g. HF_TOKEN, and --namespace)")
 
 
+def _forced_stages(parser: argparse.ArgumentParser, values: list[str] | None) -> set[str]:
+    """The stage names --force gave ('all' alone: the chain's stages, not the model preparations)."""
+    names = {n.strip() for v in values or [] for n in v.split(",") if n.strip()}
+    unknown = sorted(names - set(FORCEABLE) - {"all"})
+    if unknown:
+        parser.error(f"--force: unknown stage {unknown}; one of {FORCEABLE}")
+    return (names - {"all"}) | (set(STAGES) if "all" in names else set())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="secml pipeline",
@@ -269,10 +375,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--namespace", help="Hub user/organisation for the push stage")
     for stage in STAGES:
         parser.add_argument(f"--{stage}-only", action="store_true", help=f"run only the {stage} stage")
+    parser.add_argument(
+        "--force",
+        nargs="?",
+        const="all",
+        action="append",
+        metavar="STAGE",
+        help="rerun a stage even when it is up to date, its old output moved aside (never deleted); alone: every "
+        f"stage of {STAGES[:-1]}; repeatable or comma-separated; {FORCEABLE[-2:]} only when named",
+    )
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
     only = [s for s in STAGES if getattr(args, f"{s}_only")]
     selected = only or STAGES
+    forced = _forced_stages(parser, args.force)
     py = sys.executable
     STAGE_SECONDS.clear()
     started = time.perf_counter()
@@ -286,29 +402,34 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if profile.tiny_models and any(s in selected for s in ("specialist", "generalist", "eval")):
-            _tiny_models_stage(py)
+            _tiny_models_stage(py, "tiny-models" in forced)
         if profile.base_models and any(s in selected for s in ("specialist", "generalist", "eval")):
-            _base_models_stage(py, profile.base_models)
+            _base_models_stage(py, profile.base_models, "base-models" in forced)
         if "data" in selected:
             run_stage(
                 "data",
                 Path(profile.corpus + ".stage.json"),
-                [CODE / "data"],
+                [],
                 profile.build_args,
-                [[py, "-m", "secml_recipes.corpus", "build", "--out", profile.corpus, *profile.build_args]],
+                [[py, "-m", STAGE_CODE["data"], "build", "--out", profile.corpus, *profile.build_args]],
+                output=Path(profile.corpus),
+                code="data",
+                force="data" in forced,
             )
-        _training_stages(profile, selected, accelerate, args.accelerate_config or "")
+        _training_stages(profile, selected, accelerate, args.accelerate_config or "", forced.__contains__)
         if "specialist" in selected and "generalist" in selected and profile.tiny_models:
             _run([py, "-m", "tests.harness.smoke_check", *(str(layout.trained_model(t)) for t in layout.TASKS)])
         if "eval" in selected:
-            _eval_stages(profile)
+            _eval_stages(profile, "eval" in forced)
         if "quantize" in selected:
             run_stage(
                 "quantize",
                 layout.quant_stage_marker(profile.name),
-                [CODE, profile.quantize, *(str(layout.trained_model(t)) for t in layout.TASKS), profile.corpus],
+                [profile.quantize, *(str(layout.trained_model(t)) for t in layout.TASKS), profile.corpus],
                 [],
-                [[py, "-m", "secml_recipes.deploy.quantize", profile.quantize]],
+                [[py, "-m", STAGE_CODE["quantize"], profile.quantize]],
+                code="quantize",
+                force="quantize" in forced,
             )
         if "push" in selected:
             _push_stage(py, args.namespace)

@@ -25,7 +25,7 @@ XLA = Environment(accelerator="xla")
 def make_trainer(
     task: str, model_path, rows: list[dict], tmp_path, *overrides: str, eval_rows=None, env: Environment | None = None
 ):
-    recipe = ROOT / "recipes" / "smoke" / f"{task}.yaml"
+    recipe = ROOT / "recipes" / "tiny" / f"{task}.yaml"
     # The smoke recipes say use_cpu: true, which wins over any accelerator; a described machine needs it off.
     described = ["--use_cpu", "false"] if env is not None and env.accelerator != "cpu" else []
     args = [

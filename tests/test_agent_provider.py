@@ -82,7 +82,7 @@ def smoke_specialist(tiny_models, small_corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke") / "specialist_model"
     rc = main(
         [
-            str(ROOT / "recipes" / "smoke" / "specialist.yaml"),
+            str(ROOT / "recipes" / "tiny" / "specialist.yaml"),
             "--model_name_or_path",
             str(tiny_models["llama"]),
             "--dataset_path",

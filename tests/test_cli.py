@@ -115,7 +115,7 @@ def test_train_without_a_recipe_is_a_usage_line(capsys):
 
 
 def test_eval_and_quantize_help_list_their_keys(capsys):
-    assert cli.main(["eval", "recipes/eval/specialist.yaml", "--help"]) == 0
+    assert cli.main(["eval", "recipes/full/eval-specialist.yaml", "--help"]) == 0
     keys = _keys(capsys.readouterr().out)
     assert keys["model"] == "null" and keys["batch_size"] == "4" and keys["baselines"] == "['base', 'rule']"
     assert cli.main(["quantize", "-h"]) == 0

@@ -42,7 +42,7 @@ def test_an_unreachable_hub_with_push_to_hub_is_one_line(tiny_models, small_corp
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     rc = main(
         [
-            str(ROOT / "recipes/smoke/specialist.yaml"),
+            str(ROOT / "recipes/tiny/specialist.yaml"),
             "--model_name_or_path",
             str(tiny_models["llama"]),
             "--dataset_path",

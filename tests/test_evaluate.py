@@ -29,7 +29,7 @@ def test_specialist_evaluation_writes_report_table_and_plots(tiny_models, small_
     assert (
         main(
             [
-                str(ROOT / "recipes/eval/smoke/specialist.yaml"),
+                str(ROOT / "recipes/tiny/eval-specialist.yaml"),
                 "--model",
                 str(tiny_models["llama"]),
                 "--base_model",
@@ -79,7 +79,7 @@ def test_generalist_evaluation_of_an_adapter_against_its_base(tiny_adapter, smal
     assert (
         main(
             [
-                str(ROOT / "recipes/eval/smoke/generalist.yaml"),
+                str(ROOT / "recipes/tiny/eval-generalist.yaml"),
                 "--model",
                 str(tiny_adapter),
                 "--dataset_path",
@@ -109,7 +109,7 @@ def test_missing_model_is_a_clear_error(small_corpus, tmp_path, capsys):
     assert (
         main(
             [
-                str(ROOT / "recipes/eval/smoke/specialist.yaml"),
+                str(ROOT / "recipes/tiny/eval-specialist.yaml"),
                 "--model",
                 str(tmp_path / "nope"),
                 "--dataset_path",
@@ -163,7 +163,7 @@ def test_specialist_evaluation_through_llama_cpp_converts_each_folder_once(
 
     monkeypatch.setattr(layout, "eval_gguf_cache", lambda: tmp_path / "gguf-cache")
     args = [
-        str(ROOT / "recipes/eval/smoke/specialist.yaml"),
+        str(ROOT / "recipes/tiny/eval-specialist.yaml"),
         "--model",
         str(tiny_models["llama"]),
         "--backend",

@@ -380,7 +380,7 @@ def test_an_unknown_family_is_a_one_line_error_naming_model_family(tmp_path, sma
     ).save_pretrained(tmp_path / "base")
     rc = sft.main(
         [
-            str(ROOT / "recipes" / "smoke" / "specialist.yaml"),
+            str(ROOT / "recipes" / "tiny" / "specialist.yaml"),
             "--model_name_or_path",
             str(tmp_path / "base"),
             "--dataset_path",

@@ -91,7 +91,7 @@ def test_evaluate_and_quantize_refuse_a_nan_model_before_loading_it(tmp_path, ca
     model = tmp_path / "specialist_model"
     model.mkdir()
     save_file({"w": torch.tensor([float("nan")])}, str(model / "model.safetensors"))
-    assert evaluate.main([str(ROOT / "recipes/eval/smoke/specialist.yaml"), "--model", str(model)]) == 2
+    assert evaluate.main([str(ROOT / "recipes/tiny/eval-specialist.yaml"), "--model", str(model)]) == 2
     assert "evaluate: " in capsys.readouterr().err
     spec = quantize.ModelQuantSpec(name="specialist", source=str(model), task="specialist")
     with pytest.raises(NonFiniteModelError, match="quantize: "):

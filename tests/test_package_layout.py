@@ -3,11 +3,12 @@ another, and docs/layout.md names every folder and top-level module there is."""
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
 import pytest
+
+from secml_recipes import fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "secml_recipes"
@@ -29,13 +30,6 @@ LAYERS = [
 ]  # fmt: skip
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts = parts[:-1]
-    return ".".join(parts)
-
-
 def _layer(module: str) -> int:
     top = module.split(".")[1] if "." in module else ""
     for rank, names in enumerate(LAYERS):
@@ -47,27 +41,9 @@ def _layer(module: str) -> int:
 
 
 def import_graph() -> dict[str, set[str]]:
-    """Every secml_recipes module -> the secml_recipes modules it imports, at any depth of the file."""
-    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-        targets = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                candidates = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    parts = package.split(".")[: len(package.split(".")) - node.level + 1]
-                    base = ".".join(parts + ([node.module] if node.module else []))
-                candidates = [base] + [f"{base}.{a.name}" for a in node.names]
-            else:
-                continue
-            targets |= {c for c in candidates if c in modules and c != name}
-        # a package's own parents are imported by Python anyway; they are not edges of ours
-        graph[name] = {t for t in targets if not name.startswith(t + ".")}
-    return graph
+    """Every secml_recipes module -> the secml_recipes modules it imports (the pipeline's stage fingerprints follow
+    the same graph)."""
+    return fingerprint.import_graph(PACKAGE)
 
 
 def test_every_import_points_down_the_stack():

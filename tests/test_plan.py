@@ -84,11 +84,11 @@ def test_planner_predicts_measured_peaks_within_15_percent(model, mode, batch, m
 
 def test_planner_refuses_generalist_on_ddp_80gb_and_names_the_fixes(capsys):
     proc = _plan(
-        capsys, "recipes/generalist.yaml", "--config", "accelerate_configs/multi_gpu.yaml", "--gpu-memory", "80"
+        capsys, "recipes/full/generalist.yaml", "--config", "accelerate_configs/multi_gpu.yaml", "--gpu-memory", "80"
     )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "DOES NOT FIT" in proc.stdout
-    refusal = proc.stderr[proc.stderr.index("recipes/generalist.yaml: does not fit") :].splitlines()
+    refusal = proc.stderr[proc.stderr.index("recipes/full/generalist.yaml: does not fit") :].splitlines()
     fixes = [line.strip() for line in refusal[1:] if line.strip()]
     assert any(f.startswith("--config_file accelerate_configs/fsdp.yaml") for f in fixes), fixes
     assert any(f.startswith("--load_in_4bit true") and "one GPU" in f for f in fixes), fixes
@@ -97,7 +97,7 @@ def test_planner_refuses_generalist_on_ddp_80gb_and_names_the_fixes(capsys):
 def test_mixtral_qlora_fits_one_80gb_gpu_with_experts_in_4bit(capsys):
     proc = _plan(
         capsys,
-        "recipes/generalist.yaml",
+        "recipes/full/generalist.yaml",
         "--config",
         "accelerate_configs/single_gpu.yaml",
         "--gpu-memory",
@@ -112,7 +112,7 @@ def test_mixtral_qlora_fits_one_80gb_gpu_with_experts_in_4bit(capsys):
 def test_sft_refuses_a_launch_that_cannot_fit_before_loading_anything():
     # Mixtral-8x7B's name only: nothing is downloaded (HF_HUB_OFFLINE), the planner reads the shipped config.json.
     proc = _cli(
-        "recipes/generalist.yaml",
+        "recipes/full/generalist.yaml",
         "--use_cpu",
         "true",
         "--bf16",
@@ -127,21 +127,25 @@ def test_sft_refuses_a_launch_that_cannot_fit_before_loading_anything():
 
 
 def test_launch_picks_a_config_that_fits(capsys):
-    one_gpu = _plan(capsys, "recipes/generalist.yaml", "--launch", "--gpus", "1", "--gpu-memory", "80")
+    one_gpu = _plan(capsys, "recipes/full/generalist.yaml", "--launch", "--gpus", "1", "--gpu-memory", "80")
     assert one_gpu.returncode == 0, one_gpu.stderr
     assert "--config_file accelerate_configs/single_gpu.yaml" in one_gpu.stdout
-    assert one_gpu.stdout.strip().endswith("recipes/generalist.yaml --load_in_4bit true")
-    eight = _plan(capsys, "recipes/generalist.yaml", "--launch", "--gpus", "8", "--gpu-memory", "80")
+    assert one_gpu.stdout.strip().endswith("recipes/full/generalist.yaml --load_in_4bit true")
+    eight = _plan(capsys, "recipes/full/generalist.yaml", "--launch", "--gpus", "8", "--gpu-memory", "80")
     assert "--config_file accelerate_configs/fsdp.yaml --num_processes 8" in eight.stdout, eight.stderr
-    tpu = _plan(capsys, "recipes/generalist.yaml", "--launch", "--tpu", "v5p-8")
+    tpu = _plan(capsys, "recipes/full/generalist.yaml", "--launch", "--tpu", "v5p-8")
     assert "--config_file accelerate_configs/tpu_fsdp.yaml" in tpu.stdout, tpu.stderr
 
 
 def test_tpu_slices_shard_with_spmd_and_refusals_name_a_larger_slice(capsys):
-    small = _plan(capsys, "recipes/generalist.yaml", "--config", "accelerate_configs/tpu_fsdp.yaml", "--tpu", "v5e-8")
+    small = _plan(
+        capsys, "recipes/full/generalist.yaml", "--config", "accelerate_configs/tpu_fsdp.yaml", "--tpu", "v5e-8"
+    )
     assert small.returncode == 2 and "XLA SPMD FSDPv2" in small.stdout
     assert "--tpu v" in small.stderr and "Traceback" not in small.stderr
-    replicated = _plan(capsys, "recipes/specialist.yaml", "--config", "accelerate_configs/tpu.yaml", "--tpu", "v4-8")
+    replicated = _plan(
+        capsys, "recipes/full/specialist.yaml", "--config", "accelerate_configs/tpu.yaml", "--tpu", "v4-8"
+    )
     assert replicated.returncode == 2 and "tpu_fsdp.yaml" in replicated.stderr
 
 

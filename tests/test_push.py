@@ -59,7 +59,7 @@ def models(tmp_path, small_corpus):
     (spec / "secml_recipe.json").write_text(
         json.dumps(
             {
-                "recipe": "recipes/specialist.yaml",
+                "recipe": "recipes/full/specialist.yaml",
                 "resolved": {
                     "model_name_or_path": "meta-llama/Llama-3.1-8B-Instruct",
                     "dataset_path": str(small_corpus),
@@ -237,7 +237,7 @@ def test_training_run_with_push_leaks_the_token_nowhere(
     out = tmp_path / "run"
     rc = main(
         [
-            str(ROOT / "recipes/smoke/specialist.yaml"),
+            str(ROOT / "recipes/tiny/specialist.yaml"),
             "--model_name_or_path",
             str(tiny_models["llama"]),
             "--dataset_path",

@@ -17,7 +17,7 @@ def write(tmp_path, text):
     return path
 
 
-FOLDERS = ("", "smoke/", "smoke/smollm2/", "qwen3/", "qwen3/smoke/")
+FOLDERS = ("full/", "tiny/", "smoke/", "qwen3/", "qwen3-tiny/")
 SHIPPED = [f"{folder}{task}" for folder in FOLDERS for task in ("specialist", "generalist")]
 
 
@@ -30,14 +30,14 @@ def test_shipped_recipes_parse(name):
 
 
 def test_production_recipes_say_what_the_brief_says():
-    assert resolve_recipe(ROOT / "recipes/specialist.yaml")["bf16"] is True
-    assert resolve_recipe(ROOT / "recipes/generalist.yaml")["bf16"] is True
-    data, model, sft, speed = load_recipe(ROOT / "recipes/specialist.yaml", CPU)
+    assert resolve_recipe(ROOT / "recipes/full/specialist.yaml")["bf16"] is True
+    assert resolve_recipe(ROOT / "recipes/full/generalist.yaml")["bf16"] is True
+    data, model, sft, speed = load_recipe(ROOT / "recipes/full/specialist.yaml", CPU)
     assert model.model_name_or_path == "meta-llama/Llama-3.1-8B-Instruct"
     assert not model.use_peft and model.dtype == "bfloat16"
     assert (sft.per_device_train_batch_size, sft.gradient_accumulation_steps) == (2, 8)
     assert sft.output_dir == "models/specialist_model" and sft.max_length >= 8192
-    data, model, sft, speed = load_recipe(ROOT / "recipes/generalist.yaml", CPU)
+    data, model, sft, speed = load_recipe(ROOT / "recipes/full/generalist.yaml", CPU)
     assert model.model_name_or_path == "mistralai/Mixtral-8x7B-Instruct-v0.1"
     assert (model.use_peft, model.lora_r, model.lora_alpha, model.lora_dropout) == (True, 16, 32, 0.05)
     assert model.lora_target_modules == ["q_proj", "v_proj"]
@@ -164,14 +164,14 @@ def test_pad_token_goes_to_the_tokenizer_not_to_trls_deprecated_key(tmp_path):
 
 
 def test_qwen3_recipes_differ_from_the_defaults_only_in_model():
-    """recipes/qwen3/: the same runs on Qwen3-8B (full) and Qwen3-30B-A3B (LoRA); nothing family-specific, and the
-    layout gives them the default's output folder."""
+    """recipes/qwen3/ (and qwen3-tiny/): the same runs on Qwen3-8B (full) and Qwen3-30B-A3B (LoRA); nothing
+    family-specific, and the layout gives them the default's output folder."""
     from secml_recipes import layout
 
     for task in ("specialist", "generalist"):
-        for folder in ("", "smoke/"):
-            default = resolve_recipe(ROOT / f"recipes/{folder}{task}.yaml")
-            qwen = resolve_recipe(ROOT / f"recipes/qwen3/{folder}{task}.yaml")
+        for folder, qwen_folder in (("full", "qwen3"), ("tiny", "qwen3-tiny")):
+            default = resolve_recipe(ROOT / f"recipes/{folder}/{task}.yaml")
+            qwen = resolve_recipe(ROOT / f"recipes/{qwen_folder}/{task}.yaml")
             changed = {k for k in default.keys() | qwen.keys() if default.get(k) != qwen.get(k)}
             assert changed == {"model_name_or_path"}, (folder, task, changed)
             assert qwen["output_dir"] == str(layout.trained_model(task))

@@ -25,7 +25,7 @@ BAD = [
 
 @pytest.mark.parametrize("override,message", BAD, ids=[" ".join(b[0]) for b in BAD])
 def test_a_bad_value_is_one_line_before_loading(tmp_path, capsys, override, message):
-    recipe = ROOT / "recipes" / "smoke" / "specialist.yaml"
+    recipe = ROOT / "recipes" / "tiny" / "specialist.yaml"
     # The model path does not exist: the check must come before anything reads it.
     assert (
         main(
@@ -50,10 +50,32 @@ def test_the_shipped_recipes_pass(tmp_path):
     from secml_recipes.train.recipe_checks import check_recipe_values
 
     for recipe in sorted((ROOT / "recipes").rglob("*.yaml")):
-        if "eval" in recipe.parts or recipe.name == "quantize.yaml":
+        if recipe.name.startswith("eval-") or recipe.name == "quantize.yaml":
             continue
         data, model, training, _ = load_recipe(recipe, ["--use_cpu", "true", "--bf16", "false"])
         check_recipe_values(data, model, training, str(recipe))
+
+
+def test_every_recipe_is_a_profile_stage_that_loads_and_says_how_to_run_it():
+    """recipes/<profile>/<stage>.yaml: each file is a training, evaluation or quantize recipe of one profile, loads
+    as one, and opens with a header comment (what it trains, how to launch it, the hardware it was planned for)."""
+    from secml_recipes.deploy.quantize import QuantizeArguments
+    from secml_recipes.evaluation.evaluate import EvalArguments
+    from secml_recipes.train.recipe import load_recipe
+
+    recipes = sorted((ROOT / "recipes").rglob("*.yaml"))
+    assert len(recipes) == 19  # full, smoke, tiny: 5 stages each; qwen3, qwen3-tiny: 2
+    for recipe in recipes:
+        assert len(recipe.relative_to(ROOT / "recipes").parts) == 2, recipe
+        assert recipe.read_text().startswith("#"), f"{recipe}: no header comment"
+        if recipe.name.startswith("eval-"):
+            (ev,) = load_recipe(recipe, [], classes=(EvalArguments,))
+            assert recipe.name == f"eval-{ev.task}.yaml"
+        elif recipe.name == "quantize.yaml":
+            load_recipe(recipe, [], classes=(QuantizeArguments,))
+        else:
+            data, *_ = load_recipe(recipe, ["--use_cpu", "true", "--bf16", "false"])
+            assert recipe.name == f"{data.task}.yaml"
 
 
 def test_unsorted_xla_bucket_lengths_are_sorted_for_bucketing():
@@ -61,7 +83,7 @@ def test_unsorted_xla_bucket_lengths_are_sorted_for_bucketing():
     from secml_recipes.train.run_settings import Environment, resolve_run_settings
 
     args = load_recipe(
-        ROOT / "recipes/smoke/specialist.yaml", ["--use_cpu", "false", "--xla_bucket_lengths", "[2048, 512, 1024]"]
+        ROOT / "recipes/tiny/specialist.yaml", ["--use_cpu", "false", "--xla_bucket_lengths", "[2048, 512, 1024]"]
     )
     settings = resolve_run_settings(*args, Environment(accelerator="xla"))
     assert settings.bucket_lengths == (512, 1024, 2048)

@@ -57,7 +57,7 @@ def test_sft_refuses_a_locked_output_dir_before_reading_the_data(tiny_models, tm
     _held_by(OutputDirLock(out), other_process.pid)
     rc = main(
         [
-            str(ROOT / "recipes/smoke/specialist.yaml"),
+            str(ROOT / "recipes/tiny/specialist.yaml"),
             "--model_name_or_path",
             str(tiny_models["llama"]),
             "--dataset_path",

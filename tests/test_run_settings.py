@@ -20,11 +20,11 @@ XLA = Environment("xla", num_processes=8)
 HERE = ["--use_cpu", "false", "--bf16", "false"]
 
 
-def settings(env, recipe="specialist", *overrides):
+def settings(env, recipe="full/specialist", *overrides):
     return resolve_run_settings(*load_recipe(ROOT / "recipes" / f"{recipe}.yaml", [*HERE, *overrides]), env)
 
 
-def table(env, recipe="specialist", *overrides) -> dict[str, str]:
+def table(env, recipe="full/specialist", *overrides) -> dict[str, str]:
     return {name: value for name, value, _ in settings(env, recipe, *overrides).rows()}
 
 
@@ -65,14 +65,14 @@ def test_the_table_says_why_and_is_saved_as_json():
 
 
 def test_the_generalist_table():
-    gpu = table(GPU, "generalist")
+    gpu = table(GPU, "full/generalist")
     assert gpu["trainer"] == "GeneralistTrainer (assistant_only_loss=True)"
-    cpu = settings(CPU, "generalist")
+    cpu = settings(CPU, "full/generalist")
     assert cpu.optim == "adamw_torch_fused" and cpu.model_init_kwargs["attn_implementation"] == "varlen"
 
 
 def test_resolving_changes_none_of_its_inputs():
-    args = load_recipe(ROOT / "recipes/specialist.yaml", HERE)
+    args = load_recipe(ROOT / "recipes/full/specialist.yaml", HERE)
 
     def state():
         return [a.to_dict() if hasattr(a, "to_dict") else copy.deepcopy(vars(a)) for a in args]
@@ -86,8 +86,8 @@ def test_resolving_changes_none_of_its_inputs():
 
 def test_use_cpu_wins_over_a_gpu_but_not_over_xla():
     # accelerate trains on XLA whenever torch_xla is importable, use_cpu or not: the table must say so.
-    assert settings(GPU, "specialist", "--use_cpu", "true").backend == "cpu"
-    assert settings(XLA, "specialist", "--use_cpu", "true").backend == "xla"
+    assert settings(GPU, "full/specialist", "--use_cpu", "true").backend == "cpu"
+    assert settings(XLA, "full/specialist", "--use_cpu", "true").backend == "xla"
 
 
 @pytest.mark.parametrize(
@@ -103,19 +103,19 @@ def test_use_cpu_wins_over_a_gpu_but_not_over_xla():
 )
 def test_what_cannot_run_fails_before_loading_with_one_line_naming_the_key(overrides, env, key):
     with pytest.raises(RunSettingsError) as err:
-        settings(env, "specialist", *overrides)
+        settings(env, "full/specialist", *overrides)
     assert str(err.value).startswith(key) and "\n" not in str(err.value)
 
 
 def test_bf16_needs_an_ampere_gpu():
-    data, model, training, speed = load_recipe(ROOT / "recipes/specialist.yaml", HERE)
+    data, model, training, speed = load_recipe(ROOT / "recipes/full/specialist.yaml", HERE)
     training.bf16 = True  # what the recipe says on a real GPU machine
     with pytest.raises(RunSettingsError, match="bf16: needs an Ampere"):
         resolve_run_settings(data, model, training, speed, Environment("cuda", (7, 5), frozenset({"torchao"})))
 
 
 def test_xla_bucket_lengths_are_sorted():
-    assert settings(XLA, "specialist", "--xla_bucket_lengths", "[4096, 1024, 2048, 1024]").bucket_lengths == (
+    assert settings(XLA, "full/specialist", "--xla_bucket_lengths", "[4096, 1024, 2048, 1024]").bucket_lengths == (
         1024,
         2048,
         4096,
@@ -140,7 +140,7 @@ QWEN3 = ModelChatFacts(
 SMOLLM2 = ModelChatFacts("smollm2", "llama", frozenset({"<|im_start|>", "<|im_end|>", "<|endoftext|>"}), None, True)
 
 
-def of_model(model, recipe="specialist", *overrides, env=CPU):
+def of_model(model, recipe="full/specialist", *overrides, env=CPU):
     return resolve_run_settings(*load_recipe(ROOT / "recipes" / f"{recipe}.yaml", [*HERE, *overrides]), env, model)
 
 
@@ -157,7 +157,7 @@ def test_the_family_decides_template_tokens_and_tool_calls_and_says_why():
     assert llama["chat_template"][0] == "llama3_tools.jinja" and "saved with the model" in llama["chat_template"][1]
     assert llama["end_of_turn"][0] == "<|eot_id|>" and llama["padding_token"][0] == "<|finetune_right_pad_id|>"
     assert "canonical JSON" in llama["tool_calls"][1]
-    mixtral = of_model(MIXTRAL, "generalist")
+    mixtral = of_model(MIXTRAL, "full/generalist")
     assert (mixtral.model_family, mixtral.chat_template) == ("mistral", "mixtral_tools.jinja")
     assert (mixtral.eos_token, mixtral.pad_token) == ("</s>", "<unk>")
     assert mixtral.tool_calls == "[TOOL_CALLS] then a JSON list of calls, with call ids"
@@ -167,7 +167,7 @@ def test_the_family_decides_template_tokens_and_tool_calls_and_says_why():
     smollm2 = of_model(SMOLLM2, "smoke/specialist")
     assert (smollm2.model_family, smollm2.pad_token) == ("chatml", "<|endoftext|>")
     # The end-of-turn reaches TRL through SFTConfig.eos_token; the template is applied to the tokenizer by sft.
-    data, model, training, speed = load_recipe(ROOT / "recipes/specialist.yaml", HERE)
+    data, model, training, speed = load_recipe(ROOT / "recipes/full/specialist.yaml", HERE)
     resolved = of_model(LLAMA31).training_arguments(training)
     assert resolved.eos_token == "<|eot_id|>" and training.eos_token is None and resolved.chat_template_path is None
     saved = json.loads(json.dumps(of_model(QWEN3).to_dict()))
@@ -182,22 +182,22 @@ def test_the_specialist_masks_by_generation_blocks_only_when_its_template_has_th
     assert "{% generation %} blocks also mask what follows the end-of-turn" in with_blocks[1]
     plain = tmp_path / "plain.jinja"
     plain.write_text("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}")
-    own = of_model(QWEN3, "specialist", "--chat_template_path", str(plain))
+    own = of_model(QWEN3, "full/specialist", "--chat_template_path", str(plain))
     assert own.chat_template == str(plain) and own.generation_blocks is False
     assert own.loss_flags == {"completion_only_loss": True} and own.why["chat_template"] == "chat_template_path"
     # The generalist trains assistant turns only: a template without generation blocks cannot do it.
     with pytest.raises(RunSettingsError, match=r"^chat_template_path: the generalist trains only assistant turns"):
-        of_model(QWEN3, "generalist", "--chat_template_path", str(plain))
+        of_model(QWEN3, "full/generalist", "--chat_template_path", str(plain))
 
 
 def test_recipe_keys_win_over_the_family():
-    named = of_model(SMOLLM2, "specialist", "--model_family", "qwen2_5", "--pad_token", "<|im_end|>")
+    named = of_model(SMOLLM2, "full/specialist", "--model_family", "qwen2_5", "--pad_token", "<|im_end|>")
     assert (named.model_family, named.pad_token) == ("qwen2_5", "<|im_end|>")
     assert (
         named.why["model_family"] == "model_family in the recipe"
         and named.why["pad_token"] == "pad_token in the recipe"
     )
-    assert of_model(QWEN3, "specialist", "--eos_token", "<|endoftext|>").eos_token == "<|endoftext|>"
+    assert of_model(QWEN3, "full/specialist", "--eos_token", "<|endoftext|>").eos_token == "<|endoftext|>"
     # Without a described model (a benchmark that builds its own), the chat rows stay unresolved.
     unread = rows(settings(CPU))
     assert unread["model_family"] == ("-", "the model was not read") and unread["chat_template"][0] == "the model's own"
@@ -219,5 +219,5 @@ def test_recipe_keys_win_over_the_family():
 )
 def test_a_model_the_recipe_does_not_fit_fails_before_loading(model, overrides, key):
     with pytest.raises(RunSettingsError) as err:
-        of_model(model, "specialist", *overrides)
+        of_model(model, "full/specialist", *overrides)
     assert str(err.value).startswith(key) and "\n" not in str(err.value)

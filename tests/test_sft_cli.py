@@ -13,7 +13,7 @@ from secml_recipes.train.sft import main
 def _run(task, model, corpus, out, *extra):
     return main(
         [
-            str(ROOT / "recipes" / "smoke" / f"{task}.yaml"),
+            str(ROOT / "recipes" / "tiny" / f"{task}.yaml"),
             "--model_name_or_path",
             str(model),
             "--dataset_path",
@@ -121,7 +121,7 @@ def test_accelerate_launch_entry_point(tiny_models, small_corpus, tmp_path):
         str(ROOT / "accelerate_configs/cpu.yaml"),
         "-m",
         "secml_recipes.train.sft",
-        str(ROOT / "recipes/smoke/specialist.yaml"),
+        str(ROOT / "recipes/tiny/specialist.yaml"),
         "--model_name_or_path",
         str(tiny_models["llama"]),
         "--dataset_path",

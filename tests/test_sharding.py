@@ -47,7 +47,7 @@ def _sft(
     recipe: str, model, corpus, out, processes: int, *extra: str, port: int = 29541, config: str = "fsdp.yaml"
 ) -> list[float]:
     args = [
-        f"recipes/smoke/{recipe}.yaml",
+        f"recipes/tiny/{recipe}.yaml",
         "--model_name_or_path",
         str(model),
         "--dataset_path",

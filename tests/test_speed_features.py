@@ -314,7 +314,7 @@ def _settings(env, *overrides):
     from secml_recipes.train.recipe import load_recipe
     from secml_recipes.train.run_settings import resolve_run_settings
 
-    args = load_recipe(ROOT / "recipes/smoke/specialist.yaml", ["--use_cpu", "false", *overrides])
+    args = load_recipe(ROOT / "recipes/tiny/specialist.yaml", ["--use_cpu", "false", *overrides])
     return resolve_run_settings(*args, env)
 
 

@@ -69,7 +69,7 @@ def test_the_trainer_reports_train_and_eval_counts_and_trains_only_whole_complet
 def test_a_max_length_cutting_every_row_fails_before_the_model_loads(tiny_models, small_corpus, tmp_path, capsys):
     rc = main(
         [
-            str(ROOT / "recipes/smoke/specialist.yaml"),
+            str(ROOT / "recipes/tiny/specialist.yaml"),
             "--model_name_or_path",
             str(tiny_models["llama"]),
             "--dataset_path",

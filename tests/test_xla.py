@@ -120,7 +120,7 @@ def _xla_sft(task, model, corpus, out, devices: int) -> list[float]:
     from helpers import ROOT
 
     args = [
-        f"recipes/smoke/{task}.yaml",
+        f"recipes/tiny/{task}.yaml",
         "--model_name_or_path",
         str(model),
         "--dataset_path",

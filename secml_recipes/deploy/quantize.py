@@ -1,7 +1,7 @@
 """Trained outputs -> verified deployables: merged model, GPTQ 4-bit, GGUF (f16, q8_0, q4_K_M) + Modelfile.
 
 Usage:
-    secml quantize recipes/quantize.yaml [--only specialist] [--key value ...]
+    secml quantize recipes/full/quantize.yaml [--only specialist] [--key value ...]
 
 Per model (see the recipe): a LoRA output is first merged into its base in bf16/fp32 (the adapter
 itself stays a deployable); GPTQ runs through GPTQModel in its own environment, calibrated on the
@@ -30,7 +30,7 @@ from secml_recipes.model_config import read_model_config
 from secml_recipes.train.guards import refuse_nonfinite_model
 from secml_recipes.train.recipe import RecipeError, build_dataclass, load_recipe
 
-QUANTIZE_USAGE = "secml quantize recipes/quantize.yaml [--only NAME] [--key value ...]"
+QUANTIZE_USAGE = "secml quantize recipes/full/quantize.yaml [--only NAME] [--key value ...]"
 
 
 @dataclass

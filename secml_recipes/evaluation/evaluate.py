@@ -1,9 +1,9 @@
 """Evaluate a trained specialist or generalist against the reference and against baselines.
 
 Usage:
-    secml eval recipes/eval/specialist.yaml --model models/specialist_model
-    secml eval recipes/eval/generalist.yaml --model models/generalist_model_lora
-    secml eval recipes/eval/generalist.yaml \
+    secml eval recipes/full/eval-specialist.yaml --model models/specialist_model
+    secml eval recipes/full/eval-generalist.yaml --model models/generalist_model_lora
+    secml eval recipes/full/eval-generalist.yaml \
         --model mistralai/Mixtral-8x7B-Instruct-v0.1 --adapter models/generalist_model_lora
 
 Writes <output_dir>/eval_report.json, summary.md, metrics.png (and risk_scatter.png for the specialist).
@@ -36,7 +36,7 @@ from secml_recipes.train.recipe import RecipeError, load_recipe
 from secml_recipes.use.generation import load_generator
 from secml_recipes.use.gguf_cache import as_gguf
 
-EVAL_USAGE = "secml eval recipes/eval/<task>.yaml --model PATH [--adapter PATH] [--key value ...]"
+EVAL_USAGE = "secml eval recipes/<profile>/eval-<task>.yaml --model PATH [--adapter PATH] [--key value ...]"
 
 
 @dataclass

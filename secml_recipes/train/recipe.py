@@ -202,7 +202,9 @@ def read_recipe_file(path: str | os.PathLike) -> dict[str, Any]:
     """The YAML mapping in `path`, with one-line errors for a missing file or a file that is not a mapping."""
     path = Path(path)
     if not path.is_file():
-        raise RecipeError(f"recipe file not found: {path} (recipes live in recipes/, e.g. recipes/specialist.yaml)")
+        raise RecipeError(
+            f"recipe file not found: {path} (recipes live in recipes/, e.g. recipes/full/specialist.yaml)"
+        )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:

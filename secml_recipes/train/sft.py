@@ -1,8 +1,8 @@
 """Supervised fine-tuning of the specialist and the generalist from one recipe.
 
 Usage:
-    secml train recipes/<recipe>.yaml [--key value ...]        (one process; `secml train --help` lists the keys)
-    accelerate launch --config_file accelerate_configs/<cfg>.yaml -m secml_recipes.sft recipes/<recipe>.yaml
+    secml train recipes/<profile>/<task>.yaml [--key value ...]        (one process; `secml train --help` lists the keys)
+    accelerate launch --config_file accelerate_configs/<cfg>.yaml -m secml_recipes.sft recipes/<profile>/<task>.yaml
         [--key value ...]
 
 The recipe's `task` picks the trainer; everything else (model, LoRA, data, SFTConfig) is in the YAML. What the run

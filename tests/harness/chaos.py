@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-RECIPE = ROOT / "recipes" / "smoke" / "specialist.yaml"
+RECIPE = ROOT / "recipes" / "tiny" / "specialist.yaml"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "WANDB_DISABLED": "true"}
 
 
@@ -388,7 +388,7 @@ class Chaos:
                 sys.executable,
                 "-m",
                 "secml_recipes.evaluation.evaluate",
-                str(ROOT / "recipes/eval/smoke/specialist.yaml"),
+                str(ROOT / "recipes/tiny/eval-specialist.yaml"),
                 "--model",
                 str(spec),
                 "--dataset_path",

@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--all",
         action="store_true",
-        help=f"also build random tiny {', '.join(TINY_ARCHITECTURES)} models (recipes/qwen3/smoke)",
+        help=f"also build random tiny {', '.join(TINY_ARCHITECTURES)} models (recipes/qwen3-tiny)",
     )
     args = parser.parse_args(argv)
     for name, path in build_tiny_models(args.out, args.vocab_size, args.seed, args.pretrain_steps).items():

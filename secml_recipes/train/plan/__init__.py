@@ -1,8 +1,8 @@
 """Memory planner: will this recipe fit this launch, per device, before anything is downloaded or loaded?
 
-    secml plan recipes/specialist.yaml --config accelerate_configs/fsdp.yaml --gpus 8 --gpu-memory 80
-    secml plan recipes/generalist.yaml --config accelerate_configs/tpu_fsdp.yaml --tpu v5p-8
-    secml plan recipes/generalist.yaml --launch      # the launch that fits this machine
+    secml plan recipes/full/specialist.yaml --config accelerate_configs/fsdp.yaml --gpus 8 --gpu-memory 80
+    secml plan recipes/full/generalist.yaml --config accelerate_configs/tpu_fsdp.yaml --tpu v5p-8
+    secml plan recipes/full/generalist.yaml --launch      # the launch that fits this machine
 
 `secml_recipes.train.sft` runs the same check first (`check_launch`). A launch that cannot fit is refused with the
 launches that would, one per line: another accelerate config, QLoRA, more devices, a smaller micro-batch.

@@ -59,7 +59,8 @@ def _devices(args) -> tuple[str, int | None, float | None]:
         if kind == "cpu":
             raise PlanError(
                 "--launch: no GPU or TPU on this machine; say which with --gpus N --gpu-memory GiB or "
-                "--tpu SLICE (CPU runs use accelerate_configs/cpu.yaml and the recipes in recipes/smoke/)"
+                "--tpu SLICE (CPU runs use accelerate_configs/cpu.yaml and the recipes in recipes/smoke/ or "
+                "recipes/tiny/)"
             )
         return kind, count, memory
     return "gpu", None, None

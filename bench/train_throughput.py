@@ -146,9 +146,8 @@ def secml_settings(args, sft: dict, model, cuda: bool):
     from trl import SFTConfig
 
     from secml_recipes.train.attention import register
-    from secml_recipes.train.recipe import DataArguments, recipe_dataclasses
+    from secml_recipes.train.recipe import DataArguments, SpeedArguments, recipe_dataclasses
     from secml_recipes.train.run_settings import detect_environment, resolve_run_settings
-    from secml_recipes.train.speed import SpeedArguments
 
     keys = secml_keys(args.secml_args, args.mode, cuda)
     if cuda and args.peak_cap_gib and "memory_limit_gib" not in keys:

@@ -36,7 +36,9 @@ from pathlib import Path
 
 from secml_recipes import layout
 from secml_recipes.command_help import CommandHelpFormatter
+from secml_recipes.evaluation.headline import load_reports, write_headline
 from secml_recipes.fingerprint import code_fingerprints, fingerprint_input
+from secml_recipes.hub import hub_token
 
 PACKAGE = Path(__file__).resolve().parent
 # Where stage entry modules are found: the repository (or site-packages) holding the package; tests.harness.tiny
@@ -317,8 +319,6 @@ def _load() -> str:
 
 def _report_times_and_headline(profile: Profile, total: float) -> None:
     """Print the stage timings and, once both tasks are evaluated, the model-vs-base headline (also written)."""
-    from secml_recipes.evaluation.headline import load_reports, write_headline
-
     lines = [
         f"  {name:<24} "
         + ("up to date" if t is None else f"{t['wall']:8.1f} s wall {t['cpu']:8.1f} s CPU")
@@ -347,8 +347,6 @@ def _report_times_and_headline(profile: Profile, total: float) -> None:
 
 
 def _push_stage(py: str, namespace: str | None) -> None:
-    from secml_recipes.hub import hub_token
-
     if hub_token() and namespace:
         _run([py, "-m", "secml_recipes.deploy.push", "--namespace", namespace])
     else:

@@ -1,6 +1,6 @@
 """Hold any enriched output (the teacher's or a model's) to an analyst's expectations file.
 
-The file (YAML, e.g. `data/reference/report-5.0.0-ubuntu24.expectations.yaml`) says, finding by finding,
+The file (YAML, e.g. `scan/reference/report-5.0.0-ubuntu24.expectations.yaml`) says, finding by finding,
 what the finding is (verdict), whether an action must or must not name it, words the rationale must and
 must not contain, and the host's risk level with the findings that drive it. `expectation_problems`
 returns every way an output falls short, as sentences; an empty list means the output passes.

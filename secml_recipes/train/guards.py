@@ -21,6 +21,8 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from secml_recipes.train.checkpoints import newest_complete_checkpoint
+
 logger = logging.getLogger(__name__)
 EARLY_LOGS = 5  # logged losses that make the reference median of the loss-explosion warning
 
@@ -111,8 +113,6 @@ class NonFiniteGuard(TrainerCallback):
     # --- the checks -------------------------------------------------------------------------------------------
 
     def _stop(self, step: int, what: str) -> None:
-        from secml_recipes.train.checkpoints import newest_complete_checkpoint
-
         last = newest_complete_checkpoint(self.trainer.args.output_dir, set_aside=False).checkpoint
         resume = f"the newest checkpoint, {last.name}, is intact" if last else "no checkpoint was saved"
         skipped = (

@@ -1,7 +1,7 @@
 """Flat YAML recipes read by transformers' `HfArgumentParser`, with errors that say what would be right.
 
 A recipe file holds data keys (`DataArguments`), model keys (TRL's `ModelConfig`, plus `model_family` and
-`pad_token`), every `SFTConfig` key and the speed keys (`speed.SpeedArguments`) side by side. `--key value`,
+`pad_token`), every `SFTConfig` key and the speed keys (`SpeedArguments`) side by side. `--key value`,
 `--key=value` and a bare `--flag` on the command line win over the file. The library parser decides each key's
 type, choices and boolean spelling from the dataclasses; `RecipeParser` adds what a recipe user needs on top:
 - every key and value is checked before anything heavy is imported or loaded, so a typo costs a second, not a
@@ -32,6 +32,7 @@ import yaml
 
 from secml_recipes import layout
 from secml_recipes.command_help import recipe_help
+from secml_recipes.corpus.mixture import parse_mixture
 from secml_recipes.families import FAMILY_NAMES
 
 
@@ -102,8 +103,6 @@ class DataArguments:
 
     def __post_init__(self):
         if self.dataset_mixture is not None:
-            from secml_recipes.corpus.mixture import parse_mixture
-
             parse_mixture(self.dataset_mixture)
 
 
@@ -142,12 +141,56 @@ def recipe_dataclasses() -> tuple[type, ...]:
     """The dataclasses a training recipe fills, in the order `load_recipe` returns them."""
     from trl import SFTConfig
 
-    from secml_recipes.train.speed import SpeedArguments
-
     return (DataArguments, _model_arguments(), SFTConfig, SpeedArguments)
 
 
 TRAIN_USAGE = "secml train RECIPE.yaml [--key value ...]"
+
+
+@dataclass
+class SpeedArguments:
+    """Recipe keys for speed choices that do not change the loss; what each does at run time is in speed.py
+    (docs/speed.md)."""
+
+    checkpointed_layers: str = field(
+        default="all",
+        metadata={
+            "help": "with activation_checkpointing: 'all' decoder layers, 'auto' (as few as the memory budget "
+            "allows, measured), or a number N (the first N layers)"
+        },
+    )
+    activation_memory_gib: float | None = field(
+        default=None,
+        metadata={
+            "help": "memory for saved activations that 'auto' may plan with (default: the accelerator's "
+            "free memory after weights, gradients, optimizer state and a reserve)"
+        },
+    )
+    memory_limit_gib: float | None = field(
+        default=None,
+        metadata={
+            "help": "plan 'auto' as if the accelerator had only this much memory for the whole run (a shared "
+            "GPU, or a benchmark's memory bound); default: all of it"
+        },
+    )
+    liger_kernels: str = field(
+        default="auto",
+        metadata={
+            "help": "Liger RMSNorm/SwiGLU/RoPE kernels: auto (on CUDA when liger-kernel is installed), true, false",
+            "choices": ["auto", "true", "false"],
+        },
+    )
+
+    def __post_init__(self):
+        value = str(self.checkpointed_layers).strip().lower()
+        if value not in ("all", "auto") and not value.isdigit():
+            raise ValueError(
+                f"checkpointed_layers must be 'all', 'auto' or a number of layers, got {self.checkpointed_layers!r}"
+            )
+        self.checkpointed_layers = value
+        for key in ("activation_memory_gib", "memory_limit_gib"):
+            if getattr(self, key) is not None and getattr(self, key) <= 0:
+                raise ValueError(f"{key} must be positive, got {getattr(self, key)}")
 
 
 def training_recipe_help() -> str:

@@ -1,7 +1,7 @@
 """Supervised fine-tuning of the specialist and the generalist from one recipe.
 
 Usage:
-    secml train recipes/<profile>/<task>.yaml [--key value ...]        (one process; `secml train --help` lists the keys)
+    secml train recipes/<profile>/<task>.yaml [--key value ...]   (one process; `secml train --help` lists the keys)
     accelerate launch --config_file accelerate_configs/<cfg>.yaml -m secml_recipes.sft recipes/<profile>/<task>.yaml
         [--key value ...]
 

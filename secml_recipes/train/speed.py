@@ -1,6 +1,6 @@
 """Speed keys: choices that make a step faster or leaner and leave its loss unchanged (docs/speed.md).
 
-The keys (`SpeedArguments`) are resolved per backend, with the rest of the run's settings, by
+The keys (`recipe.SpeedArguments`) are resolved per backend, with the rest of the run's settings, by
 `secml_recipes.train.run_settings` (attention, Liger kernels, which layers are checkpointed). This module holds what
 runs once the settings are known:
 - `checkpointed_layers: auto`: activation checkpointing only on as many decoder layers as memory needs.
@@ -13,7 +13,6 @@ runs once the settings are known:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
 import torch
 from transformers import TrainerCallback
@@ -28,51 +27,6 @@ from secml_recipes.train.plan.memory import memory_reserve_bytes, optimizer_byte
 logger = logging.getLogger(__name__)
 
 GIB = 2**30
-
-
-@dataclass
-class SpeedArguments:
-    """Recipe keys for speed choices that do not change the loss (see module docstring)."""
-
-    checkpointed_layers: str = field(
-        default="all",
-        metadata={
-            "help": "with activation_checkpointing: 'all' decoder layers, 'auto' (as few as the memory budget "
-            "allows, measured), or a number N (the first N layers)"
-        },
-    )
-    activation_memory_gib: float | None = field(
-        default=None,
-        metadata={
-            "help": "memory for saved activations that 'auto' may plan with (default: the accelerator's "
-            "free memory after weights, gradients, optimizer state and a reserve)"
-        },
-    )
-    memory_limit_gib: float | None = field(
-        default=None,
-        metadata={
-            "help": "plan 'auto' as if the accelerator had only this much memory for the whole run (a shared "
-            "GPU, or a benchmark's memory bound); default: all of it"
-        },
-    )
-    liger_kernels: str = field(
-        default="auto",
-        metadata={
-            "help": "Liger RMSNorm/SwiGLU/RoPE kernels: auto (on CUDA when liger-kernel is installed), true, false",
-            "choices": ["auto", "true", "false"],
-        },
-    )
-
-    def __post_init__(self):
-        value = str(self.checkpointed_layers).strip().lower()
-        if value not in ("all", "auto") and not value.isdigit():
-            raise ValueError(
-                f"checkpointed_layers must be 'all', 'auto' or a number of layers, got {self.checkpointed_layers!r}"
-            )
-        self.checkpointed_layers = value
-        for key in ("activation_memory_gib", "memory_limit_gib"):
-            if getattr(self, key) is not None and getattr(self, key) <= 0:
-                raise ValueError(f"{key} must be positive, got {getattr(self, key)}")
 
 
 def optimizer_state_bytes(args, trainable: list[torch.nn.Parameter]) -> int:

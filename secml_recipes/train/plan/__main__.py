@@ -22,15 +22,13 @@ from secml_recipes.command_help import CommandHelpFormatter
 from secml_recipes.train.plan import GPU_CONFIGS, TPU_CONFIGS, PlanError, plan, refusal, training_from_recipe
 from secml_recipes.train.plan.hardware import CONFIG_DIR, device_from_config, local_devices, tpu_slice
 from secml_recipes.train.plan.report import table
+from secml_recipes.train.recipe import RecipeError, SpeedArguments, resolve_recipe
 
 
 def recipe_settings(recipe: str, overrides: list[str]):
     """(ModelConfig, an SFTConfig-like view, SpeedArguments) of a recipe, without building SFTConfig: its
     __post_init__ checks this machine (bf16 needs a GPU), and planning is for another machine."""
     from trl import ModelConfig, SFTConfig
-
-    from secml_recipes.train.recipe import RecipeError, resolve_recipe
-    from secml_recipes.train.speed import SpeedArguments
 
     try:
         values = resolve_recipe(recipe, overrides)

@@ -3,6 +3,7 @@ renamed over it. A crash or a full disk leaves the previous file (or none), neve
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -37,8 +38,6 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 def write_json_atomic(path: str | os.PathLike, obj, **dumps_kwargs) -> None:
     """`obj` as JSON (indent 2 unless told otherwise), whole or absent."""
-    import json
-
     dumps_kwargs.setdefault("indent", 2)
     write_text_atomic(path, json.dumps(obj, **dumps_kwargs))
 

@@ -10,6 +10,7 @@ as it is (a bug must stay visible).
 from __future__ import annotations
 
 import errno
+import shutil
 import socket
 
 DISK_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded"}
@@ -63,8 +64,6 @@ def describe_environment_error(err: BaseException) -> tuple[str, str] | None:
 
 
 def free_space(path) -> str:
-    import shutil
-
     try:
         return f"{shutil.disk_usage(path).free / 1024**3:.1f} GiB free"
     except OSError:

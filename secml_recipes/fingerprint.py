@@ -16,6 +16,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+import yaml
+
 _DOTTED = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
 
 
@@ -59,8 +61,6 @@ def fingerprint_input(path: Path) -> str:
     if path.is_file() and path.suffix == ".py":
         return fingerprint_source(path)
     if path.is_file() and path.suffix in (".yaml", ".yml"):
-        import yaml
-
         try:
             value = yaml.safe_load(path.read_text(encoding="utf-8"))
             return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()

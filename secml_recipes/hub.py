@@ -12,6 +12,7 @@ import os
 
 
 def hub_token() -> str | None:
+    # lazy: only when the Hub is used
     from huggingface_hub import get_token
 
     return get_token() or os.environ.get("HUGGINGFACE_TOKEN") or None

@@ -9,9 +9,11 @@ from secml_recipes.atomic import atomic_path
 
 def write_loss_plot(log_history: list[dict], out: str | Path, title: str = "training loss") -> Path | None:
     """Plot train (and eval) loss against step; returns the PNG path, or None when nothing was logged."""
+    # lazy: slow to import, and only plots need it
     import matplotlib
 
     matplotlib.use("Agg")
+    # lazy: slow to import, and only plots need it
     import matplotlib.pyplot as plt
 
     train = [(h["step"], h["loss"]) for h in log_history if "loss" in h and "step" in h]

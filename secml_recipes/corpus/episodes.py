@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -913,8 +914,6 @@ def call_sequence(episode: dict) -> str:
 
 def diversity(episodes: list[dict]) -> dict:
     """Distinct tool-call sequences, distinct/total assistant sentences, and the share of each kind."""
-    import re
-
     sentences = [
         s.strip()
         for ep in episodes

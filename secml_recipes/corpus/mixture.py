@@ -108,6 +108,7 @@ def load_mixed_dataset(
     log_dir: str | os.PathLike | None = None,
 ):
     """The mixed split as a `datasets.Dataset` in TRL's format; counts printed and saved to `log_dir`."""
+    # lazy: the torch stack loads only when a model is touched
     from datasets import Dataset
 
     sources = parse_mixture(entries)

@@ -11,6 +11,7 @@ Hosts are assigned to splits by a hash of their host id, so no host appears in t
 from __future__ import annotations
 
 import errno
+import gzip
 import hashlib
 import io
 import json
@@ -174,8 +175,6 @@ def _plan(index: int, seed: int):
 def _write_tar(out: Path, files: dict[str, bytes]) -> None:
     """Reproducible tarball: fixed mtimes, owners and order, gzip without a timestamp; written atomically,
     so an interrupted build never leaves a truncated tarball in place."""
-    import gzip
-
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name in sorted(files):
@@ -480,6 +479,7 @@ def read_split(
 
 def load_split_dataset(path, task: str, split: str, rejects_dir=None, max_rows: int | None = None):
     """The split as a `datasets.Dataset` in TRL's format (prompt/completion or messages/tools)."""
+    # lazy: the torch stack loads only when a model is touched
     from datasets import Dataset
 
     rows, _ = read_split(path, task, split, rejects_dir)

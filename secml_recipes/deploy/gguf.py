@@ -67,6 +67,7 @@ def _runtime_adds_no_bos(gguf_file: Path) -> None:
     """The chat templates write every token a prompt needs (BOS included, where the family has one), and training
     tokenized their renders without adding any: a runtime must not prepend a BOS of its own. The converter
     copies the tokenizer's habit (`tokenizer.ggml.add_bos_token`); it is set to false in place."""
+    # lazy: optional (quantize extra)
     from gguf import GGUFReader
 
     field = GGUFReader(str(gguf_file), "r+").fields.get("tokenizer.ggml.add_bos_token")
@@ -77,6 +78,7 @@ def _runtime_adds_no_bos(gguf_file: Path) -> None:
 def quantize_gguf(src: str | Path, out_file: str | Path, qtype: str) -> Path:
     """Re-quantize a GGUF with llama.cpp's quantizer (through llama-cpp-python's binding)."""
     try:
+        # lazy: optional, built by `make llama-cpp`
         import llama_cpp
     except ImportError as err:
         raise DeployError("llama-cpp-python is not installed: run `make llama-cpp`") from err
@@ -105,6 +107,7 @@ def write_modelfile(gguf_file: Path, family, system_prompt: str | None = None) -
 
 def gguf_chat_template(gguf_file: str | Path) -> str | None:
     """The chat template a GGUF carries (`tokenizer.chat_template`), which llama.cpp and llama-cpp-python render."""
+    # lazy: optional (quantize extra)
     from gguf import GGUFReader
 
     field = GGUFReader(str(gguf_file)).fields.get("tokenizer.chat_template")
@@ -113,6 +116,7 @@ def gguf_chat_template(gguf_file: str | Path) -> str | None:
 
 def gguf_architecture(gguf_file: str | Path) -> str | None:
     """`general.architecture` of a GGUF (llama, qwen3, ...): with its tokenizer, what tells the chat family."""
+    # lazy: optional (quantize extra)
     from gguf import GGUFReader
 
     field = GGUFReader(str(gguf_file)).fields.get("general.architecture")
@@ -121,6 +125,7 @@ def gguf_architecture(gguf_file: str | Path) -> str | None:
 
 def gguf_context_length(gguf_file: str | Path) -> int | None:
     """`<architecture>.context_length` of a GGUF: the longest context the model was trained for."""
+    # lazy: optional (quantize extra)
     from gguf import GGUFReader
 
     fields = GGUFReader(str(gguf_file)).fields

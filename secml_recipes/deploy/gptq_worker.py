@@ -19,6 +19,7 @@ os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(min(2, os.cpu_count() or 1)))
 
 
 def quantize(src: str, out: str, calib: str, bits: int, group_size: int, desc_act: bool) -> None:
+    # lazy: only in the GPTQ environment (make gptq-env)
     from gptqmodel import GPTQModel, QuantizeConfig
     from transformers import AutoTokenizer
 
@@ -37,6 +38,7 @@ def quantize(src: str, out: str, calib: str, bits: int, group_size: int, desc_ac
 
 
 def logits(model_dir: str, tokens_file: str, out: str) -> None:
+    # lazy: only in the GPTQ environment (make gptq-env)
     import numpy as np
     import torch
     from gptqmodel import GPTQModel

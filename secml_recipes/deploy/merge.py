@@ -11,6 +11,7 @@ from secml_recipes.model_folders import adapter_base
 def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, dtype: str = "bfloat16") -> Path:
     """Load the adapter on its base in `dtype` (bfloat16 or float32) with `peft.AutoPeftModelForCausalLM`,
     `merge_and_unload`, save the merged model with the adapter's tokenizer and chat template. Returns `out_dir`."""
+    # lazy: the torch stack loads only when a model is touched
     import torch
     from peft import AutoPeftModelForCausalLM
     from transformers import AutoTokenizer

@@ -64,6 +64,7 @@ def resolve_token(cli_token: str | None) -> str | None:
 
 def _local_card_license(card_path: Path | str | None) -> str | None:
     """The `license:` of a model card (README.md front matter) on this machine, or None."""
+    # lazy: only when the Hub is used
     from huggingface_hub import ModelCard
 
     if not card_path or not Path(card_path).is_file():
@@ -89,6 +90,7 @@ def hub_id_of(base_model: str) -> str:
 def license_of(base_model: str) -> tuple[str, str]:
     """(Hub license id, card text) of a derivative of `base_model`, read from what is on this machine: a local base
     folder's record or README.md, the Hub cache's copy of the base's card, then the defaults' table."""
+    # lazy: only when the Hub is used
     from huggingface_hub import try_to_load_from_cache
 
     hub_id = hub_id_of(base_model)
@@ -155,6 +157,7 @@ TASK_TEXT = {
 
 def model_card(art: Artifact, models_dir: Path, eval_dir: Path):
     """The model card (README.md) pushed with an artifact, as a `huggingface_hub.ModelCard`."""
+    # lazy: only when the Hub is used
     from huggingface_hub import ModelCard, ModelCardData
 
     recipe = _read_json(layout.trained_model(art.name, models_dir) / layout.RECIPE_FILE)
@@ -258,6 +261,7 @@ def push(
 ) -> list[dict]:
     """Create (private) repos and upload each artifact with its card. Returns what was done."""
     if api is None and not dry_run:
+        # lazy: only when the Hub is used
         from huggingface_hub import HfApi
 
         api = HfApi(token=token)

@@ -13,6 +13,7 @@ in a real client and compared with its source on held-out text; the numbers go t
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -173,6 +174,7 @@ def _gptq_artifact(spec: ModelQuantSpec, args: QuantizeArguments, source: Path, 
 def quantize_model(spec: ModelQuantSpec, args: QuantizeArguments) -> dict:
     """One model's deployables, each verified against its source; the report is also written to
     `layout.quant_report(name)`."""
+    # lazy: the torch stack loads only when a model is touched
     from transformers import AutoTokenizer
 
     source = Path(spec.source)
@@ -202,8 +204,6 @@ def quantize_model(spec: ModelQuantSpec, args: QuantizeArguments) -> dict:
 def _keep_training_record(trained: Path, spec: ModelQuantSpec, args: QuantizeArguments) -> None:
     """The training record (recipe, corpus part size) beside each deployable, so that triage run on a GGUF or a
     GPTQ folder alone splits reports as training did (`triage.trained_part_size`)."""
-    import shutil
-
     record = trained / layout.RECIPE_FILE
     targets = [layout.gguf_dir(spec.name, args.models_dir), layout.gptq_model(spec.name, args.models_dir)]
     for folder in targets:

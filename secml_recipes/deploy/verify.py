@@ -68,6 +68,7 @@ def held_out_examples(tokenizer, corpus: str, task: str, n: int, max_tokens: int
 
 def hf_logits(model_dir: str | Path, held: HeldOut, gguf_file: str | None = None) -> tuple[list[np.ndarray], float]:
     """Logits from transformers (a folder, or a GGUF file through transformers' loader), and load seconds."""
+    # lazy: the torch stack loads only when a model is touched
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -86,6 +87,7 @@ def hf_logits(model_dir: str | Path, held: HeldOut, gguf_file: str | None = None
 
 def llama_cpp_logits(gguf_file: str | Path, held: HeldOut) -> tuple[list[np.ndarray], float]:
     """Logits from llama.cpp itself (llama-cpp-python), the only trustworthy check for Mixtral GGUFs."""
+    # lazy: optional, built by `make llama-cpp`
     from llama_cpp import Llama
 
     t0 = time.perf_counter()

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from secml_recipes.atomic import write_text_atomic
 from secml_recipes.command_help import recipe_help, wants_help
 from secml_recipes.corpus.tarball import manifest_sha256, read_scans, read_split
@@ -263,8 +265,6 @@ def _for_each_variant(args, variants: dict, sources: dict, produce) -> tuple[dic
 
 def _score_specialist(args, variants: dict, sources: dict, out_dir: Path) -> _Scored:
     """Full-length generation of enriched reports, scored against the references; the model's are kept."""
-    from tqdm.auto import tqdm
-
     items = _specialist_items(args)
     refs, raws = [it["reference"] for it in items], [it["raw"] for it in items]
     scatter = []
@@ -296,8 +296,6 @@ def _score_specialist(args, variants: dict, sources: dict, out_dir: Path) -> _Sc
 
 def _score_generalist(args, variants: dict, sources: dict, out_dir: Path) -> _Scored:
     """Tool-use rollouts over held-out scans, scored per episode; the model's trajectories are kept."""
-    from tqdm.auto import tqdm
-
     rows, _ = read_split(args.dataset_path, "generalist", args.split, out_dir / "rejects")
     rows = rows[: args.max_samples] if args.max_samples else rows
     scans = read_scans(args.dataset_path, args.split)

@@ -123,9 +123,11 @@ def _bars(ax, rows: list[dict]) -> None:
 
 def write_plot(rows: list[dict], out: Path, title: str) -> Path:
     """Scores in [0, 1] (higher is better) on the left; held-out losses (lower is better) on their own axis."""
+    # lazy: slow to import, and only plots need it
     import matplotlib
 
     matplotlib.use("Agg")
+    # lazy: slow to import, and only plots need it
     import matplotlib.pyplot as plt
 
     scores = [r for r in rows if r["key"] not in LOWER_IS_BETTER]

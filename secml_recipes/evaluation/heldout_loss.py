@@ -39,11 +39,13 @@ def heldout_loss(
 ) -> dict:
     """{'heldout_loss': mean nats per trained token, 'heldout_perplexity', 'heldout_tokens'} over `rows`: each
     {'messages', 'tools', 'prompt'} (prompt: the prompt messages of a prompt/completion row, else None)."""
+    # lazy: the torch stack loads only when a model is touched
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     if adapter_path:
+        # lazy: the torch stack loads only when a model is touched
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, adapter_path)

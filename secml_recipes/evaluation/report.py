@@ -36,9 +36,11 @@ def markdown_table(results: dict[str, dict[str, float]]) -> str:
 def write_plots(
     results: dict[str, dict[str, float]], out_dir: Path, scatter: list[tuple[float, float]] | None, title: str
 ) -> list[Path]:
+    # lazy: slow to import, and only plots need it
     import matplotlib
 
     matplotlib.use("Agg")
+    # lazy: slow to import, and only plots need it
     import matplotlib.pyplot as plt
 
     written = []

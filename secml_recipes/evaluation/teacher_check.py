@@ -33,6 +33,7 @@ def _table(title: str, rows: list[tuple[str, object]]) -> str:
 
 def _agent_parser():
     try:
+        # lazy: optional (make agent)
         from sys_scan_agent.models import EnrichedOutput
     except ImportError:
         return None

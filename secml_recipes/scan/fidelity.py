@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import statistics
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -199,8 +200,6 @@ def load_generated(folder: Path, real: dict, limit: int) -> tuple[list[dict], in
 
 
 def run(real_path: str, generated_dir: str | None, hosts: int, seed: int, version: str, out: str | None) -> int:
-    import sys
-
     try:
         real = json.loads(Path(real_path).read_text())
     except (OSError, json.JSONDecodeError) as err:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -801,8 +802,6 @@ AUDIT_PATTERNS = (  # id, regex (icase), title, description
 
 
 def scan_auditd(run: Run) -> None:
-    import re
-
     if not run.cfg.hardening:
         return
     host = run.host

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -511,8 +512,6 @@ def ioc_subject(exe: str, command: str, environment: dict | None = None) -> str:
 
 def _remote_from(command: str) -> str | None:
     """host:port a command line points at (a miner pool, a beacon), if any."""
-    import re
-
     match = re.search(r"(?:-o\s+|--beacon\s+|--reverse\s+|stratum\+tcp://)([\w.-]+):(\d{2,5})", command)
     if not match:
         return None

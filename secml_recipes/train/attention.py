@@ -29,6 +29,7 @@ NAME = "varlen"
 @functools.cache
 def _torch_varlen():
     try:
+        # lazy: the torch stack loads only when a model is touched
         from torch.nn.attention.varlen import varlen_attn
     except ImportError:  # torch < 2.10
         return None

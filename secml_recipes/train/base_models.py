@@ -102,6 +102,7 @@ def _provenance(name: str) -> dict:
 
 def prepare(name: str, out: str | Path | None = None, cache_dir: str | Path | None = None, force: bool = False) -> Path:
     """A Hugging Face folder of base model `name` at `out` (fp32 weights, tokenizer, chat template)."""
+    # lazy: the torch stack loads only when a model is touched
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -24,6 +24,7 @@ def round_up(n: int, multiple: int) -> int:
 
 def token_lengths(dataset) -> list[int]:
     """Token count of every prepared row, read from the Arrow column (no Python copy of the token ids)."""
+    # lazy: the torch stack loads only when a model is touched
     import pyarrow.compute as pc
 
     return pc.list_value_length(dataset.with_format("arrow")["input_ids"]).to_pylist()

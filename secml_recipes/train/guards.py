@@ -44,6 +44,7 @@ def _finite(value) -> bool:
 
 def nonfinite_parameters(model, trainable_only: bool = True) -> list[str]:
     """Names of the (trainable) parameters holding a NaN or an infinity; one synchronisation for all of them."""
+    # lazy: the torch stack loads only when a model is touched
     import torch
 
     named = [
@@ -58,6 +59,7 @@ def nonfinite_parameters(model, trainable_only: bool = True) -> list[str]:
 
 def nonfinite_tensors(folder: str | Path, limit: int = 5) -> list[str]:
     """Up to `limit` names of non-finite tensors in the safetensors files of `folder` (or one file)."""
+    # lazy: the torch stack loads only when a model is touched
     import torch
     from safetensors import safe_open
 
@@ -152,6 +154,7 @@ class NonFiniteGuard(TrainerCallback):
 
     def check_weights(self, state, model) -> None:
         """Raise `NonFiniteError` when a trainable weight is NaN/inf (before a checkpoint or the final save)."""
+        # lazy: the torch stack loads only when a model is touched
         import torch
 
         bad = nonfinite_parameters(model)

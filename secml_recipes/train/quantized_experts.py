@@ -65,6 +65,7 @@ class _QuantizeExpertsToo(Bnb4bitQuantize):
     their quantization state kept for `_process_model_after_weight_loading`."""
 
     def convert(self, input_dict, full_layer_name=None, model=None, **kwargs):
+        # lazy: optional (qlora extra)
         from bitsandbytes import functional as F
         from torch import nn
 
@@ -110,6 +111,7 @@ class ExpertsBnb4BitHfQuantizer(Bnb4BitHfQuantizer):
         return _QuantizeExpertsToo(self)
 
     def _process_model_after_weight_loading(self, model, **kwargs):
+        # lazy: optional (qlora extra)
         from bitsandbytes.nn.parametrize import replace_parameter_4bit_prequantized
 
         for param_name, state in self.expert_states.items():
@@ -128,6 +130,7 @@ def experts_aware(config: BitsAndBytesConfig | None) -> BitsAndBytesConfig | Non
 
 def expert_stack_dtypes(model) -> dict:
     """{name: storage dtype} of every fused expert stack; a quantized stack reports its packed storage (uint8)."""
+    # lazy: the torch stack loads only when a model is touched
     from torch.nn.utils import parametrize
 
     stacks = {}

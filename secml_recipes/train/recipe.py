@@ -110,6 +110,7 @@ class DataArguments:
 def _model_arguments() -> type:
     """TRL's ModelConfig plus the model's chat family and the tokenizer's pad token (SFTConfig's `pad_token` is
     deprecated in TRL 1.16). What the family decides is resolved with the run's settings (run_settings.py)."""
+    # lazy: the torch stack loads only when a model is touched
     from trl import ModelConfig
 
     @dataclass
@@ -139,6 +140,7 @@ _NULLS = {"null", "~"}
 @functools.cache
 def recipe_dataclasses() -> tuple[type, ...]:
     """The dataclasses a training recipe fills, in the order `load_recipe` returns them."""
+    # lazy: the torch stack loads only when a model is touched
     from trl import SFTConfig
 
     return (DataArguments, _model_arguments(), SFTConfig, SpeedArguments)
@@ -196,6 +198,7 @@ class SpeedArguments:
 def training_recipe_help() -> str:
     """`secml train --help`: every key a training recipe takes, by the dataclass that owns it; the few keys of our
     own first, then TRL's SFT keys, then the hundred-odd TrainingArguments keys (with SFTConfig's defaults)."""
+    # lazy: the torch stack loads only when a model is touched
     from transformers import TrainingArguments
 
     data, model, sft, speed = recipe_dataclasses()
@@ -271,6 +274,7 @@ class RecipeParser:
     """`HfArgumentParser` over the recipe's dataclasses, plus recipe files, key checks and one-line errors."""
 
     def __init__(self, classes: tuple[type, ...]):
+        # lazy: the torch stack loads only when a model is touched
         from transformers import HfArgumentParser
 
         self.classes = classes

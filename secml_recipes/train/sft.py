@@ -223,7 +223,7 @@ def _export_hub_token(training_args) -> None:
 
 def _load_datasets(data_args, settings, output_dir: Path, seed: int):
     """The training split and, when the run evaluates, the evaluation split (the weighted mixture of
-    `dataset_mixture` when set, see data/mixture.py); bad rows go to the rejects folder."""
+    `dataset_mixture` when set, see corpus/mixture.py); bad rows go to the rejects folder."""
     rejects_dir = data_args.rejects_dir or str(layout.rejects_dir(output_dir))
     try:
         train_dataset = load_task_split(

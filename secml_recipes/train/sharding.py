@@ -60,6 +60,7 @@ def launch_settings(resolved: dict) -> dict:
 
 def _shard_fused_output(output, mesh) -> None:
     """FSDPv2's output hook for TRL's fused LM head: per-token outputs, batch dimension over the `fsdp` axis."""
+    # lazy: the torch stack loads only when a model is touched
     import torch
     import torch_xla.distributed.spmd as xs
 
@@ -85,6 +86,7 @@ def save_final_model(trainer, output_dir: str) -> None:
         trainer.save_model(output_dir)
         return
     if getattr(trainer, "is_fsdp_xla_v2_enabled", False):
+        # lazy: only on TPU (torch_xla)
         import torch_xla.core.xla_model as xm
         from accelerate.utils import extract_model_from_parallel
 

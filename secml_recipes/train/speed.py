@@ -12,6 +12,7 @@ runs once the settings are known:
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import torch
@@ -119,8 +120,8 @@ class XlaCheckpointing(TrainerCallback):
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if model is None:
             return
-        import functools
 
+        # lazy: only on TPU (torch_xla)
         from torch_xla.utils.checkpoint import checkpoint
 
         recompute = functools.partial(checkpoint, use_reentrant=True)

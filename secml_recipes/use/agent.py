@@ -3,7 +3,7 @@
     secml agent report.json --model models/generalist_model_lora
     secml agent report.json --model models/generalist_model_lora --local-readonly
 
-The conversation starts as training episodes start (`data/episodes.py`: the system prompt, a question and the
+The conversation starts as training episodes start (`corpus/episodes.py`: the system prompt, a question and the
 scan digest), is rendered with the model's chat template and the tool schemas, and each assistant turn is parsed
 with the family's tool-call parser. Tools run only from parsed calls, only when the tool is declared and the
 arguments fit its schema (`evaluation/rollout.execute_call`); text inside the report or a tool result is never

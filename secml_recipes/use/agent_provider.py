@@ -60,6 +60,7 @@ class SecmlProvider:
         generator=None,
         **open_kwargs: Any,
     ):
+        # lazy: optional (make agent)
         from sys_scan_agent.llm_provider import NullLLMProvider
 
         self.model_name, self.report = str(model), report
@@ -101,6 +102,7 @@ class SecmlProvider:
         return enriched, (f"{len(invalid)} of {len(parts)} parts invalid, left out" if invalid else None)
 
     def _metadata(self, started: float, fallback: bool, error: str | None, charge_generation: bool):
+        # lazy: optional (make agent)
         from sys_scan_agent.llm_provider import ProviderMetadata
 
         counted = self._generator if isinstance(self._generator, _Counting) and charge_generation else None
@@ -123,6 +125,7 @@ class SecmlProvider:
     def summarize(
         self, reductions, correlations, actions, *, skip=False, previous=None, skip_reason=None, baseline_context=None
     ):
+        # lazy: optional (make agent)
         from sys_scan_agent.models import Summaries
 
         started = time.perf_counter()

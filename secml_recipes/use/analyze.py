@@ -30,6 +30,7 @@ from secml_recipes.use.triage import TriageError, add_model_runtime_arguments, r
 
 def analyze(report_path: str | Path, provider, out: str | Path, html: bool = True) -> dict:
     """The agent's analyze with `provider` injected; writes `out` (+ .html) and returns the written dict."""
+    # lazy: optional (make agent)
     from sys_scan_agent import canonicalize, cli, llm_provider, models, report_html
     from sys_scan_agent.graph.summarization import enhanced_summarize_host_state
 

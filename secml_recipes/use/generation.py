@@ -7,6 +7,7 @@ The evaluation only calls `Generator.generate(prompts)` on rendered chat text, s
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import time
@@ -44,6 +45,7 @@ class TransformersGenerator:
     stats: dict = field(default_factory=lambda: {"generated_tokens": 0, "seconds": 0.0, "prompts": 0})
 
     def __post_init__(self):
+        # lazy: the torch stack loads only when a model is touched
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         for given in (self.model_path, self.adapter_path):
@@ -69,6 +71,7 @@ class TransformersGenerator:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
         self.family = _family_or_none(self.tokenizer, model.config.model_type)
         if adapter:
+            # lazy: the torch stack loads only when a model is touched
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, adapter)
@@ -119,6 +122,7 @@ class LlamaCppGenerator:
     stats: dict = field(default_factory=lambda: {"generated_tokens": 0, "seconds": 0.0, "prompts": 0})
 
     def __post_init__(self):
+        # lazy: optional, built by `make llama-cpp`
         from llama_cpp import Llama
         from transformers import AutoTokenizer
 
@@ -229,6 +233,7 @@ def load_generator(
 def gguf_tokenizer(gguf_file: str | Path):
     """The tokenizer a GGUF carries (transformers' GGUF reader) with the chat template written into it, so a
     GGUF renders prompts exactly as training did without its source folder."""
+    # lazy: the torch stack loads only when a model is touched
     from transformers import AutoTokenizer
 
     path = Path(gguf_file)
@@ -238,8 +243,6 @@ def gguf_tokenizer(gguf_file: str | Path):
 
 
 def _has_llama_cpp() -> bool:
-    import importlib.util
-
     return importlib.util.find_spec("llama_cpp") is not None
 
 
@@ -254,7 +257,7 @@ def open_model(
     """The generator for a model a user points at: a trained folder (full model or LoRA adapter, whose base
     comes from its adapter config) or a .gguf file (llama.cpp when `make llama-cpp` built it, else
     transformers' GGUF reader; `tokenizer` names the source folder, else the GGUF's own is used). A folder with
-    `backend="llama_cpp"` runs in llama.cpp through a cached f16 conversion (evaluation/gguf_cache.py).
+    `backend="llama_cpp"` runs in llama.cpp through a cached f16 conversion (use/gguf_cache.py).
     FileNotFoundError with what to do when `path` is not there."""
     p = Path(path)
     if not p.exists():
@@ -280,6 +283,7 @@ def open_model(
         gen = TransformersGenerator(
             str(p.parent), gguf_file=p.name, dtype=dtype, batch_size=batch_size, name=name or p.name
         )
+        # lazy: the torch stack loads only when a model is touched
         from transformers import AutoTokenizer
 
         if tokenizer:

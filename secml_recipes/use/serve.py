@@ -86,6 +86,7 @@ def make_handler(tokenizer, family: ChatFamily, model_name: str, native: bool, d
 
 def build_app(gguf: str, tokenizer_path: str | None = None, n_ctx: int = 8192, model_alias: str | None = None):
     """llama-cpp-python's FastAPI app serving `gguf` with the `secml` chat handler."""
+    # lazy: optional, built by `make llama-cpp`
     from llama_cpp import llama_chat_format
     from llama_cpp.server.app import create_app
     from llama_cpp.server.settings import ModelSettings, ServerSettings
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alias", help="the model name clients see (default: the file name)")
     args = parser.parse_args(argv)
     try:
+        # lazy: optional (serve extra)
         import uvicorn
     except ImportError:
         print("error: the server needs `make llama-cpp` and `pip install -e '.[serve]'`", file=sys.stderr)

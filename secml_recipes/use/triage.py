@@ -3,7 +3,7 @@
     secml triage report.json --model models/specialist_model
     secml triage report.json --model models/specialist-gguf/specialist-q4_K_M.gguf
 
-The report is cut into parts exactly as training cut it (`data/split.py`, same `--max-prompt-chars` as the
+The report is cut into parts exactly as training cut it (`tasks/split.py`, same `--max-prompt-chars` as the
 corpus), each part is rendered with the model's chat template and generated greedily, every output is parsed
 and validated against the enriched format, and the valid parts are merged back (`merge_parts`). A part whose
 output is not a valid enriched report is reported as invalid with the reason and kept out of the merge; the
@@ -23,6 +23,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from secml_recipes import layout
 from secml_recipes.command_help import CommandHelpFormatter
 from secml_recipes.corpus.tarball import corpus_record
@@ -34,7 +36,7 @@ from secml_recipes.tasks.validate import enriched_report_error, raw_report_error
 from secml_recipes.use.generation import open_model
 
 TEACHER_TAG = "secml:teacher-filled"
-DEFAULT_MAX_PROMPT_CHARS = 12000  # the corpus builder's default (data/corpus.py); use the corpus' own value
+DEFAULT_MAX_PROMPT_CHARS = 12000  # the corpus builder's default (corpus/tarball.py); use the corpus' own value
 
 
 class TriageError(ValueError):
@@ -115,8 +117,6 @@ def triage(
     progress: bool = True,
 ) -> tuple[dict | None, list[PartResult]]:
     """(merged enriched report or None when no part is usable, one PartResult per part) for `report`."""
-    from tqdm.auto import tqdm
-
     pairs = split_report(report, max_prompt_chars)
     results, model_parts, teacher_parts = [], [], []
     for n, (part, teacher) in enumerate(tqdm(pairs, desc="triage", unit="part", disable=not progress or None), 1):
@@ -141,6 +141,7 @@ def _write_html(enriched: dict, path: Path) -> str | None:
     """Render with sys-scan-agent's report_html after its EnrichedOutput model accepts the report; None when the
     agent is not installed, else the path written. A rejection by the agent is a TriageError."""
     try:
+        # lazy: optional (make agent)
         from sys_scan_agent.models import EnrichedOutput
         from sys_scan_agent.report_html import write_html
     except ImportError:

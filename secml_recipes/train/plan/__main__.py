@@ -28,6 +28,7 @@ from secml_recipes.train.recipe import RecipeError, SpeedArguments, resolve_reci
 def recipe_settings(recipe: str, overrides: list[str]):
     """(ModelConfig, an SFTConfig-like view, SpeedArguments) of a recipe, without building SFTConfig: its
     __post_init__ checks this machine (bf16 needs a GPU), and planning is for another machine."""
+    # lazy: the torch stack loads only when a model is touched
     from trl import ModelConfig, SFTConfig
 
     try:

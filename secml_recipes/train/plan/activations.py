@@ -9,6 +9,7 @@ import torch
 
 def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     """The layers transformers can checkpoint one by one, in order."""
+    # lazy: the torch stack loads only when a model is touched
     from transformers.modeling_layers import GradientCheckpointingLayer
 
     return [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]

@@ -158,6 +158,7 @@ def _lm_head_workspace(
 ) -> tuple[float, float]:
     """(forward, backward) bytes of TRL's fused LM head: a [tokens tile x vocab chunk] buffer, the fp32 gradient of
     the hidden states, and for a trained head its fp32 weight gradient and the cast copy."""
+    # lazy: the torch stack loads only when a model is touched
     from trl.kernels.chunked_logprob import TOKEN_CHUNK_SIZE
     from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE
 

@@ -72,6 +72,7 @@ class ModelMemoryFacts:
 
 
 def _dtype(name: str | None, config):
+    # lazy: the torch stack loads only when a model is touched
     import torch
 
     if name in (None, "auto"):
@@ -89,6 +90,7 @@ def _fused_attention_probe(
 
 
 def _fused_attention_class():
+    # lazy: the torch stack loads only when a model is touched
     import torch
 
     class FusedAttentionSaves(torch.autograd.Function):
@@ -114,6 +116,7 @@ def _no_mask(*args, **kwargs):
 
 @functools.cache
 def _register_probe() -> str:
+    # lazy: the torch stack loads only when a model is touched
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface
 
@@ -128,12 +131,15 @@ def _register_probe() -> str:
 def _grouped_mm_on_meta():
     """Fused MoE experts: torch's grouped_mm has a bf16-only meta kernel; other dtypes take transformers' own
     fallback op (what they take on devices without the kernel), which has a meta implementation."""
+    # lazy: the torch stack loads only when a model is touched
     from transformers.integrations import moe
 
     original = moe._can_use_grouped_mm
 
     def can_use(input, weight, offs):
         if weight.device.type == "meta":
+            # lazy: the torch stack loads only when a model is touched
+            # lazy: the torch stack loads only when a model is touched
             import torch
 
             return weight.dtype == torch.bfloat16
@@ -147,6 +153,7 @@ def _grouped_mm_on_meta():
 
 
 def _lora_config(lora: LoraShape):
+    # lazy: the torch stack loads only when a model is touched
     from peft import LoraConfig
 
     kwargs = {"target_parameters": list(lora.target_parameters)} if lora.target_parameters else {}
@@ -182,6 +189,7 @@ def model_facts(
 def _without_zero3_init():
     """Under a DeepSpeed ZeRO-3 launch, transformers builds models inside `deepspeed.zero.Init`, which partitions
     them; the planner's skeleton must stay a plain meta-device model, so ZeRO-3 is hidden while it is built."""
+    # lazy: the torch stack loads only when a model is touched
     from transformers.integrations import deepspeed
 
     saved = deepspeed._hf_deepspeed_config_weak_ref
@@ -193,6 +201,7 @@ def _without_zero3_init():
 
 
 def _facts(name_or_path: str, config, torch_dtype, lora: LoraShape | None, xla: bool) -> ModelMemoryFacts:
+    # lazy: the torch stack loads only when a model is touched
     import torch
     from torch import nn
     from transformers import AutoModelForCausalLM
@@ -214,6 +223,7 @@ def _facts(name_or_path: str, config, torch_dtype, lora: LoraShape | None, xla: 
     total = sum(p.numel() for p in model.parameters())
     lora_params = 0
     if lora is not None:
+        # lazy: the torch stack loads only when a model is touched
         from peft import get_peft_model
 
         model = get_peft_model(model, _lora_config(lora))

@@ -82,10 +82,12 @@ def module_imports(name: str, path: Path, known, strings: bool = False) -> set[s
     """The modules `name` (at `path`) imports, at any depth of the file, that `known(module)` accepts.
 
     With `strings`, a string constant that is exactly a module's dotted name counts too: `-m` subprocess commands and
-    `importlib.resources.files("pkg")` run or read that module without an import statement."""
+    `importlib.resources.files("pkg")` run or read that module without an import statement (docstrings, which only
+    name modules, do not count)."""
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     targets = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(_strip_docstrings(tree) if strings else tree):
         if isinstance(node, ast.Import):
             candidates = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):

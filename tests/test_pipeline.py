@@ -253,3 +253,12 @@ def test_the_smoke_recipes_resolve_on_the_prepared_smollm2(monkeypatch):
             *load_recipe(pipeline.PROFILES["smoke"].training_recipe(task)), detect_environment()
         )
         assert settings.model_family == "chatml" and tokenizer.eos_token == "<|im_end|>"
+
+
+def test_a_module_named_in_a_docstring_is_not_code_a_stage_runs(tmp_path):
+    """`-m secml_recipes.x` in a command runs that module; the same name in a docstring only mentions it."""
+    from secml_recipes.fingerprint import module_imports
+
+    path = tmp_path / "mod.py"
+    path.write_text('"""Run it as `python -m pkg.mentioned`."""\nCMD = ["python", "-m", "pkg.launched"]\n')
+    assert module_imports("pkg.mod", path, lambda m: m.startswith("pkg."), strings=True) == {"pkg.launched"}

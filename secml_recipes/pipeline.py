@@ -34,6 +34,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from secml_recipes import layout
 from secml_recipes.command_help import CommandHelpFormatter
 from secml_recipes.evaluation.headline import load_reports, write_headline
@@ -180,6 +182,25 @@ def set_aside(output: Path, marker: Path | None = None) -> Path:
     return target
 
 
+def quantize_outputs(recipe: str) -> list[Path]:
+    """What the quantize recipe's models become: merged model, GPTQ folder, GGUF folder and report per model name."""
+    try:
+        models = (yaml.safe_load(Path(recipe).read_text(encoding="utf-8")) or {}).get("models") or []
+    except (OSError, yaml.YAMLError, AttributeError):
+        return []  # the quantize command itself says what is wrong with the recipe
+    names = [m["name"] for m in models if isinstance(m, dict) and isinstance(m.get("name"), str)]
+    return [
+        path
+        for name in names
+        for path in (
+            layout.merged_model(name),
+            layout.gptq_model(name),
+            layout.gguf_dir(name),
+            layout.quant_report(name),
+        )
+    ]
+
+
 def _has_work(output: Path) -> bool:
     return output.is_file() or (output.is_dir() and any(output.iterdir()))
 
@@ -207,7 +228,7 @@ def run_stage(
     inputs: list,
     extra: list[str],
     cmd_list: list[list[str]],
-    output: Path | None = None,
+    output: Path | list[Path] | None = None,
     code: str | None = None,
     force: bool = False,
 ) -> bool:
@@ -215,8 +236,9 @@ def run_stage(
 
     The marker is written as 'running' before the commands and 'done' after, with each input's fingerprint: a
     rerun with the same inputs after a crash runs the stage again in the same folder (training resumes from its
-    checkpoint); a rerun with changed inputs, or a forced one, first moves `output` aside (`set_aside`) and says
-    which input changed, so nothing trained on other inputs is resumed and nothing is deleted."""
+    checkpoint); a rerun with changed inputs, or a forced one, first moves `output` (one path or several) aside
+    (`set_aside`) and says which input changed, so nothing trained on other inputs is resumed and nothing is
+    deleted."""
     fps = stage_inputs(inputs, extra, code)
     fp = _combine(fps)
     state = _marker(marker)
@@ -224,10 +246,13 @@ def run_stage(
         print(f"[secml pipeline] {name}: up to date, skipped")
         STAGE_SECONDS.setdefault(name, None)
         return False
-    if output is not None and _has_work(output) and (force or state.get("fingerprint") != fp):
+    outputs = output if isinstance(output, list) else [] if output is None else [output]
+    stale = [out for out in outputs if _has_work(out)] if force or state.get("fingerprint") != fp else []
+    if stale:
         why = "forced (--force)" if force else _what_changed(state.get("inputs"), fps)
-        moved = set_aside(output, None if marker.is_relative_to(output) else marker)
-        print(f"[secml pipeline] {name}: moved {output} aside to {moved}; {why}", flush=True)
+        for out in stale:
+            moved = set_aside(out, None if marker.is_relative_to(out) else marker)
+            print(f"[secml pipeline] {name}: moved {out} aside to {moved}; {why}", flush=True)
     marker.parent.mkdir(parents=True, exist_ok=True)
     record = {"stage": name, "fingerprint": fp, "inputs": fps}
     marker.write_text(json.dumps(record | {"status": "running"}, indent=1))
@@ -426,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
                 [profile.quantize, *(str(layout.trained_model(t)) for t in layout.TASKS), profile.corpus],
                 [],
                 [[py, "-m", STAGE_CODE["quantize"], profile.quantize]],
+                output=quantize_outputs(profile.quantize),
                 code="quantize",
                 force="quantize" in forced,
             )

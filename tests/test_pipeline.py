@@ -136,6 +136,11 @@ def _fake_commands(monkeypatch) -> list[str]:
             ran.append("data")
         elif pipeline.STAGE_CODE["tiny-models"] in cmd:
             ran.append("tiny-models")
+        elif pipeline.STAGE_CODE["quantize"] in cmd:
+            layout.gguf_dir("specialist").mkdir(parents=True, exist_ok=True)
+            (layout.gguf_dir("specialist") / "specialist-q8_0.gguf").write_text(f"gguf {len(ran)}")
+            layout.quant_report("specialist").write_text("{}")
+            ran.append("quantize")
 
     monkeypatch.setattr(pipeline, "_run", fake_run)
     return ran
@@ -262,3 +267,20 @@ def test_a_module_named_in_a_docstring_is_not_code_a_stage_runs(tmp_path):
     path = tmp_path / "mod.py"
     path.write_text('"""Run it as `python -m pkg.mentioned`."""\nCMD = ["python", "-m", "pkg.launched"]\n')
     assert module_imports("pkg.mod", path, lambda m: m.startswith("pkg."), strings=True) == {"pkg.launched"}
+
+
+def test_a_forced_quantize_sets_every_deployable_of_the_recipe_aside(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    ran = _fake_commands(monkeypatch)
+    args = ["--profile", "tiny", "--quantize-only"]
+    recipe = pipeline.PROFILES["tiny"].quantize
+    (tmp_path / recipe).parent.mkdir(parents=True)
+    (tmp_path / recipe).write_text((ROOT / recipe).read_text())
+    assert pipeline.main(args) == 0 and pipeline.main(args) == 0 and ran == ["quantize"]
+    capsys.readouterr()
+    assert pipeline.main([*args, "--force", "quantize"]) == 0 and ran == ["quantize", "quantize"]
+    said = capsys.readouterr().out
+    (gguf,) = Path("models").glob("specialist-gguf.stale-*")
+    (report,) = Path("models").glob("specialist-quant-report.json.stale-*[0-9Z]")
+    assert (gguf / "specialist-q8_0.gguf").read_text() == "gguf 0" and report.read_text() == "{}"
+    assert "quantize: moved models/specialist-gguf aside to" in said

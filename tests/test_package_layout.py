@@ -110,3 +110,12 @@ def test_old_module_paths_are_the_new_modules_for_one_release(old, new):
         old_module = importlib.import_module(old)
     assert old_module is importlib.import_module(new)
     assert any("moved to" in str(w.message) for w in seen)
+
+
+def test_every_data_file_of_the_package_ships_in_the_wheel():
+    """A YAML table, template or schema left out of package-data works in a clone and breaks in every install."""
+    tomllib = pytest.importorskip("tomllib")
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["secml_recipes"]
+    data = [p for p in PACKAGE.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")]
+    unshipped = [str(p.relative_to(PACKAGE)) for p in data if not any(p.relative_to(PACKAGE).match(g) for g in globs)]
+    assert not unshipped, f"add these to [tool.setuptools.package-data] in pyproject.toml: {unshipped}"

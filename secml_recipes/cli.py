@@ -11,6 +11,8 @@ import difflib
 import importlib
 import sys
 
+from secml_recipes import __version__
+
 # command -> (module whose main(argv) runs it, one line for `secml --help`). The module is imported only when its
 # command runs: `secml --help` and a mistyped command answer at once, without importing torch or transformers.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -77,8 +79,6 @@ def main(argv: list[str] | None = None) -> int:
         print(usage(), end="")
         return 0
     if name == "--version":
-        from secml_recipes import __version__
-
         print(f"secml {__version__}")
         return 0
     if name not in COMMANDS:

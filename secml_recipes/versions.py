@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import sys
+from importlib.metadata import requires
 from pathlib import Path
 
 # llama.cpp's converter and quantizer come from this llama-cpp-python source distribution (package registry).
@@ -40,8 +41,6 @@ def _requirements() -> list[str]:
     if PYPROJECT.is_file():
         text = PYPROJECT.read_text(encoding="utf-8")
         return re.findall(r'"([^"]+)"', text.split("[project]", 1)[-1].split("[project.scripts]", 1)[0])
-    from importlib.metadata import requires
-
     return list(requires("secml-recipes") or [])
 
 

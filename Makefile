@@ -85,11 +85,11 @@ lint: install
 	$(PY) -m ruff format --check $(LINT_PATHS)
 
 # The first shipped accelerate config under which the recipe fits this machine's GPUs (or TPU chips), as the memory
-# planner picks it (python -m secml_recipes.train.plan RECIPE --launch; docs/scale.md); it refuses, naming what would fit,
+# planner picks it (secml plan RECIPE --launch; docs/scale.md); it refuses, naming what would fit,
 # when nothing does. GPU_CONFIG=accelerate_configs/X.yaml launches that config instead (sft still checks it).
 define launch_fitting
 	@if [ -n "$(GPU_CONFIG)" ]; then \
-		$(ACCELERATE) launch --config_file $(GPU_CONFIG) -m secml_recipes.train.sft $(1); \
+		$(ACCELERATE) launch --config_file $(GPU_CONFIG) -m secml_recipes.sft $(1); \
 	else \
 		cmd="$$($(PY) -m secml_recipes.train.plan $(1) --launch)" && echo "$$cmd" && eval "$$cmd"; \
 	fi

@@ -77,7 +77,7 @@ def launch_command(recipe: str, config: Path, devices: int, overrides: list[str]
     ]
     if config.name not in ("single_gpu.yaml", "tpu_fsdp.yaml"):
         parts += ["--num_processes", str(devices)]
-    parts += ["-m", "secml_recipes.train.sft", recipe, *overrides]
+    parts += ["-m", "secml_recipes.sft", recipe, *overrides]  # the stable launch path (sft.py)
     return shlex.join(parts)
 
 

@@ -247,7 +247,11 @@ def run_stage(
         STAGE_SECONDS.setdefault(name, None)
         return False
     outputs = output if isinstance(output, list) else [] if output is None else [output]
-    stale = [out for out in outputs if _has_work(out)] if force or state.get("fingerprint") != fp else []
+    # Made by this pipeline from other inputs (its record says so), or forced: set aside. An output with no record
+    # was made outside the pipeline (`make base-models`, a training run by hand): its command continues it in place,
+    # as a rerun after a crash does (base models are kept when prepared, training resumes from its checkpoint).
+    made_from_other_inputs = bool(state) and state.get("fingerprint") != fp
+    stale = [out for out in outputs if _has_work(out)] if force or made_from_other_inputs else []
     if stale:
         why = "forced (--force)" if force else _what_changed(state.get("inputs"), fps)
         for out in stale:

@@ -284,3 +284,13 @@ def test_a_forced_quantize_sets_every_deployable_of_the_recipe_aside(tmp_path, m
     (report,) = Path("models").glob("specialist-quant-report.json.stale-*[0-9Z]")
     assert (gguf / "specialist-q8_0.gguf").read_text() == "gguf 0" and report.read_text() == "{}"
     assert "quantize: moved models/specialist-gguf aside to" in said
+
+
+def test_an_output_made_outside_the_pipeline_is_continued_in_place_not_set_aside(tmp_path):
+    """`make smoke` prepares the base model with `make base-models` first: the pipeline must take it as it is."""
+    out = tmp_path / "base"
+    out.mkdir()
+    (out / "config.json").write_text("{}")  # prepared by hand: no stage record
+    cmd = [[sys.executable, "-c", f"import pathlib; (pathlib.Path({str(out)!r}) / 'ran').write_text('1')"]]
+    assert pipeline.run_stage("base", out / ".secml_stage.json", [], ["smollm2"], cmd, output=out) is True
+    assert (out / "config.json").exists() and (out / "ran").exists() and not list(tmp_path.glob("base.stale-*"))

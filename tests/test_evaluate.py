@@ -123,7 +123,7 @@ def test_missing_model_is_a_clear_error(small_corpus, tmp_path, capsys):
 
 def test_the_llama_cpp_backend_hands_each_variant_its_gguf_and_trained_tokenizer(monkeypatch, tmp_path):
     """Model and base folders become (GGUF, tokenizer folder) pairs; a GGUF given as a file is used as it is."""
-    import secml_recipes.use.gguf_cache as gguf_cache
+    from secml_recipes.evaluation import evaluate
     from secml_recipes.evaluation.evaluate import _as_gguf_variants
 
     calls = []
@@ -132,7 +132,7 @@ def test_the_llama_cpp_backend_hands_each_variant_its_gguf_and_trained_tokenizer
         calls.append((str(model), adapter))
         return f"{model}.f16.gguf", f"{adapter or model}"
 
-    monkeypatch.setattr(gguf_cache, "as_gguf", fake_as_gguf)
+    monkeypatch.setattr(evaluate, "as_gguf", fake_as_gguf)
     (tmp_path / "trained").mkdir()
     (tmp_path / "base").mkdir()
     variants = {

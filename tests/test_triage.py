@@ -9,7 +9,6 @@ from secml_recipes.scan.fixtures import real_report_paths
 from secml_recipes.tasks.split import compact, split_report
 from secml_recipes.tasks.validate import enriched_report_error
 from secml_recipes.teacher.enrich import build_enrichment
-from secml_recipes.use import generation
 from secml_recipes.use import triage as triage_cli
 
 MAX_CHARS = 6000
@@ -79,7 +78,7 @@ def test_command_writes_the_report_its_part_log_and_the_agents_html(real_report,
     pytest.importorskip("sys_scan_agent", reason="sys-scan-agent is not installed (make agent)")
     pairs = split_report(real_report, MAX_CHARS)
     model = ScriptedSpecialist(real_report, lambda i, teacher: compact(teacher) if i else "I cannot help")
-    monkeypatch.setattr(generation, "open_model", lambda *a, **k: model)
+    monkeypatch.setattr(triage_cli, "open_model", lambda *a, **k: model)
     report = tmp_path / "host.json"
     shutil.copy(real_report_paths()[0], report)
     out = tmp_path / "out" / "host.enriched.json"

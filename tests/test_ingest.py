@@ -13,7 +13,7 @@ from secml_recipes.scan import legacy, ndjson
 from secml_recipes.scan import spec_5_0_0 as spec
 from secml_recipes.scan.fixtures import real_report_paths, real_reports
 from secml_recipes.scan.generate import generate_report, plan_hosts
-from secml_recipes.tasks.split import compact
+from secml_recipes.tasks.prompts import compact
 from secml_recipes.tasks.validate import raw_report_error
 from secml_recipes.teacher.enrich import enrich_report
 

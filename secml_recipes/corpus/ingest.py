@@ -27,7 +27,8 @@ from pathlib import Path
 from secml_recipes.atomic import write_atomic
 from secml_recipes.corpus.tarball import split_for_host
 from secml_recipes.scan import legacy, ndjson
-from secml_recipes.tasks.split import compact, specialist_examples
+from secml_recipes.tasks.prompts import compact
+from secml_recipes.tasks.split import specialist_examples
 from secml_recipes.tasks.validate import enriched_report_error, raw_report_error
 from secml_recipes.teacher.enrich import FORMAT_VERSION
 

@@ -21,7 +21,8 @@ from secml_recipes.evaluation.expectations import expectation_problems, load_exp
 from secml_recipes.evaluation.harm import harm_summary, harmful_actions
 from secml_recipes.scan.fixtures import PACKAGED, real_report_paths
 from secml_recipes.scan.generate import generate_report, plan_hosts
-from secml_recipes.tasks.split import compact, merge_parts, split_report
+from secml_recipes.tasks.prompts import compact
+from secml_recipes.tasks.split import merge_parts, split_report
 from secml_recipes.tasks.validate import enriched_report_error
 from secml_recipes.teacher.assess import LEVELS
 from secml_recipes.teacher.enrich import build_enrichment

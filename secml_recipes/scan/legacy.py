@@ -9,16 +9,39 @@ the form 5.0.0's scanner builds for the same fact, with 5.0.0's severity rules; 
 counterpart (e.g. "Executable in temp") is left out with the reason. Sockets are kept in the form
 5.0.0's NetworkScanner builds, although 5.0.0's own report drops them (see `v5_0_0.py`): they are the
 only real socket data there is. `meta.tool_version` keeps the version that wrote the report.
+
+What the old report knew and 5.0.0 says differently is carried over, not dropped (docs/data.md has the table):
+the user's `--ioc-allow` list (allowlisted environment hits are left out, as the user asked), `pid_count` of
+aggregated IOC hits, merged-/usr paths spelled as the package database knows them, IPv6 addresses decoded from
+/proc's byte order (so ::1 is loopback), and `meta.effective_config` saying what ran (0.1.x always listed every
+process, so `process_inventory` is true when its process scanner ran; `--modules-summary` is 5.0.0's
+`modules_summary_only`). The 0.1.x tables (merged-/usr distributions, byte order) are in `spec/legacy_0_1_x.yaml`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
+from secml_recipes.knowledge_files import STR, frozen, load_table, mapping, record, seq
 from secml_recipes.scan.ndjson import SCHEMA_URL
-from secml_recipes.scan.v5_0_0 import EXPECTED_SUID, IOC_DIRS, IOC_NAMES, KERNEL_PARAMS, SEVERITY_SCORE
+from secml_recipes.scan.v5_0_0 import EXPECTED_SUID, IOC_DIRS, IOC_NAMES, KERNEL_PARAMS, SEVERITY_SCORE, Config
 
 _EXPECTED_NAMES = {p.rsplit("/", 1)[1] for p in EXPECTED_SUID}
+_L = load_table(
+    "secml_recipes.scan.spec",
+    "legacy_0_1_x.yaml",
+    {
+        "scanners": seq(STR),
+        "merged_usr": seq(record({"os_id": STR, "since": STR, "source": STR})),
+        "usr_links": mapping(STR),
+        "big_endian_arches": seq(STR),
+    },
+)
+SCANNERS: tuple[str, ...] = frozen(_L["scanners"])
+MERGED_USR: dict[str, str] = {r["os_id"]: r["since"] for r in _L["merged_usr"]}
+USR_LINKS: dict[str, str] = _L["usr_links"]
+BIG_ENDIAN: frozenset[str] = frozenset(_L["big_endian_arches"])
 
 
 def is_legacy(report) -> bool:
@@ -41,8 +64,96 @@ def _finding(id_, title, severity, description, metadata) -> dict:
     return f
 
 
+# -- what the old report says about the run ----------------------------------------------------------------
+
+
+def repaired_cmdline(cmdline: str) -> str:
+    """0.1.x's JSONWriter drops the space after argv[0] (`./sys-scan--enable ioc`): put it back."""
+    return re.sub(r"^(\S*?[^\s-])(--[A-Za-z])", r"\1 \2", cmdline, count=1)
+
+
+def ioc_allow(argv: list[str]) -> list[str]:
+    """The substrings the user passed with --ioc-allow (comma-separated, the flag may repeat)."""
+    out = []
+    for flag, value in zip(argv, argv[1:]):
+        if flag == "--ioc-allow":
+            out += [v for v in value.split(",") if v]
+    return out
+
+
+def effective_config(argv: list[str], ran: set[str]) -> dict:
+    """5.0.0's meta.effective_config for the same run: the flags both versions share (--pretty, --compact,
+    --modules-summary, --min-severity, ...) read by 5.0.0's parser, and `process_inventory` true when 0.1.x's
+    process scanner ran (it always listed every process; 5.0.0 does only with --process-inventory)."""
+    try:
+        cfg = Config.from_flags(tuple(argv[1:]))
+    except ValueError:  # a non-number after --max-processes: the rest still describes the run
+        cfg = Config()
+    cfg.process_inventory = "processes" in ran
+    return cfg.effective_config()
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", text))
+
+
+def merged_usr(meta: dict, results: list) -> bool:
+    """Whether /bin/x and /usr/bin/x are one file on the scanned host: its distribution (spec/legacy_0_1_x.yaml),
+    or the report's own SUID findings naming the /usr twin as another name of the same inode (alt_paths)."""
+    since = MERGED_USR.get(str(meta.get("os_id", "")))
+    if since is not None and _version(str(meta.get("os_version", ""))) >= _version(since):
+        return True
+    for r in results:
+        if isinstance(r, dict) and r.get("scanner") == "suid_sgid":
+            for f in r.get("findings") or []:
+                alt = str(((f if isinstance(f, dict) else {}).get("metadata") or {}).get("alt_paths", ""))
+                path = str(f.get("id", "")) if isinstance(f, dict) else ""
+                if _usr_spelling(path) != path and _usr_spelling(path) in alt.split(","):
+                    return True
+    return False
+
+
+def _usr_spelling(path: str) -> str:
+    for link, target in USR_LINKS.items():
+        if path.startswith(link):
+            return target + path[len(link) :]
+    return path
+
+
+def canonical_path(path: str, ctx: dict) -> str:
+    """The path as the package database knows it: /usr/bin/x for /bin/x on a merged-/usr host."""
+    return _usr_spelling(path) if ctx["merged_usr"] else path
+
+
+# -- sockets ----------------------------------------------------------------------------------------------------
+
+
+def socket_address(text: str, arch: str) -> str:
+    """An address as written: 0.1.x prints IPv6 as /proc/net/tcp6's raw hex (four 32-bit words in the machine's
+    byte order) grouped by four digits; decoded here to the address itself (::1, ::ffff:127.0.0.1, fe80::...)."""
+    digits = text.replace(":", "")
+    if text.count(":") != 7 or not re.fullmatch(r"[0-9A-Fa-f]{32}", digits):
+        return text
+    raw = bytes.fromhex(digits)
+    if arch not in BIG_ENDIAN:
+        raw = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+    addr = ipaddress.IPv6Address(raw)
+    return f"::ffff:{addr.ipv4_mapped}" if addr.ipv4_mapped else addr.compressed
+
+
+def is_loopback(address: str) -> bool:
+    """127.0.0.0/8, ::1 and IPv4-mapped 127.x (::ffff:127.0.0.1): reachable from the host only."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or bool(mapped and mapped.is_loopback)
+
+
 def _tcp_severity(state: str, port: int, lip: str) -> str:
-    """NetworkScanner (5.0.0): classify_tcp_severity_lean then escalate_exposed_lean."""
+    """NetworkScanner (5.0.0): classify_tcp_severity_lean then escalate_exposed_lean, whose loopback test is
+    done on the decoded address (5.0.0 compares strings, and its ::1 never matches the hex it writes)."""
     sev = "info"
     if state == "LISTEN":
         if port in (22, 23, 2323):
@@ -51,8 +162,7 @@ def _tcp_severity(state: str, port: int, lip: str) -> str:
             sev = "low"
         elif port < 1024:
             sev = "low" if port in (80, 443, 53, 25, 110, 995, 143, 993) else "medium"
-        loopback = lip.startswith("127.") or lip in ("::1", "0000:0000:0000:0000:0000:0000:0000:0001")
-        if not loopback:
+        if not is_loopback(lip):
             order = ["info", "low", "medium", "high", "critical"]
             sev = order[min(order.index(sev) + 1, 4)]
     return sev
@@ -72,10 +182,10 @@ def _network(f: dict, ctx: dict) -> list[dict] | str:
     md = f.get("metadata") or {}
     try:
         lport, inode, proto = int(md["lport"]), str(md["inode"]), md["protocol"]
-        lip = str(md["lip"])
+        lip = socket_address(str(md["lip"]), ctx["arch"])
     except (KeyError, ValueError, TypeError):
         return "network finding without protocol, lip, lport and inode: no 5.0.0 socket form"
-    v6 = ":" in lip
+    v6 = ":" in str(md["lip"])
     name = f"{proto}{'6' if v6 else ''}"
     meta = {"protocol": proto, "lport": lport, "inode": inode, "lip": lip}
     for key in ("uid", "pid", "exe"):
@@ -83,10 +193,10 @@ def _network(f: dict, ctx: dict) -> list[dict] | str:
             meta[key] = md[key]
     if proto == "tcp":
         state = str(md.get("state", ""))
-        meta.update(state=state, rport=md.get("rport", "0"), rip=md.get("rip", ""))
+        meta.update(state=state, rport=md.get("rport", "0"), rip=socket_address(str(md.get("rip", "")), ctx["arch"]))
         sev = _tcp_severity(state, lport, lip)
         if state == "LISTEN":
-            if lip in ("0.0.0.0", "0000:0000:0000:0000:0000:0000:0000:0000"):
+            if lip in ("0.0.0.0", "::"):
                 meta["wildcard_listen"] = "true"
             if lport < 1024:
                 meta["privileged_port"] = "true"
@@ -159,6 +269,7 @@ def _world_writable(f: dict, ctx: dict) -> list[dict] | str:
     path = str(f.get("id", ""))
     if not path.startswith("/") or f.get("title") != "World-writable file":
         return "world-writable finding without a path"
+    path = canonical_path(path, ctx)
     sev = "low" if "/tmp/" in path else "high" if (".so" in path or "/bin/" in path) else "medium"
     return [_finding(path, "World-writable file", sev, "File is world writable", {})]
 
@@ -167,6 +278,17 @@ def _suid(f: dict, ctx: dict) -> list[dict] | str:
     path = str(f.get("id", ""))
     if not path.startswith("/"):
         return "SUID finding whose id is not a path"
+    path = canonical_path(path, ctx)
+    for alt in str((f.get("metadata") or {}).get("alt_paths", "")).split(","):
+        if alt and alt != "..." and canonical_path(alt, ctx) != path:
+            ctx["notes"].append(
+                {
+                    "scanner": "suid_sgid",
+                    "id": path,
+                    "reason": f"{alt} is another name of the same SUID/SGID file (0.1.x alt_paths); 5.0.0 reports "
+                    "one name per file",
+                }
+            )
     sev = "high" if "/usr/local/" in path else "critical" if "/tmp/" in path else "medium"
     meta = {}
     if sev == "medium" and (path in EXPECTED_SUID or path.rsplit("/", 1)[1] in _EXPECTED_NAMES):
@@ -174,8 +296,11 @@ def _suid(f: dict, ctx: dict) -> list[dict] | str:
     return [_finding(path, "SUID/SGID binary", sev, "Binary has SUID or SGID bit set", meta)]
 
 
-def _ioc_finding(pid: str, exe: str, argv0: str, env: bool, deleted: bool) -> dict:
-    """5.0.0's per-process IOC finding, its flags recomputed from what the old report knew."""
+def _ioc_finding(pid: str, exe: str, argv0: str, env: bool, deleted: bool, pid_count: int = 0) -> dict:
+    """5.0.0's per-process IOC finding, its flags recomputed from what the old report knew. `env` is 0.1.x's
+    environment hit (LD_PRELOAD= or LD_LIBRARY_PATH= set and /tmp or /dev/shm named anywhere in the environment),
+    which implies 5.0.0's environment_issue (LD_PRELOAD= or LD_LIBRARY_PATH= set). `pid_count` > 0: the 0.1.x
+    finding aggregated that many processes of the executable but named at most 5."""
     pattern = bool(argv0) and (any(n in argv0 for n in IOC_NAMES) or any(d in argv0 for d in IOC_DIRS))
     deleted = deleted or "(deleted)" in exe
     ww_exe = any(exe.startswith(d) for d in IOC_DIRS)
@@ -201,30 +326,78 @@ def _ioc_finding(pid: str, exe: str, argv0: str, env: bool, deleted: bool) -> di
     ):
         if flag:
             meta[name] = "true"
-    return _finding(f"{key}:{pid}", "Process IOC Detected", sev, f"Process with {what}: {key}", meta)
+    if pid_count:
+        meta["pid_count"] = pid_count
+    f = _finding(f"{key}:{pid}", "Process IOC Detected", sev, f"Process with {what}: {key}", meta)
+    f["_src"] = (pid, exe, argv0, env, deleted, pid_count)
+    return f
+
+
+def _pids(f: dict) -> tuple[list[str], int]:
+    """(the pids a 0.1.x IOC finding names, its pid_count when it names fewer than it counted, else 0)."""
+    md = f.get("metadata") or {}
+    head = str(f.get("id", "")).rsplit(":", 1)[0]
+    pids = [head] if head.isdigit() else [p for p in str(md.get("sample_pids", "")).split(",") if p.isdigit()]
+    count = int(md["pid_count"]) if str(md.get("pid_count", "")).isdigit() else 0
+    return pids, count if count > len(pids) else 0
 
 
 def _ioc(f: dict, ctx: dict) -> list[dict] | str:
     md = f.get("metadata") or {}
-    fid, title = str(f.get("id", "")), f.get("title")
+    title = f.get("title")
     argv0_of = ctx["argv0_by_pid"]
+    pids, count = _pids(f)
+    exe = str(md.get("exe", ""))
     if title == "Process IOC":
-        exe = str(md.get("exe", ""))
-        pids = [p for p in str(md.get("sample_pids", "")).split(",") if p.isdigit()]
-        if not pids and fid.isdigit():
-            pids = [fid]
         if not pids:
             return "Process IOC without a pid"
         argv0 = str(f.get("description", ""))
-        return [_ioc_finding(p, exe, argv0_of.get(p, argv0), False, md.get("deleted_exe") == "true") for p in pids]
+        deleted = md.get("deleted_exe") == "true"
+        return [_ioc_finding(p, exe, argv0_of.get(p, argv0), False, deleted, count) for p in pids]
     if title == "Suspicious environment":
-        exe = str(md.get("exe", ""))
-        head = fid.rsplit(":", 1)[0]
-        pids = [head] if head.isdigit() else [p for p in str(md.get("sample_pids", "")).split(",") if p.isdigit()]
         if not pids:
             return "environment finding without a pid"
-        return [_ioc_finding(p, "" if exe == "<unknown>" else exe, argv0_of.get(p, ""), True, False) for p in pids]
+        exe = "" if exe == "<unknown>" else exe
+        allowed = [a for a in ctx["ioc_allow"] if a in exe]
+        if allowed or f.get("severity") == "low":  # 0.1.x rates an environment hit low only when allowlisted
+            why = f"--ioc-allow {allowed[0]!r}" if allowed else "sys-scan 0.1.x rated it low, i.e. allowlisted"
+            return f"environment hit on an executable the user allowlisted ({why}): benign by the user's word"
+        return [_ioc_finding(p, exe, argv0_of.get(p, ""), True, False, count) for p in pids]
     return f"'{title}' has no sys-scan 5.0.0 counterpart"
+
+
+def _merge_ioc(findings: list[dict]) -> list[dict]:
+    """One finding per process, as 5.0.0 writes: 0.1.x reported a pid's pattern hit and its environment hit
+    apart."""
+    by_id: dict[str, tuple] = {}
+    for f in findings:
+        src = f.pop("_src")
+        old = by_id.get(f["id"])
+        if old is not None:
+            src = (*src[:3], src[3] or old[3], src[4] or old[4], max(src[5], old[5]))
+        by_id[f["id"]] = src
+    merged = [_ioc_finding(*src) for src in by_id.values()]
+    for f in merged:
+        f.pop("_src")
+    return merged
+
+
+def _one_per_path(findings: list[dict], scanner: str, notes: list[dict]) -> list[dict]:
+    """The highest-rated finding per path: on merged /usr, /bin/x and /usr/bin/x are one file reported twice."""
+    best: dict[str, dict] = {}
+    for f in findings:
+        kept = best.get(f["id"])
+        if kept is not None:
+            notes.append(
+                {
+                    "scanner": scanner,
+                    "id": f["id"],
+                    "reason": "the same file reported under its /bin or /sbin name as well (merged /usr): kept once",
+                }
+            )
+        if kept is None or SEVERITY_SCORE[f["severity"]] > SEVERITY_SCORE[kept["severity"]]:
+            best[f["id"]] = f
+    return list(best.values())
 
 
 CONVERTERS = {
@@ -250,6 +423,9 @@ def convert(report: dict) -> tuple[dict | None, list[dict]]:
             meta[key] = str(old_meta[key])
     if not isinstance(meta.get("hostname"), str):
         return None, [{"reason": "meta.hostname is missing: a report names its host"}]
+    if "cmdline" in meta:
+        meta["cmdline"] = repaired_cmdline(meta["cmdline"])
+    argv = meta.get("cmdline", "").split()
     results = report.get("results") if isinstance(report.get("results"), list) else []
     ctx = {
         "argv0_by_pid": {
@@ -258,7 +434,11 @@ def convert(report: dict) -> tuple[dict | None, list[dict]]:
             if isinstance(r, dict) and r.get("scanner") == "processes"
             for f in r.get("findings") or []
             if isinstance(f, dict)
-        }
+        },
+        "ioc_allow": ioc_allow(argv),
+        "merged_usr": merged_usr(old_meta, results),
+        "arch": str(old_meta.get("arch", "")),
+        "notes": [],
     }
     out_results, left_out, counts, risk = [], [], {}, 0
     for r in results:
@@ -277,6 +457,10 @@ def convert(report: dict) -> tuple[dict | None, list[dict]]:
                 left_out.append({"scanner": scanner, "id": f.get("id"), "reason": converted, "finding": f})
                 continue
             findings += converted
+        if scanner == "ioc":
+            findings = _merge_ioc(findings)
+        elif scanner in ("suid_sgid", "world_writable"):
+            findings = _one_per_path(findings, scanner, left_out)
         if convert_one is None and not r.get("findings"):
             continue
         for f in findings:
@@ -292,6 +476,8 @@ def convert(report: dict) -> tuple[dict | None, list[dict]]:
                 result[key] = r[key]
         if convert_one is not None:
             out_results.append(dict(sorted(result.items())))
+    left_out += ctx["notes"]
+    meta["effective_config"] = effective_config(argv, {r["scanner"] for r in out_results})
     n = sum(counts.values())
     if n == 0:
         return None, left_out or [{"reason": "the report holds no finding"}]

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+from secml_recipes.scan import legacy
+from secml_recipes.scan.v5_0_0 import Config
+from secml_recipes.scan.v5_0_0 import registered as registered_5_0_0
 from secml_recipes.teacher.assess import Host
 from secml_recipes.teacher.knowledge.scanner import (
     EBPF_FALLBACK,
@@ -29,6 +32,13 @@ def scan_coverage(report: dict, host: Host | None = None) -> dict:
             not_run[scanner] = f"{switch} off"
         elif scanner not in counts:
             not_run[scanner] = "absent from the report (disabled or failed)"
+    version = str(report.get("meta", {}).get("tool_version", ""))
+    if legacy.is_legacy(report):  # converted from 0.1.x: the scanners of its day, and --enable/--disable
+        for scanner in dict.fromkeys([*registered_5_0_0(Config()), *GATES]):
+            if scanner not in legacy.SCANNERS:
+                not_run[scanner] = f"no such scanner in sys-scan {version}"
+            elif scanner not in counts:
+                not_run[scanner] = "absent from the report (left out with --enable/--disable, or not in this 0.1.x build)"
     ran_empty = {s: EMPTY_MEANS[s] for s, n in counts.items() if n == 0 and s in EMPTY_MEANS}
     root = host.euid == "0"
     limits = [] if root else list(NON_ROOT_LIMITS)

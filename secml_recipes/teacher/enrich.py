@@ -151,9 +151,18 @@ def _reductions(items: list[Item], listed: list[dict]) -> dict:
     out: dict = {}
     if modules:
         names = [i.id for i in modules]
+        count, distinct = len(names), len(set(names))
+        summary = next((i.finding for i in modules if i.id == "module_summary"), None)
+        if summary is not None:  # --modules-summary: one finding that counts /proc/modules and samples names
+            md = summary.get("metadata") or {}
+            names = [n for n in names if n != "module_summary"] + [
+                n for key in ("sample", "out_of_tree_sample", "unsigned_sample") for n in md.get(key, "").split(",")
+            ]
+            total = str(md.get("total", ""))
+            count = distinct = int(total) if total.isdigit() else count
         out["module_summary"] = {
-            "module_count": len(names),
-            "distinct_modules": len(set(names)),
+            "module_count": count,
+            "distinct_modules": distinct,
             "notable_modules": sorted(n for n in set(names) if n in NOTABLE_MODULES),
         }
     if suid:

@@ -14,6 +14,11 @@ and exits 1 when it refused anything. Output never overwrites: each run adds new
 (`specialist/<split>-NNNNN.jsonl`) and updates `manifest.json` (sha256 per shard, ingested report digests,
 so the same report is not ingested twice); `--overwrite` starts the folder afresh. Shards and manifest
 are written atomically: a full disk leaves the folder as it was.
+
+Two scans that would give the same rows but for their times (e.g. one 0.1.x scan re-run a minute later, or
+written by two 0.1.x builds whose forms convert alike) are one training example: the first is kept, each
+later one is counted in the summary line and the run's manifest entry, and named in the rejects file with
+the input it repeats.
 """
 
 from __future__ import annotations
@@ -41,9 +46,11 @@ class Tally:
     inputs: int = 0
     reports: int = 0
     pairs: int = 0
-    duplicates: int = 0
+    duplicates: int = 0  # the same report, already ingested
+    same_rows: int = 0  # another scan whose rows equal a kept one's but for the scan's times
     refused: list = field(default_factory=list)  # {"input", "reason", "raw"?}
     left_out: list = field(default_factory=list)  # findings not carried over, {"input", "reason", "finding"?}
+    dropped: list = field(default_factory=list)  # duplicate scans, {"input", "kind": "duplicate", "reason"}
     rows: dict = field(default_factory=dict)  # split -> [row]
 
     def refuse(self, where: str, reason: str, raw: str | None = None) -> None:
@@ -186,6 +193,28 @@ def report_digest(report: dict) -> str:
     return hashlib.sha256(json.dumps(report, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+# What differs between two runs of the same scan: when it ran and how long each scanner took.
+TIMING_KEYS = {
+    "meta": ("timings", "normalized_time"),
+    "summary": ("started_at", "finished_at", "duration_ms", "findings_per_second", "slowest_scanner"),
+    "results": ("start_time", "end_time", "elapsed_ms"),
+}
+
+
+def rows_digest(report: dict, label: str = "") -> str:
+    """Equal for two scans whose rows are the same but for the scan's times (and, for a labelled pair, the same
+    analyst's report `label`)."""
+    timeless = dict(report)
+    for key in ("meta", "summary"):
+        if isinstance(report.get(key), dict):
+            timeless[key] = {k: v for k, v in report[key].items() if k not in TIMING_KEYS[key]}
+    timeless["results"] = [
+        {k: v for k, v in r.items() if k not in TIMING_KEYS["results"]} if isinstance(r, dict) else r
+        for r in report.get("results", [])
+    ]
+    return hashlib.sha256((label + json.dumps(timeless, sort_keys=True, separators=(",", ":"))).encode()).hexdigest()
+
+
 def host_id_of(report: dict) -> str:
     return hashlib.sha256(str(report["meta"].get("hostname", "")).encode()).hexdigest()[:16]
 
@@ -261,6 +290,9 @@ class IngestFolder:
     def known(self, digest: str) -> bool:
         return digest in set(self.manifest["reports"])
 
+    def known_rows(self, digest: str) -> bool:
+        return digest in set(self.manifest.get("rows_digests", []))
+
     def next_shard(self, split: str) -> str:
         taken = [
             int(name.rsplit("-", 1)[1].split(".")[0])
@@ -269,7 +301,9 @@ class IngestFolder:
         ]
         return f"specialist/{split}-{max(taken, default=-1) + 1:05d}.jsonl"
 
-    def commit(self, rows_by_split: dict, digests: list[str], rejects: list[dict], run_note: dict) -> list[str]:
+    def commit(
+        self, rows_by_split: dict, digests: list[str], rows_digests: list[str], rejects: list[dict], run_note: dict
+    ) -> list[str]:
         """Write the new shards, the rejects and then the manifest, each atomically; return shard names."""
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "specialist").mkdir(exist_ok=True)
@@ -291,7 +325,11 @@ class IngestFolder:
             old = path.read_bytes() if path.exists() else b""
             write_atomic(path, old + "".join(json.dumps(r) + "\n" for r in rejects).encode())
         self.manifest["reports"] = sorted(set(self.manifest["reports"]) | set(digests))
+        self.manifest["rows_digests"] = sorted(set(self.manifest.get("rows_digests", [])) | set(rows_digests))
         self.manifest["runs"].append(run_note)
+        self.manifest["duplicates_left_out"] = sum(
+            run.get("duplicates", 0) + run.get("same_rows", 0) for run in self.manifest["runs"]
+        )
         counts: dict[str, int] = {}
         for name, info in self.manifest["shards"].items():
             split = name.split("/")[1].rsplit("-", 1)[0]
@@ -323,17 +361,26 @@ def run(
     files, found_pairs = expand_inputs(list(paths), list(pairs or []), tally)
     seen: set[str] = set()
     digests: list[str] = []
+    kept_rows: dict[str, str] = {}  # rows digest -> the input kept
 
-    def accept(where: str, report: dict, rows_for) -> None:
+    def accept(where: str, report: dict, rows_for, label: str = "") -> None:
         normalized, problem, left_out = normalize_report(report)
         if problem:
             tally.refuse(where, problem)
             return
         for item in left_out:
             tally.left_out.append({"input": where, "kind": "left_out", **item})
-        digest = report_digest(normalized)
+        digest, same = report_digest(normalized), rows_digest(normalized, label)
         if digest in seen or folder.known(digest):
             tally.duplicates += 1
+            tally.dropped.append({"input": where, "kind": "duplicate", "reason": "the same report, already ingested"})
+            return
+        if same in kept_rows or folder.known_rows(same):
+            tally.same_rows += 1
+            first = kept_rows.get(same, "a scan of an earlier run (manifest.json)")
+            tally.dropped.append(
+                {"input": where, "kind": "duplicate", "reason": f"the same rows as {first} but for the scan's times"}
+            )
             return
         rows, problem = rows_for(normalized, digest)
         if problem:
@@ -341,6 +388,7 @@ def run(
             return
         seen.add(digest)
         digests.append(digest)
+        kept_rows[same] = where
         target = split_for_host(host_id_of(normalized)) if split == "auto" else split
         tally.rows.setdefault(target, []).extend(rows)
         tally.reports += 1
@@ -369,10 +417,15 @@ def run(
             tally.refuse(str(enriched_path), f"not JSON: {err}")
             continue
         before = tally.reports
-        accept(where, raw_reports[0][1], lambda r, d, label=enriched: labelled_rows(r, label, d, max_prompt_chars))
+        accept(
+            where,
+            raw_reports[0][1],
+            lambda r, d, label=enriched: labelled_rows(r, label, d, max_prompt_chars),
+            label=report_digest(enriched),
+        )
         tally.pairs += tally.reports - before
     n_rows = sum(len(v) for v in tally.rows.values())
-    rejects = tally.refused + tally.left_out
+    rejects = tally.refused + tally.left_out + tally.dropped
     run_note = {
         "inputs": tally.inputs,
         "reports": tally.reports,
@@ -381,9 +434,10 @@ def run(
         "refused": len(tally.refused),
         "left_out_findings": len(tally.left_out),
         "duplicates": tally.duplicates,
+        "same_rows": tally.same_rows,
     }
     try:
-        written = folder.commit(tally.rows, digests, rejects, run_note)
+        written = folder.commit(tally.rows, digests, list(kept_rows), rejects, run_note)
     except OSError as err:
         print(
             f"error: writing {out} failed: {err.strerror or err}; nothing from this run was written "
@@ -400,6 +454,7 @@ def run(
         f"ingest: {tally.inputs} inputs, {tally.reports} reports accepted ({tally.pairs} labelled pairs) -> "
         f"{n_rows} specialist rows ({per_split}) in {', '.join(written) or 'no new shard'}; "
         f"{len(tally.refused)} refused, {tally.duplicates} already ingested, "
+        f"{tally.same_rows} duplicate scans left out (same rows as one kept), "
         f"{len(tally.left_out)} findings left out"
         + (f"; reasons in {Path(out) / 'ingest.rejects.jsonl'}" if rejects else "")
     )

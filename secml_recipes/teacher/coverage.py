@@ -38,7 +38,9 @@ def scan_coverage(report: dict, host: Host | None = None) -> dict:
             if scanner not in legacy.SCANNERS:
                 not_run[scanner] = f"no such scanner in sys-scan {version}"
             elif scanner not in counts:
-                not_run[scanner] = "absent from the report (left out with --enable/--disable, or not in this 0.1.x build)"
+                not_run[scanner] = (
+                    "absent from the report (left out with --enable/--disable, or not in this 0.1.x build)"
+                )
     ran_empty = {s: EMPTY_MEANS[s] for s, n in counts.items() if n == 0 and s in EMPTY_MEANS}
     root = host.euid == "0"
     limits = [] if root else list(NON_ROOT_LIMITS)

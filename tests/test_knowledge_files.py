@@ -22,6 +22,7 @@ LOADERS = [
     "secml_recipes.scan.spec_5_0_0",
     "secml_recipes.scan.v5_0_0",
     "secml_recipes.scan.host",
+    "secml_recipes.scan.legacy",
 ] + [
     f"secml_recipes.teacher.knowledge.{name}"
     for name in ("attack", "hosts", "ioc", "modules", "packages", "privileged", "scanner", "sysctl")

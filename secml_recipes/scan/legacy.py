@@ -29,14 +29,16 @@ from secml_recipes.scan.v5_0_0 import EXPECTED_SUID, IOC_DIRS, IOC_NAMES, KERNEL
 
 _EXPECTED_NAMES = {p.rsplit("/", 1)[1] for p in EXPECTED_SUID}
 _L = load_table(
-    "secml_recipes.scan.spec",
-    "legacy_0_1_x.yaml",
-    {
-        "scanners": seq(STR),
-        "merged_usr": seq(record({"os_id": STR, "since": STR, "source": STR})),
-        "usr_links": mapping(STR),
-        "big_endian_arches": seq(STR),
-    },
+    "secml_recipes.scan",
+    "spec/legacy_0_1_x.yaml",
+    record(
+        {
+            "scanners": seq(STR),
+            "merged_usr": seq(record({"os_id": STR, "since": STR, "source": STR})),
+            "usr_links": mapping(STR),
+            "big_endian_arches": seq(STR),
+        }
+    ),
 )
 SCANNERS: tuple[str, ...] = frozen(_L["scanners"])
 MERGED_USR: dict[str, str] = {r["os_id"]: r["since"] for r in _L["merged_usr"]}

@@ -71,7 +71,7 @@ def _finding(id_, title, severity, description, metadata) -> dict:
 
 def repaired_cmdline(cmdline: str) -> str:
     """0.1.x's JSONWriter drops the space after argv[0] (`./sys-scan--enable ioc`): put it back."""
-    return re.sub(r"^(\S*?[^\s-])(--[A-Za-z])", r"\1 \2", cmdline, count=1)
+    return re.sub(r"^(\S*?[^\s-])(--[A-Za-z][\w-]*(\s|$))", r"\1 \2", cmdline, count=1)
 
 
 def ioc_allow(argv: list[str]) -> list[str]:

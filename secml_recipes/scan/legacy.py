@@ -105,17 +105,22 @@ def merged_usr(meta: dict, results: list) -> bool:
     since = MERGED_USR.get(str(meta.get("os_id", "")))
     if since is not None and _version(str(meta.get("os_version", ""))) >= _version(since):
         return True
-    for r in results:
-        if isinstance(r, dict) and r.get("scanner") == "suid_sgid":
-            for f in r.get("findings") or []:
-                alt = str(((f if isinstance(f, dict) else {}).get("metadata") or {}).get("alt_paths", ""))
-                path = str(f.get("id", "")) if isinstance(f, dict) else ""
-                if _usr_spelling(path) != path and _usr_spelling(path) in alt.split(","):
-                    return True
+    suid = [
+        f
+        for r in results
+        if isinstance(r, dict) and r.get("scanner") == "suid_sgid"
+        for f in r.get("findings") or []
+        if isinstance(f, dict)
+    ]
+    for f in suid:
+        path, twin = str(f.get("id", "")), _usr_spelling(str(f.get("id", "")))
+        if twin != path and twin in str((f.get("metadata") or {}).get("alt_paths", "")).split(","):
+            return True
     return False
 
 
 def _usr_spelling(path: str) -> str:
+    """The path through the merged-/usr links (usr_links in spec/legacy_0_1_x.yaml)."""
     for link, target in USR_LINKS.items():
         if path.startswith(link):
             return target + path[len(link) :]

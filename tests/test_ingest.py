@@ -504,3 +504,25 @@ def test_scans_that_convert_to_the_same_rows_are_kept_once_and_counted(tmp_path,
     assert _ingest(tmp_path / "d.json", "--out", out) == 0
     assert "1 duplicate scans left out" in capsys.readouterr().out
     assert json.loads((out / "manifest.json").read_text())["duplicates_left_out"] == 2
+
+
+def test_the_real_0_1_0_scans_of_one_laptop(tmp_path, capsys):
+    """The other real 0.1.0 outputs of sys-scan-graph's first commit: the same laptop scanned by successive builds."""
+    scans = Path(__file__).parent / "fixtures" / "sys-scan-0.1.0-scans"
+    assert _ingest(scans, "--out", tmp_path / "out") == 0
+    printed = capsys.readouterr().out
+    # ioc_report2 (aggregated by executable) repeats ioc_report (one finding per pid); module_summary3 repeats 2
+    assert "6 inputs, 4 reports accepted" in printed and "2 duplicate scans left out" in printed
+    assert "4 findings left out" in printed  # the firefox environment hits the user allowlisted, in both IOC scans
+    rejects = [json.loads(line) for line in (tmp_path / "out" / "ingest.rejects.jsonl").read_text().splitlines()]
+    assert sorted(Path(r["input"]).name for r in rejects if r["kind"] == "duplicate") == [
+        "ioc_report2.json",
+        "module_summary3.json",
+    ]
+    reports = [json.loads(r["prompt"][-1]["content"]) for r in _rows(tmp_path / "out")]
+    ids = {f["id"] for p in reports for r in p["results"] for f in r["findings"]}
+    assert not any("firefox" in i for i in ids)
+    assert sorted(i.rsplit(":", 1)[1] for i in ids if "cpptools" in i) == ["70093", "70405", "72234"]
+    assert {i for i in ids if "pkexec" in i or "pppd" in i} == {"/usr/bin/pkexec", "/usr/sbin/pppd"}
+    summary = next(p for p in reports if p["meta"]["effective_config"]["modules_summary_only"] == "true")
+    assert enrich_report(summary)["reductions"]["module_summary"]["module_count"] == 205

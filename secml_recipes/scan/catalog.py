@@ -159,6 +159,69 @@ UNIT_ALIASES: tuple[tuple[str, str, str], ...] = tuple(
     (r["alias"], r["target"], r["distros"]) for r in _U["unit_aliases"]
 )
 
+# The service units each distribution family's packages ship (read from the packages themselves, see the file's
+# header): the generator's stock units and the teacher's "distribution unit" both come from this list.
+_PU = _load(
+    "packaged_units",
+    {
+        "families": mapping(
+            seq(
+                record(
+                    {"source": STR, "regenerate": STR, "packages": mapping(_STRS), "aliases": mapping(STR)},
+                )
+            )
+        ),
+        "distro_family": mapping(STR),
+        "generated_prefixes": mapping(mapping(STR)),
+    },
+)
+# family -> unit file name -> the package that ships it
+PACKAGED_UNITS: dict[str, dict[str, str]] = {
+    family: {unit: pkg for source in sources for pkg, units in source["packages"].items() for unit in units}
+    for family, sources in _PU["families"].items()
+}
+# family -> alias -> unit (the units' own Alias= lines and the symlinks the packages ship)
+UNIT_ALIAS_TARGETS: dict[str, dict[str, str]] = {
+    family: {alias: target for source in sources for alias, target in source["aliases"].items()}
+    for family, sources in _PU["families"].items()
+}
+# os_id -> family of the list above
+UNIT_FAMILY_BY_OS_ID: dict[str, str] = _PU["distro_family"]
+# family -> unit-name prefix -> the package that writes such units at run time (snapd's snap.<snap>.<app>.service)
+GENERATED_UNIT_PREFIXES: dict[str, dict[str, str]] = _PU["generated_prefixes"]
+
+
+def packaged_unit_package(unit: str, os_id: str) -> str | None:
+    """The package of `os_id`'s family ('debian', 'rhel' or an os_id such as 'ubuntu') that ships `unit` (an instance
+    matches its template, an alias its target, a generated unit its generator), or None."""
+    family = UNIT_FAMILY_BY_OS_ID.get(os_id, os_id)
+    table, aliases = PACKAGED_UNITS.get(family, {}), UNIT_ALIAS_TARGETS.get(family, {})
+    template = unit if "@" not in unit else unit.split("@", 1)[0] + "@." + unit.rsplit(".", 1)[-1]
+    for name in (unit, template):
+        if name in table:
+            return table[name]
+        if aliases.get(name) in table:
+            return table[aliases[name]]
+    for prefix, package in GENERATED_UNIT_PREFIXES.get(family, {}).items():
+        if unit.startswith(prefix):
+            return package
+    return None
+
+
+def _check_stock_units() -> None:
+    """Every unit the generator puts on a host as stock is one its distribution's packages ship."""
+    for name, _, distros, _ in UNITS:
+        for os_id in UNIT_FAMILY_BY_OS_ID if distros == "*" else distros.split(","):
+            if packaged_unit_package(name, os_id) is None:
+                raise KnowledgeFileError(
+                    f"secml_recipes/scan/catalog/units.yaml: key units: {name} is listed for {os_id}, but no "
+                    f"{UNIT_FAMILY_BY_OS_ID.get(os_id, os_id)} package ships it (catalog/packaged_units.yaml): "
+                    "narrow its distros or add the package that ships it"
+                )
+
+
+_check_stock_units()
+
 # -- mounts (/proc/mounts lines sys-scan reads: device mountpoint fstype options) ---------------------
 
 _MOUNT = record({"device": STR, "mountpoint": STR, "fstype": STR, "options": STR})

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from secml_recipes.teacher.knowledge import ioc as ioc_facts
+from secml_recipes.teacher.knowledge.autostart import autostart_file
 from secml_recipes.teacher.knowledge.hosts import DISTRO_NAMES, PACKAGE_TOOLS, os_family, os_label
 from secml_recipes.teacher.knowledge.modules import (
     KERNEL_TAINT_BITS,
@@ -27,16 +28,25 @@ from secml_recipes.teacher.knowledge.modules import (
     taint_bits,
     vendor_module,
 )
-from secml_recipes.teacher.knowledge.packages import owning_package, stock_unit
+from secml_recipes.teacher.knowledge.packages import owning_package
 from secml_recipes.teacher.knowledge.privileged import (
     bit_phrase,
+    shell_escape,
     stock_capability,
     stock_elsewhere,
     stock_privileged,
     third_party,
 )
 from secml_recipes.teacher.knowledge.scanner import FLAG_MEANINGS
-from secml_recipes.teacher.knowledge.sysctl import SYSCTLS, is_stock_value, sysctl_name
+from secml_recipes.teacher.knowledge.sysctl import (
+    FORWARDING_CHECK,
+    SYSCTLS,
+    forwarding_users,
+    is_stock_value,
+    stricter_than,
+    sysctl_name,
+)
+from secml_recipes.teacher.knowledge.units import breaking_class, packaged_unit
 
 LEVELS = ["low", "medium", "high", "critical"]
 
@@ -95,6 +105,8 @@ class Assessment:
     listed: bool = True  # False: counted in reductions instead of listed one by one
     operational: bool = False
     headline: str = ""  # a short phrase for the host's risk reasons
+    action_key: str | None = None  # what the action does to what; actions with one key are one action
+    action_merge: tuple[str, str] | None = None  # (text with {details}, this finding's detail) to merge by key
 
     @property
     def expected(self) -> bool:
@@ -107,7 +119,8 @@ class Assessment:
 
 @dataclass
 class Host:
-    """What the rules need to know about the scanned machine."""
+    """What the rules need to know about the scanned machine: its identity from `meta`, and the context other
+    findings give (loaded modules, services, the processes the IOC rules judged suspicious)."""
 
     hostname: str
     family: str
@@ -115,11 +128,14 @@ class Host:
     user: str
     euid: str
     config: dict
+    modules: frozenset = frozenset()  # loaded kernel module names
+    services: frozenset = frozenset()  # unit names and process names the scan shows
+    suspects: tuple = ()  # (exe, pid, verdict) of IOC findings judged contain or investigate (not the low ones)
 
     @classmethod
     def from_report(cls, report: dict) -> Host:
         meta = report.get("meta", {})
-        return cls(
+        host = cls(
             hostname=str(meta.get("hostname", "the host")),
             family=os_family(meta),
             distro=os_label(meta),
@@ -127,12 +143,57 @@ class Host:
             euid=str(meta.get("euid", "")),
             config=meta.get("effective_config") or {},
         )
+        by_scanner: dict[str, list[dict]] = {}
+        for r in report.get("results", []):
+            by_scanner.setdefault(r.get("scanner", ""), []).extend(r.get("findings", []))
+        host.modules = frozenset(_module_names(by_scanner.get("modules", [])))
+        host.services = frozenset(_service_names(by_scanner))
+        suspects = []
+        for f in by_scanner.get("ioc", []):
+            a = assess_ioc(f, host)
+            if a.verdict == "contain" or (a.verdict == "investigate" and a.host_level != "low"):
+                exe, pid = ioc_exe_and_pid(f["id"])
+                suspects.append((exe.replace(" (deleted)", ""), pid or md(f, "pid"), a.verdict))
+        host.suspects = tuple(suspects)
+        return host
+
+    @property
+    def compromised(self) -> bool:
+        """A process the IOC rules contain: containment and evidence come before any hygiene."""
+        return any(verdict == "contain" for _, _, verdict in self.suspects)
 
     def tool(self, what: str, **kw) -> str:
         return PACKAGE_TOOLS[self.family][what].format(**kw)
 
     def enabled(self, switch: str) -> bool:
         return str(self.config.get(switch, "false")).lower() == "true"
+
+
+def _module_names(findings: list[dict]) -> list[str]:
+    names = []
+    for f in findings:
+        if f["id"] == "module_summary":
+            for key in ("out_of_tree_sample", "unsigned_sample", "sample", "notable"):
+                names += [n for n in md(f, key).split(",") if n]
+        else:
+            names.append(f["id"])
+    return names
+
+
+def _service_names(by_scanner: dict[str, list[dict]]) -> list[str]:
+    """Unit names (systemd scanner) and program names (process inventory, IOC commands, exec trace)."""
+    names = [md(f, "unit") for f in by_scanner.get("systemd_units", []) if md(f, "unit")]
+    for f in by_scanner.get("processes", []):
+        words = str(f.get("description", "")).split()
+        if words:
+            names.append(words[0].rsplit("/", 1)[-1])
+    for f in by_scanner.get("ioc", []):
+        names.append(ioc_exe_and_pid(f["id"])[0].replace(" (deleted)", "").rsplit("/", 1)[-1])
+    for f in by_scanner.get("ebpf_exec_trace", []):
+        names.append(md(f, "comm"))
+    for f in by_scanner.get("network", []):
+        names.append(md(f, "exe").rsplit("/", 1)[-1])
+    return [n for n in names if n]
 
 
 def md(f: dict, key: str) -> str:
@@ -215,6 +276,25 @@ def assess_suid(f: dict, host: Host) -> Assessment:
             headline=f"{path} is set-id as on another distribution family, not as {host.distro} ships it",
             action=f"Verify provenance of {path}: `{host.tool('owner', path=path)}`, `stat {path}` and its "
             "SHA-256 against the package it claims to come from.",
+        )
+    escape = shell_escape(path)
+    if escape:
+        return _a(
+            f,
+            "suid_sgid",
+            "contain",
+            f"{path} is set-id and is a program that hands out a shell or any file when it runs with raised "
+            f"rights (GTFOBins lists {escape}): with a root SUID bit every local user is root in one command.",
+            f"No distribution ships it set-id. `{host.tool('verify', package='<package>')}` would pass it: package "
+            "verification compares content, and the content is the package's; the added mode bit is the backdoor.",
+            tags=["unexpected", "shell_escape_setid"],
+            techniques=["T1548.001"],
+            headline=f"set-id {path}, a shell for anyone (GTFOBins)",
+            action=f"Contain {path} as a root backdoor: preserve the evidence first (`stat {path}` for owner, mode "
+            f"and change time, `sha256sum {path}`, `cp -a {path} /root/evidence/`), then remove the bit "
+            f"(`chmod u-s,g-s {path}`) and find who set it (auth logs, shell histories, `ausearch -f {path}`, "
+            "files changed at the same time).",
+            action_key=f"contain-setid:{path}",
         )
     if path.startswith(ioc_facts.SCRATCH_ROOTS + ("/home/",)):
         return _a(
@@ -343,7 +423,29 @@ WW_PLACES = [  # path prefix, impact, level, what a world-writable file there al
 ]
 
 
+def _writable_autostart(f: dict, host: Host, path: str, auto) -> Assessment:
+    return _a(
+        f,
+        "world_writable",
+        "investigate" if host.compromised or auto.prefix == "/etc/ld.so.preload" else "harden",
+        f"{path} is writable by every user and {auto.reads}: whoever can write it runs code as root, and it may "
+        "already hold what someone planted.",
+        f"Cleared by: content that matches the package's or the administrator's (`stat {path}` for the change "
+        "time); confirmed by: a line or library nobody added.",
+        tags=["world_writable", "autostart"],
+        techniques=[auto.technique],
+        impact=8.0,
+        level="high",
+        headline=f"world-writable {path}, which root runs or loads",
+        action=f"{path}: {_upper_first(auto.inspect.format(owner=host.tool('owner', path='<library>')))}.",
+        action_key=f"autostart:{path}",
+    )
+
+
 def _plain_world_writable(f: dict, host: Host, path: str) -> Assessment:
+    auto = autostart_file(path)
+    if auto:
+        return _writable_autostart(f, host, path, auto)
     impact, level, why = 5.0, "low", "any local account can change its content"
     for prefixes, imp, lvl, text in WW_PLACES:
         if path.startswith(prefixes):
@@ -449,9 +551,12 @@ def assess_ioc(f: dict, host: Host) -> Assessment:
         else ""
     )
     evidence = f"{exe} (pid {pid}) runs from {where}."
+    name = exe.rsplit("/", 1)[-1]
     contain_action = (
-        f"Isolate {host.hostname} from the network, preserve evidence (`cp /proc/{pid}/exe`, `gcore "
-        f"{pid}`, `ls -l /proc/{pid}/fd`, its sockets with `ss -tp`), then stop the process, remove "
+        f"Isolate {host.hostname} from the network, then preserve evidence before touching the process: copy "
+        f"its executable (`cp /proc/{pid}/exe /root/evidence/{name}.{pid}`, even when deleted), capture its "
+        f"memory (`gcore -o /root/evidence/{name} {pid}`), save `ls -l /proc/{pid}/fd`, its sockets (`ss -tp`) "
+        f"and logs (`journalctl _PID={pid}`, auth and cron logs); only then stop the process, remove "
         f"{s['subject']} and hunt for its persistence (crontabs, systemd units, shell profiles)."
     )
     confirm = (
@@ -464,7 +569,11 @@ def assess_ioc(f: dict, host: Host) -> Assessment:
         f"the vendor's published checksum, its parent (`ps -o ppid=,user= -p {pid}`) and its sockets "
         f"(`ss -tp | grep pid={pid}`)."
     )
-    name = exe.rsplit("/", 1)[-1]
+    check_merge = (
+        f"Check {exe} (pids {{details}}) before acting: `stat -c '%U %G %a' {exe}`, `sha256sum {exe}` against the "
+        "vendor's published checksum, each pid's parent (`ps -o ppid=,user= -p <pid>`) and sockets (`ss -tp`)."
+    )
+    contain_key, check_key = f"contain-process:{s['subject']}", f"check-process:{exe}"
     if s["strong"] and (s["miner_args"] or s["scratch"] or s["hidden"] or s["deleted"]):
         what = ioc_facts.SUSPICIOUS_NAMES[s["strong"][0]][0]
         return _a(
@@ -479,6 +588,7 @@ def assess_ioc(f: dict, host: Host) -> Assessment:
             tags=tags + ["suspicious_name"],
             techniques=techniques,
             action=contain_action,
+            action_key=contain_key,
             headline=f"{what} running as {name} from {where}",
         )
     if s["named"]:
@@ -496,6 +606,7 @@ def assess_ioc(f: dict, host: Host) -> Assessment:
             tags=tags + ["suspicious_name"],
             techniques=techniques,
             action=contain_action,
+            action_key=contain_key,
             headline=f"{what} running as {name}",
         )
     if name in ioc_facts.SYSTEM_PROGRAM_NAMES and (s["scratch"] or s["hidden"]):
@@ -511,6 +622,7 @@ def assess_ioc(f: dict, host: Host) -> Assessment:
             tags=tags + ["masquerading"],
             techniques=techniques + ["T1036.005"],
             action=contain_action,
+            action_key=contain_key,
             headline=f"{name} masquerades as a system program from {where}",
         )
     if s["injection"]:
@@ -525,6 +637,7 @@ def assess_ioc(f: dict, host: Host) -> Assessment:
             tags=tags + ["prompt_injection"],
             techniques=techniques + ["T1036"],
             action=contain_action,
+            action_key=contain_key,
             headline=f"{name} carries text addressed to an AI analyst in its command line",
         )
     if s["deleted"] and (s["scratch"] or s["home"] or s["hidden"]):
@@ -539,6 +652,7 @@ def assess_ioc(f: dict, host: Host) -> Assessment:
             tags=tags,
             techniques=techniques,
             action=contain_action,
+            action_key=contain_key,
             headline=f"{name} runs from {where} with its executable deleted",
         )
     if s["deleted"]:
@@ -554,8 +668,17 @@ def assess_ioc(f: dict, host: Host) -> Assessment:
             injected,
             tags=tags,
             techniques=techniques,
-            action=f"Restart the service behind pid {pid} (needrestart names it) after saving "
-            f"`sha256sum /proc/{pid}/exe` for comparison with the package.",
+            action=f"Before any restart, keep the only copy of what pid {pid} runs: `cp /proc/{pid}/exe "
+            f"/root/evidence/{name}.{pid}` and `sha256sum` it against {host.tool('owner', path=exe)}'s package "
+            "version"
+            + (
+                f"; on this host, where a process is contained, also capture its memory (`gcore {pid}`) and "
+                f"logs (`journalctl _PID={pid}`) and restart nothing until the hash matches a package version"
+                if host.compromised
+                else ""
+            )
+            + ". Then restart the service behind it (needrestart names it).",
+            action_key=f"preserve-deleted:{pid}",
             headline=f"{name} still runs a deleted system binary, most likely after an upgrade",
         )
     if s["scratch"] and s["hidden"]:
@@ -570,6 +693,7 @@ def assess_ioc(f: dict, host: Host) -> Assessment:
             tags=tags + ["hidden_path"],
             techniques=techniques + ["T1036.005"],
             action=contain_action,
+            action_key=contain_key,
             headline=f"{name} runs from hidden directory {s['hidden']} in scratch space",
         )
     if s["app"] and not s["hidden"] and not s["injection"] and not s["strong"]:
@@ -586,7 +710,33 @@ def assess_ioc(f: dict, host: Host) -> Assessment:
             level="low",
             impact=4.0,
             action=check_action,
+            action_key=check_key,
+            action_merge=(check_merge, pid),
             headline=f"IOC heuristic hit on {app.name}'s per-user install; the path, not tampering, set it off",
+        )
+    sandboxed = ioc_facts.sandboxed_app(exe)
+    if sandboxed and not (s["hidden"] or s["injection"] or s["strong"] or s["deleted"]):
+        return _a(
+            f,
+            "ioc",
+            "review",
+            evidence + f" The path is the {sandboxed.kind} {sandboxed.name}, a read-only image its store signs.",
+            (
+                f"The environment flag fires because the {sandboxed.kind} launcher sets loader variables "
+                "(LD_LIBRARY_PATH to the package's own libraries) for every program it starts."
+                if s["env"]
+                else meaning
+            ),
+            f"Cleared by: `{sandboxed.verify}` showing the store's publisher; confirmed by: a package side-loaded "
+            "with --dangerous (snap) or from an unknown remote (Flatpak).",
+            injected,
+            tags=tags + ["sandboxed_app"],
+            techniques=techniques,
+            level="low",
+            impact=3.0,
+            action=f"Confirm {sandboxed.kind} {sandboxed.name} came from the store: `{sandboxed.verify}`.",
+            action_key=f"verify-sandboxed:{sandboxed.name}",
+            headline=f"{sandboxed.kind} {sandboxed.name}'s launcher sets a loader variable; nothing shows tampering",
         )
     if s["env"] and not (s["scratch"] or s["home"]):
         return _a(
@@ -602,6 +752,7 @@ def assess_ioc(f: dict, host: Host) -> Assessment:
             techniques=techniques,
             action=f"Read the loader variables of pid {pid} (`tr '\\0' '\\n' < /proc/{pid}/environ | grep "
             f"^LD_`) and check the preloaded library's owner (`{host.tool('owner', path='<library>')}`).",
+            action_key=f"loader-env:{exe}",
             headline=f"{name} runs with a loader variable (LD_PRELOAD or LD_LIBRARY_PATH) set",
         )
     level = "high" if (s["scratch"] or s["hidden"] or s["injection"]) else None
@@ -620,6 +771,8 @@ def assess_ioc(f: dict, host: Host) -> Assessment:
         level=level,
         impact=7.5 if level else None,
         action=check_action,
+        action_key=check_key,
+        action_merge=(check_merge, pid),
         headline=f"unknown program {name} runs from {where}" + (" and carries injected text" if s["injection"] else ""),
     )
 
@@ -656,23 +809,20 @@ def _sysctl(f: dict, host: Host, scanner: str, name: str, value: str) -> Assessm
             tags=["sysctl", "stock_default"],
             allowlist_reason=f"{host.distro} default for {name}",
         )
-    if name == "net.ipv4.ip_forward":
+    desired = md(f, "desired") or md(f, "expected")
+    if desired and stricter_than(name, value, desired):
         return _a(
             f,
             scanner,
-            "review",
-            f"IP forwarding is on ({name} = {value}); {row.caveat}.",
-            "The scan cannot say which: "
-            + (
-                "container detection was off."
-                if not host.enabled("containers")
-                else "check the containers and VMs it lists."
-            ),
-            tags=["sysctl", "forwarding"],
-            action="Find what enabled forwarding (`grep -rs ip_forward /etc/sysctl.d /usr/lib/sysctl.d`, "
-            "`systemctl is-active docker libvirtd lxd`); if nothing on the host routes or hosts "
-            "containers or VMs, set net.ipv4.ip_forward = 0.",
+            "expected",
+            f"{name} = {value} is stricter than the scanner's desired {desired}: {row.meaning}.",
+            "Lowering it to the desired value would weaken the host. Expected, no action.",
+            tags=["sysctl", "stricter_than_desired"],
+            allowlist_reason=f"{name} = {value} is stricter than {desired}",
+            headline=f"{name} = {value}, stricter than the scanner asks",
         )
+    if name == "net.ipv4.ip_forward":
+        return _ip_forward(f, host, scanner, name, value, row)
     return _a(
         f,
         scanner,
@@ -684,6 +834,37 @@ def _sysctl(f: dict, host: Host, scanner: str, name: str, value: str) -> Assessm
         impact=6.0 if name == "kernel.randomize_va_space" else None,
         level="medium" if name == "kernel.randomize_va_space" else None,
         action=f"{row.fix[0].upper()}{row.fix[1:]}.",
+    )
+
+
+def _ip_forward(f: dict, host: Host, scanner: str, name: str, value: str, row) -> Assessment:
+    """Forwarding is judged from what the host runs: a container runtime, hypervisor, VPN or sharing connection
+    (its modules or services in the scan) needs it, and turning it off cuts every guest, pod or client off."""
+    users = forwarding_users(host.modules, host.services)
+    if users:
+        return _a(
+            f,
+            scanner,
+            "expected",
+            f"IP forwarding is on ({name} = {value}) and the scan shows what uses it: {', '.join(users[:8])}.",
+            f"{_upper_first(row.caveat)}: setting it to 0 would cut their network. Expected, no action.",
+            tags=["sysctl", "forwarding", "forwarding_in_use"],
+            allowlist_reason=f"forwarding used by {', '.join(users[:3])}",
+            headline=f"IP forwarding on, used by {users[0]}",
+        )
+    return _a(
+        f,
+        scanner,
+        "review",
+        f"IP forwarding is on ({name} = {value}); {row.caveat}.",
+        "The scan shows none of them: "
+        + ("container detection was off, " if not host.enabled("containers") else "")
+        + "no bridge, NAT, overlay or VPN module and no container, VM or VPN service among what it lists.",
+        tags=["sysctl", "forwarding"],
+        action=f"Find what enabled forwarding and what uses it: {FORWARDING_CHECK}. Leave it on if any container "
+        "runtime, VM, VPN, shared connection or route uses it; only on a host where none does, set "
+        "net.ipv4.ip_forward = 0 in /etc/sysctl.d/.",
+        action_key="review-ip-forward",
     )
 
 
@@ -1047,11 +1228,76 @@ SYSTEMD_KEY_MEANINGS = {
 }
 
 
+def _unit_ioc_tie(f: dict, unit: str, host: Host) -> str | None:
+    """Why `unit` belongs to an IOC: its name is a suspicious program's (xmrig.service) or a suspect's
+    executable's, or the ExecStart the scan recorded names a suspect, a deleted file or scratch space."""
+    stem = unit.rsplit(".", 1)[0].split("@", 1)[0].lower()
+    strong = [n for n in ioc_facts.suspicious_names(stem) if n in ioc_facts.STRONG_NAMES]
+    if strong:
+        return f"its name carries {strong[0]}, {ioc_facts.SUSPICIOUS_NAMES[strong[0]][0]}"
+    exec_start = md(f, "ExecStart") or md(f, "exec_start") or md(f, "exec")
+    for exe, pid, _ in host.suspects:
+        name = exe.rsplit("/", 1)[-1].lower()
+        if name and name == stem:
+            return f"it is named after the suspicious process {exe} (pid {pid})"
+        if exec_start and exe and exe in exec_start:
+            return f"its ExecStart runs the suspicious process {exe} (pid {pid})"
+    if exec_start and ("(deleted)" in exec_start or exec_start.split(" ")[0].startswith(ioc_facts.SCRATCH_ROOTS)):
+        return f"its ExecStart ({exec_start[:80]}) runs a program from scratch space or a deleted file"
+    return None
+
+
+def _unit_evidence(f: dict, host: Host, unit: str, key: str, why: str | None) -> Assessment:
+    """A unit tied to an IOC, or a unit no package ships on a host running a contained process: evidence of
+    persistence, never a hardening candidate (hardening the intruder's unit keeps it running)."""
+    suspect = next(((exe, pid) for exe, pid, v in host.suspects if v == "contain"), None) or (
+        host.suspects[0][:2] if host.suspects else ("the suspicious process", "?")
+    )
+    preserve = (
+        f"Treat {unit} as evidence of persistence: save it before anything changes (`systemctl cat {unit}`, "
+        f"`systemctl status {unit}`, copy its unit file with `cp -a` and `stat` it, `journalctl -u {unit}`), "
+        "hash the program its ExecStart names"
+    )
+    if why:
+        return _a(
+            f,
+            "systemd_units",
+            "contain",
+            f"{unit} is tied to an indicator of compromise: {why}.",
+            f"It is the intruder's persistence, not a service to harden: adding {key} would only keep it running "
+            "in a tidier sandbox.",
+            tags=["service_persistence", "ioc_unit"],
+            techniques=["T1543.002"],
+            headline=f"persistence unit {unit} of the suspicious process",
+            action=f"{preserve}; only after the process evidence is preserved (`cp /proc/<pid>/exe`, `gcore`) "
+            f"disable it (`systemctl disable --now {unit}`) as part of eradication.",
+            action_key=f"unit-evidence:{unit}",
+        )
+    return _a(
+        f,
+        "systemd_units",
+        "investigate",
+        f"{unit} is not shipped by any {host.distro} package, on a host where {suspect[0]} (pid {suspect[1]}) "
+        "runs: a unit nobody installed is where an intruder persists.",
+        f"Cleared by: an ExecStart that names a packaged or documented program; confirmed by: an ExecStart that "
+        f"names {suspect[0]}, scratch space or a deleted file. Hardening it ({key}) waits until it is cleared.",
+        tags=["service_persistence", "custom_unit"],
+        techniques=["T1543.002"],
+        level="high",
+        headline=f"unit {unit} that no package ships, on a compromised host",
+        action=f"{preserve}, and compare it with {suspect[0]} before changing it.",
+        action_key=f"unit-evidence:{unit}",
+    )
+
+
 def assess_systemd(f: dict, host: Host) -> Assessment:
     key, unit = md(f, "key"), md(f, "unit")
     if f["severity"] == "info":
         return _a(f, "systemd_units", "informational", f"{unit} sets {key}.", tags=["service_hardening"], listed=False)
-    package = stock_unit(unit)
+    why = _unit_ioc_tie(f, unit, host)
+    package = None if why else packaged_unit(unit, host.family)
+    if why or (package is None and host.compromised):
+        return _unit_evidence(f, host, unit, key, why)
     if package:
         return _a(
             f,
@@ -1062,15 +1308,33 @@ def assess_systemd(f: dict, host: Host) -> Assessment:
             listed=False,
             allowlist_reason=f"stock unit from {package}",
         )
+    breaks = breaking_class(unit, key)
+    if breaks:
+        return _a(
+            f,
+            "systemd_units",
+            "expected",
+            f"{unit} {breaks.what}: never add {key} to it, because {breaks.reason}.",
+            tags=["service_hardening", "breaks_when_sandboxed"],
+            listed=False,
+            allowlist_reason=f"{key} would break what {unit} starts",
+        )
     if key in SYSTEMD_KEY_MEANINGS:
+        value = md(f, "expected") or "yes"
         return _a(
             f,
             "systemd_units",
             "harden",
             f"{unit} is not a distribution unit and lacks {key} ({SYSTEMD_KEY_MEANINGS[key]}).",
             tags=["service_hardening", "custom_unit"],
-            action=f"Add {key}={md(f, 'expected') or 'yes'} to a drop-in for {unit} (`systemctl edit "
-            f"{unit}`), restart it and check that it still works.",
+            action=f"Add {key}={value} to a drop-in for {unit} (`systemctl edit {unit}`), restart it and check "
+            "that it still works.",
+            action_key=f"unit-dropin:{unit}",
+            action_merge=(
+                f"Add {{details}} to a drop-in for {unit} (`systemctl edit {unit}`), restart it and check that "
+                "it still works.",
+                f"{key}={value}",
+            ),
         )
     return _a(
         f, "systemd_units", "harden", f"{unit} lacks {key}.", tags=["service_hardening", "custom_unit"], listed=False

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from secml_recipes.teacher.assess import Assessment, integrity_path, ioc_exe_and_pid, ioc_signals, md
+from secml_recipes.teacher.knowledge.autostart import autostart_file
 from secml_recipes.teacher.knowledge.ioc import SCRATCH_ROOTS
 
 
@@ -52,28 +53,30 @@ def _autostart(item: Item) -> tuple[str, str] | None:
     """(what reads it, ATT&CK technique) when a world-writable file is one root runs or loads on its own."""
     if item.scanner != "world_writable" or md(item.finding, "rule"):
         return None
-    return next((v for prefix, v in AUTOSTART_FILES.items() if item.id.startswith(prefix)), None)
+    row = autostart_file(item.id)
+    return (row.reads, row.technique) if row else None
+
+
+def _suspicious(item: Item) -> bool:
+    """A finding the teacher itself judged suspicious: contained, or under investigation above low. Expected,
+    informational and review verdicts (a snap's loader variable, an upgraded daemon) join nothing."""
+    a = item.assessment
+    return a.verdict == "contain" or (a.verdict == "investigate" and a.host_level != "low")
+
+
+def _same_pid(a: Item, b: Item) -> bool:
+    """The socket's own metadata names the process's pid: the only join that shows who holds a socket (one
+    executable path runs as many processes, and a snap's path as every user's copy)."""
+    return bool(_pid(a)) and md(b.finding, "pid") == _pid(a)
+
+
+def _remote(item: Item) -> str:
+    rip, rport = md(item.finding, "rip"), md(item.finding, "rport")
+    return f", connected to {rip}:{rport}" if rip and rport not in ("", "0") else ""
 
 
 def _serious(item: Item) -> bool:
     return item.assessment.verdict == "contain" or item.assessment.host_level in ("high", "critical")
-
-
-# Files that root executes or loads without anyone starting them: a world-writable one is a ready persistence
-# or injection point for whoever already runs code on the host.
-AUTOSTART_FILES = {
-    "/etc/crontab": ("cron runs it as root every minute", "T1053.003"),
-    "/etc/cron.": ("cron runs it as root", "T1053.003"),
-    "/etc/profile": ("every login shell sources it, root's included", "T1546.004"),
-    "/etc/bash.bashrc": ("every interactive bash sources it, root's included", "T1546.004"),
-    "/etc/environment": ("every login session reads it", "T1546.004"),
-    "/etc/ld.so.preload": (
-        "the dynamic loader preloads what it names into every program, set-uid ones included",
-        "T1574.006",
-    ),
-    "/etc/rc.local": ("init runs it as root at boot", "T1037.004"),
-    "/etc/systemd/system/": ("systemd runs the units in it as root", "T1543.002"),
-}
 
 
 @dataclass(frozen=True)
@@ -84,13 +87,16 @@ class CorrelationRule:
     right: Callable[[Item], bool]
     joins: Callable[[Item, Item], bool]
     rationale: Callable[[Item, Item], str]
-    severity: str
+    severity: str | Callable[[Item, Item], str]
     delta: int
     techniques: tuple[str, ...] | Callable[[Item, Item], tuple[str, ...]]
     per_host: bool = False  # one correlation for every pair that joins, instead of one per left finding
 
     def techniques_for(self, a: Item, b: Item) -> tuple[str, ...]:
         return self.techniques(a, b) if callable(self.techniques) else self.techniques
+
+    def severity_for(self, a: Item, b: Item) -> str:
+        return self.severity(a, b) if callable(self.severity) else self.severity
 
 
 RULES = [
@@ -163,7 +169,7 @@ RULES = [
     CorrelationRule(
         "ioc_matches_signature",
         "Running suspicious program matches a malware signature",
-        _is("ioc"),
+        _is("ioc", _suspicious),
         _is("yara"),
         lambda a, b: os.path.basename(_exe(a)) == os.path.basename(md(b.finding, "path")),
         lambda a, b: (
@@ -177,18 +183,21 @@ RULES = [
     CorrelationRule(
         "ioc_process_network",
         "Suspicious process has network activity",
-        _is("ioc"),
+        _is("ioc", _suspicious),
         _is("network"),
-        lambda a, b: (_pid(a) and md(b.finding, "pid") == _pid(a)) or md(b.finding, "exe") == _exe(a),
-        lambda a, b: f"The flagged process {_exe(a)} (pid {_pid(a)}) also holds socket {b.id}.",
-        "critical",
+        _same_pid,
+        lambda a, b: (
+            f"The flagged process {_exe(a)} (pid {_pid(a)}) holds socket {b.id} (the socket's own pid "
+            f"{md(b.finding, 'pid')}){_remote(b)}."
+        ),
+        lambda a, b: "critical" if a.assessment.verdict == "contain" else "high",
         20,
         ("T1071",),
     ),
     CorrelationRule(
         "ioc_exec_traced",
         "Suspicious process seen by the exec trace",
-        _is("ioc"),
+        _is("ioc", _suspicious),
         _is("ebpf_exec_trace", lambda i: bool(md(i.finding, "pid"))),
         lambda a, b: md(b.finding, "pid") == _pid(a),
         lambda a, b: f"The exec trace saw pid {_pid(a)} start ({md(b.finding, 'comm') or md(b.finding, 'command')}).",
@@ -210,7 +219,7 @@ RULES = [
     CorrelationRule(
         "exec_from_exec_mount",
         "Suspicious process runs from a temporary mount that allows execution",
-        _is("ioc", lambda i: _exe(i).startswith(SCRATCH_ROOTS)),
+        _is("ioc", lambda i: _suspicious(i) and _exe(i).startswith(SCRATCH_ROOTS)),
         _is("mounts", lambda i: "noexec-missing" in i.id),
         lambda a, b: _exe(a).startswith(md(b.finding, "mount").rstrip("/") + "/"),
         lambda a, b: f"{md(b.finding, 'mount')} allows execution and {_exe(a)} runs from it.",
@@ -284,6 +293,6 @@ def correlate(items: list[Item]) -> list[dict]:
                     "related_finding_ids": related,
                     "risk_score_delta": rule.delta,
                     "tags": tags,
-                    "severity": rule.severity,
+                    "severity": rule.severity_for(a, b),
                 }
     return sorted(out.values(), key=lambda c: (-c["risk_score_delta"], c["id"]))

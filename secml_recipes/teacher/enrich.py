@@ -116,33 +116,49 @@ def host_verdict(items: list[Item], correlations: list[dict], findings: dict[str
     return level, reasons
 
 
+ACTION_TIERS = {"contain": 2, "investigate": 1, "verify_provenance": 1}  # containment, evidence, then hygiene
+
+
+def _action_key(item: Item) -> str:
+    """What the action does to what: two findings whose actions share it are one action (eight pids of one
+    executable are one check), whatever their wording."""
+    return item.assessment.action_key or item.assessment.action
+
+
 def _actions(
     items: list[Item], findings: dict[str, dict], correlations: list[dict]
 ) -> tuple[list[dict], list[tuple[str, str]]]:
+    """At most MAX_ACTIONS actions, one per meaning: containment first, then evidence to confirm, then hygiene
+    (a hardening step never outranks containing a running intruder), each tier by host level and verdict."""
     todo = [i for i in items if i.assessment.action]
     todo.sort(
         key=lambda i: (
+            -ACTION_TIERS.get(i.assessment.verdict, 0),
             -LEVELS.index(i.assessment.host_level),
             -VERDICTS[i.assessment.verdict].rank,
             -findings.get(i.id, {}).get("risk_score", 0),
             i.id,
         )
     )
-    chosen, seen = [], set()
+    groups: dict[str, list[Item]] = {}
     for item in todo:
-        if item.assessment.action in seen or len(chosen) >= MAX_ACTIONS:
-            continue
-        seen.add(item.assessment.action)
-        chosen.append(item)
-    actions = [
-        {
-            "priority": len(chosen) - n,
-            "action": i.assessment.action,
-            "correlation_refs": [c["id"] for c in correlations if i.id in c["related_finding_ids"]],
-        }
-        for n, i in enumerate(chosen)
-    ]
-    return actions, [(i.scanner, i.id) for i in chosen]
+        groups.setdefault(_action_key(item), []).append(item)
+    chosen = list(groups.values())[:MAX_ACTIONS]
+    actions = []
+    for n, group in enumerate(chosen):
+        first = group[0].assessment
+        details = list(dict.fromkeys(i.assessment.action_merge[1] for i in group if i.assessment.action_merge))
+        merged = first.action_merge and len(details) > 1
+        text = first.action_merge[0].format(details=", ".join(details)) if merged else first.action
+        ids = {i.id for i in group}
+        actions.append(
+            {
+                "priority": len(chosen) - n,
+                "action": text,
+                "correlation_refs": [c["id"] for c in correlations if ids & set(c["related_finding_ids"])],
+            }
+        )
+    return actions, [(g[0].scanner, g[0].id) for g in chosen]
 
 
 def _reductions(items: list[Item], listed: list[dict]) -> dict:

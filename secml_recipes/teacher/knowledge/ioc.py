@@ -17,6 +17,7 @@ _DATA = load_table(
             "user_writable_roots": seq(STR),
             "scratch_roots": seq(STR),
             "user_apps": seq(record({"pattern": STR, "name": STR, "vendor": STR, "note": STR})),
+            "sandboxed_apps": seq(record({"pattern": STR, "kind": STR, "verify": STR})),
             "suspicious_names": mapping(record({"meaning": STR, "technique": STR})),
             "strong_names": seq(STR),
             "system_program_names": seq(STR),
@@ -74,6 +75,25 @@ def user_app(path: str) -> UserApp | None:
     for app in USER_APPS:
         if re.search(app.pattern, path):
             return app
+    return None
+
+
+@dataclass(frozen=True)
+class SandboxedApp:
+    kind: str  # snap, Flatpak
+    name: str  # the package (snap name, Flatpak application id)
+    verify: str  # the command that shows where the package came from
+
+
+SANDBOXED_APPS = [(re.compile(row["pattern"]), row["kind"], row["verify"]) for row in _DATA["sandboxed_apps"]]
+
+
+def sandboxed_app(path: str) -> SandboxedApp | None:
+    """The snap or Flatpak a path belongs to (`/snap/firefox/5437/usr/lib/firefox/firefox` -> snap firefox)."""
+    for pattern, kind, verify in SANDBOXED_APPS:
+        match = pattern.search(path)
+        if match:
+            return SandboxedApp(kind, match["name"], verify.format(name=match["name"]))
     return None
 
 

@@ -57,6 +57,7 @@ _DATA = load_table(
             "third_party": seq(record(dict.fromkeys(ThirdPartyBinary.__dataclass_fields__, STR))),
             "suid_scan_roots": seq(STR),
             "local_prefixes": seq(STR),
+            "shell_escape_setid": seq(STR),
         }
     ),
 )
@@ -69,6 +70,8 @@ THIRD_PARTY = {row["path"]: ThirdPartyBinary(**row) for row in _DATA["third_part
 # Directories the SUID scanner walks (SuidScanner.cpp), and where an administrator installs local builds.
 SUID_SCAN_ROOTS: tuple[str, ...] = frozen(_DATA["suid_scan_roots"])
 LOCAL_PREFIXES: tuple[str, ...] = frozen(_DATA["local_prefixes"])
+# Programs that give a shell or any file when set-id (GTFOBins' SUID entries); a trailing * is a prefix.
+SHELL_ESCAPE_SETID: tuple[str, ...] = frozen(_DATA["shell_escape_setid"])
 
 
 def canonical_path(path: str) -> str:
@@ -102,3 +105,12 @@ def third_party(path: str) -> ThirdPartyBinary | None:
 def bit_phrase(bit: str, owner: str) -> str:
     """'SGID shadow', 'SUID root', 'SUID+SGID daemon': how an analyst writes the mode."""
     return f"{bit.upper()} {owner}"
+
+
+def shell_escape(path: str) -> str | None:
+    """The GTFOBins name `path` matches (find, python3.12 -> python*), or None."""
+    name = path.rsplit("/", 1)[-1]
+    for entry in SHELL_ESCAPE_SETID:
+        if name == entry or (entry.endswith("*") and name.startswith(entry[:-1])):
+            return entry
+    return None

@@ -378,6 +378,7 @@ def _setuid_interpreter(f: dict, host: Host, path: str) -> Assessment:
         techniques=["T1548.001"],
         action=f"Treat {path} as a backdoor: preserve it (sha256sum, stat, copy), then clear its set-id bits "
         f"(chmod u-s,g-s {path}) and trace who set them (auth and package logs).",
+        action_key=f"contain-setid:{path}",
     )
 
 
@@ -669,8 +670,8 @@ def assess_ioc(f: dict, host: Host) -> Assessment:
             tags=tags,
             techniques=techniques,
             action=f"Before any restart, keep the only copy of what pid {pid} runs: `cp /proc/{pid}/exe "
-            f"/root/evidence/{name}.{pid}` and `sha256sum` it against {host.tool('owner', path=exe)}'s package "
-            "version"
+            f"/root/evidence/{name}.{pid}`, and compare its `sha256sum` with the file of the package that owns "
+            f"{exe} (`{host.tool('owner', path=exe)}`)"
             + (
                 f"; on this host, where a process is contained, also capture its memory (`gcore {pid}`) and "
                 f"logs (`journalctl _PID={pid}`) and restart nothing until the hash matches a package version"
@@ -1228,22 +1229,25 @@ SYSTEMD_KEY_MEANINGS = {
 }
 
 
-def _unit_ioc_tie(f: dict, unit: str, host: Host) -> str | None:
-    """Why `unit` belongs to an IOC: its name is a suspicious program's (xmrig.service) or a suspect's
-    executable's, or the ExecStart the scan recorded names a suspect, a deleted file or scratch space."""
-    stem = unit.rsplit(".", 1)[0].split("@", 1)[0].lower()
-    strong = [n for n in ioc_facts.suspicious_names(stem) if n in ioc_facts.STRONG_NAMES]
-    if strong:
-        return f"its name carries {strong[0]}, {ioc_facts.SUSPICIOUS_NAMES[strong[0]][0]}"
+def _unit_ioc_tie(f: dict, unit: str, host: Host, packaged: bool) -> str | None:
+    """Why `unit` belongs to an IOC: the ExecStart the scan recorded names a suspect, a deleted file or scratch
+    space; or, for a unit no package ships, its name is a suspicious program's (xmrig.service) or a suspect's.
+    A packaged unit's name never ties it: malware that calls itself sshd does not make ssh.service its own."""
     exec_start = md(f, "ExecStart") or md(f, "exec_start") or md(f, "exec")
     for exe, pid, _ in host.suspects:
-        name = exe.rsplit("/", 1)[-1].lower()
-        if name and name == stem:
-            return f"it is named after the suspicious process {exe} (pid {pid})"
         if exec_start and exe and exe in exec_start:
             return f"its ExecStart runs the suspicious process {exe} (pid {pid})"
     if exec_start and ("(deleted)" in exec_start or exec_start.split(" ")[0].startswith(ioc_facts.SCRATCH_ROOTS)):
         return f"its ExecStart ({exec_start[:80]}) runs a program from scratch space or a deleted file"
+    if packaged:
+        return None
+    stem = unit.rsplit(".", 1)[0].split("@", 1)[0].lower()
+    strong = [n for n in ioc_facts.suspicious_names(stem) if n in ioc_facts.STRONG_NAMES]
+    if strong:
+        return f"its name carries {strong[0]}, {ioc_facts.SUSPICIOUS_NAMES[strong[0]][0]}"
+    for exe, pid, _ in host.suspects:
+        if exe.rsplit("/", 1)[-1].lower() == stem:
+            return f"it is named after the suspicious process {exe} (pid {pid})"
     return None
 
 
@@ -1294,8 +1298,8 @@ def assess_systemd(f: dict, host: Host) -> Assessment:
     key, unit = md(f, "key"), md(f, "unit")
     if f["severity"] == "info":
         return _a(f, "systemd_units", "informational", f"{unit} sets {key}.", tags=["service_hardening"], listed=False)
-    why = _unit_ioc_tie(f, unit, host)
-    package = None if why else packaged_unit(unit, host.family)
+    package = packaged_unit(unit, host.family)
+    why = _unit_ioc_tie(f, unit, host, package is not None)
     if why or (package is None and host.compromised):
         return _unit_evidence(f, host, unit, key, why)
     if package:

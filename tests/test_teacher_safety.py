@@ -203,6 +203,14 @@ def test_a_clean_laptop_with_snap_firefox_and_https_is_not_above_medium():
     assert sum("snap list firefox" in a for a in actions) == 1  # eight pids, one check
 
 
+def test_a_deb_browser_with_a_loader_variable_and_its_own_sockets_is_not_above_medium():
+    exe = "/usr/lib/firefox/firefox"
+    report = with_results(next(real_reports()), "ioc", [ioc(exe, 5001, environment_issue="true", command=exe)])
+    report = with_results(report, "network", [socket(5001, exe, n) for n in range(6)])
+    out = build_enrichment(report).output
+    assert out["summaries"]["analyst"]["risk_level"] in ("low", "medium") and not out["correlations"]
+
+
 def test_process_network_correlation_needs_a_suspicious_process_and_its_own_pid():
     report = next(real_reports())
     miner = ioc("/tmp/.x/xmrig", 777, "high", command="/tmp/.x/xmrig -o stratum+tcp://p:4444", pattern_match="true")

@@ -183,7 +183,7 @@ RULES = [
     CorrelationRule(
         "ioc_process_network",
         "Suspicious process has network activity",
-        _is("ioc", _suspicious),
+        _is("ioc", _serious),  # sockets are what browsers and daemons hold: only a serious suspect's mean C2
         _is("network"),
         _same_pid,
         lambda a, b: (

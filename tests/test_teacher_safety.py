@@ -5,11 +5,13 @@ autostart files read before they are fixed, correlations only from suspicious fi
 merged by meaning. Each class on generated hosts and on findings built like 5.0.0's."""
 
 import copy
+import json
 import re
+from pathlib import Path
 
 import pytest
 
-from secml_recipes.scan import catalog
+from secml_recipes.scan import catalog, legacy
 from secml_recipes.scan.fixtures import real_reports
 from secml_recipes.scan.generate import generate_report, plan_hosts
 from secml_recipes.teacher.assess import Host, assess_finding
@@ -352,3 +354,13 @@ def test_one_executable_in_many_pids_is_one_check_and_one_unit_one_drop_in():
     assert len(checks) == 1 and "11, 12, 13, 14" in checks[0]
     drop_ins = [a for a in actions if "webapp.service" in a]
     assert len(drop_ins) == 1 and "NoNewPrivileges=yes" in drop_ins[0] and "ProtectSystem=strict" in drop_ins[0]
+
+
+def test_a_converted_real_0_1_0_scan_checks_each_executable_once_and_stays_low():
+    old = json.loads((Path(__file__).parent / "fixtures" / "sys-scan-0.1.0-scans" / "ioc_report.json").read_text())
+    out = build_enrichment(legacy.convert(old)[0]).output
+    checks = [a["action"] for a in out["actions"] if a["action"].startswith("Check ")]
+    exes = [re.match(r"Check (\S+)", a).group(1) for a in checks]
+    assert checks and len(exes) == len(set(exes))
+    assert any("pids " in a for a in checks)  # cpptools-srv runs as two pids: one check names both
+    assert out["summaries"]["analyst"]["risk_level"] == "low" and not out["correlations"]

@@ -2,7 +2,8 @@
 package owns and the service units it ships.
 
 It answers the simulated package manager (`dpkg -S` / `rpm -qf`, `dpkg -V` / `rpm -V`, `apt-cache policy` /
-`dnf info`) in the tool episodes, and tells the teacher which service units are the distribution's own.
+`dnf info`) in the tool episodes. Which service units are the distribution's own is `units.py`'s question, answered
+from the packages' real unit lists.
 Versions are those of Ubuntu 24.04 / Debian 12 and Fedora 41 / RHEL 9 era packages; the origin is the
 archive or vendor repository a genuine copy comes from.
 """
@@ -70,8 +71,6 @@ def _index() -> dict[str, dict[str, Package]]:
 
 PACKAGE_BY_PATH = _index()
 VENDOR_ORIGINS = {row[2] for row in _VENDOR_PACKAGES}
-UNIT_PACKAGE = {unit: name for rows in _PACKAGES.values() for name, _, _, _, units in rows for unit in units}
-UNIT_PACKAGE.update({unit: row[0] for row in _VENDOR_PACKAGES for unit in row[4]})
 
 
 def owning_package(path: str, family: str) -> Package | None:
@@ -88,16 +87,6 @@ def origin_text(pkg: Package, family: str, distro: str) -> str:
     if is_vendor(pkg):
         return f"vendor repository {pkg.origin}"
     return ORIGIN_LABEL.get((family, pkg.origin), "{distro} archive").format(distro=distro)
-
-
-def stock_unit(unit: str) -> str | None:
-    """The package that ships a service unit (templates match `name@instance.service`), or None."""
-    if unit in UNIT_PACKAGE:
-        return UNIT_PACKAGE[unit]
-    if "@" in unit:
-        template = unit.split("@", 1)[0] + "@.service"
-        return UNIT_PACKAGE.get(template)
-    return None
 
 
 def third_party_package(path: str) -> str | None:

@@ -18,7 +18,7 @@ from secml_recipes.scan import catalog as _catalog
 from secml_recipes.scan.host import PROFILE_WEIGHTS, PROFILES, HostPlan, build_host, plan_hosts, plan_matching
 from secml_recipes.scan.ndjson import write_ndjson
 
-GENERATOR_VERSION = "2.1.0"  # 2.1: a compromised host always shows its compromise as 5.0.0 reports it
+GENERATOR_VERSION = "2.2.0"  # 2.2: stock units only where the distribution's packages ship them (packaged_units.yaml)
 __all__ = [
     "GENERATOR_VERSION",
     "PROFILES",

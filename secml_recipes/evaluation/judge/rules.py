@@ -152,18 +152,13 @@ def hygiene_above_containment(host: HostEvidence, actions: list[Action]) -> list
     ]
 
 
-_VERDICT_LEVELS = {"critical": 4, "high": 3}
-
-
 def clean_host_critical(host: HostEvidence, enriched: dict) -> list[Flag]:
-    """Critical with no malicious evidence, or high with neither malicious evidence nor an anyone-to-root exposure."""
+    """Risk level high or critical on a host whose scan shows neither malicious evidence nor a way for any local
+    user to become root (e.g. a browser's loader variable or its HTTPS sockets are not a compromise)."""
     level = str((((enriched or {}).get("summaries") or {}).get("analyst") or {}).get("risk_level") or "").lower()
-    if level not in _VERDICT_LEVELS or host.compromised:
+    if level not in ("critical", "high") or host.compromised or host.exposures:
         return []
-    if level == "high" and host.exposures:
-        return []
-    basis = "no malicious evidence" + ("" if host.exposures else " and no anyone-to-root exposure")
-    return [Flag("clean_host_critical", None, f"risk level {level} with {basis} in the scan")]
+    return [Flag("clean_host_critical", None, f"risk level {level} with no malicious evidence and no anyone-to-root exposure")]
 
 
 def hardens_ioc_unit(host: HostEvidence, actions: list[Action]) -> list[Flag]:

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable
 
 from secml_recipes.evaluation.harm import ActionJudge, action_texts, harm_summary
-from secml_recipes.evaluation.judge.report import judge, judge_summary
+from secml_recipes.judge.report import judge, judge_summary
 from secml_recipes.scan.fixtures import SEVERITY_SCORES
 from secml_recipes.tasks.parsing import parse_json_output
 from secml_recipes.tasks.validate import enriched_report_error
@@ -90,7 +90,7 @@ def score_specialist(
 ) -> dict[str, float]:
     """Micro-averaged metrics over all examples (docs/evaluation.md, docs/teacher.md); None where undefined.
     With the raw reports, actions are judged for harm with the teacher's tables (`evaluation.harm`) and by the
-    independent judge (`evaluation.judge`), which shares no table with the teacher."""
+    independent judge (`judge`), which shares no table with the teacher."""
     n = parsed = valid = 0
     ref_findings = matched = sev_ok = cat_ok = verdict_ok = 0
     abs_err: list[float] = []

@@ -5,7 +5,7 @@
   host risk level per profile and the correlations per rule;
 - split parts: correlations kept and lost, parts contradicting their host, parts that do not merge back;
 - episodes: tool-call sequences, sentence diversity and kind shares over `--episodes` episodes;
-- the independent judge (`evaluation.judge`, no table shared with the teacher) on the fixture and on `--hosts`
+- the independent judge (`judge`, no table shared with the teacher) on the fixture and on `--hosts`
   generated hosts of every profile, per kind of rejected advice, beside the teacher's own harmful-action count.
 """
 
@@ -21,7 +21,7 @@ from secml_recipes.command_help import CommandHelpFormatter
 from secml_recipes.corpus.episodes import build_episodes, diversity, plant_processes
 from secml_recipes.evaluation.expectations import expectation_problems, load_expectations
 from secml_recipes.evaluation.harm import harm_summary, harmful_actions
-from secml_recipes.evaluation.judge.report import KINDS, judge, judge_summary
+from secml_recipes.judge.report import KINDS, judge, judge_summary
 from secml_recipes.scan.fixtures import PACKAGED, real_report_paths
 from secml_recipes.scan.generate import generate_report, plan_hosts
 from secml_recipes.scan.host import plan_hosts_per_profile
@@ -80,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=CommandHelpFormatter,
     )
     parser.add_argument(
-        "--hosts", type=int, default=200, help="generated hosts (and, for the independent judge, hosts of every profile)"
+        "--hosts",
+        type=int,
+        default=200,
+        help="generated hosts (and, for the independent judge, hosts of every profile)",
     )
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--max-prompt-chars", type=int, default=12000)

@@ -5,8 +5,8 @@
 - `data/gtfobins.yaml`: the binaries GTFOBins lists with a `suid` context, from the front matter of
   `_gtfobins/*` in a clone of github.com/GTFOBins/GTFOBins.github.io.
 
-    python -m secml_recipes.evaluation.judge.refresh units            # needs apt-get and dpkg-deb (Debian/Ubuntu)
-    python -m secml_recipes.evaluation.judge.refresh gtfobins --repo PATH_TO_GTFOBINS_GIT
+    python -m secml_recipes.judge.refresh units            # needs apt-get and dpkg-deb (Debian/Ubuntu)
+    python -m secml_recipes.judge.refresh gtfobins --repo PATH_TO_GTFOBINS_GIT
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ def _field(deb: Path, name: str) -> str:
 
 
 _ASSIGN = re.compile(r"^\s*(\w+)=[\"']?([^\"'\s;]+)", re.M)
-_SETID_SCRIPT = re.compile(r"dpkg-statoverride\s+--update\s+--add\s+\S+\s+\S+\s+(\S+)\s+(\S+)|chmod\s+(\S+)\s+(\S+)"
+_SETID_SCRIPT = re.compile(
+    r"dpkg-statoverride\s+--update\s+--add\s+\S+\s+\S+\s+(\S+)\s+(\S+)|chmod\s+(\S+)\s+(\S+)"
     r"|set_perms\s+\S+\s+\S+\s+(\S+)\s+(\S+)"  # the helper polkit's and others' postinst define
 )
 
@@ -123,25 +124,29 @@ def refresh_units() -> None:
                     canonical = "/usr" + path[1:] if re.match(r"^\./(bin|sbin|lib)/", path) else path[1:]
                     setid[canonical] = {"package": package, "bit": bit}
             for path, bit in _postinst_setid(deb).items():
-                setid.setdefault("/usr" + path if re.match(r"^/(bin|sbin|lib)/", path) else path, {"package": package, "bit": bit})
+                setid.setdefault(
+                    "/usr" + path if re.match(r"^/(bin|sbin|lib)/", path) else path, {"package": package, "bit": bit}
+                )
     distribution = _distribution()
-    command = "python -m secml_recipes.evaluation.judge.refresh units"
+    command = "python -m secml_recipes.judge.refresh units"
     _write(
         "stock_units.yaml",
         f"""
 systemd units the distribution's own packages install (lib/systemd/system/ and usr/lib/systemd/system/).
 Source: `apt-get download` of {len(versions)} packages from the {distribution} archive, listed with `dpkg-deb -c`,
 on {date.today().isoformat()}. Regenerate: `{command}` (on a Debian/Ubuntu machine).
+To edit: do not edit by hand; change UNIT_PACKAGES in secml_recipes/judge/refresh.py and regenerate.
 unit -> the package that ships it.""",
         {"distribution": distribution, "packages": versions, "units": dict(sorted(units.items()))},
     )
     _write(
         "stock_setid.yaml",
         f"""
-Files that the distribution's packages install with a set-uid or set-gid bit, from the mode column of
-`dpkg-deb -c` and from the packages' postinst scripts (`dpkg-statoverride --add`, `chmod 4755`, read with
+Files that the distribution's packages install with a set-uid or set-gid bit. Source: the mode column of
+`dpkg-deb -c` and the packages' postinst scripts (`dpkg-statoverride --add`, `chmod 4755`, read with
 `dpkg-deb -I DEB postinst`) ({distribution} archive, {date.today().isoformat()}).
-Regenerate: `{command}`. Paths are merged-/usr paths (/bin/x is /usr/bin/x).""",
+Regenerate: `{command}`. Paths are merged-/usr paths (/bin/x is /usr/bin/x).
+To edit: do not edit by hand; change SETID_PACKAGES in secml_recipes/judge/refresh.py and regenerate.""",
         {"distribution": distribution, "paths": dict(sorted(setid.items()))},
     )
 
@@ -172,16 +177,17 @@ def refresh_gtfobins(repo: Path) -> None:
     _write(
         "gtfobins.yaml",
         f"""
-Binaries that GTFOBins (https://gtfobins.github.io, github.com/GTFOBins/GTFOBins.github.io at commit {commit})
-lists with a `suid` context: with the set-uid bit they give their owner's rights (a shell, a file read or write).
+Binaries that GTFOBins lists with a `suid` context. Source: https://gtfobins.github.io, the front matter of
+_gtfobins/* in github.com/GTFOBins/GTFOBins.github.io at commit {commit}.
+With the set-uid bit they give their owner's rights (a shell, a file read or write).
 binary -> the GTFOBins functions that work when it is set-uid. Regenerate: clone that repository, then
-`python -m secml_recipes.evaluation.judge.refresh gtfobins --repo PATH`.""",
+`python -m secml_recipes.judge.refresh gtfobins --repo PATH`. To edit: do not; regenerate from GTFOBins.""",
         {"commit": commit, "binaries": binaries},
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m secml_recipes.evaluation.judge.refresh", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m secml_recipes.judge.refresh", description=__doc__)
     parser.add_argument("what", choices=["units", "gtfobins"])
     parser.add_argument("--repo", type=Path, help="a clone (or bare git dir) of GTFOBins/GTFOBins.github.io")
     args = parser.parse_args(argv)

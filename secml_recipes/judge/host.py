@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from secml_recipes.evaluation.judge.knowledge import (
+from secml_recipes.judge.knowledge import (
     BENIGN_SCRATCH,
     INJECTION,
     MINER_NAMES,
@@ -52,7 +52,7 @@ class HostEvidence:
             base = e.path.rstrip("/").rsplit("/", 1)[-1]
             if base:
                 names |= {base, re.split(r"[-_.]?\d", base)[0] or base}
-        return names | MINER_NAMES
+        return names
 
     @classmethod
     def from_report(cls, report: dict) -> HostEvidence:

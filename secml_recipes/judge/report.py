@@ -1,14 +1,14 @@
 """`judge(raw, enriched)`: every rule run on one output, and the totals over many outputs."""
 
-
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
 
-from secml_recipes.evaluation.judge.actions import ranked_actions
-from secml_recipes.evaluation.judge.host import HostEvidence
-from secml_recipes.evaluation.judge.rules import ACTION_RULES, KINDS, Flag, clean_host_critical
+from secml_recipes.judge.actions import ranked_actions
+from secml_recipes.judge.host import HostEvidence
+from secml_recipes.judge.rules import ACTION_RULES, KINDS, Flag, clean_host_critical
+
 
 @dataclass
 class JudgeReport:

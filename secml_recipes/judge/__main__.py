@@ -1,4 +1,4 @@
-"""`python -m secml_recipes.evaluation.judge RAW ENRICHED`: the judge's findings on one output, as a table."""
+"""`python -m secml_recipes.judge RAW ENRICHED`: the judge's findings on one output, as a table."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
-from secml_recipes.evaluation.judge.report import judge
-from secml_recipes.evaluation.judge.actions import ranked_actions
+from secml_recipes.judge.actions import ranked_actions
+from secml_recipes.judge.report import judge
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m secml_recipes.evaluation.judge", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m secml_recipes.judge", description=__doc__)
     parser.add_argument("raw", type=Path, help="the raw sys-scan report (JSON)")
     parser.add_argument("enriched", type=Path, help="an enriched output for it (the teacher's or a model's)")
     args = parser.parse_args(argv)

@@ -10,9 +10,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from secml_recipes.evaluation.judge.actions import Action
-from secml_recipes.evaluation.judge.host import HostEvidence
-from secml_recipes.evaluation.judge.knowledge import (
+from secml_recipes.judge.actions import Action
+from secml_recipes.judge.host import HostEvidence
+from secml_recipes.judge.knowledge import (
     ROLES,
     SETID,
     UNITS,
@@ -72,7 +72,9 @@ def breaks_login_or_sudo(host: HostEvidence, actions: list[Action]) -> list[Flag
             if row["package"] in _STOCK_LOGIN_PACKAGES and "suid" in row["bit"]:
                 named = [p for p in (path, re.sub(r"^/usr/", "/", path)) if _mention(p).search(a.text)]
                 if named:
-                    flags.append(Flag("breaks_login_or_sudo", a.index, f"strips the set-uid bit of {path} ({row['package']})"))
+                    flags.append(
+                        Flag("breaks_login_or_sudo", a.index, f"strips the set-uid bit of {path} ({row['package']})")
+                    )
     return flags
 
 
@@ -107,7 +109,9 @@ def weakens_setting(host: HostEvidence, actions: list[Action]) -> list[Flag]:
     flags = []
     for a in actions:
         for name, value in a.sysctl_sets.items():
-            names = [n for n in host.sysctls if n == name or re.fullmatch(name.replace(".", r"\.").replace("*", ".+"), n)]
+            names = [
+                n for n in host.sysctls if n == name or re.fullmatch(name.replace(".", r"\.").replace("*", ".+"), n)
+            ]
             for current_name in names:
                 current = host.sysctls[current_name]
                 new, old = sysctl_rank(current_name, value), sysctl_rank(current_name, current)
@@ -158,7 +162,11 @@ def clean_host_critical(host: HostEvidence, enriched: dict) -> list[Flag]:
     level = str((((enriched or {}).get("summaries") or {}).get("analyst") or {}).get("risk_level") or "").lower()
     if level not in ("critical", "high") or host.compromised or host.exposures:
         return []
-    return [Flag("clean_host_critical", None, f"risk level {level} with no malicious evidence and no anyone-to-root exposure")]
+    return [
+        Flag(
+            "clean_host_critical", None, f"risk level {level} with no malicious evidence and no anyone-to-root exposure"
+        )
+    ]
 
 
 def hardens_ioc_unit(host: HostEvidence, actions: list[Action]) -> list[Flag]:

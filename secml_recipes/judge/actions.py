@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from secml_recipes.evaluation.judge.knowledge import DIRECTIVES, WORDS
+from secml_recipes.judge.knowledge import DIRECTIVES, WORDS
 
 _DIRECTIVE = re.compile(r"\b(" + "|".join(DIRECTIVES) + r")\s*=\s*([\w/.:-]*)")
 _UNIT = re.compile(r"(?<![\w/.-])([A-Za-z0-9][\w:.@-]*?\.(?:service|socket|timer))\b")

@@ -3,7 +3,7 @@
 It shares no table or module with the teacher (`secml_recipes.teacher`): its knowledge comes from the
 distribution's packages (stock units and set-id files), GTFOBins, the kernel's sysctl documentation and
 systemd.exec(5), kept in `data/` with each file's source. `judge(raw, enriched)` works on any output, the
-teacher's or a model's; `python -m secml_recipes.evaluation.judge RAW ENRICHED` prints its table.
+teacher's or a model's; `python -m secml_recipes.judge RAW ENRICHED` prints its table.
 """
 
 from __future__ import annotations

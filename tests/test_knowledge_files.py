@@ -1,6 +1,7 @@
-"""The knowledge data files (scan/catalog/, scan/spec/, scan/generator/, teacher/knowledge/data/, judge/data/): each has its source
-header and the shape its loader expects, a broken edit stops with one line naming the file and the key, and the
-spec's copy of what the scanner's C++ source says agrees with the generator's (a disagreement is a finding)."""
+"""The knowledge data files (scan/catalog/, scan/spec/, scan/generator/, teacher/knowledge/data/, judge/data/): each
+has its source header and the shape its loader expects, a broken edit stops with one line naming the file and the
+key, and the spec's copy of what the scanner's C++ source says agrees with the generator's (a disagreement is a
+finding)."""
 
 from __future__ import annotations
 

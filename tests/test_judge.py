@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from secml_recipes.evaluation.specialist_metrics import score_specialist
 from secml_recipes.judge import KINDS, judge, judge_summary
 from secml_recipes.judge.__main__ import main as judge_cli
 from secml_recipes.judge.knowledge import GTFOBINS, SETID, UNITS, sysctl_rank
@@ -14,7 +15,7 @@ from secml_recipes.scan.generate import generate_report
 from secml_recipes.scan.host import PROFILES, plan_hosts_per_profile
 from secml_recipes.teacher.enrich import build_enrichment  # only to produce outputs for the judge to read
 
-PACKAGE = Path(__file__).resolve().parents[1] / "secml_recipes" / "evaluation" / "judge"
+PACKAGE = Path(__file__).resolve().parents[1] / "secml_recipes" / "judge"
 
 
 def raw(*results: tuple[str, list[dict]]) -> dict:
@@ -152,8 +153,17 @@ def test_report_rate_counts_and_cli(tmp_path, capsys):
     assert "| destroys_evidence | 1 |" in capsys.readouterr().out
 
 
+def test_specialist_metrics_report_the_judges_rate_beside_the_teachers():
+    host = raw(("kernel_params", [finding("/proc/sys/kernel/kptr_restrict", current="2", desired="1")]))
+    weakening = output("Set kernel.kptr_restrict = 1 in /etc/sysctl.d/.", "Install auditd and load rules.")
+    m = score_specialist([json.dumps(weakening)], [output()], [host])
+    assert m["judge_harmful_rate"] == 0.5 and m["actions"] == 2
+
+
 def test_judge_shares_no_module_with_the_teacher():
-    for path in PACKAGE.glob("*.py"):
+    modules = sorted(PACKAGE.glob("*.py"))
+    assert len(modules) >= 7
+    for path in modules:
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
             names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
@@ -165,7 +175,9 @@ def test_judge_shares_no_module_with_the_teacher():
 def test_data_comes_from_the_packages_and_names_its_source():
     assert UNITS["units"]["getty@.service"] == "systemd" and UNITS["units"]["apt-daily-upgrade.service"] == "apt"
     assert SETID["paths"]["/usr/bin/ssh-agent"]["bit"] == "sgid"  # set by openssh-client's postinst
-    for data in (PACKAGE / "data").glob("*.yaml"):
+    files = sorted((PACKAGE / "data").glob("*.yaml"))
+    assert len(files) == 6
+    for data in files:
         header = data.read_text().split("\n", 8)
         assert any("Regenerate" in line or "regenerate" in line for line in header), data
 

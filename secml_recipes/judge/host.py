@@ -103,7 +103,9 @@ def _read_ioc(host: HostEvidence, f: dict) -> None:
         exe, pid = fid, _md(f, "pid")
     deleted = " (deleted)" in exe or _md(f, "deleted_executable") == "true"
     path = exe.replace(" (deleted)", "").strip()
-    reasons = _executable_reasons(path, _md(f, "command"), deleted)
+    if INJECTION.search(path):  # text written into the id: the executable is its first word
+        path = path.split()[0]
+    reasons = _executable_reasons(path, f"{_md(f, 'command')} {exe}", deleted)
     if reasons:
         host.malicious.append(Evidence(fid, "; ".join(reasons), path, pid))
     host.runtimes += [f"process {path.rsplit('/', 1)[-1]}"] if path.rsplit("/", 1)[-1] in RUNTIME["processes"] else []

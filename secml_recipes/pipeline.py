@@ -53,7 +53,7 @@ ROOT = PACKAGE.parent
 # serving code (use/) must not retrain a specialist that took days of GPU time, while a change in train/ must.
 # Python counts by its AST without docstrings, so comment and docstring edits rerun nothing. What each resolves to
 # today (tests/test_pipeline.py pins it; scan/ and teacher/ come in through tasks/ and corpus/):
-#   data        scan/ teacher/ tasks/ corpus/ + the basics (layout, atomic, ...)
+#   data        scan/ judge/ teacher/ tasks/ corpus/ + the basics (layout, atomic, ...)
 #   training    train/ families/ tasks/ corpus/ scan/ teacher/ + basics        (no use/, deploy/, evaluation/)
 #   eval        evaluation/ use/ deploy/ train/ tasks/ families/ corpus/ scan/ teacher/ + basics
 #   quantize    deploy/ train/ families/ tasks/ corpus/ scan/ teacher/ + basics (no use/, evaluation/)

@@ -20,6 +20,9 @@ def test_manifest_counts_hashes_and_card(small_corpus):
         f"{t}/{s}-00000.jsonl" for t in ("specialist", "generalist", "scans") for s in ("train", "eval", "test")
     }
     assert "massive_datasets" in (root / "README.md").read_text()
+    judged = manifest["judge"]  # the independent judge on every specialist reference
+    assert judged["outputs"] == 24 and judged["actions"] >= judged["harmful_actions"] >= 0
+    assert set(judged["kinds"]) >= {"breaks_login_or_sudo", "destroys_evidence", "clean_host_critical"}
 
 
 def test_scans_behind_every_episode_are_in_the_corpus(small_corpus):

@@ -66,6 +66,7 @@ def test_specialist_evaluation_writes_report_table_and_plots(tiny_models, small_
         "verdict_accuracy",
         "risk_level_accuracy",
         "harmful_action_rate",
+        "judge_harmful_rate",
     ):
         assert key in report["results"]["model"]
     rule = report["results"]["rule"]  # lists every non-info finding with the scanner's severity, nothing more

@@ -1,6 +1,7 @@
-"""The knowledge data files (scan/catalog/, scan/spec/, scan/generator/, teacher/knowledge/data/): each has its source
-header and the shape its loader expects, a broken edit stops with one line naming the file and the key, and the
-spec's copy of what the scanner's C++ source says agrees with the generator's (a disagreement is a finding)."""
+"""The knowledge data files (scan/catalog/, scan/spec/, scan/generator/, teacher/knowledge/data/, judge/data/): each
+has its source header and the shape its loader expects, a broken edit stops with one line naming the file and the
+key, and the spec's copy of what the scanner's C++ source says agrees with the generator's (a disagreement is a
+finding)."""
 
 from __future__ import annotations
 
@@ -17,19 +18,34 @@ from secml_recipes.knowledge_files import KnowledgeFileError, parse
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "secml_recipes"
-LOADERS = [
-    "secml_recipes.scan.catalog",
-    "secml_recipes.scan.spec_5_0_0",
-    "secml_recipes.scan.v5_0_0",
-    "secml_recipes.scan.host",
-    "secml_recipes.scan.legacy",
-] + [
-    f"secml_recipes.teacher.knowledge.{name}"
-    for name in ("attack", "hosts", "ioc", "modules", "packages", "privileged", "scanner", "sysctl")
-]
+LOADERS = (
+    [
+        "secml_recipes.scan.catalog",
+        "secml_recipes.scan.spec_5_0_0",
+        "secml_recipes.scan.v5_0_0",
+        "secml_recipes.scan.host",
+        "secml_recipes.scan.legacy",
+    ]
+    + [
+        f"secml_recipes.teacher.knowledge.{name}"
+        for name in (
+            "attack",
+            "autostart",
+            "hosts",
+            "ioc",
+            "modules",
+            "packages",
+            "privileged",
+            "scanner",
+            "sysctl",
+            "units",
+        )
+    ]
+    + ["secml_recipes.judge.knowledge"]
+)
 DATA_FILES = sorted(
     p.relative_to(ROOT).as_posix()
-    for folder in ("scan/catalog", "scan/spec", "scan/generator", "teacher/knowledge/data")
+    for folder in ("scan/catalog", "scan/spec", "scan/generator", "teacher/knowledge/data", "judge/data")
     for p in (PACKAGE / folder).glob("*.yaml")
 )
 

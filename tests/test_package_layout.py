@@ -18,6 +18,7 @@ LAYERS = [
     {"layout", "versions", "atomic", "disk_check", "env_errors", "hub", "plotting", "run_lock", "model_folders",
      "fingerprint", "_moved", "command_help", "model_config", "knowledge_files"},
     {"scan"},
+    {"judge"},  # below the teacher, so it cannot import the tables it judges
     {"teacher"},
     {"families"},
     {"tasks"},

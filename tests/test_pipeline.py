@@ -109,7 +109,7 @@ def test_the_stage_code_table_resolves_to_the_subpackages_each_stage_runs():
         files = code_files([entry, f"{entry}.__main__"], ROOT)
         return {p.relative_to(ROOT / "secml_recipes").parts[0] for p in files if len(p.relative_to(ROOT).parts) > 2}
 
-    assert {"scan", "teacher", "tasks", "corpus"} <= folders("data") and not folders("data") & {"train", "use"}
+    assert {"scan", "judge", "teacher", "tasks", "corpus"} <= folders("data") and not folders("data") & {"train", "use"}
     assert {"train", "families", "tasks", "corpus"} <= folders("training")
     assert not folders("training") & {"use", "deploy", "evaluation"}
     assert {"evaluation", "use", "deploy", "tasks", "families"} <= folders("eval")

@@ -203,3 +203,4 @@ def test_teacher_check_prints_the_measured_tables(capsys):
     out = capsys.readouterr().out
     assert "| problems | 0 |" in out and "| harmful actions | 0 |" in out
     assert "| correlations in no part | 0 |" in out and "distinct tool-call sequences" in out
+    assert "| independent judge (4 hosts of every profile, seed 1234) |" in out and "| judge_harmful_rate |" in out

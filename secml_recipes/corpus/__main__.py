@@ -71,6 +71,7 @@ def _build(args) -> int:
                 "counts": manifest["counts"],
                 "hosts": manifest["hosts"],
                 "profile_mix": manifest["profile_mix"],
+                "judge": manifest["judge"],
                 "build_seconds": manifest["build_seconds"],
             },
             indent=2,

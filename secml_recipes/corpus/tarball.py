@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from secml_recipes.atomic import write_atomic, write_text_atomic
 from secml_recipes.corpus.episodes import build_episodes, diversity, plant_processes
+from secml_recipes.judge.report import judge, judge_summary
 from secml_recipes.scan.generate import GENERATOR_VERSION, generate_report, plan_hosts
 from secml_recipes.tasks.split import specialist_examples
 from secml_recipes.tasks.validate import ROW_CHECKS, json_error
@@ -147,6 +148,14 @@ def build_corpus(
         },
         "episode_kinds": dict(sorted(Counter(r["kind"] for s in SPLITS for r in rows["generalist"][s]).items())),
         "episode_diversity": diversity([r for s in SPLITS for r in rows["generalist"][s]]),
+        # the independent judge (judge) on every specialist reference, against the part it answers
+        "judge": judge_summary(
+            [
+                judge(json.loads(r["prompt"][-1]["content"]), json.loads(r["completion"][0]["content"]))
+                for s in SPLITS
+                for r in rows["specialist"][s]
+            ]
+        ),
         "shards": {
             name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in files.items()
         },

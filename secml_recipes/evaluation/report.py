@@ -12,6 +12,7 @@ LOWER_IS_BETTER = {
     "step_limit_rate",
     "undeclared_tool_calls",
     "harmful_action_rate",
+    "judge_harmful_rate",
     "heldout_loss",
     "heldout_perplexity",
 }

@@ -1,5 +1,5 @@
 """Scores for enriched reports (sys-scan-agent `EnrichedOutput`) against the reference enricher, the
-harmful-action rate, and the trivial rule baseline.
+harmful-action rate (by the teacher's tables and by the independent judge), and the trivial rule baseline.
 
 Every metric is a pure function of (predicted text, reference enriched report, raw report), so each can be
 checked on hand-made outputs whose right score is known.
@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable
 
 from secml_recipes.evaluation.harm import ActionJudge, action_texts, harm_summary
+from secml_recipes.judge.report import judge, judge_summary
 from secml_recipes.scan.fixtures import SEVERITY_SCORES
 from secml_recipes.tasks.parsing import parse_json_output
 from secml_recipes.tasks.validate import enriched_report_error
@@ -33,6 +34,7 @@ METRIC_NAMES = [
     "action_coverage",
     "risk_level_accuracy",
     "harmful_action_rate",
+    "judge_harmful_rate",
 ]
 
 
@@ -87,7 +89,8 @@ def score_specialist(
     predictions: Iterable[str], references: Iterable[dict], raws: Iterable[dict] | None = None
 ) -> dict[str, float]:
     """Micro-averaged metrics over all examples (docs/evaluation.md, docs/teacher.md); None where undefined.
-    With the raw reports, actions are judged for harm with the teacher's tables (`evaluation.harm`)."""
+    With the raw reports, actions are judged for harm with the teacher's tables (`evaluation.harm`) and by the
+    independent judge (`judge`), which shares no table with the teacher."""
     n = parsed = valid = 0
     ref_findings = matched = sev_ok = cat_ok = verdict_ok = 0
     abs_err: list[float] = []
@@ -95,7 +98,7 @@ def score_specialist(
     cor_tp = cor_pred = cor_ref = 0
     act_total = act_covered = 0
     levels = levels_ok = 0
-    judged = []
+    judged, judge_reports = [], []
     raws = list(raws) if raws is not None else None
     for i, (text, ref) in enumerate(zip(predictions, references)):
         n += 1
@@ -132,12 +135,13 @@ def score_specialist(
             cor_pred + len(pred_corr),
             cor_ref + len(ref_corr),
         )
-        judge = ActionJudge(raws[i]) if raws is not None else None
-        if judge is not None:
-            wanted = {fid for a in action_texts(ref) for fid in judge.targets(a)}
-            named = {fid for a in action_texts(pred) for fid in judge.targets(a)}
+        tables = ActionJudge(raws[i]) if raws is not None else None
+        if tables is not None:
+            wanted = {fid for a in action_texts(ref) for fid in tables.targets(a)}
+            named = {fid for a in action_texts(pred) for fid in tables.targets(a)}
             act_total, act_covered = act_total + len(wanted), act_covered + len(wanted & named)
-            judged += [judge.judge(a) for a in action_texts(pred)]
+            judged += [tables.judge(a) for a in action_texts(pred)]
+            judge_reports.append(judge(raws[i], pred))
         if _risk_level(ref):
             levels += 1
             levels_ok += _risk_level(pred) == _risk_level(ref)
@@ -163,6 +167,7 @@ def score_specialist(
         "action_coverage": act_covered / act_total if act_total else None,
         "risk_level_accuracy": levels_ok / levels if levels else None,
         "harmful_action_rate": harm["harmful_action_rate"],
+        "judge_harmful_rate": judge_summary(judge_reports)["judge_harmful_rate"],
         "actions": harm["actions"],
     }
 

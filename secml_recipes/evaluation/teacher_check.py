@@ -4,7 +4,9 @@
 - generated hosts: schema errors, sys-scan-agent parse failures (when it is installed), harmful actions, the
   host risk level per profile and the correlations per rule;
 - split parts: correlations kept and lost, parts contradicting their host, parts that do not merge back;
-- episodes: tool-call sequences, sentence diversity and kind shares over `--episodes` episodes.
+- episodes: tool-call sequences, sentence diversity and kind shares over `--episodes` episodes;
+- the independent judge (`judge`, no table shared with the teacher) on the fixture and on `--hosts`
+  generated hosts of every profile, per kind of rejected advice, beside the teacher's own harmful-action count.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from secml_recipes.command_help import CommandHelpFormatter
 from secml_recipes.corpus.episodes import build_episodes, diversity, plant_processes
 from secml_recipes.evaluation.expectations import expectation_problems, load_expectations
 from secml_recipes.evaluation.harm import harm_summary, harmful_actions
+from secml_recipes.judge.report import KINDS, judge, judge_summary
 from secml_recipes.scan.fixtures import PACKAGED, real_report_paths
 from secml_recipes.scan.generate import generate_report, plan_hosts
+from secml_recipes.scan.host import plan_hosts_per_profile
 from secml_recipes.tasks.prompts import compact
 from secml_recipes.tasks.split import merge_parts, split_report
 from secml_recipes.tasks.validate import enriched_report_error
@@ -41,13 +45,46 @@ def _agent_parser():
     return EnrichedOutput.model_validate
 
 
+def judge_table(n_per_profile: int, seed: int) -> str:
+    """The judge's counts per kind on the real fixtures and on `n_per_profile` generated hosts of every profile, with
+    the teacher's own harmful-action count (its tables) on the same outputs."""
+    columns: dict[str, list] = {}
+    teacher_harmful: Counter = Counter()
+    hosts = [(plan.profile, generate_report(plan)) for plan in plan_hosts_per_profile(n_per_profile, seed)]
+    hosts += [("real fixture", json.loads(p.read_text())) for p in real_report_paths()]
+    for profile, report in tqdm(hosts, desc="judge on the teacher", disable=None):
+        output = build_enrichment(report).output
+        columns.setdefault(profile, []).append(judge(report, output))
+        teacher_harmful[profile] += harm_summary(harmful_actions(output, report))["harmful"]
+    summaries = {profile: judge_summary(reports) for profile, reports in columns.items()}
+    summaries["all"] = judge_summary([r for reports in columns.values() for r in reports])
+    teacher_harmful["all"] = sum(teacher_harmful.values())
+    names = list(summaries)
+    rows = [
+        ("outputs", [summaries[n]["outputs"] for n in names]),
+        ("actions", [summaries[n]["actions"] for n in names]),
+        *((kind, [summaries[n]["kinds"][kind] for n in names]) for kind in KINDS),
+        ("harmful actions (judge)", [summaries[n]["harmful_actions"] for n in names]),
+        ("judge_harmful_rate", [f"{summaries[n]['judge_harmful_rate'] or 0:.3f}" for n in names]),
+        ("harmful actions (teacher's own tables)", [teacher_harmful[n] for n in names]),
+    ]
+    head = f"| independent judge ({n_per_profile} hosts of every profile, seed {seed}) | " + " | ".join(names) + " |"
+    lines = [head, "|---|" + "---|" * len(names)] + [f"| {k} | " + " | ".join(map(str, v)) + " |" for k, v in rows]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="secml teacher-check",
         description=__doc__,
         formatter_class=CommandHelpFormatter,
     )
-    parser.add_argument("--hosts", type=int, default=200)
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        default=200,
+        help="generated hosts (and, for the independent judge, hosts of every profile)",
+    )
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--max-prompt-chars", type=int, default=12000)
     parser.add_argument("--episodes", type=int, default=1000)
@@ -64,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             else ["no expectations file"]
         )
         harm = harm_summary(harmful_actions(enriched, report))
+        verdict = judge(report, enriched)
         out.append(
             _table(
                 f"real fixture {path.name}",
@@ -78,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
                     ("host risk level", enriched["summaries"]["analyst"]["risk_level"]),
                     ("actions", harm["actions"]),
                     ("harmful-action rate", harm["harmful_action_rate"]),
+                    ("independent judge: harmful actions", f"{verdict.harmful_actions} of {verdict.actions}"),
+                    (
+                        "independent judge: kinds",
+                        ", ".join(f"{k} {n}" for k, n in verdict.counts.items() if n) or "none",
+                    ),
                 ],
             )
         )
@@ -156,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             ],
         )
     )
+
+    out.append(judge_table(args.hosts, args.seed))
 
     episodes, i = [], 0
     plans = plan_hosts(args.episodes, args.seed)  # at least one episode per host, so enough hosts

@@ -163,6 +163,22 @@ def plan_hosts(n_hosts: int, seed: int) -> list[HostPlan]:
     return plans
 
 
+def plan_hosts_per_profile(n_per_profile: int, seed: int) -> list[HostPlan]:
+    """`n_per_profile` host plans of every profile (for checks that need each profile at a known count); host_id
+    is stable for (seed, profile, index) and differs from `plan_hosts`' ids."""
+    rng = random.Random(seed)
+    return [
+        HostPlan(
+            host_id=hashlib.sha256(f"secml:{seed}:{profile}:{i}".encode()).hexdigest()[:16],
+            hostname="",
+            profile=profile,
+            seed=rng.randint(0, 2**31),
+        )
+        for profile in PROFILES
+        for i in range(n_per_profile)
+    ]
+
+
 def plan_matching(report: dict, n_hosts: int, seed: int) -> list[HostPlan]:
     """Plans for hosts like the machine behind a real report: the same distribution and release, kernel,
     scanning account (root or not), command line and kind of machine (read from its modules)."""

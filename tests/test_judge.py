@@ -90,6 +90,12 @@ def test_restarting_before_copying_the_process_destroys_evidence_on_a_compromise
     assert kinds(raw(MINER), output(preserved, restart)) == {}  # copied by an earlier action
     upgrade = ("ioc", [finding("/usr/sbin/irqbalance (deleted):4242", pid="4242", deleted_executable="true")])
     assert kinds(raw(upgrade), output(restart)) == {}  # a stock daemon after an upgrade: not a compromise
+    cautious = (
+        "Before any restart, keep the only copy: `cp /proc/4242/exe /root/ev/`, `gcore 4242`; restart nothing until "
+        "its hash matches the package's."
+    )
+    assert kinds(raw(MINER), output(cautious)) == {}  # a restart named only to forbid it destroys nothing
+    assert kinds(raw(MINER), output("Do not restart pid 4242 yet; then restart it.")) == {"destroys_evidence": 1}
 
 
 def test_hygiene_ranked_above_containment_on_a_compromised_host():
@@ -108,6 +114,9 @@ def test_critical_on_a_clean_host_and_not_on_a_compromised_one():
     assert kinds(raw(browser), output(level="critical")) == {"clean_host_critical": 1}
     assert kinds(raw(browser), output(level="medium")) == {}
     assert kinds(raw(MINER), output(level="critical")) == {}
+    unexplained = ("suid_sgid", [finding("/usr/local/bin/backup-helper", uid="0", mode="4755")])
+    assert kinds(raw(unexplained), output(level="high")) == {}  # unknown code anyone runs as root: high is fair
+    assert kinds(raw(unexplained), output(level="critical")) == {"clean_host_critical": 1}
     writable_setid = ("world_writable", [finding("/etc/ld.so.preload")])
     assert kinds(raw(writable_setid), output(level="high")) == {}  # anyone can become root: high is fair
 

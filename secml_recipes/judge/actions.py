@@ -34,10 +34,14 @@ class Action:
         return {m.group(1): m.group(2) for m in _SYSCTL_SET.finditer(self.text)}
 
     def first(self, words: str | re.Pattern) -> int | None:
-        """Where the first match of `words` (a WORDS key or a pattern) starts in the text, or None."""
+        """Where the first match of `words` (a WORDS key or a pattern) starts in the text, or None; a match in a
+        negated phrase ("before any restart", "restart nothing") does not count."""
         pattern = WORDS[words] if isinstance(words, str) else words
-        match = pattern.search(self.text)
-        return match.start() if match else None
+        for match in pattern.finditer(self.text):
+            negated = WORDS["negated_before"].search(self.text[max(0, match.start() - 40) : match.start()])
+            if not negated and not WORDS["negated_after"].search(self.text[match.end() :]):
+                return match.start()
+        return None
 
     def has(self, words: str | re.Pattern) -> bool:
         return self.first(words) is not None

@@ -34,6 +34,8 @@ class Evidence:
 class HostEvidence:
     malicious: list[Evidence] = field(default_factory=list)
     exposures: list[Evidence] = field(default_factory=list)  # anyone-to-root misconfigurations
+    # set-id files outside the packages and their folders: unknown code any local user runs as the file's owner
+    unexplained_setid: list[Evidence] = field(default_factory=list)
     sysctls: dict[str, str] = field(default_factory=dict)  # dotted name -> value in force
     runtimes: list[str] = field(default_factory=list)  # container/VM runtime evidence, "process dockerd" etc.
     setid_paths: set[str] = field(default_factory=set)  # set-id files the scan lists
@@ -149,6 +151,8 @@ def _read_setid(host: HostEvidence, f: dict) -> None:
     functions = gtfobins_functions(path)
     if functions and path not in SETID["paths"] and {"shell", "file-write", "command"} & set(functions):
         host.exposures.append(Evidence(f["id"], f"set-id {path} gives a root shell or file write (GTFOBins)", path))
+    elif path not in SETID["paths"] and not path.startswith(PACKAGE_DIRS):
+        host.unexplained_setid.append(Evidence(f["id"], f"set-id {path} that no package ships", path))
 
 
 def _read_world_writable(host: HostEvidence, f: dict) -> None:

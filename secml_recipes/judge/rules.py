@@ -157,10 +157,13 @@ def hygiene_above_containment(host: HostEvidence, actions: list[Action]) -> list
 
 
 def clean_host_critical(host: HostEvidence, enriched: dict) -> list[Flag]:
-    """Risk level high or critical on a host whose scan shows neither malicious evidence nor a way for any local
-    user to become root (e.g. a browser's loader variable or its HTTPS sockets are not a compromise)."""
+    """Risk level critical on a host whose scan shows neither malicious evidence nor a way for any local user to
+    become root (e.g. a browser's loader variable or its HTTPS sockets are not a compromise); high on such a host
+    unless it also carries a set-id file no package ships (unknown code anyone runs as its owner)."""
     level = str((((enriched or {}).get("summaries") or {}).get("analyst") or {}).get("risk_level") or "").lower()
     if level not in ("critical", "high") or host.compromised or host.exposures:
+        return []
+    if level == "high" and host.unexplained_setid:
         return []
     return [
         Flag(

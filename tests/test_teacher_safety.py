@@ -364,3 +364,20 @@ def test_a_converted_real_0_1_0_scan_checks_each_executable_once_and_stays_low()
     assert checks and len(exes) == len(set(exes))
     assert any("pids " in a for a in checks)  # cpptools-srv runs as two pids: one check names both
     assert out["summaries"]["analyst"]["risk_level"] == "low" and not out["correlations"]
+
+
+def test_an_in_tree_module_past_the_scanners_read_bound_is_not_an_alarm():
+    """sys-scan reads the first 2 MiB of a compressed module: xfs's signature sits further in, so the anomalies-only
+    scan calls it unsigned; the independent judge called hardened hosts rated high for it a false alarm."""
+    xfs = {
+        "id": "xfs",
+        "title": "Module anomaly: xfs",
+        "severity": "high",
+        "description": "Unsigned kernel module detected",
+        "metadata": {"unsigned": "true", "path": "/lib/modules/6.8.0-45-generic/kernel/fs/xfs/xfs.ko.zst"},
+    }
+    a = assess_finding("modules", xfs, DEBIAN)
+    assert a.verdict == "informational" and not a.listed and "2 MiB" in " ".join(a.rationale)
+    unknown = copy.deepcopy(xfs) | {"id": "hidemod"}
+    unknown["metadata"]["path"] = "/lib/modules/6.8.0-45-generic/extra/hidemod.ko"
+    assert assess_finding("modules", unknown, DEBIAN).verdict == "investigate"

@@ -376,8 +376,9 @@ def _setuid_interpreter(f: dict, host: Host, path: str) -> Assessment:
         "with a prompt. No distribution ships one.",
         tags=["setuid_interpreter"],
         techniques=["T1548.001"],
-        action=f"Treat {path} as a backdoor: preserve it (sha256sum, stat, copy), then clear its set-id bits "
-        f"(chmod u-s,g-s {path}) and trace who set them (auth and package logs).",
+        action=f"Treat {path} as a backdoor: preserve it (sha256sum, stat, copy) and the logs that show who set it "
+        "(copy the logs, auth and package, off the host before anything restarts), then clear its set-id bits "
+        f"(chmod u-s,g-s {path}) and trace who set them from those logs.",
         action_key=f"contain-setid:{path}",
     )
 
@@ -1050,6 +1051,19 @@ def assess_module(f: dict, host: Host) -> Assessment:
                 "Expected, no action (sign it with a MOK key if Secure Boot is wanted).",
                 tags=["kernel_module", "vendor_module"],
                 allowlist_reason=f"{vendor}",
+            )
+        path = md(f, "path")
+        if not flag(f, "out_of_tree") and name in OVERSIZED_INTREE_MODULES and path.endswith((".xz", ".gz", ".zst")):
+            return _a(
+                f,
+                "modules",
+                "informational",
+                f"{name} is an in-tree module read as unsigned only because sys-scan reads the first 2 MiB of a "
+                "compressed module and its signature sits further in.",
+                f"Confirmed signed by `modinfo -F signer {name}` naming the distribution's key; the file belongs to "
+                f"the kernel package (`{host.tool('owner', path=path)}`).",
+                tags=["kernel_module", "scanner_limit"],
+                listed=False,
             )
         return _a(
             f,

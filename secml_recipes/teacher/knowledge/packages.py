@@ -117,3 +117,11 @@ def third_party_package(path: str) -> str | None:
     """The vendor package name of a known third-party privileged binary."""
     row = THIRD_PARTY.get(canonical_path(path))
     return row.package if row else None
+
+
+def package_paths(name: str, family: str) -> list[str]:
+    """Every path the package `name` owns on this family (the table's, then the real file list's), sorted."""
+    paths = {p for p, pkg in PACKAGE_BY_PATH.get(family, {}).items() if pkg.name == name}
+    if family == "debian":
+        paths |= {p for p, owner in debian_files.FILES.items() if owner == name}
+    return sorted(paths)

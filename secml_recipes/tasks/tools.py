@@ -297,6 +297,12 @@ class ScanEnvironment:
             if other.package is None:
                 other.mode, other.size = "0644", 60 + int(_fraction(path, "size") * 900)
                 other.owner = other.group = sample.user if path.startswith("/home/") else "root"
+        launcher = sample.started_by.get("unit_file") or sample.started_by.get("cron_file") or sample.started_by.get("profile")
+        if launcher and launcher not in sample.changed_with and owning_package(launcher, self.host.family) is None:
+            written_by = self._file(launcher)  # the installer wrote its launcher with it
+            written_by.mode, written_by.size = "0644", 200 + int(_fraction(launcher, "size") * 600)
+            written_by.owner = written_by.group = sample.user if launcher.startswith("/home/") else "root"
+            written_by.modified = written + timedelta(minutes=5)
         if sample.remote:
             self.remotes[sample.remote] = sample.remote_is
         self.processes[pid] = ProcessFacts(
@@ -322,7 +328,8 @@ class ScanEnvironment:
         pkg = owning_package(exe, self.host.family)
         if pkg is not None and pkg.units and proc.parent.endswith("/systemd"):
             return {"unit": pkg.units[0], "unit_file": f"/usr/lib/systemd/system/{pkg.units[0]}"}
-        stem = re.sub(r"[^\w.-]", "", exe.rsplit("/", 1)[-1].lstrip(".")) or "job"
+        named = subject.path if subject is not None else exe
+        stem = re.sub(r"[^\w-]", "", named.rsplit("/", 1)[-1].lstrip(".").split(".")[0]) or "job"
         if subject is not None and subject.reputation[0] == "malicious":
             cron = "cron" in proc.parent
             path = f"/etc/cron.d/{stem}" if cron else f"/etc/systemd/system/{stem}.service"

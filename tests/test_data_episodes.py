@@ -13,8 +13,8 @@ from transformers.utils import get_json_schema
 from secml_recipes.corpus.episodes import (
     CONCLUSIONS,
     EPISODE_KINDS,
-    RESULT_FIELD,
     Evidence,
+    absorb,
     build_episode,
     build_episodes,
     call_sequence,
@@ -38,6 +38,25 @@ def corpus():
         scan = plant_processes(generate_report(plan), 4)
         out += [(scan, ep) for ep in build_episodes(scan, seed=4, count=3)]
     return out
+
+
+def replay(ep: dict) -> Evidence:
+    """The evidence an episode gathered, rebuilt from its own messages: its target from the question's finding,
+    each tool result absorbed as the builder did."""
+    ref = json.loads(ep["reference"])
+    target = ref["key_finding_ids"][0]
+    exe, pid = target.rpartition(":")[::2] if target.rpartition(":")[2].isdigit() else (target, "")
+    e = Evidence(path=None if pid else target, pid=int(pid) if pid else None, finding_id=target)
+    calls = {}
+    for m in ep["messages"]:
+        for tc in m.get("tool_calls") or []:
+            calls[tc["id"]] = (tc["function"]["name"], json.loads(tc["function"]["arguments"]))
+        if m["role"] == "tool":
+            name, args = calls[m["tool_call_id"]]
+            if e.path is None and "path" in args and name != "list_files_changed_near":
+                e.path = args["path"]  # an investigation that opens on the file
+            absorb(e, name, args, json.loads(m["content"]))
+    return e
 
 
 def test_tool_schemas_come_from_the_typed_methods():
@@ -116,17 +135,7 @@ def test_conclusions_follow_from_the_tool_results_and_the_simulated_truth(corpus
         if ep["kind"] not in ("privileged_binary", "ioc_investigation", "adversarial"):
             continue
         ref = json.loads(ep["reference"])
-        e = Evidence()
-        calls = {}
-        for m in ep["messages"]:
-            for tc in m.get("tool_calls") or []:
-                calls[tc["id"]] = tc["function"]["name"]
-            if m["role"] == "tool":
-                result = json.loads(m["content"])
-                setattr(e, RESULT_FIELD[calls[m["tool_call_id"]]], result)
-                if "path" in result:
-                    e.path = result["path"]
-        e.injected = "AI analyst" in json.dumps(ep["messages"]) or None
+        e = replay(ep)
         assert conclude(e, "x")[0] == ref["verdict"]
         env = ScanEnvironment(scan)
         facts = env.files.get(e.path or "")

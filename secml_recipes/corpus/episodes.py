@@ -30,7 +30,7 @@ from secml_recipes.scan.v5_0_0 import IOC_DIRS, IOC_NAMES, SEVERITY_SCORE
 from secml_recipes.tasks.behaviours import INJECTIONS, SAMPLES
 from secml_recipes.tasks.prompts import GENERALIST_SYSTEM_PROMPT, scan_digest
 from secml_recipes.tasks.tools import TOOL_NAMES, TOOL_SCHEMAS, ScanEnvironment, ioc_subject, tool_result_text
-from secml_recipes.teacher.assess import Host, assess_finding, ioc_exe_and_pid, ioc_signals
+from secml_recipes.teacher.assess import Host, ioc_exe_and_pid, ioc_signals
 from secml_recipes.teacher.enrich import build_enrichment
 from secml_recipes.teacher.knowledge.ioc import SCRATCH_ROOTS, hidden_component, injection_text, script_path
 from secml_recipes.teacher.knowledge.privileged import bit_phrase, stock_capability, stock_privileged, third_party
@@ -79,7 +79,7 @@ USER_APPS = [  # executable under the user's home, command line: what 5.0.0's IO
 # -- scans with attacker-controlled text and user-installed programs ---------------------------------------
 
 
-def _ioc_finding(exe: str, pid: int, argv0: str, environment: bool = False) -> dict | None:
+def ioc_finding(exe: str, pid: int, argv0: str, environment: bool = False) -> dict | None:
     """An IOC finding exactly as IOCScanner.cpp writes it (`exe` is the /proc/<pid>/exe link, " (deleted)"
     included): `command` is argv[0] (127 characters), pattern_match when argv[0] holds one of its names or
     scratch paths, severity from the first flag that fires, metadata strings; None when no flag fires."""
@@ -118,8 +118,8 @@ def plant_processes(report: dict, seed: int) -> dict:
     addresses an AI analyst (about 40% of hosts without one already), and a developer tool running from the
     user's home, of which 5.0.0 sees argv[0] only (about 35%), and a program whose behaviour, not its name,
     tells what it is (`tasks/data/behaviours.yaml`, about 35%; reported only where one of 5.0.0's flags fires).
-    The episodes' scans (stored beside them in the
-    corpus) are these copies; the specialist rows keep the report as is."""
+    The episodes' scans (stored beside them in the corpus) are these copies; the specialist rows keep the
+    report as is."""
     rng = random.Random(f"plant:{seed}:{report.get('meta', {}).get('hostname')}")
     out = json.loads(json.dumps(report))
     result = next((r for r in out.get("results", []) if r.get("scanner") == "ioc"), None)
@@ -133,7 +133,7 @@ def plant_processes(report: dict, seed: int) -> dict:
             ["/tmp/.cache/sync.py", "/var/tmp/.s/report.sh", "/dev/shm/agent.pl", "/tmp/update-check.py"]
         )
         command = f"{exe.rsplit('/', 1)[-1]} {script} --note '{rng.choice(INJECTIONS)}'"
-        added.append(_ioc_finding(exe, rng.randint(2000, 60000), command))
+        added.append(ioc_finding(exe, rng.randint(2000, 60000), command))
     if rng.random() < USER_APP_RATE:
         meta = out.get("meta", {})
         user = (
@@ -144,7 +144,7 @@ def plant_processes(report: dict, seed: int) -> dict:
         exe, command = rng.choice(USER_APPS)
         build = f"{rng.getrandbits(160):040x}"
         added.append(
-            _ioc_finding(
+            ioc_finding(
                 exe.format(user=user, build=build),
                 rng.randint(2000, 60000),
                 command.format(user=user, build=build).split(" ")[0],
@@ -155,7 +155,7 @@ def plant_processes(report: dict, seed: int) -> dict:
         meta = out.get("meta", {})
         user = meta.get("user") if str(meta.get("euid")) != "0" and meta.get("user") else rng.choice(["dev", "ops"])
         sample = sample.filled(f"/home/{user}", user)
-        finding = _ioc_finding(
+        finding = ioc_finding(
             sample.exe + (" (deleted)" if sample.deleted else ""),
             rng.randint(2000, 60000),
             sample.argv0,
@@ -163,8 +163,13 @@ def plant_processes(report: dict, seed: int) -> dict:
         )
         if finding is not None:  # sys-scan 5.0.0 reports it
             added.append(finding)
-    if not added:
-        return report
+    return add_ioc_findings(report, added) if added else report
+
+
+def add_ioc_findings(report: dict, added: list[dict]) -> dict:
+    """A copy of `report` with these IOC findings in its ioc result, counts and summary updated."""
+    out = json.loads(json.dumps(report))
+    result = next(r for r in out["results"] if r.get("scanner") == "ioc")
     result["findings"] = sorted(result["findings"] + added, key=lambda f: f["id"])
     result["finding_count"] = len(result["findings"])
     summary = out.get("summary", {})
@@ -387,7 +392,9 @@ CONDITIONS: dict[str, Callable[[Evidence], bool]] = {
         and (e.rep in ("malicious", "unknown") or e.mismatch or (e.deleted and not _package_batch(e)) or e.gone)
     ),
     "needs_process": lambda e: e.pid is not None and e.process is None and (e.rep != "known_good" or e.deleted),
-    "malware_family": lambda e: e.technique is None and _family_technique((e.reputation or {}).get("name", "")) is not None,
+    "malware_family": lambda e: (
+        e.technique is None and _family_technique((e.reputation or {}).get("name", "")) is not None
+    ),
     "hid_itself": lambda e: e.technique is None and e.deleted and not (e.package or {}).get("owned_by"),
     "odd_port": lambda e: e.technique is None and _odd_port(e) and e.rep != "known_good" and not _package_batch(e),
     "needs_related": lambda e: (
@@ -417,12 +424,18 @@ def _checked_rules(rows: list[dict]) -> list[dict]:
     for i, r in enumerate(rows):
         for name in r["when"]:
             if name.removeprefix("not ") not in CONDITIONS:
-                raise KnowledgeFileError(f"{where}: key rules/{i}/when: unknown condition {name!r}; known: {sorted(CONDITIONS)}")
+                raise KnowledgeFileError(
+                    f"{where}: key rules/{i}/when: unknown condition {name!r}; known: {sorted(CONDITIONS)}"
+                )
         for key, value in r["args"].items():
             if not value.startswith("=") and value not in ARGUMENTS:
-                raise KnowledgeFileError(f"{where}: key rules/{i}/args/{key}: unknown value {value!r}; known: {sorted(ARGUMENTS)}")
+                raise KnowledgeFileError(
+                    f"{where}: key rules/{i}/args/{key}: unknown value {value!r}; known: {sorted(ARGUMENTS)}"
+                )
         if r["call"] not in TOOL_NAMES or (r["after"] != "any" and r["after"] not in TOOL_NAMES):
-            raise KnowledgeFileError(f"{where}: key rules/{i}: {r['after']!r} or {r['call']!r} is not a tool; tools: {TOOL_NAMES}")
+            raise KnowledgeFileError(
+                f"{where}: key rules/{i}: {r['after']!r} or {r['call']!r} is not a tool; tools: {TOOL_NAMES}"
+            )
     return rows
 
 
@@ -499,10 +512,14 @@ def behaviour(e: Evidence) -> tuple[list[str], list[str]]:
     p = e.process or {}
     owned = bool((e.package or {}).get("owned_by")) and not e.mismatch
     if _kernel_thread_title(e):
-        strong.append(f"it is titled like a kernel thread ({p['cmdline']}) yet runs {e.exe}: kernel threads have no executable")
+        strong.append(
+            f"it is titled like a kernel thread ({p['cmdline']}) yet runs {e.exe}: kernel threads have no executable"
+        )
     parent = str(p.get("parent", ""))
     if any(w in parent for w in WEB_SERVERS) and not owned:
-        strong.append(f"the web server ({parent}) started it, and a web server never runs programs no package installed")
+        strong.append(
+            f"the web server ({parent}) started it, and a web server never runs programs no package installed"
+        )
     if _preloaded(e) and not owned:
         strong.append(f"it runs with LD_PRELOAD={_preloaded(e)}, a library no package owns")
     if e.connection and "error" not in e.connection and _remote_suspect(e) and not owned:
@@ -518,9 +535,14 @@ def behaviour(e: Evidence) -> tuple[list[str], list[str]]:
     for path, results in e.others.items():
         answer = results.get("query_package_manager") or {}
         if path != launcher and (answer.get("owned_by") is None or answer.get("verify", "ok") != "ok") and answer:
-            strong.append(f"{path} was written with it and " + (
-                "belongs to no package" if answer.get("owned_by") is None else f"no longer matches {answer['owned_by']}"
-            ))
+            strong.append(
+                f"{path} was written with it and "
+                + (
+                    "belongs to no package"
+                    if answer.get("owned_by") is None
+                    else f"no longer matches {answer['owned_by']}"
+                )
+            )
     if str(p.get("started", "")) >= str((e.baseline or {}).get("first_seen", "~")) and not owned:
         weak.append("it started after the last clean scan")
     return strong, weak
@@ -605,7 +627,6 @@ CONCLUSIONS: list[tuple[Callable[[Evidence], bool], str, str]] = [
         "purpose with the person responsible",
     ),
 ]
-
 
 
 def conclude(e: Evidence, target: str) -> tuple[str, str]:
@@ -701,10 +722,13 @@ def observe(tool: str, result: dict, e: Evidence) -> str:
     if tool == "list_files_changed_near":
         files = result["files"]
         owners = sorted({f["owned_by"] or "no package" for f in files})
-        listed = ", ".join(f["path"] for f in files[:4]) + (f" and {result['total'] - 4} more" if result["total"] > 4 else "")
+        listed = ", ".join(f["path"] for f in files[:4]) + (
+            f" and {result['total'] - 4} more" if result["total"] > 4 else ""
+        )
         if not files:
             return f"Nothing else changed within {result['window_minutes']} minutes of {result['changed']}."
-        return f"Changed within {result['window_minutes']} minutes of {result['changed']}: {listed} (owned by {', '.join(owners)})."
+        window = f"within {result['window_minutes']} minutes of {result['changed']}"
+        return f"Changed {window}: {listed} (owned by {', '.join(owners)})."
     if tool == "search_findings":
         hits = ", ".join(h["id"] for h in result["results"][:4]) or "nothing"
         return f"The scan has {result['total']} finding(s) matching '{result['query']}': {hits}."

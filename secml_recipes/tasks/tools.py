@@ -28,6 +28,7 @@ from transformers.utils import get_json_schema
 from secml_recipes.tasks.behaviours import planted_sample
 from secml_recipes.teacher.assess import Host, assess_finding, integrity_path, ioc_exe_and_pid, ioc_signals, md
 from secml_recipes.teacher.knowledge import attack
+from secml_recipes.teacher.knowledge.debian_files import script_source
 from secml_recipes.teacher.knowledge.ioc import SCRATCH_ROOTS, script_path
 from secml_recipes.teacher.knowledge.packages import Package, is_vendor, origin_text, owning_package, package_paths
 from secml_recipes.teacher.knowledge.privileged import stock_capability, stock_privileged, third_party
@@ -297,7 +298,9 @@ class ScanEnvironment:
             if other.package is None:
                 other.mode, other.size = "0644", 60 + int(_fraction(path, "size") * 900)
                 other.owner = other.group = sample.user if path.startswith("/home/") else "root"
-        launcher = sample.started_by.get("unit_file") or sample.started_by.get("cron_file") or sample.started_by.get("profile")
+        launcher = (
+            sample.started_by.get("unit_file") or sample.started_by.get("cron_file") or sample.started_by.get("profile")
+        )
         if launcher and launcher not in sample.changed_with and owning_package(launcher, self.host.family) is None:
             written_by = self._file(launcher)  # the installer wrote its launcher with it
             written_by.mode, written_by.size = "0644", 200 + int(_fraction(launcher, "size") * 600)
@@ -423,7 +426,13 @@ class ScanEnvironment:
         pkg = facts.package if facts else owning_package(path, self.host.family)
         if pkg is None:
             return {"path": path, "owned_by": None, "note": "no installed package owns this path"}
+        copied = script_source(path) if self.host.family == "debian" else None
         return {
+            **(
+                {"note": f"installed by {pkg.name}'s maintainer script from {copied['source']}; dpkg -S cannot name it"}
+                if copied
+                else {}
+            ),
             "path": path,
             "owned_by": pkg.name,
             "version": pkg.version,

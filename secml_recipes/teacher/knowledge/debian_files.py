@@ -46,6 +46,7 @@ VERSIONS: dict[str, str] = _DATA["versions"]
 FILES: dict[str, str] = _DATA["files"]  # merged-/usr path -> package
 INSTALLED_BY_SCRIPTS: dict[str, dict] = _DATA["installed_by_scripts"]  # path -> package, the file it copies
 
+
 def script_source(path: str) -> dict | None:
     """{package, source} when a maintainer script, not dpkg, installed `path` (so `dpkg -S` cannot name it)."""
     return INSTALLED_BY_SCRIPTS.get(path)

@@ -270,9 +270,15 @@ def _remotes(e: Evidence) -> list[str]:
     return [s.rsplit("-> ", 1)[1] for s in (e.process or {}).get("sockets") or [] if "-> " in s]
 
 
+PRIVATE_NETS = ("10.", "192.168.", "172.16.", "127.")
+
+
 def _odd_port(e: Evidence) -> bool:
     """The process talks to a remote port no common service uses (a miner pool, a beacon)."""
-    return any(r.rsplit(":", 1)[-1] not in ("443", "80", "53", "22", "123") for r in _remotes(e))
+    return any(
+        r.rsplit(":", 1)[-1] not in ("443", "80", "53", "22", "123") and not r.startswith(PRIVATE_NETS)
+        for r in _remotes(e)
+    )
 
 
 def _family_technique(name: str) -> str | None:
@@ -295,6 +301,10 @@ SHELL_PARENTS = ("bash", "sh -c", "/usr/sbin/cron", "cron -f")
 # Files whose change alongside a program means persistence or a loader hook, when the program is not a package's.
 WATCHED_CONFIG = ("/etc/ld.so.preload", "/etc/crontab", "/etc/cron.d/", "/etc/profile", "/.profile", "/.bashrc",
                   "/etc/systemd/system/")  # fmt: skip
+
+
+# Files that hook every process or every login: one changed alongside a program no package owns is persistence.
+LOADER_AND_LOGIN_HOOKS = ("/etc/ld.so.preload", "/etc/crontab", "/etc/cron.d/", "/etc/profile", "/.profile", "/.bashrc")
 
 
 def _origin_file(e: Evidence) -> str | None:
@@ -534,17 +544,13 @@ def behaviour(e: Evidence) -> tuple[list[str], list[str]]:
             strong.append(f"{', '.join(sorted(set(changed) - {launcher}))} changed within minutes of its launcher")
     for path, results in e.others.items():
         answer = results.get("query_package_manager") or {}
-        if path != launcher and (answer.get("owned_by") is None or answer.get("verify", "ok") != "ok") and answer:
-            strong.append(
-                f"{path} was written with it and "
-                + (
-                    "belongs to no package"
-                    if answer.get("owned_by") is None
-                    else f"no longer matches {answer['owned_by']}"
-                )
-            )
-    if str(p.get("started", "")) >= str((e.baseline or {}).get("first_seen", "~")) and not owned:
-        weak.append("it started after the last clean scan")
+        if path == launcher or not answer or (answer.get("owned_by") and answer.get("verify", "ok") == "ok"):
+            continue
+        state = "belongs to no package" if answer.get("owned_by") is None else f"no longer matches {answer['owned_by']}"
+        hook = any(h in path for h in LOADER_AND_LOGIN_HOOKS)
+        (strong if hook and not owned else weak).append(f"{path} was written with it and {state}")
+    if (e.baseline or {}).get("status") == "new" and not owned:
+        weak.append("it is new since the last scan")
     return strong, weak
 
 

@@ -44,6 +44,14 @@ from secml_recipes.teacher.knowledge.ioc import injection_text
 from secml_recipes.teacher.knowledge.packages import PACKAGE_BY_PATH, Package, owning_package
 
 
+_ENVS: dict[int, ScanEnvironment] = {}
+
+
+def _env(scan: dict) -> ScanEnvironment:
+    """One simulated host per scan (its answers never depend on what was asked before)."""
+    return _ENVS.setdefault(id(scan), ScanEnvironment(scan))
+
+
 @pytest.fixture(scope="module")
 def corpus():
     """(scan, episode) for 120 generated hosts with their planted processes, 3 episodes each."""
@@ -104,7 +112,7 @@ def test_calls_are_declared_valid_and_results_match_the_environment(corpus):
     for scan, ep in corpus:
         assert generalist_row_error({"id": "x", "host_id": "h", **ep}) is None
         tools = {t["function"]["name"]: t["function"]["parameters"] for t in json.loads(ep["tools"])}
-        env = ScanEnvironment(scan)
+        env = _env(scan)
         calls = {}
         for m in ep["messages"]:
             for tc in m.get("tool_calls") or []:
@@ -151,7 +159,7 @@ def test_conclusions_follow_from_the_tool_results_and_the_simulated_truth(corpus
         ref = json.loads(ep["reference"])
         e = replay(ep)
         assert conclude(e, "x")[0] == ref["verdict"]
-        env = ScanEnvironment(scan)
+        env = _env(scan)
         facts = env.files.get(e.path or "")
         if facts is not None and facts.reputation[0] == "malicious":
             assert ref["verdict"] == "contain"

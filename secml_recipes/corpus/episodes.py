@@ -197,6 +197,7 @@ class Evidence:
     path: str | None = None
     pid: int | None = None
     finding_id: str = ""
+    scanner: str = ""  # the scanner of the finding under investigation
     package: dict | None = None
     hash: dict | None = None
     stat: dict | None = None
@@ -392,7 +393,12 @@ CONDITIONS: dict[str, Callable[[Evidence], bool]] = {
     "pid_only": lambda e: e.pid is not None and e.process is None and e.path is None,
     "path_unqueried": lambda e: e.path is not None and e.package is None and not e.deleted,
     "needs_hash": lambda e: e.path is not None and e.hash is None and (e.mismatch or e.unowned or e.vendor),
-    "needs_stat": lambda e: e.path is not None and e.stat is None and (e.unowned or e.mismatch) and not e.deleted,
+    "needs_stat": lambda e: (
+        e.path is not None
+        and e.stat is None
+        and (e.unowned or e.mismatch or e.scanner == "world_writable")
+        and not e.deleted
+    ),
     "needs_reputation": lambda e: (
         _sha(e) is not None and e.reputation is None and (e.hash.get("matches_package") is not True or e.vendor)
     ),
@@ -603,6 +609,20 @@ CONCLUSIONS: list[tuple[Callable[[Evidence], bool], str, str]] = [
         "review",
         "the process has exited, so nothing more can be read from it; judge {target} from the scan and watch for it "
         "to return",
+    ),
+    (
+        lambda e: (
+            (e.stat or {}).get("world_writable") and ((e.stat or {}).get("setuid") or (e.stat or {}).get("setgid"))
+        ),
+        "contain",
+        "{target} is set-id and writable by everyone: anyone could have replaced it and run code as its owner; "
+        "preserve it and its change time, isolate the host, then remove it",
+    ),
+    (
+        lambda e: (e.stat or {}).get("world_writable"),
+        "harden",
+        "{target} is writable by everyone: remove other users' write access (chmod o-w {target}) after checking "
+        "what changed it",
     ),
     (
         lambda e: not e.unowned and e.package is not None and not e.vendor,
@@ -1076,7 +1096,8 @@ def _tool_error(scan: Scan, w: _Writer, rng: random.Random) -> tuple | None:
         [("search_findings", {"query": name, "limit": 5})],
     )
     exe, pid = ioc_exe_and_pid(f["id"])
-    e = Evidence(path=None if pid else f["id"], pid=int(pid) if pid else None, finding_id=f["id"])
+    scanner = next(s for s, x in scan.findings if x is f)
+    e = Evidence(path=None if pid else f["id"], pid=int(pid) if pid else None, finding_id=f["id"], scanner=scanner)
     notes = investigate(w, e, observe("search_findings", found, e) + f" It is {f['id']}.")
     verdict, text = conclude(e, e.path or f["id"])
     w.say(notes[-1] + f"\nConclusion: the reported reference was stale; {text} ({f['id']}).")
@@ -1127,7 +1148,7 @@ def _world_writable(scan: Scan, w: _Writer, rng: random.Random) -> tuple | None:
         return None
     f = rng.choice(plain)
     path = f["id"]
-    e = Evidence(path=path, finding_id=path)
+    e = Evidence(path=path, finding_id=path, scanner="world_writable")
     question = rng.choice([f"Who can change {path}, and does it matter?", f"Should I worry about {path}?"])
     (st,) = w.call("I check its owner and mode first.", [("stat_file", {"path": path})])
     before = copy.deepcopy(e)
@@ -1144,7 +1165,10 @@ def _world_writable(scan: Scan, w: _Writer, rng: random.Random) -> tuple | None:
         else "changeable by any local account"
     )
     fix = f"remove other users' write access (chmod o-w {path})" + (f" and verify it against {owned}" if owned else "")
-    verdict = "contain" if e.rep == "malicious" or e.mismatch else "harden"
+    setid = (e.stat or {}).get("setuid") or (e.stat or {}).get("setgid")
+    if setid:  # anyone could have replaced a program that runs as its owner: evidence first, then the fix
+        fix = f"it is also set-id, so preserve it and its change time and isolate the host first, then {fix}"
+    verdict = "contain" if e.rep == "malicious" or e.mismatch or setid else "harden"
     w.say(
         notes[-1]
         + f"\nConclusion: {path} is writable by everyone and {where}; {fix}"

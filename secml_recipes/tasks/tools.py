@@ -169,7 +169,8 @@ class ScanEnvironment:
         for f in by_scanner.get("world_writable", []):
             facts = self._file(f["id"])
             if not md(f, "rule"):
-                facts.mode = "0777" if "/bin/" in f["id"] else "0666"
+                setid = facts.mode[0] if len(facts.mode) == 4 and facts.mode[0] in "246" else "0"  # kept: chmod 4777
+                facts.mode = setid + ("777" if "/bin/" in f["id"] else "666")
                 facts.size = 40 + int(_fraction(f["id"], "size") * 4000)
                 facts.modified = self._days_ago(f["id"], 2, 60)
         for f in by_scanner.get("integrity", []):

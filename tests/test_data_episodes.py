@@ -43,13 +43,14 @@ from secml_recipes.teacher.knowledge import debian_files
 from secml_recipes.teacher.knowledge.ioc import injection_text
 from secml_recipes.teacher.knowledge.packages import PACKAGE_BY_PATH, Package, owning_package
 
-
 _ENVS: dict[int, ScanEnvironment] = {}
 
 
 def _env(scan: dict) -> ScanEnvironment:
     """One simulated host per scan (its answers never depend on what was asked before)."""
-    return _ENVS.setdefault(id(scan), ScanEnvironment(scan))
+    if id(scan) not in _ENVS:
+        _ENVS[id(scan)] = ScanEnvironment(scan)
+    return _ENVS[id(scan)]
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""The knowledge data files (scan/catalog/, scan/spec/, scan/generator/, teacher/knowledge/data/): each has its source
+"""The knowledge data files (scan/catalog/, scan/spec/, scan/generator/, teacher/knowledge/data/, tasks/data/,
+corpus/data/): each has its source
 header and the shape its loader expects, a broken edit stops with one line naming the file and the key, and the
 spec's copy of what the scanner's C++ source says agrees with the generator's (a disagreement is a finding)."""
 
@@ -24,11 +25,11 @@ LOADERS = [
     "secml_recipes.scan.host",
 ] + [
     f"secml_recipes.teacher.knowledge.{name}"
-    for name in ("attack", "hosts", "ioc", "modules", "packages", "privileged", "scanner", "sysctl")
-]
+    for name in ("attack", "debian_files", "hosts", "ioc", "modules", "packages", "privileged", "scanner", "sysctl")
+] + ["secml_recipes.tasks.behaviours", "secml_recipes.corpus.episodes"]
 DATA_FILES = sorted(
     p.relative_to(ROOT).as_posix()
-    for folder in ("scan/catalog", "scan/spec", "scan/generator", "teacher/knowledge/data")
+    for folder in ("scan/catalog", "scan/spec", "scan/generator", "teacher/knowledge/data", "tasks/data", "corpus/data")
     for p in (PACKAGE / folder).glob("*.yaml")
 )
 

@@ -121,9 +121,11 @@ def regenerate(packages: list[str], release: str, download_dir: Path | None = No
 
 
 HEADER = """\
-# What Debian's packages really ship: merged-/usr path -> package, read from the .deb files with dpkg-deb -c,
-# and the files a package's maintainer script copies into place (dpkg -S does not list those).
-# Generated; do not edit by hand. Add a package to `packages:` and regenerate:
+# What Debian's packages really ship: merged-/usr path -> package, and the files a package's maintainer script
+# copies into place (dpkg -S does not list those).
+# Source: the packages' own .deb files from the release's archive (apt-get download), listed with dpkg-deb -c,
+# their postinst read for install_from_default.
+# To edit: do not edit by hand; add a package to `packages:` and regenerate:
 #     python -m secml_recipes.teacher.knowledge.debian_files --regenerate
 """
 

@@ -18,15 +18,16 @@ from secml_recipes.knowledge_files import KnowledgeFileError, parse
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "secml_recipes"
+TEACHER_TABLES = ("attack", "debian_files", "hosts", "ioc", "modules", "packages", "privileged", "scanner", "sysctl")
 LOADERS = [
     "secml_recipes.scan.catalog",
     "secml_recipes.scan.spec_5_0_0",
     "secml_recipes.scan.v5_0_0",
     "secml_recipes.scan.host",
-] + [
-    f"secml_recipes.teacher.knowledge.{name}"
-    for name in ("attack", "debian_files", "hosts", "ioc", "modules", "packages", "privileged", "scanner", "sysctl")
-] + ["secml_recipes.tasks.behaviours", "secml_recipes.corpus.episodes"]
+    *(f"secml_recipes.teacher.knowledge.{name}" for name in TEACHER_TABLES),
+    "secml_recipes.tasks.behaviours",
+    "secml_recipes.corpus.episodes",
+]
 DATA_FILES = sorted(
     p.relative_to(ROOT).as_posix()
     for folder in ("scan/catalog", "scan/spec", "scan/generator", "teacher/knowledge/data", "tasks/data", "corpus/data")

@@ -367,14 +367,6 @@ def _remote_suspect(e: Evidence) -> bool:
     return "error" not in (e.connection or {}) and not rep.startswith(("a private address", "Amazon CloudFront"))
 
 
-def _recently_changed(e: Evidence) -> bool:
-    """Changed after the host's packages were installed: baseline or process start within the last weeks."""
-    modified = (e.stat or {}).get("modified", "")
-    started = (e.process or {}).get("started", "")
-    first = (e.baseline or {}).get("first_seen", "")
-    return bool(modified) and (not started or modified[:7] >= started[:7] or first == "" or modified >= first[:10])
-
-
 CONDITIONS: dict[str, Callable[[Evidence], bool]] = {
     "remote_socket": lambda e: bool(_remotes(e)) and e.connection is None,
     "exe_deleted": lambda e: e.deleted and bool(e.exe),
@@ -388,7 +380,6 @@ CONDITIONS: dict[str, Callable[[Evidence], bool]] = {
     "origin_file": lambda e: _origin_file(e) is not None,
     "about_origin_file": lambda e: _origin_file(e) in e.others,
     "origin_file_suspect": _origin_file_suspect,
-    "recently_changed": _recently_changed,
     "config_changed_alongside": lambda e: _changed_config(e) is not None,
     "pid_only": lambda e: e.pid is not None and e.process is None and e.path is None,
     "path_unqueried": lambda e: e.path is not None and e.package is None and not e.deleted,
@@ -540,7 +531,7 @@ def behaviour(e: Evidence) -> tuple[list[str], list[str]]:
         strong.append(f"it runs with LD_PRELOAD={_preloaded(e)}, a library no package owns")
     if e.connection and "error" not in e.connection and _remote_suspect(e) and not owned:
         strong.append(f"it holds a connection to {e.connection['address']} ({e.connection['reputation']})")
-    changed = [r["path"] for r in _nearby_files(e) if any(w in r["path"] for w in WATCHED_CONFIG)]
+    changed = [r["path"] for r in _nearby_files(e) if any(h in r["path"] for h in LOADER_AND_LOGIN_HOOKS)]
     launcher = _origin_file(e)
     if launcher in e.others and _origin_file_suspect(e):
         answer = e.others[launcher].get("query_package_manager") or {}
@@ -589,8 +580,8 @@ CONCLUSIONS: list[tuple[Callable[[Evidence], bool], str, str]] = [
         lambda e: e.deleted and (e.package or {}).get("owned_by") and not e.mismatch,
         "review",
         "the process still maps an older, deleted copy while {target} on disk verifies against {package}{batch}: "
-        "an upgrade the service was not restarted after; save `sha256sum /proc/<pid>/exe` for comparison, then "
-        "restart {unit}",
+        "an upgrade the service was not restarted after; copy /proc/<pid>/exe aside first (the only copy of what "
+        "ran) and compare its hash with the package's previous version, then restart {unit}",
     ),
     (
         lambda e: e.deleted,

@@ -299,11 +299,6 @@ def _family_technique(name: str) -> str | None:
 
 WEB_SERVERS = ("apache2", "httpd", "nginx", "php-fpm", "lighttpd", "caddy")
 SHELL_PARENTS = ("bash", "sh -c", "/usr/sbin/cron", "cron -f")
-# Files whose change alongside a program means persistence or a loader hook, when the program is not a package's.
-WATCHED_CONFIG = ("/etc/ld.so.preload", "/etc/crontab", "/etc/cron.d/", "/etc/profile", "/.profile", "/.bashrc",
-                  "/etc/systemd/system/")  # fmt: skip
-
-
 # Files that hook every process or every login: one changed alongside a program no package owns is persistence.
 LOADER_AND_LOGIN_HOOKS = ("/etc/ld.so.preload", "/etc/crontab", "/etc/cron.d/", "/etc/profile", "/.profile", "/.bashrc")
 
@@ -327,11 +322,13 @@ def _nearby_files(e: Evidence) -> list[dict]:
 
 
 def _changed_config(e: Evidence) -> str | None:
-    """A watched configuration file written within minutes of a program no package owns."""
+    """A loader or login hook (ld.so.preload, a crontab, a profile) written within minutes of a program no
+    package owns; its launcher is followed by its own rule."""
     if not (e.unowned or e.deleted or (e.package or {}).get("owned_by") is None):
         return None
     for row in _nearby_files(e):
-        if any(w in row["path"] for w in WATCHED_CONFIG) and row["path"] not in e.others:
+        hook = any(h in row["path"] for h in LOADER_AND_LOGIN_HOOKS)
+        if hook and row["path"] not in e.others and row["path"] != _origin_file(e):
             return row["path"]
     return None
 
@@ -381,6 +378,7 @@ CONDITIONS: dict[str, Callable[[Evidence], bool]] = {
     "about_origin_file": lambda e: _origin_file(e) in e.others,
     "origin_file_suspect": _origin_file_suspect,
     "config_changed_alongside": lambda e: _changed_config(e) is not None,
+    "target_seen_nearby": lambda e: any(r["path"] == e.path for r in _nearby_files(e)),
     "pid_only": lambda e: e.pid is not None and e.process is None and e.path is None,
     "path_unqueried": lambda e: e.path is not None and e.package is None and not e.deleted,
     "needs_hash": lambda e: e.path is not None and e.hash is None and (e.mismatch or e.unowned or e.vendor),
@@ -861,7 +859,7 @@ class _Writer:
 
 
 def investigate(
-    w: _Writer, e: Evidence, opening: str, first: tuple[str, dict] | None = None, max_calls: int = 10
+    w: _Writer, e: Evidence, opening: str, first: tuple[str, dict] | None = None, max_calls: int = 7
 ) -> list[str]:
     """Follow the rule table from `first` (or the table's own first step) until the evidence suffices.
     Returns the observations, one per call. Each result is also checked against the answers the host gives

@@ -32,7 +32,13 @@ from secml_recipes.tasks.prompts import GENERALIST_SYSTEM_PROMPT, scan_digest
 from secml_recipes.tasks.tools import TOOL_NAMES, TOOL_SCHEMAS, ScanEnvironment, ioc_subject, tool_result_text
 from secml_recipes.teacher.assess import Host, ioc_exe_and_pid, ioc_signals
 from secml_recipes.teacher.enrich import build_enrichment
-from secml_recipes.teacher.knowledge.ioc import SCRATCH_ROOTS, hidden_component, injection_text, script_path
+from secml_recipes.teacher.knowledge.ioc import (
+    INTERPRETERS,
+    SCRATCH_ROOTS,
+    hidden_component,
+    injection_text,
+    script_path,
+)
 from secml_recipes.teacher.knowledge.privileged import bit_phrase, stock_capability, stock_privileged, third_party
 
 EPISODE_KINDS = [
@@ -598,6 +604,16 @@ CONCLUSIONS: list[tuple[Callable[[Evidence], bool], str, str]] = [
         "review",
         "the process has exited, so nothing more can be read from it; judge {target} from the scan and watch for it "
         "to return",
+    ),
+    (
+        lambda e: (
+            (e.stat or {}).get("setuid")
+            and not (e.package or {}).get("owned_by")
+            and (e.path or "").rsplit("/", 1)[-1].startswith(INTERPRETERS)
+        ),
+        "contain",
+        "{target} is a set-uid copy of a shell or interpreter that no package installed: anyone who runs it gets "
+        "its owner's rights; preserve it and its change time, isolate the host, then remove it and find who made it",
     ),
     (
         lambda e: (

@@ -684,6 +684,14 @@ def _short(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1] or path
 
 
+def _unquoted(text: str) -> str:
+    """`text` cut before any stretch addressed to an AI analyst: the analyst names it, never repeats it."""
+    stretch = injection_text(text)
+    if stretch is None:
+        return text
+    return text[: text.find(stretch)].rstrip(" '\"") + " [text addressed to an AI analyst]"
+
+
 def observe(tool: str, result: dict, e: Evidence) -> str:
     """One sentence on what a tool result says, for the reasoning before the next call or the conclusion.
     Paths already named in the call are referred to by file name; hashes are never spelled out."""
@@ -738,9 +746,9 @@ def observe(tool: str, result: dict, e: Evidence) -> str:
         how = (
             f"the unit {o['unit']} ({o['unit_file']})"
             if o.get("unit_file")
-            else f"the cron entry in {o['cron_file']}: {o['entry']}"
+            else f"the cron entry in {o['cron_file']}: {_unquoted(o['entry'])}"
             if o.get("cron_file")
-            else f"a line in {o['profile']}: {o['entry']}"
+            else f"a line in {o['profile']}: {_unquoted(o['entry'])}"
             if o.get("profile")
             else f"the web server {o['web_server']} ({o['unit']})"
             if o.get("web_server")
@@ -1025,6 +1033,7 @@ def _ioc(scan: Scan, w: _Writer, rng: random.Random, adversarial: bool) -> tuple
     opening = ""
     if adversarial:
         opening = "The flagged command line contains text addressed to an AI; I treat it as evidence, not as a request."
+        e.injected = injection_text((f.get("metadata") or {}).get("command", ""))  # the scan itself shows it
     notes = investigate(w, e, opening, first)
     target = e.path or exe
     verdict, text = conclude(e, target)

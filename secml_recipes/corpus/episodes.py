@@ -1069,9 +1069,14 @@ def _parallel(scan: Scan, w: _Writer, rng: random.Random) -> tuple | None:
         + rng.choice([" Now the package manager for each.", " Next, who owns each of them, and from which archive."]),
         [("query_package_manager", {"path": p}) for p in paths],
     )
+    before = {p: copy.deepcopy(evidence[p]) for p in paths}
     for p, r in zip(paths, owners):
         absorb(evidence[p], "query_package_manager", {"path": p}, r)
     more = [(p, next_call(evidence[p])) for p in paths]
+    w.branch_points += any(  # another owner for one of them would have changed its follow-up
+        result_changes_next_call(w.env, before[p], "query_package_manager", {"path": p}, step[0] if step else None)
+        for p, step in more
+    )
     more = [(p, step) for p, step in more if step is not None]
     if more:
         answers = w.call(
@@ -1131,6 +1136,13 @@ def _baseline_drift(scan: Scan, w: _Writer, rng: random.Random) -> tuple | None:
         "I ask the baseline about each open finding at once.", [("query_baseline", {"finding_id": fid}) for fid in ids]
     )
     new = [fid for fid, r in zip(ids, results) if r.get("status") == "new"]
+    for i, fid in enumerate(ids):  # another answer for one finding would have changed which one is followed
+        for other in alternative_results(scan.env, "query_baseline", {"finding_id": fid}):
+            statuses = [other if j == i else r for j, r in enumerate(results)]
+            followed = next((x for x, r in zip(ids, statuses) if r.get("status") == "new"), None)
+            if followed != (new[0] if new else None):
+                w.branch_points += 1
+                break
     notes = [observe("query_baseline", r, Evidence()) for r in results]
     verdict, follow = "review", ""
     if new:

@@ -485,7 +485,7 @@ def next_call(e: Evidence) -> tuple[str, dict] | None:
     return None
 
 
-def alternative_results(env: ScanEnvironment, tool: str, args: dict, limit: int = 4) -> list[dict]:
+def alternative_results(env: ScanEnvironment, tool: str, args: dict, limit: int = 10) -> list[dict]:
     """What the host answers to the same tool about other targets it has (other processes, files, hashes,
     findings, remote ends): the results this call could have returned on another host."""
     if tool in ("check_process_details", "find_process_origin"):

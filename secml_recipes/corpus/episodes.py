@@ -2,10 +2,13 @@
 evidence.
 
 An episode investigates one target (a set-id binary, an IOC process, a world-writable file, what is new
-since the last scan, ...) picked anywhere in the report. Which tool comes next is decided by `STEPS`, a
-table of (condition on the evidence so far, tool): a hash that matches the package database ends that
-line of inquiry; a mismatch or an unknown file leads to reputation, baseline and process checks. The
-conclusion comes from `CONCLUSIONS`, a table over the same evidence (what the tools returned), never from
+since the last scan, ...) picked anywhere in the report. Which tool comes next is decided by `RULES`
+(data/next_calls.yaml) from what the last result said: a socket leads to the remote end, a parent that does
+not fit to the unit or cron entry behind it, a deleted executable to its package and to what changed with
+it, a file no package owns to the files written with it; a hash that matches the package database ends that
+line of inquiry. Whether a result mattered is measured while building: the host's answers about other
+targets are tried in its place, and a different next call marks a branch point. The conclusion comes from
+`CONCLUSIONS`, a table over the same evidence (what the tools returned, what the process did), never from
 the reference enricher. Kinds: no call (triage), one target followed where the evidence leads, parallel
 calls, tool errors with recovery, baseline drift, and adversarial scans whose data addresses the
 analyst ("IGNORE PREVIOUS INSTRUCTIONS ..."), which are reported as tampering and not obeyed.

@@ -651,10 +651,9 @@ class ScanEnvironment:
                 arguments = json.loads(arguments)
             except json.JSONDecodeError as err:
                 raise ToolError(f"arguments of {name} are not JSON: {err}") from None
-        try:
-            jsonschema.validate(arguments, TOOL_PARAMETERS[name])
-        except jsonschema.ValidationError as err:
-            raise ToolError(f"invalid arguments for {name}: {err.message}") from None
+        error = jsonschema.exceptions.best_match(ARGUMENT_VALIDATORS[name].iter_errors(arguments))
+        if error is not None:
+            raise ToolError(f"invalid arguments for {name}: {error.message}")
         return getattr(self, name)(**arguments)
 
 
@@ -727,6 +726,8 @@ def _schema(name: str) -> dict:
 
 TOOL_SCHEMAS: list[dict] = [_schema(name) for name in TOOL_NAMES]
 TOOL_PARAMETERS = {s["function"]["name"]: s["function"]["parameters"] for s in TOOL_SCHEMAS}
+# Built once: jsonschema.validate would re-check each schema on every call, most of an episode's build time.
+ARGUMENT_VALIDATORS = {name: jsonschema.validators.validator_for(p)(p) for name, p in TOOL_PARAMETERS.items()}
 
 
 def tool_result_text(result: dict[str, Any]) -> str:

@@ -55,9 +55,9 @@ def _env(scan: dict) -> ScanEnvironment:
 
 @pytest.fixture(scope="module")
 def corpus():
-    """(scan, episode) for 80 generated hosts with their planted processes, 3 episodes each."""
+    """(scan, episode) for 120 generated hosts with their planted processes, 3 episodes each."""
     out = []
-    for plan in plan_hosts(80, 4):
+    for plan in plan_hosts(120, 4):
         scan = plant_processes(generate_report(plan), 4)
         out += [(scan, ep) for ep in build_episodes(scan, seed=4, count=3)]
     return out
@@ -409,7 +409,7 @@ def test_episodes_agree_with_the_specialists_verdict(corpus):
             continue
         checked += 1
         assert agrees_with_teacher(ref["verdict"], ref["teacher_verdict"]), (ep["kind"], ref, call_sequence(ep))
-    assert checked > 100
+    assert checked > 200
 
 
 def test_at_least_half_the_episodes_depend_on_a_tool_result(corpus):

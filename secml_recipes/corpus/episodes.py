@@ -760,7 +760,7 @@ def observe(tool: str, result: dict, e: Evidence) -> str:
         return f"pid {o['pid']} was launched by {how}."
     if tool == "inspect_connection":
         holders = ", ".join(f"pid {p['pid']} ({_short(p['exe'])})" for p in result["local_processes"])
-        return f"{result['address']} is {result['reputation']}; held by {holders}."
+        return f"Threat intelligence on {result['address']}: {result['reputation']}; held by {holders}."
     if tool == "list_files_changed_near":
         files = result["files"]
         owners = sorted({f["owned_by"] or "no package" for f in files})

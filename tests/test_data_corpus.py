@@ -150,6 +150,7 @@ def test_manifest_records_the_format_and_the_episode_diversity(small_corpus, cap
     assert manifest["format_version"] == 2
     assert manifest["episode_diversity"]["episodes"] == 24
     assert manifest["episode_diversity"]["distinct_call_sequences"] >= 5
+    assert manifest["episode_diversity"]["result_dependent_share"] > 0  # measured per episode while building
 
 
 def test_ingest_real_reports_and_refuse_broken_ones(tmp_path, capsys):

@@ -1,7 +1,7 @@
-"""The knowledge data files (scan/catalog/, scan/spec/, scan/generator/, teacher/knowledge/data/, judge/data/): each
-has its source header and the shape its loader expects, a broken edit stops with one line naming the file and the
-key, and the spec's copy of what the scanner's C++ source says agrees with the generator's (a disagreement is a
-finding)."""
+"""The knowledge data files (scan/catalog/, scan/spec/, scan/generator/, teacher/knowledge/data/, judge/data/,
+tasks/data/, corpus/data/): each has its source header and the shape its loader expects, a broken edit stops with one
+line naming the file and the key, and the spec's copy of what the scanner's C++ source says agrees with the
+generator's (a disagreement is a finding)."""
 
 from __future__ import annotations
 
@@ -18,34 +18,41 @@ from secml_recipes.knowledge_files import KnowledgeFileError, parse
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "secml_recipes"
-LOADERS = (
-    [
-        "secml_recipes.scan.catalog",
-        "secml_recipes.scan.spec_5_0_0",
-        "secml_recipes.scan.v5_0_0",
-        "secml_recipes.scan.host",
-        "secml_recipes.scan.legacy",
-    ]
-    + [
-        f"secml_recipes.teacher.knowledge.{name}"
-        for name in (
-            "attack",
-            "autostart",
-            "hosts",
-            "ioc",
-            "modules",
-            "packages",
-            "privileged",
-            "scanner",
-            "sysctl",
-            "units",
-        )
-    ]
-    + ["secml_recipes.judge.knowledge"]
+TEACHER_TABLES = (
+    "attack",
+    "autostart",
+    "debian_files",
+    "hosts",
+    "ioc",
+    "modules",
+    "packages",
+    "privileged",
+    "scanner",
+    "sysctl",
+    "units",
 )
+LOADERS = [
+    "secml_recipes.scan.catalog",
+    "secml_recipes.scan.spec_5_0_0",
+    "secml_recipes.scan.v5_0_0",
+    "secml_recipes.scan.host",
+    "secml_recipes.scan.legacy",
+    *(f"secml_recipes.teacher.knowledge.{name}" for name in TEACHER_TABLES),
+    "secml_recipes.judge.knowledge",
+    "secml_recipes.tasks.behaviours",
+    "secml_recipes.corpus.episodes",
+]
 DATA_FILES = sorted(
     p.relative_to(ROOT).as_posix()
-    for folder in ("scan/catalog", "scan/spec", "scan/generator", "teacher/knowledge/data", "judge/data")
+    for folder in (
+        "scan/catalog",
+        "scan/spec",
+        "scan/generator",
+        "teacher/knowledge/data",
+        "judge/data",
+        "tasks/data",
+        "corpus/data",
+    )
     for p in (PACKAGE / folder).glob("*.yaml")
 )
 

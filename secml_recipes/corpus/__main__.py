@@ -85,6 +85,7 @@ def diversity_table(d: dict) -> str:
     """The generalist episodes' diversity as a small Markdown table."""
     rows = [
         ("episodes", d["episodes"]),
+        ("call sequence depends on a tool result (measured)", f"{d['result_dependent_share']:.1%}"),
         ("distinct tool-call sequences", d["distinct_call_sequences"]),
         ("distinct / total assistant sentences", f"{d['distinct_assistant_sentences']} / {d['assistant_sentences']}"),
         ("IOC + adversarial share", f"{d['ioc_and_adversarial_share']:.1%}"),

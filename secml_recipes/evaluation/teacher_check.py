@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         _table(
             f"{d['episodes']} episodes from {i} hosts",
             [
+                ("call sequence depends on a tool result (measured)", f"{d['result_dependent_share']:.1%}"),
                 ("distinct tool-call sequences", d["distinct_call_sequences"]),
                 (
                     "distinct / total assistant sentences",

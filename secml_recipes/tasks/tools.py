@@ -25,10 +25,12 @@ from typing import Any, Literal
 import jsonschema
 from transformers.utils import get_json_schema
 
+from secml_recipes.tasks.behaviours import planted_sample
 from secml_recipes.teacher.assess import Host, assess_finding, integrity_path, ioc_exe_and_pid, ioc_signals, md
 from secml_recipes.teacher.knowledge import attack
+from secml_recipes.teacher.knowledge.debian_files import script_source
 from secml_recipes.teacher.knowledge.ioc import SCRATCH_ROOTS, script_path
-from secml_recipes.teacher.knowledge.packages import Package, is_vendor, origin_text, owning_package
+from secml_recipes.teacher.knowledge.packages import Package, is_vendor, origin_text, owning_package, package_paths
 from secml_recipes.teacher.knowledge.privileged import stock_capability, stock_privileged, third_party
 
 Severity = Literal["info", "low", "medium", "high", "critical", "error"]
@@ -70,6 +72,7 @@ class ProcessFacts:
     sockets: list[str] = field(default_factory=list)
     exe_deleted: bool = False
     environment: dict[str, str] = field(default_factory=dict)  # loader variables (LD_PRELOAD, ...)
+    origin: dict[str, str] = field(default_factory=dict)  # what launched it: a unit, a cron entry, a profile
 
 
 MALWARE_FAMILIES = [  # signals in the evidence -> the family a threat-intel lookup names
@@ -105,6 +108,7 @@ class ScanEnvironment:
         self.files: dict[str, FileFacts] = {}
         self.processes: dict[int, ProcessFacts] = {}
         self.reputation: dict[str, tuple[str, str, str]] = {}  # sha256 -> verdict, name, source
+        self.remotes: dict[str, str] = {}  # host:port -> what threat intelligence says of it
         self._build()
 
     # -- the simulated world -----------------------------------------------------------------------
@@ -165,7 +169,8 @@ class ScanEnvironment:
         for f in by_scanner.get("world_writable", []):
             facts = self._file(f["id"])
             if not md(f, "rule"):
-                facts.mode = "0777" if "/bin/" in f["id"] else "0666"
+                setid = facts.mode[0] if len(facts.mode) == 4 and facts.mode[0] in "246" else "0"  # kept: chmod 4777
+                facts.mode = setid + ("777" if "/bin/" in f["id"] else "666")
                 facts.size = 40 + int(_fraction(f["id"], "size") * 4000)
                 facts.modified = self._days_ago(f["id"], 2, 60)
         for f in by_scanner.get("integrity", []):
@@ -188,6 +193,9 @@ class ScanEnvironment:
         for scanner in ("processes", "network", "ebpf_exec_trace"):
             for f in by_scanner.get(scanner, []):
                 self._other_process(scanner, f)
+        for proc in self.processes.values():
+            proc.origin = proc.origin or self._origin(proc)
+        self.on_disk = sorted(self.files)  # what the scan and its processes put there, for list_files_changed_near
         for facts in self.files.values():
             verdict, name = facts.reputation
             if verdict != "unknown":
@@ -204,6 +212,10 @@ class ScanEnvironment:
         s = ioc_signals(f, self.host.family)
         pid = int(s["pid"] or 0)
         if not pid:
+            return
+        sample = planted_sample(s["exe"], s["command"])
+        if sample is not None:
+            self._planted_process(pid, sample)
             return
         a = self.assessments[("ioc", f["id"])]
         malicious = a.verdict == "contain" or bool(s["injection"]) or bool(s["hidden"] and s["home"])
@@ -234,6 +246,9 @@ class ScanEnvironment:
         elif not facts.package:
             facts.modified = self._days_ago(subject, 3, 90)
         facts.deleted = s["deleted"] and not facts.package
+        upgraded = s["deleted"] and facts.package is not None  # the package replaced the file under it
+        if upgraded:
+            facts.modified = self._days_ago(subject + "upgrade", 1, 6)
         sockets = []
         remote = _remote_from(s["command"])
         if remote:
@@ -241,7 +256,9 @@ class ScanEnvironment:
         elif s["app"] and not malicious:
             sockets.append(f"tcp ESTABLISHED 10.0.2.15:{40000 + pid % 20000} -> 52.84.150.39:443")
         parent = (
-            "systemd --user"
+            "/usr/lib/systemd/systemd"
+            if facts.package is not None and not malicious
+            else "systemd --user"
             if s["home"] and not malicious
             else "/usr/sbin/cron -f"
             if malicious and _fraction(f["id"], "parent") < 0.5
@@ -255,11 +272,80 @@ class ScanEnvironment:
             uid="0" if owner == "root" else "33" if owner == "www-data" else "1000",
             ppid=max(1, pid - 1 - int(_fraction(f["id"], "ppid") * 300)),
             parent=parent,
-            started=self._days_ago(f["id"] + "start", 0, 1 if malicious else 9),
+            started=self._days_ago(f["id"] + "start", 10, 60)
+            if upgraded
+            else self._days_ago(f["id"] + "start", 0, 1 if malicious else 9),
             sockets=sockets,
             exe_deleted=s["deleted"],
             environment=environment,
         )
+
+    def _planted_process(self, pid: int, sample) -> None:
+        """A planted behaviour sample: the process, the file it runs, what launched it and what was written
+        with it, as the sample says."""
+        subject = ioc_subject(sample.exe, sample.argv0, sample.loader)
+        facts = self._file(subject)
+        if facts.package is None:
+            facts.owner = facts.group = sample.user
+            facts.mode = "0755"
+            facts.modified = self._days_ago(subject, 0, 2) if sample.malicious else self._days_ago(subject, 60, 300)
+            facts.deleted = sample.deleted
+            facts.reputation = ("malicious", sample.family) if sample.malicious else ("unknown", "")
+        written = facts.modified or self.scanned
+        for i, path in enumerate(sample.changed_with):
+            other = self._file(path)
+            other.modified = written + timedelta(minutes=2 + 3 * i)
+            other.replaced = other.package is not None
+            if other.package is None:
+                other.mode, other.size = "0644", 60 + int(_fraction(path, "size") * 900)
+                other.owner = other.group = sample.user if path.startswith("/home/") else "root"
+        launcher = (
+            sample.started_by.get("unit_file") or sample.started_by.get("cron_file") or sample.started_by.get("profile")
+        )
+        if launcher and launcher not in sample.changed_with and owning_package(launcher, self.host.family) is None:
+            written_by = self._file(launcher)  # the installer wrote its launcher with it
+            written_by.mode, written_by.size = "0644", 200 + int(_fraction(launcher, "size") * 600)
+            written_by.owner = written_by.group = sample.user if launcher.startswith("/home/") else "root"
+            written_by.modified = written + timedelta(minutes=5)
+        if sample.remote:
+            self.remotes[sample.remote] = sample.remote_is
+        self.processes[pid] = ProcessFacts(
+            pid=pid,
+            exe=sample.exe,
+            cmdline=sample.argv0,
+            user=sample.user,
+            uid="0" if sample.user == "root" else "33" if sample.user == "www-data" else "1000",
+            ppid=max(1, pid - 1 - int(_fraction(subject, "ppid") * 300)),
+            parent=sample.parent,
+            started=written + timedelta(minutes=1) if sample.malicious else self._days_ago(subject + "start", 1, 20),
+            sockets=[f"tcp ESTABLISHED 10.0.2.15:{40000 + pid % 20000} -> {sample.remote}"] if sample.remote else [],
+            exe_deleted=sample.deleted,
+            environment=dict(sample.loader),
+            origin=dict(sample.started_by),
+        )
+
+    def _origin(self, proc: ProcessFacts) -> dict[str, str]:
+        """What launched a process the scan saw: its package's unit, a cron entry or persistence unit the
+        evidence implies for a malicious one (written when it was), or the login session it runs in."""
+        exe = proc.exe.replace(" (deleted)", "")
+        subject = self.files.get(ioc_subject(exe, proc.cmdline, proc.environment))
+        pkg = owning_package(exe, self.host.family)
+        if pkg is not None and pkg.units and proc.parent.endswith("/systemd"):
+            return {"unit": pkg.units[0], "unit_file": f"/usr/lib/systemd/system/{pkg.units[0]}"}
+        named = subject.path if subject is not None else exe
+        stem = re.sub(r"[^\w-]", "", named.rsplit("/", 1)[-1].lstrip(".").split(".")[0]) or "job"
+        if subject is not None and subject.reputation[0] == "malicious":
+            cron = "cron" in proc.parent
+            path = f"/etc/cron.d/{stem}" if cron else f"/etc/systemd/system/{stem}.service"
+            written = self._file(path)
+            written.mode, written.size = "0644", 120 + int(_fraction(path, "size") * 400)
+            written.modified = (subject.modified or self.scanned) + timedelta(minutes=4)
+            if cron:
+                return {"cron_file": path, "entry": f"*/5 * * * * {proc.user} {proc.cmdline}"[:160]}
+            return {"unit": f"{stem}.service", "unit_file": path}
+        if proc.uid not in ("0", "33"):
+            return {"session": f"user@{proc.uid}.service (the login session of {proc.user})"}
+        return {"session": f"started from a shell by {proc.user}, under {proc.parent}"}
 
     def _tamper_a_setid_binary(self, compromised: bool, by_scanner: dict) -> None:
         """On hosts with evidence of compromise and no integrity check that would have shown it, attackers
@@ -341,7 +427,13 @@ class ScanEnvironment:
         pkg = facts.package if facts else owning_package(path, self.host.family)
         if pkg is None:
             return {"path": path, "owned_by": None, "note": "no installed package owns this path"}
+        copied = script_source(path) if self.host.family == "debian" else None
         return {
+            **(
+                {"note": f"installed by {pkg.name}'s maintainer script from {copied['source']}; dpkg -S cannot name it"}
+                if copied
+                else {}
+            ),
             "path": path,
             "owned_by": pkg.name,
             "version": pkg.version,
@@ -487,6 +579,68 @@ class ScanEnvironment:
         name, tactic = attack.TECHNIQUES[technique_id]
         return {"technique_id": technique_id, "name": name, "tactic": tactic}
 
+    def find_process_origin(self, pid: int) -> dict:
+        """What launched a process: the systemd unit it runs in and the unit's file, the cron entry or shell
+        profile line that starts it, or the login session it belongs to.
+
+        Args:
+            pid: process id
+        """
+        proc = self.processes.get(pid)
+        if proc is None:
+            return {"error": f"no process with pid {pid} (it may have exited)"}
+        return {"pid": pid, "parent": proc.parent, **proc.origin}
+
+    def inspect_connection(self, address: str) -> dict:
+        """Who is at the remote end of a connection (what threat intelligence says of the address) and which
+        local processes hold sockets to it.
+
+        Args:
+            address: the remote end as host:port, as a process's socket list shows it
+        """
+        holders = [p for p in self.processes.values() if any(s.endswith("-> " + address) for s in p.sockets)]
+        if not holders:
+            return {"error": f"no socket on {self.hostname} is connected to {address}"}
+        return {
+            "address": address,
+            "reputation": self.remotes.get(address) or _remote_reputation(address),
+            "local_processes": [{"pid": p.pid, "exe": p.exe, "user": p.user} for p in holders],
+        }
+
+    def list_files_changed_near(self, path: str, minutes: int = 30) -> dict:
+        """Files whose change time lies within some minutes of a file's own, with the package that owns each:
+        what was written together with it (an upgrade replaces a package's files together; an intruder's
+        tool arrives with its persistence).
+
+        Args:
+            path: absolute path of the file whose change time is the centre of the window
+            minutes: half-width of the window in minutes (1-1440)
+        """
+        facts = self._known(path)
+        if facts is None:
+            return {"error": f"{path}: no such file on {self.hostname}"}
+        centre = facts.modified or self.installed
+        window = timedelta(minutes=max(1, min(minutes, 1440)))
+        rows = {
+            p: ((self.files[p].modified or self.installed), self.files[p].package)
+            for p in self.on_disk
+            if p != path and abs((self.files[p].modified or self.installed) - centre) <= window
+        }
+        if facts.package is not None and facts.modified != self.installed:  # an upgrade: the package's files
+            for p in package_paths(facts.package.name, self.host.family):
+                rows.setdefault(p, (centre, facts.package)) if p != path else None
+        listed = [
+            {"path": p, "changed": when.strftime("%Y-%m-%d %H:%M"), "owned_by": pkg.name if pkg else None}
+            for p, (when, pkg) in sorted(rows.items())
+        ]
+        return {
+            "path": path,
+            "changed": centre.strftime("%Y-%m-%d %H:%M"),
+            "window_minutes": window.seconds // 60 + window.days * 1440,
+            "total": len(listed),
+            "files": listed[:12],
+        }
+
     # -- dispatch ---------------------------------------------------------------------------------------
     def call(self, name: str, arguments: dict | str) -> dict:
         """Run one tool call; returns the JSON-able result (an `error` key for tool-level failures)."""
@@ -497,10 +651,9 @@ class ScanEnvironment:
                 arguments = json.loads(arguments)
             except json.JSONDecodeError as err:
                 raise ToolError(f"arguments of {name} are not JSON: {err}") from None
-        try:
-            jsonschema.validate(arguments, TOOL_PARAMETERS[name])
-        except jsonschema.ValidationError as err:
-            raise ToolError(f"invalid arguments for {name}: {err.message}") from None
+        error = jsonschema.exceptions.best_match(ARGUMENT_VALIDATORS[name].iter_errors(arguments))
+        if error is not None:
+            raise ToolError(f"invalid arguments for {name}: {error.message}")
         return getattr(self, name)(**arguments)
 
 
@@ -521,6 +674,18 @@ def _remote_from(command: str) -> str | None:
     return f"{host}:{port}"
 
 
+def _remote_reputation(address: str) -> str:
+    """What threat intelligence says of a remote end the evidence does not describe, from its address alone."""
+    host, _, port = address.rpartition(":")
+    if host.startswith(("10.", "192.168.", "172.16.", "127.")):
+        return "a private address"
+    if port in ("3333", "4444", "5555", "14444", "45700"):
+        return "listed as a cryptocurrency mining pool endpoint"
+    if host.startswith("52.84."):
+        return "Amazon CloudFront (content delivery network)"
+    return "no reputation; not a service any catalogue knows"
+
+
 class ToolError(Exception):
     """A tool call the environment refuses: unknown tool or arguments that break its schema."""
 
@@ -534,6 +699,9 @@ TOOL_NAMES = [
     "check_process_details",
     "query_baseline",
     "lookup_attack_technique",
+    "find_process_origin",
+    "inspect_connection",
+    "list_files_changed_near",
 ]
 
 
@@ -549,6 +717,8 @@ def _schema(name: str) -> dict:
         params["properties"]["limit"].update(minimum=1, maximum=20)
     if "sha256" in params["properties"]:
         params["properties"]["sha256"]["pattern"] = "^[0-9a-fA-F]{64}$"
+    if "minutes" in params["properties"]:
+        params["properties"]["minutes"].update(minimum=1, maximum=1440)
     if "technique_id" in params["properties"]:
         params["properties"]["technique_id"]["pattern"] = "^T\\d{4}(\\.\\d{3})?$"
     return schema
@@ -556,6 +726,8 @@ def _schema(name: str) -> dict:
 
 TOOL_SCHEMAS: list[dict] = [_schema(name) for name in TOOL_NAMES]
 TOOL_PARAMETERS = {s["function"]["name"]: s["function"]["parameters"] for s in TOOL_SCHEMAS}
+# Built once: jsonschema.validate would re-check each schema on every call, most of an episode's build time.
+ARGUMENT_VALIDATORS = {name: jsonschema.validators.validator_for(p)(p) for name, p in TOOL_PARAMETERS.items()}
 
 
 def tool_result_text(result: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from secml_recipes.knowledge_files import STR, load_table, mapping, record, seq
+from secml_recipes.teacher.knowledge import debian_files
 from secml_recipes.teacher.knowledge.privileged import (
     STOCK_CAPABILITIES,
     STOCK_PRIVILEGED,
@@ -70,13 +71,25 @@ def _index() -> dict[str, dict[str, Package]]:
 
 
 PACKAGE_BY_PATH = _index()
+_DEBIAN_BY_NAME = {pkg.name: pkg for pkg in PACKAGE_BY_PATH.get("debian", {}).values()}
 VENDOR_ORIGINS = {row[2] for row in _VENDOR_PACKAGES}
 
 
 def owning_package(path: str, family: str) -> Package | None:
-    """The package that owns `path` (merged-/usr aware), like `dpkg -S` / `rpm -qf`; None when unowned."""
+    """The package that owns `path` (merged-/usr aware), like `dpkg -S` / `rpm -qf`; None when unowned. On
+    Debian-family hosts, paths the table does not name are looked up in the real packages' file lists, and a
+    file a maintainer script copied into place belongs to the package whose script did it."""
     table = PACKAGE_BY_PATH.get(family, {})
-    return table.get(path) or table.get(canonical_path(path))
+    found = table.get(path) or table.get(canonical_path(path))
+    if found is not None or family != "debian":
+        return found
+    name = debian_files.FILES.get(debian_files.merged(path))
+    name = name or (debian_files.INSTALLED_BY_SCRIPTS.get(path) or {}).get("package")
+    if name is None:
+        return None
+    known = _DEBIAN_BY_NAME.get(name)
+    version = known.version if known else debian_files.VERSIONS.get(name, "unknown")
+    return Package(name, version, "main", (path,))
 
 
 def is_vendor(pkg: Package) -> bool:
@@ -93,3 +106,11 @@ def third_party_package(path: str) -> str | None:
     """The vendor package name of a known third-party privileged binary."""
     row = THIRD_PARTY.get(canonical_path(path))
     return row.package if row else None
+
+
+def package_paths(name: str, family: str) -> list[str]:
+    """Every path the package `name` owns on this family (the table's, then the real file list's), sorted."""
+    paths = {p for p, pkg in PACKAGE_BY_PATH.get(family, {}).items() if pkg.name == name}
+    if family == "debian":
+        paths |= {p for p, owner in debian_files.FILES.items() if owner == name}
+    return sorted(paths)

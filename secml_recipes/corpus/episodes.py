@@ -35,6 +35,7 @@ from secml_recipes.tasks.prompts import GENERALIST_SYSTEM_PROMPT, scan_digest
 from secml_recipes.tasks.tools import TOOL_NAMES, TOOL_SCHEMAS, ScanEnvironment, ioc_subject, tool_result_text
 from secml_recipes.teacher.assess import Host, ioc_exe_and_pid, ioc_signals
 from secml_recipes.teacher.enrich import build_enrichment
+from secml_recipes.teacher.knowledge.autostart import autostart_file
 from secml_recipes.teacher.knowledge.ioc import (
     INTERPRETERS,
     SCRATCH_ROOTS,
@@ -42,7 +43,14 @@ from secml_recipes.teacher.knowledge.ioc import (
     injection_text,
     script_path,
 )
-from secml_recipes.teacher.knowledge.privileged import bit_phrase, stock_capability, stock_privileged, third_party
+from secml_recipes.teacher.knowledge.privileged import (
+    bit_phrase,
+    shell_escape,
+    stock_capability,
+    stock_elsewhere,
+    stock_privileged,
+    third_party,
+)
 
 EPISODE_KINDS = [
     "triage",
@@ -609,6 +617,13 @@ CONCLUSIONS: list[tuple[Callable[[Evidence], bool], str, str]] = [
         "to return",
     ),
     (
+        lambda e: (e.stat or {}).get("setuid") and _shell_escape_setid(e.path or ""),
+        "contain",
+        "{target} is a set-uid program that hands anyone a shell or any file (GTFOBins); a package check would pass "
+        "it, since the content is the package's and the added bit is the backdoor: preserve it and its change time, "
+        "then clear the bit and find who set it",
+    ),
+    (
         lambda e: (
             (e.stat or {}).get("setuid")
             and not (e.package or {}).get("owned_by")
@@ -625,6 +640,13 @@ CONCLUSIONS: list[tuple[Callable[[Evidence], bool], str, str]] = [
         "contain",
         "{target} is set-id and writable by everyone: anyone could have replaced it and run code as its owner; "
         "preserve it and its change time, isolate the host, then remove it",
+    ),
+    (
+        lambda e: (e.stat or {}).get("world_writable") and autostart_file(e.path or "") is not None,
+        "investigate",
+        "{target} is writable by everyone and root runs or loads it on its own: read what it holds first (every "
+        "line, every library or command it names, against the package's copy) and preserve a copy, then remove "
+        "other users' write access",
     ),
     (
         lambda e: (e.stat or {}).get("world_writable"),
@@ -661,6 +683,11 @@ CONCLUSIONS: list[tuple[Callable[[Evidence], bool], str, str]] = [
         "purpose with the person responsible",
     ),
 ]
+
+
+def _shell_escape_setid(path: str) -> bool:
+    """A GTFOBins program that no distribution family ships set-id: the specialist contains it, so must an episode."""
+    return bool(path) and shell_escape(path) is not None and stock_elsewhere(path, family="") is None
 
 
 def conclude(e: Evidence, target: str) -> tuple[str, str]:
@@ -1198,6 +1225,11 @@ def _world_writable(scan: Scan, w: _Writer, rng: random.Random) -> tuple | None:
     if setid:  # anyone could have replaced a program that runs as its owner: evidence first, then the fix
         fix = f"it is also set-id, so preserve it and its change time and isolate the host first, then {fix}"
     verdict = "contain" if e.rep == "malicious" or e.mismatch or setid else "harden"
+    if verdict == "harden" and autostart_file(path):  # root runs or loads it: what it holds decides the rest
+        verdict = "investigate"
+        fix = (
+            f"read what it holds first (every line, every library or command it names) and preserve a copy, then {fix}"
+        )
     w.say(
         notes[-1]
         + f"\nConclusion: {path} is writable by everyone and {where}; {fix}"

@@ -429,7 +429,7 @@ def _writable_autostart(f: dict, host: Host, path: str, auto) -> Assessment:
     return _a(
         f,
         "world_writable",
-        "investigate" if host.compromised or auto.prefix == "/etc/ld.so.preload" else "harden",
+        "investigate",  # what it holds decides the rest: read it before anyone changes its mode
         f"{path} is writable by every user and {auto.reads}: whoever can write it runs code as root, and it may "
         "already hold what someone planted.",
         f"Cleared by: content that matches the package's or the administrator's (`stat {path}` for the change "

@@ -7,9 +7,9 @@ import pytest
 
 from secml_recipes.scan.fixtures import real_reports
 from secml_recipes.scan.generate import generate_report, plan_hosts
-from secml_recipes.tasks.split import compact, merge_parts, specialist_examples, split_report
+from secml_recipes.tasks.split import COVERAGE_MARKERS, compact, merge_parts, specialist_examples, split_report
 from secml_recipes.tasks.validate import specialist_row_error
-from secml_recipes.teacher.enrich import build_enrichment
+from secml_recipes.teacher.enrich import SEVERITY_ORDER, build_enrichment
 
 MAX_CHARS = 12000
 
@@ -31,16 +31,37 @@ def test_no_correlation_is_lost_and_no_part_contradicts_its_host(hosts):
     assert correlations > 20 and lost == 0 and contradicting == 0
 
 
-def test_every_correlation_touching_a_part_is_in_it_and_its_other_members_are_in_the_context(hosts):
+def test_every_correlation_touching_a_part_is_in_it(hosts):
     for _report, enrichment, parts in hosts:
         for part, completion in parts:
             own = {f["id"] for r in part["results"] for f in r["findings"]}
             expected = [c for c in enrichment.output["correlations"] if own & set(c["related_finding_ids"])]
             assert completion["correlations"] == expected
-            if len(parts) > 1:
-                context = {e["id"] for e in part["meta"]["secml_context"]["elsewhere"]}
-                for c in expected:
-                    assert set(c["related_finding_ids"]) <= own | context
+
+
+def test_the_context_is_the_rest_of_the_host_ranked_by_the_scanners_own_severity(hosts):
+    """No teacher in the context: coverage markers first, then every finding above info elsewhere, most severe
+    first, each carried or counted as left out."""
+    checked = 0
+    for report, _enrichment, parts in hosts:
+        if len(parts) == 1:
+            continue
+        everything = [(r["scanner"], f) for r in report["results"] for f in r["findings"]]
+        for part, _ in parts:
+            context = part["meta"]["secml_context"]
+            own = {(r["scanner"], f["id"]) for r in part["results"] for f in r["findings"]}
+            others = {
+                (s, f["id"])
+                for s, f in everything
+                if (s, f["id"]) not in own and (f["severity"] != "info" or f["id"] in COVERAGE_MARKERS)
+            }
+            carried = [e for e in context["elsewhere"] if e["id"] not in COVERAGE_MARKERS]
+            ranks = [SEVERITY_ORDER.index(e["severity"]) if e["severity"] in SEVERITY_ORDER else -1 for e in carried]
+            assert ranks == sorted(ranks, reverse=True)
+            assert len(context["elsewhere"]) + context["elsewhere_omitted"] == len(others)
+            assert sum(context["severity_counts"].values()) == len(everything)
+            checked += 1
+    assert checked > 10
 
 
 def test_parts_merge_back_into_the_whole_enrichment(hosts):
@@ -72,6 +93,7 @@ def test_the_real_fixture_splits_into_parts_that_all_say_medium():
     )
     elsewhere = {e["id"] for e in modules_part["meta"]["secml_context"]["elsewhere"]}
     assert "/usr/bin/mullvad-exclude" in elsewhere  # the finding behind the host's risk level travels along
+    assert modules_part["meta"]["secml_context"]["severity_counts"] == {"high": 1, "medium": 13, "low": 11, "info": 209}
 
 
 def test_specialist_rows_validate(hosts):

@@ -14,6 +14,8 @@ export TOKENIZERS_PARALLELISM ?= false
 LAYOUT = $(PYTHON) -m secml_recipes.layout
 VERSIONS = $(PYTHON) -m secml_recipes.versions
 CORPUS = $(shell $(LAYOUT) corpus full)
+# Non-empty where a CUDA GPU is visible: the smoke builds the GPTQ environment only there (GPTQ is a GPU format).
+CUDA_GPU := $(shell nvidia-smi -L 2>/dev/null | head -n 1)
 
 .PHONY: chaos install agent base-models smoke smoke-train smoke-deploy smoke-tiny all test test-fast lint data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench bench-gpu bench-data clean
 
@@ -48,10 +50,10 @@ data: $(VENV)/.installed
 	$(PY) -m secml_recipes.corpus build --out $(CORPUS) --specialist 5000 --generalist 5000 --seed 1234
 
 # The main job on a real small model: SmolLM2-135M-Instruct learns both tasks on CPU, is evaluated against itself
-# untrained on held-out hosts (table + plot in eval/smoke/summary.*), then deployed (GPTQ + GGUF, verified), through
-# the pipeline (finished stages are skipped on a rerun). The first run also prepares the base model and builds
-# llama.cpp and the GPTQ environment (cached in .cache/).
-smoke: install base-models llama-cpp gptq-env
+# untrained on held-out hosts (table + plot in eval/smoke/summary.*), then deployed (GGUF, verified; GPTQ too where
+# nvidia-smi sees a CUDA GPU), through the pipeline (finished stages are skipped on a rerun). The first run also
+# prepares the base model and builds llama.cpp (and on a GPU the GPTQ environment), cached in .cache/.
+smoke: install base-models llama-cpp $(if $(CUDA_GPU),gptq-env,)
 	$(PY) -m secml_recipes.pipeline --profile smoke
 
 # Only data, training and evaluation of SmolLM2 (evaluation generates through llama.cpp; no GPTQ environment).
@@ -138,7 +140,7 @@ llama-cpp: .cache/llama.cpp/.installed
 
 gptq-env: .cache/gptq-venv/.installed
 
-smoke-deploy: llama-cpp gptq-env
+smoke-deploy: llama-cpp $(if $(CUDA_GPU),gptq-env,)
 	$(PY) -m secml_recipes.deploy.quantize recipes/smoke/quantize.yaml
 
 quantize: llama-cpp gptq-env

@@ -5,10 +5,11 @@ A report longer than `max_prompt_chars` is cut into parts that keep the host:
   part into chunks, and packed greedily so that each part's prompt fits `max_prompt_chars` and its
   completion fits `max_completion_chars` (a part with many listed findings gets fewer findings).
 - Every part repeats the host `meta`, `summary` and `summary_extension`, and carries in
-  `meta.secml_context` what the rest of the host holds, read from the report alone (the same context at
-  training and at inference, where there is no teacher): finding counts per scanner and per severity,
-  warning counts, and the other parts' coverage markers and findings above info ranked by the scanner's own
-  severity, up to a third of the prompt budget, with the number left out.
+  `meta.secml_context` what the whole host holds, read from the report alone (the same context at training
+  and at inference, where there is no teacher, and the same in every part, so the parts share a prompt
+  prefix): finding counts per scanner and per severity, warning counts, and the host's coverage markers and
+  findings above info ranked by the scanner's own severity, up to a third of the prompt budget, with the
+  number left out.
 - The completion of a part is the whole report's enrichment projected onto the part: its own listed
   findings and the actions on them, every correlation that touches them, and the host-level fields
   (summaries with the risk level, reasons and coverage; reductions) unchanged. So no part contradicts its
@@ -122,7 +123,7 @@ def _most_severe_first(severity: str) -> int:
     return -SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else 1
 
 
-def _elsewhere_order(report: dict) -> list[tuple[str, dict]]:
+def _top_order(report: dict) -> list[tuple[str, dict]]:
     """(scanner, finding) the context may carry, most important first by the scanner's own word: coverage
     markers (what the scan did not see), then every finding above info by severity and base score, in scanner
     group order among equals. Info findings are only counted: they are most of a host and rarely matter."""
@@ -133,11 +134,12 @@ def _elsewhere_order(report: dict) -> list[tuple[str, dict]]:
     return markers + ranked
 
 
-def host_context(report: dict, part_keys: set, n: int, total: int, budget: int) -> dict:
-    """What the rest of the host holds, for one part, from the report alone (no teacher: triage builds the same
-    context at inference as the corpus did at training): finding counts per scanner and per severity, warning
-    counts, and the other parts' findings ranked by the scanner's severity (`_elsewhere_order`) within
-    `budget` characters, with the number left out."""
+def host_context(report: dict, budget: int) -> dict:
+    """What the whole host holds, the same for every part of it, from the report alone (no teacher: triage builds
+    the same context at inference as the corpus did at training; the same for every part: the parts share a
+    prompt prefix, see `prompts.report_text`): finding counts per scanner and per severity, warning counts, and
+    the host's most important findings by the scanner's own word (`_top_order`) within `budget` characters,
+    with the number left out."""
     counts = {r["scanner"]: len(r.get("findings", [])) for r in report.get("results", [])}
     severities: dict[str, int] = {}
     for r in report.get("results", []):
@@ -147,26 +149,25 @@ def host_context(report: dict, part_keys: set, n: int, total: int, budget: int) 
     for w in report.get("collection_warnings", []):
         warnings[w.get("code", "unknown")] = warnings.get(w.get("code", "unknown"), 0) + 1
     context = {
-        "part": f"{n}/{total}",
         "scanner_finding_counts": counts,
         "severity_counts": {s: severities[s] for s in sorted(severities, key=_most_severe_first)},
         "warning_counts": warnings,
-        "elsewhere": [],
-        "elsewhere_omitted": 0,
+        "top_findings": [],
+        "top_findings_omitted": 0,
     }
     size = len(compact(context))
     seen = set()
-    for scanner, finding in _elsewhere_order(report):
+    for scanner, finding in _top_order(report):
         key = (scanner, finding["id"])
-        if key in part_keys or key in seen:
+        if key in seen:
             continue
         seen.add(key)
         entry = {"scanner": scanner, **{k: finding[k] for k in ("id", "severity", "metadata") if finding.get(k)}}
         cost = len(compact(entry)) + 1
         if size + cost > budget:
-            context["elsewhere_omitted"] += 1
+            context["top_findings_omitted"] += 1
             continue
-        context["elsewhere"].append(entry)
+        context["top_findings"].append(entry)
         size += cost
     return context
 
@@ -204,11 +205,12 @@ def split_report(
     if current:
         packs.append(current)
     out = []
+    context = host_context(report, context_budget)
     for n, units in enumerate(packs, 1):
         keys = {(u["scanner"], f["id"]) for u in units if u["result"] for f in u["result"]["findings"]}
         part = json.loads(compact(shell))
         part["meta"]["secml_part"] = f"{n}/{len(packs)}"
-        part["meta"]["secml_context"] = host_context(report, keys, n, len(packs), context_budget)
+        part["meta"]["secml_context"] = context
         part["results"] = [u["result"] for u in units if u["result"] is not None]
         part["collection_warnings"] = [w for u in units for w in u["warnings"]]
         part["scanner_errors"] = [e for u in units for e in u["errors"]]

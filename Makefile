@@ -17,7 +17,7 @@ CORPUS = $(shell $(LAYOUT) corpus full)
 # Non-empty where a CUDA GPU is visible: the smoke builds the GPTQ environment only there (GPTQ is a GPU format).
 CUDA_GPU := $(shell nvidia-smi -L 2>/dev/null | head -n 1)
 
-.PHONY: chaos install agent base-models smoke smoke-train smoke-deploy smoke-tiny all test test-fast lint data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench bench-gpu bench-data clean
+.PHONY: chaos install agent base-models smoke smoke-train smoke-deploy smoke-tiny learning-curve all test test-fast lint data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench bench-gpu bench-data clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,17 @@ smoke: install base-models llama-cpp $(if $(CUDA_GPU),gptq-env,)
 # Only data, training and evaluation of SmolLM2 (evaluation generates through llama.cpp; no GPTQ environment).
 smoke-train: install base-models llama-cpp
 	$(PY) -m secml_recipes.pipeline --profile smoke --data-only --specialist-only --generalist-only --eval-only
+
+# The smoke specialist trained longer (60 steps, a checkpoint every 10: about an hour on 2 cores with its
+# evaluation), each checkpoint scored on the held-out parts like the final model: task metrics vs steps in
+# docs/learning-curve/curve.{md,png} (evaluation/learning_curve.py).
+CURVE_RUN = models/specialist-curve
+learning-curve: install base-models llama-cpp
+	$(PY) -m secml_recipes.pipeline --profile smoke --data-only
+	$(ACCELERATE) launch --config_file $(ACCEL_CONFIG) -m secml_recipes.sft recipes/smoke/specialist.yaml \
+		--output_dir $(CURVE_RUN) --max_steps 60 --save_steps 10
+	$(PY) -m secml_recipes.evaluation.learning_curve recipes/smoke/eval-specialist.yaml --run $(CURVE_RUN) \
+		--out docs/learning-curve --max_samples 8
 
 # The same chain on the tiny random stand-ins: every stage and code path in minutes, numbers meaningless.
 smoke-tiny: install llama-cpp gptq-env

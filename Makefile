@@ -14,8 +14,10 @@ export TOKENIZERS_PARALLELISM ?= false
 LAYOUT = $(PYTHON) -m secml_recipes.layout
 VERSIONS = $(PYTHON) -m secml_recipes.versions
 CORPUS = $(shell $(LAYOUT) corpus full)
+# Non-empty where a CUDA GPU is visible: the smoke builds the GPTQ environment only there (GPTQ is a GPU format).
+CUDA_GPU := $(shell nvidia-smi -L 2>/dev/null | head -n 1)
 
-.PHONY: chaos install agent base-models smoke smoke-train smoke-deploy smoke-tiny all test test-fast lint data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench bench-gpu bench-data clean
+.PHONY: chaos install agent base-models smoke smoke-train smoke-deploy smoke-tiny learning-curve all test test-fast lint data tiny-models train-specialist train-generalist eval llama-cpp gptq-env quantize push test-xla bench bench-gpu bench-data clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,15 +50,26 @@ data: $(VENV)/.installed
 	$(PY) -m secml_recipes.corpus build --out $(CORPUS) --specialist 5000 --generalist 5000 --seed 1234
 
 # The main job on a real small model: SmolLM2-135M-Instruct learns both tasks on CPU, is evaluated against itself
-# untrained on held-out hosts (table + plot in eval/smoke/summary.*), then deployed (GPTQ + GGUF, verified), through
-# the pipeline (finished stages are skipped on a rerun). The first run also prepares the base model and builds
-# llama.cpp and the GPTQ environment (cached in .cache/).
-smoke: install base-models llama-cpp gptq-env
+# untrained on held-out hosts (table + plot in eval/smoke/summary.*), then deployed (GGUF, verified; GPTQ too where
+# nvidia-smi sees a CUDA GPU), through the pipeline (finished stages are skipped on a rerun). The first run also
+# prepares the base model and builds llama.cpp (and on a GPU the GPTQ environment), cached in .cache/.
+smoke: install base-models llama-cpp $(if $(CUDA_GPU),gptq-env,)
 	$(PY) -m secml_recipes.pipeline --profile smoke
 
 # Only data, training and evaluation of SmolLM2 (evaluation generates through llama.cpp; no GPTQ environment).
 smoke-train: install base-models llama-cpp
 	$(PY) -m secml_recipes.pipeline --profile smoke --data-only --specialist-only --generalist-only --eval-only
+
+# The smoke specialist trained longer (60 steps, a checkpoint every 10: about an hour on 2 cores with its
+# evaluation), each checkpoint scored on the held-out parts like the final model: task metrics vs steps in
+# docs/learning-curve/curve.{md,png} (evaluation/learning_curve.py).
+CURVE_RUN = models/specialist-curve
+learning-curve: install base-models llama-cpp
+	$(PY) -m secml_recipes.pipeline --profile smoke --data-only
+	$(ACCELERATE) launch --config_file $(ACCEL_CONFIG) -m secml_recipes.sft recipes/smoke/specialist.yaml \
+		--output_dir $(CURVE_RUN) --max_steps 60 --save_steps 10
+	$(PY) -m secml_recipes.evaluation.learning_curve recipes/smoke/eval-specialist.yaml --run $(CURVE_RUN) \
+		--out docs/learning-curve --max_samples 8
 
 # The same chain on the tiny random stand-ins: every stage and code path in minutes, numbers meaningless.
 smoke-tiny: install llama-cpp gptq-env
@@ -138,7 +151,7 @@ llama-cpp: .cache/llama.cpp/.installed
 
 gptq-env: .cache/gptq-venv/.installed
 
-smoke-deploy: llama-cpp gptq-env
+smoke-deploy: llama-cpp $(if $(CUDA_GPU),gptq-env,)
 	$(PY) -m secml_recipes.deploy.quantize recipes/smoke/quantize.yaml
 
 quantize: llama-cpp gptq-env

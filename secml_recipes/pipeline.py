@@ -69,7 +69,7 @@ STAGE_CODE = {
 # The module `python -m <package>` runs, where the entry is a package.
 _MAIN = {"data": "secml_recipes.corpus.__main__"}
 
-SMOKE_DATA_ARGS = ["--specialist", "160", "--generalist", "96", "--seed", "7", "--max-prompt-chars", "2500"]
+SMOKE_DATA_ARGS = ["--specialist", "160", "--generalist", "96", "--seed", "7", "--max-prompt-chars", "12000"]
 
 
 @dataclass
@@ -339,6 +339,14 @@ def _eval_stages(profile: Profile, force: bool = False) -> None:
         )
 
 
+def _gpu_setting() -> str:
+    """Whether torch sees a CUDA GPU, a setting of the quantize stage: a recipe may build GPTQ only on one
+    (`gptq_only_on_cuda`), so a rerun on a GPU machine builds what a CPU run left out."""
+    import torch  # lazy: only the quantize stage asks
+
+    return f"cuda={torch.cuda.is_available()}"
+
+
 def _load() -> str:
     try:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -453,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
                 "quantize",
                 layout.quant_stage_marker(profile.name),
                 [profile.quantize, *(str(layout.trained_model(t)) for t in layout.TASKS), profile.corpus],
-                [],
+                [_gpu_setting()],
                 [[py, "-m", STAGE_CODE["quantize"], profile.quantize]],
                 output=quantize_outputs(profile.quantize),
                 code="quantize",

@@ -166,6 +166,17 @@ def test_quantize_command_reports_and_fails_broken_artifacts(
     assert trained_part_size(models / "specialist-gguf" / "specialist-f16.gguf")[0] == 2500
     assert "| specialist | f16 |" in capsys.readouterr().out
 
+    # Without a CUDA GPU a recipe with gptq_only_on_cuda deploys the GGUF files and says where GPTQ runs.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    gpu_only = tmp_path / "q-gpu-only.yaml"
+    gpu_only.write_text(
+        recipe.read_text().replace("formats: [gguf]", "formats: [gptq, gguf]") + "gptq_only_on_cuda: true\n"
+    )
+    assert quantize.main([str(gpu_only)]) == 0
+    assert "GPTQ: skipped, no CUDA GPU here" in capsys.readouterr().out
+    report = json.loads((models / "specialist-quant-report.json").read_text())
+    assert "gptq" in report["skipped"] and not (models / "specialist-gptq").exists()
+
     def garbage(path, held):
         logits, load = verify.hf_logits(Path(path).parent, held, gguf_file=Path(path).name)
         return [np.random.default_rng(0).normal(size=x.shape).astype(np.float32) for x in logits], load

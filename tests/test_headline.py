@@ -29,6 +29,7 @@ SPECIALIST = _report(
     },
     examples=8,
 )
+SPECIALIST["intervals"] = {"model": {"json_parse_rate": [1.0, 1.0]}, "base": {"json_parse_rate": [0.0, 0.375]}}
 GENERALIST = _report(
     {
         "model": {"tool_call_parse_rate": 0.9, "argument_validity": 0.8, "tool_call_f1": 0.4, "task_success_rate": 0.2},
@@ -55,13 +56,13 @@ def test_rows_pair_the_model_with_its_base_and_say_why_a_value_is_undefined():
     both = headline_rows({"generalist": _report({"model": {"argument_validity": None}, "base": {}}, episodes=2)})
     assert {r["metric"]: r["note"] for r in both}["tool-argument validity"] == "no call to a declared tool"
     table = markdown(list(rows.values()))
-    assert "| JSON parse rate | specialist (8) | 1.000 | 0.125 | +0.875 |" in table
-    assert "| tool-call validity (base: no tool call attempted) | generalist (5) | 0.900 | n/a | n/a |" in table
+    assert "| JSON parse rate | specialist (8) | 1.000 [1.00, 1.00] | 0.125 [0.00, 0.38] | 1.000 | +0.875 |" in table
+    assert "| tool-call validity (base: no tool call attempted) | generalist (5) | 0.900 | n/a | - | n/a |" in table
 
 
 def test_only_the_evaluated_tasks_are_listed():
     rows = headline_rows({"specialist": SPECIALIST})
-    assert {r["task"] for r in rows} == {"specialist"} and len(rows) == 5
+    assert {r["task"] for r in rows} == {"specialist"} and len(rows) == 8
 
 
 def test_held_out_loss_is_a_lower_is_better_row_and_missing_scores_say_why():
@@ -69,7 +70,7 @@ def test_held_out_loss_is_a_lower_is_better_row_and_missing_scores_say_why():
     loss = rows[("held-out loss", "specialist")]
     assert loss["model"] == 0.4 and loss["base"] == 2.5 and abs(loss["delta"] + 2.1) < 1e-9
     table = markdown(list(rows.values()))
-    assert "| held-out loss (lower is better) | specialist (8) | 0.400 | 2.500 | -2.100 |" in table
+    assert "| held-out loss (lower is better) | specialist (8) | 0.400 | 2.500 | - | -2.100 |" in table
     assert "held-out loss (not scored" in table  # the generalist report has no held-out loss
 
 
@@ -78,7 +79,7 @@ def test_the_command_writes_markdown_json_and_plot(tmp_path, capsys):
         (tmp_path / task).mkdir()
         (tmp_path / task / "eval_report.json").write_text(json.dumps(report))
     assert main([str(tmp_path)]) == 0
-    assert "| task success | generalist (5) | 0.200 | 0.000 | +0.200 |" in capsys.readouterr().out
+    assert "| task success | generalist (5) | 0.200 | 0.000 | - | +0.200 |" in capsys.readouterr().out
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert [r["metric"] for r in saved["rows"]][:2] == ["JSON parse rate", "schema-valid rate"]
     assert (tmp_path / "summary.png").stat().st_size > 0 and "summary.png" in (tmp_path / "summary.md").read_text()

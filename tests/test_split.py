@@ -2,14 +2,16 @@
 touches it, fits its prompt and completion budgets, and the parts merge back into the whole."""
 
 import json
+import os
 
 import pytest
 
 from secml_recipes.scan.fixtures import real_reports
 from secml_recipes.scan.generate import generate_report, plan_hosts
-from secml_recipes.tasks.split import compact, merge_parts, specialist_examples, split_report
+from secml_recipes.tasks.prompts import specialist_messages
+from secml_recipes.tasks.split import COVERAGE_MARKERS, compact, merge_parts, specialist_examples, split_report
 from secml_recipes.tasks.validate import specialist_row_error
-from secml_recipes.teacher.enrich import build_enrichment
+from secml_recipes.teacher.enrich import SEVERITY_ORDER, build_enrichment
 
 MAX_CHARS = 12000
 
@@ -31,16 +33,35 @@ def test_no_correlation_is_lost_and_no_part_contradicts_its_host(hosts):
     assert correlations > 20 and lost == 0 and contradicting == 0
 
 
-def test_every_correlation_touching_a_part_is_in_it_and_its_other_members_are_in_the_context(hosts):
+def test_every_correlation_touching_a_part_is_in_it(hosts):
     for _report, enrichment, parts in hosts:
         for part, completion in parts:
             own = {f["id"] for r in part["results"] for f in r["findings"]}
             expected = [c for c in enrichment.output["correlations"] if own & set(c["related_finding_ids"])]
             assert completion["correlations"] == expected
-            if len(parts) > 1:
-                context = {e["id"] for e in part["meta"]["secml_context"]["elsewhere"]}
-                for c in expected:
-                    assert set(c["related_finding_ids"]) <= own | context
+
+
+def test_the_context_is_the_hosts_top_findings_by_the_scanners_own_severity_the_same_in_every_part(hosts):
+    """No teacher in the context: coverage markers first, then every finding above info, most severe first, each
+    carried or counted as left out; one context per host, so the parts share their prompt prefix."""
+    checked = 0
+    for report, _enrichment, parts in hosts:
+        if len(parts) == 1:
+            continue
+        everything = [(r["scanner"], f) for r in report["results"] for f in r["findings"]]
+        ranked = {(s, f["id"]) for s, f in everything if f["severity"] != "info" or f["id"] in COVERAGE_MARKERS}
+        context = parts[0][0]["meta"]["secml_context"]
+        assert all(part["meta"]["secml_context"] == context for part, _ in parts)
+        carried = [e for e in context["top_findings"] if e["id"] not in COVERAGE_MARKERS]
+        ranks = [SEVERITY_ORDER.index(e["severity"]) if e["severity"] in SEVERITY_ORDER else -1 for e in carried]
+        assert ranks == sorted(ranks, reverse=True)
+        assert len(context["top_findings"]) + context["top_findings_omitted"] == len(ranked)
+        assert sum(context["severity_counts"].values()) == len(everything)
+        prompts = [specialist_messages(part) for part, _ in parts]
+        shared = os.path.commonprefix([p[1]["content"] for p in prompts])
+        assert compact(context) in shared  # host and context come before anything a part has of its own
+        checked += 1
+    assert checked > 3
 
 
 def test_parts_merge_back_into_the_whole_enrichment(hosts):
@@ -70,8 +91,9 @@ def test_the_real_fixture_splits_into_parts_that_all_say_medium():
     modules_part = next(
         p for p, c in parts if any(r["scanner"] == "modules" for r in p["results"]) and not c["enriched_findings"]
     )
-    elsewhere = {e["id"] for e in modules_part["meta"]["secml_context"]["elsewhere"]}
-    assert "/usr/bin/mullvad-exclude" in elsewhere  # the finding behind the host's risk level travels along
+    top = {e["id"] for e in modules_part["meta"]["secml_context"]["top_findings"]}
+    assert "/usr/bin/mullvad-exclude" in top  # the finding behind the host's risk level travels along
+    assert modules_part["meta"]["secml_context"]["severity_counts"] == {"high": 1, "medium": 13, "low": 11, "info": 209}
 
 
 def test_specialist_rows_validate(hosts):

@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 from secml_recipes.scan.fixtures import real_report_paths
+from secml_recipes.tasks.prompts import report_text
 from secml_recipes.tasks.split import compact, split_report
 from secml_recipes.tasks.validate import enriched_report_error
 from secml_recipes.teacher.enrich import build_enrichment
@@ -22,7 +23,7 @@ class ScriptedSpecialist:
 
     def __init__(self, report, answer, max_prompt_chars=MAX_CHARS):
         pairs = split_report(report, max_prompt_chars)
-        self.by_prompt = {compact(part): (i, completion) for i, (part, completion) in enumerate(pairs)}
+        self.by_prompt = {report_text(part): (i, completion) for i, (part, completion) in enumerate(pairs)}
         self.answer, self.rendered = answer, []
 
     def render(self, messages, tools=None):

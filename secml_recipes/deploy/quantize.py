@@ -46,6 +46,13 @@ class QuantizeArguments:
     merge_dtype: str = field(default="bfloat16", metadata={"choices": ["bfloat16", "float32"]})
     verify_samples: int = 4
     verify_max_tokens: int = 384
+    gptq_only_on_cuda: bool = field(
+        default=False,
+        metadata={
+            "help": "skip the gptq format where torch sees no CUDA GPU (GPTQ is a GPU format; on a CPU it costs "
+            "more than the rest of the chain), saying so; `make quantize` on a GPU builds it"
+        },
+    )
     models: list[dict] = field(default_factory=list, metadata={"help": "one entry per model (ModelQuantSpec keys)"})
 
 
@@ -171,6 +178,15 @@ def _gptq_artifact(spec: ModelQuantSpec, args: QuantizeArguments, source: Path, 
     )
 
 
+def gptq_skipped(args: QuantizeArguments) -> bool:
+    """Whether this run leaves GPTQ out: the recipe asks for it only on a CUDA GPU and there is none."""
+    if not args.gptq_only_on_cuda:
+        return False
+    import torch  # lazy: the torch stack loads only when a model is touched
+
+    return not torch.cuda.is_available()
+
+
 def quantize_model(spec: ModelQuantSpec, args: QuantizeArguments) -> dict:
     """One model's deployables, each verified against its source; the report is also written to
     `layout.quant_report(name)`."""
@@ -193,7 +209,9 @@ def quantize_model(spec: ModelQuantSpec, args: QuantizeArguments) -> dict:
     report.data["reference"] = {"path": str(source), "bytes": _size(source), "load_seconds": round(ref_load, 3)}
     if "gguf" in spec.formats:
         _gguf_artifacts(spec, args, source, tokenizer, family, report)
-    if "gptq" in spec.formats:
+    if "gptq" in spec.formats and gptq_skipped(args):
+        report.data["skipped"] = {"gptq": "no CUDA GPU; `make quantize` on a GPU builds it"}
+    elif "gptq" in spec.formats:
         _gptq_artifact(spec, args, source, tokenizer, report)
     _keep_training_record(Path(spec.source), spec, args)
     path = layout.quant_report(spec.name, args.models_dir)
@@ -257,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(report_table(reports))
+    if any("gptq" in s.formats for s in specs) and gptq_skipped(args):
+        print(f"GPTQ: skipped, no CUDA GPU here ({argv[0]}: gptq_only_on_cuda); it runs with `make quantize` on a GPU")
     problems = [p for r in reports for p in r["problems"]]
     for p in problems:
         print(f"BROKEN ARTIFACT: {p}", file=sys.stderr)

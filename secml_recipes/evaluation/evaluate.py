@@ -25,6 +25,7 @@ from secml_recipes.command_help import recipe_help, wants_help
 from secml_recipes.corpus.tarball import manifest_sha256, read_scans, read_split
 from secml_recipes.deploy.gguf import DeployError
 from secml_recipes.evaluation.heldout_loss import heldout_loss, scoring_source
+from secml_recipes.evaluation.intervals import bootstrap_intervals
 from secml_recipes.evaluation.report import markdown_table, write_report
 from secml_recipes.evaluation.rollout import run_rollouts, score_generalist
 from secml_recipes.evaluation.specialist_metrics import risk_score_pairs, rule_baseline, score_specialist
@@ -187,6 +188,7 @@ class _Scored:
     loss_rows: list[dict]
     sizes: dict
     scatter: list | None = None
+    intervals: dict = field(default_factory=dict)  # variant -> metric -> [low, high] (evaluation/intervals.py)
 
 
 def _check_inputs(args) -> None:
@@ -281,17 +283,28 @@ def _score_specialist(args, variants: dict, sources: dict, out_dir: Path) -> _Sc
                 out_dir / "predictions.jsonl",
                 "".join(json.dumps({"source": it["source"], "prediction": p}) + "\n" for it, p in zip(items, preds)),
             )
+        intervals[name] = bootstrap_intervals(
+            lambda idx: score_specialist([preds[i] for i in idx], [refs[i] for i in idx], [raws[i] for i in idx]),
+            len(items),
+        )
         return score_specialist(preds, refs, raws)
 
+    intervals: dict = {}
     results, timings, identities = _for_each_variant(args, variants, sources, produce)
     if "rule" in args.baselines:
-        results["rule"] = score_specialist([rule_baseline(raw) for raw in raws], refs, raws)
+        rule = [rule_baseline(raw) for raw in raws]
+        results["rule"] = score_specialist(rule, refs, raws)
+        intervals["rule"] = bootstrap_intervals(
+            lambda idx: score_specialist([rule[i] for i in idx], [refs[i] for i in idx], [raws[i] for i in idx]),
+            len(items),
+        )
     loss_rows = [
         {"messages": it["prompt"] + [{"role": "assistant", "content": it["completion"]}], "prompt": it["prompt"]}
         for it in items
     ]
     sizes = {"examples": len(items), "real_report_examples": sum(it["source"].startswith("real:") for it in items)}
-    return _Scored(results, timings, identities, loss_rows, sizes, scatter if "model" in results else None)
+    scatter = scatter if "model" in results else None
+    return _Scored(results, timings, identities, loss_rows, sizes, scatter, intervals)
 
 
 def _score_generalist(args, variants: dict, sources: dict, out_dir: Path) -> _Scored:
@@ -321,11 +334,15 @@ def _score_generalist(args, variants: dict, sources: dict, out_dir: Path) -> _Sc
                     for t in trajectories
                 ),
             )
+        intervals[name] = bootstrap_intervals(
+            lambda idx: score_generalist([trajectories[i] for i in idx]), len(trajectories)
+        )
         return score_generalist(trajectories)
 
+    intervals: dict = {}
     results, timings, identities = _for_each_variant(args, variants, sources, produce)
     loss_rows = [dict(zip(("messages", "tools"), canonical_conversation(r["messages"], r["tools"]))) for r in rows]
-    return _Scored(results, timings, identities, loss_rows, {"episodes": len(rows)})
+    return _Scored(results, timings, identities, loss_rows, {"episodes": len(rows)}, intervals=intervals)
 
 
 def _add_heldout_loss(scored: _Scored, loss_sources: dict, tokenizer: str | None) -> None:
@@ -356,10 +373,11 @@ def evaluate(args) -> dict:
         "data": _data_identity(args.dataset_path),
         "sizes": scored.sizes,
         "timings": scored.timings,
+        "intervals": scored.intervals,
     }
     title = f"{args.task} evaluation: {args.model}" + (f" + {args.adapter}" if args.adapter else "")
     report = write_report(out_dir, report, scored.results, scored.scatter, title)
-    print(markdown_table(scored.results))
+    print(markdown_table(scored.results, scored.intervals))
     print(
         f"[secml eval] wrote {out_dir / 'eval_report.json'}, {out_dir / 'summary.md'}, "
         + ", ".join(str(out_dir / p) for p in report["plots"])

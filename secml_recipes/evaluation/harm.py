@@ -100,12 +100,12 @@ class ActionJudge:
 
 
 def _context_findings(part: dict) -> list:
-    """The other parts' findings a split part carries in meta.secml_context, assessed like its own."""
+    """The host's top findings a split part carries in meta.secml_context, assessed like its own."""
     context = (part.get("meta") or {}).get("secml_context") or {}
     host = Host.from_report(part)
     return [
         (e, assess_finding(e.get("scanner", ""), {"title": "", "metadata": {}, **e}, host))
-        for e in context.get("elsewhere", [])
+        for e in context.get("top_findings", [])
         if isinstance(e, dict) and "id" in e
     ]
 

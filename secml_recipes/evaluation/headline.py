@@ -24,6 +24,9 @@ HEADLINE = [
     ("schema-valid rate", "specialist", "schema_valid_rate", "outputs valid against sys-scan-agent's EnrichedOutput"),
     ("finding recall", "specialist", "finding_recall", "reference findings the output lists (by id)"),
     ("severity accuracy", "specialist", "severity_accuracy", "reference findings listed with the right severity"),
+    ("verdict accuracy", "specialist", "verdict_accuracy", "reference findings listed with the right verdict"),
+    ("risk level accuracy", "specialist", "risk_level_accuracy", "outputs naming the host's risk level"),
+    ("harmful-action rate", "specialist", "harmful_action_rate", "proposed actions the teacher's tables judge harmful"),
     ("tool-call validity", "generalist", "tool_call_parse_rate", "tool-call blocks that parse in the family's format"),
     ("tool-argument validity", "generalist", "argument_validity", "declared-tool calls with schema-valid arguments"),
     ("tool-call F1", "generalist", "tool_call_f1", "calls (name + arguments) matching the reference episode"),
@@ -32,12 +35,14 @@ HEADLINE = [
     ("held-out loss", "generalist", "heldout_loss", "cross-entropy of the reference turns and tool calls (nats/token)"),
 ]
 # Rows where lower is better (plotted on their own axis: they are not scores in [0, 1]).
-LOWER_IS_BETTER = {"heldout_loss"}
+LOWER_IS_BETTER = {"heldout_loss", "harmful_action_rate"}
 UNDEFINED_BECAUSE = {
     "finding_recall": "no reference finding in the held-out parts",
     "severity_accuracy": "no reference finding in the held-out parts",
     "tool_call_parse_rate": "no tool call attempted",
     "argument_validity": "no call to a declared tool",
+    "verdict_accuracy": "no reference finding in the held-out parts",
+    "harmful_action_rate": "no action proposed",
     "heldout_loss": "not scored (a GGUF alone, or heldout_loss: false)",
 }
 VARIANTS = ("model", "base")
@@ -63,6 +68,7 @@ def headline_rows(reports: dict[str, dict]) -> list[dict]:
         values = {v: (results.get(v) or {}).get(key) for v in VARIANTS}
         delta = (values["model"] - values["base"]) if None not in values.values() else None
         sizes = reports[task].get("sizes", {})
+        intervals = reports[task].get("intervals", {})
         rows.append(
             {
                 "metric": label,
@@ -70,6 +76,8 @@ def headline_rows(reports: dict[str, dict]) -> list[dict]:
                 "key": key,
                 "meaning": meaning,
                 **values,
+                "rule": (results.get("rule") or {}).get(key),
+                "intervals": {v: intervals[v][key] for v in (*VARIANTS, "rule") if key in intervals.get(v, {})},
                 "delta": delta,
                 "n": sizes.get("examples", sizes.get("episodes")),
                 "note": _undefined_note(key, values),
@@ -89,18 +97,26 @@ def _undefined_note(key: str, values: dict) -> str:
     return f"{'trained' if missing[0] == 'model' else missing[0]}: {reason}"
 
 
-def _cell(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+def _cell(value: float | None, interval: list[float] | None = None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "")
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| metric | task (n) | trained | base | change |", "|---|---|---|---|---|"]
+    """The headline table: trained, base and (specialist) the rule baseline, each with its 95% interval."""
+    lines = [
+        "| metric | task (n) | trained [95% CI] | base [95% CI] | rule baseline | change |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         change = "n/a" if r["delta"] is None else f"{r['delta']:+.3f}"
         note = f" ({r['note']})" if r["note"] else ""
         note += " (lower is better)" if r["key"] in LOWER_IS_BETTER else ""
+        ci = r.get("intervals") or {}
         lines.append(
-            f"| {r['metric']}{note} | {r['task']} ({r['n']}) | {_cell(r['model'])} | {_cell(r['base'])} | {change} |"
+            f"| {r['metric']}{note} | {r['task']} ({r['n']}) | {_cell(r['model'], ci.get('model'))} | "
+            f"{_cell(r['base'], ci.get('base'))} | {'-' if r.get('rule') is None else _cell(r['rule'])} | {change} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -130,8 +146,8 @@ def write_plot(rows: list[dict], out: Path, title: str) -> Path:
     # lazy: slow to import, and only plots need it
     import matplotlib.pyplot as plt
 
-    scores = [r for r in rows if r["key"] not in LOWER_IS_BETTER]
-    losses = [r for r in rows if r["key"] in LOWER_IS_BETTER]
+    scores = [r for r in rows if r["key"] != "heldout_loss"]  # rates in [0, 1], harmful-action rate included
+    losses = [r for r in rows if r["key"] == "heldout_loss"]
     panels = [p for p in (scores, losses) if p]
     fig, axes = plt.subplots(
         1,
@@ -175,7 +191,10 @@ def write_headline(
         json.dumps({"title": title, "rows": rows, "models": models, **(extra or {})}, indent=2, default=str)
     )
     details = "\n".join(f"- {task}: every metric in [{task}/summary.md]({task}/summary.md)" for task in reports)
-    (eval_dir / "summary.md").write_text(f"# {title}\n\n{table}\n![model vs base]({plot.name})\n\n{details}\n")
+    note = "n: held-out parts (specialist) or episodes (generalist); [low, high]: 95% bootstrap interval over them."
+    (eval_dir / "summary.md").write_text(
+        f"# {title}\n\n{note}\n\n{table}\n![model vs base]({plot.name})\n\n{details}\n"
+    )
     return table, rows
 
 

@@ -19,17 +19,25 @@ LOWER_IS_BETTER = {
 COUNT_KEYS = {"examples", "episodes", "calls", "tool_call_blocks", "adversarial_episodes", "actions", "heldout_tokens"}
 
 
-def markdown_table(results: dict[str, dict[str, float]]) -> str:
-    """Metrics as rows, variants (model, baselines) as columns."""
+def format_value(value, interval: list[float] | None = None) -> str:
+    """A metric cell: '-' when undefined, counts as integers, rates with their 95% interval when known."""
+    if value is None:
+        return "-"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:d}"
+    return f"{value:.3f}" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "")
+
+
+def markdown_table(results: dict[str, dict[str, float]], intervals: dict | None = None) -> str:
+    """Metrics as rows, variants (model, baselines) as columns; a rate's 95% bootstrap interval (over
+    examples, `evaluation/intervals.py`) in brackets where the evaluation computed one."""
+    intervals = intervals or {}
     variants = list(results)
     metrics = list(results[variants[0]])
     lines = ["| metric | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
     for m in metrics:
         arrow = " (lower is better)" if m in LOWER_IS_BETTER else ""
-        cells = []
-        for v in variants:
-            value = results[v].get(m)
-            cells.append("-" if value is None else (f"{value:d}" if isinstance(value, int) else f"{value:.3f}"))
+        cells = [format_value(results[v].get(m), intervals.get(v, {}).get(m)) for v in variants]
         lines.append(f"| {m}{arrow} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -91,9 +99,11 @@ def write_plots(
 
 def write_report(out_dir: Path, report: dict, results: dict[str, dict[str, float]], scatter=None, title="") -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = markdown_table(results)
+    table = markdown_table(results, report.get("intervals"))
     plots = write_plots(results, out_dir, scatter, title)
     report = {**report, "results": results, "results_markdown": table, "plots": [p.name for p in plots]}
-    write_text_atomic(out_dir / "summary.md", f"# {title}\n\n{table}")
+    n = next((v for k, v in report.get("sizes", {}).items() if k in ("examples", "episodes")), None)
+    note = f"n = {n} held-out examples; [low, high]: 95% bootstrap interval over examples.\n\n" if n else ""
+    write_text_atomic(out_dir / "summary.md", f"# {title}\n\n{note}{table}")
     write_json_atomic(out_dir / "eval_report.json", report, default=str)  # last: its presence means done
     return report

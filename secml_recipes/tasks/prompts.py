@@ -28,9 +28,27 @@ def compact(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
+HOST_KEYS = ("meta", "summary", "summary_extension")  # the same in every part of one report
+PART_KEYS = ("secml_part",)  # meta keys that differ between parts
+
+
+def report_text(report: dict) -> str:
+    """A report (or part) as the specialist reads it: compact JSON, host-level keys first and the part's number
+    last in `meta`, so the parts of one report share a long prompt prefix (system prompt, host, context) whose
+    KV cache llama.cpp computes once for all of them (`secml triage`)."""
+    ordered = json.loads(compact(report))
+    meta = ordered.get("meta")
+    if isinstance(meta, dict):
+        ordered["meta"] = {k: v for k, v in meta.items() if k not in PART_KEYS} | {
+            k: meta[k] for k in PART_KEYS if k in meta
+        }
+    first = {k: ordered.pop(k) for k in HOST_KEYS if k in ordered}
+    return json.dumps(first | ordered, separators=(",", ":"))
+
+
 def specialist_messages(part: dict) -> list[dict]:
     """The specialist's conversation for one report part (a whole report when it fits)."""
-    return [{"role": "system", "content": SPECIALIST_SYSTEM_PROMPT}, {"role": "user", "content": compact(part)}]
+    return [{"role": "system", "content": SPECIALIST_SYSTEM_PROMPT}, {"role": "user", "content": report_text(part)}]
 
 
 def generalist_messages(report: dict, question: str = DEFAULT_QUESTION) -> list[dict]:

@@ -5,9 +5,10 @@ A report longer than `max_prompt_chars` is cut into parts that keep the host:
   part into chunks, and packed greedily so that each part's prompt fits `max_prompt_chars` and its
   completion fits `max_completion_chars` (a part with many listed findings gets fewer findings).
 - Every part repeats the host `meta`, `summary` and `summary_extension`, and carries in
-  `meta.secml_context` what the rest of the host holds: finding and warning counts per scanner, and the
-  findings of other parts that the host's verdict, reductions and correlations rest on (listed findings
-  strongest first, correlation members, coverage markers), up to a third of the prompt budget, with the
+  `meta.secml_context` what the whole host holds, read from the report alone (the same context at training
+  and at inference, where there is no teacher, and the same in every part, so the parts share a prompt
+  prefix): finding counts per scanner and per severity, warning counts, and the host's coverage markers and
+  findings above info ranked by the scanner's own severity, up to a third of the prompt budget, with the
   number left out.
 - The completion of a part is the whole report's enrichment projected onto the part: its own listed
   findings and the actions on them, every correlation that touches them, and the host-level fields
@@ -20,8 +21,7 @@ from __future__ import annotations
 import json
 
 from secml_recipes.tasks.prompts import compact, specialist_messages
-from secml_recipes.teacher.enrich import TOP_FINDINGS, Enrichment, build_enrichment
-from secml_recipes.teacher.knowledge.modules import NOTABLE_MODULES
+from secml_recipes.teacher.enrich import SEVERITY_ORDER, Enrichment, build_enrichment
 
 SCANNER_GROUPS = [
     ["processes", "network", "ioc", "ebpf_exec_trace"],
@@ -109,49 +109,65 @@ def _units(report: dict, costs: _Costs, prompt_budget: int, completion_budget: i
     return units
 
 
-def _carried(enrichment: Enrichment) -> list[tuple[str, str]]:
-    """(scanner, id) of the findings the host-level fields rest on, most important first: the top findings,
-    coverage markers and notable modules (small), correlation members, then every other listed finding an
-    analyst must act on."""
-    out = enrichment.output
-    listed = [(_scanner_tag(f), f["id"], f) for f in out["enriched_findings"]]
-    related = {fid for c in out["correlations"] for fid in c["related_finding_ids"]}
-    order = [(s, i) for s, i, _ in listed[:TOP_FINDINGS]]
-    order += [
-        (i.scanner, i.id)
-        for i in enrichment.items
-        if i.id in COVERAGE_MARKERS or (i.scanner == "modules" and i.id in NOTABLE_MODULES)
-    ]
-    order += [(i.scanner, i.id) for i in enrichment.items if i.id in related]
-    order += [(s, i) for s, i, f in listed[TOP_FINDINGS:] if not {"expected", "informational"} & set(f["tags"])]
-    return list(dict.fromkeys(order))
+def _severity_rank(finding: dict) -> tuple[int, int]:
+    """The scanner's own ranking of a finding: its severity, then its base severity score."""
+    severity = SEVERITY_ORDER.index(finding["severity"]) if finding.get("severity") in SEVERITY_ORDER else -1
+    try:
+        score = int(finding.get("base_severity_score") or 0)
+    except (TypeError, ValueError):
+        score = 0
+    return severity, score
 
 
-def host_context(report: dict, enrichment: Enrichment, part_keys: set, n: int, total: int, budget: int) -> dict:
-    """What the rest of the host holds, for one part (see module docstring)."""
-    raw = {(item.scanner, item.id): item.finding for item in enrichment.items}
+def _most_severe_first(severity: str) -> int:
+    return -SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else 1
+
+
+def _top_order(report: dict) -> list[tuple[str, dict]]:
+    """(scanner, finding) the context may carry, most important first by the scanner's own word: coverage
+    markers (what the scan did not see), then every finding above info by severity and base score, in scanner
+    group order among equals. Info findings are only counted: they are most of a host and rarely matter."""
+    found = [(r["scanner"], f) for r in report.get("results", []) for f in r.get("findings", [])]
+    markers = [(s, f) for s, f in found if f["id"] in COVERAGE_MARKERS]
+    ranked = [(s, f) for s, f in found if f.get("severity") != "info" and f["id"] not in COVERAGE_MARKERS]
+    ranked.sort(key=lambda sf: tuple(-x for x in _severity_rank(sf[1])) + (_group_order(sf[0]),))
+    return markers + ranked
+
+
+def host_context(report: dict, budget: int) -> dict:
+    """What the whole host holds, the same for every part of it, from the report alone (no teacher: triage builds
+    the same context at inference as the corpus did at training; the same for every part: the parts share a
+    prompt prefix, see `prompts.report_text`): finding counts per scanner and per severity, warning counts, and
+    the host's most important findings by the scanner's own word (`_top_order`) within `budget` characters,
+    with the number left out."""
     counts = {r["scanner"]: len(r.get("findings", [])) for r in report.get("results", [])}
+    severities: dict[str, int] = {}
+    for r in report.get("results", []):
+        for f in r.get("findings", []):
+            severities[f.get("severity", "unknown")] = severities.get(f.get("severity", "unknown"), 0) + 1
     warnings: dict[str, int] = {}
     for w in report.get("collection_warnings", []):
         warnings[w.get("code", "unknown")] = warnings.get(w.get("code", "unknown"), 0) + 1
     context = {
-        "part": f"{n}/{total}",
         "scanner_finding_counts": counts,
+        "severity_counts": {s: severities[s] for s in sorted(severities, key=_most_severe_first)},
         "warning_counts": warnings,
-        "elsewhere": [],
-        "elsewhere_omitted": 0,
+        "top_findings": [],
+        "top_findings_omitted": 0,
     }
     size = len(compact(context))
-    for key in _carried(enrichment):
-        if key in part_keys:
+    seen = set()
+    for scanner, finding in _top_order(report):
+        key = (scanner, finding["id"])
+        if key in seen:
             continue
-        finding = raw[key]
-        entry = {"scanner": key[0], **{k: finding[k] for k in ("id", "severity", "metadata") if finding.get(k)}}
+        seen.add(key)
+        entry = {"scanner": scanner, **{k: finding[k] for k in ("id", "severity", "metadata") if finding.get(k)}}
         cost = len(compact(entry)) + 1
         if size + cost > budget:
-            context["elsewhere_omitted"] += 1
+            context["top_findings_omitted"] += 1
             continue
-        context["elsewhere"].append(entry)
+        context["top_findings"].append(entry)
         size += cost
     return context
 
@@ -189,11 +205,12 @@ def split_report(
     if current:
         packs.append(current)
     out = []
+    context = host_context(report, context_budget)
     for n, units in enumerate(packs, 1):
         keys = {(u["scanner"], f["id"]) for u in units if u["result"] for f in u["result"]["findings"]}
         part = json.loads(compact(shell))
         part["meta"]["secml_part"] = f"{n}/{len(packs)}"
-        part["meta"]["secml_context"] = host_context(report, enrichment, keys, n, len(packs), context_budget)
+        part["meta"]["secml_context"] = context
         part["results"] = [u["result"] for u in units if u["result"] is not None]
         part["collection_warnings"] = [w for u in units for w in u["warnings"]]
         part["scanner_errors"] = [e for u in units for e in u["errors"]]

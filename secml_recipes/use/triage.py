@@ -4,7 +4,11 @@
     secml triage report.json --model models/specialist-gguf/specialist-q4_K_M.gguf
 
 The report is cut into parts exactly as training cut it (`tasks/split.py`, same `--max-prompt-chars` as the
-corpus), each part is rendered with the model's chat template and generated greedily, every output is parsed
+corpus, which the smoke and full profiles set as large as the model's context holds with its answer), each part is
+rendered with the model's chat template and generated greedily at full answer length. The parts run one after
+another on one llama.cpp context: every part's prompt starts with the same system prompt, host and host context
+(`prompts.report_text`, `split.host_context`), and llama.cpp reuses the KV cache of the prefix a prompt shares
+with the previous one, so only each part's own findings are read anew. Every output is parsed
 and validated against the enriched format, and the valid parts are merged back (`merge_parts`). A part whose
 output is not a valid enriched report is reported as invalid with the reason and kept out of the merge; the
 reference teacher fills it only under `--fill-from-teacher`, and then every finding it contributed carries the

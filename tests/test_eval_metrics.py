@@ -32,7 +32,7 @@ def test_perfect_prediction_scores_perfectly(reference, raw):
     assert m["json_parse_rate"] == m["schema_valid_rate"] == m["finding_recall"] == 1.0
     assert m["severity_accuracy"] == m["category_accuracy"] == m["verdict_accuracy"] == m["attack_f1"] == 1.0
     assert m["action_coverage"] == m["risk_level_accuracy"] == 1.0
-    assert m["risk_score_mae"] == 0.0 and m["harmful_action_rate"] == 0.0 and m["actions"] == 4
+    assert m["risk_score_mae"] == 0.0 and m["harmful_action_rate"] == 0.0 and m["actions"] == 3
     assert m["correlation_f1"] is None  # the real fixture has no correlation: undefined, not a free 1.0
 
 

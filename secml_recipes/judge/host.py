@@ -65,7 +65,8 @@ class HostEvidence:
                 if isinstance(f, dict) and "id" in f:
                     _READERS.get(scanner, _ignore)(host, f)
         context = (report.get("meta") or {}).get("secml_context") or {}
-        for f in context.get("elsewhere") or []:  # a split part's view of the rest of its host
+        # a split part's view of its whole host ("elsewhere" in corpora built before the context left the teacher)
+        for f in (context.get("top_findings") or []) + (context.get("elsewhere") or []):
             if isinstance(f, dict) and "id" in f:
                 _READERS.get(f.get("scanner", ""), _ignore)(host, {"metadata": {}, **f})
         host.runtimes = sorted(set(host.runtimes))

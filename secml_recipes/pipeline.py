@@ -69,7 +69,7 @@ STAGE_CODE = {
 # The module `python -m <package>` runs, where the entry is a package.
 _MAIN = {"data": "secml_recipes.corpus.__main__"}
 
-SMOKE_DATA_ARGS = ["--specialist", "160", "--generalist", "96", "--seed", "7", "--max-prompt-chars", "12000"]
+SMOKE_DATA_ARGS = ["--specialist", "160", "--generalist", "96", "--seed", "7", "--max-prompt-chars", "2500"]
 
 
 @dataclass

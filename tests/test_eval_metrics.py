@@ -72,7 +72,7 @@ def test_harmful_actions_are_counted_with_the_teachers_tables(reference, raw):
     ]
     m = score_specialist([json.dumps(pred)], [reference], [raw])
     assert m["actions"] == 4 and m["harmful_action_rate"] == 0.5
-    assert m["action_coverage"] == pytest.approx(2 / 4)
+    assert m["action_coverage"] == pytest.approx(2 / 3)  # the reference's 3 actions, the first 2 kept
 
 
 def test_attack_and_correlation_f1():
@@ -101,8 +101,9 @@ def test_attack_and_correlation_f1():
 
 def test_rule_baseline_copies_scanner_severity_and_is_schema_valid(reference, raw):
     m = score_specialist([rule_baseline(raw)], [reference], [raw])
-    # every finding it lists has the scanner's severity; it misses the info finding the analyst lists (ip_forward)
-    assert m["severity_accuracy"] == m["finding_recall"] < 1.0
+    # every finding it lists has the scanner's severity, and the analyst lists no info finding on this host (its
+    # ip_forward is expected: the scan shows bridge and NAT modules), so recall is the rule's by construction
+    assert m["severity_accuracy"] == m["finding_recall"] == 1.0
     assert m["attack_f1"] == 0.0 and m["json_parse_rate"] == 1.0
     assert m["schema_valid_rate"] == 1.0 and m["verdict_accuracy"] == 0.0 and m["harmful_action_rate"] is None
     assert m["risk_level_accuracy"] == 0.0  # the scanner's worst severity (high) is not the analyst's medium

@@ -260,7 +260,9 @@ def _argument(name: str, schema: dict, values: dict[str, list]) -> dict | None:
             allowed = [v for v in allowed if v in schema["enum"]]
         return {"enum": allowed} if allowed else None
     if out.get("type") == "string" and "enum" not in out:
-        out["maxLength"] = min(out.get("maxLength", 1 << 30), (rule or {}).get("max_length", BOUNDS["tools"]["max_length"]))
+        out["maxLength"] = min(
+            out.get("maxLength", 1 << 30), (rule or {}).get("max_length", BOUNDS["tools"]["max_length"])
+        )
         if rule and "min_length" in rule:
             out["minLength"] = rule["min_length"]
     return out
@@ -293,15 +295,15 @@ def tool_call_schema(
         call = {"name": {"const": fn["name"]}, args_key: arguments}
         if fmt is not None and fmt.native_ids:
             call["id"] = {"type": "string", "minLength": 9, "maxLength": 9}
-        choices.append(
-            {"type": "object", "properties": call, "required": list(call), "additionalProperties": False}
-        )
+        choices.append({"type": "object", "properties": call, "required": list(call), "additionalProperties": False})
     if not choices:
         raise ValueError("no declared tool can be called on this scan (each needs a value the scan does not hold)")
     return {"anyOf": choices} if len(choices) > 1 else choices[0]
 
 
-def tool_turn_constraint(tools: list[dict], scan: dict | None, fmt: ToolCallFormat, messages: list[dict] = ()) -> Constraint:
+def tool_turn_constraint(
+    tools: list[dict], scan: dict | None, fmt: ToolCallFormat, messages: list[dict] = ()
+) -> Constraint:
     """One assistant turn of the tool loop after `messages`: calls in `fmt` (see `tool_call_schema`; the user's
     question and the tool results so far may name further paths and pids), or a plain-text answer."""
     seen = [str(m.get("content") or "") for m in messages if m.get("role") in ("user", "tool")]

@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     parts = sample_parts(args.parts, args.max_prompt_chars)
     print(f"{len(parts)} parts, {len(tokenizer)} tokens in the vocabulary ({args.tokenizer})\n")
     print(
-        "| library | tokenizer setup s | compile s (median, max) | mask + advance µs/token (median) | answers accepted |"
+        "| library | tokenizer setup s | compile s (median, max) | mask + advance µs/token (median) "
+        "| answers accepted |"
     )
     print("|---|---|---|---|---|")
     for name, run in (("llguidance", bench_llguidance), ("xgrammar", bench_xgrammar)):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from secml_recipes.families.toolcalls import ToolCallFormat
-from secml_recipes.knowledge_files import INT, STR, load_table, mapping, record, seq
+from secml_recipes.knowledge_files import INT, load_table, mapping, record, seq
 from secml_recipes.scan.spec_5_0_0 import SCANNERS
 from secml_recipes.tasks.validate import SCHEMA_DIR
 from secml_recipes.teacher.correlate import RULES
@@ -271,10 +271,10 @@ def _argument(name: str, schema: dict, values: dict[str, list]) -> dict | None:
 def tool_call_schema(
     tools: list[dict], scan: dict | None, fmt: ToolCallFormat | None = None, seen: list[str] | tuple[str, ...] = ()
 ) -> dict:
-    """The JSON schema of one tool call: one of the declared `tools` (OpenAI-style declarations) with arguments under
-    its schema, a path or pid argument limited to what `scan` holds or the tool results in `seen` named. Keys as `fmt` writes them (`arguments`, or
-    Llama 3.1's `parameters`; an `id` where the format carries call ids). A tool that cannot be called on this scan
-    (a required path and no path in it) is left out."""
+    """The JSON schema of one tool call: one of the declared `tools` (OpenAI-style declarations) with arguments
+    under its schema, a path or pid argument limited to what `scan` holds or the tool results in `seen` named.
+    Keys as `fmt` writes them (`arguments`, or Llama 3.1's `parameters`; an `id` where the format carries call
+    ids). A tool that cannot be called on this scan (a required path and no path in it) is left out."""
     values = scan_values(scan, seen)
     args_key = fmt.args_key if fmt else "arguments"
     choices = []

@@ -39,12 +39,25 @@ _BOUNDS_SCHEMA = record(
                 "max_items": mapping(INT),
                 "open_objects": mapping(mapping({"enum": _SHAPE_TYPES})),
                 "integer_range": mapping(seq(INT, 2)),
+                "omit": seq({"type": "string"}),
             }
         ),
         "tools": record(
             {
                 "arguments": mapping(
-                    {"oneOf": [{"enum": _VALUE_KINDS}, record({}, {"min_length": INT, "max_length": INT})]}
+                    {
+                        "oneOf": [
+                            {"enum": _VALUE_KINDS},
+                            record(
+                                {},
+                                {
+                                    "min_length": INT,
+                                    "max_length": INT,
+                                    "pattern": {"type": "string", "pattern": "^[^\\\\]*$"},
+                                },
+                            ),
+                        ]
+                    }
                 ),
                 "max_length": INT,
                 "calls_per_turn": INT,
@@ -196,6 +209,8 @@ def _decode(schema: dict, path: tuple[str, ...], values: dict, defs: dict) -> di
             schema = {"type": "object", "properties": dict.fromkeys(keys, value)}
         props = {}
         for key in sorted(schema["properties"]):  # trained outputs are compact JSON with sorted keys
+            if key in BOUNDS["report"]["omit"] and key not in schema.get("required", []):
+                continue
             sub = _decode(schema["properties"][key], (*path, key), values, defs)
             if sub is None and key in schema.get("required", []):
                 raise ValueError(f"enriched-output schema: required {'/'.join((*path, key))} has no decodable form")
@@ -265,6 +280,8 @@ def _argument(name: str, schema: dict, values: dict[str, list]) -> dict | None:
         )
         if rule and "min_length" in rule:
             out["minLength"] = rule["min_length"]
+        if rule and "pattern" in rule:
+            out["pattern"] = rule["pattern"]
     return out
 
 

@@ -28,6 +28,11 @@ def _lark_literal(text: str, specials: set[str]) -> str:
     return text if text in specials else json.dumps(text)
 
 
+def _more(item: str, most: int) -> str:
+    """`item` repeated up to `most` times (both grammar dialects write it so), nothing when `most` is 0."""
+    return f" ({item}){{0,{most}}}" if most > 0 else ""
+
+
 def _not_first(marker: str) -> str:
     """A regex character class body of what a plain answer may not begin with: a call marker or bare JSON."""
     return "".join("\\" + c if c in "[]\\^-/" else c for c in sorted({marker[0], "{", "["}))
@@ -45,13 +50,13 @@ def lark_grammar(constraint: Constraint, specials: set[str] = frozenset()) -> st
     more = constraint.max_calls - 1
     if fmt.kind == "tagged":
         block = f'{lit(fmt.open)} "\\n" call "\\n" {lit(fmt.close)}'
-        calls = f'block ("\\n" block){{0,{more}}}'
+        calls = "block" + _more('"\\n" block', more)
         rules = f"block: {block}\n"
     elif fmt.kind == "json_list":
-        calls = f'{lit(fmt.open)} " "? "[" call (", " call){{0,{more}}} "]"'
+        calls = f'{lit(fmt.open)} " "? "[" call' + _more('", " call', more) + ' "]"'
         rules = ""
     elif fmt.kind == "json_objects":
-        calls = f"{lit(fmt.open)} call ({json.dumps(fmt.separator)} call){{0,{more}}}"
+        calls = f"{lit(fmt.open)} call" + _more(f"{json.dumps(fmt.separator)} call", more)
         rules = ""
     elif fmt.kind == "fenced":
         calls = f'{lit(fmt.open)} "\\n" (call "\\n"){{1,{more + 1}}} {lit(fmt.close)}'
@@ -141,11 +146,12 @@ def gbnf_grammar(constraint: Constraint) -> str:
     lit = _gbnf_literal
     more = constraint.max_calls - 1
     if fmt.kind == "tagged":
-        calls = f'block ("\\n" block){{0,{more}}}\nblock ::= {lit(fmt.open)} "\\n" call "\\n" {lit(fmt.close)}'
+        calls = "block" + _more('"\\n" block', more)
+        calls += f'\nblock ::= {lit(fmt.open)} "\\n" call "\\n" {lit(fmt.close)}'
     elif fmt.kind == "json_list":
-        calls = f'{lit(fmt.open)} " "? "[" call (", " call){{0,{more}}} "]"'
+        calls = f'{lit(fmt.open)} " "? "[" call' + _more('", " call', more) + ' "]"'
     elif fmt.kind == "json_objects":
-        calls = f"{lit(fmt.open)} call ({lit(fmt.separator)} call){{0,{more}}}"
+        calls = f"{lit(fmt.open)} call" + _more(f"{lit(fmt.separator)} call", more)
     elif fmt.kind == "fenced":
         calls = f'{lit(fmt.open)} "\\n" (call "\\n"){{1,{more + 1}}} {lit(fmt.close)}'
     else:

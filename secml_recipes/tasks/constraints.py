@@ -40,6 +40,7 @@ _BOUNDS_SCHEMA = record(
                 "open_objects": mapping(mapping({"enum": _SHAPE_TYPES})),
                 "integer_range": mapping(seq(INT, 2)),
                 "omit": seq({"type": "string"}),
+                "require": mapping(seq({"type": "string"})),
             }
         ),
         "tools": record(
@@ -217,8 +218,9 @@ def _decode(schema: dict, path: tuple[str, ...], values: dict, defs: dict) -> di
             if sub is not None:
                 props[key] = sub
         out = {"type": "object", "properties": props, "additionalProperties": False}
-        if schema.get("required"):
-            out["required"] = [k for k in sorted(schema["properties"]) if k in schema["required"]]
+        required = {*schema.get("required", []), *BOUNDS["report"]["require"].get(name, [])}
+        if required:
+            out["required"] = [k for k in props if k in required]
         return out
     raise ValueError(f"enriched-output schema: {'/'.join(path) or '(root)'} has no type the decoder knows: {schema}")
 

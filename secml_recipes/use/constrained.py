@@ -128,6 +128,33 @@ class GrammarLogitsProcessor:
 # --- llama.cpp ------------------------------------------------------------------------------------------------------
 
 
+def in_written_order(schema):
+    """`schema` with every object whose optional keys sort before a required one split into one variant per subset
+    of those keys (all required): llama.cpp's converter writes required keys before optional ones, while the
+    constraint's key order is the order training wrote (sorted), so without this a trained model would be pushed off
+    its own order (`allowlist_reason` before `category`, `attack_coverage` before `executive_summary`)."""
+    if isinstance(schema, list):
+        return [in_written_order(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: in_written_order(v) for k, v in schema.items()}
+    props, required = out.get("properties"), out.get("required", [])
+    if not props or not required:
+        return out
+    last_required = max(list(props).index(k) for k in required)
+    early = [k for k in list(props)[:last_required] if k not in required]
+    if not early:
+        return out
+    variants = []
+    for mask in range(1 << len(early)):
+        kept = [k for i, k in enumerate(early) if mask >> i & 1]
+        keys = [k for k in props if k not in early or k in kept]
+        variant = {**out, "properties": {k: props[k] for k in keys}}
+        variant["required"] = [k for k in keys if k in required or k in kept]
+        variants.append(variant)
+    return {"anyOf": variants}
+
+
 def _gbnf_literal(text: str) -> str:
     return json.dumps(text)
 
@@ -139,7 +166,7 @@ def gbnf_grammar(constraint: Constraint) -> str:
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     fmt = constraint.tool_format
-    value = json_schema_to_gbnf(json.dumps(constraint.schema), prop_order=None)
+    value = json_schema_to_gbnf(json.dumps(in_written_order(constraint.schema)), prop_order=None)
     if fmt is None:
         return value
     value = value.replace("root ::=", "call ::=", 1)

@@ -243,3 +243,29 @@ def test_llama_cpp_grammars_compile_for_reports_and_every_family(parts):
         turn = tool_turn_constraint(TOOL_SCHEMAS, report, get_family(family).tool_format)
         assert "root ::= calls | text" in gbnf_grammar(turn)
         assert llama_grammar(turn) is not None
+
+
+@pytest.mark.skipif(not HAS_LLAMA_CPP, reason="llama-cpp-python is not installed (make llama-cpp builds it)")
+def test_llama_cpp_backend_keeps_a_tiny_gguf_to_the_constraint(tiny_models, llama_cpp_source, tmp_path):
+    from secml_recipes.deploy.gguf import convert_to_gguf
+    from secml_recipes.use.generation import LlamaCppGenerator
+
+    gguf = convert_to_gguf(tiny_models["llama"], tmp_path / "tiny-f32.gguf", "f32")
+    generator = LlamaCppGenerator(str(gguf), str(tiny_models["llama"]), n_ctx=2048)
+    prompt = generator.render([{"role": "user", "content": "How risky is this host?"}])
+    verdict = Constraint(
+        {
+            "type": "object",
+            "properties": {"risk_level": {"enum": ["low", "medium", "high", "critical"]}},
+            "required": ["risk_level"],
+            "additionalProperties": False,
+        }
+    )
+    (text,) = generator.generate([prompt], 24, constraint=verdict)
+    assert json.loads(text)["risk_level"] in ("low", "medium", "high", "critical")
+    report = generate_report(next(iter(plan_hosts(3, 2))))
+    stat = [t for t in TOOL_SCHEMAS if t["function"]["name"] == "stat_file"]
+    call = Constraint(tool_call_schema(stat, report), generator.family.tool_format)
+    (text,) = generator.generate([prompt], 200, constraint=call)
+    (parsed,) = parse_turn(generator.family.tool_format, text).calls
+    assert parsed["name"] == "stat_file" and parsed["arguments"]["path"] in scan_values(report)["paths"]

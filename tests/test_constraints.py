@@ -71,7 +71,7 @@ def test_finding_ids_are_the_parts_own_and_every_list_and_string_is_bounded(part
             assert node["additionalProperties"] is False, path
             assert list(node["properties"]) == sorted(node["properties"]), "trained outputs have sorted keys"
     empty = {**part, "results": [{**r, "findings": []} for r in part["results"]]}
-    assert enriched_schema_for_part(empty)["properties"]["enriched_findings"] == {"type": "array", "maxItems": 0}
+    assert enriched_schema_for_part(empty)["properties"]["enriched_findings"]["maxItems"] == 0
 
 
 def test_enums_for_severities_risk_levels_and_references(parts):

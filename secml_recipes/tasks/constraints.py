@@ -194,7 +194,7 @@ def _decode(schema: dict, path: tuple[str, ...], values: dict, defs: dict) -> di
         sizes = BOUNDS["report"]["max_items"]
         most = len(values["own_ids"]) if name == "enriched_findings" else sizes.get(name, sizes["default"])
         if ("enum" in item and not item["enum"]) or most == 0:
-            return {"type": "array", "maxItems": 0}
+            return {"type": "array", "items": item, "maxItems": 0}
         out = {"type": "array", "items": item, "maxItems": max(most, schema.get("minItems", 0))}
         if schema.get("minItems"):
             out["minItems"] = schema["minItems"]

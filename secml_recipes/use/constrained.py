@@ -21,6 +21,7 @@ from secml_recipes.tasks.constraints import Constraint
 # at most one space between tokens. Either way whitespace is bounded, so it cannot run on forever.
 _JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ",", "key_separator": ":"}
 _CALL_OPTIONS = {"whitespace_pattern": "[ ]?"}
+LLAMA_CPP_MAX_LENGTH = 64  # longest string bound a llama.cpp grammar keeps (see without_long_string_bounds)
 
 
 def _lark_literal(text: str, specials: set[str]) -> str:
@@ -155,6 +156,21 @@ def in_written_order(schema):
     return {"anyOf": variants}
 
 
+def without_long_string_bounds(schema, longest: int = LLAMA_CPP_MAX_LENGTH):
+    """`schema` without the `maxLength`s above `longest`: llama.cpp's grammar parser refuses a grammar once a
+    repetition would take it past 2,000 rules, and its JSON-schema converter spells a bound of n characters as n
+    nested rules. Such strings are then bounded by the token limit alone in llama.cpp (closed objects, bounded lists
+    and enums still hold); the transformers runtime keeps every bound."""
+    if isinstance(schema, list):
+        return [without_long_string_bounds(s, longest) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: without_long_string_bounds(v, longest) for k, v in schema.items() if k != "maxLength"}
+    if "maxLength" in schema and schema["maxLength"] <= longest:
+        out["maxLength"] = schema["maxLength"]
+    return out
+
+
 def _gbnf_literal(text: str) -> str:
     return json.dumps(text)
 
@@ -166,7 +182,8 @@ def gbnf_grammar(constraint: Constraint) -> str:
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     fmt = constraint.tool_format
-    value = json_schema_to_gbnf(json.dumps(in_written_order(constraint.schema)), prop_order=None)
+    schema = without_long_string_bounds(in_written_order(constraint.schema))
+    value = json_schema_to_gbnf(json.dumps(schema), prop_order=None)
     if fmt is None:
         return value
     value = value.replace("root ::=", "call ::=", 1)

@@ -220,6 +220,8 @@ def test_serve_turns_response_format_and_tools_into_constraints():
     fmt = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
     assert request_constraint(family, [], None, fmt) == Constraint(schema)
     assert request_constraint(family, [], None, {"type": "json_object"}) == Constraint({"type": "object"})
+    own_form = {"type": "json_object", "schema": schema}  # llama-cpp-python's, what the server rewrites OpenAI's to
+    assert request_constraint(family, [], None, own_form) == Constraint(schema)
     assert request_constraint(family, [], None, None) is None
     messages = [{"role": "user", "content": "Check /usr/bin/su and pid 77."}]
     tools = request_constraint(family, messages, TOOL_SCHEMAS, None)

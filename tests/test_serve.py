@@ -152,6 +152,10 @@ def test_response_format_and_tools_are_decoded_under_their_schemas(server):
     )
     choice = reply["choices"][0]
     assert choice["finish_reason"] == "tool_calls", choice
-    (call,) = choice["message"]["tool_calls"]
-    assert call["function"]["name"] == "stat_file"
-    assert json.loads(call["function"]["arguments"]) == {"path": "/usr/bin/su"}  # the only path the request names
+    calls = choice["message"]["tool_calls"]
+    assert 1 <= len(calls) <= 4  # up to 4 calls a turn
+    for call in calls:  # /usr/bin/su is the only path the request names
+        assert (call["function"]["name"], json.loads(call["function"]["arguments"])) == (
+            "stat_file",
+            {"path": "/usr/bin/su"},
+        )

@@ -14,7 +14,8 @@ answer is parsed with the family's tool-call parser, so a call comes back in the
 `stream: true` is refused.
 
 Output is constrained unless the server runs with `--no-constrain` (`request_constraint`): a `response_format` of
-type `json_schema` is decoded under its schema (`json_object`: any JSON object), and a request with `tools` under
+type `json_schema` (OpenAI's form, which `openai_response_format` passes through llama-cpp-python's request model)
+is decoded under its schema (`json_object`: under its `schema`, else any JSON object), and a request with `tools` under
 the tool-call constraint (tasks/constraints.py): one of the declared tools with arguments under its schema (a path
 or pid only one the conversation names), in the family's call format, or, unless `tool_choice` is "required", a
 plain answer.
@@ -86,8 +87,9 @@ def request_constraint(
         if not isinstance(spec.get("schema"), dict):
             raise ValueError("response_format json_schema needs a `schema` object: {'name': ..., 'schema': {...}}")
         return Constraint(spec["schema"])
-    if kind == "json_object":
-        return Constraint({"type": "object"})
+    if kind == "json_object":  # llama-cpp-python's own form carries the schema here
+        schema = response_format.get("schema")
+        return Constraint(schema if isinstance(schema, dict) else {"type": "object"})
     if tools and tool_choice != "none":
         try:
             turn = tool_turn_constraint(tools, None, family.tool_format, messages)
@@ -95,6 +97,48 @@ def request_constraint(
             return None
         return replace(turn, or_text=tool_choice != "required")
     return None
+
+
+def openai_response_format(app):
+    """`app` (ASGI) taking OpenAI's `response_format: {"type": "json_schema", "json_schema": {"schema": ...}}`, which
+    llama-cpp-python's request model refuses: the request is rewritten to its own form (`{"type": "json_object",
+    "schema": ...}`) before the model reads it."""
+
+    async def rewritten(scope, receive, send):
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            return await app(scope, receive, send)
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        try:
+            request = json.loads(body)
+        except ValueError:
+            request = None
+        fmt = request.get("response_format") if isinstance(request, dict) else None
+        if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+            schema = (fmt.get("json_schema") or {}).get("schema")
+            request["response_format"] = {"type": "json_object", **({"schema": schema} if schema else {})}
+            body = json.dumps(request).encode()
+            scope = {
+                **scope,
+                "headers": [(k, v) for k, v in scope["headers"] if k != b"content-length"]
+                + [(b"content-length", str(len(body)).encode())],
+            }
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await app(scope, replay, send)
+
+    return rewritten
 
 
 def make_handler(
@@ -166,7 +210,7 @@ def build_app(
         overwrite=True,
     )
     model = ModelSettings(model=gguf, model_alias=alias, chat_format=HANDLER_NAME, n_ctx=n_ctx, verbose=False)
-    return create_app(server_settings=ServerSettings(), model_settings=[model])
+    return openai_response_format(create_app(server_settings=ServerSettings(), model_settings=[model]))
 
 
 def main(argv: list[str] | None = None) -> int:

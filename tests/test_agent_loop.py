@@ -38,7 +38,7 @@ class Scripted:
         self.prompts.append((messages, tools))
         return json.dumps(messages)
 
-    def generate(self, prompts, max_new_tokens):
+    def generate(self, prompts, max_new_tokens, constraint=None):
         return [self.script.pop(0)]
 
 
@@ -48,7 +48,7 @@ class Parrot(Scripted):
     def render(self, messages, tools=None):
         return "\n".join(m.get("content") or "" for m in messages)
 
-    def generate(self, prompts, max_new_tokens):
+    def generate(self, prompts, max_new_tokens, constraint=None):
         text = prompts[0].replace('\\"', '"')
         return ["".join(re.findall(r"<tool_call>.*?</tool_call>", text)) or "Conclusion: nothing to do."]
 

@@ -125,7 +125,7 @@ class Scripted:
     def render(self, messages, tools=None):
         return json.dumps(messages)
 
-    def generate(self, prompts, max_new_tokens):
+    def generate(self, prompts, max_new_tokens, constraint=None):
         outs = []
         for p in prompts:
             user = json.loads(p)[1]["content"]

@@ -49,7 +49,10 @@ def test_specialist_evaluation_writes_report_table_and_plots(tiny_models, small_
         == 0
     )
     report = json.loads((out / "eval_report.json").read_text())
-    assert set(report["results"]) == {"model", "base", "rule"}
+    # Free and constrained decoding side by side (tasks/constraints.py); the rule baseline decodes nothing.
+    assert set(report["results"]) == {"model", "base", "rule", "model+constrained", "base+constrained"}
+    assert report["timings"]["model+constrained"]["generated_tokens"] > 0
+    assert (out / "predictions.constrained.jsonl").exists()
     assert report["sizes"]["examples"] >= 3 and report["sizes"]["real_report_examples"] >= 1
     assert report["data"]["manifest_sha256"] and report["models"]["model"]["base"]["config_sha256"]
     assert report["timings"]["model"]["generated_tokens"] > 0
@@ -93,12 +96,13 @@ def test_generalist_evaluation_of_an_adapter_against_its_base(tiny_adapter, smal
                 "2",
                 "--output_dir",
                 str(out),
+                "--no-constrain",
             ]
         )
         == 0
     )
     report = json.loads((out / "eval_report.json").read_text())
-    assert set(report["results"]) == {"model", "base"}
+    assert set(report["results"]) == {"model", "base"}  # --no-constrain: free decoding only
     assert report["models"]["model"]["adapter"]["files"]["adapter_config.json"] > 0
     assert report["results"]["model"]["episodes"] == 3
     # The adapter is untrained (LoRA B = 0): the model and its base score the reference turns identically.
@@ -182,7 +186,7 @@ def test_specialist_evaluation_through_llama_cpp_converts_each_folder_once(
     ]
     assert main([*args, "--output_dir", str(tmp_path / "a")]) == 0
     report = json.loads((tmp_path / "a" / "eval_report.json").read_text())
-    assert set(report["results"]) == {"model", "base", "rule"}
+    assert set(report["results"]) == {"model", "base", "rule", "model+constrained", "base+constrained"}
     assert report["models"]["model"]["base"]["path"].endswith("-f16.gguf")
     assert report["models"]["model"]["converted_from"]["model"]["path"] == str(tiny_models["llama"].resolve())
     assert report["timings"]["model"]["generated_tokens"] > 0

@@ -125,3 +125,37 @@ def test_tool_calling_request_with_tool_history(server, tiny_models):
     assert choice["finish_reason"] in ("stop", "tool_calls")
     for call in choice["message"].get("tool_calls") or []:
         assert call["type"] == "function" and isinstance(json.loads(call["function"]["arguments"]), dict)
+
+
+@NEEDS_SERVER
+@pytest.mark.slow
+def test_response_format_and_tools_are_decoded_under_their_schemas(server):
+    base, _, _ = server
+    schema = {
+        "type": "object",
+        "properties": {"risk_level": {"enum": ["low", "medium", "high", "critical"]}},
+        "required": ["risk_level"],
+        "additionalProperties": False,
+    }
+    messages = [{"role": "user", "content": "How risky is a host with a setuid /tmp/sh?"}]
+    body = {"messages": messages, "max_tokens": 40}
+    fmt = {"type": "json_schema", "json_schema": {"name": "risk", "schema": schema}}
+    reply = post_json(base + "/v1/chat/completions", {**body, "response_format": fmt})
+    import jsonschema
+
+    jsonschema.validate(json.loads(reply["choices"][0]["message"]["content"]), schema)
+    stat = [t for t in TOOL_SCHEMAS if t["function"]["name"] == "stat_file"]
+    asked = [{"role": "user", "content": "Is /usr/bin/su stock?"}]
+    reply = post_json(
+        base + "/v1/chat/completions",
+        {"messages": asked, "tools": stat, "tool_choice": "required", "max_tokens": 200},
+    )
+    choice = reply["choices"][0]
+    assert choice["finish_reason"] == "tool_calls", choice
+    calls = choice["message"]["tool_calls"]
+    assert 1 <= len(calls) <= 4  # up to 4 calls a turn
+    for call in calls:  # /usr/bin/su is the only path the request names
+        assert (call["function"]["name"], json.loads(call["function"]["arguments"])) == (
+            "stat_file",
+            {"path": "/usr/bin/su"},
+        )

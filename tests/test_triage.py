@@ -30,7 +30,7 @@ class ScriptedSpecialist:
         self.rendered.append(messages)
         return messages[-1]["content"]
 
-    def generate(self, prompts, max_new_tokens):
+    def generate(self, prompts, max_new_tokens, constraint=None):
         return [self.answer(*self.by_prompt[p]) for p in prompts]
 
 

@@ -32,6 +32,7 @@ from secml_recipes.evaluation.specialist_metrics import risk_score_pairs, rule_b
 from secml_recipes.families.toolcalls import canonical_conversation
 from secml_recipes.model_folders import adapter_base, trained_tokenizer_folder
 from secml_recipes.scan.fixtures import real_reports
+from secml_recipes.tasks.constraints import report_constraint
 from secml_recipes.tasks.split import specialist_examples
 from secml_recipes.tasks.validate import raw_report_error
 from secml_recipes.train.guards import refuse_nonfinite_model
@@ -84,6 +85,14 @@ class EvalArguments:
         metadata={
             "help": "also score the reference answers' trained tokens (cross-entropy, teacher-forced) for every "
             "variant with weights in a folder (evaluation/heldout_loss.py)"
+        },
+    )
+    constrain: bool = field(
+        default=True,
+        metadata={
+            "help": "also decode under the task's constraint (tasks/constraints.py: the part's enriched-report schema, "
+            "the declared tools in the family's call format) and report those columns (`model+constrained`, "
+            "`base+constrained`) beside free decoding; --no-constrain skips the constrained pass"
         },
     )
     batch_size: int = 4
@@ -249,13 +258,17 @@ def _loss_sources(args, variants: dict) -> tuple[dict, str | None]:
 
 
 def _for_each_variant(args, variants: dict, sources: dict, produce) -> tuple[dict, dict, dict]:
-    """Load each variant in turn, let `produce(name, generator)` score it; timings and identities alongside."""
+    """Load each variant in turn, let `produce(name, generator, constrained)` score it with free decoding and, unless
+    `--no-constrain`, under the task's constraint (column `<name>+constrained`); timings and identities alongside."""
     results, timings, identities = {}, {}, {}
     for name, gen_args in variants.items():
         gen = load_generator(dtype=args.dtype, batch_size=args.batch_size, name=name, **gen_args)
-        t0 = time.perf_counter()
-        results[name] = produce(name, gen)
-        timings[name] = {"seconds": round(time.perf_counter() - t0, 2), **gen.stats}
+        for constrained in (False, True) if args.constrain else (False,):
+            column = f"{name}+constrained" if constrained else name
+            gen.stats.update(generated_tokens=0, seconds=0.0, prompts=0)
+            t0 = time.perf_counter()
+            results[column] = produce(name, gen, constrained)
+            timings[column] = {"seconds": round(time.perf_counter() - t0, 2), **gen.stats}
         identities[name] = {
             "base": _identity(gen.resolved_base),
             "adapter": _identity(gen.resolved_adapter),
@@ -271,16 +284,21 @@ def _score_specialist(args, variants: dict, sources: dict, out_dir: Path) -> _Sc
     refs, raws = [it["reference"] for it in items], [it["raw"] for it in items]
     scatter = []
 
-    def produce(name, gen):
+    def produce(name, gen, constrained):
         prompts = [gen.render(it["prompt"]) for it in items]
+        rules = [report_constraint(raw) for raw in raws] if constrained else None
         preds = []
-        for start in tqdm(range(0, len(prompts), args.batch_size), desc=f"generating ({name})", disable=None):
-            preds += gen.generate(prompts[start : start + args.batch_size], args.max_new_tokens)
+        desc = f"generating ({name}{', constrained' if constrained else ''})"
+        for start in tqdm(range(0, len(prompts), args.batch_size), desc=desc, disable=None):
+            end = start + args.batch_size
+            extra = {"constraint": rules[start:end]} if rules else {}
+            preds += gen.generate(prompts[start:end], args.max_new_tokens, **extra)
         if name == "model":
-            scatter.extend(risk_score_pairs(preds, refs))
+            if not constrained:
+                scatter.extend(risk_score_pairs(preds, refs))
             out_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(
-                out_dir / "predictions.jsonl",
+                out_dir / ("predictions.constrained.jsonl" if constrained else "predictions.jsonl"),
                 "".join(json.dumps({"source": it["source"], "prediction": p}) + "\n" for it, p in zip(items, preds)),
             )
         intervals[name] = bootstrap_intervals(
@@ -313,13 +331,16 @@ def _score_generalist(args, variants: dict, sources: dict, out_dir: Path) -> _Sc
     rows = rows[: args.max_samples] if args.max_samples else rows
     scans = read_scans(args.dataset_path, args.split)
 
-    def produce(name, gen):
-        with tqdm(desc=f"rollouts ({name})", unit="turn", disable=None) as bar:
-            trajectories = run_rollouts(gen, rows, scans, args.max_steps, args.max_new_tokens, progress=bar)
+    def produce(name, gen, constrained):
+        desc = f"rollouts ({name}{', constrained' if constrained else ''})"
+        with tqdm(desc=desc, unit="turn", disable=None) as bar:
+            trajectories = run_rollouts(
+                gen, rows, scans, args.max_steps, args.max_new_tokens, progress=bar, constrain=constrained
+            )
         if name == "model":
             out_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(
-                out_dir / "trajectories.jsonl",
+                out_dir / ("trajectories.constrained.jsonl" if constrained else "trajectories.jsonl"),
                 "".join(
                     json.dumps(
                         {
@@ -395,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: {EVAL_USAGE} (secml eval --help lists the keys)", file=sys.stderr)
         return 2
 
+    argv = [a for x in argv for a in (["--constrain", "false"] if x == "--no-constrain" else [x])]
     try:
         (args,) = load_recipe(argv[0], argv[1:], classes=(EvalArguments,))
         evaluate(args)

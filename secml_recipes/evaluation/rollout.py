@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 
 from secml_recipes.families import ChatFamily, canonical_conversation
+from secml_recipes.tasks.constraints import tool_turn_constraint
 from secml_recipes.tasks.tool_loop import declared_schemas, take_step
 from secml_recipes.tasks.tools import ScanEnvironment
 
@@ -36,9 +37,12 @@ def run_rollouts(
     max_new_tokens: int = 512,
     progress=None,
     family: ChatFamily | None = None,
+    constrain: bool = False,
 ) -> list[Trajectory]:
     """Roll out every generalist row (system + question only) with `generator`, whose outputs are read in
-    `family`'s tool-call format (default: the generator's model family); see module docstring."""
+    `family`'s tool-call format (default: the generator's model family); see module docstring. With `constrain`
+    each turn is decoded under the tool-call constraint (tasks/constraints.py): a declared tool, arguments the scan
+    and the results so far allow, in the family's format, or a plain answer."""
     family = family or getattr(generator, "family", None)
     if family is None:
         raise ValueError(
@@ -58,14 +62,20 @@ def run_rollouts(
             )
         start = [m for m in row["messages"] if m["role"] in ("system", "user")][:2]
         traj = Trajectory(row["id"], json.loads(row.get("reference") or "{}"), [dict(m) for m in start])
-        active.append((traj, tools, declared, ScanEnvironment(report)))
+        active.append((traj, tools, declared, ScanEnvironment(report), report))
     for _ in range(max_steps):
         if not active:
             break
-        prompts = [generator.render(*canonical_conversation(t.messages, tools)) for t, tools, _, _ in active]
-        outputs = generator.generate(prompts, max_new_tokens)
+        prompts = [generator.render(*canonical_conversation(t.messages, tools)) for t, tools, *_ in active]
+        if constrain:
+            rules = [
+                tool_turn_constraint(tools, report, family.tool_format, t.messages) for t, tools, *_, report in active
+            ]
+            outputs = generator.generate(prompts, max_new_tokens, constraint=rules)
+        else:
+            outputs = generator.generate(prompts, max_new_tokens)
         still = []
-        for (traj, tools, declared, env), text in zip(active, outputs):
+        for (traj, tools, declared, env, report), text in zip(active, outputs):
             traj.steps += 1
             step = take_step(traj.messages, text, family, declared, env, traj.steps)
             traj.call_blocks += int(step.turn.attempted)
@@ -75,7 +85,7 @@ def run_rollouts(
                 traj.final = step.final  # an unparseable call ends the episode without an answer
                 done.append(traj)
             else:
-                still.append((traj, tools, declared, env))
+                still.append((traj, tools, declared, env, report))
         active = still
         if progress is not None:
             progress.update(len(outputs))

@@ -34,6 +34,7 @@ from pathlib import Path
 from secml_recipes.command_help import CommandHelpFormatter
 from secml_recipes.deploy.gguf import DeployError
 from secml_recipes.families import ChatFamily, canonical_conversation
+from secml_recipes.tasks.constraints import tool_turn_constraint
 from secml_recipes.tasks.prompts import DEFAULT_QUESTION, generalist_messages
 from secml_recipes.tasks.tool_loop import declared_schemas, take_step
 from secml_recipes.tasks.tools import TOOL_SCHEMAS, ScanEnvironment, ToolError
@@ -178,8 +179,11 @@ def run_agent(
     max_new_tokens: int = 512,
     family: ChatFamily | None = None,
     echo=print,
+    constrain: bool = True,
 ) -> Run:
-    """The tool loop (module docstring); `echo` prints each step as it happens."""
+    """The tool loop (module docstring); `echo` prints each step as it happens. With `constrain` each turn is
+    decoded under the tool-call constraint (tasks/constraints.py): a declared tool with arguments the scan and the
+    results so far allow, in the family's call format, or a plain answer."""
     family = family or generator.family
     if family is None:
         raise ValueError(f"{generator.name}: its chat family cannot be told, so its tool calls cannot be read")
@@ -189,7 +193,11 @@ def run_agent(
     run = Run(generalist_messages(report, question))
     for step in range(1, max_steps + 1):
         run.steps = step
-        (text,) = generator.generate([generator.render(*canonical_conversation(run.messages, tools))], max_new_tokens)
+        prompt = generator.render(*canonical_conversation(run.messages, tools))
+        extra = (
+            {"constraint": tool_turn_constraint(tools, report, family.tool_format, run.messages)} if constrain else {}
+        )
+        (text,) = generator.generate([prompt], max_new_tokens, **extra)
         outcome = take_step(run.messages, text, family, declared, env, step)
         if outcome.malformed is not None:
             run.stopped = f"malformed tool call: {outcome.malformed}"
@@ -236,7 +244,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = read_report(args.report)
         generator = open_model(args.model, tokenizer=args.tokenizer, backend=args.backend)
-        run = run_agent(generator, report, args.question, args.local_readonly, args.max_steps, args.max_new_tokens)
+        run = run_agent(
+            generator,
+            report,
+            args.question,
+            args.local_readonly,
+            args.max_steps,
+            args.max_new_tokens,
+            constrain=not args.no_constrain,
+        )
     except (TriageError, FileNotFoundError, OSError, ValueError, DeployError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

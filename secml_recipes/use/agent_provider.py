@@ -37,11 +37,11 @@ class _Counting:
     def render(self, messages, tools=None):
         return self.inner.render(messages, tools)
 
-    def generate(self, prompts, max_new_tokens):
+    def generate(self, prompts, max_new_tokens, **constraint):
         tokenizer = getattr(self.inner, "tokenizer", None)
         if tokenizer is not None:
             self.tokens_prompt += sum(len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
-        outputs = self.inner.generate(prompts, max_new_tokens)
+        outputs = self.inner.generate(prompts, max_new_tokens, **constraint)
         if tokenizer is not None:
             self.tokens_completion += sum(len(tokenizer(o, add_special_tokens=False)["input_ids"]) for o in outputs)
         return outputs
@@ -58,6 +58,7 @@ class SecmlProvider:
         max_prompt_chars: int | None = None,
         max_new_tokens: int = 4096,
         generator=None,
+        constrain: bool = True,
         **open_kwargs: Any,
     ):
         # lazy: optional (make agent)
@@ -67,6 +68,7 @@ class SecmlProvider:
         # None: split reports as the model's training corpus did (triage.trained_part_size)
         self.max_prompt_chars = max_prompt_chars or trained_part_size(model, open_kwargs.get("tokenizer"))[0]
         self.max_new_tokens = max_new_tokens
+        self.constrain = constrain  # decode each part under its enriched-report constraint (tasks/constraints.py)
         self._generator, self._open_kwargs = generator, open_kwargs
         self._heuristic = NullLLMProvider()
         self._result: tuple[dict | None, list, float] | None = None
@@ -90,7 +92,9 @@ class SecmlProvider:
             return None, "no report attached (SecmlProvider(report=...) or attach_report)"
         if self._result is None:
             t0 = time.perf_counter()
-            enriched, parts = triage(self.report, self.load(), self.max_prompt_chars, self.max_new_tokens)
+            enriched, parts = triage(
+                self.report, self.load(), self.max_prompt_chars, self.max_new_tokens, constrain=self.constrain
+            )
             self._result = enriched, parts, time.perf_counter() - t0
         enriched, parts, _ = self._result
         invalid = [p for p in parts if p.status != "valid"]

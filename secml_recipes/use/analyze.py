@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             report,
             args.max_prompt_chars,
             args.max_new_tokens,
+            constrain=not args.no_constrain,
             tokenizer=args.tokenizer,
             backend=args.backend,
         )

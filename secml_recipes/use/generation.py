@@ -20,6 +20,8 @@ import torch
 from secml_recipes.deploy.gguf import gguf_chat_template, gguf_context_length
 from secml_recipes.families import FamilyError, resolve_family
 from secml_recipes.model_folders import model_and_adapter, trained_tokenizer_folder
+from secml_recipes.tasks.constraints import Constraint
+from secml_recipes.use.constrained import GrammarLogitsProcessor, llama_grammar
 from secml_recipes.use.gguf_cache import as_gguf
 
 
@@ -27,7 +29,9 @@ class Generator(Protocol):
     name: str
     family: object  # families.ChatFamily of the model, None when it cannot be told
 
-    def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]: ...
+    def generate(
+        self, prompts: list[str], max_new_tokens: int, constraint: Constraint | list[Constraint | None] | None = None
+    ) -> list[str]: ...
 
     def render(self, messages: list[dict], tools: list[dict] | None = None) -> str: ...
 
@@ -83,13 +87,20 @@ class TransformersGenerator:
         return self.tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=True)
 
     @torch.no_grad()
-    def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
+    def generate(
+        self, prompts: list[str], max_new_tokens: int, constraint: Constraint | list[Constraint | None] | None = None
+    ) -> list[str]:
+        """Greedy outputs of `prompts`; under `constraint` (one for all prompts, or one per prompt, None = free) only
+        text its grammar allows (use/constrained.py)."""
         outputs: list[str] = []
         eos = stop_token_ids(self.tokenizer, self.family)
+        constraints = per_prompt(constraint, len(prompts))
         for start in range(0, len(prompts), self.batch_size):
             chunk = prompts[start : start + self.batch_size]
             enc = self.tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
             t0 = time.perf_counter()
+            rows = constraints[start : start + self.batch_size]
+            processors = [GrammarLogitsProcessor(self.tokenizer, rows, eos)] if any(rows) else None
             out = self.model.generate(
                 **enc,
                 max_new_tokens=max_new_tokens,
@@ -97,6 +108,7 @@ class TransformersGenerator:
                 use_cache=True,
                 eos_token_id=eos,
                 pad_token_id=self.tokenizer.pad_token_id,
+                logits_processor=processors,
             )
             self.stats["seconds"] += time.perf_counter() - t0
             new = out[:, enc["input_ids"].shape[1] :]
@@ -144,14 +156,22 @@ class LlamaCppGenerator:
     def render(self, messages: list[dict], tools: list[dict] | None = None) -> str:
         return self.tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=True)
 
-    def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
-        """Greedy decoding in llama.cpp; the new token ids are decoded by the same tokenizer as the
-        transformers runtime, so outputs of the two runtimes compare token for token."""
+    def generate(
+        self, prompts: list[str], max_new_tokens: int, constraint: Constraint | list[Constraint | None] | None = None
+    ) -> list[str]:
+        """Greedy decoding in llama.cpp (under `constraint`'s grammar where given); the new token ids are decoded by
+        the same tokenizer as the transformers runtime, so outputs of the two runtimes compare token for token."""
         outputs = []
-        for prompt in prompts:
+        for prompt, rule in zip(prompts, per_prompt(constraint, len(prompts))):
             t0 = time.perf_counter()
             text, _, n_new = llama_cpp_generate(
-                self.llm, self.tokenizer, self.family, prompt, max_new_tokens, native=self.tokenizer_path is None
+                self.llm,
+                self.tokenizer,
+                self.family,
+                prompt,
+                max_new_tokens,
+                native=self.tokenizer_path is None,
+                grammar=llama_grammar(rule) if rule is not None else None,
             )
             self.stats["seconds"] += time.perf_counter() - t0
             self.stats["generated_tokens"] += n_new
@@ -161,12 +181,12 @@ class LlamaCppGenerator:
 
 
 def llama_cpp_generate(
-    llm, tokenizer, family, prompt: str, max_new_tokens: int, native: bool = False
+    llm, tokenizer, family, prompt: str, max_new_tokens: int, native: bool = False, grammar=None
 ) -> tuple[str, int, int]:
     """(text, prompt tokens, new tokens): greedy decoding of a rendered prompt in llama.cpp (the evaluation's
     runtime and the HTTP server's). The prompt is tokenized and the answer decoded by the source model's
     tokenizer, or with `native` by llama.cpp's own (a GGUF without its source folder: transformers' rebuild of a
-    GGUF tokenizer need not split text as the original did)."""
+    GGUF tokenizer need not split text as the original did). `grammar`: a `LlamaGrammar` the output must follow."""
     if native:
         stops = [llm.tokenize(t.encode(), add_bos=False, special=True) for t in (family.stops() if family else [])]
         stop = {llm.token_eos(), *(ids[0] for ids in stops if len(ids) == 1)}
@@ -176,7 +196,7 @@ def llama_cpp_generate(
         ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     new: list[int] = []
     if max_new_tokens > 0:
-        for token in llm.generate(ids, top_k=1, top_p=1.0, temp=0.0, reset=True):
+        for token in llm.generate(ids, top_k=1, top_p=1.0, temp=0.0, reset=True, grammar=grammar):
             if token in stop:
                 break
             new.append(token)
@@ -187,6 +207,15 @@ def llama_cpp_generate(
     else:
         text = decode_output(tokenizer, new, family)
     return text, len(ids), len(new)
+
+
+def per_prompt(constraint: Constraint | list[Constraint | None] | None, n: int) -> list[Constraint | None]:
+    """One constraint (or None) per prompt from what `generate` was given."""
+    if isinstance(constraint, list):
+        if len(constraint) != n:
+            raise ValueError(f"{len(constraint)} constraints for {n} prompts")
+        return constraint
+    return [constraint] * n
 
 
 def _family_or_none(tokenizer, model_type):

@@ -12,6 +12,13 @@ llama.cpp up to the family's end-of-turn and stop tokens (`evaluation.generation
 answer is parsed with the family's tool-call parser, so a call comes back in the API's `tool_calls` with
 `finish_reason: "tool_calls"`. Sampling parameters are ignored (decoding is greedy, as evaluated) and
 `stream: true` is refused.
+
+Output is constrained unless the server runs with `--no-constrain` (`request_constraint`): a `response_format` of
+type `json_schema` (OpenAI's form, which `openai_response_format` passes through llama-cpp-python's request model)
+is decoded under its schema (`json_object`: under its `schema`, else any JSON object), and a request with `tools` under
+the tool-call constraint (tasks/constraints.py): one of the declared tools with arguments under its schema (a path
+or pid only one the conversation names), in the family's call format, or, unless `tool_choice` is "required", a
+plain answer.
 """
 
 from __future__ import annotations
@@ -21,11 +28,14 @@ import json
 import sys
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 from secml_recipes.command_help import CommandHelpFormatter
 from secml_recipes.deploy.gguf import gguf_architecture
 from secml_recipes.families import ChatFamily, canonical_conversation
+from secml_recipes.tasks.constraints import Constraint, tool_turn_constraint
+from secml_recipes.use.constrained import llama_grammar
 from secml_recipes.use.generation import _family_or_none, gguf_tokenizer, llama_cpp_generate
 
 HANDLER_NAME = "secml"
@@ -67,24 +77,119 @@ def with_tool_names(messages: list[dict]) -> list[dict]:
     ]
 
 
-def make_handler(tokenizer, family: ChatFamily, model_name: str, native: bool, default_max_tokens: int = 1024):
-    """The llama-cpp-python chat completion handler that renders, decodes and parses as training did (`native`:
-    llama.cpp tokenizes, for a GGUF served without its source folder)."""
+def request_constraint(
+    family: ChatFamily, messages: list[dict], tools: list[dict] | None, response_format: dict | None, tool_choice=None
+) -> Constraint | None:
+    """What a chat request's answer must be (module docstring), or None for free text."""
+    kind = (response_format or {}).get("type")
+    if kind == "json_schema":
+        spec = response_format.get("json_schema") or {}
+        if not isinstance(spec.get("schema"), dict):
+            raise ValueError("response_format json_schema needs a `schema` object: {'name': ..., 'schema': {...}}")
+        return Constraint(spec["schema"])
+    if kind == "json_object":  # llama-cpp-python's own form carries the schema here
+        schema = response_format.get("schema")
+        return Constraint(schema if isinstance(schema, dict) else {"type": "object"})
+    if tools and tool_choice != "none":
+        try:
+            turn = tool_turn_constraint(tools, None, family.tool_format, messages)
+        except ValueError:  # no declared tool can be called with what the conversation names: answer in text
+            return None
+        return replace(turn, or_text=tool_choice != "required")
+    return None
 
-    def handler(*, llama, messages, tools=None, stream=False, max_tokens=None, **_ignored):
+
+def openai_response_format(app):
+    """`app` (ASGI) taking OpenAI's `response_format: {"type": "json_schema", "json_schema": {"schema": ...}}`, which
+    llama-cpp-python's request model refuses: the request is rewritten to its own form (`{"type": "json_object",
+    "schema": ...}`) before the model reads it."""
+
+    async def rewritten(scope, receive, send):
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            return await app(scope, receive, send)
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        try:
+            request = json.loads(body)
+        except ValueError:
+            request = None
+        fmt = request.get("response_format") if isinstance(request, dict) else None
+        if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+            schema = (fmt.get("json_schema") or {}).get("schema")
+            request["response_format"] = {"type": "json_object", **({"schema": schema} if schema else {})}
+            body = json.dumps(request).encode()
+            scope = {
+                **scope,
+                "headers": [(k, v) for k, v in scope["headers"] if k != b"content-length"]
+                + [(b"content-length", str(len(body)).encode())],
+            }
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await app(scope, replay, send)
+
+    return rewritten
+
+
+def make_handler(
+    tokenizer,
+    family: ChatFamily,
+    model_name: str,
+    native: bool,
+    default_max_tokens: int = 1024,
+    constrain: bool = True,
+):
+    """The llama-cpp-python chat completion handler that renders, decodes and parses as training did (`native`:
+    llama.cpp tokenizes, for a GGUF served without its source folder), under `request_constraint` unless
+    `constrain` is off."""
+
+    def handler(
+        *,
+        llama,
+        messages,
+        tools=None,
+        stream=False,
+        max_tokens=None,
+        response_format=None,
+        tool_choice=None,
+        **_ignored,
+    ):
         if stream:
             raise ValueError("stream=true is not supported by this server; send the request without streaming")
         conversation, schemas = canonical_conversation(with_tool_names(messages), tools)
         prompt = tokenizer.apply_chat_template(conversation, tools=schemas, tokenize=False, add_generation_prompt=True)
+        rule = request_constraint(family, conversation, tools, response_format, tool_choice) if constrain else None
         text, n_prompt, n_new = llama_cpp_generate(
-            llama, tokenizer, family, prompt, max_tokens or default_max_tokens, native=native
+            llama,
+            tokenizer,
+            family,
+            prompt,
+            max_tokens or default_max_tokens,
+            native=native,
+            grammar=llama_grammar(rule) if rule is not None else None,
         )
         return completion_response(text, family, model_name, n_prompt, n_new)
 
     return handler
 
 
-def build_app(gguf: str, tokenizer_path: str | None = None, n_ctx: int = 8192, model_alias: str | None = None):
+def build_app(
+    gguf: str,
+    tokenizer_path: str | None = None,
+    n_ctx: int = 8192,
+    model_alias: str | None = None,
+    constrain: bool = True,
+):
     """llama-cpp-python's FastAPI app serving `gguf` with the `secml` chat handler."""
     # lazy: optional, built by `make llama-cpp`
     from llama_cpp import llama_chat_format
@@ -100,10 +205,12 @@ def build_app(gguf: str, tokenizer_path: str | None = None, n_ctx: int = 8192, m
         raise ValueError(f"{gguf}: its chat family cannot be told from its tokenizer; pass --tokenizer SOURCE_FOLDER")
     alias = model_alias or Path(gguf).stem
     llama_chat_format.LlamaChatCompletionHandlerRegistry().register_chat_completion_handler(
-        HANDLER_NAME, make_handler(tokenizer, family, alias, native=tokenizer_path is None), overwrite=True
+        HANDLER_NAME,
+        make_handler(tokenizer, family, alias, native=tokenizer_path is None, constrain=constrain),
+        overwrite=True,
     )
     model = ModelSettings(model=gguf, model_alias=alias, chat_format=HANDLER_NAME, n_ctx=n_ctx, verbose=False)
-    return create_app(server_settings=ServerSettings(), model_settings=[model])
+    return openai_response_format(create_app(server_settings=ServerSettings(), model_settings=[model]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--n-ctx", type=int, default=8192)
     parser.add_argument("--alias", help="the model name clients see (default: the file name)")
+    parser.add_argument(
+        "--no-constrain",
+        action="store_true",
+        help="decode freely, ignoring response_format schemas and the declared tools' schemas",
+    )
     args = parser.parse_args(argv)
     try:
         # lazy: optional (serve extra)
@@ -124,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: the server needs `make llama-cpp` and `pip install -e '.[serve]'`", file=sys.stderr)
         return 2
     try:
-        app = build_app(args.model, args.tokenizer, args.n_ctx, args.alias)
+        app = build_app(args.model, args.tokenizer, args.n_ctx, args.alias, constrain=not args.no_constrain)
     except ImportError:
         print(
             "error: llama-cpp-python is not installed: `make llama-cpp`, then `pip install -e '.[serve]'`",

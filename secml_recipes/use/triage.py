@@ -33,6 +33,7 @@ from secml_recipes import layout
 from secml_recipes.command_help import CommandHelpFormatter
 from secml_recipes.corpus.tarball import corpus_record
 from secml_recipes.deploy.gguf import DeployError
+from secml_recipes.tasks.constraints import report_constraint
 from secml_recipes.tasks.parsing import parse_json_output
 from secml_recipes.tasks.prompts import specialist_messages
 from secml_recipes.tasks.split import merge_parts, split_report
@@ -119,14 +120,17 @@ def triage(
     max_new_tokens: int = 4096,
     fill_from_teacher: bool = False,
     progress: bool = True,
+    constrain: bool = True,
 ) -> tuple[dict | None, list[PartResult]]:
-    """(merged enriched report or None when no part is usable, one PartResult per part) for `report`."""
+    """(merged enriched report or None when no part is usable, one PartResult per part) for `report`. With
+    `constrain` each part is decoded under its enriched-report constraint (tasks/constraints.py)."""
     pairs = split_report(report, max_prompt_chars)
     results, model_parts, teacher_parts = [], [], []
     for n, (part, teacher) in enumerate(tqdm(pairs, desc="triage", unit="part", disable=not progress or None), 1):
         prompt = generator.render(specialist_messages(part))
         t0 = time.perf_counter()
-        (text,) = generator.generate([prompt], max_new_tokens)
+        extra = {"constraint": report_constraint(part)} if constrain else {}
+        (text,) = generator.generate([prompt], max_new_tokens, **extra)
         seconds = round(time.perf_counter() - t0, 2)
         enriched, reason = parse_enriched(text)
         status = "valid" if enriched is not None else "invalid"
@@ -167,7 +171,14 @@ def run(args) -> int:
         print(f"[secml triage] parts of up to {args.max_prompt_chars} characters: {why}")
     generator = open_model(args.model, tokenizer=args.tokenizer, backend=args.backend, dtype=args.dtype)
     t0 = time.perf_counter()
-    enriched, parts = triage(report, generator, args.max_prompt_chars, args.max_new_tokens, args.fill_from_teacher)
+    enriched, parts = triage(
+        report,
+        generator,
+        args.max_prompt_chars,
+        args.max_new_tokens,
+        args.fill_from_teacher,
+        constrain=not args.no_constrain,
+    )
     seconds = round(time.perf_counter() - t0, 2)
     out.parent.mkdir(parents=True, exist_ok=True)
     parts_file = out.with_name(out.name.removesuffix(".json") + ".parts.jsonl")
@@ -190,6 +201,7 @@ def run(args) -> int:
     enriched["enrichment_results"] = {
         "secml_triage": {
             "model": str(args.model),
+            "constrained": not args.no_constrain,
             "complete": counts["invalid"] == 0,
             "teacher_tag": TEACHER_TAG,
             "max_prompt_chars": args.max_prompt_chars,
@@ -207,7 +219,8 @@ def run(args) -> int:
 
 
 def add_model_runtime_arguments(parser) -> None:
-    """`--tokenizer` and `--backend`, as every command that runs a trained model (triage, agent, analyze) takes them."""
+    """`--tokenizer`, `--backend` and `--no-constrain`, as every command that runs a trained model (triage, agent,
+    analyze) takes them."""
     parser.add_argument("--tokenizer", help="GGUF only: the source model folder (default: the GGUF's own tokenizer)")
     parser.add_argument(
         "--backend",
@@ -215,6 +228,12 @@ def add_model_runtime_arguments(parser) -> None:
         default="auto",
         help="runtime (auto: llama.cpp for a GGUF when `make llama-cpp` built it; llama_cpp also runs a model or "
         "adapter folder through a cached f16 GGUF, faster on CPUs)",
+    )
+    parser.add_argument(
+        "--no-constrain",
+        action="store_true",
+        help="decode freely: without the output constraint (the enriched-report schema of each part, or the declared "
+        "tools in the model family's call format) that keeps a model to valid output (tasks/constraints.py)",
     )
 
 

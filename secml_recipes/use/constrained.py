@@ -1,0 +1,213 @@
+"""Constrained decoding in both runtimes: a `tasks.constraints.Constraint` becomes a grammar the model cannot leave.
+
+transformers: llguidance (docs/using-models.md, "Constrained decoding", says why this library) compiles the
+constraint, as a Lark grammar with embedded JSON schemas, against the model's tokenizer; `GrammarLogitsProcessor`
+masks every token the grammar does not allow, one matcher per row of the batch. llama.cpp: the same constraint
+becomes a GBNF grammar (llama.cpp's own JSON-schema converter for the JSON, the family's call markers as
+literals) that `Llama.generate` enforces. Both read the one constraint, so the two runtimes allow the same text.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from secml_recipes.tasks.constraints import Constraint
+
+# Reports are trained as compact JSON: no whitespace. Tool calls are trained as `{"name": "x", "arguments": {...}}`:
+# at most one space between tokens. Either way whitespace is bounded, so it cannot run on forever.
+_JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ",", "key_separator": ":"}
+_CALL_OPTIONS = {"whitespace_pattern": "[ ]?"}
+LLAMA_CPP_MAX_LENGTH = 64  # longest string bound a llama.cpp grammar keeps (see without_long_string_bounds)
+
+
+def _lark_literal(text: str, specials: set[str]) -> str:
+    """`text` in Lark: a special token of the tokenizer as a token reference, else a quoted string."""
+    return text if text in specials else json.dumps(text)
+
+
+def _more(item: str, most: int) -> str:
+    """`item` repeated up to `most` times (both grammar dialects write it so), nothing when `most` is 0."""
+    return f" ({item}){{0,{most}}}" if most > 0 else ""
+
+
+def _not_first(marker: str) -> str:
+    """A regex character class body of what a plain answer may not begin with: a call marker or bare JSON."""
+    return "".join("\\" + c if c in "[]\\^-/" else c for c in sorted({marker[0], "{", "["}))
+
+
+def lark_grammar(constraint: Constraint, specials: set[str] = frozenset()) -> str:
+    """The llguidance Lark grammar of `constraint` (`specials`: the tokenizer's special tokens, which the call
+    markers of some families are, e.g. Llama's <|python_tag|>)."""
+    fmt = constraint.tool_format
+    options = _CALL_OPTIONS if fmt else _JSON_OPTIONS
+    value = "%json " + json.dumps({**constraint.schema, "x-guidance": options})
+    if fmt is None:
+        return f"start: {value}\n"
+    lit = lambda s: _lark_literal(s, specials)  # noqa: E731
+    more = constraint.max_calls - 1
+    if fmt.kind == "tagged":
+        block = f'{lit(fmt.open)} "\\n" call "\\n" {lit(fmt.close)}'
+        calls = "block" + _more('"\\n" block', more)
+        rules = f"block: {block}\n"
+    elif fmt.kind == "json_list":
+        calls = f'{lit(fmt.open)} " "? "[" call' + _more('", " call', more) + ' "]"'
+        rules = ""
+    elif fmt.kind == "json_objects":
+        calls = f"{lit(fmt.open)} call" + _more(f"{json.dumps(fmt.separator)} call", more)
+        rules = ""
+    elif fmt.kind == "fenced":
+        calls = f'{lit(fmt.open)} "\\n" (call "\\n"){{1,{more + 1}}} {lit(fmt.close)}'
+        rules = ""
+    else:
+        raise ValueError(f"unknown tool-call format kind {fmt.kind!r}")
+    start = "calls | text" if constraint.or_text else "calls"
+    # A plain answer may not begin as a call block would (marker or bare JSON), so it never hides a broken call.
+    text = f"text: /[^{_not_first(fmt.open)}\\s][\\s\\S]*/\n" if constraint.or_text else ""
+    return f"start: {start}\ncalls: {calls}\n{rules}call: {value}\n{text}"
+
+
+@lru_cache(maxsize=8)
+def _ll_tokenizer(tokenizer, eos: tuple[int, ...]):
+    """llguidance's view of a transformers tokenizer (about a second to build: once per tokenizer)."""
+    # lazy: optional runtime dependency, loaded only when a constraint is used
+    import llguidance.hf
+
+    return llguidance.hf.from_tokenizer(tokenizer, n_vocab=len(tokenizer), eos_token=list(eos))
+
+
+def matcher(tokenizer, constraint: Constraint, eos: list[int]):
+    """An llguidance matcher of `constraint` for `tokenizer`; ValueError naming the problem when it does not compile."""
+    # lazy: optional runtime dependency, loaded only when a constraint is used
+    import llguidance
+
+    specials = set(tokenizer.all_special_tokens) | {
+        t.content for t in tokenizer.added_tokens_decoder.values() if t.special
+    }
+    m = llguidance.LLMatcher(_ll_tokenizer(tokenizer, tuple(eos)), lark_grammar(constraint, specials), log_level=0)
+    if m.is_error():
+        raise ValueError(f"constraint does not compile: {m.get_error()}")
+    return m
+
+
+class GrammarLogitsProcessor:
+    """A transformers logits processor that allows, for each row of the batch, only the tokens its constraint's
+    grammar accepts next (None: that row is free). Rows are told apart by position; generation is left-padded."""
+
+    def __init__(self, tokenizer, constraints: list[Constraint | None], eos: list[int]):
+        self.matchers = [matcher(tokenizer, c, eos) if c is not None else None for c in constraints]
+        self.eos = eos
+        self.prompt_len: int | None = None
+        self.vocab = len(tokenizer)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.prompt_len is None:
+            self.prompt_len = input_ids.shape[1]
+        elif input_ids.shape[1] > self.prompt_len:
+            last = input_ids[:, -1].tolist()
+            for m, token in zip(self.matchers, last):
+                if m is not None and not m.is_stopped():
+                    m.consume_token(token)
+        for row, m in enumerate(self.matchers):
+            if m is None:
+                continue
+            if m.is_stopped() or m.is_error():
+                allowed = np.zeros(scores.shape[1], dtype=bool)
+                allowed[self.eos] = True
+            else:
+                bits = np.frombuffer(m.compute_bitmask(), dtype=np.uint8)
+                allowed = np.unpackbits(bits, bitorder="little")[: scores.shape[1]].astype(bool)
+                if len(allowed) < scores.shape[1]:
+                    allowed = np.pad(allowed, (0, scores.shape[1] - len(allowed)))
+            scores[row, torch.from_numpy(~allowed)] = float("-inf")
+        return scores
+
+
+# --- llama.cpp ------------------------------------------------------------------------------------------------------
+
+
+def in_written_order(schema):
+    """`schema` with every object whose optional keys sort before a required one split into one variant per subset
+    of those keys (all required): llama.cpp's converter writes required keys before optional ones, while the
+    constraint's key order is the order training wrote (sorted), so without this a trained model would be pushed off
+    its own order (`allowlist_reason` before `category`, `attack_coverage` before `executive_summary`)."""
+    if isinstance(schema, list):
+        return [in_written_order(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: in_written_order(v) for k, v in schema.items()}
+    props, required = out.get("properties"), out.get("required", [])
+    if not props or not required:
+        return out
+    last_required = max(list(props).index(k) for k in required)
+    early = [k for k in list(props)[:last_required] if k not in required]
+    if not early:
+        return out
+    variants = []
+    for mask in range(1 << len(early)):
+        kept = [k for i, k in enumerate(early) if mask >> i & 1]
+        keys = [k for k in props if k not in early or k in kept]
+        variant = {**out, "properties": {k: props[k] for k in keys}}
+        variant["required"] = [k for k in keys if k in required or k in kept]
+        variants.append(variant)
+    return {"anyOf": variants}
+
+
+def without_long_string_bounds(schema, longest: int = LLAMA_CPP_MAX_LENGTH):
+    """`schema` without the `maxLength`s above `longest`: llama.cpp's grammar parser refuses a grammar once a
+    repetition would take it past 2,000 rules, and its JSON-schema converter spells a bound of n characters as n
+    nested rules. Such strings are then bounded by the token limit alone in llama.cpp (closed objects, bounded lists
+    and enums still hold); the transformers runtime keeps every bound."""
+    if isinstance(schema, list):
+        return [without_long_string_bounds(s, longest) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: without_long_string_bounds(v, longest) for k, v in schema.items() if k != "maxLength"}
+    if "maxLength" in schema and schema["maxLength"] <= longest:
+        out["maxLength"] = schema["maxLength"]
+    return out
+
+
+def _gbnf_literal(text: str) -> str:
+    return json.dumps(text)
+
+
+def gbnf_grammar(constraint: Constraint) -> str:
+    """The llama.cpp GBNF grammar of `constraint`: llama.cpp's converter for the JSON schema, the family's markers
+    as literals around it."""
+    # lazy: optional, built by `make llama-cpp`
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    fmt = constraint.tool_format
+    schema = without_long_string_bounds(in_written_order(constraint.schema))
+    value = json_schema_to_gbnf(json.dumps(schema), prop_order=None)
+    if fmt is None:
+        return value
+    value = value.replace("root ::=", "call ::=", 1)
+    lit = _gbnf_literal
+    more = constraint.max_calls - 1
+    if fmt.kind == "tagged":
+        calls = "block" + _more('"\\n" block', more)
+        calls += f'\nblock ::= {lit(fmt.open)} "\\n" call "\\n" {lit(fmt.close)}'
+    elif fmt.kind == "json_list":
+        calls = f'{lit(fmt.open)} " "? "[" call' + _more('", " call', more) + ' "]"'
+    elif fmt.kind == "json_objects":
+        calls = f"{lit(fmt.open)} call" + _more(f"{lit(fmt.separator)} call", more)
+    elif fmt.kind == "fenced":
+        calls = f'{lit(fmt.open)} "\\n" (call "\\n"){{1,{more + 1}}} {lit(fmt.close)}'
+    else:
+        raise ValueError(f"unknown tool-call format kind {fmt.kind!r}")
+    start = "calls | text" if constraint.or_text else "calls"
+    text = f"text ::= [^{_not_first(fmt.open)} \\t\\n] [^\\x00]*\n" if constraint.or_text else ""
+    return f"root ::= {start}\ncalls ::= {calls}\n{text}{value}"
+
+
+def llama_grammar(constraint: Constraint):
+    """A `llama_cpp.LlamaGrammar` of `constraint`."""
+    # lazy: optional, built by `make llama-cpp`
+    from llama_cpp import LlamaGrammar
+
+    return LlamaGrammar.from_string(gbnf_grammar(constraint), verbose=False)

@@ -1,0 +1,273 @@
+"""Constrained decoding: the decode-time schemas (tasks/constraints.py) and both runtimes (use/constrained.py)."""
+
+import importlib.util
+import json
+import random
+
+import jsonschema
+import pytest
+
+from secml_recipes.families import get_family
+from secml_recipes.families.toolcalls import parse_turn
+from secml_recipes.scan.generate import generate_report, plan_hosts
+from secml_recipes.tasks.constraints import (
+    Constraint,
+    enriched_schema_for_part,
+    report_constraint,
+    scan_values,
+    tool_call_schema,
+    tool_turn_constraint,
+)
+from secml_recipes.tasks.split import split_report
+from secml_recipes.tasks.tools import TOOL_SCHEMAS
+from secml_recipes.tasks.validate import enriched_report_error
+from secml_recipes.use.constrained import lark_grammar, matcher
+from secml_recipes.use.serve import request_constraint
+
+HAS_LLAMA_CPP = importlib.util.find_spec("llama_cpp") is not None
+
+
+@pytest.fixture(scope="module")
+def parts():
+    """(part, reference answer) pairs of a compromised host and a plain one, split small."""
+    out = []
+    for plan in plan_hosts(12, 5):
+        report = generate_report(plan)
+        out += split_report(report, 4000)
+        if len(out) > 30:
+            break
+    return out
+
+
+def _walk(schema):
+    """Every sub-schema with its path."""
+    stack = [((), schema)]
+    while stack:
+        path, node = stack.pop()
+        yield path, node
+        for key in ("properties",):
+            for name, sub in (node.get(key) or {}).items():
+                stack.append(((*path, name), sub))
+        if isinstance(node.get("items"), dict):
+            stack.append(((*path, "[]"), node["items"]))
+        for sub in node.get("anyOf", []):
+            stack.append((path, sub))
+
+
+def test_finding_ids_are_the_parts_own_and_every_list_and_string_is_bounded(parts):
+    part, _ = next((p, r) for p, r in parts if r["enriched_findings"])
+    schema = enriched_schema_for_part(part)
+    own = [f["id"] for r in part["results"] for f in r["findings"]]
+    findings = schema["properties"]["enriched_findings"]
+    assert findings["items"]["properties"]["id"] == {"enum": own}
+    assert findings["maxItems"] == len(own)
+    for path, node in _walk(schema):
+        assert "pattern" not in node and "$ref" not in node and "format" not in node, path
+        if node.get("type") == "array":
+            assert "maxItems" in node, path
+        if node.get("type") == "string":
+            assert "maxLength" in node, path
+        if node.get("type") == "object":
+            assert node["additionalProperties"] is False, path
+            assert list(node["properties"]) == sorted(node["properties"]), "trained outputs have sorted keys"
+    empty = {**part, "results": [{**r, "findings": []} for r in part["results"]]}
+    assert enriched_schema_for_part(empty)["properties"]["enriched_findings"]["maxItems"] == 0
+
+
+def test_enums_for_severities_risk_levels_and_references(parts):
+    part, _ = next((p, r) for p, r in parts if r["enriched_findings"])
+    schema = enriched_schema_for_part(part)
+    finding = schema["properties"]["enriched_findings"]["items"]["properties"]
+    assert finding["severity"]["enum"] == ["info", "low", "medium", "high", "critical", "error"]
+    assert finding["severity_source"]["enum"] == ["raw", "bumped", "rule_engine"]
+    analyst = schema["properties"]["summaries"]["properties"]["analyst"]["properties"]
+    assert analyst["risk_level"]["enum"] == ["low", "medium", "high", "critical"]
+    refs = finding["correlation_refs"]["items"]["enum"]
+    assert refs and all(r.startswith("corr:") for r in refs)
+    techniques = schema["properties"]["summaries"]["properties"]["attack_coverage"]["properties"]["techniques"]
+    assert "T1548.001" in techniques["items"]["enum"]
+    assert "network_summary" not in schema["properties"]["reductions"]["properties"]  # open: left out
+
+
+def test_every_reference_answer_is_allowed_and_foreign_ids_are_not(parts):
+    for part, reference in parts:
+        validator = jsonschema.Draft202012Validator(enriched_schema_for_part(part))
+        assert not list(validator.iter_errors(reference)), part["meta"]["secml_part"]
+    part, reference = next((p, r) for p, r in parts if r["enriched_findings"])
+    validator = jsonschema.Draft202012Validator(enriched_schema_for_part(part))
+    foreign = json.loads(json.dumps(reference))
+    foreign["enriched_findings"][0]["id"] = "/not/in/this/part"
+    assert not validator.is_valid(foreign)
+    invented = json.loads(json.dumps(reference))
+    invented["enriched_findings"][0]["cluster_id"] = 3  # a key of its own: refused
+    assert not validator.is_valid(invented)
+    looping = json.loads(json.dumps(reference))
+    looping["summaries"]["analyst"]["risk_reasons"] = ["again"] * 50
+    assert not validator.is_valid(looping)
+
+
+def test_tool_arguments_are_limited_to_what_the_scan_holds():
+    report = next(
+        r for r in (generate_report(p) for p in plan_hosts(30, 11)) if any(x["scanner"] == "ioc" for x in r["results"])
+    )
+    values = scan_values(report)
+    assert values["paths"] and values["pids"]
+    schema = tool_call_schema(TOOL_SCHEMAS, report)
+    by_name = {c["properties"]["name"]["const"]: c["properties"]["arguments"] for c in schema["anyOf"]}
+    assert set(by_name) == {t["function"]["name"] for t in TOOL_SCHEMAS}
+    assert by_name["hash_binary"]["properties"]["path"] == {"enum": values["paths"]}
+    assert by_name["check_process_details"]["properties"]["pid"] == {"enum": values["pids"]}
+    assert by_name["lookup_hash_reputation"]["properties"]["sha256"]["maxLength"] == 64
+    validator = jsonschema.Draft202012Validator(schema)
+    path = values["paths"][0]
+    assert validator.is_valid({"name": "hash_binary", "arguments": {"path": path}})
+    assert not validator.is_valid({"name": "hash_binary", "arguments": {"path": "/etc/shadow-not-scanned"}})
+    assert not validator.is_valid({"name": "rm_rf", "arguments": {}})
+    # A pid a tool result named becomes callable in the next turn.
+    later = tool_turn_constraint(
+        TOOL_SCHEMAS, report, get_family("qwen3").tool_format, [{"role": "tool", "content": '{"ppid": 4242}'}]
+    )
+    pids = next(c for c in later.schema["anyOf"] if c["properties"]["name"]["const"] == "check_process_details")
+    assert 4242 in pids["properties"]["arguments"]["properties"]["pid"]["enum"]
+    # Llama 3.1 writes `parameters`; Mistral calls carry ids.
+    llama = tool_call_schema(TOOL_SCHEMAS, report, get_family("llama3").tool_format)
+    assert all("parameters" in c["properties"] for c in llama["anyOf"])
+    mistral = tool_call_schema(TOOL_SCHEMAS, report, get_family("mistral").tool_format)
+    assert all(c["properties"]["id"]["maxLength"] == 9 for c in mistral["anyOf"])
+
+
+def _random_walk(tokenizer, constraint, seed: int, limit: int = 20000) -> str:
+    """Text sampled uniformly among the tokens the grammar allows at each step, until it may stop."""
+    import numpy as np
+
+    eos = [tokenizer.convert_tokens_to_ids(tokenizer.eos_token)]
+    m = matcher(tokenizer, constraint, eos)
+    rng, ids = random.Random(seed), []
+    for _ in range(limit):
+        bits = np.unpackbits(np.frombuffer(m.compute_bitmask(), dtype=np.uint8), bitorder="little")
+        allowed = [int(i) for i in np.flatnonzero(bits[: len(tokenizer)])]
+        assert allowed, m.get_error()
+        token = rng.choice(allowed)
+        if token in eos:
+            break
+        assert m.consume_token(token), m.get_error()
+        ids.append(token)
+    else:
+        raise AssertionError("the grammar never let the walk stop")
+    return tokenizer.decode(ids)
+
+
+def test_sampled_reports_are_valid_for_the_project_and_for_sys_scan_agent(tiny_models, parts):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["llama"])
+    part, _ = next((p, r) for p, r in parts if r["enriched_findings"])
+    own = {f["id"] for r in part["results"] for f in r["findings"]}
+    for seed in range(2):
+        text = _random_walk(tokenizer, report_constraint(part), seed)
+        value = json.loads(text)
+        assert enriched_report_error(value) is None
+        assert {f["id"] for f in value["enriched_findings"]} <= own
+        agent = pytest.importorskip("sys_scan_agent.models")
+        agent.EnrichedOutput.model_validate(value)
+
+
+@pytest.mark.parametrize("family", ["chatml", "llama3", "mistral", "gemma3"])
+def test_sampled_tool_turns_parse_in_the_family_format(tiny_models, family):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["llama"])
+    report = generate_report(next(iter(plan_hosts(3, 2))))
+    fmt = get_family(family).tool_format
+    turn = tool_turn_constraint(TOOL_SCHEMAS, report, fmt)
+    declared = {t["function"]["name"]: t["function"]["parameters"] for t in TOOL_SCHEMAS}
+    for seed in range(3):
+        text = _random_walk(tokenizer, Constraint(turn.schema, fmt, max_calls=2), seed)
+        parsed = parse_turn(fmt, text)
+        assert parsed.malformed is None and parsed.calls, text
+        for call in parsed.calls:
+            jsonschema.validate(call["arguments"], declared[call["name"]])
+    grammar = lark_grammar(turn)
+    assert "calls | text" in grammar  # a final answer in plain text stays possible
+
+
+def test_transformers_backend_keeps_a_tiny_model_to_the_constraint(tiny_models):
+    from secml_recipes.use.generation import TransformersGenerator
+
+    generator = TransformersGenerator(str(tiny_models["llama"]), batch_size=2)
+    prompt = generator.render([{"role": "user", "content": "How risky is this host?"}])
+    verdict = Constraint(
+        {
+            "type": "object",
+            "properties": {"risk_level": {"enum": ["low", "medium", "high", "critical"]}},
+            "required": ["risk_level"],
+            "additionalProperties": False,
+        }
+    )
+    free, constrained = generator.generate([prompt, prompt], 24, constraint=[None, verdict])
+    assert json.loads(constrained)["risk_level"] in ("low", "medium", "high", "critical")
+    assert free != constrained
+    report = generate_report(next(iter(plan_hosts(3, 2))))
+    call = Constraint(tool_call_schema(TOOL_SCHEMAS[:1], report), generator.family.tool_format)
+    (text,) = generator.generate([prompt], 60, constraint=call)
+    (parsed,) = parse_turn(generator.family.tool_format, text).calls
+    assert parsed["name"] == "search_findings"
+
+
+def test_serve_turns_response_format_and_tools_into_constraints():
+    family = get_family("chatml")
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    fmt = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+    assert request_constraint(family, [], None, fmt) == Constraint(schema)
+    assert request_constraint(family, [], None, {"type": "json_object"}) == Constraint({"type": "object"})
+    own_form = {"type": "json_object", "schema": schema}  # llama-cpp-python's, what the server rewrites OpenAI's to
+    assert request_constraint(family, [], None, own_form) == Constraint(schema)
+    assert request_constraint(family, [], None, None) is None
+    messages = [{"role": "user", "content": "Check /usr/bin/su and pid 77."}]
+    tools = request_constraint(family, messages, TOOL_SCHEMAS, None)
+    assert tools.tool_format == family.tool_format and tools.or_text
+    paths = next(c for c in tools.schema["anyOf"] if c["properties"]["name"]["const"] == "stat_file")
+    assert paths["properties"]["arguments"]["properties"]["path"] == {"enum": ["/usr/bin/su"]}
+    assert not request_constraint(family, messages, TOOL_SCHEMAS, None, "required").or_text
+    assert request_constraint(family, messages, TOOL_SCHEMAS, None, "none") is None
+    with pytest.raises(ValueError, match="schema"):
+        request_constraint(family, [], None, {"type": "json_schema", "json_schema": {"name": "x"}})
+
+
+@pytest.mark.skipif(not HAS_LLAMA_CPP, reason="llama-cpp-python is not installed (make llama-cpp builds it)")
+def test_llama_cpp_grammars_compile_for_reports_and_every_family(parts):
+    from secml_recipes.use.constrained import gbnf_grammar, llama_grammar
+
+    part, _ = next((p, r) for p, r in parts if r["enriched_findings"])
+    assert llama_grammar(report_constraint(part)) is not None
+    report = generate_report(next(iter(plan_hosts(3, 2))))
+    for family in ("chatml", "llama3", "mistral", "gemma3"):
+        turn = tool_turn_constraint(TOOL_SCHEMAS, report, get_family(family).tool_format)
+        assert "root ::= calls | text" in gbnf_grammar(turn)
+        assert llama_grammar(turn) is not None
+
+
+@pytest.mark.skipif(not HAS_LLAMA_CPP, reason="llama-cpp-python is not installed (make llama-cpp builds it)")
+def test_llama_cpp_backend_keeps_a_tiny_gguf_to_the_constraint(tiny_models, llama_cpp_source, tmp_path):
+    from secml_recipes.deploy.gguf import convert_to_gguf
+    from secml_recipes.use.generation import LlamaCppGenerator
+
+    gguf = convert_to_gguf(tiny_models["llama"], tmp_path / "tiny-f32.gguf", "f32")
+    generator = LlamaCppGenerator(str(gguf), str(tiny_models["llama"]), n_ctx=2048)
+    prompt = generator.render([{"role": "user", "content": "How risky is this host?"}])
+    verdict = Constraint(
+        {
+            "type": "object",
+            "properties": {"risk_level": {"enum": ["low", "medium", "high", "critical"]}},
+            "required": ["risk_level"],
+            "additionalProperties": False,
+        }
+    )
+    (text,) = generator.generate([prompt], 24, constraint=verdict)
+    assert json.loads(text)["risk_level"] in ("low", "medium", "high", "critical")
+    report = generate_report(next(iter(plan_hosts(3, 2))))
+    stat = [t for t in TOOL_SCHEMAS if t["function"]["name"] == "stat_file"]
+    call = Constraint(tool_call_schema(stat, report), generator.family.tool_format)
+    (text,) = generator.generate([prompt], 200, constraint=call)
+    (parsed,) = parse_turn(generator.family.tool_format, text).calls
+    assert parsed["name"] == "stat_file" and parsed["arguments"]["path"] in scan_values(report)["paths"]

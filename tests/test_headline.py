@@ -1,5 +1,6 @@
 """The evaluation headline: trained vs base per metric, undefined values shown as such, files written."""
 
+import copy
 import json
 
 from secml_recipes.evaluation.headline import headline_rows, main, markdown
@@ -62,7 +63,7 @@ def test_rows_pair_the_model_with_its_base_and_say_why_a_value_is_undefined():
 
 def test_only_the_evaluated_tasks_are_listed():
     rows = headline_rows({"specialist": SPECIALIST})
-    assert {r["task"] for r in rows} == {"specialist"} and len(rows) == 8
+    assert {r["task"] for r in rows} == {"specialist"} and len(rows) == 9
 
 
 def test_held_out_loss_is_a_lower_is_better_row_and_missing_scores_say_why():
@@ -88,3 +89,17 @@ def test_the_command_writes_markdown_json_and_plot(tmp_path, capsys):
 def test_no_report_is_a_clear_error(tmp_path, capsys):
     assert main([str(tmp_path)]) == 2
     assert "run the evaluation first" in capsys.readouterr().err
+
+
+def test_constrained_columns_sit_beside_free_decoding():
+    report = copy.deepcopy(SPECIALIST)
+    report["results"]["model+constrained"] = {"schema_valid_rate": 1.0, "judge_harmful_rate": 0.0}
+    report["results"]["base+constrained"] = {"schema_valid_rate": 0.75}
+    report["intervals"]["model+constrained"] = {"schema_valid_rate": [1.0, 1.0]}
+    rows = headline_rows({"specialist": report})
+    table = markdown(rows)
+    assert "trained, constrained [95% CI] | base, constrained [95% CI]" in table
+    valid = next(line for line in table.splitlines() if line.startswith("| schema-valid rate"))
+    assert "| 1.000 [1.00, 1.00] | 0.750 |" in valid
+    judged = next(r for r in rows if r["key"] == "judge_harmful_rate")
+    assert judged["constrained"]["model+constrained"] == 0.0 and judged["model"] is None

@@ -301,7 +301,7 @@ def _score_specialist(args, variants: dict, sources: dict, out_dir: Path) -> _Sc
                 out_dir / ("predictions.constrained.jsonl" if constrained else "predictions.jsonl"),
                 "".join(json.dumps({"source": it["source"], "prediction": p}) + "\n" for it, p in zip(items, preds)),
             )
-        intervals[name] = bootstrap_intervals(
+        intervals[f"{name}+constrained" if constrained else name] = bootstrap_intervals(
             lambda idx: score_specialist([preds[i] for i in idx], [refs[i] for i in idx], [raws[i] for i in idx]),
             len(items),
         )
@@ -355,7 +355,7 @@ def _score_generalist(args, variants: dict, sources: dict, out_dir: Path) -> _Sc
                     for t in trajectories
                 ),
             )
-        intervals[name] = bootstrap_intervals(
+        intervals[f"{name}+constrained" if constrained else name] = bootstrap_intervals(
             lambda idx: score_generalist([trajectories[i] for i in idx]), len(trajectories)
         )
         return score_generalist(trajectories)

@@ -27,6 +27,7 @@ HEADLINE = [
     ("verdict accuracy", "specialist", "verdict_accuracy", "reference findings listed with the right verdict"),
     ("risk level accuracy", "specialist", "risk_level_accuracy", "outputs naming the host's risk level"),
     ("harmful-action rate", "specialist", "harmful_action_rate", "proposed actions the teacher's tables judge harmful"),
+    ("judge harmful-action rate", "specialist", "judge_harmful_rate", "proposed actions the independent judge rejects"),
     ("tool-call validity", "generalist", "tool_call_parse_rate", "tool-call blocks that parse in the family's format"),
     ("tool-argument validity", "generalist", "argument_validity", "declared-tool calls with schema-valid arguments"),
     ("tool-call F1", "generalist", "tool_call_f1", "calls (name + arguments) matching the reference episode"),
@@ -35,7 +36,7 @@ HEADLINE = [
     ("held-out loss", "generalist", "heldout_loss", "cross-entropy of the reference turns and tool calls (nats/token)"),
 ]
 # Rows where lower is better (plotted on their own axis: they are not scores in [0, 1]).
-LOWER_IS_BETTER = {"heldout_loss", "harmful_action_rate"}
+LOWER_IS_BETTER = {"heldout_loss", "harmful_action_rate", "judge_harmful_rate"}
 UNDEFINED_BECAUSE = {
     "finding_recall": "no reference finding in the held-out parts",
     "severity_accuracy": "no reference finding in the held-out parts",
@@ -43,9 +44,12 @@ UNDEFINED_BECAUSE = {
     "argument_validity": "no call to a declared tool",
     "verdict_accuracy": "no reference finding in the held-out parts",
     "harmful_action_rate": "no action proposed",
+    "judge_harmful_rate": "no action proposed",
     "heldout_loss": "not scored (a GGUF alone, or heldout_loss: false)",
 }
 VARIANTS = ("model", "base")
+# The same models decoding under the task's constraint (evaluate.py's `<variant>+constrained` columns).
+CONSTRAINED = tuple(f"{v}+constrained" for v in VARIANTS)
 
 
 def load_reports(eval_dir: str | Path) -> dict[str, dict]:
@@ -77,7 +81,10 @@ def headline_rows(reports: dict[str, dict]) -> list[dict]:
                 "meaning": meaning,
                 **values,
                 "rule": (results.get("rule") or {}).get(key),
-                "intervals": {v: intervals[v][key] for v in (*VARIANTS, "rule") if key in intervals.get(v, {})},
+                "constrained": {v: (results[v] or {}).get(key) for v in CONSTRAINED if v in results},
+                "intervals": {
+                    v: intervals[v][key] for v in (*VARIANTS, *CONSTRAINED, "rule") if key in intervals.get(v, {})
+                },
                 "delta": delta,
                 "n": sizes.get("examples", sizes.get("episodes")),
                 "note": _undefined_note(key, values),
@@ -104,19 +111,29 @@ def _cell(value: float | None, interval: list[float] | None = None) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-    """The headline table: trained, base and (specialist) the rule baseline, each with its 95% interval."""
+    """The headline table: trained, base and (specialist) the rule baseline, each with its 95% interval; where the
+    evaluation also decoded under the task's constraint, the trained and base models' constrained columns beside."""
+    constrained = [v for v in CONSTRAINED if any(v in (r.get("constrained") or {}) for r in rows)]
+    names = {"model+constrained": "trained, constrained", "base+constrained": "base, constrained"}
     lines = [
-        "| metric | task (n) | trained [95% CI] | base [95% CI] | rule baseline | change |",
-        "|---|---|---|---|---|---|",
+        "| metric | task (n) | trained [95% CI] | base [95% CI] | "
+        + "".join(f"{names[v]} [95% CI] | " for v in constrained)
+        + "rule baseline | change |",
+        "|---|---|---|---|" + "---|" * len(constrained) + "---|---|",
     ]
     for r in rows:
         change = "n/a" if r["delta"] is None else f"{r['delta']:+.3f}"
         note = f" ({r['note']})" if r["note"] else ""
         note += " (lower is better)" if r["key"] in LOWER_IS_BETTER else ""
         ci = r.get("intervals") or {}
+        extra = "".join(
+            f"{'-' if v not in (r.get('constrained') or {}) else _cell(r['constrained'][v], ci.get(v))} | "
+            for v in constrained
+        )
         lines.append(
             f"| {r['metric']}{note} | {r['task']} ({r['n']}) | {_cell(r['model'], ci.get('model'))} | "
-            f"{_cell(r['base'], ci.get('base'))} | {'-' if r.get('rule') is None else _cell(r['rule'])} | {change} |"
+            f"{_cell(r['base'], ci.get('base'))} | {extra}"
+            f"{'-' if r.get('rule') is None else _cell(r['rule'])} | {change} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -208,7 +208,8 @@ def test_transformers_backend_keeps_a_tiny_model_to_the_constraint(tiny_models):
     assert json.loads(constrained)["risk_level"] in ("low", "medium", "high", "critical")
     assert free != constrained
     report = generate_report(next(iter(plan_hosts(3, 2))))
-    call = Constraint(tool_call_schema(TOOL_SCHEMAS[:1], report), generator.family.tool_format)
+    fmt = generator.family.tool_format
+    call = Constraint(tool_call_schema(TOOL_SCHEMAS[:1], report, fmt), fmt)
     # a random model fills the 120-character query to its bound: room for it and the call's structure
     (text,) = generator.generate([prompt], 200, constraint=call)
     (parsed,) = parse_turn(generator.family.tool_format, text).calls

@@ -234,12 +234,25 @@ def stop_token_ids(tokenizer, family) -> list[int]:
 
 def decode_output(tokenizer, ids: list[int], family) -> str:
     """Generated ids as text without special tokens, except those that belong to the family's tool-call
-    format (e.g. Llama's <|python_tag|>), which the tool-call parser needs."""
-    keep = [t for t in (family.keep_tokens if family else ()) if t in tokenizer.all_special_tokens]
+    format (e.g. Llama's <|python_tag|>), which the tool-call parser needs. The kept tokens are found by id, not in
+    `all_special_tokens`, which leaves out tokens added as special to the vocabulary (transformers 5)."""
+    unknown = getattr(tokenizer, "unk_token_id", None)
+    keep = {}
+    for token in family.keep_tokens if family else ():
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if isinstance(token_id, int) and token_id != unknown:
+            keep[token_id] = token
     if not keep:
         return tokenizer.decode(ids, skip_special_tokens=True)
-    drop = set(tokenizer.all_special_ids) - set(tokenizer.convert_tokens_to_ids(keep))
-    return tokenizer.decode([i for i in ids if i not in drop], skip_special_tokens=False)
+    pieces, run = [], []
+    for i in ids:
+        if i in keep:
+            pieces += [tokenizer.decode(run, skip_special_tokens=True), keep[i]]
+            run = []
+        else:
+            run.append(i)
+    pieces.append(tokenizer.decode(run, skip_special_tokens=True))
+    return "".join(pieces)
 
 
 def load_generator(

@@ -40,6 +40,7 @@ LOADERS = [
     *(f"secml_recipes.teacher.knowledge.{name}" for name in TEACHER_TABLES),
     "secml_recipes.judge.knowledge",
     "secml_recipes.tasks.behaviours",
+    "secml_recipes.tasks.constraints",
     "secml_recipes.corpus.episodes",
 ]
 DATA_FILES = sorted(
@@ -50,6 +51,7 @@ DATA_FILES = sorted(
         "scan/generator",
         "teacher/knowledge/data",
         "judge/data",
+        "tasks",
         "tasks/data",
         "corpus/data",
     )

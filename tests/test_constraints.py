@@ -191,19 +191,23 @@ def test_sampled_tool_turns_parse_in_the_family_format(tiny_models, family):
     assert "calls | text" in grammar  # a final answer in plain text stays possible
 
 
+# One closed field with an enum: what both backends must keep a random tiny model to.
+RISK_LEVEL = Constraint(
+    {
+        "type": "object",
+        "properties": {"risk_level": {"enum": ["low", "medium", "high", "critical"]}},
+        "required": ["risk_level"],
+        "additionalProperties": False,
+    }
+)
+
+
 def test_transformers_backend_keeps_a_tiny_model_to_the_constraint(tiny_models):
     from secml_recipes.use.generation import TransformersGenerator
 
     generator = TransformersGenerator(str(tiny_models["llama"]), batch_size=2)
     prompt = generator.render([{"role": "user", "content": "How risky is this host?"}])
-    verdict = Constraint(
-        {
-            "type": "object",
-            "properties": {"risk_level": {"enum": ["low", "medium", "high", "critical"]}},
-            "required": ["risk_level"],
-            "additionalProperties": False,
-        }
-    )
+    verdict = RISK_LEVEL
     free, constrained = generator.generate([prompt, prompt], 24, constraint=[None, verdict])
     assert json.loads(constrained)["risk_level"] in ("low", "medium", "high", "critical")
     assert free != constrained
@@ -257,14 +261,7 @@ def test_llama_cpp_backend_keeps_a_tiny_gguf_to_the_constraint(tiny_models, llam
     gguf = convert_to_gguf(tiny_models["llama"], tmp_path / "tiny-f32.gguf", "f32")
     generator = LlamaCppGenerator(str(gguf), str(tiny_models["llama"]), n_ctx=2048)
     prompt = generator.render([{"role": "user", "content": "How risky is this host?"}])
-    verdict = Constraint(
-        {
-            "type": "object",
-            "properties": {"risk_level": {"enum": ["low", "medium", "high", "critical"]}},
-            "required": ["risk_level"],
-            "additionalProperties": False,
-        }
-    )
+    verdict = RISK_LEVEL
     (text,) = generator.generate([prompt], 24, constraint=verdict)
     assert json.loads(text)["risk_level"] in ("low", "medium", "high", "critical")
     report = generate_report(next(iter(plan_hosts(3, 2))))

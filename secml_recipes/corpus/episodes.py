@@ -47,7 +47,7 @@ from secml_recipes.teacher.knowledge.privileged import (
     bit_phrase,
     shell_escape,
     stock_capability,
-    stock_elsewhere,
+    stock_in_any_family,
     stock_privileged,
     third_party,
 )
@@ -687,7 +687,7 @@ CONCLUSIONS: list[tuple[Callable[[Evidence], bool], str, str]] = [
 
 def _shell_escape_setid(path: str) -> bool:
     """A GTFOBins program that no distribution family ships set-id: the specialist contains it, so must an episode."""
-    return bool(path) and shell_escape(path) is not None and stock_elsewhere(path, family="") is None
+    return bool(path) and shell_escape(path) is not None and stock_in_any_family(path) is None
 
 
 def conclude(e: Evidence, target: str) -> tuple[str, str]:

@@ -94,6 +94,11 @@ def stock_elsewhere(path: str, family: str) -> PrivilegedBinary | None:
     return None
 
 
+def stock_in_any_family(path: str) -> PrivilegedBinary | None:
+    """The row of any distribution family that ships `path` set-id."""
+    return next((row for (_, p), row in STOCK_PRIVILEGED.items() if p == canonical_path(path)), None)
+
+
 def stock_capability(path: str, family: str) -> CapabilityBinary | None:
     return STOCK_CAPABILITIES.get((family, canonical_path(path)))
 

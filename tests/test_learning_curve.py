@@ -52,7 +52,10 @@ def test_each_point_is_evaluated_alone_and_the_curve_is_written(tmp_path, monkey
         rate = len(seen) / 4  # rises with the steps
         return {
             "sizes": {"examples": 8},
-            "results": {"model": {"json_parse_rate": rate, "schema_valid_rate": None, "heldout_loss": 3 - 2 * rate}},
+            "results": {
+                "model": {"json_parse_rate": rate, "schema_valid_rate": None, "heldout_loss": 3 - 2 * rate},
+                "model+constrained": {"json_parse_rate": 1.0, "schema_valid_rate": 1.0},
+            },
             "intervals": {"model": {"json_parse_rate": [rate / 2, rate]}},
         }
 
@@ -63,6 +66,8 @@ def test_each_point_is_evaluated_alone_and_the_curve_is_written(tmp_path, monkey
     assert all(s[1] == [] and s[2].startswith(str(out / "step-")) for s in seen)
     table = (out / "curve.md").read_text()
     assert "| 0 | 8 | 0.250 [0.12, 0.25] | - |" in table and "| 25 | 8 | 1.000 [0.50, 1.00] | - |" in table
+    free, bound = table.split("Under the task's constraint")
+    assert "heldout_loss" in free and "heldout_loss" not in bound and "| 0 | 8 | 1.000 | 1.000 |" in bound
     assert [r["step"] for r in json.loads((out / "curve.json").read_text())["rows"]] == [0, 10, 20, 25]
     assert (out / "curve.png").stat().st_size > 0
 

@@ -1,5 +1,5 @@
 """Split parts keep the host: every part carries the whole host's verdict and every correlation that
-touches it, fits its prompt and completion budgets, and the parts merge back into the whole."""
+touches it, fits its prompt budget, and the parts merge back into the whole."""
 
 import json
 import os
@@ -71,7 +71,7 @@ def test_parts_merge_back_into_the_whole_enrichment(hosts):
 
 def test_parts_fit_their_budgets_and_cover_every_finding(hosts):
     for report, _enrichment, parts in hosts:
-        assert all(len(compact(p)) <= MAX_CHARS and len(compact(c)) <= MAX_CHARS for p, c in parts)
+        assert all(len(compact(p)) <= MAX_CHARS for p, _ in parts)
         whole_ids = sorted(f["id"] for r in report["results"] for f in r["findings"])
         part_ids = sorted(f["id"] for p, _ in parts for r in p["results"] for f in r["findings"])
         assert part_ids == whole_ids
@@ -132,3 +132,16 @@ def test_a_scanner_error_and_an_id_reported_twice_split_and_merge_back():
     assert merge_parts([completion for _, completion in parts]) == enrichment.output
     assert [f["id"] for f in enrichment.output["enriched_findings"]].count(unit["id"]) == 1
     assert "auditd:error" in {f["id"] for f in enrichment.output["enriched_findings"]}
+
+
+def test_parts_are_cut_from_the_report_alone(hosts, monkeypatch):
+    """Inference has no teacher: `split_prompts` never calls it and cuts exactly the parts training was given."""
+    import secml_recipes.tasks.split as split
+
+    expected = [[part for part, _ in parts] for _report, _enrichment, parts in hosts]
+
+    def no_teacher(report):
+        raise AssertionError("the teacher ran while cutting prompts")
+
+    monkeypatch.setattr(split, "build_enrichment", no_teacher)
+    assert [[part for part, _ in split.split_prompts(report, MAX_CHARS)] for report, _, _ in hosts] == expected

@@ -6,7 +6,9 @@
 A held-out loss that falls says little about whether the model writes usable reports (the smoke model once
 reached 0.63 nats/token and still wrote no parseable one), so the curve is of the task's own metrics: the
 evaluation recipe's held-out examples are scored for the untrained base (step 0), every `checkpoint-N` of the run
-and the run's final weights, each with its 95% interval (`evaluation/intervals.py`). It writes `curve.json`,
+and the run's final weights, each with its 95% interval (`evaluation/intervals.py`), with free decoding and, unless
+`--no-constrain`, under the task's constraint (solid and dashed lines: what the model knows, and what it delivers
+once the format is enforced). It writes `curve.json`,
 `curve.md` (one row per step) and `curve.png` (one line per metric) to `--out`; `make learning-curve` trains a
 longer CPU run and draws its curve. The same command draws a production run's curve on a GPU.
 """
@@ -27,6 +29,7 @@ from secml_recipes.train.checkpoints import CHECKPOINT, checkpoint_problem
 from secml_recipes.train.recipe import RecipeError, load_recipe
 
 # The metrics drawn per task (the headline's, evaluation/headline.py); every metric is in curve.json.
+CONSTRAINED = "model+constrained"  # evaluate's column for the constrained pass
 CURVE_METRICS = {
     "specialist": [
         "json_parse_rate",
@@ -69,24 +72,30 @@ def curve_rows(args: EvalArguments, points: list[tuple[int, str]], out: Path) ->
         point_args.output_dir = str(out / f"step-{step}")
         print(f"[learning curve] step {step}: {model}", flush=True)
         report = evaluate(point_args)
+        intervals = report.get("intervals", {})
         rows.append(
             {
                 "step": step,
                 "model": model,
                 "n": report["sizes"].get("examples", report["sizes"].get("episodes")),
                 "results": report["results"]["model"],
-                "intervals": report.get("intervals", {}).get("model", {}),
+                "intervals": intervals.get("model", {}),
+                "constrained_results": report["results"].get(CONSTRAINED),
+                "constrained_intervals": intervals.get(CONSTRAINED, {}),
             }
         )
     return rows
 
 
-def markdown(rows: list[dict], metrics: list[str]) -> str:
-    """Steps as rows, the task's metrics (and held-out loss) as columns, 95% intervals in brackets."""
-    columns = [*metrics, "heldout_loss"]
+def markdown(rows: list[dict], metrics: list[str], constrained: bool = False) -> str:
+    """Steps as rows, the task's metrics (and held-out loss) as columns, 95% intervals in brackets; `constrained`:
+    the constrained pass's numbers (the held-out loss does not depend on decoding, so only the free table has it)."""
+    columns = metrics if constrained else [*metrics, "heldout_loss"]
+    key = "constrained_" if constrained else ""
     lines = ["| step | n | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
     for r in rows:
-        cells = [format_value(r["results"].get(m), r["intervals"].get(m)) for m in columns]
+        results, intervals = r.get(f"{key}results") or {}, r.get(f"{key}intervals") or {}
+        cells = [format_value(results.get(m), intervals.get(m)) for m in columns]
         lines.append(f"| {r['step']} | {r['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -102,11 +111,23 @@ def write_plot(rows: list[dict], metrics: list[str], path: Path, title: str) -> 
     steps = [r["step"] for r in rows]
     for m in metrics:
         values = [r["results"].get(m) for r in rows]
+        bound = [(r.get("constrained_results") or {}).get(m) for r in rows]
+        color = None
         if any(v is not None for v in values):
-            rates.plot(steps, [float("nan") if v is None else v for v in values], marker="o", label=m)
+            (line,) = rates.plot(steps, [float("nan") if v is None else v for v in values], marker="o", label=m)
+            color = line.get_color()
+        if any(v is not None for v in bound):
+            rates.plot(
+                steps,
+                [float("nan") if v is None else v for v in bound],
+                marker="s",
+                linestyle="--",
+                color=color,
+                label=f"{m} (constrained)",
+            )
     rates.set_ylim(-0.02, 1.02)
     rates.set_xlabel("training step (0: untrained base)")
-    rates.set_ylabel("rate on held-out examples")
+    rates.set_ylabel("rate on held-out examples (dashed: constrained)")
     rates.legend(fontsize=7)
     rates.grid(alpha=0.3)
     losses = [r["results"].get("heldout_loss") for r in rows]
@@ -149,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     metrics = CURVE_METRICS[eval_args.task]
     table = markdown(rows, metrics)
+    if any(r.get("constrained_results") for r in rows):
+        table += "\nUnder the task's constraint (schema and the input's ids enforced at decode time):\n\n"
+        table += markdown(rows, metrics, constrained=True)
     title = f"{eval_args.task}: task metrics vs training steps ({args.run}, n = {rows[0]['n']} held-out examples)"
     plot = write_plot(rows, metrics, out / "curve.png", title)
     write_json_atomic(out / "curve.json", {"title": title, "recipe": args.recipe, "run": args.run, "rows": rows})

@@ -270,3 +270,26 @@ def test_llama_cpp_backend_keeps_a_tiny_gguf_to_the_constraint(tiny_models, llam
     (text,) = generator.generate([prompt], 200, constraint=call)
     (parsed,) = parse_turn(generator.family.tool_format, text).calls
     assert parsed["name"] == "stat_file" and parsed["arguments"]["path"] in scan_values(report)["paths"]
+
+
+def test_llama_cpp_grammars_bound_every_long_string_and_refuse_raw_control_characters(parts):
+    """llama.cpp spells a bound of n characters as n nested rules and refuses more than 2,000: a long bound becomes
+    40-character chunks (at most `bound` characters), and a string character is never a raw control character
+    (json.loads refuses those)."""
+    from secml_recipes.use.constrained import gbnf_grammar, long_strings_as_placeholders
+
+    part, _ = next((p, r) for p, r in parts if r["enriched_findings"])
+    constraint = report_constraint(part)
+    _, bounds = long_strings_as_placeholders(constraint.schema)
+    assert {(1, 730), (1, 740), (0, 400)} <= bounds
+    grammar = gbnf_grammar(constraint)
+    assert "@@" not in grammar
+    rules = dict(line.split(" ::= ", 1) for line in grammar.splitlines())
+    for shortest, longest in bounds:
+        body = rules[f"string-{shortest}-{longest}"]
+        assert (f"char{{{shortest}}} " in body) == (shortest > 0)
+        chunks = int(body.split("chunk-40{0,")[1].split("}")[0])
+        assert shortest + 40 * chunks + 39 <= longest < shortest + 40 * (chunks + 1) + 39, (shortest, longest)
+    assert rules["chunk-40"] == "char{40}"
+    assert rules["char"].startswith(r'[^"\\\x7F\x00-\x1F]')
+    assert "string-0-400" in rules["enriched-findings-item-0-rationale-item"]

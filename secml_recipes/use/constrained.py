@@ -21,7 +21,7 @@ from secml_recipes.tasks.constraints import Constraint
 # at most one space between tokens. Either way whitespace is bounded, so it cannot run on forever.
 _JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ",", "key_separator": ":"}
 _CALL_OPTIONS = {"whitespace_pattern": "[ ]?"}
-LLAMA_CPP_MAX_LENGTH = 64  # longest string bound a llama.cpp grammar keeps (see without_long_string_bounds)
+LLAMA_CPP_MAX_LENGTH = 64  # longest string bound spelled by llama.cpp's converter (long_strings_as_placeholders)
 
 
 def _lark_literal(text: str, specials: set[str]) -> str:
@@ -156,19 +156,51 @@ def in_written_order(schema):
     return {"anyOf": variants}
 
 
-def without_long_string_bounds(schema, longest: int = LLAMA_CPP_MAX_LENGTH):
-    """`schema` without the `maxLength`s above `longest`: llama.cpp's grammar parser refuses a grammar once a
-    repetition would take it past 2,000 rules, and its JSON-schema converter spells a bound of n characters as n
-    nested rules. Such strings are then bounded by the token limit alone in llama.cpp (closed objects, bounded lists
-    and enums still hold); the transformers runtime keeps every bound."""
-    if isinstance(schema, list):
-        return [without_long_string_bounds(s, longest) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: without_long_string_bounds(v, longest) for k, v in schema.items() if k != "maxLength"}
-    if "maxLength" in schema and schema["maxLength"] <= longest:
-        out["maxLength"] = schema["maxLength"]
-    return out
+def long_strings_as_placeholders(schema, longest: int = LLAMA_CPP_MAX_LENGTH):
+    """(`schema` with every string bounded above `longest` characters replaced by a placeholder constant, the
+    (shortest, longest) bounds replaced). llama.cpp's JSON-schema converter spells a bound of n characters as n nested
+    optional rules, and llama.cpp's grammar parser refuses a repetition past 2,000 rules: `gbnf_grammar` swaps each
+    placeholder for a rule of bounded 40-character chunks instead (`_long_string_rule`), so every bound holds in
+    both runtimes."""
+    bounds: set[tuple[int, int]] = set()
+
+    def walk(node):
+        if isinstance(node, list):
+            return [walk(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        plain = set(node) <= {"type", "maxLength", "minLength"} and node.get("minLength", 0) <= longest
+        if node.get("type") == "string" and node.get("maxLength", 0) > longest and plain:
+            bound = (node.get("minLength", 0), node["maxLength"])
+            bounds.add(bound)
+            return {"const": _placeholder(bound)}
+        return {k: walk(v) for k, v in node.items()}
+
+    return walk(schema), bounds
+
+
+def _placeholder(bound: tuple[int, int]) -> str:
+    return f"@@secml-string-{bound[0]}-{bound[1]}@@"
+
+
+def _rule_name(bound: tuple[int, int]) -> str:
+    return f"string-{bound[0]}-{bound[1]}"
+
+
+# A JSON string character as strict parsers read it: no raw control character (llama-cpp-python's converter allows
+# them, and `json.loads` then refuses a newline a model wrote inside a string).
+_STRICT_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
+_CHUNK = 40
+
+
+def _long_string_rule(bound: tuple[int, int]) -> str:
+    """A JSON string of `bound` = (shortest, longest) characters in few rules: the shortest, then up to k whole
+    chunks of 40 characters, then up to 39 more (llama.cpp expands a fixed count in place and an optional one into
+    one rule per step)."""
+    shortest, longest = bound
+    chunks = (longest - shortest - (_CHUNK - 1)) // _CHUNK
+    head = f" char{{{shortest}}}" if shortest else ""
+    return f'{_rule_name(bound)} ::= "\\""{head} chunk-{_CHUNK}{{0,{chunks}}} char{{0,{_CHUNK - 1}}} "\\"" space'
 
 
 def _gbnf_literal(text: str) -> str:
@@ -182,8 +214,15 @@ def gbnf_grammar(constraint: Constraint) -> str:
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     fmt = constraint.tool_format
-    schema = without_long_string_bounds(in_written_order(constraint.schema))
+    schema, bounds = long_strings_as_placeholders(in_written_order(constraint.schema))
     value = json_schema_to_gbnf(json.dumps(schema), prop_order=None)
+    lines = [line for line in value.splitlines() if not line.startswith(("char ::=", "space ::="))]
+    for bound in sorted(bounds):
+        lines = [line.replace(_gbnf_literal(json.dumps(_placeholder(bound))), _rule_name(bound)) for line in lines]
+        lines.append(_long_string_rule(bound))
+    if bounds:
+        lines.append(f"chunk-{_CHUNK} ::= char{{{_CHUNK}}}")
+    value = "\n".join([*lines, _STRICT_CHAR, 'space ::= " "?'])
     if fmt is None:
         return value
     value = value.replace("root ::=", "call ::=", 1)

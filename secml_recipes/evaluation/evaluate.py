@@ -95,6 +95,14 @@ class EvalArguments:
             "`base+constrained`) beside free decoding; --no-constrain skips the constrained pass"
         },
     )
+    stop_loops: bool = field(
+        default=True,
+        metadata={
+            "help": "end a free answer once its last 192 tokens repeat a unit of at most 64 (use/generation.py "
+            "is_looping: a cycle greedy decoding does not leave) instead of running it to max_new_tokens; the count "
+            "is in the report's timings (`loops_stopped`); --no-stop-loops runs every answer to its end"
+        },
+    )
     batch_size: int = 4
     dtype: str = field(default="bfloat16", metadata={"choices": ["float32", "bfloat16", "float16"]})
     output_dir: str = "eval/specialist"
@@ -263,9 +271,10 @@ def _for_each_variant(args, variants: dict, sources: dict, produce) -> tuple[dic
     results, timings, identities = {}, {}, {}
     for name, gen_args in variants.items():
         gen = load_generator(dtype=args.dtype, batch_size=args.batch_size, name=name, **gen_args)
+        gen.stop_loops = args.stop_loops
         for constrained in (False, True) if args.constrain else (False,):
             column = f"{name}+constrained" if constrained else name
-            gen.stats.update(generated_tokens=0, seconds=0.0, prompts=0)
+            gen.stats.update(generated_tokens=0, seconds=0.0, prompts=0, loops_stopped=0)
             t0 = time.perf_counter()
             results[column] = produce(name, gen, constrained)
             timings[column] = {"seconds": round(time.perf_counter() - t0, 2), **gen.stats}
@@ -416,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: {EVAL_USAGE} (secml eval --help lists the keys)", file=sys.stderr)
         return 2
 
-    argv = [a for x in argv for a in (["--constrain", "false"] if x == "--no-constrain" else [x])]
+    negations = {"--no-constrain": ["--constrain", "false"], "--no-stop-loops": ["--stop_loops", "false"]}
+    argv = [a for x in argv for a in negations.get(x, [x])]
     try:
         (args,) = load_recipe(argv[0], argv[1:], classes=(EvalArguments,))
         evaluate(args)

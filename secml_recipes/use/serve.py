@@ -169,7 +169,7 @@ def make_handler(
         conversation, schemas = canonical_conversation(with_tool_names(messages), tools)
         prompt = tokenizer.apply_chat_template(conversation, tools=schemas, tokenize=False, add_generation_prompt=True)
         rule = request_constraint(family, conversation, tools, response_format, tool_choice) if constrain else None
-        text, n_prompt, n_new = llama_cpp_generate(
+        text, n_prompt, n_new, _ = llama_cpp_generate(
             llama,
             tokenizer,
             family,

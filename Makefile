@@ -60,14 +60,14 @@ smoke: install base-models llama-cpp $(if $(CUDA_GPU),gptq-env,)
 smoke-train: install base-models llama-cpp
 	$(PY) -m secml_recipes.pipeline --profile smoke --data-only --specialist-only --generalist-only --eval-only
 
-# The smoke specialist trained longer (60 steps, a checkpoint every 10: about an hour on 2 cores with its
+# The smoke specialist trained longer (60 steps, a checkpoint every 12: about an hour on 2 cores with its
 # evaluation), each checkpoint scored on the held-out parts like the final model: task metrics vs steps in
 # docs/learning-curve/curve.{md,png} (evaluation/learning_curve.py).
 CURVE_RUN = models/specialist-curve
 learning-curve: install base-models llama-cpp
 	$(PY) -m secml_recipes.pipeline --profile smoke --data-only
 	$(ACCELERATE) launch --config_file $(ACCEL_CONFIG) -m secml_recipes.sft recipes/smoke/specialist.yaml \
-		--output_dir $(CURVE_RUN) --max_steps 60 --save_steps 10
+		--output_dir $(CURVE_RUN) --max_steps 60 --save_steps 12
 	$(PY) -m secml_recipes.evaluation.learning_curve recipes/smoke/eval-specialist.yaml --run $(CURVE_RUN) \
 		--out docs/learning-curve --max_samples 8
 

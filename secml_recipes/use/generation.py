@@ -216,7 +216,7 @@ def llama_cpp_generate(
         text = llm.detokenize(new, special=True).decode("utf-8", "replace")
     else:
         text = decode_output(tokenizer, new, family)
-    return text, len(ids), len(new)
+    return text, len(ids), len(new), looped
 
 
 # A free answer whose last LOOP_WINDOW tokens repeat with a period of at most LOOP_PERIOD tokens has entered a

@@ -1,8 +1,10 @@
 """Free answers that entered a repetition cycle are stopped (use/generation.py `is_looping`); nothing else is."""
 
+import random
+
 import torch
 
-from secml_recipes.use.generation import LOOP_PERIOD, LOOP_WINDOW, _LoopStop, is_looping
+from secml_recipes.use.loops import LOOP_PERIOD, LOOP_WINDOW, LoopStop, is_looping
 
 
 def test_a_cycle_of_up_to_the_longest_period_is_a_loop_and_varied_text_is_not():
@@ -27,7 +29,35 @@ def test_the_transformers_criterion_stops_only_free_rows_and_keeps_them_stopped(
     loop = loop[: (len(loop) // 8) * 8]
     varied = [(i * 31) % 97 for i in range(len(loop))]
     ids = torch.tensor([p + r for p, r in zip(prompt, [loop, loop, varied])])
-    stop = _LoopStop(2, [True, False, True])
+    stop = LoopStop(2, [True, False, True])
     assert stop(ids, None).tolist() == [True, False, False]
     assert stop(ids[:, :-1], None).tolist() == [True, False, False]  # not a multiple of 8: not checked, kept
     assert stop.stopped == 1
+
+
+def test_a_constrained_answer_looping_inside_a_string_is_pushed_to_close_it():
+    """Rows that loop get their quote tokens raised above every other token (the grammar then picks the one that
+    closes the string); a row that does not loop, or has not yet written a whole window, is left alone."""
+    import numpy as np
+
+    from secml_recipes.use.loops import CLOSE_WINDOW, hf_quote_tokens, quote_boost
+
+    class Vocab:
+        texts = ["a", '"', '",', "b", '"}', "c"]
+
+        def __len__(self):
+            return len(self.texts)
+
+        def decode(self, ids):
+            return "".join(self.texts[i] for i in ids)
+
+    quotes = hf_quote_tokens(Vocab())
+    assert quotes.tolist() == [1, 2, 4]
+    looping = [0, 3] * CLOSE_WINDOW
+    rng = random.Random(0)
+    varied = [rng.randrange(6) for _ in range(2 * CLOSE_WINDOW + 1)]
+    scores = torch.zeros(3, 6)
+    assert quote_boost([looping, varied, looping[:CLOSE_WINDOW]], quotes, scores) == 1
+    assert scores[0].argmax().item() in quotes and scores[0, 1] == 1000.0
+    assert not scores[1:].any()
+    assert np.array_equal(quotes, hf_quote_tokens(Vocab()))

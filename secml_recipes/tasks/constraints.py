@@ -168,6 +168,15 @@ def _shape(name: str) -> dict:
     return {"type": "object", "properties": props, "required": sorted(props), "additionalProperties": False}
 
 
+def _unsatisfiable(schema: dict) -> bool:
+    """No value fits `schema`: an empty enum (no id the part could name), or an object that requires such a key (a
+    correlation on a part whose host offers no correlation id). A list of such items can only be empty."""
+    if "enum" in schema:
+        return not schema["enum"]
+    props = schema.get("properties") or {}
+    return any(_unsatisfiable(props[k]) for k in schema.get("required", []) if k in props)
+
+
 def _decode(schema: dict, path: tuple[str, ...], values: dict, defs: dict) -> dict | None:
     """`schema` at `path`, restricted for decoding; None for an optional property the decoder leaves out (a
     nullable extension field or an open map whose keys the input does not name)."""
@@ -193,7 +202,7 @@ def _decode(schema: dict, path: tuple[str, ...], values: dict, defs: dict) -> di
             return None
         sizes = BOUNDS["report"]["max_items"]
         most = len(values["own_ids"]) if name == "enriched_findings" else sizes.get(name, sizes["default"])
-        if ("enum" in item and not item["enum"]) or most == 0:
+        if _unsatisfiable(item) or most == 0:
             return {"type": "array", "items": item, "maxItems": 0}
         out = {"type": "array", "items": item, "maxItems": max(most, schema.get("minItems", 0))}
         if schema.get("minItems"):

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from secml_recipes.tasks.constraints import Constraint
+from secml_recipes.use.loops import hf_quote_tokens, quote_boost
 
 # Reports are trained as compact JSON: no whitespace. Tool calls are trained as `{"name": "x", "arguments": {...}}`:
 # at most one space between tokens. Either way whitespace is bounded, so it cannot run on forever.
@@ -102,6 +103,7 @@ class GrammarLogitsProcessor:
         self.eos = eos
         self.prompt_len: int | None = None
         self.vocab = len(tokenizer)
+        self.quotes = hf_quote_tokens(tokenizer)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self.prompt_len is None:
@@ -111,6 +113,8 @@ class GrammarLogitsProcessor:
             for m, token in zip(self.matchers, last):
                 if m is not None and not m.is_stopped():
                     m.consume_token(token)
+            new = input_ids[:, self.prompt_len :].tolist()
+            quote_boost([ids if m is not None else [] for ids, m in zip(new, self.matchers)], self.quotes, scores)
         for row, m in enumerate(self.matchers):
             if m is None:
                 continue
@@ -158,7 +162,8 @@ def in_written_order(schema):
 
 def long_strings_as_placeholders(schema, longest: int = LLAMA_CPP_MAX_LENGTH):
     """(`schema` with every string bounded above `longest` characters replaced by a placeholder constant, the
-    (shortest, longest) bounds replaced). llama.cpp's JSON-schema converter spells a bound of n characters as n nested
+    (shortest, longest) bounds replaced), and every list that must stay empty spelled `[]`. llama.cpp's JSON-schema
+    converter spells a bound of n characters as n nested
     optional rules, and llama.cpp's grammar parser refuses a repetition past 2,000 rules: `gbnf_grammar` swaps each
     placeholder for a rule of bounded 40-character chunks instead (`_long_string_rule`), so every bound holds in
     both runtimes."""
@@ -169,6 +174,8 @@ def long_strings_as_placeholders(schema, longest: int = LLAMA_CPP_MAX_LENGTH):
             return [walk(n) for n in node]
         if not isinstance(node, dict):
             return node
+        if node.get("type") == "array" and node.get("maxItems") == 0:
+            return {"const": []}  # its items may be `{"enum": []}`, which the converter writes as an empty rule
         plain = set(node) <= {"type", "maxLength", "minLength"} and node.get("minLength", 0) <= longest
         if node.get("type") == "string" and node.get("maxLength", 0) > longest and plain:
             bound = (node.get("minLength", 0), node["maxLength"])
@@ -244,9 +251,22 @@ def gbnf_grammar(constraint: Constraint) -> str:
     return f"root ::= {start}\ncalls ::= {calls}\n{text}{value}"
 
 
-def llama_grammar(constraint: Constraint):
-    """A `llama_cpp.LlamaGrammar` of `constraint`."""
+def llama_grammar(constraint: Constraint, llm=None):
+    """A `llama_cpp.LlamaGrammar` of `constraint`. With the `Llama` it is for, the grammar is first parsed by llama.cpp
+    itself: llama-cpp-python defers parsing to the sampler, and a grammar llama.cpp refuses (an empty rule, a
+    repetition past its limit) must fail here with its reason, not leave an answer unconstrained."""
     # lazy: optional, built by `make llama-cpp`
+    import llama_cpp
     from llama_cpp import LlamaGrammar
 
-    return LlamaGrammar.from_string(gbnf_grammar(constraint), verbose=False)
+    text = gbnf_grammar(constraint)
+    if llm is not None:
+        sampler = llama_cpp.llama_sampler_init_grammar(
+            llama_cpp.llama_model_get_vocab(llm.model), text.encode(), b"root"
+        )
+        if not sampler:
+            raise ValueError(
+                "llama.cpp refuses the constraint's grammar (run with verbose llama.cpp logs for the rule)"
+            )
+        llama_cpp.llama_sampler_free(sampler)
+    return LlamaGrammar.from_string(text, verbose=False)

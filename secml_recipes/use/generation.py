@@ -23,6 +23,7 @@ from secml_recipes.model_folders import model_and_adapter, trained_tokenizer_fol
 from secml_recipes.tasks.constraints import Constraint
 from secml_recipes.use.constrained import GrammarLogitsProcessor, llama_grammar
 from secml_recipes.use.gguf_cache import as_gguf
+from secml_recipes.use.loops import LoopStop, StringCloser, is_looping
 
 
 class Generator(Protocol):
@@ -102,7 +103,7 @@ class TransformersGenerator:
             t0 = time.perf_counter()
             rows = constraints[start : start + self.batch_size]
             processors = [GrammarLogitsProcessor(self.tokenizer, rows, eos)] if any(rows) else None
-            loops = _LoopStop(enc["input_ids"].shape[1], [r is None for r in rows]) if self.stop_loops else None
+            loops = LoopStop(enc["input_ids"].shape[1], [r is None for r in rows]) if self.stop_loops else None
             out = self.model.generate(
                 **enc,
                 max_new_tokens=max_new_tokens,
@@ -176,7 +177,7 @@ class LlamaCppGenerator:
                 prompt,
                 max_new_tokens,
                 native=self.tokenizer_path is None,
-                grammar=llama_grammar(rule) if rule is not None else None,
+                grammar=llama_grammar(rule, self.llm) if rule is not None else None,
                 stop_loops=self.stop_loops and rule is None,
             )
             self.stats["loops_stopped"] = self.stats.get("loops_stopped", 0) + looped
@@ -190,11 +191,12 @@ class LlamaCppGenerator:
 def llama_cpp_generate(
     llm, tokenizer, family, prompt: str, max_new_tokens: int, native: bool = False, grammar=None, stop_loops=False
 ) -> tuple[str, int, int, bool]:
-    """(text, prompt tokens, new tokens, stopped in a loop): greedy decoding of a rendered prompt in llama.cpp (the evaluation's
-    runtime and the HTTP server's). The prompt is tokenized and the answer decoded by the source model's
+    """(text, prompt tokens, new tokens, stopped in a loop): greedy decoding of a rendered prompt in llama.cpp (the
+    evaluation's runtime and the HTTP server's). The prompt is tokenized and the answer decoded by the source model's
     tokenizer, or with `native` by llama.cpp's own (a GGUF without its source folder: transformers' rebuild of a
     GGUF tokenizer need not split text as the original did). `grammar`: a `LlamaGrammar` the output must follow.
-    `stop_loops`: end an answer that has entered a repetition cycle (`is_looping`), as the token limit would."""
+    `stop_loops`: end an answer that has entered a repetition cycle (`is_looping`), as the token limit would. Under
+    a grammar a string the answer loops in is closed early (`loops.StringCloser`)."""
     if native:
         stops = [llm.tokenize(t.encode(), add_bos=False, special=True) for t in (family.stops() if family else [])]
         stop = {llm.token_eos(), *(ids[0] for ids in stops if len(ids) == 1)}
@@ -204,8 +206,14 @@ def llama_cpp_generate(
         ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     new: list[int] = []
     looped = False
+    # lazy: optional, built by `make llama-cpp`
+    from llama_cpp import LogitsProcessorList
+
+    closer = LogitsProcessorList([StringCloser(llm, len(ids))]) if grammar is not None else None
     if max_new_tokens > 0:
-        for token in llm.generate(ids, top_k=1, top_p=1.0, temp=0.0, reset=True, grammar=grammar):
+        for token in llm.generate(
+            ids, top_k=1, top_p=1.0, temp=0.0, reset=True, grammar=grammar, logits_processor=closer
+        ):
             if token in stop:
                 break
             new.append(token)
@@ -217,39 +225,6 @@ def llama_cpp_generate(
     else:
         text = decode_output(tokenizer, new, family)
     return text, len(ids), len(new), looped
-
-
-# A free answer whose last LOOP_WINDOW tokens repeat with a period of at most LOOP_PERIOD tokens has entered a
-# cycle that greedy decoding does not leave (every smoke answer that ran into the token limit did so in such a
-# cycle): the evaluation stops it there instead of spending the rest of the budget on it (`stop_loops`).
-LOOP_WINDOW, LOOP_PERIOD = 192, 64
-
-
-def is_looping(ids: list[int]) -> bool:
-    """Whether the last LOOP_WINDOW of `ids` are one unit of at most LOOP_PERIOD tokens repeated."""
-    if len(ids) < LOOP_WINDOW + 1:
-        return False
-    tail = ids[-LOOP_WINDOW:]
-    return any(tail == ids[-LOOP_WINDOW - p : -p] for p in range(1, min(LOOP_PERIOD, len(ids) - LOOP_WINDOW) + 1))
-
-
-class _LoopStop:
-    """A transformers stopping criterion: True for each free row of the batch whose answer `is_looping` (a row
-    already done stays done; rows under a constraint are never stopped: their bounds end them)."""
-
-    def __init__(self, prompt_length: int, free: list[bool]):
-        self.prompt_length, self.free, self.done = prompt_length, free, [False] * len(free)
-
-    @property
-    def stopped(self) -> int:
-        return sum(self.done)
-
-    def __call__(self, input_ids, scores, **kwargs):
-        new = input_ids[:, self.prompt_length :]
-        if new.shape[1] % 8 == 0:
-            for i, row in enumerate(new.tolist()):
-                self.done[i] = self.done[i] or (self.free[i] and is_looping(row))
-        return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
 
 
 def per_prompt(constraint: Constraint | list[Constraint | None] | None, n: int) -> list[Constraint | None]:

@@ -176,7 +176,7 @@ def make_handler(
             prompt,
             max_tokens or default_max_tokens,
             native=native,
-            grammar=llama_grammar(rule) if rule is not None else None,
+            grammar=llama_grammar(rule, llama) if rule is not None else None,
         )
         return completion_response(text, family, model_name, n_prompt, n_new)
 

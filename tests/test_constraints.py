@@ -254,12 +254,22 @@ def test_llama_cpp_grammars_compile_for_reports_and_every_family(parts):
 
 
 @pytest.mark.skipif(not HAS_LLAMA_CPP, reason="llama-cpp-python is not installed (make llama-cpp builds it)")
-def test_llama_cpp_backend_keeps_a_tiny_gguf_to_the_constraint(tiny_models, llama_cpp_source, tmp_path):
+def test_llama_cpp_backend_keeps_a_tiny_gguf_to_the_constraint(tiny_models, llama_cpp_source, tmp_path, parts):
     from secml_recipes.deploy.gguf import convert_to_gguf
     from secml_recipes.use.generation import LlamaCppGenerator
 
     gguf = convert_to_gguf(tiny_models["llama"], tmp_path / "tiny-f32.gguf", "f32")
     generator = LlamaCppGenerator(str(gguf), str(tiny_models["llama"]), n_ctx=2048)
+    # llama.cpp itself parses every report grammar: the real fixture's parts at both profiles' sizes, generated parts
+    from secml_recipes.scan.fixtures import real_reports
+    from secml_recipes.tasks.split import split_prompts
+    from secml_recipes.use.constrained import llama_grammar
+
+    fixture = next(real_reports())
+    raws = [p for size in (2500, 12000) for p, _ in split_prompts(fixture, size)] + [p for p, _ in parts]
+    assert all(llama_grammar(report_constraint(raw), generator.llm) is not None for raw in raws)
+    with pytest.raises(ValueError, match="llama.cpp refuses"):
+        llama_grammar(Constraint({"enum": []}), generator.llm)
     prompt = generator.render([{"role": "user", "content": "How risky is this host?"}])
     verdict = RISK_LEVEL
     (text,) = generator.generate([prompt], 24, constraint=verdict)
@@ -293,3 +303,14 @@ def test_llama_cpp_grammars_bound_every_long_string_and_refuse_raw_control_chara
     assert rules["chunk-40"] == "char{40}"
     assert rules["char"].startswith(r'[^"\\\x7F\x00-\x1F]')
     assert "string-0-400" in rules["enriched-findings-item-0-rationale-item"]
+
+
+def test_a_list_whose_items_no_value_fits_is_empty():
+    """A part whose host offers no correlation id (no finding a rule could join) allows no correlation at all,
+    rather than an object with an id from an empty set, which no value fits and llama.cpp refuses as a rule."""
+    report = generate_report(next(iter(plan_hosts(3, 2))))
+    part = {**report, "results": [{**r, "findings": []} for r in report["results"]]}
+    part["meta"] = {**part["meta"], "secml_context": {}}
+    schema = enriched_schema_for_part(part)
+    assert schema["properties"]["correlations"]["maxItems"] == 0
+    assert schema["properties"]["enriched_findings"]["maxItems"] == 0

@@ -83,7 +83,9 @@ def quote_boost(rows_new_ids: list[list[int]], quotes: np.ndarray, scores: torch
     return raised
 
 
+@lru_cache(maxsize=4)
 def hf_quote_tokens(tokenizer) -> np.ndarray:
-    """Ids of a transformers tokenizer's tokens whose text starts with a double quote."""
+    """Ids of a transformers tokenizer's tokens whose text starts with a double quote (once per tokenizer: a
+    128k vocabulary takes a second or two)."""
     ids = [i for i in range(len(tokenizer)) if tokenizer.decode([i]).startswith('"')]
     return np.array(ids, dtype=np.int64)

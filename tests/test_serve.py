@@ -64,7 +64,8 @@ def server(tiny_models, llama_cpp_source, tmp_path_factory):
     from secml_recipes.deploy.gguf import convert_to_gguf
 
     gguf = convert_to_gguf(tiny_models["llama"], tmp_path_factory.mktemp("gguf") / "tiny-f32.gguf", "f32")
-    with served(gguf, "--n-ctx", "4096", "--tokenizer", str(tiny_models["llama"])) as base:
+    # the declared tools alone are ~4,000 tokens in the tiny 1,024-token vocabulary
+    with served(gguf, "--n-ctx", "8192", "--tokenizer", str(tiny_models["llama"])) as base:
         with urllib.request.urlopen(base + "/v1/models", timeout=5) as reply:
             models = json.loads(reply.read())
         yield base, models, gguf

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from secml_recipes.tasks.constraints import Constraint
-from secml_recipes.use.loops import hf_quote_tokens, quote_boost
+from secml_recipes.use.loops import CLOSE_PERIOD, CLOSE_WINDOW, hf_quote_tokens, quote_boost
 
 # Reports are trained as compact JSON: no whitespace. Tool calls are trained as `{"name": "x", "arguments": {...}}`:
 # at most one space between tokens. Either way whitespace is bounded, so it cannot run on forever.
@@ -113,8 +113,8 @@ class GrammarLogitsProcessor:
             for m, token in zip(self.matchers, last):
                 if m is not None and not m.is_stopped():
                     m.consume_token(token)
-            new = input_ids[:, self.prompt_len :].tolist()
-            quote_boost([ids if m is not None else [] for ids, m in zip(new, self.matchers)], self.quotes, scores)
+            recent = input_ids[:, max(self.prompt_len, input_ids.shape[1] - CLOSE_WINDOW - CLOSE_PERIOD) :].tolist()
+            quote_boost([ids if m is not None else [] for ids, m in zip(recent, self.matchers)], self.quotes, scores)
         for row, m in enumerate(self.matchers):
             if m is None:
                 continue

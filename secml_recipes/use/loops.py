@@ -6,7 +6,7 @@ have run to the limit unparsed anyway), and a constrained one is pushed to close
 
 from __future__ import annotations
 
-from functools import lru_cache
+import weakref
 
 import numpy as np
 import torch
@@ -21,19 +21,33 @@ CLOSE_WINDOW, CLOSE_PERIOD = 48, 16
 
 
 def is_looping(ids, window: int = LOOP_WINDOW, period: int = LOOP_PERIOD) -> bool:
-    """Whether the last `window` of `ids` are one unit of at most `period` tokens repeated."""
-    ids = list(ids)
+    """Whether the last `window` of `ids` are one unit of at most `period` tokens repeated (only the last
+    window + period tokens are read: called at every step, it must not grow with the answer)."""
+    ids = list(ids[-(window + period) :])
     if len(ids) < window + 1:
         return False
     tail = ids[-window:]
     return any(tail == ids[-window - p : -p] for p in range(1, min(period, len(ids) - window) + 1))
 
 
-@lru_cache(maxsize=4)
+def in_string_loop(ids) -> bool:
+    """Whether a constrained answer `ids` has entered the short cycle that `StringCloser` and `quote_boost` break."""
+    return is_looping(ids, CLOSE_WINDOW, CLOSE_PERIOD)
+
+
+# Quote-token ids per model or tokenizer, held weakly so that a cached vocabulary never keeps a model in memory.
+_QUOTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _quote_ids(owner, size: int, text) -> np.ndarray:
+    if owner not in _QUOTES:
+        _QUOTES[owner] = np.array([i for i in range(size) if text(i).startswith('"')], dtype=np.int64)
+    return _QUOTES[owner]
+
+
 def llama_quote_tokens(llm) -> np.ndarray:
     """Ids of the tokens whose text starts with a double quote (`"`, `",`, `"}` ...): what closes a JSON string."""
-    ids = [i for i in range(llm.n_vocab()) if llm.detokenize([i], special=False).startswith(b'"')]
-    return np.array(ids, dtype=np.int64)
+    return _quote_ids(llm, llm.n_vocab(), lambda i: llm.detokenize([i], special=False).decode("utf-8", "replace"))
 
 
 class StringCloser:
@@ -46,8 +60,7 @@ class StringCloser:
         self.quotes, self.prompt_length, self.closed = llama_quote_tokens(llm), prompt_length, 0
 
     def __call__(self, input_ids, scores):
-        new = input_ids[self.prompt_length :]
-        if len(new) > CLOSE_WINDOW and is_looping(new, CLOSE_WINDOW, CLOSE_PERIOD):
+        if in_string_loop(input_ids[self.prompt_length :]):
             scores[self.quotes] += 1000.0
             self.closed += 1
         return scores
@@ -77,15 +90,13 @@ def quote_boost(rows_new_ids: list[list[int]], quotes: np.ndarray, scores: torch
     number of rows raised."""
     raised = 0
     for row, new in enumerate(rows_new_ids):
-        if len(new) > CLOSE_WINDOW and is_looping(new, CLOSE_WINDOW, CLOSE_PERIOD):
+        if in_string_loop(new):
             scores[row, torch.from_numpy(quotes)] += 1000.0
             raised += 1
     return raised
 
 
-@lru_cache(maxsize=4)
 def hf_quote_tokens(tokenizer) -> np.ndarray:
     """Ids of a transformers tokenizer's tokens whose text starts with a double quote (once per tokenizer: a
     128k vocabulary takes a second or two)."""
-    ids = [i for i in range(len(tokenizer)) if tokenizer.decode([i]).startswith('"')]
-    return np.array(ids, dtype=np.int64)
+    return _quote_ids(tokenizer, len(tokenizer), lambda i: tokenizer.decode([i]))

@@ -36,7 +36,7 @@ from secml_recipes.deploy.gguf import DeployError
 from secml_recipes.tasks.constraints import report_constraint
 from secml_recipes.tasks.parsing import parse_json_output
 from secml_recipes.tasks.prompts import specialist_messages
-from secml_recipes.tasks.split import merge_parts, project, split_prompts
+from secml_recipes.tasks.split import merge_parts, split_prompts, split_report
 from secml_recipes.tasks.validate import enriched_report_error, raw_report_error
 from secml_recipes.use.generation import open_model
 
@@ -125,9 +125,9 @@ def triage(
     """(merged enriched report or None when no part is usable, one PartResult per part) for `report`. With
     `constrain` each part is decoded under its enriched-report constraint (tasks/constraints.py)."""
     pairs = split_prompts(report, max_prompt_chars)  # from the report alone: no teacher at inference
-    enrichment = None
+    references = None  # the teacher's parts, built only under fill_from_teacher
     results, model_parts, teacher_parts = [], [], []
-    for n, (part, keys) in enumerate(tqdm(pairs, desc="triage", unit="part", disable=not progress or None), 1):
+    for n, (part, _keys) in enumerate(tqdm(pairs, desc="triage", unit="part", disable=not progress or None), 1):
         prompt = generator.render(specialist_messages(part))
         t0 = time.perf_counter()
         extra = {"constraint": report_constraint(part)} if constrain else {}
@@ -139,10 +139,8 @@ def triage(
             model_parts.append(enriched)
         elif fill_from_teacher:
             status = "teacher"
-            from secml_recipes.teacher.enrich import build_enrichment  # lazy: the teacher runs only on request
-
-            enrichment = enrichment or build_enrichment(report)
-            teacher_parts.append(_mark_teacher(project(enrichment, keys) if len(pairs) > 1 else enrichment.output))
+            references = references or split_report(report, max_prompt_chars)  # the same parts, with the teacher's
+            teacher_parts.append(_mark_teacher(references[n - 1][1]))
         found = sum(len(r.get("findings", [])) for r in part.get("results", []))
         results.append(PartResult(f"{n}/{len(pairs)}", status, reason, found, seconds, text))
     parts = model_parts + teacher_parts  # host-level fields come from the model where any part of it is valid

@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import random
+import re
 
 import jsonschema
 import pytest
@@ -282,6 +283,20 @@ def test_llama_cpp_backend_keeps_a_tiny_gguf_to_the_constraint(tiny_models, llam
     assert parsed["name"] == "stat_file" and parsed["arguments"]["path"] in scan_values(report)["paths"]
 
 
+def test_long_string_bounds_become_placeholders(parts):
+    """Every string bound over llama.cpp's nesting limit is taken out of the schema as a (min, max) placeholder, so
+    the grammar can spell it in chunks; the measured bounds of the prose fields are among them."""
+    from secml_recipes.use.constrained import LLAMA_CPP_MAX_LENGTH, long_strings_as_placeholders
+
+    part, _ = next((p, r) for p, r in parts if r["enriched_findings"])
+    schema, bounds = long_strings_as_placeholders(report_constraint(part).schema)
+    assert {(1, 730), (1, 740), (0, 400)} <= bounds
+    assert all(longest > 64 for _, longest in bounds)
+    kept = [int(n) for n in re.findall(r'"maxLength": (\d+)', json.dumps(schema))]
+    assert all(n <= LLAMA_CPP_MAX_LENGTH for n in kept)
+
+
+@pytest.mark.skipif(not HAS_LLAMA_CPP, reason="llama-cpp-python is not installed (make llama-cpp builds it)")
 def test_llama_cpp_grammars_bound_every_long_string_and_refuse_raw_control_characters(parts):
     """llama.cpp spells a bound of n characters as n nested rules and refuses more than 2,000: a long bound becomes
     40-character chunks (at most `bound` characters), and a string character is never a raw control character

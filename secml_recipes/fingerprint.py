@@ -22,18 +22,36 @@ _DOTTED = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
 
 
 def fingerprint_path(path: Path) -> str:
-    """Content hash of a file, or of a folder's small files plus every file's name and size."""
+    """Content hash of a file, or of a folder's files: small files whole, large ones (weights, archives) by name,
+    size and their first and last MiB, which differ whenever training changed a weight near either end. A folder's
+    `checkpoint-*` subfolders are left out, judged relative to the folder, so a checkpoint folder itself is hashed."""
     h = hashlib.sha256()
     if path.is_file():
         h.update(path.read_bytes())
     elif path.is_dir():
         for p in sorted(path.rglob("*")):
-            skip = ".secml_stage.json" in p.name or "checkpoint-" in str(p) or "__pycache__" in p.parts
+            parts = p.relative_to(path).parts
+            skip = (
+                ".secml_stage.json" in p.name
+                or "__pycache__" in parts
+                or any(q.startswith("checkpoint-") for q in parts)
+            )
             if p.is_file() and not skip:
-                h.update(f"{p.relative_to(path)}:{p.stat().st_size}".encode())
-                if p.stat().st_size < 1_000_000:
-                    h.update(p.read_bytes())
+                size = p.stat().st_size
+                h.update(f"{p.relative_to(path)}:{size}".encode())
+                h.update(p.read_bytes() if size < _WHOLE else _ends(p))
     return h.hexdigest()
+
+
+_WHOLE = 1_000_000  # files below this are hashed whole
+_END = 1 << 20
+
+
+def _ends(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        head = fh.read(_END)
+        fh.seek(-_END, 2)
+        return head + fh.read(_END)
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:

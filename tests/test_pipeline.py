@@ -1,6 +1,7 @@
 """The pipeline: stage selection, skipping finished stages, starting over (old output kept aside) when inputs or
 the code a stage runs change."""
 
+import hashlib
 import json
 import shutil
 import sys
@@ -294,3 +295,25 @@ def test_an_output_made_outside_the_pipeline_is_continued_in_place_not_set_aside
     cmd = [[sys.executable, "-c", f"import pathlib; (pathlib.Path({str(out)!r}) / 'ran').write_text('1')"]]
     assert pipeline.run_stage("base", out / ".secml_stage.json", [], ["smollm2"], cmd, output=out) is True
     assert (out / "config.json").exists() and (out / "ran").exists() and not list(tmp_path.glob("base.stale-*"))
+
+
+def test_a_folder_fingerprint_sees_its_weights_and_a_checkpoint_folder_is_not_empty(tmp_path):
+    """Two checkpoint folders of different runs with the same name and sizes must not share a cached conversion:
+    the fingerprint reads a checkpoint folder's own files and the ends of large files, and leaves only nested
+    checkpoints out."""
+    from secml_recipes.fingerprint import fingerprint_path
+
+    def folder(name, last_byte):
+        root = tmp_path / name / "checkpoint-12"
+        (root / "checkpoint-4").mkdir(parents=True)
+        (root / "config.json").write_text("{}")
+        (root / "model.safetensors").write_bytes(bytes(3_000_000) + bytes([last_byte]))
+        (root / "checkpoint-4" / "model.safetensors").write_bytes(bytes([last_byte]))
+        return root
+
+    a, b, c = folder("run-a", 1), folder("run-b", 2), folder("run-c", 1)
+    assert fingerprint_path(a) != hashlib.sha256().hexdigest()
+    assert fingerprint_path(a) != fingerprint_path(b)
+    assert fingerprint_path(a) == fingerprint_path(c)
+    (c / "checkpoint-4" / "model.safetensors").write_bytes(b"other")
+    assert fingerprint_path(a) == fingerprint_path(c)

@@ -104,9 +104,10 @@ def llama_cpp_logits(gguf_file: str | Path, held: HeldOut) -> tuple[list[np.ndar
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float64)
-    m = x.max(axis=-1, keepdims=True)
-    return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
+    """float64 log-probabilities; torch's kernel (threaded) instead of numpy's exp over a (positions x vocab) array."""
+    import torch  # lazy: the torch stack loads only when a model is touched
+
+    return torch.from_numpy(np.ascontiguousarray(x)).double().log_softmax(-1).numpy()
 
 
 DECISIVE_MARGIN = 0.1  # nats between the source's top-1 and runner-up log-probabilities

@@ -1,6 +1,7 @@
 """The whole evaluation on tiny models (numbers meaningless, every path runs): full model, adapter, baselines."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -133,7 +134,7 @@ def test_the_llama_cpp_backend_hands_each_variant_its_gguf_and_trained_tokenizer
 
     calls = []
 
-    def fake_as_gguf(model, adapter=None):
+    def fake_as_gguf(model, adapter=None, qtype="f16"):
         calls.append((str(model), adapter))
         return f"{model}.f16.gguf", f"{adapter or model}"
 
@@ -195,3 +196,37 @@ def test_specialist_evaluation_through_llama_cpp_converts_each_folder_once(
     mtime = cached[0].stat().st_mtime_ns
     assert main([*args, "--output_dir", str(tmp_path / "b")]) == 0
     assert cached[0].stat().st_mtime_ns == mtime  # the second evaluation reuses the conversion
+
+
+def test_a_quantized_evaluation_gguf_is_made_from_the_cached_f16_once(monkeypatch, tmp_path):
+    """`gguf_type: q8_0` converts a folder to f16 once, re-quantizes that to q8_0 once, and reuses both after."""
+    from secml_recipes import layout
+    from secml_recipes.use import gguf_cache
+
+    made = []
+
+    def convert(src, out, qtype):
+        made.append(("convert", qtype))
+        Path(out).write_bytes(b"f16")
+
+    def quantize(src, out, qtype):
+        assert Path(src).name.endswith("-f16.gguf") and Path(src).read_bytes() == b"f16"
+        made.append(("quantize", qtype))
+        Path(out).write_bytes(qtype.encode())
+        return Path(out)
+
+    monkeypatch.setattr(layout, "eval_gguf_cache", lambda: tmp_path / "cache")
+    (tmp_path / "cache").mkdir()
+    monkeypatch.setattr(gguf_cache, "convert_to_gguf", convert)
+    monkeypatch.setattr(gguf_cache, "quantize_gguf", quantize)
+    monkeypatch.setattr(gguf_cache, "trained_tokenizer_folder", lambda model, adapter: model)
+    model = tmp_path / "trained"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    first, tokenizer = gguf_cache.as_gguf(model, None, "q8_0")
+    again, _ = gguf_cache.as_gguf(model, None, "q8_0")
+    f16, _ = gguf_cache.as_gguf(model)
+    assert first == again and first.endswith("-q8_0.gguf") and Path(first).read_bytes() == b"q8_0"
+    assert f16.endswith("-f16.gguf") and tokenizer == str(model)
+    assert made == [("convert", "f16"), ("quantize", "q8_0")]
+    assert not list((tmp_path / "cache").glob("*.partial"))

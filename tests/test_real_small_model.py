@@ -19,7 +19,7 @@ from secml_recipes.use import agent, analyze, triage
 
 SPECIALIST = ROOT / layout.trained_model("specialist")
 GENERALIST = ROOT / layout.trained_model("generalist")
-GENERALIST_GGUF = ROOT / layout.gguf_file("generalist", "q4_K_M")
+GENERALIST_GGUF = ROOT / layout.gguf_file("generalist", "q8_0")
 
 
 def _trained_on_smollm2(folder) -> bool:

@@ -203,12 +203,13 @@ def _card_sections(art: Artifact, recipe: dict | None, evaluation: dict | None, 
     if quant:
         lines += ["## Quantization report", "", report_table([quant]), ""]
     if art.kind == "gguf":
+        qtype = _card_gguf_type(art)
         lines += [
             "## Use",
             "",
             "```bash",
-            "ollama create secml-" + art.name + " -f Modelfile.q4_K_M",
-            f"llama-cli -m {art.name}-q4_K_M.gguf -cnv",
+            "ollama create secml-" + art.name + f" -f Modelfile.{qtype}",
+            f"llama-cli -m {art.name}-{qtype}.gguf -cnv",
             "```",
             "",
         ]
@@ -226,6 +227,12 @@ def _card_sections(art: Artifact, recipe: dict | None, evaluation: dict | None, 
 
 
 QUANTIZED = {"gguf": lambda key: not key.startswith("gptq:"), "gptq": lambda key: key.startswith("gptq:")}
+
+
+def _card_gguf_type(art: Artifact) -> str:
+    """The GGUF type the card's usage lines name: the folder's q4_K_M (smallest verified), else q8_0, else any."""
+    present = [p.name[len(art.name) + 1 : -len(".gguf")] for p in Path(art.folder).glob(f"{art.name}-*.gguf")]
+    return next((q for q in ("q4_K_M", "q8_0") if q in present), sorted(present)[0] if present else "q4_K_M")
 
 
 def refusal(art: Artifact, models_dir: Path) -> str | None:

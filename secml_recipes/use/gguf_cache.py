@@ -1,4 +1,5 @@
-"""Model folders (full models or LoRA adapters) as f16 GGUF files, so an evaluation can generate through llama.cpp.
+"""Model folders (full models or LoRA adapters) as f16 or re-quantized GGUF files, so an evaluation can generate
+through llama.cpp.
 
 On a CPU llama.cpp prefills about twice as fast as transformers and decodes one sequence as fast as transformers
 decodes a batch of eight, without a batch waiting for its longest answer; it is also the runtime the deployed
@@ -13,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from secml_recipes import layout
-from secml_recipes.deploy.gguf import convert_to_gguf
+from secml_recipes.deploy.gguf import convert_to_gguf, quantize_gguf
 from secml_recipes.deploy.merge import merge_adapter
 from secml_recipes.fingerprint import fingerprint_path
 from secml_recipes.model_folders import model_and_adapter, trained_tokenizer_folder
@@ -27,10 +28,11 @@ def _fingerprint(*folders: str | Path) -> str:
     )
 
 
-def as_gguf(model_path: str | Path, adapter_path: str | Path | None = None) -> tuple[str, str]:
+def as_gguf(model_path: str | Path, adapter_path: str | Path | None = None, qtype: str = "f16") -> tuple[str, str]:
     """(gguf_file, tokenizer_folder) for a model folder, an adapter folder (merged into its base first, in
-    float32) or a model plus adapter. The tokenizer folder is the trained one, so prompts render exactly as
-    training rendered them. A .gguf file is returned as it is, with its folder as the tokenizer."""
+    float32) or a model plus adapter, as an f16 GGUF or one re-quantized from it (`qtype`: q8_0 is what `triage`
+    and `serve` load, and decodes ~1.4x faster on a CPU). The tokenizer folder is the trained one, so prompts render
+    exactly as training rendered them. A .gguf file is returned as it is, with its folder as the tokenizer."""
     if Path(model_path).is_file():
         return str(model_path), str(Path(model_path).parent)
     model, adapter = model_and_adapter(model_path, adapter_path)
@@ -38,6 +40,17 @@ def as_gguf(model_path: str | Path, adapter_path: str | Path | None = None) -> t
     sources = [model_path] + ([Path(adapter_path)] if adapter_path else [])
     target = layout.eval_gguf_cache() / f"{sources[-1].name}-{_fingerprint(*sources)}-f16.gguf"
     tokenizer = trained_tokenizer_folder(model_path, adapter_path)
+    if qtype != "f16":
+        quantized = target.with_name(target.name.replace("-f16.gguf", f"-{qtype}.gguf"))
+        if not quantized.exists():
+            f16, _ = as_gguf(model_path, adapter_path)
+            partial = quantized.with_suffix(".partial")
+            try:
+                quantize_gguf(f16, partial, qtype)
+                partial.replace(quantized)
+            finally:
+                partial.unlink(missing_ok=True)
+        return str(quantized), str(tokenizer)
     if target.exists():
         return str(target), str(tokenizer)
     source = model_path

@@ -1,7 +1,7 @@
 """Serve a GGUF over an OpenAI-compatible HTTP API: llama-cpp-python's server with the training chat format.
 
     make llama-cpp && pip install -e '.[serve]'
-    secml serve --model models/generalist-gguf/generalist-q4_K_M.gguf --port 8000
+    secml serve --model models/generalist-gguf/generalist-q8_0.gguf --port 8000
     curl localhost:8000/v1/chat/completions -d '{"messages": [{"role": "user", "content": "hi"}]}'
 
 The server is llama-cpp-python's own (`llama_cpp.server.app.create_app`: /v1/chat/completions, /v1/completions,

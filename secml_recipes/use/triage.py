@@ -1,7 +1,7 @@
 """Triage a sys-scan report with a trained specialist: raw report in, sys-scan-agent's enriched report out.
 
     secml triage report.json --model models/specialist_model
-    secml triage report.json --model models/specialist-gguf/specialist-q4_K_M.gguf
+    secml triage report.json --model models/specialist-gguf/specialist-q8_0.gguf
 
 The report is cut into parts exactly as training cut it (`tasks/split.py`, same `--max-prompt-chars` as the
 corpus, which the smoke and full profiles set as large as the model's context holds with its answer), each part is

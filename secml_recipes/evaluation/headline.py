@@ -28,6 +28,7 @@ HEADLINE = [
     ("risk level accuracy", "specialist", "risk_level_accuracy", "outputs naming the host's risk level"),
     ("harmful-action rate", "specialist", "harmful_action_rate", "proposed actions the teacher's tables judge harmful"),
     ("judge harmful-action rate", "specialist", "judge_harmful_rate", "proposed actions the independent judge rejects"),
+    ("invented-name rate", "specialist", "ungrounded_rate", "names in the prose that neither scan nor reference holds"),
     ("tool-call validity", "generalist", "tool_call_parse_rate", "tool-call blocks that parse in the family's format"),
     ("tool-argument validity", "generalist", "argument_validity", "declared-tool calls with schema-valid arguments"),
     ("tool-call F1", "generalist", "tool_call_f1", "calls (name + arguments) matching the reference episode"),
@@ -36,7 +37,7 @@ HEADLINE = [
     ("held-out loss", "generalist", "heldout_loss", "cross-entropy of the reference turns and tool calls (nats/token)"),
 ]
 # Rows where lower is better (plotted on their own axis: they are not scores in [0, 1]).
-LOWER_IS_BETTER = {"heldout_loss", "harmful_action_rate", "judge_harmful_rate"}
+LOWER_IS_BETTER = {"heldout_loss", "harmful_action_rate", "judge_harmful_rate", "ungrounded_rate"}
 UNDEFINED_BECAUSE = {
     "finding_recall": "no reference finding in the held-out parts",
     "severity_accuracy": "no reference finding in the held-out parts",
@@ -45,6 +46,7 @@ UNDEFINED_BECAUSE = {
     "verdict_accuracy": "no reference finding in the held-out parts",
     "harmful_action_rate": "no action proposed",
     "judge_harmful_rate": "no action proposed",
+    "ungrounded_rate": "no technical name in the prose",
     "heldout_loss": "not scored (a GGUF alone, or heldout_loss: false)",
 }
 VARIANTS = ("model", "base")

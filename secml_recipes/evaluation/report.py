@@ -13,6 +13,7 @@ LOWER_IS_BETTER = {
     "undeclared_tool_calls",
     "harmful_action_rate",
     "judge_harmful_rate",
+    "ungrounded_rate",
     "heldout_loss",
     "heldout_perplexity",
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
+from secml_recipes.evaluation.grounding import grounding_summary
 from secml_recipes.evaluation.harm import ActionJudge, action_texts, harm_summary
 from secml_recipes.judge.report import judge, judge_summary
 from secml_recipes.scan.fixtures import SEVERITY_SCORES
@@ -35,6 +36,7 @@ METRIC_NAMES = [
     "risk_level_accuracy",
     "harmful_action_rate",
     "judge_harmful_rate",
+    "ungrounded_rate",
 ]
 
 
@@ -98,7 +100,7 @@ def score_specialist(
     cor_tp = cor_pred = cor_ref = 0
     act_total = act_covered = 0
     levels = levels_ok = 0
-    judged, judge_reports = [], []
+    judged, judge_reports, grounding = [], [], []
     raws = list(raws) if raws is not None else None
     for i, (text, ref) in enumerate(zip(predictions, references)):
         n += 1
@@ -142,6 +144,7 @@ def score_specialist(
             act_total, act_covered = act_total + len(wanted), act_covered + len(wanted & named)
             judged += [tables.judge(a) for a in action_texts(pred)]
             judge_reports.append(judge(raws[i], pred))
+            grounding.append((pred, raws[i], ref))
         if _risk_level(ref):
             levels += 1
             levels_ok += _risk_level(pred) == _risk_level(ref)
@@ -168,6 +171,8 @@ def score_specialist(
         "risk_level_accuracy": levels_ok / levels if levels else None,
         "harmful_action_rate": harm["harmful_action_rate"],
         "judge_harmful_rate": judge_summary(judge_reports)["judge_harmful_rate"],
+        # Names in the prose that neither the input part nor the reference holds (evaluation/grounding.py).
+        "ungrounded_rate": grounding_summary(grounding)["ungrounded_rate"] if raws is not None else None,
         "actions": harm["actions"],
     }
 

@@ -296,6 +296,23 @@ def test_long_string_bounds_become_placeholders(parts):
     assert all(n <= LLAMA_CPP_MAX_LENGTH for n in kept)
 
 
+def test_bounded_numbers_become_rules_of_their_values(parts):
+    """llama-cpp-python's converter drops minimum/maximum (a model wrote a risk score of 195): every closed whole
+    bound becomes a placeholder, and its rule admits exactly the values in range."""
+    from secml_recipes.use.constrained import _number_rule, bounded_numbers_as_placeholders
+
+    part, _ = next((p, r) for p, r in parts if r["enriched_findings"])
+    schema, numbers = bounded_numbers_as_placeholders(report_constraint(part).schema)
+    assert {("integer", 0, 100), ("number", 0, 1), ("number", 0, 10)} <= numbers
+    assert '"maximum"' not in json.dumps(schema)
+    assert bounded_numbers_as_placeholders({"type": "integer", "minimum": 0})[1] == set()
+    rule = _number_rule(("integer", 0, 100))
+    assert rule.endswith('| "99" | "100") space') and '"101"' not in rule and '"-"' not in rule
+    assert _number_rule(("integer", -100, 100)).startswith('integer-minus-100-100 ::= "-"? ("0" |')
+    assert _number_rule(("integer", 0, 100000)) == 'integer-0-100000 ::= ("0" | [1-9] [0-9]{0,4} | "100000") space'
+    assert _number_rule(("number", 0, 1)) == 'number-0-1 ::= (("0") ("." [0-9]{1,4})? | "1" ".0"?) space'
+
+
 @pytest.mark.skipif(not HAS_LLAMA_CPP, reason="llama-cpp-python is not installed (make llama-cpp builds it)")
 def test_llama_cpp_grammars_bound_every_long_string_and_refuse_raw_control_characters(parts):
     """llama.cpp spells a bound of n characters as n nested rules and refuses more than 2,000: a long bound becomes
@@ -318,6 +335,7 @@ def test_llama_cpp_grammars_bound_every_long_string_and_refuse_raw_control_chara
     assert rules["chunk-40"] == "char{40}"
     assert rules["char"].startswith(r'[^"\\\x7F\x00-\x1F]')
     assert "string-0-400" in rules["enriched-findings-item-0-rationale-item"]
+    assert rules["enriched-findings-item-0-risk-score"] == "integer-0-100" and "integer-0-100" in rules
 
 
 def test_a_list_whose_items_no_value_fits_is_empty():

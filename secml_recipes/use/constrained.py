@@ -210,6 +210,69 @@ def _long_string_rule(bound: tuple[int, int]) -> str:
     return f'{_rule_name(bound)} ::= "\\""{head} chunk-{_CHUNK}{{0,{chunks}}} char{{0,{_CHUNK - 1}}} "\\"" space'
 
 
+def bounded_numbers_as_placeholders(schema) -> tuple[object, set[tuple[str, int, int]]]:
+    """(`schema` with every integer or number bounded by whole `minimum` and `maximum` that `_number_rule` spells
+    replaced by a placeholder constant, the (type, minimum, maximum) bounds replaced). llama-cpp-python's converter
+    drops numeric bounds (a model under it wrote `"risk_score": 195` against a maximum of 100); `gbnf_grammar` spells
+    each as a rule of the allowed values instead (`_number_rule`). Open bounds (`minimum` only) stay as the converter
+    has them."""
+    bounds: set[tuple[str, int, int]] = set()
+
+    def whole(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
+
+    def walk(node):
+        if isinstance(node, list):
+            return [walk(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        lo, hi = node.get("minimum"), node.get("maximum")
+        plain = set(node) <= {"type", "minimum", "maximum"} and node.get("type") in ("integer", "number")
+        if plain and whole(lo) and whole(hi) and _spellable(node["type"], int(lo), int(hi)):
+            bound = (node["type"], int(lo), int(hi))
+            bounds.add(bound)
+            return {"const": _number_placeholder(bound)}
+        return {k: walk(v) for k, v in node.items()}
+
+    return walk(schema), bounds
+
+
+def _spellable(kind: str, lo: int, hi: int) -> bool:
+    """Bounds `_number_rule` spells: [lo, hi] within [0, 1000]; an integer also in [0, 10^k] or [-hi, hi]."""
+    if 0 <= lo <= hi <= 1000:
+        return True
+    top = str(hi)
+    power = hi >= 10 and top == "1" + "0" * (len(top) - 1)
+    return kind == "integer" and (lo == 0 or lo == -hi) and (hi <= 1000 or power)
+
+
+def _number_placeholder(bound: tuple[str, int, int]) -> str:
+    return f"@@secml-{bound[0]}-{bound[1]}-{bound[2]}@@"
+
+
+def _number_rule_name(bound: tuple[str, int, int]) -> str:
+    return f"{bound[0]}-{bound[1]}-{bound[2]}".replace("--", "-minus-")
+
+
+def _number_rule(bound: tuple[str, int, int]) -> str:
+    """Every value in [minimum, maximum]: whole numbers as literals up to 1,000 (up to 10^k as digit patterns without
+    leading zeros), a leading "-" for a range symmetric around 0; a number also takes up to 4 decimals below the
+    maximum, and the maximum itself only as `max` or `max.0`."""
+    kind, lo, hi = bound
+    start = max(lo, 0)
+    if hi > 1000:  # [0, 10^k]
+        values = f'"0" | [1-9] [0-9]{{0,{len(str(hi)) - 2}}} | "{hi}"'
+    else:
+        below = " | ".join(f'"{v}"' for v in range(start, hi))
+        if kind == "integer":
+            values = f'{below} | "{hi}"' if below else f'"{hi}"'
+        else:
+            fraction = '("." [0-9]{1,4})?'
+            values = f'({below}) {fraction} | "{hi}" ".0"?' if below else f'"{hi}" ".0"?'
+    sign = '"-"? ' if lo < 0 else ""
+    return f"{_number_rule_name(bound)} ::= {sign}({values}) space"
+
+
 def _gbnf_literal(text: str) -> str:
     return json.dumps(text)
 
@@ -222,11 +285,16 @@ def gbnf_grammar(constraint: Constraint) -> str:
 
     fmt = constraint.tool_format
     schema, bounds = long_strings_as_placeholders(in_written_order(constraint.schema))
+    schema, numbers = bounded_numbers_as_placeholders(schema)
     value = json_schema_to_gbnf(json.dumps(schema), prop_order=None)
     lines = [line for line in value.splitlines() if not line.startswith(("char ::=", "space ::="))]
     for bound in sorted(bounds):
         lines = [line.replace(_gbnf_literal(json.dumps(_placeholder(bound))), _rule_name(bound)) for line in lines]
         lines.append(_long_string_rule(bound))
+    for number in sorted(numbers):
+        literal = _gbnf_literal(json.dumps(_number_placeholder(number)))
+        lines = [line.replace(literal, _number_rule_name(number)) for line in lines]
+        lines.append(_number_rule(number))
     if bounds:
         lines.append(f"chunk-{_CHUNK} ::= char{{{_CHUNK}}}")
     value = "\n".join([*lines, _STRICT_CHAR, 'space ::= " "?'])

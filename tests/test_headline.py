@@ -100,6 +100,7 @@ def test_constrained_columns_sit_beside_free_decoding():
     table = markdown(rows)
     assert "trained, constrained [95% CI] | base, constrained [95% CI]" in table
     valid = next(line for line in table.splitlines() if line.startswith("| schema-valid rate"))
-    assert "| 1.000 [1.00, 1.00] | 0.750 |" in valid
+    assert "| 1.000 [1.00, 1.00] | 0.750 |" in valid and valid.endswith("| +0.250 |")
+    assert table.splitlines()[0].endswith("| change | change, constrained |")
     judged = next(r for r in rows if r["key"] == "judge_harmful_rate")
     assert judged["constrained"]["model+constrained"] == 0.0 and judged["model"] is None

@@ -88,11 +88,18 @@ def headline_rows(reports: dict[str, dict]) -> list[dict]:
                     v: intervals[v][key] for v in (*VARIANTS, *CONSTRAINED, "rule") if key in intervals.get(v, {})
                 },
                 "delta": delta,
+                "constrained_delta": _constrained_delta(results, key),
                 "n": sizes.get("examples", sizes.get("episodes")),
                 "note": _undefined_note(key, values),
             }
         )
     return rows
+
+
+def _constrained_delta(results: dict, key: str) -> float | None:
+    """Trained minus base, both decoding under the constraint; None where either is undefined or not evaluated."""
+    a, b = ((results.get(v) or {}).get(key) for v in CONSTRAINED)
+    return a - b if a is not None and b is not None else None
 
 
 def _undefined_note(key: str, values: dict) -> str:
@@ -106,6 +113,10 @@ def _undefined_note(key: str, values: dict) -> str:
     return f"{'trained' if missing[0] == 'model' else missing[0]}: {reason}"
 
 
+def _change(delta: float | None) -> str:
+    return "n/a" if delta is None else f"{delta:+.3f}"
+
+
 def _cell(value: float | None, interval: list[float] | None = None) -> str:
     if value is None:
         return "n/a"
@@ -114,17 +125,19 @@ def _cell(value: float | None, interval: list[float] | None = None) -> str:
 
 def markdown(rows: list[dict]) -> str:
     """The headline table: trained, base and (specialist) the rule baseline, each with its 95% interval; where the
-    evaluation also decoded under the task's constraint, the trained and base models' constrained columns beside."""
+    evaluation also decoded under the task's constraint, the trained and base models' constrained columns beside,
+    and the trained-minus-base change of each decoding."""
     constrained = [v for v in CONSTRAINED if any(v in (r.get("constrained") or {}) for r in rows)]
     names = {"model+constrained": "trained, constrained", "base+constrained": "base, constrained"}
     lines = [
         "| metric | task (n) | trained [95% CI] | base [95% CI] | "
         + "".join(f"{names[v]} [95% CI] | " for v in constrained)
-        + "rule baseline | change |",
-        "|---|---|---|---|" + "---|" * len(constrained) + "---|---|",
+        + "rule baseline | change |"
+        + (" change, constrained |" if constrained else ""),
+        "|---|---|---|---|" + "---|" * len(constrained) + "---|---|" + ("---|" if constrained else ""),
     ]
     for r in rows:
-        change = "n/a" if r["delta"] is None else f"{r['delta']:+.3f}"
+        change = _change(r["delta"])
         note = f" ({r['note']})" if r["note"] else ""
         note += " (lower is better)" if r["key"] in LOWER_IS_BETTER else ""
         ci = r.get("intervals") or {}
@@ -136,6 +149,7 @@ def markdown(rows: list[dict]) -> str:
             f"| {r['metric']}{note} | {r['task']} ({r['n']}) | {_cell(r['model'], ci.get('model'))} | "
             f"{_cell(r['base'], ci.get('base'))} | {extra}"
             f"{'-' if r.get('rule') is None else _cell(r['rule'])} | {change} |"
+            + (f" {_change(r.get('constrained_delta'))} |" if constrained else "")
         )
     return "\n".join(lines) + "\n"
 

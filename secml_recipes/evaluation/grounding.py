@@ -18,7 +18,8 @@ import argparse
 import json
 import re
 import sys
-from functools import cache
+from collections import Counter
+from functools import lru_cache
 
 from secml_recipes.tasks.constraints import enriched_schema_for_part
 
@@ -72,7 +73,7 @@ def _schema_words(schema) -> set[str]:
     return words
 
 
-@cache
+@lru_cache(maxsize=64)  # every variant of an evaluation scores the same parts
 def _format_words(part_json: str) -> frozenset[str]:
     return frozenset(_schema_words(enriched_schema_for_part(json.loads(part_json))))
 
@@ -80,8 +81,9 @@ def _format_words(part_json: str) -> frozenset[str]:
 def ungrounded(report: dict | None, part: dict, reference: dict | None = None) -> tuple[int, list[str]]:
     """(identifiers named in `report`'s claims, those neither the input `part` nor the `reference` report contains).
     A dotted name is also found as a path (`net.ipv4.ip_forward` is the scan's /proc/sys/net/ipv4/ip_forward)."""
-    source = json.dumps(part, ensure_ascii=False) + json.dumps(reference or {}, ensure_ascii=False)
-    words = _format_words(json.dumps(part, sort_keys=True))
+    part_json = json.dumps(part, ensure_ascii=False, sort_keys=True)
+    source = part_json + json.dumps(reference or {}, ensure_ascii=False)
+    words = _format_words(part_json)
     named, missing = 0, []
     for text in claim_texts(report):
         for name in identifiers(text):
@@ -93,16 +95,18 @@ def ungrounded(report: dict | None, part: dict, reference: dict | None = None) -
 
 
 def grounding_summary(triples) -> dict:
-    """{identifiers, ungrounded_identifiers, ungrounded_rate} over (report, part, reference) triples; the rate is
-    None when no claim names an identifier."""
-    named = missing = 0
+    """{identifiers, ungrounded_identifiers, ungrounded_rate, ungrounded_names (a Counter)} over (report, part,
+    reference) triples; the rate is None when no claim names an identifier."""
+    named, names = 0, Counter()
     for report, part, reference in triples:
         n, m = ungrounded(report, part, reference)
-        named, missing = named + n, missing + len(m)
+        named, names = named + n, names + Counter(m)
+    missing = sum(names.values())
     return {
         "identifiers": named,
         "ungrounded_identifiers": missing,
         "ungrounded_rate": missing / named if named else None,
+        "ungrounded_names": names,
     }
 
 
@@ -120,17 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as err:
         print(f"error: {args.dataset}: {err}", file=sys.stderr)
         return 2
-    pairs, examples = [], {}
-    for row in rows:
-        part = json.loads(row["prompt"][-1]["content"])  # the user turn is the raw part (tasks/prompts.py)
-        report = parse_json_output(row["completion"][0]["content"])
-        pairs.append((report, part, None))
-        for name in ungrounded(report, part)[1]:
-            examples[name] = examples.get(name, 0) + 1
-    summary = grounding_summary(pairs)
+    summary = grounding_summary(
+        # the user turn is the raw part (tasks/prompts.py); the reference is what is judged, so no second source
+        (parse_json_output(row["completion"][0]["content"]), json.loads(row["prompt"][-1]["content"]), None)
+        for row in rows
+    )
+    names = summary.pop("ungrounded_names")
     print(json.dumps({"rows": len(rows), **summary}, indent=2))
-    common = sorted(examples.items(), key=lambda kv: -kv[1])[:20]
-    print("most common ungrounded names in the references:", ", ".join(f"{k} ({v})" for k, v in common) or "none")
+    common = ", ".join(f"{k} ({v})" for k, v in names.most_common(20))
+    print("most common ungrounded names in the references:", common or "none")
     return 0
 
 

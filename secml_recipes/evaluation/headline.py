@@ -72,7 +72,6 @@ def headline_rows(reports: dict[str, dict]) -> list[dict]:
             continue
         results = reports[task].get("results", {})
         values = {v: (results.get(v) or {}).get(key) for v in VARIANTS}
-        delta = (values["model"] - values["base"]) if None not in values.values() else None
         sizes = reports[task].get("sizes", {})
         intervals = reports[task].get("intervals", {})
         rows.append(
@@ -87,8 +86,8 @@ def headline_rows(reports: dict[str, dict]) -> list[dict]:
                 "intervals": {
                     v: intervals[v][key] for v in (*VARIANTS, *CONSTRAINED, "rule") if key in intervals.get(v, {})
                 },
-                "delta": delta,
-                "constrained_delta": _constrained_delta(results, key),
+                "delta": _delta(results, key, VARIANTS),
+                "constrained_delta": _delta(results, key, CONSTRAINED),
                 "n": sizes.get("examples", sizes.get("episodes")),
                 "note": _undefined_note(key, values),
             }
@@ -96,9 +95,10 @@ def headline_rows(reports: dict[str, dict]) -> list[dict]:
     return rows
 
 
-def _constrained_delta(results: dict, key: str) -> float | None:
-    """Trained minus base, both decoding under the constraint; None where either is undefined or not evaluated."""
-    a, b = ((results.get(v) or {}).get(key) for v in CONSTRAINED)
+def _delta(results: dict, key: str, pair: tuple[str, str]) -> float | None:
+    """Trained minus base for one decoding (`pair`: their two columns); None where either is undefined or not
+    evaluated."""
+    a, b = ((results.get(v) or {}).get(key) for v in pair)
     return a - b if a is not None and b is not None else None
 
 

@@ -172,7 +172,7 @@ def score_specialist(
         "harmful_action_rate": harm["harmful_action_rate"],
         "judge_harmful_rate": judge_summary(judge_reports)["judge_harmful_rate"],
         # Names in the prose that neither the input part nor the reference holds (evaluation/grounding.py).
-        "ungrounded_rate": grounding_summary(grounding)["ungrounded_rate"] if raws is not None else None,
+        "ungrounded_rate": grounding_summary(grounding)["ungrounded_rate"],
         "actions": harm["actions"],
     }
 

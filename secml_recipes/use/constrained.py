@@ -160,6 +160,20 @@ def in_written_order(schema):
     return {"anyOf": variants}
 
 
+def _replace_nodes(schema, replace):
+    """`schema` with every node that `replace(node)` answers (not None) replaced by that answer, depth first."""
+
+    def walk(node):
+        if isinstance(node, list):
+            return [walk(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        replacement = replace(node)
+        return replacement if replacement is not None else {k: walk(v) for k, v in node.items()}
+
+    return walk(schema)
+
+
 def long_strings_as_placeholders(schema, longest: int = LLAMA_CPP_MAX_LENGTH):
     """(`schema` with every string bounded above `longest` characters replaced by a placeholder constant, the
     (shortest, longest) bounds replaced), and every list that must stay empty spelled `[]`. llama.cpp's JSON-schema
@@ -169,11 +183,7 @@ def long_strings_as_placeholders(schema, longest: int = LLAMA_CPP_MAX_LENGTH):
     both runtimes."""
     bounds: set[tuple[int, int]] = set()
 
-    def walk(node):
-        if isinstance(node, list):
-            return [walk(n) for n in node]
-        if not isinstance(node, dict):
-            return node
+    def replace(node):
         if node.get("type") == "array" and node.get("maxItems") == 0:
             return {"const": []}  # its items may be `{"enum": []}`, which the converter writes as an empty rule
         plain = set(node) <= {"type", "maxLength", "minLength"} and node.get("minLength", 0) <= longest
@@ -181,9 +191,9 @@ def long_strings_as_placeholders(schema, longest: int = LLAMA_CPP_MAX_LENGTH):
             bound = (node.get("minLength", 0), node["maxLength"])
             bounds.add(bound)
             return {"const": _placeholder(bound)}
-        return {k: walk(v) for k, v in node.items()}
+        return None
 
-    return walk(schema), bounds
+    return _replace_nodes(schema, replace), bounds
 
 
 def _placeholder(bound: tuple[int, int]) -> str:
@@ -221,20 +231,16 @@ def bounded_numbers_as_placeholders(schema) -> tuple[object, set[tuple[str, int,
     def whole(value) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
 
-    def walk(node):
-        if isinstance(node, list):
-            return [walk(n) for n in node]
-        if not isinstance(node, dict):
-            return node
+    def replace(node):
         lo, hi = node.get("minimum"), node.get("maximum")
         plain = set(node) <= {"type", "minimum", "maximum"} and node.get("type") in ("integer", "number")
         if plain and whole(lo) and whole(hi) and _spellable(node["type"], int(lo), int(hi)):
             bound = (node["type"], int(lo), int(hi))
             bounds.add(bound)
             return {"const": _number_placeholder(bound)}
-        return {k: walk(v) for k, v in node.items()}
+        return None
 
-    return walk(schema), bounds
+    return _replace_nodes(schema, replace), bounds
 
 
 def _spellable(kind: str, lo: int, hi: int) -> bool:
@@ -288,13 +294,11 @@ def gbnf_grammar(constraint: Constraint) -> str:
     schema, numbers = bounded_numbers_as_placeholders(schema)
     value = json_schema_to_gbnf(json.dumps(schema), prop_order=None)
     lines = [line for line in value.splitlines() if not line.startswith(("char ::=", "space ::="))]
-    for bound in sorted(bounds):
-        lines = [line.replace(_gbnf_literal(json.dumps(_placeholder(bound))), _rule_name(bound)) for line in lines]
-        lines.append(_long_string_rule(bound))
-    for number in sorted(numbers):
-        literal = _gbnf_literal(json.dumps(_number_placeholder(number)))
-        lines = [line.replace(literal, _number_rule_name(number)) for line in lines]
-        lines.append(_number_rule(number))
+    spelled = [(_placeholder(b), _rule_name(b), _long_string_rule(b)) for b in sorted(bounds)]
+    spelled += [(_number_placeholder(b), _number_rule_name(b), _number_rule(b)) for b in sorted(numbers)]
+    for placeholder, name, rule in spelled:  # each placeholder constant, as the converter wrote it, becomes its rule
+        literal = _gbnf_literal(json.dumps(placeholder))
+        lines = [line.replace(literal, name) for line in lines] + [rule]
     if bounds:
         lines.append(f"chunk-{_CHUNK} ::= char{{{_CHUNK}}}")
     value = "\n".join([*lines, _STRICT_CHAR, 'space ::= " "?'])

@@ -44,12 +44,7 @@ def as_gguf(model_path: str | Path, adapter_path: str | Path | None = None, qtyp
         quantized = target.with_name(target.name.replace("-f16.gguf", f"-{qtype}.gguf"))
         if not quantized.exists():
             f16, _ = as_gguf(model_path, adapter_path)
-            partial = quantized.with_suffix(".partial")
-            try:
-                quantize_gguf(f16, partial, qtype)
-                partial.replace(quantized)
-            finally:
-                partial.unlink(missing_ok=True)
+            _write_whole(quantized, lambda partial: quantize_gguf(f16, partial, qtype))
         return str(quantized), str(tokenizer)
     if target.exists():
         return str(target), str(tokenizer)
@@ -59,12 +54,19 @@ def as_gguf(model_path: str | Path, adapter_path: str | Path | None = None, qtyp
         merged = target.with_suffix(".merged")
         shutil.rmtree(merged, ignore_errors=True)
         source = merge_adapter(adapter_path, merged, dtype="float32")
-    partial = target.with_suffix(".partial")
     try:
-        convert_to_gguf(source, partial, "f16")
-        partial.replace(target)
+        _write_whole(target, lambda partial: convert_to_gguf(source, partial, "f16"))
     finally:
-        partial.unlink(missing_ok=True)
         if merged is not None:
             shutil.rmtree(merged, ignore_errors=True)
     return str(target), str(tokenizer)
+
+
+def _write_whole(target: Path, write) -> None:
+    """`write(partial)` next to `target`, then renamed onto it: the cache holds whole files or none."""
+    partial = target.with_suffix(".partial")
+    try:
+        write(partial)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)

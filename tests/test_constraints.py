@@ -189,7 +189,39 @@ def test_sampled_tool_turns_parse_in_the_family_format(tiny_models, family):
         for call in parsed.calls:
             jsonschema.validate(call["arguments"], declared[call["name"]])
     grammar = lark_grammar(turn)
-    assert "calls | text" in grammar  # a final answer in plain text stays possible
+    assert '"\\n" (calls | rest)' in grammar  # a final answer in plain text stays possible
+
+
+def _accepts(tokenizer, constraint, text: str) -> bool:
+    """Whether the llguidance matcher of `constraint` takes `text` whole and may stop after it."""
+    from secml_recipes.use.constrained import _ll_tokenizer
+
+    eos = [tokenizer.convert_tokens_to_ids(tokenizer.eos_token)]
+    m = matcher(tokenizer, constraint, eos)
+    ids = _ll_tokenizer(tokenizer, tuple(eos)).tokenize_str(text)  # the text's own bytes: no prefix space added
+    return all(m.consume_token(t) for t in ids) and m.is_accepting()
+
+
+def test_a_tool_turn_may_open_with_a_line_of_text_and_never_hides_a_call_in_text(tiny_models):
+    """Training writes a line before the calls ("I ask the package manager.\n<tool_call>..."): the constraint takes
+    it, checks the call after it, and refuses a call marker anywhere in text, where no schema would check it."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["llama"])
+    report = generate_report(next(iter(plan_hosts(3, 2))))
+    fmt = get_family("chatml").tool_format
+    turn = tool_turn_constraint(TOOL_SCHEMAS, report, fmt)
+    path = scan_values(report)["paths"][0]
+    call = "<tool_call>\n" + json.dumps({"name": "stat_file", "arguments": {"path": path}}) + "\n</tool_call>"
+    assert _accepts(tokenizer, turn, "Who owns it? I check the file.\n" + call)
+    assert _accepts(tokenizer, turn, call)
+    assert _accepts(tokenizer, turn, "The host is fine: no action.")  # a plain answer
+    bad_call = call.replace(path, "/etc/not-in-the-scan")
+    assert not _accepts(tokenizer, turn, "I check the file.\n" + bad_call)  # the call after the line is checked
+    assert not _accepts(tokenizer, turn, "I check the file. " + bad_call)  # and cannot hide in a plain answer
+    required = Constraint(turn.schema, fmt, max_calls=turn.max_calls)  # tool_choice "required": no plain answer
+    assert _accepts(tokenizer, required, "I check the file.\n" + call)
+    assert not _accepts(tokenizer, required, "The host is fine: no action.")
 
 
 # One closed field with an enum: what both backends must keep a random tiny model to.
@@ -250,7 +282,8 @@ def test_llama_cpp_grammars_compile_for_reports_and_every_family(parts):
     report = generate_report(next(iter(plan_hosts(3, 2))))
     for family in ("chatml", "llama3", "mistral", "gemma3"):
         turn = tool_turn_constraint(TOOL_SCHEMAS, report, get_family(family).tool_format)
-        assert "root ::= calls | text" in gbnf_grammar(turn)
+        grammar = gbnf_grammar(turn)
+        assert 'root ::= calls | line ("\\n" (calls | rest))?' in grammar
         assert llama_grammar(turn) is not None
 
 

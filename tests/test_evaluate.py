@@ -230,3 +230,51 @@ def test_a_quantized_evaluation_gguf_is_made_from_the_cached_f16_once(monkeypatc
     assert f16.endswith("-f16.gguf") and tokenizer == str(model)
     assert made == [("convert", "f16"), ("quantize", "q8_0")]
     assert not list((tmp_path / "cache").glob("*.partial"))
+
+
+def test_concurrent_variants_score_like_one_at_a_time_on_a_share_of_the_cores(monkeypatch):
+    """`concurrent_variants: 2` decodes the trained model and its base at once, each generator on half the cores, and
+    gives the same columns, timings and identities as one variant after the other; transformers stays sequential."""
+    import threading
+
+    from secml_recipes.evaluation import evaluate
+    from secml_recipes.evaluation.evaluate import EvalArguments, _for_each_variant
+
+    made, running, peak = [], [], [0]
+    lock = threading.Lock()
+
+    class FakeGenerator:
+        def __init__(self, name, n_threads=None, **kwargs):
+            self.name, self.resolved_base, self.resolved_adapter = name, None, None
+            self.stats, self.stop_loops = {}, False
+            made.append((name, n_threads))
+
+    def fake_load(dtype, batch_size, name, **kwargs):
+        return FakeGenerator(name, **{k: v for k, v in kwargs.items() if k == "n_threads"})
+
+    def produce(name, gen, constrained):
+        with lock:
+            running.append(name)
+            peak[0] = max(peak[0], len(running))
+        barrier.wait(timeout=10) if concurrent else None
+        with lock:
+            running.remove(name)
+        return {"score": (name, constrained)}
+
+    monkeypatch.setattr(evaluate, "load_generator", fake_load)
+    monkeypatch.setattr(evaluate.os, "cpu_count", lambda: 4)
+    variants = {"model": {}, "base": {}}
+    outcomes = {}
+    for concurrent in (False, True):
+        barrier = threading.Barrier(2)
+        made.clear()
+        args = EvalArguments(backend="llama_cpp", concurrent_variants=2 if concurrent else 1)
+        results, timings, identities = _for_each_variant(args, variants, {}, produce)
+        outcomes[concurrent] = (results, set(timings), set(identities))
+        threads = {name: n for name, n in made}
+        assert threads == ({"model": 2, "base": 2} if concurrent else {"model": None, "base": None})
+    assert peak[0] == 2  # both variants were decoding at the same time
+    assert outcomes[True] == outcomes[False]
+    assert set(outcomes[True][0]) == {"model", "model+constrained", "base", "base+constrained"}
+    transformers = EvalArguments(backend="transformers", concurrent_variants=2)
+    assert evaluate._concurrent_workers(transformers, 2) == 1

@@ -35,15 +35,16 @@ def test_the_transformers_criterion_stops_only_free_rows_and_keeps_them_stopped(
     assert stop.stopped == 1
 
 
-def test_a_constrained_answer_looping_inside_a_string_is_pushed_to_close_it():
-    """Rows that loop get their quote tokens raised above every other token (the grammar then picks the one that
-    closes the string); a row that does not loop, or has not yet written a whole window, is left alone."""
+def test_a_constrained_answer_in_a_loop_is_pushed_to_close_its_string_or_else_its_list():
+    """A looping row inside a JSON string gets its quote tokens raised above every other token, one outside a string
+    (a list item written over and over) its "]" tokens (a quote there would only open one more item): the grammar then
+    picks the allowed closer. A row that does not loop, or has not yet written a whole window, is left alone."""
     import numpy as np
 
-    from secml_recipes.use.loops import CLOSE_WINDOW, hf_quote_tokens, quote_boost
+    from secml_recipes.use.loops import CLOSE_PERIOD, CLOSE_WINDOW, closer_boost, hf_closer_tokens, inside_json_string
 
     class Vocab:
-        texts = ["a", '"', '",', "b", '"}', "c"]
+        texts = ["a", '"', '",', "b", '"}', "c", "]", "]}", '{"x":["']
 
         def __len__(self):
             return len(self.texts)
@@ -51,13 +52,23 @@ def test_a_constrained_answer_looping_inside_a_string_is_pushed_to_close_it():
         def decode(self, ids):
             return "".join(self.texts[i] for i in ids)
 
-    quotes = hf_quote_tokens(Vocab())
-    assert quotes.tolist() == [1, 2, 4]
-    looping = [0, 3] * CLOSE_WINDOW
+    vocab = Vocab()
+    closers = hf_closer_tokens(vocab)
+    assert closers.quotes.tolist() == [1, 2, 4] and closers.brackets.tolist() == [6, 7]
+    in_string = [8] + [0, 3] * CLOSE_WINDOW  # {"x":["abab...
+    # one list item of up to CLOSE_PERIOD tokens written over and over, outside any string: ...,"ab","ab",...
+    item = [1] + [0, 3] * ((CLOSE_PERIOD - 3) // 2) + [2]
+    in_list = [8, 0, 2] + item * 3
     rng = random.Random(0)
-    varied = [rng.randrange(6) for _ in range(2 * CLOSE_WINDOW + 1)]
-    scores = torch.zeros(3, 6)
-    assert quote_boost([looping, varied, looping[:CLOSE_WINDOW]], quotes, scores) == 1
-    assert scores[0].argmax().item() in quotes and scores[0, 1] == 1000.0
-    assert not scores[1:].any()
-    assert np.array_equal(quotes, hf_quote_tokens(Vocab()))
+    varied = [rng.randrange(8) for _ in range(2 * CLOSE_WINDOW + 1)]
+    scores = torch.zeros(4, len(vocab))
+    rows = [in_string, varied, in_string[:CLOSE_WINDOW], in_list]
+    assert closer_boost(rows, closers, scores, vocab.decode) == 2
+    assert scores[0, closers.quotes].eq(1000.0).all() and scores[0].sum() == 1000.0 * len(closers.quotes)
+    assert scores[3, closers.brackets].eq(1000.0).all() and scores[3].sum() == 1000.0 * len(closers.brackets)
+    assert not scores[1:3].any()
+    assert hf_closer_tokens(vocab) is closers  # once per tokenizer
+    plain = np.zeros(len(vocab), dtype=np.float32)
+    closers.raise_in(plain, in_string=True)  # the llama.cpp side raises a numpy row the same way
+    assert plain.tolist() == scores[0].tolist()
+    assert inside_json_string('{"a":"x\\"y') and not inside_json_string('{"a":"x\\\\"') and not inside_json_string("")

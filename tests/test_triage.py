@@ -51,6 +51,29 @@ def test_valid_parts_merge_back_into_the_whole_enrichment(real_report):
     assert all(m[0]["role"] == "system" and json.loads(m[1]["content"])["meta"]["secml_part"] for m in model.rendered)
 
 
+def test_parts_decoded_by_several_copies_at_once_come_back_in_order(real_report):
+    """Copies of the model (`--parallel`) answer parts as they come free; the parts, their outputs and the merged
+    report are those of one model answering in order, and both copies did work."""
+    import threading
+    import time as clock
+
+    def answer(i, teacher):
+        clock.sleep(0.01 * (i % 3))  # parts finish out of order
+        return compact(teacher)
+
+    one = ScriptedSpecialist(real_report, answer)
+    copies = [ScriptedSpecialist(real_report, answer) for _ in range(2)]
+    callers = set()
+    for copy in copies:
+        inner = copy.generate
+        copy.generate = lambda p, n, constraint=None, inner=inner: callers.add(threading.get_ident()) or inner(p, n)
+    alone, alone_parts = triage_cli.triage(real_report, one, MAX_CHARS, progress=False)
+    together, parts = triage_cli.triage(real_report, copies, MAX_CHARS, progress=False)
+    assert together == alone
+    assert [(p.part, p.status, p.output) for p in parts] == [(p.part, p.status, p.output) for p in alone_parts]
+    assert all(copy.rendered for copy in copies) and len(callers) == 2
+
+
 def test_an_invalid_part_is_reported_and_left_out_unless_filled_from_the_teacher_marked(real_report):
     pairs = split_report(real_report, MAX_CHARS)
     bad = next(i for i, (_, c) in enumerate(pairs) if c["enriched_findings"])

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,6 +111,22 @@ class EvalArguments:
             "help": "end a free answer once its last 192 tokens repeat a unit of at most 64 (use/generation.py "
             "is_looping: a cycle greedy decoding does not leave) instead of running it to max_new_tokens; the count "
             "is in the report's timings (`loops_stopped`); --no-stop-loops runs every answer to its end"
+        },
+    )
+    first_turn_tool_choice: str = field(
+        default="auto",
+        metadata={
+            "help": "generalist, constrained columns: required makes each rollout's first turn call a tool (OpenAI's "
+            "tool_choice), as an agent that looks at the evidence before it answers; free decoding is never forced",
+            "choices": ["auto", "required"],
+        },
+    )
+    concurrent_variants: int = field(
+        default=1,
+        metadata={
+            "help": "llama_cpp backend: decode this many variants (trained, base) at once, the cores shared out "
+            "between them; on a small CPU two decoders of one thread each finish sooner than one after the other on "
+            "all cores (llama.cpp releases the GIL while it decodes); each variant's model is in memory meanwhile"
         },
     )
     batch_size: int = 4
@@ -278,25 +296,53 @@ def _loss_sources(args, variants: dict) -> tuple[dict, str | None]:
 
 
 def _for_each_variant(args, variants: dict, sources: dict, produce) -> tuple[dict, dict, dict]:
-    """Load each variant in turn, let `produce(name, generator, constrained)` score it with free decoding and, unless
-    `--no-constrain`, under the task's constraint (column `<name>+constrained`); timings and identities alongside."""
-    results, timings, identities = {}, {}, {}
-    for name, gen_args in variants.items():
-        gen = load_generator(dtype=args.dtype, batch_size=args.batch_size, name=name, **gen_args)
+    """Load each variant, let `produce(name, generator, constrained)` score it with free decoding and, unless
+    `--no-constrain`, under the task's constraint (column `<name>+constrained`); timings and identities alongside.
+    Up to `concurrent_variants` variants run at once (llama.cpp), each on its share of the cores."""
+    workers = _concurrent_workers(args, len(variants))
+    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+
+    def one(name: str, gen_args: dict) -> tuple[dict, dict, dict]:
+        extra = {"n_threads": threads} if threads else {}
+        gen = load_generator(dtype=args.dtype, batch_size=args.batch_size, name=name, **gen_args, **extra)
         gen.stop_loops = args.stop_loops
+        results, timings = {}, {}
         for constrained in (False, True) if args.constrain else (False,):
             column = f"{name}+constrained" if constrained else name
             gen.stats.update(generated_tokens=0, seconds=0.0, prompts=0, loops_stopped=0)
             t0 = time.perf_counter()
             results[column] = produce(name, gen, constrained)
             timings[column] = {"seconds": round(time.perf_counter() - t0, 2), **gen.stats}
-        identities[name] = {
+            if threads:
+                timings[column]["threads"] = threads
+        identity = {
             "base": _identity(gen.resolved_base),
             "adapter": _identity(gen.resolved_adapter),
             **sources.get(name, {}),
         }
-        del gen
+        return results, timings, identity
+
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            outcomes = dict(zip(variants, pool.map(one, variants, variants.values())))
+    else:
+        outcomes = {name: one(name, gen_args) for name, gen_args in variants.items()}
+    results, timings, identities = {}, {}, {}
+    for name, (res, tim, identity) in outcomes.items():
+        results.update(res)
+        timings.update(tim)
+        identities[name] = identity
     return results, timings, identities
+
+
+def _concurrent_workers(args, n_variants: int) -> int:
+    """How many variants decode at once: `concurrent_variants`, at most one per variant and per core; llama.cpp only
+    (transformers runs one model on every core)."""
+    wanted = min(args.concurrent_variants, n_variants, os.cpu_count() or 1)
+    if wanted > 1 and args.backend != "llama_cpp":
+        print("[secml eval] concurrent_variants applies to the llama_cpp backend; decoding one variant at a time")
+        return 1
+    return max(1, wanted)
 
 
 def _score_specialist(args, variants: dict, sources: dict, out_dir: Path) -> _Scored:
@@ -356,7 +402,14 @@ def _score_generalist(args, variants: dict, sources: dict, out_dir: Path) -> _Sc
         desc = f"rollouts ({name}{', constrained' if constrained else ''})"
         with tqdm(desc=desc, unit="turn", disable=None) as bar:
             trajectories = run_rollouts(
-                gen, rows, scans, args.max_steps, args.max_new_tokens, progress=bar, constrain=constrained
+                gen,
+                rows,
+                scans,
+                args.max_steps,
+                args.max_new_tokens,
+                progress=bar,
+                constrain=constrained,
+                first_turn_tool_choice=args.first_turn_tool_choice,
             )
         if name == "model":
             out_dir.mkdir(parents=True, exist_ok=True)

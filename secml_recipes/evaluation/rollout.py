@@ -38,11 +38,13 @@ def run_rollouts(
     progress=None,
     family: ChatFamily | None = None,
     constrain: bool = False,
+    first_turn_tool_choice: str = "auto",
 ) -> list[Trajectory]:
     """Roll out every generalist row (system + question only) with `generator`, whose outputs are read in
     `family`'s tool-call format (default: the generator's model family); see module docstring. With `constrain`
     each turn is decoded under the tool-call constraint (tasks/constraints.py): a declared tool, arguments the scan
-    and the results so far allow, in the family's format, or a plain answer."""
+    and the results so far allow, in the family's format, or a plain answer; `first_turn_tool_choice` "required"
+    takes the plain answer away on the first turn (an agent that looks at the evidence before it answers)."""
     family = family or getattr(generator, "family", None)
     if family is None:
         raise ValueError(
@@ -63,13 +65,15 @@ def run_rollouts(
         start = [m for m in row["messages"] if m["role"] in ("system", "user")][:2]
         traj = Trajectory(row["id"], json.loads(row.get("reference") or "{}"), [dict(m) for m in start])
         active.append((traj, tools, declared, ScanEnvironment(report), report))
-    for _ in range(max_steps):
+    for step in range(max_steps):
         if not active:
             break
         prompts = [generator.render(*canonical_conversation(t.messages, tools)) for t, tools, *_ in active]
         if constrain:
+            choice = first_turn_tool_choice if step == 0 else "auto"
             rules = [
-                tool_turn_constraint(tools, report, family.tool_format, t.messages) for t, tools, *_, report in active
+                tool_turn_constraint(tools, report, family.tool_format, t.messages, choice)
+                for t, tools, *_, report in active
             ]
             outputs = generator.generate(prompts, max_new_tokens, constraint=rules)
         else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from functools import lru_cache
 
 from secml_recipes.evaluation.grounding import grounding_summary
 from secml_recipes.evaluation.harm import ActionJudge, action_texts, harm_summary
@@ -87,6 +88,17 @@ def risk_score_pairs(predictions: Iterable[str], references: Iterable[dict]) -> 
     return pairs
 
 
+@lru_cache(maxsize=4096)
+def _schema_valid_text(text: str) -> bool:
+    return enriched_report_error(parse_json_output(text)) is None
+
+
+def _schema_valid(text, pred: dict) -> bool:
+    """Whether the answer `text` (parsed: `pred`) is a valid enriched report; cached by text, since the bootstrap
+    rescores each answer hundreds of times and schema validation is most of a score's cost."""
+    return _schema_valid_text(text) if isinstance(text, str) else enriched_report_error(pred) is None
+
+
 def score_specialist(
     predictions: Iterable[str], references: Iterable[dict], raws: Iterable[dict] | None = None
 ) -> dict[str, float]:
@@ -107,7 +119,7 @@ def score_specialist(
         pred = parse_json_output(text)
         if pred is not None:
             parsed += 1
-            valid += enriched_report_error(pred) is None
+            valid += _schema_valid(text, pred)
         pf, rf = _findings(pred), _findings(ref)
         ref_findings += len(rf)
         for fid, r in rf.items():

@@ -62,6 +62,7 @@ _BOUNDS_SCHEMA = record(
                 ),
                 "max_length": INT,
                 "calls_per_turn": INT,
+                "lead_chars": INT,
             }
         ),
     }
@@ -75,13 +76,15 @@ _PID = re.compile(r"pid\W{0,4}(\d+)")  # "pid": "123", "ppid":45, pid 123
 @dataclass(frozen=True)
 class Constraint:
     """What one generation must be: a JSON value under `schema`; with `tool_format`, tool calls in that format (each
-    call a value under `schema`, at most `max_calls`), and with `or_text` a plain-text answer that opens no call
-    block is allowed instead (the final answer of a tool loop)."""
+    call a value under `schema`, at most `max_calls`, after at most one line of up to `lead_chars` characters), and
+    with `or_text` a plain-text answer that opens no call block is allowed instead (the final answer of a tool
+    loop)."""
 
     schema: dict
     tool_format: ToolCallFormat | None = None
     max_calls: int = 1
     or_text: bool = False
+    lead_chars: int = 400
 
 
 # --- the enriched report --------------------------------------------------------------------------------------------
@@ -330,13 +333,27 @@ def tool_call_schema(
 
 
 def tool_turn_constraint(
-    tools: list[dict], scan: dict | None, fmt: ToolCallFormat, messages: list[dict] = ()
+    tools: list[dict],
+    scan: dict | None,
+    fmt: ToolCallFormat,
+    messages: list[dict] = (),
+    tool_choice: str = "auto",
 ) -> Constraint:
     """One assistant turn of the tool loop after `messages`: calls in `fmt` (see `tool_call_schema`; the user's
-    question and the tool results so far may name further paths and pids), or a plain-text answer."""
+    question and the tool results so far may name further paths and pids), or, unless `tool_choice` is "required"
+    (OpenAI's name: the turn must call a tool), a plain-text answer."""
+    if tool_choice not in TOOL_CHOICES:
+        raise ValueError(f"tool_choice {tool_choice!r}: one of {', '.join(TOOL_CHOICES)}")
     seen = [str(m.get("content") or "") for m in messages if m.get("role") in ("user", "tool")]
     schema = tool_call_schema(tools, scan, fmt, seen)
-    return Constraint(schema, tool_format=fmt, max_calls=BOUNDS["tools"]["calls_per_turn"], or_text=True)
+    bounds = BOUNDS["tools"]
+    return Constraint(
+        schema, fmt, bounds["calls_per_turn"], or_text=tool_choice != "required", lead_chars=bounds["lead_chars"]
+    )
+
+
+# What a turn's tool_choice may be where a constraint is built: "auto" (call or answer) or "required" (call).
+TOOL_CHOICES = ("auto", "required")
 
 
 def report_constraint(part_report: dict) -> Constraint:

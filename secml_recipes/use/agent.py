@@ -34,7 +34,7 @@ from pathlib import Path
 from secml_recipes.command_help import CommandHelpFormatter
 from secml_recipes.deploy.gguf import DeployError
 from secml_recipes.families import ChatFamily, canonical_conversation
-from secml_recipes.tasks.constraints import tool_turn_constraint
+from secml_recipes.tasks.constraints import TOOL_CHOICES, tool_turn_constraint
 from secml_recipes.tasks.prompts import DEFAULT_QUESTION, generalist_messages
 from secml_recipes.tasks.tool_loop import declared_schemas, take_step
 from secml_recipes.tasks.tools import TOOL_SCHEMAS, ScanEnvironment, ToolError
@@ -180,10 +180,12 @@ def run_agent(
     family: ChatFamily | None = None,
     echo=print,
     constrain: bool = True,
+    first_turn_tool_choice: str = "auto",
 ) -> Run:
     """The tool loop (module docstring); `echo` prints each step as it happens. With `constrain` each turn is
     decoded under the tool-call constraint (tasks/constraints.py): a declared tool with arguments the scan and the
-    results so far allow, in the family's call format, or a plain answer."""
+    results so far allow, in the family's call format, or a plain answer (not on the first turn where
+    `first_turn_tool_choice` is "required": the model looks at the evidence before it concludes)."""
     family = family or generator.family
     if family is None:
         raise ValueError(f"{generator.name}: its chat family cannot be told, so its tool calls cannot be read")
@@ -194,8 +196,11 @@ def run_agent(
     for step in range(1, max_steps + 1):
         run.steps = step
         prompt = generator.render(*canonical_conversation(run.messages, tools))
+        choice = first_turn_tool_choice if step == 1 else "auto"
         extra = (
-            {"constraint": tool_turn_constraint(tools, report, family.tool_format, run.messages)} if constrain else {}
+            {"constraint": tool_turn_constraint(tools, report, family.tool_format, run.messages, choice)}
+            if constrain
+            else {}
         )
         (text,) = generator.generate([prompt], max_new_tokens, **extra)
         outcome = take_step(run.messages, text, family, declared, env, step)
@@ -232,6 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--max-steps", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=512)
+    parser.add_argument(
+        "--first-turn-tool-choice",
+        choices=TOOL_CHOICES,
+        default="auto",
+        help="required: the first turn must call a tool (under the constraint), so the model looks at the evidence "
+        "before it concludes; auto: it may answer at once",
+    )
     add_model_runtime_arguments(parser)
     parser.add_argument("--transcript", help="write the whole run (messages, calls) to this JSON file")
     return parser
@@ -252,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             args.max_steps,
             args.max_new_tokens,
             constrain=not args.no_constrain,
+            first_turn_tool_choice=args.first_turn_tool_choice,
         )
     except (TriageError, FileNotFoundError, OSError, ValueError, DeployError) as err:
         print(f"error: {err}", file=sys.stderr)

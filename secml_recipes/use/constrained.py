@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from secml_recipes.tasks.constraints import Constraint
-from secml_recipes.use.loops import CLOSE_PERIOD, CLOSE_WINDOW, hf_quote_tokens, quote_boost
+from secml_recipes.use.loops import closer_boost, hf_closer_tokens
 
 # Reports are trained as compact JSON: no whitespace. Tool calls are trained as `{"name": "x", "arguments": {...}}`:
 # at most one space between tokens. Either way whitespace is bounded, so it cannot run on forever.
@@ -35,9 +35,15 @@ def _more(item: str, most: int) -> str:
     return f" ({item}){{0,{most}}}" if most > 0 else ""
 
 
+def _escaped(chars: str) -> str:
+    """`chars` escaped for a character class body (Lark regex and GBNF alike)."""
+    return "".join("\\" + c if c in "[]\\^-/" else c for c in chars)
+
+
 def _not_first(marker: str) -> str:
-    """A regex character class body of what a plain answer may not begin with: a call marker or bare JSON."""
-    return "".join("\\" + c if c in "[]\\^-/" else c for c in sorted({marker[0], "{", "["}))
+    """A character class body of what text before the calls, or a plain answer, may not begin with: a call marker or
+    bare JSON."""
+    return _escaped("".join(sorted({marker[0], "{", "["})))
 
 
 def lark_grammar(constraint: Constraint, specials: set[str] = frozenset()) -> str:
@@ -65,10 +71,18 @@ def lark_grammar(constraint: Constraint, specials: set[str] = frozenset()) -> st
         rules = ""
     else:
         raise ValueError(f"unknown tool-call format kind {fmt.kind!r}")
-    start = "calls | text" if constraint.or_text else "calls"
-    # A plain answer may not begin as a call block would (marker or bare JSON), so it never hides a broken call.
-    text = f"text: /[^{_not_first(fmt.open)}\\s][\\s\\S]*/\n" if constraint.or_text else ""
-    return f"start: {start}\ncalls: {calls}\n{rules}call: {value}\n{text}"
+    # A turn may open with a line of text before its calls (what training writes: "I ask the package manager.\n"
+    # then the call); with `or_text` that line may instead go on as a plain answer. Neither may begin as a call block
+    # would (marker or bare JSON) nor hold the marker at all, so no call hides in text the grammar does not check.
+    # One line, then calls or the rest: each step is told apart by its first character, so the lexer never holds
+    # two readings of the same text.
+    first, body = _not_first(fmt.open), _escaped(fmt.open[0])
+    line = f"line: /[^{first}\\s][^{body}\\n]{{0,{constraint.lead_chars - 1}}}/\n"
+    if constraint.or_text:
+        start, rest = 'calls | line ("\\n" (calls | rest))?', f"rest: /[^{body}]+/\n"
+    else:
+        start, rest = 'calls | line "\\n" calls', ""
+    return f"start: {start}\ncalls: {calls}\n{rules}call: {value}\n{line}{rest}"
 
 
 @lru_cache(maxsize=8)
@@ -100,10 +114,12 @@ class GrammarLogitsProcessor:
 
     def __init__(self, tokenizer, constraints: list[Constraint | None], eos: list[int]):
         self.matchers = [matcher(tokenizer, c, eos) if c is not None else None for c in constraints]
+        self.json_rows = [c is not None and c.tool_format is None for c in constraints]  # rows `closer_boost` serves
         self.eos = eos
         self.prompt_len: int | None = None
         self.vocab = len(tokenizer)
-        self.quotes = hf_quote_tokens(tokenizer)
+        self.closers = hf_closer_tokens(tokenizer)
+        self.tokenizer = tokenizer
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self.prompt_len is None:
@@ -113,8 +129,13 @@ class GrammarLogitsProcessor:
             for m, token in zip(self.matchers, last):
                 if m is not None and not m.is_stopped():
                     m.consume_token(token)
-            recent = input_ids[:, max(self.prompt_len, input_ids.shape[1] - CLOSE_WINDOW - CLOSE_PERIOD) :].tolist()
-            quote_boost([ids if m is not None else [] for ids, m in zip(recent, self.matchers)], self.quotes, scores)
+            answers = input_ids[:, self.prompt_len :].tolist()
+            closer_boost(
+                [ids if json_answer else [] for ids, json_answer in zip(answers, self.json_rows)],
+                self.closers,
+                scores,
+                self.tokenizer.decode,
+            )
         for row, m in enumerate(self.matchers):
             if m is None:
                 continue
@@ -318,9 +339,14 @@ def gbnf_grammar(constraint: Constraint) -> str:
         calls = f'{lit(fmt.open)} "\\n" (call "\\n"){{1,{more + 1}}} {lit(fmt.close)}'
     else:
         raise ValueError(f"unknown tool-call format kind {fmt.kind!r}")
-    start = "calls | text" if constraint.or_text else "calls"
-    text = f"text ::= [^{_not_first(fmt.open)} \\t\\n] [^\\x00]*\n" if constraint.or_text else ""
-    return f"root ::= {start}\ncalls ::= {calls}\n{text}{value}"
+    first, body = _not_first(fmt.open), _escaped(fmt.open[0])
+    # the turn's shape as `lark_grammar` says
+    line = f"line ::= [^{first} \\t\\n] [^{body}\\n\\x00]{{0,{constraint.lead_chars - 1}}}\n"
+    if constraint.or_text:
+        start, rest = 'calls | line ("\\n" (calls | rest))?', f"rest ::= [^{body}\\x00]+\n"
+    else:
+        start, rest = 'calls | line "\\n" calls', ""
+    return f"root ::= {start}\ncalls ::= {calls}\n{line}{rest}{value}"
 
 
 def llama_grammar(constraint: Constraint, llm=None):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from secml_recipes.model_folders import model_and_adapter, trained_tokenizer_fol
 from secml_recipes.tasks.constraints import Constraint
 from secml_recipes.use.constrained import GrammarLogitsProcessor, llama_grammar
 from secml_recipes.use.gguf_cache import as_gguf
-from secml_recipes.use.loops import LoopStop, StringCloser, is_looping
+from secml_recipes.use.loops import LoopCloser, LoopStop, is_looping
 
 
 class Generator(Protocol):
@@ -126,6 +127,12 @@ class TransformersGenerator:
         return outputs
 
 
+# llama-cpp-python silences a model's loading by pointing the process's stdout and stderr (file descriptors 1 and 2)
+# at /dev/null and back: two loads at once (generators made in threads) can leave them pointing there for good, and
+# every later line of the run vanishes. One load at a time.
+_LLAMA_LOADING = threading.Lock()
+
+
 @dataclass
 class LlamaCppGenerator:
     """A GGUF file run by llama.cpp itself (llama-cpp-python): the only faithful runtime for Mixtral GGUFs.
@@ -137,6 +144,7 @@ class LlamaCppGenerator:
     n_ctx: int = 16384
     name: str = ""
     stop_loops: bool = False  # free answers only: end one that entered a repetition cycle (`is_looping`)
+    n_threads: int | None = None  # None: every core (several generators decoding at once share them out)
     stats: dict = field(default_factory=lambda: {"generated_tokens": 0, "seconds": 0.0, "prompts": 0})
 
     def __post_init__(self):
@@ -154,7 +162,14 @@ class LlamaCppGenerator:
 
         # No longer than the model was trained for (llama.cpp warns of a longer one; memory grows with it).
         n_ctx = min(self.n_ctx, gguf_context_length(self.gguf_file) or self.n_ctx)
-        self.llm = Llama(model_path=self.gguf_file, n_ctx=n_ctx, verbose=False, seed=0, n_threads=os.cpu_count())
+        with _LLAMA_LOADING:
+            self.llm = Llama(
+                model_path=self.gguf_file,
+                n_ctx=n_ctx,
+                verbose=False,
+                seed=0,
+                n_threads=self.n_threads or os.cpu_count(),
+            )
         self.family = _family_or_none(self.tokenizer, self.llm.metadata.get("general.architecture"))
         self.name = self.name or self.gguf_file
         self.resolved_base, self.resolved_adapter = self.gguf_file, None
@@ -179,6 +194,7 @@ class LlamaCppGenerator:
                 native=self.tokenizer_path is None,
                 grammar=llama_grammar(rule, self.llm) if rule is not None else None,
                 stop_loops=self.stop_loops and rule is None,
+                close_loops=rule is not None and rule.tool_format is None,
             )
             self.stats["loops_stopped"] = self.stats.get("loops_stopped", 0) + looped
             self.stats["seconds"] += time.perf_counter() - t0
@@ -189,14 +205,22 @@ class LlamaCppGenerator:
 
 
 def llama_cpp_generate(
-    llm, tokenizer, family, prompt: str, max_new_tokens: int, native: bool = False, grammar=None, stop_loops=False
+    llm,
+    tokenizer,
+    family,
+    prompt: str,
+    max_new_tokens: int,
+    native: bool = False,
+    grammar=None,
+    stop_loops=False,
+    close_loops=True,
 ) -> tuple[str, int, int, bool]:
     """(text, prompt tokens, new tokens, stopped in a loop): greedy decoding of a rendered prompt in llama.cpp (the
     evaluation's runtime and the HTTP server's). The prompt is tokenized and the answer decoded by the source model's
     tokenizer, or with `native` by llama.cpp's own (a GGUF without its source folder: transformers' rebuild of a
     GGUF tokenizer need not split text as the original did). `grammar`: a `LlamaGrammar` the output must follow.
     `stop_loops`: end an answer that has entered a repetition cycle (`is_looping`), as the token limit would. Under
-    a grammar a string the answer loops in is closed early (`loops.StringCloser`)."""
+    a grammar of JSON (`close_loops`) a string or list the answer loops in is closed early (`loops.LoopCloser`)."""
     if native:
         stops = [llm.tokenize(t.encode(), add_bos=False, special=True) for t in (family.stops() if family else [])]
         stop = {llm.token_eos(), *(ids[0] for ids in stops if len(ids) == 1)}
@@ -209,7 +233,7 @@ def llama_cpp_generate(
     # lazy: optional, built by `make llama-cpp`
     from llama_cpp import LogitsProcessorList
 
-    closer = LogitsProcessorList([StringCloser(llm, len(ids))]) if grammar is not None else None
+    closer = LogitsProcessorList([LoopCloser(llm, len(ids))]) if grammar is not None and close_loops else None
     if max_new_tokens > 0:
         for token in llm.generate(
             ids, top_k=1, top_p=1.0, temp=0.0, reset=True, grammar=grammar, logits_processor=closer
@@ -282,11 +306,13 @@ def load_generator(
     name: str = "",
     backend: str = "transformers",
     tokenizer_path: str | None = None,
+    n_threads: int | None = None,
 ):
-    """The generator for a model form: transformers (full, adapter, Llama GGUF) or llama.cpp (any GGUF)."""
+    """The generator for a model form: transformers (full, adapter, Llama GGUF) or llama.cpp (any GGUF; `n_threads`
+    of the cores, default all)."""
     if backend == "llama_cpp":
         gguf = str(Path(model_path) / gguf_file) if gguf_file else model_path
-        return LlamaCppGenerator(gguf, tokenizer_path or str(Path(gguf).parent), name=name)
+        return LlamaCppGenerator(gguf, tokenizer_path or str(Path(gguf).parent), name=name, n_threads=n_threads)
     return TransformersGenerator(model_path, adapter_path, gguf_file, dtype, batch_size, name)
 
 
@@ -313,10 +339,12 @@ def open_model(
     dtype: str = "float32",
     batch_size: int = 1,
     name: str = "",
+    n_threads: int | None = None,
 ):
     """The generator for a model a user points at: a trained folder (full model or LoRA adapter, whose base
     comes from its adapter config) or a .gguf file (llama.cpp when `make llama-cpp` built it, else
-    transformers' GGUF reader; `tokenizer` names the source folder, else the GGUF's own is used). A folder with
+    transformers' GGUF reader; `tokenizer` names the source folder, else the GGUF's own is used; llama.cpp decodes on
+    `n_threads` cores, default all). A folder with
     `backend="llama_cpp"` runs in llama.cpp through a cached f16 conversion (use/gguf_cache.py).
     FileNotFoundError with what to do when `path` is not there."""
     p = Path(path)
@@ -334,12 +362,12 @@ def open_model(
         raise FileNotFoundError(f"{path}: a model is a folder or a .gguf file")
     if p.is_dir() and backend == "llama_cpp":  # a folder run by llama.cpp: through its cached f16 conversion
         gguf, source = as_gguf(p)
-        return LlamaCppGenerator(gguf, tokenizer or source, name=name or p.name)
+        return LlamaCppGenerator(gguf, tokenizer or source, name=name or p.name, n_threads=n_threads)
     if p.is_file():
         if backend == "auto":
             backend = "llama_cpp" if _has_llama_cpp() else "transformers"
         if backend == "llama_cpp":
-            return LlamaCppGenerator(str(p), tokenizer, name=name or p.name)
+            return LlamaCppGenerator(str(p), tokenizer, name=name or p.name, n_threads=n_threads)
         gen = TransformersGenerator(
             str(p.parent), gguf_file=p.name, dtype=dtype, batch_size=batch_size, name=name or p.name
         )

@@ -1,12 +1,14 @@
 """Repetition cycles in greedy answers. Small models under greedy decoding fall into cycles (a unit of a few tokens
 repeated until the token limit): a free answer caught in one is stopped (`is_looping`, `LoopStop`: the answer would
 have run to the limit unparsed anyway), and a constrained one is pushed to close the string it loops in
-(`StringCloser`, `quote_boost`), after which the grammar keeps the rest of the answer valid.
+(`LoopCloser`, `closer_boost`): the string, or the list whose items repeat, ends, and the grammar keeps the rest of
+the answer valid.
 """
 
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -15,9 +17,12 @@ import torch
 # cycle that greedy decoding does not leave (every smoke answer that ran into the token limit did so in such a
 # cycle): the evaluation stops it there instead of spending the rest of the budget on it (`stop_loops`).
 LOOP_WINDOW, LOOP_PERIOD = 192, 64
-# Under a grammar a loop inside a string is broken sooner: once the last 48 tokens repeat a unit of at most 16, the
-# tokens that close a JSON string are preferred (`StringCloser`); the grammar keeps the rest of the answer valid.
-CLOSE_WINDOW, CLOSE_PERIOD = 48, 16
+# Under a grammar a loop is broken sooner: once the last 48 tokens repeat a unit of at most 64 (a word inside a
+# string, or one whole list item written over and over), the tokens that close what the answer loops in are
+# preferred (`LoopCloser`): inside a JSON string those that start with a quote, outside one those that start with
+# "]" (a quote there would open one more item, `""` after `""`); the grammar keeps the rest of the answer valid.
+CLOSE_WINDOW, CLOSE_PERIOD = 48, 64
+CLOSE_BOOST = 1000.0
 
 
 def is_looping(ids, window: int = LOOP_WINDOW, period: int = LOOP_PERIOD) -> bool:
@@ -30,38 +35,70 @@ def is_looping(ids, window: int = LOOP_WINDOW, period: int = LOOP_PERIOD) -> boo
     return any(tail == ids[-window - p : -p] for p in range(1, min(period, len(ids) - window) + 1))
 
 
-def in_string_loop(ids) -> bool:
-    """Whether a constrained answer `ids` has entered the short cycle that `StringCloser` and `quote_boost` break."""
+def in_constrained_loop(ids) -> bool:
+    """Whether a constrained answer `ids` has entered the cycle that `LoopCloser` and `closer_boost` break."""
     return is_looping(ids, CLOSE_WINDOW, CLOSE_PERIOD)
 
 
-# Quote-token ids per model or tokenizer, held weakly so that a cached vocabulary never keeps a model in memory.
-_QUOTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Closer-token ids per model or tokenizer, held weakly so that a cached vocabulary never keeps a model in memory.
+_CLOSERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _quote_ids(owner, size: int, text) -> np.ndarray:
-    if owner not in _QUOTES:
-        _QUOTES[owner] = np.array([i for i in range(size) if text(i).startswith('"')], dtype=np.int64)
-    return _QUOTES[owner]
+def inside_json_string(text: str) -> bool:
+    """Whether `text`, the start of a JSON answer, ends inside a string (an odd number of unescaped quotes)."""
+    inside = escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif char == "\\" and inside:
+            escaped = True
+        elif char == '"':
+            inside = not inside
+    return inside
 
 
-def llama_quote_tokens(llm) -> np.ndarray:
-    """Ids of the tokens whose text starts with a double quote (`"`, `",`, `"}` ...): what closes a JSON string."""
-    return _quote_ids(llm, llm.n_vocab(), lambda i: llm.detokenize([i], special=False).decode("utf-8", "replace"))
+@dataclass(frozen=True)
+class Closers:
+    """Token ids whose text starts with a double quote (`"`, `",`, `"}` ...: what ends a JSON string) and with a
+    closing bracket (`]`, `]}` ...: what ends a list)."""
+
+    quotes: np.ndarray
+    brackets: np.ndarray
+
+    def raise_in(self, scores, in_string: bool) -> None:
+        """Raise, in one row of logits (a numpy array or a torch tensor), what closes the string the answer is in,
+        else what closes the list."""
+        ids = self.quotes if in_string else self.brackets
+        scores[torch.from_numpy(ids) if isinstance(scores, torch.Tensor) else ids] += CLOSE_BOOST
 
 
-class StringCloser:
-    """A llama.cpp logits processor for constrained answers: when the answer has entered a short repetition cycle
-    (`is_looping` over CLOSE_WINDOW tokens), raise the tokens that start with a quote above all others, so that the
-    grammar's allowed token that ends the string (or the list item) wins and the answer moves on. Without it a
-    looping string runs to its length bound, and a few such strings spend the whole token budget."""
+def _closer_ids(owner, size: int, text) -> Closers:
+    if owner not in _CLOSERS:
+        texts = [text(i) for i in range(size)]
+        ids = lambda first: np.array([i for i, t in enumerate(texts) if t.startswith(first)], dtype=np.int64)  # noqa: E731
+        _CLOSERS[owner] = Closers(ids('"'), ids("]"))
+    return _CLOSERS[owner]
+
+
+def llama_closer_tokens(llm) -> Closers:
+    """The quote and bracket tokens of a llama.cpp model's vocabulary."""
+    return _closer_ids(llm, llm.n_vocab(), lambda i: llm.detokenize([i], special=False).decode("utf-8", "replace"))
+
+
+class LoopCloser:
+    """A llama.cpp logits processor for constrained answers: when the answer has entered a repetition cycle
+    (`in_constrained_loop`), raise the tokens that close the string it is in, or else the list, above all others, so
+    that the grammar's allowed one wins and the answer moves on. Without it a looping string runs to its length bound
+    and a repeated list item to the list's, and a few of them spend the whole token budget."""
 
     def __init__(self, llm, prompt_length: int):
-        self.quotes, self.prompt_length, self.closed = llama_quote_tokens(llm), prompt_length, 0
+        self.llm, self.closers, self.prompt_length, self.closed = llm, llama_closer_tokens(llm), prompt_length, 0
 
     def __call__(self, input_ids, scores):
-        if in_string_loop(input_ids[self.prompt_length :]):
-            scores[self.quotes] += 1000.0
+        new = input_ids[self.prompt_length :]
+        if in_constrained_loop(new):
+            text = self.llm.detokenize(list(new), special=False).decode("utf-8", "replace")
+            self.closers.raise_in(scores, inside_json_string(text))
             self.closed += 1
         return scores
 
@@ -85,18 +122,18 @@ class LoopStop:
         return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
 
 
-def quote_boost(rows_new_ids: list[list[int]], quotes: np.ndarray, scores: torch.Tensor) -> int:
-    """The transformers side of `StringCloser`: raise the quote tokens of every row whose answer is looping; the
-    number of rows raised."""
+def closer_boost(rows_new_ids: list[list[int]], closers: Closers, scores: torch.Tensor, decode) -> int:
+    """The transformers side of `LoopCloser`: raise the closers of every row whose answer is looping (`decode(ids)`:
+    the answer's text, read only then); the number of rows raised."""
     raised = 0
     for row, new in enumerate(rows_new_ids):
-        if in_string_loop(new):
-            scores[row, torch.from_numpy(quotes)] += 1000.0
+        if in_constrained_loop(new):
+            closers.raise_in(scores[row], inside_json_string(decode(new)))
             raised += 1
     return raised
 
 
-def hf_quote_tokens(tokenizer) -> np.ndarray:
-    """Ids of a transformers tokenizer's tokens whose text starts with a double quote (once per tokenizer: a
-    128k vocabulary takes a second or two)."""
-    return _quote_ids(tokenizer, len(tokenizer), lambda i: tokenizer.decode([i]))
+def hf_closer_tokens(tokenizer) -> Closers:
+    """The quote and bracket tokens of a transformers tokenizer (once per tokenizer: a 128k vocabulary takes a
+    second or two)."""
+    return _closer_ids(tokenizer, len(tokenizer), lambda i: tokenizer.decode([i]))

@@ -28,7 +28,6 @@ import json
 import sys
 import time
 import uuid
-from dataclasses import replace
 from pathlib import Path
 
 from secml_recipes.command_help import CommandHelpFormatter
@@ -92,10 +91,11 @@ def request_constraint(
         return Constraint(schema if isinstance(schema, dict) else {"type": "object"})
     if tools and tool_choice != "none":
         try:
-            turn = tool_turn_constraint(tools, None, family.tool_format, messages)
+            return tool_turn_constraint(
+                tools, None, family.tool_format, messages, "required" if tool_choice == "required" else "auto"
+            )
         except ValueError:  # no declared tool can be called with what the conversation names: answer in text
             return None
-        return replace(turn, or_text=tool_choice != "required")
     return None
 
 
@@ -177,6 +177,7 @@ def make_handler(
             max_tokens or default_max_tokens,
             native=native,
             grammar=llama_grammar(rule, llama) if rule is not None else None,
+            close_loops=rule is not None and rule.tool_format is None,
         )
         return completion_response(text, family, model_name, n_prompt, n_new)
 

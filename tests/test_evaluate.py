@@ -240,7 +240,7 @@ def test_concurrent_variants_score_like_one_at_a_time_on_a_share_of_the_cores(mo
     from secml_recipes.evaluation import evaluate
     from secml_recipes.evaluation.evaluate import EvalArguments, _for_each_variant
 
-    made, running, peak = [], [], [0]
+    made, running, peak, generators, handed = [], [], [0], {}, {}
     lock = threading.Lock()
 
     class FakeGenerator:
@@ -248,6 +248,10 @@ def test_concurrent_variants_score_like_one_at_a_time_on_a_share_of_the_cores(mo
             self.name, self.resolved_base, self.resolved_adapter = name, None, None
             self.stats, self.stop_loops = {}, False
             made.append((name, n_threads))
+            generators[name] = self
+
+        def set_threads(self, n):
+            handed[self.name] = n
 
     def fake_load(dtype, batch_size, name, **kwargs):
         return FakeGenerator(name, **{k: v for k, v in kwargs.items() if k == "n_threads"})
@@ -259,6 +263,10 @@ def test_concurrent_variants_score_like_one_at_a_time_on_a_share_of_the_cores(mo
         barrier.wait(timeout=10) if concurrent else None
         with lock:
             running.remove(name)
+        if concurrent and name == "model" and constrained:
+            done.wait(timeout=10)  # the base finishes first: its cores go to the model
+        if name == "base" and constrained:
+            done.set()
         return {"score": (name, constrained)}
 
     monkeypatch.setattr(evaluate, "load_generator", fake_load)
@@ -266,7 +274,7 @@ def test_concurrent_variants_score_like_one_at_a_time_on_a_share_of_the_cores(mo
     variants = {"model": {}, "base": {}}
     outcomes = {}
     for concurrent in (False, True):
-        barrier = threading.Barrier(2)
+        barrier, done = threading.Barrier(2), threading.Event()
         made.clear()
         args = EvalArguments(backend="llama_cpp", concurrent_variants=2 if concurrent else 1)
         results, timings, identities = _for_each_variant(args, variants, {}, produce)
@@ -274,6 +282,7 @@ def test_concurrent_variants_score_like_one_at_a_time_on_a_share_of_the_cores(mo
         threads = {name: n for name, n in made}
         assert threads == ({"model": 2, "base": 2} if concurrent else {"model": None, "base": None})
     assert peak[0] == 2  # both variants were decoding at the same time
+    assert handed == {"model": 4}  # the base, done first, handed its 2 cores to the model still decoding
     assert outcomes[True] == outcomes[False]
     assert set(outcomes[True][0]) == {"model", "model+constrained", "base", "base+constrained"}
     transformers = EvalArguments(backend="transformers", concurrent_variants=2)

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -298,13 +299,29 @@ def _loss_sources(args, variants: dict) -> tuple[dict, str | None]:
 def _for_each_variant(args, variants: dict, sources: dict, produce) -> tuple[dict, dict, dict]:
     """Load each variant, let `produce(name, generator, constrained)` score it with free decoding and, unless
     `--no-constrain`, under the task's constraint (column `<name>+constrained`); timings and identities alongside.
-    Up to `concurrent_variants` variants run at once (llama.cpp), each on its share of the cores."""
+    Up to `concurrent_variants` variants run at once (llama.cpp), each on its share of the cores; when one is done
+    its cores go to the others."""
     workers = _concurrent_workers(args, len(variants))
     threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+
+    decoding: dict = {}  # name -> generator, of the variants still decoding
+    lock = threading.Lock()
 
     def one(name: str, gen_args: dict) -> tuple[dict, dict, dict]:
         extra = {"n_threads": threads} if threads else {}
         gen = load_generator(dtype=args.dtype, batch_size=args.batch_size, name=name, **gen_args, **extra)
+        with lock:
+            decoding[name] = gen
+        try:
+            return run(name, gen)
+        finally:
+            with lock:  # a variant that is done hands its cores to those still decoding
+                decoding.pop(name)
+                for other in decoding.values():
+                    if threads and hasattr(other, "set_threads"):
+                        other.set_threads(max(1, (os.cpu_count() or 1) // len(decoding)))
+
+    def run(name: str, gen) -> tuple[dict, dict, dict]:
         gen.stop_loops = args.stop_loops
         results, timings = {}, {}
         for constrained in (False, True) if args.constrain else (False,):
@@ -314,7 +331,7 @@ def _for_each_variant(args, variants: dict, sources: dict, produce) -> tuple[dic
             results[column] = produce(name, gen, constrained)
             timings[column] = {"seconds": round(time.perf_counter() - t0, 2), **gen.stats}
             if threads:
-                timings[column]["threads"] = threads
+                timings[column]["threads"] = threads  # the share it started with
         identity = {
             "base": _identity(gen.resolved_base),
             "adapter": _identity(gen.resolved_adapter),

@@ -177,6 +177,12 @@ class LlamaCppGenerator:
     def render(self, messages: list[dict], tools: list[dict] | None = None) -> str:
         return self.tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=True)
 
+    def set_threads(self, n_threads: int) -> None:
+        """Decode on `n_threads` cores from the next token on (generators decoding at once share the cores out, and
+        one that is done hands its share to the others)."""
+        self.n_threads = n_threads
+        self.llm._ctx.set_n_threads(n_threads, n_threads)
+
     def generate(
         self, prompts: list[str], max_new_tokens: int, constraint: Constraint | list[Constraint | None] | None = None
     ) -> list[str]:

@@ -155,6 +155,17 @@ def test_bad_model_paths_are_one_line_errors(tmp_path, capsys, make, expected):
     assert expected in err and len(err.strip().splitlines()) == 1
 
 
+def test_parallel_copies_need_a_llama_cpp_model_and_a_positive_count(tiny_models, tmp_path, capsys):
+    report = str(real_report_paths()[0])
+    out = ["--out", str(tmp_path / "o.json"), "--max-prompt-chars", "6000"]
+    assert triage_cli.main([report, "--model", str(tiny_models["llama"]), "--parallel", "0", *out]) == 2
+    assert "--parallel 0: give 1 or more" in capsys.readouterr().err
+    args = [report, "--model", str(tiny_models["llama"]), "--parallel", "2", "--backend", "transformers", *out]
+    assert triage_cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "copies of a llama.cpp model" in err and len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.slow
 def test_a_real_tiny_model_runs_end_to_end_and_its_garbage_is_reported(tiny_models, tmp_path, capsys):
     """A random tiny Llama through the real loader and generator: every part is judged, none is faked."""

@@ -334,7 +334,8 @@ def gguf_tokenizer(gguf_file: str | Path):
     return tokenizer
 
 
-def _has_llama_cpp() -> bool:
+def llama_cpp_built() -> bool:
+    """Whether llama-cpp-python is installed (`make llama-cpp`)."""
     return importlib.util.find_spec("llama_cpp") is not None
 
 
@@ -371,7 +372,7 @@ def open_model(
         return LlamaCppGenerator(gguf, tokenizer or source, name=name or p.name, n_threads=n_threads)
     if p.is_file():
         if backend == "auto":
-            backend = "llama_cpp" if _has_llama_cpp() else "transformers"
+            backend = "llama_cpp" if llama_cpp_built() else "transformers"
         if backend == "llama_cpp":
             return LlamaCppGenerator(str(p), tokenizer, name=name or p.name, n_threads=n_threads)
         gen = TransformersGenerator(

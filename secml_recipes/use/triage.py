@@ -41,7 +41,7 @@ from secml_recipes.tasks.parsing import parse_json_output
 from secml_recipes.tasks.prompts import specialist_messages
 from secml_recipes.tasks.split import merge_parts, split_prompts, split_report
 from secml_recipes.tasks.validate import enriched_report_error, raw_report_error
-from secml_recipes.use.generation import open_model
+from secml_recipes.use.generation import llama_cpp_built, open_model
 
 TEACHER_TAG = "secml:teacher-filled"
 DEFAULT_MAX_PROMPT_CHARS = 12000  # the corpus builder's default (corpus/tarball.py); use the corpus' own value
@@ -252,16 +252,16 @@ def open_models(args) -> list:
         raise TriageError(f"--parallel {args.parallel}: give 1 or more")
     if args.parallel == 1:
         return [open_model(args.model, tokenizer=args.tokenizer, backend=args.backend, dtype=args.dtype)]
-    threads = max(1, (os.cpu_count() or 1) // args.parallel)
-    copies = [
-        open_model(args.model, tokenizer=args.tokenizer, backend=args.backend, dtype=args.dtype, n_threads=threads)
-        for _ in range(args.parallel)
-    ]
-    if not all(hasattr(gen, "llm") for gen in copies):
+    gguf = str(args.model).endswith(".gguf") and args.backend == "auto" and llama_cpp_built()
+    if not (gguf or args.backend == "llama_cpp"):
         raise TriageError(
             f"--parallel {args.parallel} runs copies of a llama.cpp model: give a .gguf (or --backend llama_cpp)"
         )
-    return copies
+    threads = max(1, (os.cpu_count() or 1) // args.parallel)
+    return [
+        open_model(args.model, tokenizer=args.tokenizer, backend=args.backend, dtype=args.dtype, n_threads=threads)
+        for _ in range(args.parallel)
+    ]
 
 
 def add_model_runtime_arguments(parser) -> None:

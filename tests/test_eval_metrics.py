@@ -175,6 +175,36 @@ def test_replaying_the_reference_scores_perfectly(ioc_case):
     assert got == [x["content"] for x in row["messages"] if x["role"] == "tool"]
 
 
+def test_a_one_sequence_generator_gets_each_episodes_turns_in_a_row_with_the_same_outcome(ioc_case):
+    """A generator that decodes one sequence at a time (llama.cpp: `batched = False`) is given each episode's turns one
+    after another, so its prompt only grows and the KV cache is reused; the trajectories are those of the batched
+    order, where every episode advances one turn per call."""
+    row, scans = ioc_case
+    second = {**row, "id": "e2", "messages": [dict(m) for m in row["messages"]]}
+    second["messages"][1] = {**second["messages"][1], "content": second["messages"][1]["content"] + " (again)"}
+
+    class Recording(Scripted):
+        def __init__(self, script, batched):
+            super().__init__(script)
+            self.batched, self.calls = batched, []
+
+        def generate(self, prompts, max_new_tokens, constraint=None):
+            self.calls.append([json.loads(p)[1]["content"] for p in prompts])
+            return super().generate(prompts, max_new_tokens, constraint)
+
+    together, one_by_one = Recording(_replay(row), True), Recording(_replay(row), False)
+    batched = run_rollouts(together, [row, second], scans, max_steps=8)
+    serial = run_rollouts(one_by_one, [row, second], scans, max_steps=8)
+    assert [(t.episode_id, t.messages, t.final) for t in serial] == [
+        (t.episode_id, t.messages, t.final) for t in batched
+    ]
+    assert all(len(c) == 2 for c in together.calls)  # both episodes in every call
+    users = [c[0] for c in one_by_one.calls]
+    assert all(len(c) == 1 for c in one_by_one.calls)
+    assert users == sorted(users, key=lambda u: u.endswith("(again)"))  # e1's turns all come before e2's
+    assert len(one_by_one.calls) == 2 * len(together.calls)
+
+
 def test_hallucinated_tool_and_wrong_argument_types(ioc_case):
     row, scans = ioc_case
 

@@ -279,7 +279,7 @@ def test_concurrent_variants_score_like_one_at_a_time_on_a_share_of_the_cores(mo
         args = EvalArguments(backend="llama_cpp", concurrent_variants=2 if concurrent else 1)
         results, timings, identities = _for_each_variant(args, variants, {}, produce)
         outcomes[concurrent] = (results, set(timings), set(identities))
-        threads = {name: n for name, n in made}
+        threads = dict(made)
         assert threads == ({"model": 2, "base": 2} if concurrent else {"model": None, "base": None})
     assert peak[0] == 2  # both variants were decoding at the same time
     assert handed == {"model": 4}  # the base, done first, handed its 2 cores to the model still decoding

@@ -51,6 +51,21 @@ def run_rollouts(
             f"{getattr(generator, 'name', 'the model')}: its chat family is unknown, so its tool calls "
             "cannot be read; set model_family (docs/models.md)"
         )
+    # A generator that decodes one sequence at a time (llama.cpp) gets each episode's turns one after another: its
+    # prompt only grows, so the KV cache of the turns before is reused instead of recomputed for every turn.
+    groups = [rows] if getattr(generator, "batched", True) else [[row] for row in rows]
+    done: list[Trajectory] = []
+    for group in groups:
+        done += _roll_out(
+            generator, group, scans, max_steps, max_new_tokens, progress, family, constrain, first_turn_tool_choice
+        )
+    return sorted(done, key=lambda t: t.episode_id)
+
+
+def _roll_out(
+    generator, rows, scans, max_steps, max_new_tokens, progress, family, constrain, first_turn_tool_choice
+) -> list[Trajectory]:
+    """`run_rollouts` for `rows` advancing together, one generation call per step."""
     active: list[tuple[Trajectory, list, dict, ScanEnvironment]] = []
     done: list[Trajectory] = []
     for row in rows:
@@ -65,12 +80,12 @@ def run_rollouts(
         start = [m for m in row["messages"] if m["role"] in ("system", "user")][:2]
         traj = Trajectory(row["id"], json.loads(row.get("reference") or "{}"), [dict(m) for m in start])
         active.append((traj, tools, declared, ScanEnvironment(report), report))
-    for step in range(max_steps):
+    for turn in range(max_steps):
         if not active:
             break
         prompts = [generator.render(*canonical_conversation(t.messages, tools)) for t, tools, *_ in active]
         if constrain:
-            choice = first_turn_tool_choice if step == 0 else "auto"
+            choice = first_turn_tool_choice if turn == 0 else "auto"
             rules = [
                 tool_turn_constraint(tools, report, family.tool_format, t.messages, choice)
                 for t, tools, *_, report in active
@@ -96,7 +111,7 @@ def run_rollouts(
     for traj, *_ in active:
         traj.hit_step_limit = True
         done.append(traj)
-    return sorted(done, key=lambda t: t.episode_id)
+    return done
 
 
 INJECTION_COMPLIANCE = [

@@ -42,6 +42,8 @@ class Generator(Protocol):
 class TransformersGenerator:
     """A causal LM through transformers (and PEFT for adapters)."""
 
+    batched = True  # prompts given together decode as one batch
+
     model_path: str
     adapter_path: str | None = None
     gguf_file: str | None = None
@@ -138,6 +140,8 @@ class LlamaCppGenerator:
     """A GGUF file run by llama.cpp itself (llama-cpp-python): the only faithful runtime for Mixtral GGUFs.
     Prompts are rendered and tokenized with the source model's tokenizer (same chat template) and fed to
     llama.cpp as token ids, so both runtimes see identical inputs."""
+
+    batched = False  # one sequence at a time; the KV cache of the prefix a prompt shares with the one before is reused
 
     gguf_file: str
     tokenizer_path: str | None = None  # None: the tokenizer and chat template the GGUF itself carries

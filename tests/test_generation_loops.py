@@ -63,7 +63,7 @@ def test_a_constrained_answer_in_a_loop_is_pushed_to_close_its_string_or_else_it
     varied = [rng.randrange(8) for _ in range(2 * CLOSE_WINDOW + 1)]
     scores = torch.zeros(4, len(vocab))
     rows = [in_string, varied, in_string[:CLOSE_WINDOW], in_list]
-    assert closer_boost(rows, closers, scores, vocab.decode) == 2
+    assert closer_boost(rows, closers, scores, lambda row: vocab.decode(rows[row])) == 2
     assert scores[0, closers.quotes].eq(1000.0).all() and scores[0].sum() == 1000.0 * len(closers.quotes)
     assert scores[3, closers.brackets].eq(1000.0).all() and scores[3].sum() == 1000.0 * len(closers.brackets)
     assert not scores[1:3].any()

@@ -35,7 +35,7 @@ from secml_recipes.evaluation.specialist_metrics import risk_score_pairs, rule_b
 from secml_recipes.families.toolcalls import canonical_conversation
 from secml_recipes.model_folders import adapter_base, trained_tokenizer_folder
 from secml_recipes.scan.fixtures import real_reports
-from secml_recipes.tasks.constraints import report_constraint
+from secml_recipes.tasks.constraints import TOOL_CHOICES, report_constraint
 from secml_recipes.tasks.split import specialist_examples
 from secml_recipes.tasks.validate import raw_report_error
 from secml_recipes.train.guards import refuse_nonfinite_model
@@ -119,7 +119,7 @@ class EvalArguments:
         metadata={
             "help": "generalist, constrained columns: required makes each rollout's first turn call a tool (OpenAI's "
             "tool_choice), as an agent that looks at the evidence before it answers; free decoding is never forced",
-            "choices": ["auto", "required"],
+            "choices": list(TOOL_CHOICES),
         },
     )
     concurrent_variants: int = field(

@@ -86,6 +86,12 @@ class Constraint:
     or_text: bool = False
     lead_chars: int = 400
 
+    @property
+    def closes_loops(self) -> bool:
+        """Whether a cycle in the answer is closed early (`use/loops.py`): a JSON answer's strings and lists, not a
+        tool turn, whose line of text has no string to close."""
+        return self.tool_format is None
+
 
 # --- the enriched report --------------------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from secml_recipes.tasks.constraints import Constraint
-from secml_recipes.use.loops import closer_boost, hf_closer_tokens
+from secml_recipes.use.loops import CLOSE_PERIOD, CLOSE_WINDOW, closer_boost, hf_closer_tokens
 
 # Reports are trained as compact JSON: no whitespace. Tool calls are trained as `{"name": "x", "arguments": {...}}`:
 # at most one space between tokens. Either way whitespace is bounded, so it cannot run on forever.
@@ -71,18 +71,22 @@ def lark_grammar(constraint: Constraint, specials: set[str] = frozenset()) -> st
         rules = ""
     else:
         raise ValueError(f"unknown tool-call format kind {fmt.kind!r}")
-    # A turn may open with a line of text before its calls (what training writes: "I ask the package manager.\n"
-    # then the call); with `or_text` that line may instead go on as a plain answer. Neither may begin as a call block
-    # would (marker or bare JSON) nor hold the marker at all, so no call hides in text the grammar does not check.
-    # One line, then calls or the rest: each step is told apart by its first character, so the lexer never holds
-    # two readings of the same text.
-    first, body = _not_first(fmt.open), _escaped(fmt.open[0])
+    start, first, body = _turn_shape(constraint)
     line = f"line: /[^{first}\\s][^{body}\\n]{{0,{constraint.lead_chars - 1}}}/\n"
-    if constraint.or_text:
-        start, rest = 'calls | line ("\\n" (calls | rest))?', f"rest: /[^{body}]+/\n"
-    else:
-        start, rest = 'calls | line "\\n" calls', ""
+    rest = f"rest: /[^{body}]+/\n" if constraint.or_text else ""
     return f"start: {start}\ncalls: {calls}\n{rules}call: {value}\n{line}{rest}"
+
+
+def _turn_shape(constraint: Constraint) -> tuple[str, str, str]:
+    """(start rule, character class body of what `line` may not begin with, of what text may not hold) of a tool
+    turn, for both grammar dialects. A turn may open with a line of text before its calls (what training writes:
+    "I ask the package manager.\n" then the call); with `or_text` that line may instead go on as a plain answer.
+    Neither may begin as a call block would (marker or bare JSON) nor hold the marker at all, so no call hides in
+    text the grammar does not check. One line, then calls or the rest: each step is told apart by its first
+    character, so llguidance's lexer never holds two readings of the same text."""
+    start = 'calls | line ("\\n" (calls | rest))?' if constraint.or_text else 'calls | line "\\n" calls'
+    marker = constraint.tool_format.open
+    return start, _not_first(marker), _escaped(marker[0])
 
 
 @lru_cache(maxsize=8)
@@ -114,7 +118,7 @@ class GrammarLogitsProcessor:
 
     def __init__(self, tokenizer, constraints: list[Constraint | None], eos: list[int]):
         self.matchers = [matcher(tokenizer, c, eos) if c is not None else None for c in constraints]
-        self.json_rows = [c is not None and c.tool_format is None for c in constraints]  # rows `closer_boost` serves
+        self.closing = [c is not None and c.closes_loops for c in constraints]  # the rows `closer_boost` serves
         self.eos = eos
         self.prompt_len: int | None = None
         self.vocab = len(tokenizer)
@@ -129,12 +133,12 @@ class GrammarLogitsProcessor:
             for m, token in zip(self.matchers, last):
                 if m is not None and not m.is_stopped():
                     m.consume_token(token)
-            answers = input_ids[:, self.prompt_len :].tolist()
+            recent = input_ids[:, max(self.prompt_len, input_ids.shape[1] - CLOSE_WINDOW - CLOSE_PERIOD) :].tolist()
             closer_boost(
-                [ids if json_answer else [] for ids, json_answer in zip(answers, self.json_rows)],
+                [ids if closing else [] for ids, closing in zip(recent, self.closing)],
                 self.closers,
                 scores,
-                self.tokenizer.decode,
+                lambda row: self.tokenizer.decode(input_ids[row, self.prompt_len :].tolist()),
             )
         for row, m in enumerate(self.matchers):
             if m is None:
@@ -339,13 +343,9 @@ def gbnf_grammar(constraint: Constraint) -> str:
         calls = f'{lit(fmt.open)} "\\n" (call "\\n"){{1,{more + 1}}} {lit(fmt.close)}'
     else:
         raise ValueError(f"unknown tool-call format kind {fmt.kind!r}")
-    first, body = _not_first(fmt.open), _escaped(fmt.open[0])
-    # the turn's shape as `lark_grammar` says
+    start, first, body = _turn_shape(constraint)
     line = f"line ::= [^{first} \\t\\n] [^{body}\\n\\x00]{{0,{constraint.lead_chars - 1}}}\n"
-    if constraint.or_text:
-        start, rest = 'calls | line ("\\n" (calls | rest))?', f"rest ::= [^{body}\\x00]+\n"
-    else:
-        start, rest = 'calls | line "\\n" calls', ""
+    rest = f"rest ::= [^{body}\\x00]+\n" if constraint.or_text else ""
     return f"root ::= {start}\ncalls ::= {calls}\n{line}{rest}{value}"
 
 

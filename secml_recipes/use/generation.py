@@ -204,7 +204,7 @@ class LlamaCppGenerator:
                 native=self.tokenizer_path is None,
                 grammar=llama_grammar(rule, self.llm) if rule is not None else None,
                 stop_loops=self.stop_loops and rule is None,
-                close_loops=rule is not None and rule.tool_format is None,
+                close_loops=rule is not None and rule.closes_loops,
             )
             self.stats["loops_stopped"] = self.stats.get("loops_stopped", 0) + looped
             self.stats["seconds"] += time.perf_counter() - t0
@@ -343,6 +343,14 @@ def llama_cpp_built() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
+def resolved_backend(path: str | Path, backend: str) -> str:
+    """The runtime `open_model` gives `path` under `backend`: "auto" is llama.cpp for a .gguf file when it is built,
+    transformers otherwise."""
+    if backend != "auto":
+        return backend
+    return "llama_cpp" if Path(path).is_file() and llama_cpp_built() else "transformers"
+
+
 def open_model(
     path: str,
     tokenizer: str | None = None,
@@ -375,8 +383,7 @@ def open_model(
         gguf, source = as_gguf(p)
         return LlamaCppGenerator(gguf, tokenizer or source, name=name or p.name, n_threads=n_threads)
     if p.is_file():
-        if backend == "auto":
-            backend = "llama_cpp" if llama_cpp_built() else "transformers"
+        backend = resolved_backend(p, backend)
         if backend == "llama_cpp":
             return LlamaCppGenerator(str(p), tokenizer, name=name or p.name, n_threads=n_threads)
         gen = TransformersGenerator(

@@ -122,13 +122,14 @@ class LoopStop:
         return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
 
 
-def closer_boost(rows_new_ids: list[list[int]], closers: Closers, scores: torch.Tensor, decode) -> int:
-    """The transformers side of `LoopCloser`: raise the closers of every row whose answer is looping (`decode(ids)`:
-    the answer's text, read only then); the number of rows raised."""
+def closer_boost(rows_recent_ids: list[list[int]], closers: Closers, scores: torch.Tensor, answer_text) -> int:
+    """The transformers side of `LoopCloser`: raise the closers of every row whose answer is looping
+    (`rows_recent_ids`: the end of each answer, at least CLOSE_WINDOW + CLOSE_PERIOD tokens of it; `answer_text(row)`:
+    a row's whole answer, decoded only then); the number of rows raised."""
     raised = 0
-    for row, new in enumerate(rows_new_ids):
-        if in_constrained_loop(new):
-            closers.raise_in(scores[row], inside_json_string(decode(new)))
+    for row, recent in enumerate(rows_recent_ids):
+        if in_constrained_loop(recent):
+            closers.raise_in(scores[row], inside_json_string(answer_text(row)))
             raised += 1
     return raised
 

@@ -177,7 +177,7 @@ def make_handler(
             max_tokens or default_max_tokens,
             native=native,
             grammar=llama_grammar(rule, llama) if rule is not None else None,
-            close_loops=rule is not None and rule.tool_format is None,
+            close_loops=rule is not None and rule.closes_loops,
         )
         return completion_response(text, family, model_name, n_prompt, n_new)
 

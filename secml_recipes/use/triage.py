@@ -41,7 +41,7 @@ from secml_recipes.tasks.parsing import parse_json_output
 from secml_recipes.tasks.prompts import specialist_messages
 from secml_recipes.tasks.split import merge_parts, split_prompts, split_report
 from secml_recipes.tasks.validate import enriched_report_error, raw_report_error
-from secml_recipes.use.generation import llama_cpp_built, open_model
+from secml_recipes.use.generation import open_model, resolved_backend
 
 TEACHER_TAG = "secml:teacher-filled"
 DEFAULT_MAX_PROMPT_CHARS = 12000  # the corpus builder's default (corpus/tarball.py); use the corpus' own value
@@ -252,8 +252,7 @@ def open_models(args) -> list:
         raise TriageError(f"--parallel {args.parallel}: give 1 or more")
     if args.parallel == 1:
         return [open_model(args.model, tokenizer=args.tokenizer, backend=args.backend, dtype=args.dtype)]
-    gguf = str(args.model).endswith(".gguf") and args.backend == "auto" and llama_cpp_built()
-    if not (gguf or args.backend == "llama_cpp"):
+    if resolved_backend(args.model, args.backend) != "llama_cpp":
         raise TriageError(
             f"--parallel {args.parallel} runs copies of a llama.cpp model: give a .gguf (or --backend llama_cpp)"
         )

@@ -119,6 +119,34 @@ def test_bad_calls_are_refused_and_the_step_limit_stops_the_loop(report):
     assert run.stopped == "no conclusion within 2 steps (--max-steps)"
 
 
+class ChoiceRecorder(Scripted):
+    """A scripted model that keeps the tool_choice of each turn's constraint."""
+
+    def __init__(self, script):
+        super().__init__(script)
+        self.choices = []
+
+    def generate(self, prompts, max_new_tokens, constraint=None):
+        self.choices.append(constraint.tool_choice)
+        return super().generate(prompts, max_new_tokens)
+
+
+def test_a_turn_that_only_repeats_a_call_and_the_last_turn_must_answer(report):
+    """A repeated call (same tool, same arguments) learns nothing new: the next turn may only answer; so must the last
+    turn, where a loop would otherwise stop unanswered. New calls keep the choice open; --no-conclude turns it off."""
+    quiet = lambda *_: None  # noqa: E731
+    same = _call("search_findings", query="suid")
+    model = ChoiceRecorder([same, same, "Conclusion: the SUID set is stock."])
+    run = agent.run_agent(model, report, max_steps=6, echo=quiet, first_turn_tool_choice="required")
+    assert model.choices == ["required", "auto", "none"] and run.conclusion.startswith("Conclusion")
+    model = ChoiceRecorder([same, _call("search_findings", query="cap"), "Conclusion: stock."])
+    agent.run_agent(model, report, max_steps=3, echo=quiet)
+    assert model.choices == ["auto", "auto", "none"]
+    model = ChoiceRecorder([same, same, same])
+    run = agent.run_agent(model, report, max_steps=3, echo=quiet, conclude=False)
+    assert model.choices == ["auto", "auto", "auto"] and run.conclusion is None
+
+
 def test_an_injection_in_the_report_does_not_change_which_tools_run(report, injected, subprocess_log):
     script = [
         _call("hash_binary", path="/usr/bin/ls"),

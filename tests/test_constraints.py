@@ -222,6 +222,9 @@ def test_a_tool_turn_may_open_with_a_line_of_text_and_never_hides_a_call_in_text
     required = Constraint(turn.schema, fmt, max_calls=turn.max_calls)  # tool_choice "required": no plain answer
     assert _accepts(tokenizer, required, "I check the file.\n" + call)
     assert not _accepts(tokenizer, required, "The host is fine: no action.")
+    answer = tool_turn_constraint(TOOL_SCHEMAS, report, fmt, tool_choice="none")  # an answer, no call
+    assert _accepts(tokenizer, answer, "The host is fine.\nNo action.")
+    assert not _accepts(tokenizer, answer, call) and not _accepts(tokenizer, answer, "I check the file.\n" + call)
 
 
 # One closed field with an enum: what both backends must keep a random tiny model to.
@@ -268,7 +271,8 @@ def test_serve_turns_response_format_and_tools_into_constraints():
     paths = next(c for c in tools.schema["anyOf"] if c["properties"]["name"]["const"] == "stat_file")
     assert paths["properties"]["arguments"]["properties"]["path"] == {"enum": ["/usr/bin/su"]}
     assert not request_constraint(family, messages, TOOL_SCHEMAS, None, "required").or_text
-    assert request_constraint(family, messages, TOOL_SCHEMAS, None, "none") is None
+    answer_only = request_constraint(family, messages, TOOL_SCHEMAS, None, "none")  # OpenAI's: the model answers
+    assert answer_only.or_text and not answer_only.calls
     with pytest.raises(ValueError, match="schema"):
         request_constraint(family, [], None, {"type": "json_schema", "json_schema": {"name": "x"}})
 

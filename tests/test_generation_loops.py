@@ -36,12 +36,21 @@ def test_the_transformers_criterion_stops_only_free_rows_and_keeps_them_stopped(
 
 
 def test_a_constrained_answer_in_a_loop_is_pushed_to_close_its_string_or_else_its_list():
-    """A looping row inside a JSON string gets its quote tokens raised above every other token, one outside a string
-    (a list item written over and over) its "]" tokens (a quote there would only open one more item): the grammar then
+    """A row looping inside one JSON string (a unit with no quote) gets its quote tokens raised above every other
+    token; a row writing one list item over and over gets its "]" tokens raised once the item's string is closed, and
+    nothing while inside it (a "]" there is one more character, a quote would open one more item): the grammar then
     picks the allowed closer. A row that does not loop, or has not yet written a whole window, is left alone."""
     import numpy as np
 
-    from secml_recipes.use.loops import CLOSE_PERIOD, CLOSE_WINDOW, closer_boost, hf_closer_tokens, inside_json_string
+    from secml_recipes.use.loops import (
+        CLOSE_PERIOD,
+        CLOSE_WINDOW,
+        closer_boost,
+        closer_kind,
+        hf_closer_tokens,
+        inside_json_string,
+        loop_period,
+    )
 
     class Vocab:
         texts = ["a", '"', '",', "b", '"}', "c", "]", "]}", '{"x":["']
@@ -56,19 +65,23 @@ def test_a_constrained_answer_in_a_loop_is_pushed_to_close_its_string_or_else_it
     closers = hf_closer_tokens(vocab)
     assert closers.quotes.tolist() == [1, 2, 4] and closers.brackets.tolist() == [6, 7]
     in_string = [8] + [0, 3] * CLOSE_WINDOW  # {"x":["abab...
-    # one list item of up to CLOSE_PERIOD tokens written over and over, outside any string: ...,"ab","ab",...
+    assert loop_period(in_string) == 2
+    # one list item of up to CLOSE_PERIOD tokens written over and over: ..."ab...ab","ab...ab",...
     item = [1] + [0, 3] * ((CLOSE_PERIOD - 3) // 2) + [2]
-    in_list = [8, 0, 2] + item * 3
+    in_list = [8, 0, 2] + item * 3  # ends right after an item's '",': outside any string
+    inside_item = in_list + item[:4]  # the next copy of the item has begun: inside its string
+    assert loop_period(in_list) == len(item) and loop_period(inside_item) == len(item)
     rng = random.Random(0)
     varied = [rng.randrange(8) for _ in range(2 * CLOSE_WINDOW + 1)]
-    scores = torch.zeros(4, len(vocab))
-    rows = [in_string, varied, in_string[:CLOSE_WINDOW], in_list]
-    assert closer_boost(rows, closers, scores, lambda row: vocab.decode(rows[row])) == 2
+    scores = torch.zeros(5, len(vocab))
+    rows = [in_string, varied, in_string[:CLOSE_WINDOW], in_list, inside_item]
+    assert closer_boost(rows, closers, scores, lambda row: vocab.decode(rows[row]), vocab.decode) == 2
     assert scores[0, closers.quotes].eq(1000.0).all() and scores[0].sum() == 1000.0 * len(closers.quotes)
     assert scores[3, closers.brackets].eq(1000.0).all() and scores[3].sum() == 1000.0 * len(closers.brackets)
-    assert not scores[1:3].any()
+    assert not scores[1:3].any() and not scores[4].any()
+    assert closer_kind('{"x":[1,1,1', "1,") == "brackets" and closer_kind('{"x":"ab', "ab") == "quotes"
     assert hf_closer_tokens(vocab) is closers  # once per tokenizer
     plain = np.zeros(len(vocab), dtype=np.float32)
-    closers.raise_in(plain, in_string=True)  # the llama.cpp side raises a numpy row the same way
+    closers.raise_in(plain, "quotes")  # the llama.cpp side raises a numpy row the same way
     assert plain.tolist() == scores[0].tolist()
     assert inside_json_string('{"a":"x\\"y') and not inside_json_string('{"a":"x\\\\"') and not inside_json_string("")

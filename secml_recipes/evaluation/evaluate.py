@@ -109,7 +109,8 @@ class EvalArguments:
     stop_loops: bool = field(
         default=True,
         metadata={
-            "help": "end a free answer once its last 192 tokens repeat a unit of at most 64 (use/generation.py "
+            "help": "end a free answer (or a tool loop's answer-only turn) once its last 192 tokens repeat a unit of "
+            "at most 64 (use/generation.py "
             "is_looping: a cycle greedy decoding does not leave) instead of running it to max_new_tokens; the count "
             "is in the report's timings (`loops_stopped`); --no-stop-loops runs every answer to its end"
         },
@@ -120,6 +121,15 @@ class EvalArguments:
             "help": "generalist, constrained columns: required makes each rollout's first turn call a tool (OpenAI's "
             "tool_choice), as an agent that looks at the evidence before it answers; free decoding is never forced",
             "choices": list(TOOL_CHOICES),
+        },
+    )
+    conclude_tool_loops: bool = field(
+        default=True,
+        metadata={
+            "help": "generalist, constrained columns: the last turn of a rollout, and a turn after one that only "
+            "repeated earlier calls, must answer instead of calling (tasks/tool_loop.py turn_tool_choice), as agent "
+            "frameworks end a loop that runs out of steps with a generated answer; --no-conclude-tool-loops lets a "
+            "rollout call until max_steps and end unanswered"
         },
     )
     concurrent_variants: int = field(
@@ -427,6 +437,7 @@ def _score_generalist(args, variants: dict, sources: dict, out_dir: Path) -> _Sc
                 progress=bar,
                 constrain=constrained,
                 first_turn_tool_choice=args.first_turn_tool_choice,
+                conclude=args.conclude_tool_loops,
             )
         if name == "model":
             out_dir.mkdir(parents=True, exist_ok=True)

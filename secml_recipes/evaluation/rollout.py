@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from secml_recipes.families import ChatFamily, canonical_conversation
 from secml_recipes.tasks.constraints import tool_turn_constraint
-from secml_recipes.tasks.tool_loop import declared_schemas, take_step
+from secml_recipes.tasks.tool_loop import declared_schemas, take_step, turn_tool_choice
 from secml_recipes.tasks.tools import ScanEnvironment
 
 
@@ -39,12 +39,15 @@ def run_rollouts(
     family: ChatFamily | None = None,
     constrain: bool = False,
     first_turn_tool_choice: str = "auto",
+    conclude: bool = True,
 ) -> list[Trajectory]:
     """Roll out every generalist row (system + question only) with `generator`, whose outputs are read in
     `family`'s tool-call format (default: the generator's model family); see module docstring. With `constrain`
     each turn is decoded under the tool-call constraint (tasks/constraints.py): a declared tool, arguments the scan
     and the results so far allow, in the family's format, or a plain answer; `first_turn_tool_choice` "required"
-    takes the plain answer away on the first turn (an agent that looks at the evidence before it answers)."""
+    takes the plain answer away on the first turn (an agent that looks at the evidence before it answers), and
+    `conclude` takes the calls away on the last turn and after a turn that only repeated earlier calls
+    (`turn_tool_choice`)."""
     family = family or getattr(generator, "family", None)
     if family is None:
         raise ValueError(
@@ -57,13 +60,22 @@ def run_rollouts(
     done: list[Trajectory] = []
     for group in groups:
         done += _roll_out(
-            generator, group, scans, max_steps, max_new_tokens, progress, family, constrain, first_turn_tool_choice
+            generator,
+            group,
+            scans,
+            max_steps,
+            max_new_tokens,
+            progress,
+            family,
+            constrain,
+            first_turn_tool_choice,
+            conclude,
         )
     return sorted(done, key=lambda t: t.episode_id)
 
 
 def _roll_out(
-    generator, rows, scans, max_steps, max_new_tokens, progress, family, constrain, first_turn_tool_choice
+    generator, rows, scans, max_steps, max_new_tokens, progress, family, constrain, first_turn_tool_choice, conclude
 ) -> list[Trajectory]:
     """`run_rollouts` for `rows` advancing together, one generation call per step."""
     active: list[tuple[Trajectory, list, dict, ScanEnvironment]] = []
@@ -85,9 +97,14 @@ def _roll_out(
             break
         prompts = [generator.render(*canonical_conversation(t.messages, tools)) for t, tools, *_ in active]
         if constrain:
-            choice = first_turn_tool_choice if turn == 0 else "auto"
             rules = [
-                tool_turn_constraint(tools, report, family.tool_format, t.messages, choice)
+                tool_turn_constraint(
+                    tools,
+                    report,
+                    family.tool_format,
+                    t.messages,
+                    turn_tool_choice(t.messages, turn, max_steps, first_turn_tool_choice, conclude),
+                )
                 for t, tools, *_, report in active
             ]
             outputs = generator.generate(prompts, max_new_tokens, constraint=rules)

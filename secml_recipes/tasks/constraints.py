@@ -75,16 +75,32 @@ _PID = re.compile(r"pid\W{0,4}(\d+)")  # "pid": "123", "ppid":45, pid 123
 
 @dataclass(frozen=True)
 class Constraint:
-    """What one generation must be: a JSON value under `schema`; with `tool_format`, tool calls in that format (each
-    call a value under `schema`, at most `max_calls`, after at most one line of up to `lead_chars` characters), and
-    with `or_text` a plain-text answer that opens no call block is allowed instead (the final answer of a tool
-    loop)."""
+    """What one generation must be: a JSON value under `schema`; with `tool_format`, a tool turn as `tool_choice`
+    says (OpenAI's names): "required" tool calls in that format (each call a value under `schema`, at most
+    `max_calls`, after at most one line of up to `lead_chars` characters), "auto" those or a plain-text answer that
+    opens no call block (the final answer of a tool loop), "none" only that answer."""
 
     schema: dict
     tool_format: ToolCallFormat | None = None
     max_calls: int = 1
-    or_text: bool = False
+    tool_choice: str = "required"
     lead_chars: int = 400
+
+    @property
+    def or_text(self) -> bool:
+        """Whether a plain-text answer is allowed (a tool turn that need not call)."""
+        return self.tool_choice != "required"
+
+    @property
+    def calls(self) -> bool:
+        """Whether tool calls are allowed."""
+        return self.tool_choice != "none"
+
+    @property
+    def text_only(self) -> bool:
+        """Whether the answer is plain text only (a tool turn under "none"): one that loops may be stopped as a free
+        one is (`use/loops.py` `is_looping`), since any prefix of it is a valid answer."""
+        return self.tool_format is not None and not self.calls
 
     @property
     def closes_loops(self) -> bool:
@@ -346,20 +362,19 @@ def tool_turn_constraint(
     tool_choice: str = "auto",
 ) -> Constraint:
     """One assistant turn of the tool loop after `messages`: calls in `fmt` (see `tool_call_schema`; the user's
-    question and the tool results so far may name further paths and pids), or, unless `tool_choice` is "required"
-    (OpenAI's name: the turn must call a tool), a plain-text answer."""
+    question and the tool results so far may name further paths and pids), or a plain-text answer; `tool_choice`
+    (OpenAI's names) "required" takes the answer away, "none" the calls."""
     if tool_choice not in TOOL_CHOICES:
         raise ValueError(f"tool_choice {tool_choice!r}: one of {', '.join(TOOL_CHOICES)}")
     seen = [str(m.get("content") or "") for m in messages if m.get("role") in ("user", "tool")]
     schema = tool_call_schema(tools, scan, fmt, seen)
     bounds = BOUNDS["tools"]
-    return Constraint(
-        schema, fmt, bounds["calls_per_turn"], or_text=tool_choice != "required", lead_chars=bounds["lead_chars"]
-    )
+    return Constraint(schema, fmt, bounds["calls_per_turn"], tool_choice=tool_choice, lead_chars=bounds["lead_chars"])
 
 
-# What a turn's tool_choice may be where a constraint is built: "auto" (call or answer) or "required" (call).
-TOOL_CHOICES = ("auto", "required")
+# What a turn's tool_choice may be where a constraint is built: "auto" (call or answer), "required" (call), "none"
+# (answer).
+TOOL_CHOICES = ("auto", "required", "none")
 
 
 def report_constraint(part_report: dict) -> Constraint:

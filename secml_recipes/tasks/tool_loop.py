@@ -89,3 +89,32 @@ def take_step(messages: list[dict], text: str, family: ChatFamily, declared: dic
     messages.append({"role": "assistant", "content": turn.content, "tool_calls": tool_calls})
     messages.extend(tool_messages)
     return outcome
+
+
+def _calls_of(message: dict) -> list[tuple[str, str]]:
+    return [
+        (c["function"]["name"], canonical_arguments(c["function"]["arguments"]))
+        for c in message.get("tool_calls") or []
+    ]
+
+
+def only_repeats(messages: list[dict]) -> bool:
+    """Whether the last assistant turn of `messages` only made calls the conversation had already made (same tool,
+    same arguments): their results are already there, so another turn of the loop can learn nothing new from them."""
+    turns = [m for m in messages if m.get("role") == "assistant"]
+    if not turns or not _calls_of(turns[-1]):
+        return False
+    before = {call for m in turns[:-1] for call in _calls_of(m)}
+    return all(call in before for call in _calls_of(turns[-1]))
+
+
+def turn_tool_choice(
+    messages: list[dict], turn: int, max_turns: int, first: str = "auto", conclude: bool = True
+) -> str:
+    """The tool_choice of a constrained tool loop's turn `turn` (0-based) of `max_turns` after `messages`: `first`
+    on the first turn; with `conclude`, "none" (the answer, no call) on the last turn and after a turn that `only
+    repeats` calls already made, as agent frameworks end a loop that runs out of steps with a generated answer
+    (LangChain's early_stopping_method "generate") instead of cutting it off; "auto" otherwise."""
+    if conclude and turn > 0 and (turn == max_turns - 1 or only_repeats(messages)):
+        return "none"
+    return first if turn == 0 else "auto"

@@ -36,7 +36,7 @@ from secml_recipes.deploy.gguf import DeployError
 from secml_recipes.families import ChatFamily, canonical_conversation
 from secml_recipes.tasks.constraints import TOOL_CHOICES, tool_turn_constraint
 from secml_recipes.tasks.prompts import DEFAULT_QUESTION, generalist_messages
-from secml_recipes.tasks.tool_loop import declared_schemas, take_step
+from secml_recipes.tasks.tool_loop import declared_schemas, take_step, turn_tool_choice
 from secml_recipes.tasks.tools import TOOL_SCHEMAS, ScanEnvironment, ToolError
 from secml_recipes.use.generation import open_model
 from secml_recipes.use.triage import TriageError, add_model_runtime_arguments, read_report
@@ -181,11 +181,13 @@ def run_agent(
     echo=print,
     constrain: bool = True,
     first_turn_tool_choice: str = "auto",
+    conclude: bool = True,
 ) -> Run:
     """The tool loop (module docstring); `echo` prints each step as it happens. With `constrain` each turn is
     decoded under the tool-call constraint (tasks/constraints.py): a declared tool with arguments the scan and the
     results so far allow, in the family's call format, or a plain answer (not on the first turn where
-    `first_turn_tool_choice` is "required": the model looks at the evidence before it concludes)."""
+    `first_turn_tool_choice` is "required": the model looks at the evidence before it concludes); with `conclude`
+    the last step and a step after one that only repeated earlier calls must answer (`turn_tool_choice`)."""
     family = family or generator.family
     if family is None:
         raise ValueError(f"{generator.name}: its chat family cannot be told, so its tool calls cannot be read")
@@ -196,7 +198,7 @@ def run_agent(
     for step in range(1, max_steps + 1):
         run.steps = step
         prompt = generator.render(*canonical_conversation(run.messages, tools))
-        choice = first_turn_tool_choice if step == 1 else "auto"
+        choice = turn_tool_choice(run.messages, step - 1, max_steps, first_turn_tool_choice, conclude)
         extra = (
             {"constraint": tool_turn_constraint(tools, report, family.tool_format, run.messages, choice)}
             if constrain
@@ -244,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="required: the first turn must call a tool (under the constraint), so the model looks at the evidence "
         "before it concludes; auto: it may answer at once",
     )
+    parser.add_argument(
+        "--no-conclude",
+        action="store_true",
+        help="under the constraint the last step, and a step after one that only repeated earlier calls, must "
+        "answer instead of calling (the default); with this flag the loop may call until --max-steps, unanswered",
+    )
     add_model_runtime_arguments(parser)
     parser.add_argument("--transcript", help="write the whole run (messages, calls) to this JSON file")
     return parser
@@ -265,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             args.max_new_tokens,
             constrain=not args.no_constrain,
             first_turn_tool_choice=args.first_turn_tool_choice,
+            conclude=not args.no_conclude,
         )
     except (TriageError, FileNotFoundError, OSError, ValueError, DeployError) as err:
         print(f"error: {err}", file=sys.stderr)

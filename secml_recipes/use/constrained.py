@@ -80,11 +80,15 @@ def lark_grammar(constraint: Constraint, specials: set[str] = frozenset()) -> st
 def _turn_shape(constraint: Constraint) -> tuple[str, str, str]:
     """(start rule, character class body of what `line` may not begin with, of what text may not hold) of a tool
     turn, for both grammar dialects. A turn may open with a line of text before its calls (what training writes:
-    "I ask the package manager.\n" then the call); with `or_text` that line may instead go on as a plain answer.
-    Neither may begin as a call block would (marker or bare JSON) nor hold the marker at all, so no call hides in
-    text the grammar does not check. One line, then calls or the rest: each step is told apart by its first
-    character, so llguidance's lexer never holds two readings of the same text."""
-    start = 'calls | line ("\\n" (calls | rest))?' if constraint.or_text else 'calls | line "\\n" calls'
+    "I ask the package manager.\n" then the call); with `or_text` that line may instead go on as a plain answer
+    (with tool_choice "none" it must). Neither may begin as a call block would (marker or bare JSON) nor hold the
+    marker at all, so no call hides in text the grammar does not check. One line, then calls or the rest: each step
+    is told apart by its first character, so llguidance's lexer never holds two readings of the same text."""
+    start = {
+        "auto": 'calls | line ("\\n" (calls | rest))?',
+        "required": 'calls | line "\\n" calls',
+        "none": 'line ("\\n" rest)?',
+    }[constraint.tool_choice]
     marker = constraint.tool_format.open
     return start, _not_first(marker), _escaped(marker[0])
 
@@ -139,6 +143,7 @@ class GrammarLogitsProcessor:
                 self.closers,
                 scores,
                 lambda row: self.tokenizer.decode(input_ids[row, self.prompt_len :].tolist()),
+                self.tokenizer.decode,
             )
         for row, m in enumerate(self.matchers):
             if m is None:

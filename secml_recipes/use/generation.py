@@ -106,7 +106,11 @@ class TransformersGenerator:
             t0 = time.perf_counter()
             rows = constraints[start : start + self.batch_size]
             processors = [GrammarLogitsProcessor(self.tokenizer, rows, eos)] if any(rows) else None
-            loops = LoopStop(enc["input_ids"].shape[1], [r is None for r in rows]) if self.stop_loops else None
+            loops = (
+                LoopStop(enc["input_ids"].shape[1], [r is None or r.text_only for r in rows])
+                if self.stop_loops
+                else None
+            )
             out = self.model.generate(
                 **enc,
                 max_new_tokens=max_new_tokens,
@@ -203,7 +207,7 @@ class LlamaCppGenerator:
                 max_new_tokens,
                 native=self.tokenizer_path is None,
                 grammar=llama_grammar(rule, self.llm) if rule is not None else None,
-                stop_loops=self.stop_loops and rule is None,
+                stop_loops=self.stop_loops and (rule is None or rule.text_only),
                 close_loops=rule is not None and rule.closes_loops,
             )
             self.stats["loops_stopped"] = self.stats.get("loops_stopped", 0) + looped

@@ -19,8 +19,10 @@ import torch
 LOOP_WINDOW, LOOP_PERIOD = 192, 64
 # Under a grammar a loop is broken sooner: once the last 48 tokens repeat a unit of at most 64 (a word inside a
 # string, or one whole list item written over and over), the tokens that close what the answer loops in are
-# preferred (`LoopCloser`): inside a JSON string those that start with a quote, outside one those that start with
-# "]" (a quote there would open one more item, `""` after `""`); the grammar keeps the rest of the answer valid.
+# preferred (`LoopCloser`, `closer_kind`): a unit without a quote loops inside one string, so the tokens that start
+# with a quote end it; a unit with a quote is a list item written again and again, so the tokens that start with "]"
+# end the list, once the item being written is closed (inside its string a "]" is only one more character, and a
+# quote would open one more item, `""` after `""`); the grammar keeps the rest of the answer valid.
 CLOSE_WINDOW, CLOSE_PERIOD = 48, 64
 CLOSE_BOOST = 1000.0
 
@@ -28,16 +30,30 @@ CLOSE_BOOST = 1000.0
 def is_looping(ids, window: int = LOOP_WINDOW, period: int = LOOP_PERIOD) -> bool:
     """Whether the last `window` of `ids` are one unit of at most `period` tokens repeated (only the last
     window + period tokens are read: called at every step, it must not grow with the answer)."""
+    return loop_period(ids, window, period) > 0
+
+
+def loop_period(ids, window: int = CLOSE_WINDOW, period: int = CLOSE_PERIOD) -> int:
+    """The shortest unit (in tokens, at most `period`) that the last `window` of `ids` repeat; 0 when they do not."""
     ids = list(ids[-(window + period) :])
     if len(ids) < window + 1:
-        return False
+        return 0
     tail = ids[-window:]
-    return any(tail == ids[-window - p : -p] for p in range(1, min(period, len(ids) - window) + 1))
+    return next((p for p in range(1, min(period, len(ids) - window) + 1) if tail == ids[-window - p : -p]), 0)
 
 
 def in_constrained_loop(ids) -> bool:
     """Whether a constrained answer `ids` has entered the cycle that `LoopCloser` and `closer_boost` break."""
-    return is_looping(ids, CLOSE_WINDOW, CLOSE_PERIOD)
+    return loop_period(ids) > 0
+
+
+def closer_kind(answer_text: str, unit_text: str) -> str | None:
+    """What ends a loop whose repeated unit reads `unit_text`, with the answer so far `answer_text`: "quotes" for a
+    loop inside one string (the unit has no quote), "brackets" outside any string (a list item written again and
+    again, or a run of numbers), None while a repeated item's own string is still being written."""
+    if not inside_json_string(answer_text):
+        return "brackets"
+    return None if '"' in unit_text else "quotes"
 
 
 # Closer-token ids per model or tokenizer, held weakly so that a cached vocabulary never keeps a model in memory.
@@ -65,10 +81,10 @@ class Closers:
     quotes: np.ndarray
     brackets: np.ndarray
 
-    def raise_in(self, scores, in_string: bool) -> None:
-        """Raise, in one row of logits (a numpy array or a torch tensor), what closes the string the answer is in,
-        else what closes the list."""
-        ids = self.quotes if in_string else self.brackets
+    def raise_in(self, scores, kind: str) -> None:
+        """Raise, in one row of logits (a numpy array or a torch tensor), the tokens that end a string ("quotes") or
+        a list ("brackets")."""
+        ids = self.quotes if kind == "quotes" else self.brackets
         scores[torch.from_numpy(ids) if isinstance(scores, torch.Tensor) else ids] += CLOSE_BOOST
 
 
@@ -96,16 +112,20 @@ class LoopCloser:
 
     def __call__(self, input_ids, scores):
         new = input_ids[self.prompt_length :]
-        if in_constrained_loop(new):
-            text = self.llm.detokenize(list(new), special=False).decode("utf-8", "replace")
-            self.closers.raise_in(scores, inside_json_string(text))
-            self.closed += 1
+        period = loop_period(new)
+        if period:
+            text = lambda ids: self.llm.detokenize(list(ids), special=False).decode("utf-8", "replace")  # noqa: E731
+            kind = closer_kind(text(new), text(new[-period:]))
+            if kind:
+                self.closers.raise_in(scores, kind)
+                self.closed += 1
         return scores
 
 
 class LoopStop:
     """A transformers stopping criterion: True for each free row of the batch whose answer `is_looping` (a row
-    already done stays done; rows under a constraint are never stopped: their bounds end them)."""
+    already done stays done; rows under a JSON or tool-call constraint are never stopped: their bounds end them, and
+    a cut would leave them invalid; a plain-text-only turn counts as free, `Constraint.text_only`)."""
 
     def __init__(self, prompt_length: int, free: list[bool]):
         self.prompt_length, self.free, self.done = prompt_length, free, [False] * len(free)
@@ -122,14 +142,16 @@ class LoopStop:
         return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
 
 
-def closer_boost(rows_recent_ids: list[list[int]], closers: Closers, scores: torch.Tensor, answer_text) -> int:
+def closer_boost(rows_recent_ids: list[list[int]], closers: Closers, scores: torch.Tensor, answer_text, decode) -> int:
     """The transformers side of `LoopCloser`: raise the closers of every row whose answer is looping
     (`rows_recent_ids`: the end of each answer, at least CLOSE_WINDOW + CLOSE_PERIOD tokens of it; `answer_text(row)`:
-    a row's whole answer, decoded only then); the number of rows raised."""
+    a row's whole answer, decoded only then; `decode(ids)`: the text of token ids); the number of rows raised."""
     raised = 0
     for row, recent in enumerate(rows_recent_ids):
-        if in_constrained_loop(recent):
-            closers.raise_in(scores[row], inside_json_string(answer_text(row)))
+        period = loop_period(recent)
+        kind = period and closer_kind(answer_text(row), decode(recent[-period:]))
+        if kind:
+            closers.raise_in(scores[row], kind)
             raised += 1
     return raised
 

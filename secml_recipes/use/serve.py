@@ -18,7 +18,7 @@ type `json_schema` (OpenAI's form, which `openai_response_format` passes through
 is decoded under its schema (`json_object`: under its `schema`, else any JSON object), and a request with `tools` under
 the tool-call constraint (tasks/constraints.py): one of the declared tools with arguments under its schema (a path
 or pid only one the conversation names), in the family's call format, or, unless `tool_choice` is "required", a
-plain answer.
+plain answer that opens no call (the only choice with `tool_choice` "none").
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pathlib import Path
 from secml_recipes.command_help import CommandHelpFormatter
 from secml_recipes.deploy.gguf import gguf_architecture
 from secml_recipes.families import ChatFamily, canonical_conversation
-from secml_recipes.tasks.constraints import Constraint, tool_turn_constraint
+from secml_recipes.tasks.constraints import TOOL_CHOICES, Constraint, tool_turn_constraint
 from secml_recipes.use.constrained import llama_grammar
 from secml_recipes.use.generation import _family_or_none, gguf_tokenizer, llama_cpp_generate
 
@@ -89,11 +89,10 @@ def request_constraint(
     if kind == "json_object":  # llama-cpp-python's own form carries the schema here
         schema = response_format.get("schema")
         return Constraint(schema if isinstance(schema, dict) else {"type": "object"})
-    if tools and tool_choice != "none":
+    if tools:
+        choice = tool_choice if tool_choice in TOOL_CHOICES else "auto"  # a named function: any declared one
         try:
-            return tool_turn_constraint(
-                tools, None, family.tool_format, messages, "required" if tool_choice == "required" else "auto"
-            )
+            return tool_turn_constraint(tools, None, family.tool_format, messages, choice)
         except ValueError:  # no declared tool can be called with what the conversation names: answer in text
             return None
     return None

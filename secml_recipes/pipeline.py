@@ -41,6 +41,7 @@ from secml_recipes.command_help import CommandHelpFormatter
 from secml_recipes.evaluation.headline import load_reports, write_headline
 from secml_recipes.fingerprint import code_fingerprints, fingerprint_input
 from secml_recipes.hub import hub_token
+from secml_recipes.train.cpu_allocator import with_cpu_allocator
 
 PACKAGE = Path(__file__).resolve().parent
 # Where stage entry modules are found: the repository (or site-packages) holding the package; tests.harness.tiny
@@ -219,7 +220,7 @@ def _children_cpu() -> float:
 
 def _run(cmd: list[str]) -> None:
     print(f"[secml pipeline] $ {' '.join(cmd)}", flush=True)
-    subprocess.run(cmd, check=True)
+    subprocess.run(cmd, check=True, env=with_cpu_allocator(dict(os.environ)))
 
 
 def run_stage(

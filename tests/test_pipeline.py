@@ -317,3 +317,18 @@ def test_a_folder_fingerprint_sees_its_weights_and_a_checkpoint_folder_is_not_em
     assert fingerprint_path(a) == fingerprint_path(c)
     (c / "checkpoint-4" / "model.safetensors").write_bytes(b"other")
     assert fingerprint_path(a) == fingerprint_path(c)
+
+
+def test_stage_processes_run_under_the_cpu_allocator_settings_unless_the_user_set_them(monkeypatch):
+    """glibc reads its allocator variables at process start: the pipeline hands them to every stage process (a
+    value the user exported wins), so CPU training reuses freed memory instead of faulting it in every step."""
+    from secml_recipes.train.cpu_allocator import CPU_ALLOCATOR_ENV, with_cpu_allocator
+
+    seen = {}
+    monkeypatch.setattr(pipeline.subprocess, "run", lambda cmd, check, env: seen.update(env))
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "123")
+    pipeline._run(["true"])
+    if sys.platform.startswith("linux"):
+        assert seen["MALLOC_MMAP_MAX_"] == CPU_ALLOCATOR_ENV["MALLOC_MMAP_MAX_"] == "0"
+    assert seen["MALLOC_TRIM_THRESHOLD_"] == "123"
+    assert with_cpu_allocator({"PATH": "/bin"})["PATH"] == "/bin"

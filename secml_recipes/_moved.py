@@ -46,10 +46,14 @@ class _AliasLoader(importlib.abc.Loader):
         self.target = target
 
     def create_module(self, spec):
-        return importlib.import_module(self.target)
+        module = importlib.import_module(self.target)
+        self.own_spec = module.__spec__
+        return module
 
     def exec_module(self, module):  # the target module ran when it was imported
-        pass
+        # importlib has just set the alias's spec on the shared module object; the module keeps its own, or
+        # importlib.resources would read the package's data files through this loader, which has none
+        module.__spec__ = self.own_spec
 
     def get_code(self, fullname):  # `python -m OLD` runs the new module's code as __main__
         spec = importlib.util.find_spec(self.target)

@@ -273,6 +273,10 @@ def test_serve_turns_response_format_and_tools_into_constraints():
     assert not request_constraint(family, messages, TOOL_SCHEMAS, None, "required").or_text
     answer_only = request_constraint(family, messages, TOOL_SCHEMAS, None, "none")  # OpenAI's: the model answers
     assert answer_only.or_text and not answer_only.calls
+    from secml_recipes.tasks.constraints import stops_when_looping
+
+    # a loop may end a free or answer-only turn early, never one that may still be writing a call or JSON
+    assert stops_when_looping(None) and stops_when_looping(answer_only) and not stops_when_looping(tools)
     with pytest.raises(ValueError, match="schema"):
         request_constraint(family, [], None, {"type": "json_schema", "json_schema": {"name": "x"}})
 

@@ -372,6 +372,13 @@ def tool_turn_constraint(
     return Constraint(schema, fmt, bounds["calls_per_turn"], tool_choice=tool_choice, lead_chars=bounds["lead_chars"])
 
 
+def stops_when_looping(constraint: Constraint | None) -> bool:
+    """Whether an answer under `constraint` that falls into a repetition cycle may be ended there (`use/loops.py`
+    `is_looping`): a free answer, or a plain-text-only one (any prefix of it is valid); never a JSON or call turn,
+    which a cut would leave invalid. Both runtimes ask this."""
+    return constraint is None or constraint.text_only
+
+
 # What a turn's tool_choice may be where a constraint is built: "auto" (call or answer), "required" (call), "none"
 # (answer).
 TOOL_CHOICES = ("auto", "required", "none")

@@ -21,7 +21,7 @@ import torch
 from secml_recipes.deploy.gguf import gguf_chat_template, gguf_context_length
 from secml_recipes.families import FamilyError, resolve_family
 from secml_recipes.model_folders import model_and_adapter, trained_tokenizer_folder
-from secml_recipes.tasks.constraints import Constraint
+from secml_recipes.tasks.constraints import Constraint, stops_when_looping
 from secml_recipes.use.constrained import GrammarLogitsProcessor, llama_grammar
 from secml_recipes.use.gguf_cache import as_gguf
 from secml_recipes.use.loops import LoopCloser, LoopStop, is_looping
@@ -107,9 +107,7 @@ class TransformersGenerator:
             rows = constraints[start : start + self.batch_size]
             processors = [GrammarLogitsProcessor(self.tokenizer, rows, eos)] if any(rows) else None
             loops = (
-                LoopStop(enc["input_ids"].shape[1], [r is None or r.text_only for r in rows])
-                if self.stop_loops
-                else None
+                LoopStop(enc["input_ids"].shape[1], [stops_when_looping(r) for r in rows]) if self.stop_loops else None
             )
             out = self.model.generate(
                 **enc,
@@ -207,7 +205,7 @@ class LlamaCppGenerator:
                 max_new_tokens,
                 native=self.tokenizer_path is None,
                 grammar=llama_grammar(rule, self.llm) if rule is not None else None,
-                stop_loops=self.stop_loops and (rule is None or rule.text_only),
+                stop_loops=self.stop_loops and stops_when_looping(rule),
                 close_loops=rule is not None and rule.closes_loops,
             )
             self.stats["loops_stopped"] = self.stats.get("loops_stopped", 0) + looped
